@@ -1,0 +1,7 @@
+# The two commands a newcomer needs; both set up .venv themselves on first use.
+.PHONY: run test bench-quick
+run:
+	@./tools/run.sh
+
+test:
+	@./tools/test.sh
