@@ -1,0 +1,185 @@
+"""Headless commands: `train`, `sample`, `tape`. Progress goes to stderr, the machine-readable result to stdout
+as one JSON line. A PlaygroundError becomes `error: <message>` and exit status 2, never a traceback."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from typing import Any
+
+from .errors import ConfigError, PlaygroundError
+
+_T0 = time.perf_counter()
+
+
+def _key_values(pairs: list[str], flag: str) -> dict[str, str]:
+    out = {}
+    for p in pairs:
+        key, sep, value = p.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{flag} expects key=value, got {p!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _json_number(x: Any) -> Any:
+    """JSON has no infinity; an infinite perplexity is written as the string "inf" (and explained on stderr)."""
+    if isinstance(x, float) and math.isinf(x):
+        return "inf"
+    if isinstance(x, float) and math.isnan(x):
+        return "nan"
+    return x
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python main.py", description="LM Playground headless commands "
+                                "(run with no arguments to open the desktop app)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model and write a checkpoint")
+    t.add_argument("--corpus", default="builtin:python-docs",
+                   help="a .txt file, a folder of text files, or builtin:python-docs / builtin:python-code")
+    t.add_argument("--tokenizer", default="char", help="char, word or bpe")
+    t.add_argument("--tok-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="tokenizer option, e.g. vocab_size=512 (bpe/word) or lowercase=true (word)")
+    t.add_argument("--model", default="transformer", help="ngram, rnn, lstm, gru or transformer")
+    t.add_argument("--preset", default=None, help="a preset from resources/presets (neural models)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any hyperparameter, e.g. order=3, n_layer=4, lr=3e-4")
+    t.add_argument("--max-steps", type=int, default=None)
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    t.add_argument("--seed", type=int, default=1337)
+    t.add_argument("--val-fraction", type=float, default=0.1, help="the last fraction of the text is validation")
+    t.add_argument("--max-corpus-mb", type=float, default=50.0, help="refuse corpora larger than this")
+    t.add_argument("--replace-bad-utf8", action="store_true",
+                   help="replace invalid UTF-8 bytes with U+FFFD instead of refusing the file")
+    t.add_argument("--resume", default=None, metavar="DIR", help="continue the run saved in this checkpoint")
+    t.add_argument("--out", default=None, metavar="DIR", help="checkpoint folder (default runs/<model>-<time>)")
+    t.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+    s = sub.add_parser("sample", help="generate text from a checkpoint")
+    s.add_argument("--checkpoint", required=True, metavar="DIR")
+    s.add_argument("--prompt", default="")
+    s.add_argument("--strategy", default="sample", choices=["greedy", "sample", "beam"])
+    s.add_argument("--temperature", type=float, default=1.0)
+    s.add_argument("--top-k", type=int, default=0)
+    s.add_argument("--top-p", type=float, default=1.0)
+    s.add_argument("--min-p", type=float, default=0.0)
+    s.add_argument("--repetition-penalty", type=float, default=1.0)
+    s.add_argument("--beam-width", type=int, default=4)
+    s.add_argument("--length-penalty", type=float, default=1.0)
+    s.add_argument("--max-new-tokens", type=int, default=200)
+    s.add_argument("--stop", default=None, help="stop when this string appears")
+    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--json", action="store_true", help="print one JSON line instead of streaming text")
+
+    a = sub.add_parser("tape", help="replay a checkpoint's model on the autodiff tape and compare with torch")
+    a.add_argument("--checkpoint", required=True, metavar="DIR")
+    a.add_argument("--text", required=True)
+    a.add_argument("--check", action="store_true", help="also run finite-difference checks on a sample of nodes")
+    return p
+
+
+def _train(args: argparse.Namespace) -> int:
+    from . import api
+
+    if args.resume:
+        run = api.resume_run(args.resume, max_steps=args.max_steps, device=args.device)
+    else:
+        spec = api.RunSpec(corpus=args.corpus, tokenizer=args.tokenizer,
+                           tokenizer_options=_key_values(args.tok_set, "--tok-set"), family=args.model,
+                           preset=args.preset, overrides=_key_values(args.set, "--set"), device=args.device,
+                           seed=args.seed, val_fraction=args.val_fraction, max_steps=args.max_steps,
+                           max_corpus_bytes=int(args.max_corpus_mb * 1_000_000),
+                           on_bad_utf8="replace" if args.replace_bad_utf8 else "error")
+        run = api.start_run(spec)
+    out_dir = api.prepare_output_dir(args.out or api.default_run_dir(run))
+    info = run.summary()
+    if not args.quiet:
+        print(f"training {info['model']} ({info['params']:,} params) on {info['device']}, "
+              f"{info['tokenizer']} tokenizer, vocab {info['vocab_size']}, "
+              f"{info['train_tokens']:,} train / {info['val_tokens']:,} val tokens", file=sys.stderr)
+    last_print = 0.0
+    final = None
+    for r in run.reports():
+        final = r
+        now = time.perf_counter()
+        if r.event == "error":
+            print(f"error: {r.message}", file=sys.stderr)
+            break
+        if args.quiet:
+            continue
+        if r.event == "eval" or r.event == "done" or now - last_print > 1.0:
+            last_print = now
+            line = f"step {r.step}/{r.max_steps}"
+            if not math.isnan(r.train_loss):
+                line += f"  loss {r.train_loss:.4f}  lr {r.lr:.2e}  {r.tokens_per_s:,.0f} tok/s"
+            if r.val_loss is not None:
+                line += f"  val {r.val_loss:.4f} ({r.val_bpc:.3f} bpc)"
+            if r.message:
+                line += f"  {r.message}"
+            print(line, file=sys.stderr)
+    path = run.save(out_dir)
+    result = run.summary()
+    result.update(wall_s=round(time.perf_counter() - _T0, 3), checkpoint=str(path))
+    if final is not None and final.event == "error":
+        result["error"] = final.message
+    if isinstance(result.get("val_ppl"), float) and math.isinf(result["val_ppl"]):
+        print("note: validation perplexity is infinite: the model gives probability 0 to some validation "
+              "token (unsmoothed MLE meets an unseen n-gram); choose a smoothing method", file=sys.stderr)
+    print(json.dumps({k: _json_number(v) for k, v in result.items()}))
+    return 1 if "error" in result else 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from . import api
+    from .decode import DecodeConfig, generate
+
+    handle = api.load_checkpoint(args.checkpoint)
+    cfg = DecodeConfig(strategy=args.strategy, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                       min_p=args.min_p, repetition_penalty=args.repetition_penalty, beam_width=args.beam_width,
+                       length_penalty=args.length_penalty, max_new_tokens=args.max_new_tokens, stop=args.stop,
+                       seed=args.seed)
+    tokens = []
+    text = ""
+    for ev in generate(handle.model, handle.tokenizer, args.prompt, cfg):
+        if ev.token_id is not None and not ev.done:
+            tokens.append({"id": int(ev.token_id), "text": ev.text, "prob": float(ev.prob)})
+        if ev.done and getattr(ev, "final_text", None) is not None:
+            text = ev.final_text
+        elif ev.text and not ev.done:
+            text += ev.text
+            if not args.json and args.strategy != "beam":
+                sys.stdout.write(ev.text)
+                sys.stdout.flush()
+    if args.json:
+        print(json.dumps({"prompt": args.prompt, "text": text, "strategy": args.strategy, "tokens": tokens}))
+    elif args.strategy == "beam":
+        print(text)
+    else:
+        print()
+    return 0
+
+
+def _tape(args: argparse.Namespace) -> int:
+    from .autodiff.report import tape_report
+
+    report = tape_report(args.checkpoint, args.text, check=args.check)
+    print(json.dumps({k: _json_number(v) for k, v in report.items()}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = _parser().parse_args(argv)
+    try:
+        return {"train": _train, "sample": _sample, "tape": _tape}[args.command](args)
+    except PlaygroundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

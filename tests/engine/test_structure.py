@@ -1,0 +1,37 @@
+"""The engine must stay usable without Qt: the CLI, tests and the GPU machine (no PySide6 there) rely on it."""
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_engine_imports_no_gui_modules():
+    code = (
+        "import sys, pkgutil, importlib, engine\n"
+        "for m in pkgutil.walk_packages(engine.__path__, 'engine.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "bad = sorted(n for n in sys.modules if n.split('.')[0] in ('PySide6', 'pyqtgraph', 'shiboken6', 'app'))\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"engine pulled in GUI modules: {out.stdout.strip()}"
+
+
+def test_launch_without_display_explains_instead_of_crashing():
+    from app.launch import display_problem
+
+    msg = display_problem(env={}, find_library=lambda name: "found")
+    assert msg is not None and "xvfb-run" in msg and "main.py train" in msg
+    msg = display_problem(env={"DISPLAY": ":99"}, find_library=lambda name: None)
+    assert "libxcb-icccm4" in msg and "libxcb-keysyms1" in msg
+    assert display_problem(env={"DISPLAY": ":99"}, find_library=lambda name: "found") is None
+    assert display_problem(env={"QT_QPA_PLATFORM": "offscreen"}) is None
+
+
+def test_main_without_display_exits_with_message():
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
+    out = subprocess.run([sys.executable, "main.py"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 1
+    assert "No display found" in out.stderr
