@@ -1,0 +1,44 @@
+"""The seed lecture's example network as a ready-made tape, with small fixed numbers, so a learner can step
+through NNForward and NNBackward and see the lecture's quantities:
+
+    a = Linear(x, α)   z = σ(a)   b = Linear(z, β)   ŷ = softmax(b)   J = −yᵀ log ŷ
+
+Each node's group is the lecture's name for the quantity it produces (a, z, b, ŷ, J); the backward steps come out
+in the order of NNBackward: g_ŷ, g_b, (g_β, g_z), g_a, (g_α, g_x)."""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.autodiff import modules as M
+from engine.autodiff.tape import Tape, TapeProgram
+
+X = [1.0, 0.5, -1.0]                      # one training example, 3 features
+ALPHA = [[0.2, -0.3, 0.1],                # hidden layer: 4 units from 3 features
+         [0.4, 0.1, -0.2],
+         [-0.1, 0.3, 0.5],
+         [0.3, -0.4, 0.2]]
+BETA = [[0.5, -0.2, 0.3, 0.1],            # output layer: 3 classes from 4 hidden units
+        [-0.3, 0.4, 0.2, -0.1],
+        [0.1, 0.2, -0.4, 0.3]]
+Y = 1                                     # the gold class
+
+
+def lecture_example() -> TapeProgram:
+    tape = Tape()
+    with tape.group("x"):
+        x = tape.input(X, "x")
+    with tape.group("a"):
+        alpha = tape.param(ALPHA, "alpha", "α")
+        a = tape.apply(M.Linear(bias=False), x, alpha, label="Linear(α)")
+    with tape.group("z"):
+        z = tape.apply(M.Sigmoid(), a, label="Sigmoid")
+    with tape.group("b"):
+        beta = tape.param(BETA, "beta", "β")
+        b = tape.apply(M.Linear(bias=False), z, beta, label="Linear(β)")
+    with tape.group("ŷ"):
+        y_hat = tape.apply(M.Softmax(), b, label="Softmax")
+    with tape.group("J"):
+        y = tape.input(np.eye(len(BETA))[Y], "y", constant=True)   # gold labels: no gradient
+        loss = tape.apply(M.ProbCrossEntropy(), y, y_hat, label="CrossEntropy")
+    return TapeProgram(tape, loss.id, {"alpha": alpha.id, "beta": beta.id}, tokens=[],
+                       title="Seed lecture: x → Linear(α) → Sigmoid → Linear(β) → Softmax → CrossEntropy")
