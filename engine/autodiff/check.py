@@ -12,7 +12,7 @@ from engine.autodiff.tape import Node, Tape, TapeProgram
 
 def _probe(out: np.ndarray, g: np.ndarray) -> float:
     """L = Σ g ⊙ out over finite entries (masked scores are −∞ and carry no gradient)."""
-    return float(np.where(np.isfinite(out), g * out, 0.0).sum())
+    return float((g * np.where(np.isfinite(out), out, 0.0)).sum())
 
 
 def fd_check_node(tape: Tape, node_id: int, eps: float = 1e-6, max_entries: int = 24, seed: int = 0) -> float:
