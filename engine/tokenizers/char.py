@@ -1,0 +1,71 @@
+"""Character tokenizer: one token per Unicode character of the corpus, as in nanoGPT's shakespeare_char."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import TokenizerError
+
+# How whitespace and control characters are shown in token lists, where a bare "\n" or " " would be invisible.
+_VISIBLE = {"\n": "\\n", "\t": "\\t", "\r": "\\r", " ": "␣"}
+
+
+def visible(s: str) -> str:
+    """A display form of a token: spaces as ␣, newlines and tabs escaped, other control characters as \\xNN."""
+    return "".join(_VISIBLE.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 32 or ord(c) == 127 else c) for c in s)
+
+
+def check_ids(ids: Sequence[int], vocab_size: int) -> list[int]:
+    """Token ids as Python ints, refusing any outside the vocabulary (a model sampled from another tokenizer)."""
+    out = [int(i) for i in ids]
+    bad = [i for i in out if not 0 <= i < vocab_size]
+    if bad:
+        raise TokenizerError(f"token id {bad[0]} is outside the vocabulary (size {vocab_size})")
+    return out
+
+
+class CharTokenizer:
+    kind = "char"
+
+    def __init__(self, chars: str):
+        if not chars:
+            raise TokenizerError("cannot build a character vocabulary from empty text")
+        if len(set(chars)) != len(chars):
+            raise TokenizerError("character vocabulary has repeated characters")
+        self.chars = chars
+        self.stoi = {c: i for i, c in enumerate(chars)}
+        self.vocab_size = len(chars)
+        # Encoding looks code points up in this sorted array, so a megabyte encodes in one vectorized pass.
+        self._codes = np.array([ord(c) for c in chars], dtype=np.uint32)
+        self._order = np.argsort(self._codes)
+
+    @classmethod
+    def train(cls, text: str) -> "CharTokenizer":
+        return cls("".join(sorted(set(text))))
+
+    def encode(self, text: str) -> list[int]:
+        if not text:
+            return []
+        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        sorted_codes = self._codes[self._order]
+        pos = np.minimum(np.searchsorted(sorted_codes, codes), len(sorted_codes) - 1)
+        known = sorted_codes[pos] == codes
+        if not known.all():
+            unknown = sorted({chr(c) for c in codes[~known]})
+            shown = ", ".join(repr(c) for c in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+            raise TokenizerError(f"{len(unknown)} character(s) not in the vocabulary: {shown}")
+        return self._order[pos].tolist()
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return "".join(self.chars[i] for i in check_ids(ids, self.vocab_size))
+
+    def token_str(self, i: int) -> str:
+        return visible(self.chars[check_ids([i], self.vocab_size)[0]])
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "chars": self.chars}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CharTokenizer":
+        return cls(d["chars"])
