@@ -1,0 +1,401 @@
+"""Decoding: turn a language model into text, one token at a time, and show why each token was picked.
+
+One API for every family. A runner hides how a family produces next-token logits (the n-gram model looks its
+table up, the RNN carries its hidden state, the Transformer appends to its KV cache), so greedy, sampling and beam
+search are written once. Each new token comes out as a DecodeEvent of plain CPU data: the token, its probability,
+the top of the distribution it was drawn from and what truncation cut away, and for beam search the live beams.
+
+The next-token logits go through, in this order (the lecture's order, and Hugging Face's):
+repetition penalty -> temperature -> top-k -> top-p -> min-p -> renormalise -> pick.
+For the n-gram model the "logits" are its log-probabilities, so temperature and the penalty work on them alike.
+Temperature 0 means greedy. Greedy and beam search use the penalised distribution at temperature 1, untruncated
+(truncation never removes the most likely token, and beam search ranks by the model's own probabilities).
+
+An empty prompt starts from a newline when the tokenizer has one (a natural start of a line of text, kept out of
+the output). Without one, the n-gram model starts from the empty context (it backs off to the unigram
+distribution) and a neural model refuses: it needs at least one token to condition on. Sampling randomness comes from a numpy
+Generator made for the call, so a seed reproduces a sample without touching global RNG state.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .beam import BeamInfo, BeamSearch
+from .errors import ConfigError, TokenizerError
+
+STRATEGIES = ("greedy", "sample", "beam")
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    strategy: str = "sample"         # "greedy" | "sample" | "beam"
+    temperature: float = 1.0         # divides the logits before truncation; 0 means greedy
+    top_k: int = 0                   # keep only the k most likely tokens; 0 = off
+    top_p: float = 1.0               # keep the smallest most-likely set holding this much mass (nucleus); 1 = off
+    min_p: float = 0.0               # drop tokens less likely than min_p × the most likely one; 0 = off
+    repetition_penalty: float = 1.0  # CTRL: divide positive / multiply negative logits of seen tokens; 1 = off
+    beam_width: int = 4              # hypotheses kept per step (beam only)
+    length_penalty: float = 1.0      # alpha in score = logprob / len**alpha for finished beams; 0 = off
+    max_new_tokens: int = 200        # hard limit on generated tokens
+    stop: str | Sequence[str] | None = None  # stop once the text contains one of these (kept out of the text)
+    seed: int | None = None          # same seed, same sample; None = fresh randomness
+    top_n: int = 10                  # how many alternatives each event reports
+    use_cache: bool = True           # carry RNN state / KV cache; False recomputes the context every token
+
+    def __post_init__(self):
+        stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
+        object.__setattr__(self, "stop", stop)
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
+        if not self.temperature >= 0:
+            raise ConfigError(f"temperature must be 0 or more, not {self.temperature}")
+        if not isinstance(self.top_k, int) or self.top_k < 0:
+            raise ConfigError(f"top_k must be a whole number, 0 or more (0 = off), not {self.top_k!r}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ConfigError(f"top_p must be in (0, 1] (1 = off), not {self.top_p}")
+        if not 0.0 <= self.min_p <= 1.0:
+            raise ConfigError(f"min_p must be in [0, 1] (0 = off), not {self.min_p}")
+        if not self.repetition_penalty > 0:
+            raise ConfigError(f"repetition_penalty must be above 0 (1 = off), not {self.repetition_penalty}")
+        if not isinstance(self.beam_width, int) or self.beam_width < 1:
+            raise ConfigError(f"beam_width must be a whole number of at least 1, not {self.beam_width!r}")
+        if not np.isfinite(self.length_penalty):
+            raise ConfigError(f"length_penalty must be a finite number, not {self.length_penalty}")
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be a whole number of at least 1, not {self.max_new_tokens!r}")
+        if not isinstance(self.top_n, int) or self.top_n < 0:
+            raise ConfigError(f"top_n must be a whole number, 0 or more, not {self.top_n!r}")
+        if any(not isinstance(s, str) or not s for s in stop):
+            raise ConfigError("stop strings must be non-empty text")
+
+    @property
+    def greedy(self) -> bool:
+        return self.strategy == "greedy" or (self.strategy == "sample" and self.temperature == 0)
+
+
+@dataclass
+class DecodeEvent:
+    """One new token (done=False), or the end of decoding (done=True, token_id None, final_text set)."""
+    step: int                        # 1-based index of the token among the generated ones
+    token_id: int | None             # the new token; None on the final event
+    text: str                        # what the token added to the text (beam: to its own hypothesis)
+    full_text: str                   # the continuation so far (beam: the best hypothesis); the prompt excluded
+    prob: float = 0.0                # under the final distribution (penalty, temperature, truncation)
+    raw_prob: float = 0.0            # under the model's own softmax
+    rank: int = 0                    # 0 = the most likely token before truncation (after the penalty)
+    topk_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (top_n,) best first
+    topk_probs: np.ndarray = field(default_factory=lambda: np.zeros(0))      # final probs (0 where cut)
+    topk_raw_probs: np.ndarray = field(default_factory=lambda: np.zeros(0))  # model probs
+    topk_tempered_probs: np.ndarray = field(default_factory=lambda: np.zeros(0))  # after penalty + temperature
+    kept_mass: float = 1.0           # tempered mass that survived truncation
+    n_kept: int = 0                  # tokens that survived truncation
+    cut_top_k: float = 0.0           # tempered mass removed by top-k
+    cut_top_p: float = 0.0           # ... by top-p (after top-k)
+    cut_min_p: float = 0.0           # ... by min-p (after top-p)
+    beams: list[BeamInfo] | None = None   # beam: new live beams (best first) then those finished at this step
+    pruned: list[BeamInfo] | None = None  # beam: candidates dropped at this step
+    done: bool = False
+    finish_reason: str = ""          # final event: "max_tokens", "stop", "beams_finished" or "stopped"
+
+    @property
+    def final_text(self) -> str | None:
+        return self.full_text if self.done else None
+
+
+# ---------------------------------------------------------------- the next-token distribution
+
+@dataclass
+class _Dist:
+    raw: np.ndarray        # (V,) model probabilities
+    tempered: np.ndarray   # (V,) after penalty and temperature
+    final: np.ndarray      # (V,) after truncation, renormalised
+    order: np.ndarray      # token ids, most likely first under `tempered` (ties: lower id first)
+    n_kept: int
+    kept_mass: float       # tempered mass of the kept tokens
+    cuts: tuple[float, float, float]
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    m = x.max(axis=-1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
+
+
+def _penalise(logits: np.ndarray, seen: np.ndarray, penalty: float) -> np.ndarray:
+    """CTRL's repetition penalty on the tokens seen so far (works on rows of (B, V) alike)."""
+    if penalty == 1.0:
+        return logits
+    return np.where(seen, np.where(logits > 0, logits / penalty, logits * penalty), logits)
+
+
+def _distribution(logits: np.ndarray, seen: np.ndarray, cfg: DecodeConfig) -> _Dist:
+    raw = _softmax(logits)
+    adjusted = _penalise(logits, seen, cfg.repetition_penalty)
+    plain = cfg.greedy or cfg.strategy == "beam"
+    tempered = _softmax(adjusted if plain else adjusted / cfg.temperature)
+    order = np.argsort(-adjusted, kind="stable")
+    V = len(logits)
+    n, cut_k, cut_p, cut_min = V, 0.0, 0.0, 0.0
+    sorted_p = tempered[order]
+    if not plain and 0 < cfg.top_k < V:
+        n = cfg.top_k
+        cut_k = float(sorted_p[n:].sum())
+    if not plain and cfg.top_p < 1.0:
+        cum = np.cumsum(sorted_p[:n])
+        n_p = min(n, int(np.searchsorted(cum, cfg.top_p * cum[-1], side="left")) + 1)
+        cut_p, n = float(sorted_p[n_p:n].sum()), n_p
+    if not plain and cfg.min_p > 0.0:
+        n_m = int(np.count_nonzero(sorted_p[:n] >= cfg.min_p * sorted_p[0]))  # a prefix: sorted_p is descending
+        cut_min, n = float(sorted_p[n_m:n].sum()), n_m
+    final = tempered
+    if n < V:  # renormalise only when something was cut, so "off" settings leave the numbers bit-identical
+        final = np.zeros(V)
+        final[order[:n]] = sorted_p[:n] / sorted_p[:n].sum()
+    return _Dist(raw, tempered, final, order, n, float(sorted_p[:n].sum()), (cut_k, cut_p, cut_min))
+
+
+def _draw(probs: np.ndarray, rng: np.random.Generator) -> int:
+    """Inverse-CDF sampling over ids in their natural order (one uniform draw per token)."""
+    cdf = np.cumsum(probs)
+    i = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
+    return i if i < len(probs) and probs[i] > 0 else int(np.flatnonzero(probs)[-1])
+
+
+def _token_event(step: int, tok: int, d: _Dist, top_n: int, text: str, full_text: str, **extra) -> DecodeEvent:
+    ids = d.order[:top_n]
+    rank = int(np.flatnonzero(d.order == tok)[0])
+    return DecodeEvent(step, tok, text, full_text, float(d.final[tok]), float(d.raw[tok]), rank,
+                       ids.astype(np.int64), d.final[ids], d.raw[ids], d.tempered[ids],
+                       kept_mass=d.kept_mass, n_kept=d.n_kept, cut_top_k=d.cuts[0], cut_top_p=d.cuts[1],
+                       cut_min_p=d.cuts[2], **extra)
+
+
+# ---------------------------------------------------------------- runners: next-token logits for each family
+
+class _NGramRunner:
+    """The n-gram model needs only the last order-1 tokens, so each row keeps just that tail; there is no state
+    to cache. Its log-probabilities serve as logits (zero probability -> -inf, never picked)."""
+
+    def __init__(self, model, prompt_ids: list[int], use_cache: bool):
+        self.model = model
+        self.n = model.config.order - 1
+        self.rows = [self._tail(prompt_ids)]
+
+    def _tail(self, ids: list[int]) -> list[int]:
+        return ids[max(0, len(ids) - self.n):]
+
+    def start(self) -> np.ndarray:
+        return self._logits()
+
+    def advance(self, parents: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
+        self.rows = [self._tail(self.rows[p] + [t]) for p, t in zip(parents, tokens)]
+        return self._logits()
+
+    def _logits(self) -> np.ndarray:  # (B, V)
+        with np.errstate(divide="ignore"):
+            return np.log(np.stack([self.model.next_distribution(r) for r in self.rows]))
+
+
+class _TorchRunner:
+    """Rows of the batch are hypotheses: one for sampling, beam_width for beam search. `advance` first picks the
+    rows' parents (the beam reorder; sampling passes [0]) and then appends one token to each."""
+
+    def __init__(self, model, prompt_ids: list[int], use_cache: bool):
+        self.model, self.use_cache = model, use_cache
+        self.device = next(model.parameters()).device
+        self.rows = [prompt_ids]
+
+    def _tensor(self, rows) -> torch.Tensor:
+        return torch.tensor(rows, dtype=torch.long, device=self.device)
+
+    @staticmethod
+    def _last(logits: torch.Tensor) -> np.ndarray:  # (B, T, V) -> (B, V) float64 on the CPU
+        return logits[:, -1].double().cpu().numpy()
+
+
+class _RNNRunner(_TorchRunner):
+    """The prompt runs once and the hidden state is carried token by token. Without the cache the whole text
+    re-runs from a zero state every token: slower, and the reference the carried state must equal."""
+
+    @torch.no_grad()
+    def start(self) -> np.ndarray:
+        logits, self.state = self.model.step(self._tensor(self.rows), None)
+        return self._last(logits)
+
+    @torch.no_grad()
+    def advance(self, parents: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
+        if self.use_cache:
+            state = self.model.reorder_state(self.state, self._tensor(parents))
+            logits, self.state = self.model.step(self._tensor(tokens)[:, None], state)
+        else:
+            self.rows = [self.rows[p] + [t] for p, t in zip(parents, tokens)]
+            logits, _ = self.model.step(self._tensor(self.rows), None)
+        return self._last(logits)
+
+
+class _GPTRunner(_TorchRunner):
+    """KV cache while the text fits in block_size. Past that, every token re-runs the last block_size tokens into a
+    fresh cache: as the window slides each token's position changes and every layer past the first saw a
+    different context, so no cached key stays valid. The logits are therefore exactly the uncached forward on the
+    last block_size tokens (what nanoGPT's generate computes); the cache speeds up the first block_size tokens."""
+
+    def __init__(self, model, prompt_ids: list[int], use_cache: bool):
+        super().__init__(model, prompt_ids, use_cache)
+        self.block = model.config.block_size
+        self.rows = [prompt_ids[-self.block:]]
+
+    def start(self) -> np.ndarray:
+        return self._prefill()
+
+    @torch.no_grad()
+    def _prefill(self) -> np.ndarray:
+        idx = self._tensor(self.rows)
+        if not self.use_cache:
+            return self._last(self.model(idx)[0])
+        self.cache = self.model.new_cache(idx.size(0))
+        return self._last(self.model.forward_cached(idx, self.cache))
+
+    @torch.no_grad()
+    def advance(self, parents: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
+        self.rows = [(self.rows[p] + [t])[-self.block:] for p, t in zip(parents, tokens)]
+        if not self.use_cache or self.cache.length >= self.block:
+            return self._prefill()
+        self.cache.reorder(self._tensor(parents))
+        return self._last(self.model.forward_cached(self._tensor(tokens)[:, None], self.cache))
+
+
+def _runner_class(model) -> type:
+    if hasattr(model, "next_distribution"):
+        return _NGramRunner
+    if hasattr(model, "forward_cached"):
+        return _GPTRunner
+    if hasattr(model, "reorder_state"):
+        return _RNNRunner
+    raise TypeError(f"cannot decode from a {type(model).__name__}")
+
+
+# ---------------------------------------------------------------- text and the decoding loops
+
+class _Text:
+    """A hypothesis' text, decoded together with the prompt so the joins come out as in the whole text (the word
+    tokenizer's spaces, a character split over byte-level BPE tokens), and cut before the first stop string.
+    Stop strings are looked for in the continuation only."""
+
+    def __init__(self, tokenizer, prompt_ids: list[int], stop: tuple[str, ...]):
+        self.tokenizer, self.prompt_ids, self.stop = tokenizer, prompt_ids, stop
+        self.base = tokenizer.decode(prompt_ids)
+
+    def __call__(self, ids: Sequence[int]) -> tuple[str, bool]:
+        full = self.tokenizer.decode(self.prompt_ids + list(ids))
+        text = full[len(self.base):] if full.startswith(self.base) else self.tokenizer.decode(list(ids))
+        hits = [i for i in (text.find(s) for s in self.stop) if i >= 0]
+        return (text[:min(hits)], True) if hits else (text, False)
+
+
+def _delta(before: str, after: str) -> str:
+    """What a token added to the text (a BPE token finishing a multi-byte character also rewrites the '�' that
+    stood for its first bytes; full_text is the authority then)."""
+    return after[len(os.path.commonprefix([before, after])):]
+
+
+def _sample(runner, text_of: _Text, prompt_ids: list[int], V: int, cfg: DecodeConfig, stopped: Callable[[], bool]):
+    """Greedy and ancestral sampling; returns (finish_reason, tokens generated, text)."""
+    rng = np.random.default_rng(cfg.seed)
+    seen = np.zeros(V, dtype=bool)
+    seen[prompt_ids] = True
+    ids: list[int] = []
+    text = ""
+    logits = runner.start()[0]
+    for step in range(1, cfg.max_new_tokens + 1):
+        d = _distribution(logits, seen, cfg)
+        tok = int(d.order[0]) if cfg.greedy else _draw(d.final, rng)
+        ids.append(tok)
+        seen[tok] = True
+        new_text, hit = text_of(ids)
+        yield _token_event(step, tok, d, cfg.top_n, _delta(text, new_text), new_text)
+        text = new_text
+        if hit:
+            return "stop", step, text
+        if step == cfg.max_new_tokens:
+            return "max_tokens", step, text
+        if stopped():
+            return "stopped", step, text
+        logits = runner.advance([0], [tok])[0]
+
+
+def _beam(runner, text_of: _Text, prompt_ids: list[int], V: int, cfg: DecodeConfig, stopped: Callable[[], bool]):
+    """Beam search with the hypotheses as batch rows; each event follows the best live hypothesis."""
+    search = BeamSearch(cfg.beam_width, cfg.length_penalty, cfg.max_new_tokens, text_of)
+    seen = np.zeros((1, V), dtype=bool)
+    seen[0, prompt_ids] = True
+    logits = runner.start()
+    while True:
+        before = search.live
+        out = search.step(_log_softmax(_penalise(logits, seen, cfg.repetition_penalty)))
+        lead = (out.live or out.finished)[0]
+        d = _distribution(logits[lead.parent], seen[lead.parent], cfg)
+        yield _token_event(search.steps, lead.token_ids[-1], d, cfg.top_n, _delta(before[lead.parent].text, lead.text),
+                           lead.text, beams=out.live + out.finished, pruned=out.pruned)
+        if search.done or stopped():
+            best = search.best()
+            return best.finish or "stopped", search.steps, best.text
+        seen = seen[out.parents]
+        seen[np.arange(len(out.tokens)), out.tokens] = True
+        logits = runner.advance(out.parents, out.tokens)
+
+
+def _prompt_ids(tokenizer, prompt: str, ngram: bool) -> list[int]:
+    ids = tokenizer.encode(prompt) if prompt else []  # a TokenizerError (unknown characters) passes through
+    if ids:
+        return ids
+    try:
+        start = tokenizer.encode("\n")
+    except TokenizerError:
+        start = []
+    if start and tokenizer.decode(start) == "\n":
+        return start
+    if ngram:
+        return []  # the n-gram model backs off to shorter contexts, down to the unigram distribution
+    raise ConfigError("type a prompt: this vocabulary has no newline to start from")
+
+
+def generate(model, tokenizer, prompt: str, cfg: DecodeConfig, stop_flag=None) -> Iterator[DecodeEvent]:
+    """Stream DecodeEvents: one per new token, then a final one (done=True) holding the whole text.
+
+    Input is checked here, before the first token, so a mistake raises at the call rather than at the first
+    next(). stop_flag (a threading.Event or a callable returning bool) is looked at between tokens. The model is
+    used in whatever mode it is in; ModelHandle models are already in eval mode."""
+    V = model.config.vocab_size
+    if tokenizer.vocab_size != V:
+        raise ConfigError(f"the tokenizer has {tokenizer.vocab_size} tokens but the model expects {V}")
+    if cfg.strategy == "beam" and cfg.beam_width > V:
+        raise ConfigError(f"beam_width {cfg.beam_width} is more than the {V} tokens in the vocabulary")
+    runner_class = _runner_class(model)
+    ids = _prompt_ids(tokenizer, prompt, ngram=runner_class is _NGramRunner)
+    runner = runner_class(model, ids, cfg.use_cache)
+    stopped = (stop_flag.is_set if hasattr(stop_flag, "is_set") else stop_flag) or (lambda: False)
+    loop = _beam if cfg.strategy == "beam" else _sample
+    return _with_final(loop(runner, _Text(tokenizer, ids, cfg.stop), ids, V, cfg, stopped), stopped)
+
+
+def _with_final(loop, stopped: Callable[[], bool]) -> Iterator[DecodeEvent]:
+    if stopped():
+        yield DecodeEvent(0, None, "", "", done=True, finish_reason="stopped")
+        return
+    reason, steps, text = yield from loop
+    yield DecodeEvent(steps, None, "", text, done=True, finish_reason=reason)
+
+
+def complete(model, tokenizer, prompt: str, cfg: DecodeConfig, stop_flag=None) -> tuple[str, list[DecodeEvent]]:
+    """Run generate to the end: (the continuation's text, every event)."""
+    events = list(generate(model, tokenizer, prompt, cfg, stop_flag))
+    return events[-1].full_text, events
