@@ -88,9 +88,13 @@ def require_min_length(seq: Sized, n: int, what: str, unit: str = "tokens") -> N
                           f"use a longer corpus or a smaller block_size")
 
 
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e6:.4f} MB"
+
+
 def _check_size(label: str, size: int, max_bytes: int) -> None:
     if size > max_bytes:
-        raise CorpusError(f"{label} is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit")
+        raise CorpusError(f"{label} is {_mb(size)}, over the {_mb(max_bytes)} limit")
 
 
 def _read_checked(path: Path, max_bytes: int) -> bytes:
