@@ -83,7 +83,21 @@ def _parse_lambdas(value, order: int) -> tuple[float, ...]:
 
 
 class NGramLM:
-    """Counts of every 1..n-gram of the training ids, smoothed into a next-token distribution for any context."""
+    """Counts of every 1..n-gram of the training ids, smoothed into a next-token distribution for any context.
+
+    Smoothings (c = count, h = context, D = discount, V = vocabulary size):
+      mle             c(h,w) / c(h); an unseen context uses its longest seen suffix (0/0 is no estimate), and an
+                      unseen n-gram gets 0, so evaluation reports math.inf.
+      add-k           (c(h,w) + k) / (c(h) + kV) at the highest order only (k = 1 is Laplace).
+      interpolation   Jelinek-Mercer: sum_j lambda_j P_ML(w | last j-1 tokens); the unigram term is add-k so no
+                      token gets 0, and orders whose context was never seen give their weight to the rest.
+      stupid-backoff  Brants et al. score c(h,w)/c(h), else alpha * score of the shorter context. Those scores
+                      are not a distribution, so each order's scores are normalised over the vocabulary here.
+      katz            Katz backoff with absolute discounting: seen n-grams get (c - D) / c(h); the D * types / c(h)
+                      taken off goes to unseen tokens in proportion to the lower order, renormalised over them.
+      kneser-ney      interpolated Kneser-Ney (Chen & Goodman), one discount D: the top order discounts counts,
+                      lower orders discount continuation counts N1+(. h w), the bottom is uniform.
+    """
     family = "ngram"
 
     def __init__(self, config: NGramConfig):

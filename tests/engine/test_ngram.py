@@ -110,6 +110,10 @@ def test_katz_by_hand():
     m = fit(TINY, order=2, smoothing="katz", discount=0.5)
     np.testing.assert_allclose(m.next_distribution([]), [0.3, 0.3, 0.1, 0.3], rtol=1e-12)
     np.testing.assert_allclose(m.next_distribution([A]), [0.25 * 3 / 7, 0.75, 0.25 / 7, 0.25 * 3 / 7], rtol=1e-12)
+    # A context followed by every token has nothing to back off to: its counts are used undiscounted.
+    full = fit([A, A, A, B, A, C], vocab_size=3, order=2, smoothing="katz", discount=0.5)
+    np.testing.assert_allclose(full.next_distribution([A]), [0.5, 0.25, 0.25], rtol=1e-12)
+    assert full.explain([A])["backoff_mass"] == pytest.approx(0.0)
 
 
 def test_stupid_backoff_is_normalised():
