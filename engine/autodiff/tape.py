@@ -13,8 +13,6 @@ from typing import Iterator
 
 import numpy as np
 
-KINDS = ("param", "input", "op")
-
 
 @dataclass(eq=False)
 class Node:

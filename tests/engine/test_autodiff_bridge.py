@@ -7,7 +7,6 @@ import torch
 from engine.autodiff.bridge import TapeError, build_tape
 from engine.autodiff.report import model_tape_report, tape_report
 from engine.autodiff.stepper import Stepper
-from engine.checkpoint import save_checkpoint
 from engine.errors import PlaygroundError, TokenizerError
 from engine.models.ngram import NGramConfig, NGramLM
 from engine.models.rnn import RNNConfig, RNNLM
@@ -134,10 +133,18 @@ def test_model_tape_report_agrees_with_torch_and_fd():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
-def test_tape_report_loads_a_checkpoint(tmp_path):
+def test_tape_report_uses_the_facades_checkpoint_loader(monkeypatch):
+    """tape_report only wires engine.api.load_checkpoint to model_tape_report; the loader itself is api's."""
+    import engine.api
+
     model = _rnn(cell="lstm", n_embd=4, n_hidden=4)
-    meta = {"family": "lstm", "model": model.config.to_dict(), "tokenizer": TOK.to_dict()}
-    save_checkpoint(tmp_path / "ckpt", meta, {"model": model.state_dict()})
-    report = tape_report(str(tmp_path / "ckpt"), TEXT, check=False)
+    seen = []
+
+    def fake_load(ckpt_dir):
+        seen.append(ckpt_dir)
+        return engine.api.ModelHandle("lstm", model, TOK, {})
+    monkeypatch.setattr(engine.api, "load_checkpoint", fake_load)
+    report = tape_report("some/dir", TEXT, check=False)
+    assert seen == ["some/dir"]
     assert report["family"] == "lstm" and report["max_fd_rel_err"] is None
     assert abs(report["loss"] - report["loss_torch"]) < 1e-12
