@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import sysconfig
+from collections.abc import Sized
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sized
 
 from .errors import ConfigError, CorpusError
 
@@ -61,6 +61,8 @@ def load_corpus(spec: str, *, max_bytes: int = 50_000_000, on_bad_utf8: str = "e
         raise CorpusError(f"no such file or folder: {spec}")
     if path.is_dir():
         text = _load_folder(path, max_bytes, on_bad_utf8)
+    elif not path.is_file():
+        raise CorpusError(f"{spec} is not a regular file or folder")
     else:
         data = _read_checked(path, max_bytes)
         text = _decode(path, data, on_bad_utf8)

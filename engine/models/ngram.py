@@ -105,6 +105,7 @@ class NGramLM:
         self._keys: list[np.ndarray] = []    # per level j (index j-1): sorted unique keys
         self._counts: list[np.ndarray] = []  # how often each j-gram occurs
         self._suffix: list[np.ndarray] = []  # level j-1 index of each j-gram's last j-1 tokens
+        self._A: list[np.ndarray] = []       # smoothing tables, filled by _prepare once every order is counted
 
     # -- counting ------------------------------------------------------------------------------------------
     def fit_iter(self, ids) -> Iterator[float]:
@@ -112,7 +113,7 @@ class NGramLM:
         ids = self._check_ids(ids, "training")
         require_min_length(ids, 1, "the training text")
         cfg, n = self.config, self.config.order
-        self._keys, self._counts, self._suffix = [], [], []
+        self._keys, self._counts, self._suffix, self._A = [], [], [], []
         prev = np.zeros(len(ids) + 1, dtype=np.int64)  # level j-1 index of the gram starting at each position
         for j in range(1, n + 1):
             m = max(len(ids) - j + 1, 0)                    # how many j-grams the text has
@@ -315,8 +316,12 @@ class NGramLM:
             for j in range(1, config.order + 1):
                 keys, counts, suffix = (np.asarray(arrays[f"{name}_{j}"], dtype=np.int64)
                                         for name in ("keys", "counts", "suffix"))
-                if not len(keys) == len(counts) == len(suffix) or np.any(np.diff(keys) <= 0):
-                    raise CheckpointError(f"n-gram arrays of order {j} are inconsistent")
+                n_prev = 1 if j == 1 else len(model._keys[-1])
+                if (not len(keys) == len(counts) == len(suffix) or np.any(np.diff(keys) <= 0)
+                        or (len(keys) and (keys[0] < 0 or keys[-1] // config.vocab_size >= n_prev
+                                           or suffix.min() < 0 or suffix.max() >= max(n_prev, 1)))):
+                    raise CheckpointError(f"n-gram arrays of order {j} do not fit a vocabulary of "
+                                          f"{config.vocab_size}; the checkpoint is damaged or its config changed")
                 model._keys.append(keys)
                 model._counts.append(counts)
                 model._suffix.append(suffix)
@@ -326,7 +331,7 @@ class NGramLM:
         return model
 
     def _require_fitted(self) -> None:
-        if not self._keys:
+        if len(self._A) != self.config.order:
             raise TrainingError("the n-gram model has not been trained yet")
 
     def _check_ids(self, ids, what: str) -> np.ndarray:

@@ -1,4 +1,6 @@
 """Corpus loading: every bad input is a one-line CorpusError that says what is wrong; good inputs load exactly."""
+import os
+
 import pytest
 
 from engine.corpus import BUILTIN_CORPORA, Corpus, load_corpus, require_min_length, split_text
@@ -115,3 +117,10 @@ def test_require_min_length():
     require_min_length([1, 2, 3], 2, "ids")
     with pytest.raises(CorpusError, match="the validation split has 3 tokens, fewer than one training window of 65"):
         require_min_length([1, 2, 3], 65, "the validation split")
+
+
+def test_special_file_is_refused_without_reading_it():
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero on this system")
+    with pytest.raises(CorpusError, match="not a regular file"):
+        load_corpus("/dev/zero")  # endless: reading it would hang

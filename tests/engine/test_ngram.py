@@ -166,6 +166,8 @@ def test_checkpoint_round_trip(tmp_path, char_ids):
     # the same counts under another smoothing need no recount
     kn = NGramLM.from_arrays(NGramConfig(vocab_size=V, order=4, smoothing="kneser-ney"), arrays)
     assert kn.evaluate(val) == NGramLM(NGramConfig(vocab_size=V, order=4)).fit(train).evaluate(val)
+    with pytest.raises(CheckpointError, match="do not fit a vocabulary of 3"):
+        NGramLM.from_arrays(NGramConfig(vocab_size=3, order=4), arrays)
     del arrays["suffix_2"]
     with pytest.raises(CheckpointError, match="missing array 'suffix_2'"):
         NGramLM.from_arrays(cfg, arrays)
@@ -203,6 +205,9 @@ def test_user_errors():
         m.next_distribution([A])
     with pytest.raises(ConfigError, match="token id 9 is outside the model's vocabulary"):
         m.fit(np.array([A, B, 9]))
+    next(m.fit_iter(np.array(TINY)))  # counting abandoned after the first order
+    with pytest.raises(TrainingError, match="not been trained"):
+        m.evaluate([A, B])
     m.fit(np.array(TINY))
     with pytest.raises(ConfigError, match="token id -1"):
         m.next_distribution([-1])
