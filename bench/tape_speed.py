@@ -67,6 +67,8 @@ def main():
     bench("GPT 2 layers, n_embd 64, 4 heads, RoPE, 32 tokens", gpt, tok, text)
     lstm = RNNLM(RNNConfig(vocab_size=tok.vocab_size, cell="lstm", n_layer=1, n_embd=64, n_hidden=64))
     bench("LSTM 1 layer, 64 wide, 64 tokens", lstm, tok, (text * 2)[:65], repeats=5)
+    big = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=256, n_layer=6, n_head=6, n_embd=384))
+    bench("GPT 6 layers, n_embd 384, 6 heads, 256 tokens (GPTConfig defaults)", big, tok, (text * 8)[:257], repeats=3)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
-_erf = np.frompyfunc(math.erf, 1, 1)   # numpy has no erf; math.erf is the C library's, as torch uses
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """numpy has no erf; torch's float64 kernel (the one nn.GELU uses) runs on the array without a copy."""
+    return torch.erf(torch.from_numpy(np.ascontiguousarray(x))).numpy()
 
 
 def _unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -234,7 +238,6 @@ class Concat(Op):
         return list(np.split(g, bounds, axis=self.axis))
 
     def torch(self, *xs):
-        import torch
         return torch.cat(xs, dim=self.axis)
 
 
@@ -283,7 +286,7 @@ class GELU(Op):
     op, fwd_rule, bwd_rule = "GELU", "b = a Φ(a),  Φ(a) = ½(1 + erf(a/√2))", "g_a = g_b ⊙ (Φ(a) + a φ(a))"
 
     def forward(self, a):
-        cdf = 0.5 * (1.0 + _erf(a * (1.0 / math.sqrt(2.0))).astype(np.float64))
+        cdf = 0.5 * (1.0 + _erf(a * (1.0 / math.sqrt(2.0))))
         return a * cdf, {"Φ": cdf}
 
     def backward(self, g, xs, out, saved):
@@ -292,7 +295,6 @@ class GELU(Op):
         return [g * (saved["Φ"] + a * pdf)]
 
     def torch(self, a):
-        import torch
         return torch.nn.functional.gelu(a)
 
 
@@ -344,7 +346,6 @@ class CrossEntropy(Op):
         return [gz * (g / len(y)), None]
 
     def torch(self, z, y):
-        import torch
         return torch.nn.functional.cross_entropy(z, y)
 
 
@@ -395,7 +396,6 @@ class LayerNorm(Op):
         return grads
 
     def torch(self, a, gamma, beta=None):
-        import torch
         return torch.nn.functional.layer_norm(a, a.shape[-1:], gamma, beta, self.eps)
 
 
@@ -412,7 +412,6 @@ class CausalMask(Op):
         return [np.where(future, 0.0, g)]
 
     def torch(self, a):
-        import torch
         future = torch.ones(a.shape[-2:], dtype=torch.bool).triu(1)
         return a.masked_fill(future, float("-inf"))
 
@@ -442,7 +441,6 @@ class Rope(Op):
         return [g * cos + _rotate_half_t(g * sin), None, None]
 
     def torch(self, a, cos, sin):
-        import torch
         half = a.shape[-1] // 2
         return a * cos + torch.cat([-a[..., half:], a[..., :half]], dim=-1) * sin
 
