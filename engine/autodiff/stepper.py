@@ -90,9 +90,14 @@ class Stepper:
         """True once every consumer has pushed its gradient into this node (its grad will not change again)."""
         return self.position - self.n_forward >= self._complete_after[node_id]
 
+    def _title(self, node: Node) -> str:
+        """"Sigmoid", "Linear(α)", or the op with a descriptive label: "Sigmoid (reset gate r)"."""
+        return node.label if node.label.startswith(node.op) else f"{node.op} ({node.label})"
+
     def _describe_input(self, node_id: int) -> str:
+        """"Linear(α) output" for an op-named node, else its label ("x", "α", "x_r + h_r")."""
         node = self.tape.nodes[node_id]
-        return f"{node.label} output" if node.kind == "op" else node.label
+        return f"{node.label} output" if node.kind == "op" and node.label.startswith(node.op) else node.label
 
     def step_forward(self) -> StepInfo:
         if not self.can_step_forward:
@@ -102,7 +107,7 @@ class Stepper:
         sources = ", ".join(self._describe_input(i) for i in dict.fromkeys(node.inputs))
         shape = "scalar" if node.value.ndim == 0 else "shape " + "×".join(map(str, node.value.shape))
         info = StepInfo(self.position + 1, "forward", node.id,
-                        f"{node.label} forward: {node.fwd_rule}, from {sources} ({shape})")
+                        f"{self._title(node)} forward: {node.fwd_rule}, from {sources} ({shape})")
         return self._done(info, ("forward", node.id))
 
     def step_backward(self) -> StepInfo:
@@ -118,11 +123,11 @@ class Stepper:
         increments = backward_step(self.tape, node)
         if increments:
             targets = ", ".join(self._describe_input(i) for i in increments)
-            text = f"{node.label} backward: {node.bwd_rule}, added to {targets}"
+            text = f"{self._title(node)} backward: {node.bwd_rule}, added to {targets}"
         elif node.grad is None:
-            text = f"{node.label} backward: no gradient reaches this node (it does not affect J), nothing to pass on"
+            text = f"{self._title(node)} backward: no gradient reaches this node (it does not affect J), nothing to pass on"
         else:
-            text = f"{node.label} backward: its inputs are data, so no gradient is passed on"
+            text = f"{self._title(node)} backward: its inputs are data, so no gradient is passed on"
         if seeded:
             text = "Base case g_J = dJ/dJ = 1. " + text
         info = StepInfo(self.position + 1, "backward", node.id, text, increments)
