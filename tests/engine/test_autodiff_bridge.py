@@ -148,3 +148,12 @@ def test_tape_report_uses_the_facades_checkpoint_loader(monkeypatch):
     assert seen == ["some/dir"]
     assert report["family"] == "lstm" and report["max_fd_rel_err"] is None
     assert abs(report["loss"] - report["loss_torch"]) < 1e-12
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_model_on_the_gpu_is_put_on_the_tape_from_cpu_copies():
+    model = _gpt(pos="rope", n_head=4, n_kv_head=2).cuda()
+    report = model_tape_report(model, TOK, TEXT)
+    assert abs(report["loss"] - report["loss_torch"]) < 1e-12
+    assert report["max_abs_grad_diff_vs_torch"] < 1e-9
+    assert next(model.parameters()).is_cuda
