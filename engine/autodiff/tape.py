@@ -151,6 +151,3 @@ class TapeProgram:
     @property
     def nodes(self) -> list[Node]:
         return self.tape.nodes
-
-    def param_grads(self) -> dict[str, np.ndarray | None]:
-        return {name: self.tape.nodes[i].grad for name, i in self.params.items()}
