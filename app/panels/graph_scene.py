@@ -1,0 +1,327 @@
+"""The tape drawn as a QGraphicsScene: one item per visible unit (a node, or a collapsed group's box), one item
+per edge, and a translucent box behind each expanded group. Items keep their own drawing state, and the scene
+keeps node id -> item maps, so a step repaints only the handful of items whose state it changed."""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen, QPolygonF
+from PySide6.QtWidgets import (QFrame, QGraphicsItem, QGraphicsRectItem, QGraphicsScene, QGraphicsSimpleTextItem,
+                               QGraphicsView, QStyleOptionGraphicsItem)
+
+from app.panels.graph_layout import NODE_H, NODE_W, GraphSpec, Layout
+
+# node fill by state: not yet computed, value computed, some gradient arrived, gradient complete
+PENDING, COMPUTED, GRAD_PARTIAL, GRAD_DONE = range(4)
+FILL = {PENDING: QColor("#eceff1"), COMPUTED: QColor("#bbdefb"), GRAD_PARTIAL: QColor("#ffe0b2"),
+        GRAD_DONE: QColor("#c8e6c9")}
+STATE_NAMES = {PENDING: "not computed", COMPUTED: "value computed", GRAD_PARTIAL: "gradient arriving",
+               GRAD_DONE: "gradient complete"}
+BORDER = {"op": QColor("#455a64"), "param": QColor("#6a1b9a"), "input": QColor("#00796b"), "group": QColor("#37474f")}
+CURRENT = QColor("#d50000")
+# edge modes: idle, carried this step's forward inputs, carried this step's gradient increments
+IDLE, FORWARD, GRADIENT = range(3)
+EDGE_PEN = {IDLE: QPen(QColor("#90a4ae"), 1.2), FORWARD: QPen(QColor("#1565c0"), 3.0),
+            GRADIENT: QPen(QColor("#ef6c00"), 3.0, Qt.DashLine)}
+GROUP_FILL = QColor(120, 144, 156, 28)
+READABLE = 0.7       # the smallest zoom a freshly built graph opens at (node text stays legible)
+LOD_TEXT = 0.35       # below this zoom (the overview, a fitted big graph) nodes are drawn without text
+
+
+def _shape(rect: QRectF, kind: str) -> QPainterPath:
+    """Ops are rounded boxes, parameters pills, inputs parallelograms, collapsed groups square boxes."""
+    path = QPainterPath()
+    if kind == "param":
+        path.addRoundedRect(rect, rect.height() / 2, rect.height() / 2)
+    elif kind == "input":
+        s = 10.0
+        path.addPolygon(QPolygonF([rect.topLeft() + QPointF(s, 0), rect.topRight(),
+                                   rect.bottomRight() - QPointF(s, 0), rect.bottomLeft(), rect.topLeft() + QPointF(s, 0)]))
+    elif kind == "group":
+        path.addRect(rect)
+    else:
+        path.addRoundedRect(rect, 7, 7)
+    return path
+
+
+class UnitItem(QGraphicsItem):
+    """A node, or a collapsed group (kind "group") whose fill shows its members' state and whose bottom bar shows
+    how far the forward (blue) or backward (green) pass has got through it."""
+
+    def __init__(self, unit: int, kind: str, title: str, subtitle: str, tooltip: str):
+        super().__init__()
+        self.unit, self.kind = unit, kind
+        self.rect = QRectF(-NODE_W / 2, -NODE_H / 2, NODE_W, NODE_H)
+        self.path = _shape(self.rect, kind)
+        font = QFont()
+        font.setPointSizeF(9.0)
+        self.font_bold = QFont(font)
+        self.font_bold.setBold(True)
+        self.font_small = QFont(font)
+        self.font_small.setPointSizeF(8.0)
+        inner = NODE_W - 22
+        self.title = QFontMetricsF(self.font_bold).elidedText(title, Qt.ElideRight, inner)
+        self.subtitle = QFontMetricsF(self.font_small).elidedText(subtitle, Qt.ElideMiddle, inner)
+        self.state, self.current, self.progress = PENDING, False, (0.0, 0.0)
+        self.setToolTip(tooltip)
+        self.setZValue(2)
+        self.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+
+    def boundingRect(self) -> QRectF:
+        return self.rect.adjusted(-3, -3, 3, 3)
+
+    def set_state(self, state: int, current: bool, progress: tuple[float, float] = (0.0, 0.0)) -> bool:
+        if (state, current, progress) == (self.state, self.current, self.progress):
+            return False
+        self.state, self.current, self.progress = state, current, progress
+        self.update()
+        return True
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        painter.setRenderHint(QPainter.Antialiasing, lod >= LOD_TEXT)
+        pen = QPen(CURRENT, 3.5) if self.current else QPen(BORDER[self.kind], 2.2 if self.kind == "group" else 1.3)
+        painter.setPen(pen)
+        painter.setBrush(FILL[self.state])
+        painter.drawPath(self.path)
+        if self.kind == "group":
+            fwd, bwd = self.progress
+            bar = QRectF(self.rect.left() + 3, self.rect.bottom() - 6, (NODE_W - 6) * fwd, 3)
+            painter.fillRect(bar, QColor("#1e88e5"))
+            painter.fillRect(bar.adjusted(0, 0, (NODE_W - 6) * (bwd - fwd), 0), QColor("#43a047"))
+        if lod < LOD_TEXT:
+            return
+        painter.setPen(QColor("#212121"))
+        painter.setFont(self.font_bold)
+        painter.drawText(self.rect.adjusted(6, 3, -6, -NODE_H / 2), Qt.AlignCenter, self.title)
+        painter.setFont(self.font_small)
+        painter.setPen(QColor("#455a64"))
+        painter.drawText(self.rect.adjusted(6, NODE_H / 2 - 2, -6, -4), Qt.AlignCenter, self.subtitle)
+
+
+class EdgeItem(QGraphicsItem):
+    """A data-flow curve from a producer's right side to a consumer's left side. In GRADIENT mode the arrowhead
+    sits at the producer's end: the increment flows back against the data."""
+
+    def __init__(self, a: QPointF, b: QPointF):
+        super().__init__()
+        self.mode = IDLE
+        start, end = a + QPointF(NODE_W / 2, 0), b - QPointF(NODE_W / 2, 0)
+        dx = max(40.0, (end.x() - start.x()) / 2)
+        self.path = QPainterPath(start)
+        self.path.cubicTo(start + QPointF(dx, 0), end - QPointF(dx, 0), end)
+        self.heads = {IDLE: self._head(end, 1), FORWARD: self._head(end, 1), GRADIENT: self._head(start, -1)}
+        self.bounds = self.path.boundingRect().adjusted(-12, -12, 12, 12)
+        self.setZValue(1)
+
+    @staticmethod
+    def _head(tip: QPointF, direction: int) -> QPolygonF:
+        d = 9.0 * direction
+        return QPolygonF([tip, tip - QPointF(d, 4.5), tip - QPointF(d, -4.5)])
+
+    def boundingRect(self) -> QRectF:
+        return self.bounds
+
+    def set_mode(self, mode: int) -> None:
+        if mode != self.mode:
+            self.mode = mode
+            self.setZValue(3 if mode != IDLE else 1)   # a highlighted edge is drawn over idle ones and nodes
+            self.update()
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        painter.setRenderHint(QPainter.Antialiasing, lod >= LOD_TEXT)
+        pen = EDGE_PEN[self.mode]
+        painter.setPen(pen)
+        painter.setBrush(Qt.NoBrush)
+        painter.drawPath(self.path)
+        painter.setPen(Qt.NoPen)
+        painter.setBrush(pen.color())
+        painter.drawPolygon(self.heads[self.mode])
+
+
+class GroupBox(QGraphicsRectItem):
+    """The translucent box behind an expanded group; double-click collapses it."""
+
+    def __init__(self, key: str, rect: tuple[float, float, float, float]):
+        super().__init__(*rect)
+        self.key = key
+        self.setBrush(GROUP_FILL)
+        self.setPen(QPen(QColor(96, 125, 139, 140), 1.0, Qt.DashLine))
+        self.setZValue(0)
+        title = QGraphicsSimpleTextItem(key, self)
+        title.setBrush(QColor("#546e7a"))
+        title.setPos(rect[0] + 6, rect[1] + 3)
+        self.setToolTip(f"{key}: double-click to collapse")
+
+
+class GraphScene(QGraphicsScene):
+    """Builds items from a Layout and applies node states. Signals carry node ids / group keys, not items."""
+
+    node_clicked = Signal(int)          # a node id (a collapsed group only reacts to double-clicks)
+    group_toggled = Signal(str)         # double-click on a group box or a collapsed unit
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.units: list[UnitItem] = []
+        self.edge_items: dict[tuple[int, int], EdgeItem] = {}
+        self.layout: Layout | None = None
+        self._lit: list[EdgeItem] = []
+
+    def build(self, nodes, spec: GraphSpec, layout: Layout) -> None:
+        """Replace every item. `nodes` gives labels, ops and shapes for text and tooltips."""
+        self.clear()
+        self.layout, self.units, self.edge_items, self._lit = layout, [], {}, []
+        self.members = [np.flatnonzero(layout.unit_of == u) for u in range(len(layout.unit_node))]
+        for u, (node_id, key) in enumerate(zip(layout.unit_node, layout.unit_group)):
+            if node_id >= 0:
+                n = nodes[node_id]
+                shape = "scalar" if not n.shape else "×".join(map(str, n.shape))
+                sub = f"{n.op} · {shape}" if n.kind == "op" else f"{n.kind} · {shape}"
+                tip = f"{n.label}  [{n.op}, {shape}]\n{n.group}\nforward: {n.fwd_rule}\nbackward: {n.bwd_rule}"
+                item = UnitItem(u, n.kind, n.label, sub, tip)
+            else:
+                k = len(self.members[u])
+                item = UnitItem(u, "group", key.split(" / ")[-1], f"{key.split(' / ')[0]} · {k} nodes",
+                                f"{key} ({k} nodes): double-click to expand")
+            item.setPos(*layout.pos[u])
+            self.addItem(item)
+            self.units.append(item)
+        for su, du in layout.edges:
+            edge = EdgeItem(QPointF(*layout.pos[su]), QPointF(*layout.pos[du]))
+            self.addItem(edge)
+            self.edge_items[(int(su), int(du))] = edge
+        collapsed = set(layout.unit_group)
+        for key in spec.boxed_groups():
+            if key not in collapsed:
+                members = np.flatnonzero(np.array(spec.groups) == key)
+                self.addItem(GroupBox(key, layout.group_rect(members)))
+        self.setSceneRect(self.itemsBoundingRect().adjusted(-40, -40, 40, 40))
+
+    def unit_item(self, node_id: int) -> UnitItem:
+        return self.units[self.layout.unit_of[node_id]]
+
+    def light_edges(self, pairs, mode: int) -> None:
+        """Highlight the edges carrying this step's flow (node id pairs), returning the previous ones to idle."""
+        for edge in self._lit:
+            edge.set_mode(IDLE)
+        unit_of = self.layout.unit_of
+        self._lit = [e for e in (self.edge_items.get((int(unit_of[a]), int(unit_of[b]))) for a, b in pairs) if e]
+        for edge in self._lit:
+            edge.set_mode(mode)
+
+    def mousePressEvent(self, event) -> None:
+        item = self._unit_at(event.scenePos())
+        if item is not None and item.kind != "group" and event.button() == Qt.LeftButton:
+            self.node_clicked.emit(self.layout.unit_node[item.unit])
+        super().mousePressEvent(event)
+
+    def mouseDoubleClickEvent(self, event) -> None:
+        item = self._unit_at(event.scenePos())
+        if item is not None and item.kind == "group":
+            self.group_toggled.emit(self.layout.unit_group[item.unit])
+            return
+        for it in self.items(event.scenePos()):
+            if isinstance(it, GroupBox):
+                self.group_toggled.emit(it.key)
+                return
+        super().mouseDoubleClickEvent(event)
+
+    def _unit_at(self, pos: QPointF) -> UnitItem | None:
+        return next((it for it in self.items(pos) if isinstance(it, UnitItem)), None)
+
+
+class GraphView(QGraphicsView):
+    """The main view: wheel zooms about the cursor, dragging pans, and a minimap sits in the bottom-right corner
+    once the graph no longer fits."""
+
+    def __init__(self, scene: GraphScene, parent=None):
+        super().__init__(scene, parent)
+        self.setRenderHint(QPainter.Antialiasing)
+        self.setDragMode(QGraphicsView.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.AnchorUnderMouse)
+        self.setViewportUpdateMode(QGraphicsView.MinimalViewportUpdate)
+        self.setBackgroundBrush(QColor("#fafafa"))
+        self.minimap = Minimap(scene, self)
+
+    def wheelEvent(self, event) -> None:
+        factor = 1.0015 ** event.angleDelta().y()
+        scale = self.transform().m11() * factor
+        if 0.03 < scale < 4.0:
+            self.scale(factor, factor)
+            self.update_minimap()
+
+    def fit(self) -> None:
+        """Whole graph in view, but never magnified past 1:1 (a five-node graph should not fill the screen)."""
+        rect = self.scene().sceneRect()
+        self.fitInView(rect, Qt.KeepAspectRatio)
+        if self.transform().m11() > 1.0:
+            self.resetTransform()
+            self.centerOn(rect.center())
+        self.update_minimap(refit=True)
+
+    def start_view(self) -> None:
+        """Fit the graph if it stays readable that way; otherwise show its beginning at a readable zoom (the
+        minimap shows the whole, and stepping scrolls along)."""
+        self.fit()
+        if self.transform().m11() < READABLE:
+            self.resetTransform()
+            self.scale(READABLE, READABLE)
+            rect = self.scene().sceneRect()
+            visible = self.mapToScene(self.viewport().rect()).boundingRect()
+            self.centerOn(rect.left() + visible.width() / 2, 0.0)
+            self.update_minimap(refit=True)
+
+    def update_minimap(self, refit: bool = False) -> None:
+        """Show the overview only while part of the graph is out of view; refit it when the scene or the widget
+        changed size (not on every scroll: refitting repaints the whole overview)."""
+        if self.scene() is None:      # the panel is being torn down
+            return
+        rect = self.scene().sceneRect()
+        visible = self.mapToScene(self.viewport().rect()).boundingRect()
+        big = not visible.contains(rect.adjusted(30, 30, -30, -30))
+        if big and (refit or not self.minimap.isVisible()):
+            self.minimap.fitInView(rect, Qt.KeepAspectRatio)
+        self.minimap.setVisible(big)
+        self.minimap.visible_rect = visible
+        if big:
+            self.minimap.viewport().update()
+
+    def scrollContentsBy(self, dx: int, dy: int) -> None:
+        super().scrollContentsBy(dx, dy)
+        self.update_minimap()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        w, h = max(160, self.width() // 4), max(100, self.height() // 4)
+        self.minimap.setGeometry(self.width() - w - 22, self.height() - h - 22, w, h)
+        self.update_minimap(refit=True)
+
+
+class Minimap(QGraphicsView):
+    """A small second view of the same scene with the main view's visible area outlined; click or drag in it to
+    move there."""
+
+    def __init__(self, scene: GraphScene, main: GraphView):
+        super().__init__(scene, main)
+        self.main = main
+        self.visible_rect = QRectF()
+        self.setFrameShape(QFrame.Box)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setInteractive(False)
+        self.setBackgroundBrush(QColor(255, 255, 255, 235))
+        self.setToolTip("Overview: click or drag to move the view")
+        self.hide()
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
+        painter.setPen(QPen(CURRENT, 0))
+        painter.setBrush(QColor(213, 0, 0, 30))
+        painter.drawRect(self.visible_rect)
+
+    def mousePressEvent(self, event) -> None:
+        self.main.centerOn(self.mapToScene(event.position().toPoint()))
+
+    def mouseMoveEvent(self, event) -> None:
+        if event.buttons() & Qt.LeftButton:
+            self.main.centerOn(self.mapToScene(event.position().toPoint()))

@@ -1,0 +1,562 @@
+"""The Graph tab: pick the lecture example or the current model on a short text, watch the tape fill in forward
+and the gradients flow back one step at a time, and click any node to inspect it.
+
+Recording the tape (bridge.build_tape) and laying it out run on a worker thread; the finished program is handed
+over once and from then on belongs to the GUI thread, which owns the Stepper. A step touches only the items of the
+node it stepped and that node's inputs (the only nodes whose state can change), so it stays cheap on 1,000 nodes."""
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import replace
+from typing import Callable
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSlider, QSpinBox,
+                               QSplitter, QVBoxLayout, QWidget)
+
+from app.panels.graph_layout import GraphSpec, default_collapsed, layout
+from app.panels.graph_scene import (BORDER, COMPUTED, CURRENT, EDGE_PEN, FILL, FORWARD, GRAD_DONE, GRAD_PARTIAL, GRADIENT,
+                                    PENDING, STATE_NAMES, GraphScene, GraphView)
+from app.panels.inspect_panel import InspectPanel
+from app.workers import error_message, start_worker
+from engine.autodiff.check import fd_check_node
+from engine.autodiff.lecture import lecture_example
+from engine.autodiff.stepper import Stepper
+from engine.autodiff.tape import Tape
+
+LECTURE, MODEL = "Lecture example", "Current model"
+H_GROUP = re.compile(r"^RNN layer (\d+) / RNN step (\d+)$")
+
+
+class Job(QObject):
+    """Runs one function on a worker thread and sends its result (or a one-line error) back by queued signal,
+    tagged so the panel knows which request it answers."""
+    done = Signal(int, object)
+    failed = Signal(int, str)
+    finished = Signal()
+
+    def __init__(self, tag: int, fn: Callable[[], object]):
+        super().__init__()
+        self.tag, self.fn = tag, fn
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            self.done.emit(self.tag, self.fn())
+        except Exception as e:  # noqa: BLE001 — shown in the panel, never raised into Qt's event loop
+            self.failed.emit(self.tag, error_message(e))
+        finally:
+            self.finished.emit()
+
+
+def record_and_layout(build: Callable[[], object]) -> tuple:
+    """Worker side of a build: the tape, its structure and its first layout (large graphs collapsed)."""
+    program = build()
+    spec = GraphSpec.from_nodes(program.nodes)
+    collapsed = default_collapsed(spec)
+    return program, spec, collapsed, layout(spec, collapsed)
+
+
+def random_window(text: str, tokenizer, n_tokens: int, rng: random.Random) -> str:
+    """n_tokens + 1 tokens (inputs and the last target) from a random place in `text`, as text."""
+    chars = min(len(text), 12 * (n_tokens + 1))
+    start = rng.randrange(max(1, len(text) - chars))
+    return tokenizer.decode(tokenizer.encode(text[start:start + chars])[: n_tokens + 1])
+
+
+class GraphPanel(QWidget):
+    def __init__(self, source, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.source = source
+        self.rng = random.Random()
+        self.handle = None          # cached snapshot, dropped on source.changed
+        self.program = self.stepper = self.spec = self.lay = None
+        self.collapsed: set[str] = set()
+        self.current: int | None = None
+        self._jobs: list[tuple[QThread, Job]] = []
+        self._callbacks: dict[int, tuple[Callable, Callable]] = {}
+        self._tag = self._request = 0
+        self._build_ui()
+        self.source.changed.connect(self._source_changed)
+        self._source_changed()
+        self.show_lecture()
+
+    # -- widgets -----------------------------------------------------------------------------------------------
+    def _build_ui(self) -> None:
+        self.what = QComboBox()
+        self.what.addItems([LECTURE, MODEL])
+        self.what.setToolTip("Step through the seed lecture's tiny network, or the model you trained")
+        self.text = QLineEdit()
+        self.text.setPlaceholderText("text to run the model on (its inputs and next-token targets)")
+        self.length = QSpinBox()
+        self.length.setRange(2, 64)
+        self.length.setValue(12)
+        self.length.setSuffix(" tokens")
+        self.random_btn = QPushButton("Random window from validation")
+        self.build_btn = QPushButton("Build graph")
+        self.refresh_btn = QPushButton("Refresh model")
+        self.refresh_btn.setToolTip("Take a new snapshot of the model (it moves on while training) and rebuild")
+        top = QHBoxLayout()
+        for w in (QLabel("Show:"), self.what, self.text, self.length, self.random_btn, self.build_btn,
+                  self.refresh_btn):
+            top.addWidget(w)
+        top.setStretchFactor(self.text, 1)
+        self.model_label = QLabel()
+        self.model_label.setStyleSheet("color: #546e7a")
+
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.lecture_btn = QPushButton("Show the lecture example")
+        self.message_bar = QFrame()
+        self.message_bar.setStyleSheet("QFrame { background: #fff3e0; border: 1px solid #ffb74d; }")
+        bar = QHBoxLayout(self.message_bar)
+        bar.addWidget(self.message, 1)
+        bar.addWidget(self.lecture_btn)
+        self.message_bar.hide()
+
+        self.scene = GraphScene(self)
+        self.view = GraphView(self.scene)
+        self.strip = pg.PlotWidget(background="w")
+        self.strip.setFixedHeight(130)
+        self.strip.setLabel("bottom", "time step t")
+        self.strip.setMouseEnabled(False, False)
+        self.strip_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#ef6c00")
+        self.strip.addItem(self.strip_bars)
+        self.strip_layer = QComboBox()
+        strip_box = QWidget()
+        sl = QVBoxLayout(strip_box)
+        sl.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        self.strip_title = QLabel()
+        row.addWidget(self.strip_title, 1)
+        row.addWidget(self.strip_layer)
+        sl.addLayout(row)
+        sl.addWidget(self.strip)
+        self.strip_box = strip_box
+        strip_box.hide()
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(self.view, 1)
+        ll.addWidget(strip_box)
+        self.inspector = InspectPanel()
+        split = QSplitter(Qt.Horizontal)
+        split.addWidget(left)
+        split.addWidget(self.inspector)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        split.setSizes([3000, 1100])   # proportions; the inspector gets about a quarter
+
+        self.buttons = {}
+        controls = QHBoxLayout()
+        for key, text, tip, shortcut in (
+                ("reset", "Reset", "Back to the start: no value computed, no gradient (Home)", Qt.Key_Home),
+                ("back", "◀ Step back", "Undo the last step exactly (←)", Qt.Key_Left),
+                ("forward", "Forward step", "Compute the next node's value", None),
+                ("backward", "Backward step", "Push the next node's gradient into its inputs", None),
+                ("step", "Step ▶", "Whichever step comes next (→)", Qt.Key_Right),
+                ("play", "▶ Play", "Play / pause (space)", Qt.Key_Space),
+                ("end", "Run to end", "Finish the forward and the backward pass (End)", Qt.Key_End),
+                ("fit", "Fit", "Zoom to show the whole graph", None)):
+            btn = QPushButton(text)
+            btn.setToolTip(tip)
+            btn.setFocusPolicy(Qt.NoFocus)   # keep the arrow keys for stepping, not for moving between buttons
+            controls.addWidget(btn)
+            self.buttons[key] = btn
+            if shortcut is not None:
+                sc = QShortcut(QKeySequence(shortcut), self, context=Qt.WidgetWithChildrenShortcut)
+                sc.activated.connect(btn.click)
+        self.speed = QSlider(Qt.Horizontal)
+        self.speed.setRange(1, 20)
+        self.speed.setValue(4)
+        self.speed.setFixedWidth(110)
+        self.speed.setToolTip("Play speed: steps per second")
+        controls.addWidget(QLabel("speed"))
+        controls.addWidget(self.speed)
+        self.counter = QLabel()
+        self.counter.setStyleSheet("font-weight: bold")
+        self.loss_label = QLabel()
+        controls.addStretch(1)
+        controls.addWidget(self.loss_label)
+        controls.addWidget(self.counter)
+        self.sentence = QLabel()
+        self.sentence.setWordWrap(True)
+        self.sentence.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.sentence.setStyleSheet("font-size: 11pt; padding: 2px")
+
+        root = QVBoxLayout(self)
+        root.addLayout(top)
+        root.addWidget(self.model_label)
+        root.addWidget(self.message_bar)
+        root.addWidget(split, 1)
+        root.addWidget(_legend())
+        root.addLayout(controls)
+        root.addWidget(self.sentence)
+
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self._tick)
+        self.speed.valueChanged.connect(lambda v: self.timer.setInterval(1000 // v))
+        self.timer.setInterval(1000 // self.speed.value())
+        self.what.currentTextChanged.connect(self._mode_changed)
+        self.random_btn.clicked.connect(self.random_validation_window)
+        self.build_btn.clicked.connect(self.build)
+        self.refresh_btn.clicked.connect(self.refresh_model)
+        self.text.returnPressed.connect(self.build)
+        self.lecture_btn.clicked.connect(self.show_lecture)
+        b = self.buttons
+        b["reset"].clicked.connect(lambda: self._jump(self.stepper.reset))
+        b["back"].clicked.connect(self.step_back)
+        b["forward"].clicked.connect(lambda: self._step(self.stepper.step_forward))
+        b["backward"].clicked.connect(lambda: self._step(self.stepper.step_backward))
+        b["step"].clicked.connect(lambda: self._step(self.stepper.step))
+        b["play"].clicked.connect(self.toggle_play)
+        b["end"].clicked.connect(lambda: self._jump(self.stepper.run_to_end))
+        b["fit"].clicked.connect(self.view.fit)
+        self.scene.node_clicked.connect(self.inspect)
+        self.scene.group_toggled.connect(self.toggle_group)
+        self.inspector.fd_requested.connect(self.fd_check)
+        self.strip_layer.currentIndexChanged.connect(lambda _: self._update_strip())
+        self._mode_changed(LECTURE)
+        self._update_controls()
+
+    # -- choosing what to show ---------------------------------------------------------------------------------
+    def _source_changed(self) -> None:
+        self.handle = None
+        self.model_label.setText(f"Model: {self.source.describe()}")
+        if self.program is not None and self.what.currentText() == MODEL:
+            self.model_label.setText(self.model_label.text() + " — press Refresh model to see the new weights")
+
+    def _mode_changed(self, mode: str) -> None:
+        model = mode == MODEL
+        for w in (self.text, self.length, self.random_btn, self.refresh_btn):
+            w.setEnabled(model)
+        if model and not self.text.text() and self.source.validation_text():
+            self.random_validation_window()
+
+    def show_lecture(self) -> None:
+        self.what.setCurrentText(LECTURE)
+        self.build()
+
+    def _model(self):
+        """The cached snapshot, taking one if needed; None (with the message shown) when there is no model."""
+        if self.handle is None:
+            self.handle = self.source.snapshot()
+        if self.handle is None:
+            self.show_message("No model has been trained yet: train one in the Train tab or load a checkpoint. "
+                              "Meanwhile the lecture example shows how the tape works.")
+        return self.handle
+
+    def random_validation_window(self) -> None:
+        val = self.source.validation_text()
+        if not val:
+            self.show_message("There is no validation text yet: load a corpus and start a run first.")
+            return
+        handle = self._model()
+        if handle is not None:
+            try:
+                self.text.setText(random_window(val, handle.tokenizer, self.length.value(), self.rng))
+            except Exception as e:  # noqa: BLE001 — a tokenizer's complaint is shown, not raised
+                self.show_message(error_message(e))
+
+    def refresh_model(self) -> None:
+        self.handle = None
+        self.build()
+
+    def build(self) -> None:
+        """Record the chosen tape on a worker thread; the result replaces the graph when it arrives."""
+        self.pause()
+        if self.what.currentText() == LECTURE:
+            fn = lecture_example
+        else:
+            handle = self._model()
+            if handle is None:
+                return
+            from engine.autodiff.bridge import build_tape   # imports torch model code only when a model is shown
+            model, tokenizer, text = handle.model, handle.tokenizer, self.text.text()
+            fn = lambda: build_tape(model, tokenizer, text)  # noqa: E731
+        self._request += 1
+        request = self._request
+        self.message_bar.hide()
+        self.counter.setText("recording the tape…")
+        self.run_job(lambda: record_and_layout(fn), lambda r: self._built(request, r),
+                     lambda msg: request == self._request and self.show_message(msg))
+
+    def run_job(self, fn, on_done, on_failed) -> None:
+        """Run `fn` on a worker thread; the callbacks run here on the GUI thread. The signals go to bound slots
+        of this panel (not lambdas), which is what makes Qt queue them to the panel's thread."""
+        self._tag += 1
+        self._callbacks[self._tag] = (on_done, on_failed)
+        job = Job(self._tag, fn)
+        job.done.connect(self._job_done, Qt.QueuedConnection)
+        job.failed.connect(self._job_failed, Qt.QueuedConnection)
+        thread = start_worker(job, "graph-job")
+        thread.finished.connect(self._job_ended, Qt.QueuedConnection)
+        self._jobs.append((thread, job))
+
+    @Slot(int, object)
+    def _job_done(self, tag: int, result) -> None:
+        self._callbacks.pop(tag)[0](result)
+
+    @Slot(int, str)
+    def _job_failed(self, tag: int, message: str) -> None:
+        self._callbacks.pop(tag)[1](message)
+
+    @Slot()
+    def _job_ended(self) -> None:
+        for pair in [p for p in self._jobs if p[0].isFinished()]:
+            pair[0].wait()
+            self._jobs.remove(pair)
+
+    def shutdown(self) -> None:
+        """Wait for running jobs (the main window calls this before closing)."""
+        for thread, _ in list(self._jobs):
+            thread.wait()
+
+    def show_message(self, text: str) -> None:
+        self.message.setText(text)
+        self.message_bar.show()
+        self._update_controls()
+
+    def _built(self, request: int, result) -> None:
+        if request != self._request:
+            return                    # an older build finished after a newer one was asked for
+        self.program, self.spec, self.collapsed, self.lay = result
+        self.stepper = Stepper(self.program)
+        self._fwd_index = np.full(len(self.program.nodes), -1)
+        self._fwd_index[self.stepper.ops] = np.arange(self.stepper.n_forward)
+        self._find_hidden_states()
+        self.current = None
+        self.inspector.set_program(self.program, self.stepper)
+        self._redraw_all()
+        self.view.start_view()
+
+    # -- drawing state -----------------------------------------------------------------------------------------
+    def node_state(self, i: int) -> int:
+        node = self.program.nodes[i]
+        if node.grad is not None:
+            return GRAD_DONE if self.stepper.grad_complete(i) else GRAD_PARTIAL
+        return COMPUTED if node.value is not None else PENDING
+
+    def _refresh_units(self, units) -> None:
+        unit_of, pos, n_steps = self.lay.unit_of, self.stepper.position, self.stepper.n_steps
+        cur = -1 if self.current is None else unit_of[self.current]
+        for u in units:
+            item, node_id = self.scene.units[u], self.lay.unit_node[u]
+            if node_id >= 0:
+                item.set_state(self.node_state(node_id), u == cur)
+                continue
+            members = self.scene.members[u]
+            states = {self.node_state(i) for i in members}
+            fi = self._fwd_index[members]
+            fi = fi[fi >= 0]
+            fwd = float((pos > fi).mean()) if len(fi) else 1.0
+            bwd = float((pos >= n_steps - fi).mean()) if len(fi) else 0.0
+            state = (GRAD_PARTIAL if GRAD_PARTIAL in states or (GRAD_DONE in states and bwd < 1)
+                     else GRAD_DONE if GRAD_DONE in states else COMPUTED if fwd > 0 else PENDING)
+            item.set_state(state, u == cur, (fwd, bwd))
+
+    def _redraw_all(self) -> None:
+        self.scene.build(self.program.nodes, self.spec, self.lay)
+        self.current = self.stepper.history[-1].node_id if self.stepper.history else None
+        self._refresh_units(range(len(self.scene.units)))
+        self._light_last_step()
+        self._update_labels()
+        self._update_strip()
+
+    def _light_last_step(self) -> None:
+        if not self.stepper.history:
+            self.scene.light_edges([], FORWARD)
+            return
+        info = self.stepper.history[-1]
+        if info.phase == "forward":
+            ins = self.program.nodes[info.node_id].inputs
+            self.scene.light_edges([(i, info.node_id) for i in ins], FORWARD)
+        else:
+            self.scene.light_edges([(i, info.node_id) for i in info.grads], GRADIENT)
+
+    # -- stepping ----------------------------------------------------------------------------------------------
+    def _step(self, fn) -> None:
+        if self.stepper is None:
+            return
+        try:
+            info = fn()
+        except ValueError as e:    # a step the stepper cannot take now (the button state lags a timer tick)
+            self.sentence.setText(str(e))
+            return
+        self._after(info, undone=False)
+
+    def step_back(self) -> None:
+        if self.stepper is not None and self.stepper.can_step_back:
+            self._after(self.stepper.step_back(), undone=True)
+
+    def _after(self, info, undone: bool) -> None:
+        """Repaint just the stepped node, its inputs and the old and new current node."""
+        touched = {info.node_id, *self.program.nodes[info.node_id].inputs}
+        if self.current is not None:
+            touched.add(self.current)
+        self.current = self.stepper.history[-1].node_id if self.stepper.history else None
+        if self.current is not None:
+            touched.add(self.current)
+        self._refresh_units({int(self.lay.unit_of[i]) for i in touched})
+        self._light_last_step()
+        self._update_labels(undone=info if undone else None)
+        if self.inspector.node_id in touched:
+            self.inspector.refresh()
+        if touched & self._h_nodes:
+            self._update_strip()
+        if self.current is not None:
+            self.view.ensureVisible(self.scene.unit_item(self.current), 40, 40)
+
+    def _jump(self, fn) -> None:
+        """Reset / run to end: many nodes change, so every item is refreshed."""
+        if self.stepper is None:
+            return
+        self.pause()
+        fn()
+        self.current = self.stepper.history[-1].node_id if self.stepper.history else None
+        self._refresh_units(range(len(self.scene.units)))
+        self._light_last_step()
+        self._update_labels()
+        self.inspector.refresh()
+        self._update_strip()
+
+    def toggle_play(self) -> None:
+        if self.timer.isActive():
+            self.pause()
+        elif self.stepper is not None and self.stepper.phase != "done":
+            self.timer.start()
+            self.buttons["play"].setText("⏸ Pause")
+
+    def pause(self) -> None:
+        self.timer.stop()
+        self.buttons["play"].setText("▶ Play")
+
+    def _tick(self) -> None:
+        if self.stepper is None or self.stepper.phase == "done":
+            self.pause()
+        else:
+            self._step(self.stepper.step)
+
+    def _update_labels(self, undone=None) -> None:
+        s = self.stepper
+        phase = s.history[-1].phase if s.history else "ready"
+        done = " ✓" if s.phase == "done" else ""
+        self.counter.setText(f"step {s.position} / {s.n_steps} · {phase}{done}")
+        self.loss_label.setText("loss J = —" if s.loss is None else f"loss J = {s.loss:.6f}")
+        if undone is not None:
+            self.sentence.setText(f"↶ Undid: {undone.description}")
+        elif s.history:
+            self.sentence.setText(s.history[-1].description)
+        else:
+            self.sentence.setText(f"{self.program.title}. Press → (Step) to compute the first node.")
+        self._update_controls()
+
+    def _update_controls(self) -> None:
+        s = self.stepper
+        b = self.buttons
+        b["forward"].setEnabled(bool(s and s.can_step_forward))
+        b["backward"].setEnabled(bool(s and s.can_step_backward))
+        b["step"].setEnabled(bool(s and s.phase != "done"))
+        b["back"].setEnabled(bool(s and s.can_step_back))
+        b["reset"].setEnabled(bool(s and s.can_step_back))
+        b["end"].setEnabled(bool(s and s.phase != "done"))
+        b["play"].setEnabled(bool(s and (s.phase != "done" or self.timer.isActive())))
+        if s and s.phase == "done":
+            self.pause()
+
+    # -- groups, inspector, checks -----------------------------------------------------------------------------
+    def toggle_group(self, key: str) -> None:
+        """Expand or collapse one group and lay out again (milliseconds even for 1,000 nodes)."""
+        self.collapsed ^= {key}
+        self.lay = layout(self.spec, self.collapsed)
+        self._redraw_all()
+        members = np.flatnonzero(np.array(self.spec.groups) == key)
+        if len(members):
+            x, y = self.lay.pos[self.lay.unit_of[members]].mean(axis=0)
+            self.view.centerOn(x, y)
+        self.view.update_minimap(refit=True)
+
+    def inspect(self, node_id: int) -> None:
+        self.inspector.show_node(node_id)
+
+    def fd_check(self, node_id: int) -> None:
+        """Finite differences on a private copy of the node and its inputs, so stepping may go on meanwhile."""
+        nodes = self.program.nodes
+        node = nodes[node_id]
+        if any(nodes[i].value is None for i in node.inputs):
+            self.inspector.set_fd_result(node_id, None, "step forward until this node's inputs are computed")
+            return
+        mini = Tape()
+        for k, i in enumerate(node.inputs):
+            mini.nodes.append(replace(nodes[i], id=k, inputs=(), value=nodes[i].value.copy(), saved={}, grad=None))
+        mini.nodes.append(replace(node, id=len(node.inputs), inputs=tuple(range(len(node.inputs))), value=None,
+                                  saved={}, grad=None))
+        target = len(node.inputs)
+        self.run_job(lambda: fd_check_node(mini, target), lambda err: self.inspector.set_fd_result(node_id, err),
+                     lambda msg: self.inspector.set_fd_result(node_id, None, msg))
+
+    # -- RNN gradient strip ------------------------------------------------------------------------------------
+    def _find_hidden_states(self) -> None:
+        """h_t per layer: the last node labelled "h" in each "RNN layer k / RNN step t" group."""
+        found: dict[int, dict[int, int]] = {}
+        for node in self.program.nodes:
+            m = H_GROUP.match(node.group)
+            if m and node.label == "h":
+                found.setdefault(int(m[1]), {})[int(m[2])] = node.id
+        self.h_by_layer = {k: [v[t] for t in sorted(v)] for k, v in sorted(found.items())}
+        self._h_nodes = {i for ids in self.h_by_layer.values() for i in ids}
+        self.strip_layer.blockSignals(True)
+        self.strip_layer.clear()
+        self.strip_layer.addItems([f"layer {k}" for k in self.h_by_layer])
+        self.strip_layer.setCurrentIndex(len(self.h_by_layer) - 1)
+        self.strip_layer.setVisible(len(self.h_by_layer) > 1)
+        self.strip_layer.blockSignals(False)
+        self.strip_box.setVisible(bool(self.h_by_layer))
+
+    def strip_norms(self) -> np.ndarray:
+        """‖∂L/∂h_t‖ for the chosen layer; 0 where the backward pass has not finished with h_t yet."""
+        layers = list(self.h_by_layer)
+        ids = self.h_by_layer[layers[max(0, self.strip_layer.currentIndex())]]
+        return np.array([np.linalg.norm(self.stepper.grad(i)) if self.stepper.grad(i) is not None
+                         and self.stepper.grad_complete(i) else 0.0 for i in ids])
+
+    def _update_strip(self) -> None:
+        if not self.h_by_layer:
+            return
+        norms = self.strip_norms()
+        self.strip_bars.setOpts(x=np.arange(1, len(norms) + 1), height=norms, width=0.8)
+        self.strip_title.setText("‖∂L/∂h_t‖ per time step — shrinking bars towards t = 1 mean vanishing "
+                                 "gradients, growing ones exploding" if norms.any() else
+                                 "‖∂L/∂h_t‖ per time step appears here as the backward pass reaches h_t")
+
+
+def _legend() -> QWidget:
+    """Swatches for the node states and edge highlights, matching the scene's colours."""
+    box = QWidget()
+    row = QHBoxLayout(box)
+    row.setContentsMargins(4, 0, 4, 0)
+    entries = [(FILL[s].name(), "#455a64", STATE_NAMES[s]) for s in (PENDING, COMPUTED, GRAD_PARTIAL, GRAD_DONE)]
+    entries += [("#ffffff", CURRENT.name(), "current step"),
+                (EDGE_PEN[FORWARD].color().name(), None, "inputs of this forward step"),
+                (EDGE_PEN[GRADIENT].color().name(), None, "gradient increments of this step")]
+    for fill, border, text in entries:
+        swatch = QLabel()
+        swatch.setFixedSize(22, 12 if border else 4)
+        swatch.setStyleSheet(f"background: {fill}; border: {'2px solid ' + border if border else 'none'};"
+                             "border-radius: 3px")
+        row.addWidget(swatch)
+        row.addWidget(QLabel(text))
+        row.addSpacing(10)
+    for kind, radius, text in (("op", 4, "op"), ("param", 6, "parameter"), ("input", 0, "input")):
+        swatch = QLabel()
+        swatch.setFixedSize(26, 12)
+        swatch.setStyleSheet(f"background: white; border: 2px solid {BORDER[kind].name()}; border-radius: {radius}px")
+        row.addWidget(swatch)
+        row.addWidget(QLabel(text))
+        row.addSpacing(6)
+    row.addStretch(1)
+    return box

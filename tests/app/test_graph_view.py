@@ -1,0 +1,242 @@
+"""The Graph tab driven as a user would: the lecture example stepped forward and back (loss and gradients checked
+against torch.autograd on the lecture's numbers), the finite-difference button, keyboard stepping, model tapes
+(a tiny GPT and an RNN large enough to open collapsed), and the messages for bad cases. Plus the pure layout."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import Qt
+
+from app.model_source import ModelSource
+from app.panels.graph_layout import COL_STEP, GraphSpec, default_collapsed, layout
+from app.panels.graph_scene import GRAD_DONE, GRADIENT, IDLE, PENDING
+from app.panels.graph_view import MODEL, GraphPanel
+from engine.api import ModelHandle
+from engine.autodiff import lecture
+from engine.models import build_model
+from engine.tokenizers import build_tokenizer
+
+WAIT_MS = 20_000
+
+
+def _torch_lecture():
+    """The lecture's network in torch: loss and the gradients of α and β, from the same numbers."""
+    x = torch.tensor(lecture.X, dtype=torch.float64)
+    alpha = torch.tensor(lecture.ALPHA, dtype=torch.float64, requires_grad=True)
+    beta = torch.tensor(lecture.BETA, dtype=torch.float64, requires_grad=True)
+    y_hat = torch.softmax(beta @ torch.sigmoid(alpha @ x), dim=0)
+    loss = -torch.log(y_hat[lecture.Y])
+    loss.backward()
+    return float(loss.detach()), alpha.grad.numpy(), beta.grad.numpy()
+
+
+def _panel(qtbot, source=None) -> GraphPanel:
+    panel = GraphPanel(source or ModelSource())
+    qtbot.addWidget(panel)
+    panel.resize(1400, 850)
+    panel.show()
+    qtbot.waitUntil(lambda: panel.stepper is not None, timeout=WAIT_MS)
+    return panel
+
+
+def _rebuild(qtbot, panel: GraphPanel) -> None:
+    old = panel.program
+    panel.build_btn.click()
+    qtbot.waitUntil(lambda: panel.program is not old or panel.message_bar.isVisible(), timeout=WAIT_MS)
+
+
+def _model_source(family: str, cfg: dict, text: str) -> ModelSource:
+    torch.manual_seed(0)
+    tok = build_tokenizer("char", text)
+    model = build_model(family, {"vocab_size": tok.vocab_size, **cfg})
+    if family != "ngram":
+        model.eval()
+    else:
+        model.fit(np.array(tok.encode(text)))
+    source = ModelSource()
+    source.set_checkpoint(ModelHandle(family, model, tok, {}), "tiny", text)
+    return source
+
+
+# -- layout ------------------------------------------------------------------------------------------------------
+
+def test_layout_puts_producers_left_of_consumers_without_overlaps():
+    rng = np.random.default_rng(0)
+    n = 1200
+    inputs = [()] * 10 + [tuple(sorted(set(rng.integers(0, i, size=2)))) for i in range(10, n)]
+    spec = GraphSpec(tuple(inputs), tuple(not ins for ins in inputs),
+                     tuple(f"block {i // 200} / part {i // 50 % 4}" for i in range(n)))
+    lay = layout(spec)
+    for dst, ins in enumerate(inputs):
+        for src in ins:
+            assert lay.pos[src, 0] < lay.pos[dst, 0]
+    assert len(np.unique(lay.pos.round(3), axis=0)) == n            # no two nodes on the same spot
+    leaves = [i for i, ins in enumerate(inputs) if not ins and any(i in x for x in inputs)]
+    for leaf in leaves:                                               # a leaf sits just before its first consumer
+        first = min(lay.pos[d, 0] for d, ins in enumerate(inputs) if leaf in ins)
+        assert first - lay.pos[leaf, 0] == COL_STEP
+    collapsed = layout(spec, default_collapsed(spec))
+    assert len(collapsed.unit_node) == len(spec.boxed_groups()) == 24
+    assert not (collapsed.edges[:, 0] == collapsed.edges[:, 1]).any()
+
+
+def test_barycenter_untangles_a_crossing():
+    # a → c, b → d, with c and d first in the opposite tape order: the sweep must put c level with a
+    spec = GraphSpec(((), (), (1,), (0,)), (True, True, False, False), ("", "", "", ""))
+    lay = layout(spec)
+    assert (lay.pos[0, 1] < lay.pos[1, 1]) == (lay.pos[3, 1] < lay.pos[2, 1])
+
+
+# -- the lecture example -----------------------------------------------------------------------------------------
+
+def test_lecture_forward_backward_matches_torch_and_step_back_reverts(qtbot):
+    panel = _panel(qtbot)
+    loss, g_alpha, g_beta = _torch_lecture()
+    program, stepper = panel.program, panel.stepper
+    assert panel.loss_label.text() == "loss J = —"
+    for _ in range(stepper.n_forward):
+        panel.buttons["forward"].click()
+    assert not panel.buttons["forward"].isEnabled() and panel.buttons["backward"].isEnabled()
+    assert panel.loss_label.text() == f"loss J = {loss:.6f}"
+    engine_loss = float(lecture.lecture_example().nodes[program.loss].value)   # recorded forward value
+    assert panel.loss_label.text() == f"loss J = {engine_loss:.6f}"
+    assert panel.counter.text() == f"step {stepper.n_forward} / {stepper.n_steps} · forward"
+
+    panel.buttons["backward"].click()
+    assert panel.sentence.text().startswith("Base case g_J = dJ/dJ = 1.")
+    for _ in range(stepper.n_forward - 1):
+        panel.buttons["backward"].click()
+    assert panel.counter.text().endswith("✓")
+    alpha, beta = program.params["alpha"], program.params["beta"]
+    panel.inspect(beta)
+    np.testing.assert_allclose(panel.inspector.grad_view.array, g_beta, rtol=0, atol=1e-12)
+    panel.inspect(alpha)
+    np.testing.assert_allclose(panel.inspector.grad_view.array, g_alpha, rtol=0, atol=1e-12)
+    assert "gradient =" in panel.inspector.numbers.toPlainText()
+    assert panel.scene.unit_item(alpha).state == GRAD_DONE
+    lit = [e for e in panel.scene.edge_items.values() if e.mode == GRADIENT]
+    assert len(lit) == 2                       # Linear(α) pushed into x and α
+
+    panel.buttons["back"].click()              # undo Linear(α)'s backward: α has no gradient again
+    assert panel.counter.text() == f"step {stepper.n_steps - 1} / {stepper.n_steps} · backward"
+    assert panel.inspector.grad_view.array is None
+    assert panel.scene.unit_item(alpha).state != GRAD_DONE
+    assert panel.sentence.text().startswith("↶ Undid: Linear(α) backward")
+    sigmoid = next(n.id for n in program.nodes if n.op == "Sigmoid")
+    assert panel.scene.unit_item(sigmoid).current and not panel.scene.unit_item(alpha).current
+    assert all(e.mode != IDLE for e in panel.scene.edge_items.values() if e.mode == GRADIENT)
+
+
+def test_finite_difference_button_passes(qtbot):
+    panel = _panel(qtbot)
+    sigmoid = next(n.id for n in panel.program.nodes if n.op == "Sigmoid")
+    panel.inspect(sigmoid)
+    panel.inspector.fd_button.click()
+    assert "inputs are computed" in panel.inspector.fd_result.text()   # nothing computed yet
+    panel.buttons["end"].click()
+    panel.inspector.fd_button.click()
+    qtbot.waitUntil(lambda: "relative error" in panel.inspector.fd_result.text(), timeout=WAIT_MS)
+    assert "pass" in panel.inspector.fd_result.text()
+
+
+def test_keyboard_steps_back_and_forth(qtbot):
+    panel = _panel(qtbot)
+    panel.view.setFocus()
+    s = panel.stepper
+    qtbot.keyClick(panel.view, Qt.Key_Right)
+    qtbot.keyClick(panel.view, Qt.Key_Right)
+    assert s.position == 2
+    qtbot.keyClick(panel.view, Qt.Key_Left)
+    assert s.position == 1
+    qtbot.keyClick(panel.view, Qt.Key_End)
+    assert s.phase == "done"
+    qtbot.keyClick(panel.view, Qt.Key_Home)
+    assert s.position == 0 and all(panel.scene.unit_item(i).state == PENDING for i in s.ops)
+    qtbot.keyClick(panel.view, Qt.Key_Space)
+    qtbot.waitUntil(lambda: s.position >= 2, timeout=WAIT_MS)
+    qtbot.keyClick(panel.view, Qt.Key_Space)
+    assert not panel.timer.isActive()
+
+
+# -- models and bad cases ----------------------------------------------------------------------------------------
+
+def test_no_model_offers_the_lecture(qtbot):
+    panel = _panel(qtbot)
+    panel.what.setCurrentText(MODEL)
+    panel.build_btn.click()
+    assert panel.message_bar.isVisible() and "No model" in panel.message.text()
+    panel.lecture_btn.click()
+    qtbot.waitUntil(lambda: not panel.message_bar.isVisible(), timeout=WAIT_MS)
+    assert panel.program.title.startswith("Seed lecture")
+
+
+def test_ngram_model_explains_why_there_is_no_tape(qtbot, small_text):
+    panel = _panel(qtbot, _model_source("ngram", {"order": 3}, small_text))
+    panel.what.setCurrentText(MODEL)
+    _rebuild(qtbot, panel)
+    assert panel.message_bar.isVisible() and "no differentiable computation" in panel.message.text()
+    assert panel.lecture_btn.isVisible()
+
+
+def test_gpt_snapshot_lays_out_steps_and_shows_attention(qtbot, small_text):
+    source = _model_source("transformer", {"block_size": 16, "n_layer": 1, "n_head": 2, "n_embd": 16}, small_text)
+    panel = _panel(qtbot, source)
+    panel.what.setCurrentText(MODEL)
+    assert panel.text.text()                                          # a validation window was filled in
+    panel.text.setText("The king §")
+    _rebuild(qtbot, panel)
+    assert panel.message_bar.isVisible() and "§" in panel.message.text()
+    panel.text.setText("The king and queen walk to the castle")   # longer than block_size + 1
+    _rebuild(qtbot, panel)
+    assert "longer than" in panel.message.text()
+    panel.text.setText("The king and")
+    _rebuild(qtbot, panel)
+    assert not panel.message_bar.isVisible(), panel.message.text()
+    program = panel.program
+    assert len(panel.scene.units) == len(program.nodes) and np.isfinite(panel.lay.pos).all()
+    panel.buttons["end"].click()
+    with torch.no_grad():
+        model = source.snapshot().model.double()
+        ids = torch.tensor([source.snapshot().tokenizer.encode("The king and")])
+        _, loss = model(ids[:, :-1], ids[:, 1:])
+    assert abs(float(panel.loss_label.text().split("=")[1]) - float(loss)) < 1e-5
+    att = next(n.id for n in program.nodes if n.label == "attention weights")
+    panel.inspect(att)
+    assert panel.inspector.head_row.isVisible()
+    ticks = panel.inspector.value_view.plot.getAxis("bottom")._tickLevels[0]
+    assert [t for _, t in ticks] == program.tokens
+    np.testing.assert_allclose(panel.inspector.value_view.array.sum(axis=-1), 1.0)   # rows of attention
+
+
+def test_long_rnn_opens_collapsed_expands_and_shows_gradient_strip(qtbot, small_text):
+    source = _model_source("rnn", {"block_size": 64, "n_layer": 1, "n_embd": 8, "n_hidden": 8}, small_text)
+    panel = _panel(qtbot, source)
+    panel.what.setCurrentText(MODEL)
+    panel.text.setText(small_text[:41])
+    _rebuild(qtbot, panel)
+    assert len(panel.program.nodes) > 150
+    assert len(panel.scene.units) < len(panel.program.nodes) / 3       # opened collapsed
+    assert panel.strip_box.isVisible() and not panel.strip_norms().any()
+    panel.buttons["end"].click()
+    norms = panel.strip_norms()
+    assert len(norms) == 40 and (norms > 0).all()
+    step_group = "RNN layer 1 / RNN step 5"
+    before = len(panel.scene.units)
+    panel.toggle_group(step_group)
+    assert len(panel.scene.units) > before and step_group not in panel.collapsed
+    h5 = panel.h_by_layer[1][4]
+    assert panel.scene.unit_item(h5).state == GRAD_DONE
+    panel.buttons["back"].click()
+    assert panel.stepper.position == panel.stepper.n_steps - 1
+
+
+def test_random_validation_window_is_short(qtbot, small_text):
+    source = _model_source("transformer", {"block_size": 32, "n_layer": 1, "n_head": 2, "n_embd": 16}, small_text)
+    panel = _panel(qtbot, source)
+    panel.what.setCurrentText(MODEL)
+    panel.length.setValue(9)
+    for _ in range(3):
+        panel.random_btn.click()
+        ids = source.snapshot().tokenizer.encode(panel.text.text())
+        assert 2 <= len(ids) <= 10 and panel.text.text() in small_text
