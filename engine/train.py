@@ -1,0 +1,479 @@
+"""The trainer: AdamW with warmup + cosine decay, a generator of plain-CPU StepReports, checkpoints, presets.
+
+`Trainer.reports()` runs `steps_per_yield` optimizer steps per `next()`. The caller owns the thread: a GUI worker
+iterates it and calls pause()/resume()/stop() from the GUI thread. While paused, the generator yields one
+event="paused" report and then blocks (on a threading.Event) inside the following next() until resume() or stop(),
+so a paused run costs nothing and its model is quiescent: save() and snapshots are safe from the GUI thread.
+
+On CUDA the steps between yields run without a host sync: losses and grad norms are summed on the device, and a
+non-finite loss raises a sticky on-device flag that the fused AdamW reads as `found_inf` and skips its update for,
+so the weights stay those of the last finite step until the flag is read at the next yield."""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from . import checkpoint
+from .device import device_name, peak_flops, resolve_device
+from .errors import CheckpointError, ConfigError, TrainingError
+from .models import ConfigMixin, build_model, coerce_value, config_class, config_from_dict
+
+__all__ = ["TrainConfig", "StepReport", "Trainer", "resolve_device", "device_name", "load_preset", "list_presets",
+           "apply_overrides", "load_model_from_checkpoint"]
+
+log = logging.getLogger(__name__)
+PRESET_DIR = Path(__file__).resolve().parents[1] / "resources" / "presets"
+_OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
+@dataclass(frozen=True)
+class TrainConfig(ConfigMixin):
+    max_steps: int = 2000          # optimizer steps in the whole run
+    batch_size: int = 32           # windows per step
+    block_size: int = 128          # tokens per window (at most the model's block_size for a transformer)
+    lr: float = 1e-3               # peak learning rate, reached after warmup
+    min_lr: float = 1e-4           # cosine decay ends here at max_steps
+    warmup_steps: int = 100        # linear warmup from ~0 to lr
+    weight_decay: float = 0.1      # AdamW decay on matrices and embeddings only (not biases or norms)
+    grad_clip: float = 1.0         # clip the global gradient norm to this; 0 turns clipping off
+    beta1: float = 0.9             # AdamW first-moment decay
+    beta2: float = 0.99            # AdamW second-moment decay (0.99 suits small-batch char models)
+    eval_interval: int = 250       # steps between full validation passes (one always runs at the end)
+    eval_batch_size: int = 0       # windows per validation forward; 0 means 4 × batch_size
+    steps_per_yield: int = 10      # optimizer steps per report
+    device: str = "auto"           # "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N", "mps"
+    precision: str = "auto"        # "auto" (bf16 autocast on CUDA, else fp32), "bf16" or "fp32"
+    compile: bool = False          # torch.compile the model for training (worth it on a GPU)
+    seed: int = 1337               # seeds batch sampling and dropout
+
+    def __post_init__(self):
+        for name in ("max_steps", "batch_size", "block_size", "eval_interval", "steps_per_yield"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be a positive integer, not {getattr(self, name)!r}")
+        if self.warmup_steps < 0 or self.eval_batch_size < 0:
+            raise ConfigError("warmup_steps and eval_batch_size must not be negative")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"lr must be a positive number, not {self.lr}")
+        if not 0 <= self.min_lr <= self.lr:
+            raise ConfigError(f"min_lr must be between 0 and lr ({self.lr}), not {self.min_lr}")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise ConfigError("weight_decay and grad_clip must not be negative")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ConfigError(f"beta1 and beta2 must be in [0, 1), not {self.beta1} and {self.beta2}")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ConfigError(f"precision must be auto, bf16 or fp32, not {self.precision!r}")
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate for the step that follows `step` completed steps."""
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / (self.warmup_steps + 1)
+        span = max(1, self.max_steps - self.warmup_steps)
+        progress = min(1.0, (step - self.warmup_steps) / span)
+        return self.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (self.lr - self.min_lr)
+
+
+@dataclass
+class StepReport:
+    """What one next() produced: plain Python numbers, safe to hand to another thread."""
+    step: int                      # optimizer steps completed
+    max_steps: int
+    tokens: int                    # training tokens consumed so far
+    train_loss: float              # mean loss over the steps since the last report
+    lr: float
+    grad_norm: float               # mean pre-clipping gradient norm since the last report
+    tokens_per_s: float
+    elapsed_s: float               # time spent training (pauses excluded)
+    eta_s: float | None
+    val_loss: float | None = None  # mean nats per token over the whole validation split
+    val_bpc: float | None = None   # bits per character, comparable across tokenizers
+    val_ppl: float | None = None
+    event: str = "step"            # "step" | "eval" | "paused" | "done" | "error"
+    message: str = ""
+    mfu: float | None = None       # model FLOPs utilisation against the device's peak (None when unknown)
+
+
+class _NonFinite(Exception):
+    pass
+
+
+class Trainer:
+    def __init__(self, model, train_ids, val_ids, cfg: TrainConfig, *, val_chars: int, tokenizer=None,
+                 sync_free: bool | None = None):
+        """train_ids/val_ids: token ids (sequence, numpy array or tensor). val_chars: characters in the validation
+        text, for bits per character. sync_free: run steps without host syncs (needs the fused AdamW); None means
+        on CUDA only."""
+        if not isinstance(model, torch.nn.Module):
+            raise ConfigError(f"{type(model).__name__} is fitted by counting, not trained with the Trainer")
+        self.cfg, self.tokenizer = cfg, tokenizer
+        n_train, n_val = len(train_ids), len(val_ids)
+        model_block = getattr(model.config, "block_size", None)
+        if model.family == "transformer" and cfg.block_size > model_block:
+            raise ConfigError(f"train block_size {cfg.block_size} exceeds the model's block_size {model_block}")
+        if cfg.block_size >= n_train:
+            raise ConfigError(f"block_size {cfg.block_size} needs a train split longer than {cfg.block_size} "
+                              f"tokens; it has {n_train}")
+        if n_val < 2:
+            raise ConfigError(f"the validation split has {n_val} token(s); it needs at least 2")
+        if val_chars < 1:
+            raise ConfigError("val_chars must be positive")
+        self.device = resolve_device(cfg.device)
+        self.device_label = device_name(self.device)
+        peak = peak_flops(self.device)
+        self.peak_flops, self.peak_label = peak if peak else (None, "no known peak for this device")
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        torch.manual_seed(cfg.seed)
+        self.model = model.to(self.device).train()
+        self.train_data = torch.as_tensor(train_ids, dtype=torch.long).to(self.device)
+        self.val_data = torch.as_tensor(val_ids, dtype=torch.long).to(self.device)
+        self.val_chars = val_chars
+        self._gen = torch.Generator(device=self.device)
+        self._gen.manual_seed(cfg.seed)
+        self._offsets = torch.arange(cfg.block_size, device=self.device)
+        fused = self.device.type == "cuda" if sync_free is None else sync_free
+        self.sync_free = fused
+        params = list(self.model.parameters())
+        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused or None)
+        self._fwd = torch.compile(self.model) if cfg.compile else self.model
+        bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and self.device.type == "cuda")
+        self._autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if bf16 \
+            else contextlib.nullcontext
+        self.step, self.tokens = 0, 0
+        self._elapsed_before = 0.0  # training time of the run this one resumes
+        self.last_report: StepReport | None = None
+        self.last_eval: StepReport | None = None  # the latest report carrying validation figures
+        self._bad = torch.zeros((), device=self.device)              # sticky: a non-finite step happened
+        self._bad_step = torch.zeros((), dtype=torch.long, device=self.device)
+        self._running, self._stop = threading.Event(), threading.Event()
+        self._running.set()
+        log.info("training %s (%d params) on %s", model.family, model.num_params(), self.device_label)
+
+    # -- control (any thread) -------------------------------------------------------------------------------
+    def pause(self):
+        self._running.clear()
+
+    def resume(self):
+        self._running.set()
+
+    def stop(self):
+        self._stop.set()
+        self._running.set()  # wake a paused generator so it can finish
+
+    @property
+    def raw_model(self):
+        """The model itself (not the torch.compile wrapper): what save() writes and snapshots copy."""
+        return self.model
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    # -- the loop -------------------------------------------------------------------------------------------
+    def reports(self) -> Iterator[StepReport]:
+        cfg = self.cfg
+        active, session_steps = 0.0, 0
+        while True:
+            finishing = self._stop.is_set() or self.step >= cfg.max_steps
+            if not finishing and not self._running.is_set():
+                yield self._report(0.0, None, active, session_steps, "paused", None, f"paused at step {self.step}")
+                self._running.wait()
+                continue
+            n = min(cfg.steps_per_yield, cfg.max_steps - self.step,
+                    cfg.eval_interval - self.step % cfg.eval_interval)
+            t0 = time.perf_counter()
+            sums, val, dt = None, None, 0.0
+            try:
+                if not finishing:
+                    sums = self._run_steps(n)
+                    dt = time.perf_counter() - t0
+                if finishing or (self.step % cfg.eval_interval == 0 and self.step < cfg.max_steps):
+                    val = self.evaluate()
+            except _OOM:
+                self._recover_from_oom()
+                msg = (f"out of memory after step {self.step}: try a smaller batch_size, block_size or "
+                       f"eval_batch_size")
+                if finishing:
+                    yield self._report(0.0, None, active, session_steps, "done", None, msg)
+                    return
+                self.pause()
+                yield self._report(0.0, None, active, session_steps, "error", None,
+                                   msg + f"; paused with the weights of step {self.step}")
+                continue
+            except _NonFinite as e:
+                yield self._report(0.0, None, active, session_steps, "error", None, str(e))
+                return
+            active += time.perf_counter() - t0
+            if sums:
+                session_steps += sums[0]
+            if finishing:
+                yield self._report(0.0, None, active, session_steps, "done", val,
+                                   "finished" if self.step >= cfg.max_steps else f"stopped at step {self.step}")
+                return
+            yield self._report(dt, sums, active, session_steps, "eval" if val else "step", val,
+                               "" if self.last_report else f"training on {self.device_label} ({self.peak_label})")
+
+    def _run_steps(self, n: int) -> tuple[int, float, float]:
+        """n optimizer steps; returns (steps, summed loss, summed grad norm), reading the device once."""
+        cfg, opt = self.cfg, self.optimizer
+        params = [p for g in opt.param_groups for p in g["params"]]
+        loss_sum = torch.zeros((), device=self.device)
+        norm_sum = torch.zeros((), device=self.device)
+        first = self.step
+        for i in range(n):
+            lr = cfg.lr_at(first + i)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            ix = torch.randint(len(self.train_data) - cfg.block_size, (cfg.batch_size, 1), device=self.device,
+                               generator=self._gen)
+            x = self.train_data[ix + self._offsets]      # (B, T) gathered on the device
+            y = self.train_data[ix + self._offsets + 1]
+            loss, norm = self._forward_backward(x, y, params)
+            bad = ~(torch.isfinite(loss) & torch.isfinite(norm))
+            if self.sync_free:
+                self._bad_step = torch.where(bad & (self._bad == 0), first + i + 1, self._bad_step)
+                self._bad = torch.maximum(self._bad, bad.float())
+                opt.found_inf = self._bad  # fused AdamW skips the update (and its step count) when set
+            elif bad.item():
+                opt.zero_grad(set_to_none=True)
+                self._bad_step.fill_(first + i + 1)
+                self._bad.fill_(1.0)
+                break
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            good = 1.0 - self._bad
+            loss_sum += torch.nan_to_num(loss.detach().float()) * good
+            norm_sum += torch.nan_to_num(norm.float()) * good
+            self.step += 1
+            self.tokens += cfg.batch_size * cfg.block_size
+        if self._bad.item():
+            bad_step = int(self._bad_step.item())
+            self.step = bad_step - 1
+            self.tokens = self.step * cfg.batch_size * cfg.block_size
+            raise _NonFinite(f"loss became NaN/inf at step {bad_step}; stopped with the weights of step "
+                             f"{bad_step - 1}: try a lower lr or stronger grad_clip")
+        return self.step - first, float(loss_sum.item()), float(norm_sum.item())
+
+    def _forward_backward(self, x, y, params):
+        with self._autocast():
+            _, loss = self._fwd(x, y)
+        loss.backward()
+        clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
+        return loss, torch.nn.utils.clip_grad_norm_(params, clip)
+
+    def _recover_from_oom(self):
+        self.optimizer.zero_grad(set_to_none=True)
+        self.model.train()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        log.warning("out of memory after step %d", self.step)
+
+    def _report(self, dt, sums, active, session_steps, event, val, message) -> StepReport:
+        cfg = self.cfg
+        last = self.last_report
+        if sums and sums[0]:
+            steps, loss_sum, norm_sum = sums
+            train_loss, grad_norm = loss_sum / steps, norm_sum / steps
+            tps = steps * cfg.batch_size * cfg.block_size / dt
+        else:
+            train_loss = last.train_loss if last else math.nan
+            grad_norm = last.grad_norm if last else math.nan
+            tps = last.tokens_per_s if last else 0.0
+        eta = (cfg.max_steps - self.step) * active / session_steps if session_steps else None
+        mfu = self.model.flops_per_token() * tps / self.peak_flops if self.peak_flops and tps else None
+        rep = StepReport(self.step, cfg.max_steps, self.tokens, train_loss, cfg.lr_at(max(0, self.step - 1)),
+                         grad_norm, tps, self._elapsed_before + active, eta, *(val or (None, None, None)), event,
+                         message, mfu)
+        self.last_report = rep
+        if val:
+            self.last_eval = rep
+        return rep
+
+    # -- validation -----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float, float]:
+        """(val_loss, val_bpc, val_ppl) over every validation token: non-overlapping block_size windows (the
+        last one shorter), each starting from an empty context, so the figure does not depend on sampling."""
+        T = self.cfg.block_size
+        eb = self.cfg.eval_batch_size or 4 * self.cfg.batch_size
+        data = self.val_data
+        n = data.numel() - 1  # every token after the first is predicted once
+        w = n // T
+        xs, ys = data[:w * T].view(w, T), data[1:w * T + 1].view(w, T)
+        chunks = [(xs[i:i + eb], ys[i:i + eb]) for i in range(0, w, eb)]
+        if n - w * T:
+            chunks.append((data[w * T:n][None], data[w * T + 1:][None]))
+        self.model.eval()
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        try:
+            for x, y in chunks:
+                with self._autocast():
+                    logits, _ = self.model(x)
+                total += torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), y.flatten(),
+                                                           reduction="sum").double()
+        finally:
+            self.model.train()
+        nats = float(total.item())
+        chars = self.val_chars * n / (n + 1)
+        if self.tokenizer is not None:  # the first token is context only, so its characters are not scored
+            chars = self.val_chars - len(self.tokenizer.decode([int(data[0])]))
+        loss = nats / n
+        return loss, nats / (max(chars, 1) * math.log(2)), math.exp(min(loss, 700.0))
+
+    # -- checkpoints ----------------------------------------------------------------------------------------
+    def save(self, out_dir, meta_extra: dict | None = None) -> Path:
+        """Weights, optimizer moments, step and RNG states; resuming continues as if never interrupted."""
+        opt_tensors, opt_layout = _flatten_optimizer(self.optimizer.state_dict())
+        rng = {"cpu": torch.get_rng_state(), "batch": self._gen.get_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        last = self.last_report
+        meta = {"family": self.model.family, "model": self.model.config.to_dict(),
+                "train": self.cfg.to_dict(), "step": self.step, "tokens": self.tokens,
+                "elapsed_s": last.elapsed_s if last else self._elapsed_before,
+                "optimizer": opt_layout, "device": self.device_label,
+                "tokenizer": self.tokenizer.to_dict() if self.tokenizer is not None else None,
+                "metrics": {"train_loss": last.train_loss, "val_loss": last.val_loss, "val_bpc": last.val_bpc}
+                if last else {}}
+        meta.update(meta_extra or {})
+        groups = {"model": model_tensors(self.model), "optimizer": opt_tensors, "rng": rng}
+        return checkpoint.save_checkpoint(out_dir, meta, groups)
+
+    def load_state(self, ckpt_dir) -> dict:
+        """Load a checkpoint of this same model into this trainer (weights, optimizer, step, RNG)."""
+        meta = checkpoint.load_meta(ckpt_dir)
+        check_compatible(meta, self.model)
+        load_model_tensors(self.model, checkpoint.load_group(ckpt_dir, "model"))
+        self.optimizer.load_state_dict(_unflatten_optimizer(checkpoint.load_group(ckpt_dir, "optimizer"),
+                                                            meta["optimizer"], self.optimizer))
+        rng = checkpoint.load_group(ckpt_dir, "rng")
+        torch.set_rng_state(rng["cpu"])
+        self._gen.set_state(rng["batch"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+        self.step, self.tokens = int(meta["step"]), int(meta["tokens"])
+        self._elapsed_before = float(meta.get("elapsed_s", 0.0))
+        return meta
+
+    @classmethod
+    def resume_from(cls, ckpt_dir, model, train_ids, val_ids, cfg: TrainConfig | None = None, *, val_chars: int,
+                    tokenizer=None) -> Trainer:
+        """A trainer continuing a saved run. model None: rebuilt from the checkpoint's config (otherwise it must
+        match it); cfg None: the saved TrainConfig (pass one to run longer or on another device)."""
+        meta = checkpoint.load_meta(ckpt_dir)
+        if model is None:
+            model = build_model(meta["family"], meta["model"])
+        cfg = cfg or TrainConfig.from_dict(meta["train"])
+        trainer = cls(model, train_ids, val_ids, cfg, val_chars=val_chars, tokenizer=tokenizer)
+        trainer.load_state(ckpt_dir)
+        return trainer
+
+
+# -- weights and optimizer state as flat tensor groups (no pickle) --------------------------------------------
+def model_tensors(model) -> dict[str, torch.Tensor]:
+    """The state_dict, with tied tensors copied apart: safetensors refuses shared storage, and keeping every
+    name lets a plain strict `load_state_dict` read the file."""
+    seen, out = set(), {}
+    for name, t in model.state_dict().items():
+        out[name] = t.detach().clone() if t.data_ptr() in seen else t.detach()
+        seen.add(t.data_ptr())
+    return out
+
+
+def load_model_tensors(model, tensors: dict[str, torch.Tensor]) -> None:
+    expected = model.state_dict()
+    missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+    if missing or extra:
+        raise CheckpointError(f"checkpoint weights do not fit this model (missing {missing[:3]}, "
+                              f"unexpected {extra[:3]})")
+    for name, t in expected.items():
+        if tuple(tensors[name].shape) != tuple(t.shape):
+            raise CheckpointError(f"checkpoint weight {name} has shape {tuple(tensors[name].shape)}, "
+                                  f"the model expects {tuple(t.shape)}")
+    model.load_state_dict(tensors)
+
+
+def check_compatible(meta: dict, model) -> None:
+    """CheckpointError naming the differing settings when a checkpoint was saved from another architecture."""
+    saved, have = meta.get("model", {}), model.config.to_dict()
+    diff = [f"{k}={saved.get(k)!r} (here {have.get(k)!r})" for k in sorted(set(saved) | set(have))
+            if saved.get(k) != have.get(k)]
+    if meta.get("family") != model.family or diff:
+        raise CheckpointError(f"checkpoint is a {meta.get('family')} model that does not match this "
+                              f"{model.family}: {', '.join(diff) or 'different family'}")
+
+
+def load_model_from_checkpoint(ckpt_dir, device: str = "cpu"):
+    """(model in eval mode, meta) rebuilt from a checkpoint's config and weights."""
+    meta = checkpoint.load_meta(ckpt_dir)
+    model = build_model(meta["family"], meta["model"])
+    load_model_tensors(model, checkpoint.load_group(ckpt_dir, "model"))
+    return model.to(resolve_device(device)).eval(), meta
+
+
+def _flatten_optimizer(sd: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, state = {}, {}
+    for pid, entry in sd["state"].items():
+        state[str(pid)] = {k: None if torch.is_tensor(v) else v for k, v in entry.items()}
+        tensors.update({f"{pid}.{k}": v for k, v in entry.items() if torch.is_tensor(v)})
+    return tensors, {"param_groups": json.loads(json.dumps(sd["param_groups"])), "state": state}
+
+
+def _unflatten_optimizer(tensors: dict, layout: dict, optimizer) -> dict:
+    state = {int(pid): {k: tensors[f"{pid}.{k}"] if v is None else v for k, v in entry.items()}
+             for pid, entry in layout["state"].items()}
+    groups = []
+    for saved, current in zip(layout["param_groups"], optimizer.param_groups):
+        g = dict(saved, betas=tuple(saved["betas"]))
+        for flag in ("fused", "foreach", "capturable", "differentiable"):  # keep this device's implementation
+            if flag in current:
+                g[flag] = current[flag]
+        groups.append(g)
+    return {"state": state, "param_groups": groups}
+
+
+# -- presets and overrides ------------------------------------------------------------------------------------
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.json"))
+
+
+def load_preset(name: str) -> dict:
+    """{"family", "model": {...}, "train": {...}, "description"} from resources/presets/NAME.json."""
+    path = PRESET_DIR / f"{name}.json"
+    if not path.is_file():
+        raise ConfigError(f"unknown preset {name!r}; available: {', '.join(list_presets())}")
+    preset = json.loads(path.read_text(encoding="utf-8"))
+    config_from_dict(preset["family"], {"vocab_size": 1, **preset["model"]})  # fail early on a bad preset
+    TrainConfig.from_dict(preset["train"])
+    return preset
+
+
+def apply_overrides(preset: dict, overrides: dict[str, str]) -> dict:
+    """A copy of `preset` with `--set key=value` strings applied, each parsed to its field's type. A key may be
+    prefixed ("model.dropout", "train.lr"); a bare key goes to whichever config has it, and block_size, which
+    both have, is set in both."""
+    out = {**preset, "model": dict(preset.get("model", {})), "train": dict(preset.get("train", {}))}
+    sections = {"model": config_class(preset["family"]), "train": TrainConfig}
+    fields = {s: set(cls.__dataclass_fields__) for s, cls in sections.items()}
+    for key, text in overrides.items():
+        section, _, name = key.rpartition(".")
+        targets = [section] if section else [s for s in sections if name in fields[s]]
+        if section and section not in sections:
+            raise ConfigError(f"unknown setting section {section!r} in {key!r}; use model.NAME or train.NAME")
+        if not targets or any(name not in fields[s] for s in targets):
+            raise ConfigError(f"unknown setting {key!r}; model settings: {', '.join(sorted(fields['model']))}; "
+                              f"train settings: {', '.join(sorted(fields['train']))}")
+        for s in targets:
+            out[s][name] = coerce_value(sections[s], name, text)
+    return out
