@@ -5,16 +5,17 @@ table up, the RNN carries its hidden state, the Transformer appends to its KV ca
 search are written once. Each new token comes out as a DecodeEvent of plain CPU data: the token, its probability,
 the top of the distribution it was drawn from and what truncation cut away, and for beam search the live beams.
 
-The next-token logits go through, in this order (the lecture's order, and Hugging Face's):
+The next-token logits go through, in this order (Hugging Face's order too):
 repetition penalty -> temperature -> top-k -> top-p -> min-p -> renormalise -> pick.
-For the n-gram model the "logits" are its log-probabilities, so temperature and the penalty work on them alike.
-Temperature 0 means greedy. Greedy and beam search use the penalised distribution at temperature 1, untruncated
-(truncation never removes the most likely token, and beam search ranks by the model's own probabilities).
+Temperature comes before truncation, so it changes which tokens top-p and min-p keep. For the n-gram model the
+"logits" are its log-probabilities, so temperature and the penalty work on them alike. Temperature 0 means greedy.
+Greedy and beam search use the penalised distribution at temperature 1, untruncated (truncation never removes the
+most likely token, and beam search is a search for the most probable text, not a sampler).
 
 An empty prompt starts from a newline when the tokenizer has one (a natural start of a line of text, kept out of
 the output). Without one, the n-gram model starts from the empty context (it backs off to the unigram
-distribution) and a neural model refuses: it needs at least one token to condition on. Sampling randomness comes from a numpy
-Generator made for the call, so a seed reproduces a sample without touching global RNG state.
+distribution) and a neural model refuses: it needs at least one token to condition on. Sampling randomness comes
+from a numpy Generator made for the call, so a seed reproduces a sample without touching global RNG state.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 
 from .beam import BeamInfo, BeamSearch
-from .errors import ConfigError, TokenizerError
+from .errors import ConfigError, PlaygroundError, TokenizerError
 
 STRATEGIES = ("greedy", "sample", "beam")
 
@@ -100,7 +101,7 @@ class DecodeEvent:
     beams: list[BeamInfo] | None = None   # beam: new live beams (best first) then those finished at this step
     pruned: list[BeamInfo] | None = None  # beam: candidates dropped at this step
     done: bool = False
-    finish_reason: str = ""          # final event: "max_tokens", "stop", "beams_finished" or "stopped"
+    finish_reason: str = ""          # final event: "max_tokens", "stop" or "stopped" (stop_flag)
 
     @property
     def final_text(self) -> str | None:
@@ -161,6 +162,14 @@ def _distribution(logits: np.ndarray, seen: np.ndarray, cfg: DecodeConfig) -> _D
         final = np.zeros(V)
         final[order[:n]] = sorted_p[:n] / sorted_p[:n].sum()
     return _Dist(raw, tempered, final, order, n, float(sorted_p[:n].sum()), (cut_k, cut_p, cut_min))
+
+
+def _finite(logits: np.ndarray) -> np.ndarray:
+    """-inf is a legitimate zero probability (n-gram without smoothing); NaN or +inf means a broken model."""
+    if np.isnan(logits).any() or np.isposinf(logits).any():
+        raise PlaygroundError("the model outputs NaN or infinite values (training diverged); "
+                              "decode from an earlier checkpoint")
+    return logits
 
 
 def _draw(probs: np.ndarray, rng: np.random.Generator) -> int:
@@ -314,7 +323,7 @@ def _sample(runner, text_of: _Text, prompt_ids: list[int], V: int, cfg: DecodeCo
     seen[prompt_ids] = True
     ids: list[int] = []
     text = ""
-    logits = runner.start()[0]
+    logits = _finite(runner.start()[0])
     for step in range(1, cfg.max_new_tokens + 1):
         d = _distribution(logits, seen, cfg)
         tok = int(d.order[0]) if cfg.greedy else _draw(d.final, rng)
@@ -329,7 +338,7 @@ def _sample(runner, text_of: _Text, prompt_ids: list[int], V: int, cfg: DecodeCo
             return "max_tokens", step, text
         if stopped():
             return "stopped", step, text
-        logits = runner.advance([0], [tok])[0]
+        logits = _finite(runner.advance([0], [tok])[0])
 
 
 def _beam(runner, text_of: _Text, prompt_ids: list[int], V: int, cfg: DecodeConfig, stopped: Callable[[], bool]):
@@ -337,7 +346,7 @@ def _beam(runner, text_of: _Text, prompt_ids: list[int], V: int, cfg: DecodeConf
     search = BeamSearch(cfg.beam_width, cfg.length_penalty, cfg.max_new_tokens, text_of)
     seen = np.zeros((1, V), dtype=bool)
     seen[0, prompt_ids] = True
-    logits = runner.start()
+    logits = _finite(runner.start())
     while True:
         before = search.live
         out = search.step(_log_softmax(_penalise(logits, seen, cfg.repetition_penalty)))
@@ -350,7 +359,7 @@ def _beam(runner, text_of: _Text, prompt_ids: list[int], V: int, cfg: DecodeConf
             return best.finish or "stopped", search.steps, best.text
         seen = seen[out.parents]
         seen[np.arange(len(out.tokens)), out.tokens] = True
-        logits = runner.advance(out.parents, out.tokens)
+        logits = _finite(runner.advance(out.parents, out.tokens))
 
 
 def _prompt_ids(tokenizer, prompt: str, ngram: bool) -> list[int]:

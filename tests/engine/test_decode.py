@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from engine.decode import DecodeConfig, complete, generate
-from engine.errors import ConfigError, TokenizerError
+from engine.errors import ConfigError, PlaygroundError, TokenizerError
 from engine.models.ngram import NGramConfig, NGramLM
 from engine.models.rnn import RNNConfig, RNNLM
 from engine.models.transformer import GPT, GPTConfig
@@ -381,3 +381,12 @@ def test_bad_input_at_the_call(tok):
         generate(model, tok, "abz", DecodeConfig())
     with pytest.raises(ConfigError, match="tokenizer"):
         generate(model, CharTokenizer("abcde"), "ab", DecodeConfig())
+
+
+def test_diverged_model_is_a_clear_error(tok):
+    model = make_model("gpt", tok)
+    with torch.no_grad():
+        model.lm_head.weight.fill_(float("nan"))
+    for strategy in ("sample", "beam"):
+        with pytest.raises(PlaygroundError, match="NaN"):
+            complete(model, tok, "ab", DecodeConfig(strategy=strategy, beam_width=2))
