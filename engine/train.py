@@ -51,7 +51,7 @@ class TrainConfig(ConfigMixin):
     eval_batch_size: int = 0       # windows per validation forward; 0 means 4 × batch_size
     steps_per_yield: int = 10      # optimizer steps per report
     device: str = "auto"           # "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N", "mps"
-    precision: str = "auto"        # "auto" (bf16 autocast on CUDA, else fp32), "bf16" or "fp32"
+    precision: str = "auto"        # "auto" (bf16 autocast for a transformer on CUDA, else fp32), "bf16", "fp32"
     compile: bool = False          # torch.compile the model for training (worth it on a GPU)
     seed: int = 1337               # seeds batch sampling and dropout
 
@@ -147,7 +147,10 @@ class Trainer:
                   {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
         self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused or None)
         self._fwd = torch.compile(self.model) if cfg.compile else self.model
-        bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and self.device.type == "cuda")
+        # auto: bf16 autocast for transformers on CUDA; recurrent models stay fp32/TF32, where cuDNN's fused RNN
+        # kernels are fast and well supported
+        bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and self.device.type == "cuda"
+                                           and model.family == "transformer")
         self._autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if bf16 \
             else contextlib.nullcontext
         self.step, self.tokens = 0, 0
@@ -232,6 +235,8 @@ class Trainer:
         norm_sum = torch.zeros((), device=self.device)
         first = self.step
         for i in range(n):
+            if i and (self._stop.is_set() or not self._running.is_set()):
+                break  # honour stop/pause between steps, not only between reports
             lr = cfg.lr_at(first + i)
             for g in opt.param_groups:
                 g["lr"] = lr

@@ -6,6 +6,7 @@ import threading
 import pytest
 import torch
 
+from engine.checkpoint import load_group
 from engine.errors import CheckpointError, ConfigError
 from engine.models import build_model
 from engine.train import (StepReport, TrainConfig, Trainer, apply_overrides, list_presets, load_model_from_checkpoint,
@@ -105,6 +106,21 @@ def test_stop_wakes_a_paused_generator(seed, data):
     assert next(gen).event == "done"
 
 
+def test_stop_is_honoured_between_steps_inside_a_report(seed, data, monkeypatch):
+    trainer = make(data, steps_per_yield=10)
+    real = trainer._forward_backward
+    calls = []
+
+    def stop_on_third(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            trainer.stop()  # as the GUI thread would, while the worker is mid-report
+        return real(*args)
+    monkeypatch.setattr(trainer, "_forward_backward", stop_on_third)
+    reports = list(trainer.reports())
+    assert [(r.step, r.event) for r in reports] == [(3, "step"), (3, "done")]
+
+
 @pytest.mark.parametrize("family", ["transformer", "gru"])
 def test_resumed_run_continues_identically(seed, data, tmp_path, family):
     kw = dict(steps_per_yield=1, max_steps=16, model_kw={"dropout": 0.2})
@@ -142,7 +158,7 @@ def test_load_model_from_checkpoint_keeps_tied_weights(seed, data, tmp_path):
     for (name, a), b in zip(trainer.model.state_dict().items(), model.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
     fresh = build_model("transformer", dict(meta["model"]))
-    fresh.load_state_dict(__import__("engine.checkpoint").checkpoint.load_group(tmp_path / "c", "model"))
+    fresh.load_state_dict(load_group(tmp_path / "c", "model"))  # a plain strict load works too
 
 
 def test_out_of_memory_pauses_with_last_good_weights(seed, data, tmp_path, monkeypatch):
