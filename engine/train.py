@@ -128,7 +128,7 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.device_label = device_name(self.device)
         peak = peak_flops(self.device)
-        self.peak_flops, self.peak_label = peak if peak else (None, "no known peak for this device")
+        self.peak_flops, self.peak_label = peak if peak else (None, "no peak figure for this device")
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -225,7 +225,11 @@ class Trainer:
                                    "finished" if self.step >= cfg.max_steps else f"stopped at step {self.step}")
                 return
             yield self._report(dt, sums, active, session_steps, "eval" if val else "step", val,
-                               "" if self.last_report else f"training on {self.device_label} ({self.peak_label})")
+                               "" if self.last_report else self._hello())
+
+    def _hello(self) -> str:
+        mfu = f"MFU against {self.peak_label}" if self.peak_flops else "MFU not estimated (no peak figure)"
+        return f"training on {self.device_label}; {mfu}"
 
     def _run_steps(self, n: int) -> tuple[int, float, float]:
         """n optimizer steps; returns (steps, summed loss, summed grad norm), reading the device once."""
