@@ -81,7 +81,8 @@ class DecodeConfig:
 
 @dataclass
 class DecodeEvent:
-    """One new token (done=False), or the end of decoding (done=True, token_id None, final_text set)."""
+    """One new token (done=False), or the end of decoding (done=True, token_id None, final_text set). For greedy
+    and sampling the events' `text`s, final event included, add up to the final text."""
     step: int                        # 1-based index of the token among the generated ones
     token_id: int | None             # the new token; None on the final event
     text: str                        # what the token added to the text (beam: to its own hypothesis)
@@ -311,13 +312,20 @@ class _Text:
 
 
 def _delta(before: str, after: str) -> str:
-    """What a token added to the text (a BPE token finishing a multi-byte character also rewrites the '�' that
-    stood for its first bytes; full_text is the authority then)."""
+    """What a token added to the text (for a tokenizer whose decoding is not prefix-stable, what it added after
+    the common prefix; full_text is the authority then)."""
     return after[len(os.path.commonprefix([before, after])):]
 
 
+def _settled(text: str) -> str:
+    """The text without trailing '\ufffd': a byte-level BPE token can end inside a multi-byte character, which
+    decodes as '\ufffd' until the next token completes it, so streaming holds those back. The final event gives
+    whatever is still held, so the events' texts always add up to the final text."""
+    return text.rstrip("\ufffd")
+
+
 def _sample(runner, text_of: _Text, prompt_ids: list[int], V: int, cfg: DecodeConfig, stopped: Callable[[], bool]):
-    """Greedy and ancestral sampling; returns (finish_reason, tokens generated, text)."""
+    """Greedy and ancestral sampling; returns (finish_reason, tokens generated, final text, text streamed)."""
     rng = np.random.default_rng(cfg.seed)
     seen = np.zeros(V, dtype=bool)
     seen[prompt_ids] = True
@@ -329,15 +337,16 @@ def _sample(runner, text_of: _Text, prompt_ids: list[int], V: int, cfg: DecodeCo
         tok = int(d.order[0]) if cfg.greedy else _draw(d.final, rng)
         ids.append(tok)
         seen[tok] = True
-        new_text, hit = text_of(ids)
-        yield _token_event(step, tok, d, cfg.top_n, _delta(text, new_text), new_text)
-        text = new_text
+        full, hit = text_of(ids)
+        shown = _settled(full)
+        yield _token_event(step, tok, d, cfg.top_n, _delta(text, shown), shown)
+        text = shown
         if hit:
-            return "stop", step, text
+            return "stop", step, full, text
         if step == cfg.max_new_tokens:
-            return "max_tokens", step, text
+            return "max_tokens", step, full, text
         if stopped():
-            return "stopped", step, text
+            return "stopped", step, full, text
         logits = _finite(runner.advance([0], [tok])[0])
 
 
@@ -356,7 +365,7 @@ def _beam(runner, text_of: _Text, prompt_ids: list[int], V: int, cfg: DecodeConf
                            lead.text, beams=out.live + out.finished, pruned=out.pruned)
         if search.done or stopped():
             best = search.best()
-            return best.finish or "stopped", search.steps, best.text
+            return best.finish or "stopped", search.steps, best.text, best.text
         seen = seen[out.parents]
         seen[np.arange(len(out.tokens)), out.tokens] = True
         logits = _finite(runner.advance(out.parents, out.tokens))
@@ -400,8 +409,8 @@ def _with_final(loop, stopped: Callable[[], bool]) -> Iterator[DecodeEvent]:
     if stopped():
         yield DecodeEvent(0, None, "", "", done=True, finish_reason="stopped")
         return
-    reason, steps, text = yield from loop
-    yield DecodeEvent(steps, None, "", text, done=True, finish_reason=reason)
+    reason, steps, text, streamed = yield from loop
+    yield DecodeEvent(steps, None, _delta(streamed, text), text, done=True, finish_reason=reason)
 
 
 def complete(model, tokenizer, prompt: str, cfg: DecodeConfig, stop_flag=None) -> tuple[str, list[DecodeEvent]]:

@@ -13,6 +13,7 @@ from engine.errors import ConfigError, PlaygroundError, TokenizerError
 from engine.models.ngram import NGramConfig, NGramLM
 from engine.models.rnn import RNNConfig, RNNLM
 from engine.models.transformer import GPT, GPTConfig
+from engine.tokenizers import build_tokenizer
 from engine.tokenizers.char import CharTokenizer
 from engine.tokenizers.word import WordTokenizer
 
@@ -351,6 +352,23 @@ def test_word_tokens_join_like_the_full_text():
     assert "".join(e.text for e in events) == out
     assert "The king" + out == tok.decode(tok.encode("The king") + tokens(events))
     assert out.startswith(" ")  # the join between prompt and continuation
+
+
+def test_bpe_stream_holds_back_split_characters():
+    """Byte-level BPE tokens can end inside a multi-byte character; streamed text must never show a '\ufffd'
+    that a later token turns into a real character, and the pieces must add up to the final text."""
+    text = "héllo wörld — naïve café 日本語のテキスト\n" * 30
+    tok = build_tokenizer("bpe", text, vocab_size=300)
+    model = NGramLM(NGramConfig(vocab_size=tok.vocab_size, order=2, smoothing="add-k", k=0.01))
+    model.fit(np.array(tok.encode(text)))
+    out, events = complete(model, tok, "héllo", DecodeConfig(seed=0, max_new_tokens=40, temperature=1.5))
+    streamed = ""
+    for e in events[:-1]:
+        streamed += e.text
+        assert e.full_text == streamed
+    assert streamed + events[-1].text == out
+    ids, prompt = tokens(events), tok.encode("héllo")
+    assert any(tok.decode(prompt + ids[:k]).endswith("\ufffd") for k in range(1, len(ids)))  # it did happen
 
 
 def test_empty_prompt(tok):
