@@ -24,7 +24,7 @@ import torch
 
 from . import checkpoint
 from .device import device_name, peak_flops, resolve_device
-from .errors import CheckpointError, ConfigError, TrainingError
+from .errors import CheckpointError, ConfigError
 from .models import ConfigMixin, build_model, coerce_value, config_class, config_from_dict
 
 __all__ = ["TrainConfig", "StepReport", "Trainer", "resolve_device", "device_name", "load_preset", "list_presets",

@@ -69,11 +69,6 @@ def build_model(family: str, cfg: dict[str, Any]):
     return model_cls(config_from_dict(family, cfg))
 
 
-def family_of(model) -> str:
-    """The family name a model was built from (used when writing checkpoints)."""
-    return model.family
-
-
 def coerce_value(cls: type, key: str, text: str) -> Any:
     """Parse a `key=value` override string into the type of `cls`'s field `key` (bool, int, float, str, or an
     optional of those, where 'none' means None)."""
