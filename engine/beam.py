@@ -64,9 +64,8 @@ class BeamSearch:
         return not self.live or len(self.finished) >= self.width or self.steps >= self.max_new_tokens
 
     def best(self) -> BeamInfo:
-        """The answer: the best finished hypothesis, or (if stopped early) the best live one."""
-        pool = self.finished or self.live
-        return max(pool, key=lambda h: h.score)
+        """The answer once done: the best finished hypothesis."""
+        return max(self.finished, key=lambda h: h.score)
 
     def step(self, logprobs: np.ndarray) -> BeamStep:
         """Extend every live hypothesis (row b of logprobs (B, V) continues self.live[b]) by every token and keep

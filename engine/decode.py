@@ -363,9 +363,12 @@ def _beam(runner, text_of: _Text, prompt_ids: list[int], V: int, cfg: DecodeConf
         d = _distribution(logits[lead.parent], seen[lead.parent], cfg)
         yield _token_event(search.steps, lead.token_ids[-1], d, cfg.top_n, _delta(before[lead.parent].text, lead.text),
                            lead.text, beams=out.live + out.finished, pruned=out.pruned)
-        if search.done or stopped():
+        if search.done:
             best = search.best()
-            return best.finish or "stopped", search.steps, best.text, best.text
+            return best.finish, search.steps, best.text, best.text
+        if stopped():  # the best so far, finished or not
+            best = max(search.finished + search.live, key=lambda h: h.score)
+            return "stopped", search.steps, best.text, best.text
         seen = seen[out.parents]
         seen[np.arange(len(out.tokens)), out.tokens] = True
         logits = _finite(runner.advance(out.parents, out.tokens))
