@@ -99,7 +99,8 @@ def _train(args: argparse.Namespace) -> int:
     out_dir = api.prepare_output_dir(args.out or api.default_run_dir(run))
     info = run.summary()
     if not args.quiet:
-        print(f"training {info['model']} ({info['params']:,} params) on {info['device']}, "
+        size = "counting n-grams" if info["model"] == "ngram" else f"{info['params']:,} params"
+        print(f"training {info['model']} ({size}) on {info['device']}, "
               f"{info['tokenizer']} tokenizer, vocab {info['vocab_size']}, "
               f"{info['train_tokens']:,} train / {info['val_tokens']:,} val tokens", file=sys.stderr)
     last_print = 0.0

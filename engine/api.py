@@ -1,0 +1,348 @@
+"""The facade the CLI and the GUI use: describe a run as plain data (RunSpec), start it, iterate its reports, save
+it, take CPU snapshots of its weights, load checkpoints. Panels never reach past this module into engine internals."""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from . import checkpoint as ckpt
+from .corpus import load_corpus, split_text
+from .errors import CheckpointError, ConfigError, CorpusError, PlaygroundError
+from .models import FAMILIES, build_model
+from .tokenizers import build_tokenizer, tokenizer_from_dict
+
+NEURAL = ("rnn", "lstm", "gru", "transformer")
+DEFAULT_PRESET = {"rnn": "tiny-cpu-rnn", "lstm": "tiny-cpu-lstm", "gru": "tiny-cpu-gru",
+                  "transformer": "tiny-cpu-transformer"}
+NGRAM_DEFAULTS = {"order": 3, "smoothing": "kneser-ney"}
+
+
+@dataclass
+class RunSpec:
+    """Everything needed to start a run, as plain data (the GUI builds one from its form)."""
+    corpus: str = "builtin:python-docs"      # path, folder or builtin:NAME
+    tokenizer: str = "char"                  # char | word | bpe
+    tokenizer_options: dict = field(default_factory=dict)  # e.g. {"vocab_size": "512"}
+    family: str = "transformer"              # one of FAMILIES
+    preset: str | None = None                # neural presets; None = the family's tiny CPU preset
+    overrides: dict = field(default_factory=dict)  # key -> value (strings from the CLI, typed from the GUI)
+    device: str = "auto"                     # auto | cpu | cuda | mps
+    seed: int = 1337                         # seeds data order and initialisation
+    val_fraction: float = 0.1                # the last fraction of the text is validation
+    max_steps: int | None = None             # overrides the preset's step count
+    max_corpus_bytes: int = 50_000_000       # corpora larger than this are refused
+    on_bad_utf8: str = "error"               # error | replace
+
+
+@dataclass
+class ModelHandle:
+    """A model ready for sampling or the tape: on the CPU, in eval mode, detached from any running training."""
+    family: str
+    model: Any
+    tokenizer: Any
+    meta: dict
+
+
+def _coerce(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    low = value.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    if "," in value:
+        return [_coerce(v) for v in value.split(",")]
+    return value
+
+
+def prepare_corpus(spec: RunSpec):
+    """Load, tokenize and split the corpus (shared by runs and by the GUI's corpus summary)."""
+    corpus = load_corpus(spec.corpus, max_bytes=spec.max_corpus_bytes, on_bad_utf8=spec.on_bad_utf8)
+    train_text, val_text = split_text(corpus.text, spec.val_fraction)
+    tok_opts = {k: _coerce(v) for k, v in spec.tokenizer_options.items()}
+    tokenizer = build_tokenizer(spec.tokenizer, train_text, **tok_opts)
+    train_ids = np.asarray(tokenizer.encode(train_text), dtype=np.int64)
+    val_ids = _encode_val(tokenizer, val_text)
+    if len(val_ids) < 2:
+        raise CorpusError(f"the validation split has {len(val_ids)} tokens; the corpus is too short "
+                          f"(or val_fraction {spec.val_fraction} too small)")
+    return corpus, tokenizer, train_text, val_text, train_ids, val_ids
+
+
+def _encode_val(tokenizer, val_text: str) -> np.ndarray:
+    """Validation text may hold characters the training split never saw; a char vocabulary built from the training
+    split cannot encode them, so such characters are dropped from validation (and counted in the val chars)."""
+    try:
+        return np.asarray(tokenizer.encode(val_text), dtype=np.int64)
+    except PlaygroundError:
+        known = set(getattr(tokenizer, "stoi", {}))
+        return np.asarray(tokenizer.encode("".join(c for c in val_text if c in known)), dtype=np.int64)
+
+
+class Run:
+    """One training run of any family. `reports()` yields StepReports; pause/resume/stop are thread-safe."""
+
+    def __init__(self, spec: RunSpec, *, _resume_dir: str | None = None):
+        if spec.family not in FAMILIES:
+            raise ConfigError(f"unknown model {spec.family!r}; choose one of {', '.join(FAMILIES)}")
+        self.spec = spec
+        self.t_start = time.perf_counter()
+        (self.corpus, self.tokenizer, self.train_text, self.val_text,
+         self.train_ids, self.val_ids) = prepare_corpus(spec)
+        self.last_report = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        if spec.family == "ngram":
+            from .models.ngram import NGramConfig, NGramLM
+            cfg = dict(NGRAM_DEFAULTS)
+            cfg.update({k: _coerce(v) for k, v in spec.overrides.items()})
+            cfg["vocab_size"] = self.tokenizer.vocab_size
+            self.model = NGramLM(NGramConfig.from_dict(cfg))
+            self.trainer = None
+        else:
+            from .train import Trainer, TrainConfig, apply_overrides, load_preset
+            preset = load_preset(spec.preset or DEFAULT_PRESET[spec.family])
+            preset["family"] = spec.family
+            preset = apply_overrides(preset, {k: v for k, v in spec.overrides.items()})
+            model_cfg = dict(preset["model"], vocab_size=self.tokenizer.vocab_size)
+            train_cfg = dict(preset["train"], device=spec.device, seed=spec.seed)
+            if spec.max_steps is not None:
+                train_cfg["max_steps"] = spec.max_steps
+            self.preset = preset
+            self.model = build_model(spec.family, model_cfg)
+            cfg = TrainConfig.from_dict(train_cfg)
+            if _resume_dir is not None:
+                self.trainer = Trainer.resume_from(_resume_dir, self.model, self.train_ids, self.val_ids,
+                                                   cfg, val_chars=len(self.val_text), tokenizer=self.tokenizer)
+            else:
+                self.trainer = Trainer(self.model, self.train_ids, self.val_ids, cfg,
+                                       val_chars=len(self.val_text), tokenizer=self.tokenizer)
+
+    # -- control -------------------------------------------------------------------------------------------
+    def reports(self) -> Iterator:
+        """Yield the run's StepReports. Steps run under the run's lock, so a snapshot or a save from another thread
+        never sees weights halfway through an update. Pausing is handled here, between steps: one report with
+        event="paused", then the generator blocks (lock released, so save/snapshot work) until resume or stop."""
+        source = self._ngram_reports() if self.trainer is None else self.trainer.reports()
+        while True:
+            if not self._running.is_set() and not self._stop.is_set():
+                if self.last_report is not None:
+                    yield replace(self.last_report, event="paused", message="paused")
+                self._running.wait()
+            with self._lock:
+                r = next(source, None)
+            if r is None:
+                return
+            if self.trainer is not None and self.trainer.paused:
+                # The trainer pauses itself after an out-of-memory step; take the pause over here so the
+                # generator waits outside the lock and the user can still save what was trained.
+                self.trainer.resume()
+                self._running.clear()
+            self.last_report = r
+            yield r
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def stop(self) -> None:
+        """Takes effect between steps; a paused run wakes up to finish."""
+        self._stop.set()
+        if self.trainer is not None:
+            self.trainer.stop()
+        self._running.set()
+
+    def _ngram_reports(self) -> Iterator:
+        """The counting pass as reports (one per order), then the evaluation over the whole validation split.
+        Counting takes about a second even on large corpora, so a stop request lets it finish."""
+        from .train import StepReport
+        t0 = time.perf_counter()
+        n = self.model.config.order
+        for frac in self.model.fit_iter(self.train_ids):
+            el = time.perf_counter() - t0
+            step = int(round(frac * n))
+            yield StepReport(step=step, max_steps=n, tokens=int(frac * len(self.train_ids)), train_loss=math.nan,
+                             lr=0.0, grad_norm=0.0, tokens_per_s=frac * len(self.train_ids) / max(el, 1e-9),
+                             elapsed_s=el, eta_s=el / max(frac, 1e-9) - el, message="counting n-grams")
+        val_loss = self.model.evaluate(self.val_ids)
+        el = time.perf_counter() - t0
+        yield StepReport(step=n, max_steps=n, tokens=len(self.train_ids), train_loss=math.nan, lr=0.0,
+                         grad_norm=0.0, tokens_per_s=len(self.train_ids) / max(el, 1e-9), elapsed_s=el, eta_s=0.0,
+                         val_loss=val_loss, val_bpc=self._bpc(val_loss), val_ppl=_ppl(val_loss), event="done")
+
+    def _bpc(self, val_loss: float) -> float:
+        return val_loss * len(self.val_ids) / (len(self.val_text) * math.log(2))
+
+    # -- results -------------------------------------------------------------------------------------------
+    def summary(self) -> dict:
+        from .train import device_name
+        r = self.last_report
+        out = {
+            "model": self.spec.family, "tokenizer": self.tokenizer.kind, "vocab_size": self.tokenizer.vocab_size,
+            "corpus": self.corpus.name, "train_tokens": int(len(self.train_ids)), "val_tokens": int(len(self.val_ids)),
+            "params": int(self.model.num_params()),
+            "device": "cpu (numpy)" if self.trainer is None else device_name(self.trainer.device),
+        }
+        if self.trainer is not None:
+            out["preset"] = self.spec.preset or DEFAULT_PRESET[self.spec.family]
+        if r is not None:
+            out["step"] = r.step
+            out["tokens_per_s"] = round(r.tokens_per_s, 1)
+            last_eval = getattr(self.trainer, "last_eval", None) if self.trainer is not None else r
+            if last_eval is not None and last_eval.val_loss is not None:
+                out.update(val_loss=last_eval.val_loss, val_bpc=last_eval.val_bpc, val_ppl=last_eval.val_ppl)
+        return out
+
+    def meta(self) -> dict:
+        return {"family": self.spec.family, "tokenizer": self.tokenizer.to_dict(), "spec": asdict(self.spec),
+                "summary": self.summary()}
+
+    def save(self, out_dir) -> Path:
+        """Write a complete checkpoint (atomic). Safe to call after an error: the last good weights are saved."""
+        out = ckpt.prepare_dir(out_dir)
+        with self._lock:
+            if self.trainer is None:
+                meta = dict(self.meta(), model=self.model.config.to_dict())
+                return ckpt.save_checkpoint(out, meta, {"ngram": self.model.state_arrays()})
+            return self.trainer.save(out, self.meta())
+
+    def snapshot(self) -> ModelHandle:
+        """A CPU copy of the current weights, for sampling or the tape viewer while training continues."""
+        with self._lock:
+            if self.trainer is None:
+                model = self.model
+            else:
+                live = self.trainer.raw_model
+                model = build_model(self.spec.family, live.config.to_dict())
+                model.load_state_dict({k: v.detach().to("cpu", torch.float32, copy=True)
+                                       for k, v in live.state_dict().items()})
+                model.eval()
+            meta = self.meta()
+        return ModelHandle(self.spec.family, model, self.tokenizer, meta)
+
+
+def _ppl(loss: float) -> float:
+    return math.inf if loss > 700 else math.exp(loss)
+
+
+def start_run(spec: RunSpec) -> Run:
+    return Run(spec)
+
+
+def resume_run(ckpt_dir: str, *, max_steps: int | None = None, device: str = "auto") -> Run:
+    meta = ckpt.load_meta(ckpt_dir)
+    if meta.get("family") == "ngram":
+        raise CheckpointError("an n-gram model is built in one counting pass; there is nothing to resume")
+    spec = RunSpec(**meta["spec"])
+    spec.device = device
+    if max_steps is not None:
+        spec.max_steps = max_steps
+    return Run(spec, _resume_dir=ckpt_dir)
+
+
+def load_checkpoint(ckpt_dir) -> ModelHandle:
+    meta = ckpt.load_meta(ckpt_dir)
+    family = meta.get("family")
+    if family not in FAMILIES:
+        raise CheckpointError(f"{ckpt_dir} holds an unknown model family {family!r}")
+    tokenizer = tokenizer_from_dict(meta["tokenizer"])
+    if family == "ngram":
+        from .models.ngram import NGramConfig, NGramLM
+        model = NGramLM.from_arrays(NGramConfig.from_dict(meta["model"]),
+                                    ckpt.load_group(ckpt_dir, "ngram", as_torch=False))
+    else:
+        model = build_model(family, meta["model"])
+        state = ckpt.load_group(ckpt_dir, "model")
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            raise CheckpointError(f"{ckpt_dir}: weights do not match the saved config "
+                                  f"({str(e).splitlines()[0]})") from None
+        model.eval()
+    return ModelHandle(family, model, tokenizer, meta)
+
+
+def prepare_output_dir(path) -> Path:
+    return ckpt.prepare_dir(path)
+
+
+def default_run_dir(run: Run) -> Path:
+    return Path("runs") / f"{run.spec.family}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+# -- helpers for the training form: the defaults live in presets, the checks in the config classes --------------
+def list_presets(family: str | None = None) -> list[str]:
+    from .train import list_presets as _all, load_preset
+    return [n for n in _all() if family is None or load_preset(n)["family"] == family]
+
+
+def resolve_config(family: str, preset: str | None, overrides: dict, vocab_size: int) -> tuple[dict, dict]:
+    """The model and train config dicts exactly as start_run builds them (preset, then overrides); ConfigError
+    when a value cannot be parsed. Combination checks are validate_config's job."""
+    if family == "ngram":
+        cfg = dict(NGRAM_DEFAULTS)
+        cfg.update({k: _coerce(v) for k, v in overrides.items()})
+        return dict(cfg, vocab_size=vocab_size), {}
+    from .train import apply_overrides, load_preset
+    p = load_preset(preset or DEFAULT_PRESET[family])
+    p["family"] = family
+    p = apply_overrides(p, {k: str(v) for k, v in overrides.items()})
+    return dict(p["model"], vocab_size=vocab_size), dict(p["train"])
+
+
+def validate_config(family: str, model: dict, train: dict) -> list[tuple[str, str]]:
+    """(field, reason) for what is wrong with this combination; empty when it can start. The config classes own
+    the rules; the field is the first setting the reason names."""
+    from .models import config_from_dict
+    from .train import TrainConfig
+    problems = []
+    checks = [(lambda: config_from_dict(family, model), list(model))]
+    if family != "ngram":
+        checks.append((lambda: TrainConfig.from_dict(train), list(train)))
+    for build, names in checks:
+        try:
+            build()
+        except ConfigError as e:
+            msg = str(e)
+            hit = [n for n in names if n in msg]
+            problems.append((min(hit, key=msg.index) if hit else "", msg))
+    if family == "transformer" and not problems and train.get("block_size", 0) > model.get("block_size", 0):
+        problems.append(("block_size", f"training windows ({train['block_size']}) cannot be longer than the "
+                                       f"model's context ({model['block_size']})"))
+    return problems
+
+
+def estimate(family: str, model: dict, train: dict, vocab_size: int, train_tokens: int = 0) -> dict:
+    """Parameter count (exact, from a model built on the meta device: no memory used) and a rough training
+    memory estimate: fp32 weights, grads and two AdamW moments, plus the main activations of one batch."""
+    if family == "ngram":
+        order = int(model.get("order", 3))
+        entries = train_tokens * order
+        return {"params": entries, "memory_bytes": entries * 24}
+    with torch.device("meta"):
+        m = build_model(family, dict(model, vocab_size=vocab_size))
+    params = int(m.num_params())
+    b, t = int(train.get("batch_size", 1)), int(train.get("block_size", 1))
+    if family == "transformer":
+        c, layers = int(model["n_embd"]), int(model["n_layer"])
+        act = b * t * (layers * 16 * c + 2 * vocab_size)
+    else:
+        h, layers = int(model["n_hidden"]), int(model["n_layer"])
+        gates = {"rnn": 1, "lstm": 4, "gru": 3}[family]
+        act = b * t * (layers * (gates + 2) * h + 2 * vocab_size)
+    return {"params": params, "memory_bytes": 4 * (4 * params + act)}

@@ -1,0 +1,118 @@
+"""The headless commands as a user runs them: one JSON line on success, `error: ...` and exit 2 on bad input."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAIN_KEYS = {"model", "tokenizer", "vocab_size", "train_tokens", "val_tokens", "val_loss", "val_bpc", "val_ppl",
+              "wall_s", "checkpoint"}
+
+
+def _run(capsys, *argv):
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _last_json(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def corpus_file(tmp_path, small_text):
+    p = tmp_path / "corpus.txt"
+    p.write_text(small_text, encoding="utf-8")
+    return p
+
+
+def test_ngram_train_prints_json_and_writes_checkpoint(capsys, corpus_file, tmp_path):
+    out_dir = tmp_path / "kn3"
+    rc, out, err = _run(capsys, "train", "--corpus", str(corpus_file), "--tokenizer", "word", "--model", "ngram",
+                        "--set", "order=3", "--set", "smoothing=kneser-ney", "--out", str(out_dir))
+    assert rc == 0, err
+    res = _last_json(out)
+    assert TRAIN_KEYS <= set(res)
+    assert res["model"] == "ngram" and res["tokenizer"] == "word"
+    assert 0 < res["val_loss"] < math.log(res["vocab_size"])  # better than uniform on this repetitive text
+    assert res["val_ppl"] == pytest.approx(math.exp(res["val_loss"]), rel=1e-6)
+    assert (out_dir / "meta.json").exists()
+
+
+def test_ngram_mle_unseen_reports_infinite_perplexity(capsys, tmp_path):
+    p = tmp_path / "c.txt"
+    p.write_text("abcabcabcabcabcabcabcabcabcabc" * 3 + "cba", encoding="utf-8")
+    rc, out, err = _run(capsys, "train", "--corpus", str(p), "--model", "ngram", "--set", "order=2",
+                        "--set", "smoothing=mle", "--val-fraction", "0.1", "--out", str(tmp_path / "o"))
+    assert rc == 0, err
+    res = _last_json(out)
+    assert res["val_ppl"] == "inf" and "infinite" in err
+
+
+def test_neural_train_and_resume(capsys, corpus_file, tmp_path):
+    out_dir = tmp_path / "gpt"
+    rc, out, err = _run(capsys, "train", "--corpus", str(corpus_file), "--model", "transformer",
+                        "--preset", "tiny-cpu-transformer", "--max-steps", "6", "--set", "n_layer=1",
+                        "--set", "eval_interval=3", "--device", "cpu", "--out", str(out_dir))
+    assert rc == 0, err
+    res = _last_json(out)
+    assert TRAIN_KEYS | {"params", "device", "tokens_per_s"} <= set(res)
+    assert res["step"] == 6 and math.isfinite(res["val_loss"])
+    rc, out, err = _run(capsys, "train", "--resume", str(out_dir), "--max-steps", "9", "--device", "cpu",
+                        "--out", str(out_dir))
+    assert rc == 0, err
+    assert _last_json(out)["step"] == 9
+
+
+@pytest.mark.parametrize("setup,args,needle", [
+    (lambda d: (d / "e.txt").write_text(""), ["--corpus", "{d}/e.txt"], "empty"),
+    (lambda d: (d / "b.txt").write_bytes(b"abc\x00def" * 10), ["--corpus", "{d}/b.txt"], "binary"),
+    (lambda d: (d / "u.txt").write_bytes(b"hello \xff world" * 10), ["--corpus", "{d}/u.txt"], "offset"),
+    (lambda d: (d / "f").mkdir(), ["--corpus", "{d}/f"], "no text"),
+    (lambda d: (d / "big.txt").write_text("x" * 30_000), ["--corpus", "{d}/big.txt", "--max-corpus-mb", "0.01"],
+     "MB"),
+    (lambda d: None, ["--corpus", "{d}/missing.txt"], "missing.txt"),
+    (lambda d: None, ["--corpus", "builtin:nope"], "python-docs"),
+    (lambda d: None, ["--model", "ngram", "--set", "order=9"], "order"),
+    (lambda d: None, ["--model", "bigram"], "unknown model"),
+    (lambda d: None, ["--tokenizer", "morse"], "morse"),
+    (lambda d: (d / "file").write_text("x"), ["--model", "ngram", "--out", "{d}/file"], "is a file"),
+    (lambda d: (d / "s.txt").write_text("tiny text here\n"), ["--corpus", "{d}/s.txt", "--preset",
+                                                               "tiny-cpu-transformer"], "short"),
+    (lambda d: None, ["--set", "n_head=5", "--set", "n_embd=64"], "divisible"),
+    (lambda d: None, ["--set", "lr=-1"], "lr"),
+])
+def test_bad_input_is_one_line_error(capsys, tmp_path, corpus_file, setup, args, needle):
+    setup(tmp_path)
+    argv = ["train", "--corpus", str(corpus_file), "--device", "cpu", "--max-steps", "1",
+            "--out", str(tmp_path / "out")]
+    argv += [a.format(d=tmp_path) for a in args]
+    rc, out, err = _run(capsys, *argv)
+    assert rc == 2
+    lines = [line for line in err.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+    assert needle.lower() in lines[0].lower(), lines[0]
+    assert "Traceback" not in err
+
+
+def test_replace_bad_utf8_option_trains(capsys, tmp_path, small_text):
+    p = tmp_path / "u.txt"
+    p.write_bytes(small_text.encode() + b"\xff\xfe tail of the text\n")
+    rc, out, err = _run(capsys, "train", "--corpus", str(p), "--model", "ngram", "--replace-bad-utf8",
+                        "--out", str(tmp_path / "o"))
+    assert rc == 0, err
+
+
+def test_subprocess_builtin_corpus_end_to_end(tmp_path):
+    """What a newcomer types: a real process, the built-in corpus, a char trigram."""
+    out = subprocess.run([sys.executable, "main.py", "train", "--corpus", "builtin:python-docs", "--model", "ngram",
+                          "--set", "order=3", "--out", str(tmp_path / "kn")], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["train_tokens"] > 100_000 and 1.0 < res["val_bpc"] < 4.0
