@@ -4,10 +4,10 @@ keeps node id -> item maps, so a step repaints only the handful of items whose s
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen, QPolygonF
-from PySide6.QtWidgets import (QFrame, QGraphicsItem, QGraphicsRectItem, QGraphicsScene, QGraphicsSimpleTextItem,
-                               QGraphicsView, QStyleOptionGraphicsItem)
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen, QPixmap, QPolygonF
+from PySide6.QtWidgets import (QGraphicsItem, QGraphicsRectItem, QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView,
+                               QStyleOptionGraphicsItem, QWidget)
 
 from app.panels.graph_layout import NODE_H, NODE_W, GraphSpec, Layout
 
@@ -24,6 +24,7 @@ IDLE, FORWARD, GRADIENT = range(3)
 EDGE_PEN = {IDLE: QPen(QColor("#90a4ae"), 1.2), FORWARD: QPen(QColor("#1565c0"), 3.0),
             GRADIENT: QPen(QColor("#ef6c00"), 3.0, Qt.DashLine)}
 GROUP_FILL = QColor(120, 144, 156, 28)
+MINIMAP_REFRESH_MS = 300  # the overview's picture is re-rendered at most this often while nodes change
 READABLE = 0.7       # the smallest zoom a freshly built graph opens at (node text stays legible)
 LOD_TEXT = 0.35       # below this zoom (the overview, a fitted big graph) nodes are drawn without text
 
@@ -48,20 +49,23 @@ class UnitItem(QGraphicsItem):
     """A node, or a collapsed group (kind "group") whose fill shows its members' state and whose bottom bar shows
     how far the forward (blue) or backward (green) pass has got through it."""
 
+    fonts = None
+
     def __init__(self, unit: int, kind: str, title: str, subtitle: str, tooltip: str):
         super().__init__()
         self.unit, self.kind = unit, kind
         self.rect = QRectF(-NODE_W / 2, -NODE_H / 2, NODE_W, NODE_H)
         self.path = _shape(self.rect, kind)
-        font = QFont()
-        font.setPointSizeF(9.0)
-        self.font_bold = QFont(font)
-        self.font_bold.setBold(True)
-        self.font_small = QFont(font)
-        self.font_small.setPointSizeF(8.0)
+        if UnitItem.fonts is None:    # shared: made once, after the QApplication exists
+            bold, small = QFont(), QFont()
+            bold.setPointSizeF(9.0)
+            bold.setBold(True)
+            small.setPointSizeF(8.0)
+            UnitItem.fonts = (bold, small, QFontMetricsF(bold), QFontMetricsF(small))
+        self.font_bold, self.font_small, bold_metrics, small_metrics = UnitItem.fonts
         inner = NODE_W - 22
-        self.title = QFontMetricsF(self.font_bold).elidedText(title, Qt.ElideRight, inner)
-        self.subtitle = QFontMetricsF(self.font_small).elidedText(subtitle, Qt.ElideMiddle, inner)
+        self.title = bold_metrics.elidedText(title, Qt.ElideRight, inner)
+        self.subtitle = small_metrics.elidedText(subtitle, Qt.ElideMiddle, inner)
         self.state, self.current, self.progress = PENDING, False, (0.0, 0.0)
         self.setToolTip(tooltip)
         self.setZValue(2)
@@ -113,6 +117,9 @@ class EdgeItem(QGraphicsItem):
         self.heads = {IDLE: self._head(end, 1), FORWARD: self._head(end, 1), GRADIENT: self._head(start, -1)}
         self.bounds = self.path.boundingRect().adjusted(-12, -12, 12, 12)
         self.setZValue(1)
+        # a long edge's bounding box covers much of the graph, so every small repaint nearby reaches its paint();
+        # with the exposed rect in the style option it can skip the drawing when the curve is not in that rect
+        self.setFlag(QGraphicsItem.ItemUsesExtendedStyleOption)
 
     @staticmethod
     def _head(tip: QPointF, direction: int) -> QPolygonF:
@@ -129,6 +136,9 @@ class EdgeItem(QGraphicsItem):
             self.update()
 
     def paint(self, painter: QPainter, option, widget=None) -> None:
+        exposed = option.exposedRect
+        if not self.path.intersects(exposed.adjusted(-6, -6, 6, 6)) and not exposed.contains(self.heads[self.mode][0]):
+            return
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
         painter.setRenderHint(QPainter.Antialiasing, lod >= LOD_TEXT)
         pen = EDGE_PEN[self.mode]
@@ -242,7 +252,7 @@ class GraphView(QGraphicsView):
         self.setTransformationAnchor(QGraphicsView.AnchorUnderMouse)
         self.setViewportUpdateMode(QGraphicsView.MinimalViewportUpdate)
         self.setBackgroundBrush(QColor("#fafafa"))
-        self.minimap = Minimap(scene, self)
+        self.minimap = Minimap(self)
 
     def wheelEvent(self, event) -> None:
         factor = 1.0015 ** event.angleDelta().y()
@@ -272,20 +282,27 @@ class GraphView(QGraphicsView):
             self.centerOn(rect.left() + visible.width() / 2, 0.0)
             self.update_minimap(refit=True)
 
+    def follow(self, item: QGraphicsItem) -> None:
+        """Keep the current node in view: once it leaves the middle part, centre on it. One jump every few steps
+        repaints far less than scrolling a little on every step."""
+        inner = self.viewport().rect().adjusted(60, 40, -60, -40)
+        if not inner.contains(self.mapFromScene(item.pos())):
+            self.centerOn(item)
+
     def update_minimap(self, refit: bool = False) -> None:
-        """Show the overview only while part of the graph is out of view; refit it when the scene or the widget
-        changed size (not on every scroll: refitting repaints the whole overview)."""
+        """Show the overview only while part of the graph is out of view; `refit` re-renders its picture (the
+        scene or the widget changed size)."""
         if self.scene() is None:      # the panel is being torn down
             return
         rect = self.scene().sceneRect()
         visible = self.mapToScene(self.viewport().rect()).boundingRect()
         big = not visible.contains(rect.adjusted(30, 30, -30, -30))
-        if big and (refit or not self.minimap.isVisible()):
-            self.minimap.fitInView(rect, Qt.KeepAspectRatio)
         self.minimap.setVisible(big)
         self.minimap.visible_rect = visible
-        if big:
-            self.minimap.viewport().update()
+        if big and (refit or self.minimap.picture.isNull()):
+            self.minimap.render_scene()
+        elif big:
+            self.minimap.update()
 
     def scrollContentsBy(self, dx: int, dy: int) -> None:
         super().scrollContentsBy(dx, dy)
@@ -298,30 +315,69 @@ class GraphView(QGraphicsView):
         self.update_minimap(refit=True)
 
 
-class Minimap(QGraphicsView):
-    """A small second view of the same scene with the main view's visible area outlined; click or drag in it to
-    move there."""
+class Minimap(QWidget):
+    """The whole scene in small, with the main view's visible area outlined; click or drag in it to move there.
 
-    def __init__(self, scene: GraphScene, main: GraphView):
-        super().__init__(scene, main)
+    It draws a picture of the scene, re-rendered at most a few times a second after items change, rather than
+    being a second live QGraphicsView: a live view repaints all ~2,500 items of a big tape each time the main
+    view scrolls, which is what stepping with the view following the current node does."""
+
+    def __init__(self, main: GraphView):
+        super().__init__(main)
         self.main = main
         self.visible_rect = QRectF()
-        self.setFrameShape(QFrame.Box)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        self.setInteractive(False)
-        self.setBackgroundBrush(QColor(255, 255, 255, 235))
+        self.picture = QPixmap()
+        self.target = QRectF()        # where the scene rect lands in this widget
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(MINIMAP_REFRESH_MS)
+        self.timer.timeout.connect(self.render_scene)
+        main.scene().changed.connect(lambda _: self.isVisible() and not self.timer.isActive() and self.timer.start())
         self.setToolTip("Overview: click or drag to move the view")
         self.hide()
 
-    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
-        painter.setPen(QPen(CURRENT, 0))
-        painter.setBrush(QColor(213, 0, 0, 30))
-        painter.drawRect(self.visible_rect)
+    def render_scene(self) -> None:
+        scene = self.main.scene()
+        if scene is None or self.width() < 2:
+            return
+        rect = scene.sceneRect()
+        k = min((self.width() - 4) / rect.width(), (self.height() - 4) / rect.height())
+        w, h = rect.width() * k, rect.height() * k
+        self.target = QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
+        self.picture = QPixmap(self.size())
+        self.picture.fill(QColor(255, 255, 255, 235))
+        painter = QPainter(self.picture)
+        scene.render(painter, self.target, rect, Qt.IgnoreAspectRatio)
+        painter.end()
+        self.update()
+
+    def _to_widget(self, r: QRectF) -> QRectF:
+        src = self.main.scene().sceneRect()
+        k = self.target.width() / src.width()
+        return QRectF(self.target.left() + (r.left() - src.left()) * k, self.target.top() + (r.top() - src.top()) * k,
+                      r.width() * k, r.height() * k)
+
+    def _to_scene(self, p: QPointF) -> QPointF:
+        src = self.main.scene().sceneRect()
+        k = src.width() / self.target.width()
+        return QPointF(src.left() + (p.x() - self.target.left()) * k, src.top() + (p.y() - self.target.top()) * k)
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.drawPixmap(0, 0, self.picture)
+        painter.setPen(QPen(QColor("#78909c"), 1))
+        painter.setBrush(Qt.NoBrush)
+        painter.drawRect(self.rect().adjusted(0, 0, -1, -1))
+        if not self.target.isEmpty():
+            painter.setPen(QPen(CURRENT, 1.5))
+            painter.setBrush(QColor(213, 0, 0, 30))
+            painter.drawRect(self._to_widget(self.visible_rect).intersected(QRectF(self.rect())))
+        painter.end()
 
     def mousePressEvent(self, event) -> None:
-        self.main.centerOn(self.mapToScene(event.position().toPoint()))
+        if not self.target.isEmpty():
+            self.main.centerOn(self._to_scene(event.position()))
 
     def mouseMoveEvent(self, event) -> None:
-        if event.buttons() & Qt.LeftButton:
-            self.main.centerOn(self.mapToScene(event.position().toPoint()))
+        if event.buttons() & Qt.LeftButton and not self.target.isEmpty():
+            self.main.centerOn(self._to_scene(event.position()))

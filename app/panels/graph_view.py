@@ -409,7 +409,7 @@ class GraphPanel(QWidget):
         if touched & self._h_nodes:
             self._update_strip()
         if self.current is not None:
-            self.view.ensureVisible(self.scene.unit_item(self.current), 40, 40)
+            self.view.follow(self.scene.unit_item(self.current))
 
     def _jump(self, fn) -> None:
         """Reset / run to end: many nodes change, so every item is refreshed."""
