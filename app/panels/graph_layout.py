@@ -16,6 +16,7 @@ import numpy as np
 
 NODE_W, NODE_H = 150.0, 40.0      # every unit is drawn in a box this size (scene units)
 COL_STEP, ROW_STEP = 215.0, 62.0  # distance between column centres / minimum distance between rows
+COLLAPSE_OVER = 100               # graphs with more nodes open with every group collapsed (a 3-layer GPT does)
 MIN_BOXED = 3                     # groups with fewer nodes get no box (nothing worth collapsing)
 SWEEPS = 3                        # barycenter down-and-up passes; more barely changes crossings on tapes
 
@@ -161,6 +162,6 @@ def layout(spec: GraphSpec, collapsed: set[str] | frozenset[str] = frozenset()) 
     return Layout(unit_of, unit_node, unit_group, pos, edges, int(col.max()) + 1 if n_units else 0)
 
 
-def default_collapsed(spec: GraphSpec, limit: int = 150) -> set[str]:
+def default_collapsed(spec: GraphSpec, limit: int = COLLAPSE_OVER) -> set[str]:
     """Large graphs open with every box collapsed so the first picture is the model's outline."""
     return set(spec.boxed_groups()) if len(spec.inputs) > limit else set()

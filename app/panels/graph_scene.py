@@ -300,6 +300,7 @@ class GraphView(QGraphicsView):
         self.minimap.setVisible(big)
         self.minimap.visible_rect = visible
         if big and (refit or self.minimap.picture.isNull()):
+            self._place_minimap()
             self.minimap.render_scene()
         elif big:
             self.minimap.update()
@@ -310,9 +311,15 @@ class GraphView(QGraphicsView):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
-        w, h = max(160, self.width() // 4), max(100, self.height() // 4)
-        self.minimap.setGeometry(self.width() - w - 22, self.height() - h - 22, w, h)
         self.update_minimap(refit=True)
+
+    def _place_minimap(self) -> None:
+        """Bottom-right corner, a quarter of the width, as tall as the graph's proportions need (a long thin
+        tape gets a thin strip, not a box of white)."""
+        rect = self.scene().sceneRect()
+        w = max(160, self.width() // 4)
+        h = int(min(max(36, w * rect.height() / max(rect.width(), 1.0) + 6), max(60, self.height() // 3)))
+        self.minimap.setGeometry(self.width() - w - 22, self.height() - h - 22, w, h)
 
 
 class Minimap(QWidget):

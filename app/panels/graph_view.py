@@ -123,6 +123,7 @@ class GraphPanel(QWidget):
         self.strip = pg.PlotWidget(background="w")
         self.strip.setFixedHeight(130)
         self.strip.setLabel("bottom", "time step t")
+        self.strip.setLabel("left", "‖∂L/∂h_t‖")
         self.strip.setMouseEnabled(False, False)
         self.strip_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#ef6c00")
         self.strip.addItem(self.strip_bars)
