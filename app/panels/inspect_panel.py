@@ -52,6 +52,12 @@ def stats(a: np.ndarray) -> str:
             + (f" · {a.size - f.size} masked (−∞)" if f.size < a.size else ""))
 
 
+def _marks(rule: str) -> str:
+    """Combining accents (the x̂ of LayerNorm) come out of Qt's text layout above the wrong line when the label
+    wraps, so they are spelled out as a following ^."""
+    return rule.replace("\u0302", "^")
+
+
 class TensorView(QWidget):
     """One array: a header with its statistics and a plot; `array` is the exact array last shown."""
 
@@ -158,7 +164,7 @@ class TensorView(QWidget):
             c = int(p.x() * cols / self._shown.shape[1])
             if 0 <= r < rows and 0 <= c < cols and p.x() >= 0 and p.y() >= 0:
                 idx = np.unravel_index(r * cols + c, self.array.shape)
-                self.hover.setText(f"{self.title}{list(idx)} = {self.array[idx]:.10g}")
+                self.hover.setText(f"{self.title}{[int(i) for i in idx]} = {self.array[idx]:.10g}")
         else:
             i = int(round(p.x()))
             if 0 <= i < self.array.size:
@@ -225,7 +231,7 @@ class InspectPanel(QScrollArea):
         self.title.setText(f"<b>{n.label}</b> — {n.op} ({n.kind}), shape {'×'.join(map(str, n.shape)) or 'scalar'}"
                            f"<br><span style='color:#607d8b'>{n.group or 'no group'}"
                            f"{' · ' + n.name if n.name else ''}</span>")
-        self.rules.setText(f"<b>forward</b>: {n.fwd_rule}<br><b>backward</b>: {n.bwd_rule}")
+        self.rules.setText(f"<b>forward</b>: {_marks(n.fwd_rule)}<br><b>backward</b>: {_marks(n.bwd_rule)}")
         self.fd_button.setVisible(n.kind == "op")
         is_attention = n.op == "Softmax" and "attention" in n.group and len(n.shape) == 3
         self.head_row.setVisible(is_attention)
