@@ -1,0 +1,331 @@
+"""The main window: the training panel on the left, tabs Loss / Graph / Sample on the right, a status bar with the
+device, run state, step, tokens/s and ETA. It owns the run's worker thread and the ModelSource the tabs read, and
+remembers geometry, corpora and the last settings in QSettings."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QThread, Slot
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QScrollArea, QSplitter,
+                               QTabWidget, QWidget)
+
+from engine import api
+from engine.corpus import BUILTIN_PREFIX
+from engine.device import device_name, resolve_device
+from engine.errors import PlaygroundError
+
+from .gui import keep_none_alive
+from .model_source import ModelSource
+from .panels.loss_plot import LossPlot
+from .panels.train_panel import TrainPanel, format_duration, presets_for
+from .workers import TrainWorker, error_message, start_worker
+
+log = logging.getLogger(__name__)
+keep_none_alive()   # before any widget exists; see its docstring
+
+FIRST_CORPUS = BUILTIN_PREFIX + "python-docs"
+CPU_PRESET = "tiny-cpu-transformer"
+GPU_PRESETS = ("fast-gpu-char", "nanogpt-char")
+STATE_TEXT = {"idle": "idle", "preparing": "preparing (tokenizing, building the model)…", "running": "training",
+              "paused": "paused", "stopping": "stopping…", "done": "finished", "stopped": "stopped",
+              "error": "error"}
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.settings = settings if settings is not None else QSettings()
+        self.setWindowTitle("LM Playground")
+        self.setAcceptDrops(True)
+        self.source = ModelSource(self)
+        self.run: api.Run | None = None
+        self.worker: TrainWorker | None = None
+        self.thread: QThread | None = None
+        self.state = "idle"
+        self.unsaved = False          # the current run has trained steps not written to a checkpoint
+        self._stop_requested = False
+
+        self.panel = TrainPanel()
+        scroll = QScrollArea()
+        scroll.setWidget(self.panel)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(self.panel.sizeHint().width() + 24)
+        self.loss_plot = LossPlot()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.loss_plot, "Loss")
+        self.tabs.addTab(self._make_graph_tab(), "Graph")
+        self.tabs.addTab(self._make_sample_tab(), "Sample")
+        self.splitter = QSplitter(Qt.Horizontal)
+        self.splitter.addWidget(scroll)
+        self.splitter.addWidget(self.tabs)
+        self.splitter.setStretchFactor(1, 1)
+        self.setCentralWidget(self.splitter)
+
+        self.status_device = QLabel()
+        self.status_state = QLabel()
+        self.status_step = QLabel()
+        self.status_speed = QLabel()
+        self.status_eta = QLabel()
+        for w in (self.status_device, self.status_state, self.status_step, self.status_speed, self.status_eta):
+            self.statusBar().addPermanentWidget(w)
+        self.status_device.setToolTip("The device 'auto' resolves to on this machine.")
+
+        p = self.panel
+        p.start_clicked.connect(self.start)
+        p.pause_clicked.connect(self.pause)
+        p.resume_clicked.connect(self.resume)
+        p.stop_clicked.connect(self.stop)
+        p.save_clicked.connect(self.save_checkpoint)
+        p.load_clicked.connect(self.load_checkpoint)
+        p.corpus_box.loaded.connect(lambda _: self._remember_corpora())
+        self._restore()
+        self._set_state("idle")
+
+    def _make_graph_tab(self) -> QWidget:
+        return self._coming_soon("Graph: step through the forward and backward pass of the current model on the "
+                                 "autodiff tape, node by node, with values and gradients.")
+
+    def _make_sample_tab(self) -> QWidget:
+        return self._coming_soon("Sample: generate text from the current model (greedy, sampling, beam search) "
+                                 "and see each token's probability and alternatives.")
+
+    def _coming_soon(self, text: str) -> QLabel:
+        label = QLabel(text)
+        label.setAlignment(Qt.AlignCenter)
+        label.setWordWrap(True)
+        label.setMargin(40)
+        return label
+
+    # -- settings --------------------------------------------------------------------------------------------
+    def _restore(self) -> None:
+        s = self.settings
+        device = resolve_device("auto")
+        self.status_device.setText(f"device: {device_name(device)}")
+        geometry = s.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1400, 900)
+        splitter = s.value("window/splitter")
+        if splitter is not None:
+            self.splitter.restoreState(splitter)
+        self.panel.corpus_box.set_recent(_as_list(s.value("corpus/recent", [])))
+        last = s.value("corpus/last", FIRST_CORPUS)
+        if not self.panel.corpus_box.load(last) and last != FIRST_CORPUS:
+            self.panel.corpus_box.load(FIRST_CORPUS)
+        saved = s.value("settings/last")
+        if saved:
+            try:
+                self.panel.apply_settings(json.loads(saved))
+                return
+            except (ValueError, TypeError, PlaygroundError) as e:
+                log.warning("ignoring stored settings: %s", e)
+        self._choose_first_preset(device.type)
+
+    def _choose_first_preset(self, device_type: str) -> None:
+        """On a GPU the fast char preset; on the CPU the tiny transformer, which trains in seconds."""
+        wanted = GPU_PRESETS if device_type == "cuda" else (CPU_PRESET,)
+        for name in wanted:
+            for family in ("transformer", "lstm", "gru", "rnn"):
+                if name in presets_for(family):
+                    self.panel.family.setCurrentText(family)
+                    self.panel.preset.setCurrentText(name)
+                    self.panel.check()
+                    return
+        self.panel.check()
+
+    def _remember_corpora(self) -> None:
+        self.settings.setValue("corpus/last", self.panel.corpus_box.spec())
+        self.settings.setValue("corpus/recent", self.panel.corpus_box.recent())
+
+    def save_settings(self) -> None:
+        s = self.settings
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/splitter", self.splitter.saveState())
+        self._remember_corpora()
+        s.setValue("settings/last", json.dumps(self.panel.settings()))
+        s.sync()
+
+    # -- run control -----------------------------------------------------------------------------------------
+    @Slot()
+    def start(self) -> None:
+        if self.panel.check() or self.thread is not None:
+            return
+        spec = self.panel.spec()
+        self.save_settings()
+        self.loss_plot.clear()
+        self.run, self.unsaved, self._stop_requested = None, False, False
+        self.panel.message.setText("")
+        self.worker = TrainWorker(spec)
+        self.worker.prepared.connect(self._on_prepared, Qt.QueuedConnection)
+        self.worker.reports.connect(self._on_reports, Qt.QueuedConnection)
+        self.worker.failed.connect(self._on_failed, Qt.QueuedConnection)
+        self.worker.finished.connect(self._on_finished, Qt.QueuedConnection)
+        self._set_state("preparing")
+        self.thread = start_worker(self.worker, "train")
+
+    @Slot()
+    def pause(self) -> None:
+        if self.worker is not None and self.state == "running":
+            self.worker.pause()
+            self._set_state("paused")   # the run pauses after its current step
+
+    @Slot()
+    def resume(self) -> None:
+        if self.worker is not None and self.state == "paused":
+            self.worker.resume()
+            self._set_state("running")
+
+    @Slot()
+    def stop(self) -> None:
+        if self.worker is not None and self.state in ("preparing", "running", "paused"):
+            self._stop_requested = True
+            self.worker.stop()
+            self._set_state("stopping")
+
+    @Slot(object)
+    def _on_prepared(self, run: api.Run) -> None:
+        self.run = run
+        self.source.set_run(run)
+        s = run.summary()
+        self.status_device.setText(f"device: {s['device']}")
+        self.panel.message.setText(
+            f"{s['model']}: {s['params']:,} parameters, {s['tokenizer']} tokenizer with {s['vocab_size']:,} tokens, "
+            f"{s['train_tokens']:,} train / {s['val_tokens']:,} validation tokens")
+        if self.state == "preparing":
+            self._set_state("running")
+
+    @Slot(list)
+    def _on_reports(self, reports: list) -> None:
+        self.loss_plot.add_reports(reports)
+        self.unsaved = True
+        r = reports[-1]
+        self.panel.show_report(r)
+        self.status_step.setText(f"step {r.step:,}/{r.max_steps:,}")
+        self.status_speed.setText(f"{r.tokens_per_s:,.0f} tok/s")
+        self.status_eta.setText("ETA —" if r.eta_s is None else f"ETA {format_duration(r.eta_s)}")
+        for e in reports:
+            if e.val_loss is not None:
+                self.panel.message.setText(f"step {e.step:,}: validation loss {e.val_loss:.4f} nats/token, "
+                                           f"{e.val_bpc:.3f} bits/char, perplexity {e.val_ppl:,.2f}")
+                self.source.notify()
+            if e.event == "error":
+                self._show_error(e.message)
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self._show_error(message)
+
+    def _show_error(self, message: str) -> None:
+        self.panel.message.setText(f"<span style='color:#b00020'><b>Training stopped:</b> {message}</span>"
+                                   + ("<br>The model so far can still be saved." if self.run is not None else ""))
+        self.statusBar().showMessage(f"error: {message}", 15000)
+        self.state = "error"
+
+    @Slot()
+    def _on_finished(self) -> None:
+        if self.thread is None:   # already handled by shutdown_run
+            return
+        self.thread.wait()
+        self.thread, self.worker = None, None
+        if self.state != "error":
+            self._set_state("stopped" if self._stop_requested else "done")
+        else:
+            self._set_state("error")
+        self.source.set_training(False)
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.status_state.setText(STATE_TEXT[state])
+        self.panel.set_state(state, can_save=self.run is not None)
+        if state in ("done", "stopped"):
+            self.panel.progress.setFormat(self.panel.progress.format().split(" · ETA")[0] + f" · {state}")
+        if self.run is not None:
+            self.source.set_training(state == "running")
+
+    # -- checkpoints -----------------------------------------------------------------------------------------
+    @Slot()
+    def save_checkpoint(self, path: str | None = None) -> Path | None:
+        if self.run is None:
+            return None
+        if path is None:
+            default = f"runs/{self.run.spec.family}-step{getattr(self.run.last_report, 'step', 0)}-" \
+                      f"{time.strftime('%Y%m%d-%H%M%S')}"
+            path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint (a folder)", default)
+            if not path:
+                return None
+        try:
+            out = self.run.save(path)
+        except (PlaygroundError, OSError) as e:
+            self.panel.message.setText(f"<span style='color:#b00020'>Could not save: {error_message(e)}</span>")
+            return None
+        self.unsaved = False
+        self.statusBar().showMessage(f"saved checkpoint to {out}", 10000)
+        return out
+
+    @Slot()
+    def load_checkpoint(self, path: str | None = None) -> bool:
+        if path is None:
+            path = QFileDialog.getExistingDirectory(self, "Load checkpoint folder", "runs")
+            if not path:
+                return False
+        try:
+            handle = api.load_checkpoint(path)
+        except (PlaygroundError, OSError) as e:
+            self.panel.message.setText(f"<span style='color:#b00020'>Could not load: {error_message(e)}</span>")
+            return False
+        self.source.set_checkpoint(handle, path, self.panel.corpus_box.validation_text())
+        self.panel.message.setText(self.source.describe())
+        self.statusBar().showMessage(f"loaded checkpoint {path}", 10000)
+        return True
+
+    # -- drag and drop ---------------------------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths and not self.panel._running:
+            self.panel.corpus_box.load(paths[0])
+            event.acceptProposedAction()
+
+    # -- closing ---------------------------------------------------------------------------------------------
+    def ask_save_on_close(self) -> QMessageBox.StandardButton:
+        """Save, Discard or Cancel. Tests replace this method to answer without a dialog."""
+        return QMessageBox.question(self, "Save the model?",
+                                    "This run has not been saved. Save a checkpoint before closing?",
+                                    QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, QMessageBox.Save)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.thread is not None or (self.run is not None and self.unsaved):
+            answer = self.ask_save_on_close()
+            if answer == QMessageBox.Cancel:
+                event.ignore()
+                return
+            self.shutdown_run()
+            if answer == QMessageBox.Save and self.save_checkpoint() is None and self.unsaved:
+                event.ignore()   # the save dialog was cancelled or failed: keep the window
+                return
+        self.save_settings()
+        event.accept()
+
+    def shutdown_run(self) -> None:
+        """Stop the worker and wait for it (the run stops after its current step)."""
+        if self.thread is not None:
+            self._stop_requested = True
+            self.worker.stop()
+            self.thread.wait()
+            self._on_finished()
+
+
+def _as_list(value) -> list[str]:
+    """QSettings hands back a str for a one-element list in INI files, and None for an empty one."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)

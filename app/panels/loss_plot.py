@@ -1,0 +1,320 @@
+"""The live loss plot: raw and smoothed train loss, validation points, and a second plot for grad norm and learning
+rate. Reports only append to growing numpy buffers; a QTimer redraws at most 30 times a second by calling setData
+on persistent curves, and each curve is min/max downsampled to about two points per pixel of the visible range, so
+a 100k-step run redraws as cheaply as a short one and a single loss spike stays visible."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+import pyqtgraph.exporters  # noqa: F401  (registers pg.exporters)
+from PySide6.QtCore import Qt, QTimer, Slot
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QMenu, QSlider,
+                               QToolButton, QVBoxLayout, QWidget)
+
+REDRAW_MS = 33          # ≤ 30 Hz
+X_AXES = {"step": ("step", "step"), "tokens": ("tokens", "tokens"), "time": ("elapsed", "wall time (s)")}
+TRAIN_COLS = ("step", "tokens", "elapsed", "loss", "lr", "grad_norm")
+VAL_COLS = ("step", "tokens", "elapsed", "loss")
+
+
+class Series:
+    """Named float64 columns in buffers that double when full, so appending is amortised O(1) and reading is a
+    view (no copy)."""
+
+    def __init__(self, columns: tuple[str, ...], capacity: int = 1024):
+        self._data = {c: np.empty(capacity) for c in columns}
+        self.n = 0
+
+    def append(self, **values: float) -> None:
+        if self.n == len(next(iter(self._data.values()))):
+            for c, a in self._data.items():
+                self._data[c] = np.concatenate([a, np.empty_like(a)])
+        for c, a in self._data.items():
+            a[self.n] = values[c]
+        self.n += 1
+
+    def __getitem__(self, column: str) -> np.ndarray:
+        return self._data[column][:self.n]
+
+    def clear(self) -> None:
+        self.n = 0
+
+
+def minmax_downsample(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keep each bucket's minimum and maximum (in x order), so peaks survive however many points are merged —
+    plain striding or averaging would hide a one-step loss spike among 100k points."""
+    n = len(y)
+    if n <= max_points:
+        return x, y
+    per = math.ceil(n / max(max_points // 2, 1))
+    buckets = math.ceil(n / per)
+    padded = np.concatenate([y, np.full(buckets * per - n, y[-1])]).reshape(buckets, per)
+    base = np.arange(buckets) * per
+    i_min = np.minimum(base + padded.argmin(axis=1), n - 1)
+    i_max = np.minimum(base + padded.argmax(axis=1), n - 1)
+    idx = np.stack([np.minimum(i_min, i_max), np.maximum(i_min, i_max)], axis=1).ravel()
+    return x[idx], y[idx]
+
+
+def ema_debiased(y: np.ndarray, beta: float, state: tuple[float, int] = (0.0, 0)) -> tuple[np.ndarray, tuple]:
+    """Exponential moving average divided by (1 - beta^t), as in Adam, so the first points are not pulled towards
+    zero. `state` (running average, count) lets new points extend an earlier result without recomputing it."""
+    s, t = state
+    out = np.empty(len(y))
+    for i, v in enumerate(y):
+        t += 1
+        s = beta * s + (1.0 - beta) * v
+        out[i] = s / (1.0 - beta ** t) if beta > 0 else v
+    return out, (s, t)
+
+
+def _visible(x: np.ndarray, lo: float, hi: float) -> slice:
+    """Indices of the points inside [lo, hi] plus one either side, so lines run to the plot edges."""
+    a = max(int(np.searchsorted(x, lo)) - 1, 0)
+    b = min(int(np.searchsorted(x, hi, side="right")) + 1, len(x))
+    return slice(a, b)
+
+
+class LossPlot(QWidget):
+    """Feed it batches of StepReports with `add_reports`; it draws on its own timer."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.train = Series(TRAIN_COLS)
+        self.val = Series(VAL_COLS)
+        self._smooth = np.empty(0)
+        self._ema_state = (0.0, 0)
+        self._dirty = False
+
+        self.x_axis = QComboBox()
+        self.x_axis.addItems(list(X_AXES))
+        self.x_axis.setToolTip("What the horizontal axis counts: optimizer steps, tokens seen, or seconds of training.")
+        self.log_y = QCheckBox("log y")
+        self.log_y.setToolTip("Logarithmic loss axis: late, small improvements stay visible next to the early drop.")
+        self.smoothing = QSlider(Qt.Horizontal)
+        self.smoothing.setRange(0, 99)
+        self.smoothing.setValue(90)
+        self.smoothing.setFixedWidth(120)
+        self.smoothing.setToolTip("EMA smoothing of the train loss (0 = none, 0.99 = heavy); the raw curve stays "
+                                  "drawn underneath.")
+        self.smoothing_label = QLabel()
+        self.readout = QLabel("hover over the plot for exact values")
+        self.readout.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        export = QToolButton(text="Export")
+        export.setPopupMode(QToolButton.InstantPopup)
+        menu = QMenu(export)
+        menu.addAction("PNG image…", lambda: self._export_dialog("png"))
+        menu.addAction("SVG image…", lambda: self._export_dialog("svg"))
+        menu.addAction("CSV data…", lambda: self._export_dialog("csv"))
+        export.setMenu(menu)
+        export.setToolTip("Save the plots as PNG or SVG, or all recorded points as CSV.")
+
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("x axis"))
+        bar.addWidget(self.x_axis)
+        bar.addWidget(self.log_y)
+        bar.addSpacing(12)
+        bar.addWidget(QLabel("smoothing"))
+        bar.addWidget(self.smoothing)
+        bar.addWidget(self.smoothing_label)
+        bar.addStretch(1)
+        bar.addWidget(export)
+
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setBackground("w")
+        self.loss_plot = self.graphics.addPlot(row=0, col=0)
+        self.loss_plot.setLabel("left", "loss (nats/token)")
+        self.loss_plot.showGrid(x=True, y=True, alpha=0.25)
+        self.loss_plot.addLegend(offset=(-10, 10))
+        self.raw_curve = self.loss_plot.plot(pen=pg.mkPen((31, 119, 180, 70), width=1), name="train (raw)")
+        self.smooth_curve = self.loss_plot.plot(pen=pg.mkPen((31, 119, 180), width=2), name="train (smoothed)")
+        self.val_curve = self.loss_plot.plot(pen=None, symbol="o", symbolSize=7, symbolBrush=(214, 39, 40),
+                                             symbolPen="w", name="validation")
+        self.aux_plot = self.graphics.addPlot(row=1, col=0)
+        self.aux_plot.setXLink(self.loss_plot)
+        self.aux_plot.showGrid(x=True, y=True, alpha=0.25)
+        self.aux_plot.setLabel("left", "grad norm", color="#2ca02c")
+        self.aux_plot.showAxis("right")
+        self.aux_plot.setLabel("right", "learning rate", color="#9467bd")
+        self.grad_curve = self.aux_plot.plot(pen=pg.mkPen((44, 160, 44), width=1))
+        self.lr_view = pg.ViewBox()
+        self.aux_plot.scene().addItem(self.lr_view)
+        self.aux_plot.getAxis("right").linkToView(self.lr_view)
+        self.lr_view.setXLink(self.aux_plot)
+        self.lr_curve = pg.PlotDataItem(pen=pg.mkPen((148, 103, 189), width=2))
+        self.lr_view.addItem(self.lr_curve)
+        self.aux_plot.vb.sigResized.connect(lambda: self.lr_view.setGeometry(self.aux_plot.vb.sceneBoundingRect()))
+        self.graphics.ci.layout.setRowStretchFactor(0, 3)
+        self.graphics.ci.layout.setRowStretchFactor(1, 1)
+        self.crosshair = [pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((120, 120, 120), style=Qt.DashLine))
+                          for _ in range(2)]
+        self.loss_plot.addItem(self.crosshair[0], ignoreBounds=True)
+        self.aux_plot.addItem(self.crosshair[1], ignoreBounds=True)
+        self.graphics.scene().sigMouseMoved.connect(self._on_mouse)
+        self.hint = pg.TextItem("Press Start: the train loss appears here as the model learns.",
+                                color=(110, 110, 110), anchor=(0.5, 0.5))
+        self.loss_plot.addItem(self.hint, ignoreBounds=True)
+        self.hint.setPos(0.5, 0.5)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(bar)
+        layout.addWidget(self.graphics, 1)
+        layout.addWidget(self.readout)
+
+        self.x_axis.currentTextChanged.connect(self._on_axis_changed)
+        self.log_y.toggled.connect(self._on_log_toggled)
+        self.smoothing.valueChanged.connect(self._on_smoothing_changed)
+        self.loss_plot.sigXRangeChanged.connect(self._mark_dirty)
+        self._on_axis_changed(self.x_axis.currentText())
+        self._on_smoothing_changed(self.smoothing.value())
+        self.timer = QTimer(self)
+        self.timer.setInterval(REDRAW_MS)
+        self.timer.timeout.connect(self.redraw_if_dirty)
+        self.timer.start()
+
+    # -- data ------------------------------------------------------------------------------------------------
+    def add_reports(self, reports) -> None:
+        """Append; never draws (the timer does). Non-finite train losses (the n-gram counting pass reports NaN)
+        are not train points; their evals still are validation points."""
+        start = self.train.n
+        for r in reports:
+            if math.isfinite(r.train_loss) and r.event in ("step", "eval", "done"):
+                if self.train.n == 0 or r.step > self.train["step"][-1]:
+                    self.train.append(step=r.step, tokens=r.tokens, elapsed=r.elapsed_s, loss=r.train_loss,
+                                      lr=r.lr, grad_norm=r.grad_norm)
+            if r.val_loss is not None and math.isfinite(r.val_loss):
+                self.val.append(step=r.step, tokens=r.tokens, elapsed=r.elapsed_s, loss=r.val_loss)
+        if self.train.n > start:
+            new, self._ema_state = ema_debiased(self.train["loss"][start:], self._beta(), self._ema_state)
+            self._smooth = np.concatenate([self._smooth[:start], new])
+        self._dirty = True
+
+    def clear(self) -> None:
+        self.train.clear()
+        self.val.clear()
+        self._smooth = np.empty(0)
+        self._ema_state = (0.0, 0)
+        self.loss_plot.enableAutoRange()
+        self.aux_plot.enableAutoRange()
+        self.lr_view.enableAutoRange()
+        self._dirty = True
+
+    def _beta(self) -> float:
+        return self.smoothing.value() / 100.0
+
+    # -- drawing ---------------------------------------------------------------------------------------------
+    @Slot()
+    def _mark_dirty(self, *_) -> None:
+        self._dirty = True
+
+    @Slot()
+    def redraw_if_dirty(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            self.redraw()
+
+    def redraw(self) -> None:
+        xcol = X_AXES[self.x_axis.currentText()][0]
+        width = max(self.loss_plot.vb.width(), 200)
+        max_points = int(2 * width)
+        tx = self.train[xcol]
+        (lo, hi) = self.loss_plot.vb.viewRange()[0]
+        auto = self.loss_plot.vb.autoRangeEnabled()[0]
+        view = slice(0, len(tx)) if auto or len(tx) == 0 else _visible(tx, lo, hi)
+        self.raw_curve.setData(*minmax_downsample(tx[view], self.train["loss"][view], max_points))
+        self.smooth_curve.setData(*minmax_downsample(tx[view], self._smooth[view], max_points))
+        self.grad_curve.setData(*minmax_downsample(tx[view], self.train["grad_norm"][view], max_points))
+        self.lr_curve.setData(*minmax_downsample(tx[view], self.train["lr"][view], max_points))
+        self.val_curve.setData(self.val[xcol], self.val["loss"])
+        self.hint.setVisible(self.train.n == 0 and self.val.n == 0)
+
+    def displayed_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """What the raw train curve shows right now (after downsampling)."""
+        x, y = self.raw_curve.getOriginalDataset()
+        return (np.empty(0), np.empty(0)) if x is None else (x, y)
+
+    @Slot(str)
+    def _on_axis_changed(self, name: str) -> None:
+        label = X_AXES[name][1]
+        self.aux_plot.setLabel("bottom", label)
+        self.aux_plot.getAxis("bottom").enableAutoSIPrefix(name == "tokens")  # "step (x0.001)" reads badly
+        self.loss_plot.enableAutoRange()
+        self._dirty = True
+
+    @Slot(bool)
+    def _on_log_toggled(self, on: bool) -> None:
+        self.loss_plot.setLogMode(y=on)
+        self.loss_plot.setLabel("left", "loss (nats/token, log scale)" if on else "loss (nats/token)")
+        self._dirty = True
+
+    @Slot(int)
+    def _on_smoothing_changed(self, value: int) -> None:
+        self.smoothing_label.setText(f"{value / 100:.2f}")
+        self._smooth, self._ema_state = ema_debiased(self.train["loss"], self._beta())
+        self._dirty = True
+
+    def _on_mouse(self, pos) -> None:
+        if not self.loss_plot.sceneBoundingRect().contains(pos) and \
+                not self.aux_plot.sceneBoundingRect().contains(pos):
+            return
+        x = self.loss_plot.vb.mapSceneToView(pos).x()
+        for line in self.crosshair:
+            line.setPos(x)
+        self.readout.setText(self.describe_at(x))
+
+    def describe_at(self, x: float) -> str:
+        """Exact values of the recorded point nearest to x (not the downsampled one)."""
+        xcol = X_AXES[self.x_axis.currentText()][0]
+        tx = self.train[xcol]
+        if len(tx) == 0:
+            return "no train points yet"
+        i = int(np.clip(np.searchsorted(tx, x), 0, len(tx) - 1))
+        if i > 0 and abs(tx[i - 1] - x) < abs(tx[i] - x):
+            i -= 1
+        t = self.train
+        text = (f"step {int(t['step'][i]):,} · tokens {int(t['tokens'][i]):,} · time {t['elapsed'][i]:.1f} s · "
+                f"loss {t['loss'][i]:.4f} · smoothed {self._smooth[i]:.4f} · grad norm {t['grad_norm'][i]:.3g} · "
+                f"lr {t['lr'][i]:.3g}")
+        if self.val.n:
+            j = int(np.argmin(np.abs(self.val[xcol] - x)))
+            text += f" · val {self.val['loss'][j]:.4f} (step {int(self.val['step'][j]):,})"
+        return text
+
+    # -- export ----------------------------------------------------------------------------------------------
+    def _export_dialog(self, kind: str) -> None:
+        filters = {"png": "PNG image (*.png)", "svg": "SVG image (*.svg)", "csv": "CSV (*.csv)"}
+        path, _ = QFileDialog.getSaveFileName(self, "Export", f"loss.{kind}", filters[kind])
+        if path:
+            self.export(path)
+
+    def export(self, path: str | Path) -> Path:
+        """By suffix: .png/.svg draw both plots (pyqtgraph exporters); .csv writes every recorded point."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix == ".csv":
+            self._export_csv(path)
+        elif suffix in (".png", ".svg"):
+            self.redraw()
+            cls = pg.exporters.ImageExporter if suffix == ".png" else pg.exporters.SVGExporter
+            cls(self.graphics.scene()).export(str(path))
+        else:
+            raise ValueError(f"export to .png, .svg or .csv, not {path.suffix!r}")
+        return path
+
+    def _export_csv(self, path: Path) -> None:
+        """One row per train point; val_loss filled on the steps that had an evaluation."""
+        val_at = dict(zip(self.val["step"].astype(int).tolist(), self.val["loss"].tolist()))
+        lines = ["step,tokens,elapsed_s,train_loss,smoothed_loss,lr,grad_norm,val_loss"]
+        t = self.train
+        for i in range(t.n):
+            step = int(t["step"][i])
+            val = val_at.pop(step, "")
+            lines.append(f"{step},{int(t['tokens'][i])},{t['elapsed'][i]:.3f},{t['loss'][i]:.6g},"
+                         f"{self._smooth[i]:.6g},{t['lr'][i]:.6g},{t['grad_norm'][i]:.6g},{val}")
+        for step, val in val_at.items():  # evals without a train point (an n-gram model's single evaluation)
+            lines.append(f"{step},,,,,,,{val}")
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")

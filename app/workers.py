@@ -1,0 +1,130 @@
+"""The app's one way of running long work: a QObject moved to a QThread, talking back by queued signals that carry
+plain data. Widgets are touched only by the slots those signals reach, on the GUI thread.
+
+`TrainWorker` builds the run (tokenizing the corpus, building the model and its optimizer, which lazily imports
+torch._dynamo for about a second) and then iterates `run.reports()`. Reports are batched and emitted at most
+~25 times a second, because a tiny model steps thousands of times a second and one queued signal per step would
+flood the GUI's event queue; evals, pauses, errors and the end are forwarded at once."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+
+from engine import api
+from engine.errors import PlaygroundError
+
+log = logging.getLogger(__name__)
+
+EMIT_INTERVAL_S = 1 / 25
+URGENT_EVENTS = ("eval", "paused", "done", "error")
+
+
+def start_worker(worker: QObject, name: str) -> QThread:
+    """Move `worker` (which has a `run` slot and a `finished` signal) to a new thread and start it there. The
+    caller keeps both objects until the thread has finished (then `thread.wait()` before dropping them)."""
+    thread = QThread()
+    thread.setObjectName(name)
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    worker.finished.connect(thread.quit, Qt.DirectConnection)  # quit() is thread-safe; a queued one could sit
+    # behind a GUI slot that is already waiting for this thread to end
+    thread.start()
+    return thread
+
+
+def error_message(e: BaseException) -> str:
+    """A user mistake is already a one-line message; anything else (out of memory, a bug) gets its type name."""
+    if isinstance(e, PlaygroundError):
+        return str(e)
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
+class TrainWorker(QObject):
+    """Runs one training run on its own thread. pause/resume/stop may be called from the GUI thread at any time,
+    also while the run is still being prepared."""
+
+    prepared = Signal(object)   # the api.Run, once corpus, tokenizer, model and optimizer exist
+    reports = Signal(list)      # a batch of engine.train.StepReport, in order
+    failed = Signal(str)        # a one-line message; the run (if it was built) is kept for saving
+    finished = Signal()         # always last
+
+    def __init__(self, spec: api.RunSpec, start_run: Callable[[api.RunSpec], api.Run] = api.start_run):
+        super().__init__()
+        self.spec = spec
+        self._start_run = start_run
+        self._run: api.Run | None = None
+        self._stopping = threading.Event()
+        self._resumed = threading.Event()
+        self._resumed.set()
+
+    # -- called from the GUI thread --------------------------------------------------------------------------
+    def pause(self) -> None:
+        self._resumed.clear()
+        if self._run is not None:
+            self._run.pause()
+
+    def resume(self) -> None:
+        if self._run is not None:
+            self._run.resume()
+        self._resumed.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._run is not None:
+            self._run.stop()
+        self._resumed.set()  # wake a paused loop so it can see the stop
+
+    # -- runs on the worker thread ---------------------------------------------------------------------------
+    @Slot()
+    def run(self) -> None:
+        batch: list = []
+        try:
+            self._limit_cpu_threads()
+            run = self._start_run(self.spec)
+            self._run = run
+            if self._stopping.is_set():
+                run.stop()
+            elif not self._resumed.is_set():
+                run.pause()
+            self.prepared.emit(run)
+            last_emit = time.monotonic()
+            for report in run.reports():
+                batch.append(report)
+                now = time.monotonic()
+                if report.event in URGENT_EVENTS or now - last_emit >= EMIT_INTERVAL_S:
+                    self.reports.emit(batch)
+                    batch, last_emit = [], now
+                if report.event == "paused":
+                    self._wait_while_paused()
+                elif report.event == "error":
+                    # the trainer keeps the last good weights (out of memory: paused; NaN: ended); end the run
+                    # so it settles with those weights, ready to be saved, instead of blocking while paused
+                    run.stop()
+            if batch:
+                self.reports.emit(batch)
+        except Exception as e:  # noqa: BLE001 — whatever happens in a run must reach the user, not kill the app
+            if not isinstance(e, PlaygroundError):
+                log.exception("training failed")
+            if batch:
+                self.reports.emit(batch)
+            self.failed.emit(error_message(e))
+        finally:
+            self.finished.emit()
+
+    def _wait_while_paused(self) -> None:
+        """Sleep here, between two `next()` calls, rather than inside the trainer: the run's lock is free, so the
+        GUI can snapshot or save the paused model."""
+        self._resumed.wait()  # stop() sets it too
+
+    def _limit_cpu_threads(self) -> None:
+        """On the CPU one intra-op thread for training leaves the other core(s) to the GUI thread; on a 2-core
+        machine two torch threads make the window stutter for a few percent more throughput."""
+        import torch
+        from engine.device import resolve_device
+        if resolve_device(self.spec.device).type == "cpu":
+            torch.set_num_threads(1)
