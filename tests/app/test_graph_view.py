@@ -4,7 +4,6 @@ against torch.autograd on the lecture's numbers), the finite-difference button, 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 from PySide6.QtCore import Qt
 
