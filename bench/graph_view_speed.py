@@ -7,7 +7,6 @@ Prints figures; asserts nothing (speed is not a test)."""
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import statistics
 import sys
@@ -55,15 +54,6 @@ class Source(QObject):
         return False
 
 
-def keep_none_alive() -> None:
-    """PySide6 6.12.0 on CPython 3.11 returns None from void methods without taking a reference, so every such
-    call drops one of None's references; the thousands of steps below would deallocate None and abort the
-    interpreter. None is never freed anyway, so give it a huge reference count. (CPython 3.12+ makes None
-    immortal; there this does nothing.)"""
-    if sys.version_info < (3, 12):
-        ctypes.c_ssize_t.from_address(id(None)).value += 1 << 40
-
-
 def best_of(fn, repeat: int = 5) -> float:
     times = []
     for _ in range(repeat):
@@ -100,7 +90,6 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=64, help="tokens on the tape")
     ap.add_argument("--layers", type=int, default=1)
     args = ap.parse_args()
-    keep_none_alive()
     app = QApplication.instance() or QApplication([])
     torch.manual_seed(0)
     tok = build_tokenizer("char", TEXT)
