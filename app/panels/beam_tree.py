@@ -13,7 +13,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QWidget
 
-COL_W, BOX_W, BOX_H, ROW_H = 120, 96, 36, 46
+COL_W, BOX_W, BOX_H, ROW_H = 104, 80, 36, 46
 ROOT_FILL = QColor("#fff3c4")
 TEXT, DEAD_TEXT = QColor("#111111"), QColor("#9a9a9a")
 BEST_PEN = QPen(QColor("#ff8c00"), 3)
@@ -132,9 +132,9 @@ class BeamTree(QGraphicsView):
                        f"text: {n.text!r}\nlog-prob {n.logprob:.3f}, score {n.score:.3f}")
                 self._box(scene, pos[n.ids], n.label, f"{n.score:.2f}", fill,
                           DEAD_TEXT if n.dead else TEXT, BEST_PEN if n.on_best else border, tip)
-        legend = scene.addText("orange: the answer's path · blue: kept · green edge: finished · "
-                               "pale: its line was pruned later · dashed grey: pruned at that step · "
-                               "number: score (log-prob / length^length penalty)")
+        legend = scene.addText("orange: the answer's path · blue: kept · green edge: finished\n"
+                               "pale: kept, but its line was pruned later · dashed grey: pruned at that step\n"
+                               "number: score = log-prob / length^(length penalty)")
         legend.setDefaultTextColor(QColor("#555555"))
         legend.setPos(0, rows * ROW_H + 4)
         for t in range(len(columns) + 1):

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 KEPT_BRUSH = pg.mkBrush("#3f7fd9")
 CUT_BRUSH = pg.mkBrush("#c4c4c4")
 CHOSEN_PEN = pg.mkPen("#ff8c00", width=3)
-RAW_PEN = pg.mkPen("#b00020", width=2.5)
+RAW_PEN = pg.mkPen("#b00020", width=2)
 LABEL_CHARS = 8  # longer tokens (words, BPE merges) are shortened on the axis; the tooltip-free chart stays legible
 
 
@@ -47,10 +47,11 @@ class DistChart(QWidget):
             axis.setPen("#888888")
             axis.enableAutoSIPrefix(False)
             axis.setStyle(tickFont=mono)
+        self.plot.getAxis("bottom").setHeight(30)  # room for the tick font; the default clips its lower half
         self.kept_bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush=KEPT_BRUSH, pen=pg.mkPen(None))
         self.cut_bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush=CUT_BRUSH, pen=pg.mkPen(None))
         self.chosen_bar = pg.BarGraphItem(x=[], height=[], width=0.7, brush=pg.mkBrush(None), pen=CHOSEN_PEN)
-        self.raw_marks = pg.ScatterPlotItem(x=[], y=[], symbol="_", size=26, pen=RAW_PEN, brush=None)
+        self.raw_marks = pg.PlotDataItem(x=[], y=[], connect="pairs", pen=RAW_PEN)  # one dash per bar
         for item in (self.kept_bars, self.cut_bars, self.chosen_bar, self.raw_marks):
             self.plot.addItem(item)
         legend = QLabel('<span style="color:#3f7fd9">■</span> kept &nbsp; '
@@ -66,6 +67,7 @@ class DistChart(QWidget):
         self.labels: list[str] = []
         self.probs = np.zeros(0)
         self.kept = np.zeros(0, dtype=bool)
+        self.raw = np.zeros(0)
 
     def show_step(self, labels: list[str], probs, kept, chosen: int | None, caption: str, raw=None) -> None:
         """labels/probs/kept (and raw, the model's own probabilities): one entry per candidate, most probable first;
@@ -77,7 +79,9 @@ class DistChart(QWidget):
         self.kept_bars.setOpts(x=x[self.kept], height=self.probs[self.kept])
         self.cut_bars.setOpts(x=x[~self.kept], height=self.probs[~self.kept])
         raw = np.zeros(0) if raw is None else np.asarray(raw, dtype=float)
-        self.raw_marks.setData(x=x[:len(raw)], y=raw)
+        self.raw = raw
+        self.raw_marks.setData(x=np.column_stack([x[:len(raw)] - 0.35, x[:len(raw)] + 0.35]).ravel(),
+                               y=np.repeat(raw, 2))
         if chosen is not None and 0 <= chosen < len(x):
             self.chosen_bar.setOpts(x=[x[chosen]], height=[self.probs[chosen]])
         else:
@@ -95,8 +99,13 @@ class DistChart(QWidget):
         labels = [tokenizer.token_str(i) for i in ids]
         chosen = ids.index(chosen_id) if chosen_id in ids else None
         tok = tokenizer.token_str(chosen_id)
-        where = (f"rank {chosen + 1}, p {e.topk_tempered_probs[chosen]:.3f}" if chosen is not None
-                 else f"outside the {len(ids)} most probable shown")
+        if chosen is None:
+            where = f"outside the {len(ids)} most probable shown"
+        elif strategy == "sample":
+            where = (f"rank {chosen + 1}, p {e.topk_tempered_probs[chosen]:.3f} before truncation, "
+                     f"{e.topk_probs[chosen]:.3f} after")
+        else:
+            where = f"rank {chosen + 1}, p {e.topk_tempered_probs[chosen]:.3f}"
         head = f"Step {e.step}: took '{tok}' ({where})."
         if strategy == "sample":
             cut = (f"Truncation kept {e.n_kept:,} of {tokenizer.vocab_size:,} tokens, {e.kept_mass:.1%} of the "

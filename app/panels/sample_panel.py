@@ -201,6 +201,14 @@ class SamplePanel(QWidget):
         col = QVBoxLayout(settings)
         col.addLayout(form)
         col.addLayout(buttons)
+        how = QLabel("<b>How the next token is picked</b><br>the model's logits → repetition penalty → "
+                     "temperature → top-k → top-p → min-p → renormalise → draw (sample) or take the most probable "
+                     "(greedy).<br><br>Beam search instead keeps the <i>beam width</i> best partial texts at every "
+                     "step, ranked by total log-probability, and returns the best finished one.<br><br>"
+                     "Hover a generated token for its probability; click it for the distribution it came from.")
+        how.setWordWrap(True)
+        how.setStyleSheet("color: #444; margin-top: 12px;")
+        col.addWidget(how)
         col.addStretch(1)
         settings.setFixedWidth(360)
 
@@ -366,4 +374,5 @@ class SamplePanel(QWidget):
         if self._worker is not None:
             self._worker.stop()
         if self._thread is not None:
+            self._thread.quit()  # the queued quit from worker.finished cannot run while this thread waits
             self._thread.wait()

@@ -15,7 +15,8 @@ from PySide6.QtWidgets import QToolTip
 
 from app.model_source import ModelSource
 from app.panels.sample_panel import SamplePanel
-from engine.api import ModelHandle
+from app.workers import TrainWorker, start_worker
+from engine.api import ModelHandle, RunSpec
 from engine.decode import DecodeConfig, complete
 from engine.models import build_model
 from engine.tokenizers import build_tokenizer
@@ -74,8 +75,8 @@ class FakeSource(QObject):
         return self.training
 
 
-def _panel(qtbot, handle) -> SamplePanel:
-    source = ModelSource()
+def _panel(qtbot, handle, source=None) -> SamplePanel:
+    source = source or ModelSource()
     if handle is not None:
         source.set_checkpoint(handle, "/tmp/ckpt", "")
     panel = SamplePanel(source)
@@ -114,7 +115,7 @@ def test_greedy_on_gpt_equals_engine_and_streams_tokens(qtbot, gpt):
     # after the run the first token's distribution is on the chart: greedy cuts nothing, takes the tallest bar
     assert panel.chart.bar_count == 20 and panel.chart.kept.all()
     np.testing.assert_allclose(panel.chart.probs, events[0].topk_tempered_probs)
-    np.testing.assert_allclose(panel.chart.raw_marks.getData()[1], events[0].topk_raw_probs)
+    np.testing.assert_allclose(panel.chart.raw, events[0].topk_raw_probs)
     assert panel.chart.probs.argmax() == 0 and "0.0% of the mass" in panel.chart.caption.text()
 
 
@@ -242,3 +243,28 @@ def test_snapshot_is_fresh_while_training_and_cached_otherwise(qtbot, small_text
         qtbot.mouseClick(panel.generate_button, Qt.LeftButton)
         qtbot.waitUntil(lambda: not panel.running, timeout=WAIT_MS)
     assert source.snapshots == 3
+
+
+def test_samples_the_model_being_trained_without_stopping_it(qtbot, tmp_path, small_text):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(small_text)
+    spec = RunSpec(corpus=str(corpus), family="gru", device="cpu", max_steps=100_000,
+                   overrides={"n_embd": "16", "n_hidden": "32", "batch_size": "8", "block_size": "16",
+                              "eval_interval": "50000"})
+    source = ModelSource()
+    panel = _panel(qtbot, None, source)
+    reports: list = []
+    worker = TrainWorker(spec)
+    worker.prepared.connect(source.set_run)
+    worker.reports.connect(reports.extend)
+    thread = start_worker(worker, "train")
+    try:
+        qtbot.waitUntil(lambda: len(reports) > 0, timeout=WAIT_MS)
+        assert "(training)" in panel.model_label.text()
+        _run(qtbot, panel, "greedy", "the", 30)
+        assert panel.view.token_count == 30 and "30 tokens" in panel.message.text()
+        step = reports[-1].step
+        qtbot.waitUntil(lambda: reports[-1].step > step, timeout=WAIT_MS)  # training went on
+    finally:
+        worker.stop()
+        qtbot.waitUntil(thread.isFinished, timeout=WAIT_MS)
