@@ -21,7 +21,7 @@ from engine.errors import PlaygroundError
 from .gui import keep_none_alive
 from .model_source import ModelSource
 from .panels.loss_plot import LossPlot
-from .panels.train_panel import TrainPanel, format_duration, presets_for
+from .panels.train_panel import TrainPanel, format_duration
 from .workers import TrainWorker, error_message, start_worker
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.source = ModelSource(self)
         self.run: api.Run | None = None
+        self.last_report = None       # the newest StepReport the worker delivered
         self.worker: TrainWorker | None = None
         self.thread: QThread | None = None
         self.state = "idle"
@@ -132,7 +133,7 @@ class MainWindow(QMainWindow):
         wanted = GPU_PRESETS if device_type == "cuda" else (CPU_PRESET,)
         for name in wanted:
             for family in ("transformer", "lstm", "gru", "rnn"):
-                if name in presets_for(family):
+                if name in api.list_presets(family):
                     self.panel.family.setCurrentText(family)
                     self.panel.preset.setCurrentText(name)
                     self.panel.check()
@@ -159,7 +160,7 @@ class MainWindow(QMainWindow):
         spec = self.panel.spec()
         self.save_settings()
         self.loss_plot.clear()
-        self.run, self.unsaved, self._stop_requested = None, False, False
+        self.run, self.last_report, self.unsaved, self._stop_requested = None, None, False, False
         self.panel.message.setText("")
         self.worker = TrainWorker(spec)
         self.worker.prepared.connect(self._on_prepared, Qt.QueuedConnection)
@@ -204,7 +205,7 @@ class MainWindow(QMainWindow):
     def _on_reports(self, reports: list) -> None:
         self.loss_plot.add_reports(reports)
         self.unsaved = True
-        r = reports[-1]
+        r = self.last_report = reports[-1]
         self.panel.show_report(r)
         self.status_step.setText(f"step {r.step:,}/{r.max_steps:,}")
         self.status_speed.setText(f"{r.tokens_per_s:,.0f} tok/s")
@@ -254,8 +255,8 @@ class MainWindow(QMainWindow):
         if self.run is None:
             return None
         if path is None:
-            default = f"runs/{self.run.spec.family}-step{getattr(self.run.last_report, 'step', 0)}-" \
-                      f"{time.strftime('%Y%m%d-%H%M%S')}"
+            step = self.last_report.step if self.last_report is not None else 0
+            default = f"runs/{self.run.spec.family}-step{step}-{time.strftime('%Y%m%d-%H%M%S')}"
             path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint (a folder)", default)
             if not path:
                 return None

@@ -53,10 +53,10 @@ class TrainWorker(QObject):
     failed = Signal(str)        # a one-line message; the run (if it was built) is kept for saving
     finished = Signal()         # always last
 
-    def __init__(self, spec: api.RunSpec, start_run: Callable[[api.RunSpec], api.Run] = api.start_run):
+    def __init__(self, spec: api.RunSpec, start_run: Callable[[api.RunSpec], api.Run] | None = None):
         super().__init__()
         self.spec = spec
-        self._start_run = start_run
+        self._start_run = start_run or api.start_run
         self._run: api.Run | None = None
         self._stopping = threading.Event()
         self._resumed = threading.Event()

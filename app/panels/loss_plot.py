@@ -5,6 +5,7 @@ a 100k-step run redraws as cheaply as a short one and a single loss spike stays 
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,9 @@ from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QMenu, QSlider,
                                QToolButton, QVBoxLayout, QWidget)
 
-REDRAW_MS = 33          # ≤ 30 Hz
+REDRAW_MS = 33          # fastest redraw: ≤ 30 Hz
+SLOWEST_MS = 500        # slowest redraw, when drawing is expensive (a large window on a slow machine)
+DRAW_DUTY = 0.15        # at most this fraction of the GUI thread's time goes to drawing the plots
 X_AXES = {"step": ("step", "step"), "tokens": ("tokens", "tokens"), "time": ("elapsed", "wall time (s)")}
 TRAIN_COLS = ("step", "tokens", "elapsed", "loss", "lr", "grad_norm")
 VAL_COLS = ("step", "tokens", "elapsed", "loss")
@@ -78,6 +81,16 @@ def _visible(x: np.ndarray, lo: float, hi: float) -> slice:
     return slice(a, b)
 
 
+class _TimedGraphics(pg.GraphicsLayoutWidget):
+    """Remembers how long its last paint took, so the plot can slow its redraw rate when painting is costly."""
+    paint_s = 0.0
+
+    def paintEvent(self, event) -> None:
+        t0 = time.perf_counter()
+        super().paintEvent(event)
+        self.paint_s = time.perf_counter() - t0
+
+
 class LossPlot(QWidget):
     """Feed it batches of StepReports with `add_reports`; it draws on its own timer."""
 
@@ -123,11 +136,11 @@ class LossPlot(QWidget):
         bar.addStretch(1)
         bar.addWidget(export)
 
-        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics = _TimedGraphics()
         self.graphics.setBackground("w")
         self.loss_plot = self.graphics.addPlot(row=0, col=0)
         self.loss_plot.setLabel("left", "loss (nats/token)")
-        self.loss_plot.showGrid(x=True, y=True, alpha=0.25)
+        self.loss_plot.showGrid(x=False, y=False, alpha=0.25)
         self.loss_plot.addLegend(offset=(-10, 10))
         self.raw_curve = self.loss_plot.plot(pen=pg.mkPen((31, 119, 180, 70), width=1), name="train (raw)")
         self.smooth_curve = self.loss_plot.plot(pen=pg.mkPen((31, 119, 180), width=2), name="train (smoothed)")
@@ -135,7 +148,7 @@ class LossPlot(QWidget):
                                              symbolPen="w", name="validation")
         self.aux_plot = self.graphics.addPlot(row=1, col=0)
         self.aux_plot.setXLink(self.loss_plot)
-        self.aux_plot.showGrid(x=True, y=True, alpha=0.25)
+        self.aux_plot.showGrid(x=False, y=False, alpha=0.25)
         self.aux_plot.setLabel("left", "grad norm", color="#2ca02c")
         self.aux_plot.showAxis("right")
         self.aux_plot.setLabel("right", "learning rate", color="#9467bd")
@@ -213,9 +226,16 @@ class LossPlot(QWidget):
 
     @Slot()
     def redraw_if_dirty(self) -> None:
-        if self._dirty:
-            self._dirty = False
-            self.redraw()
+        """Redraw if anything changed, then space the next redraw so that drawing (our setData calls plus Qt's
+        paint of the plots) stays under DRAW_DUTY of the GUI thread: painting holds the GIL, so every millisecond
+        spent here is also taken from the training thread's Python."""
+        if not self._dirty:
+            return
+        self._dirty = False
+        t0 = time.perf_counter()
+        self.redraw()
+        cost_ms = 1000 * (time.perf_counter() - t0 + self.graphics.paint_s)
+        self.timer.setInterval(int(min(max(REDRAW_MS, cost_ms / DRAW_DUTY), SLOWEST_MS)))
 
     def redraw(self) -> None:
         xcol = X_AXES[self.x_axis.currentText()][0]

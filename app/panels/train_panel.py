@@ -4,6 +4,7 @@ validated by the engine's own config classes as you type, and the fields a Confi
 rules live in one place (the engine) and Start stays disabled until the form describes a model that can be built."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 from engine import api
 from engine.device import resolve_device
 from engine.errors import PlaygroundError
-from engine.models import FAMILIES, RNN_CELLS, build_model, config_from_dict
+from engine.models import FAMILIES, RNN_CELLS, config_class
 
 from .corpus_box import CorpusBox
 
@@ -166,18 +167,6 @@ def _bytes(n: float) -> str:
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
-
-
-def memory_estimate(family: str, cfg: dict, batch_size: int, params: int) -> float:
-    """Rough training memory in bytes: fp32 weights, grads and two AdamW moments (16 B/param) plus the activations
-    autograd keeps for one batch (per layer about 16 values per token per channel, attention scores, logits)."""
-    tokens = batch_size * cfg["block_size"]
-    if form_of(family) == "transformer":
-        per_layer = 16 * cfg["n_embd"] + 3 * cfg["n_head"] * cfg["block_size"]
-    else:
-        per_layer = 8 * cfg["n_hidden"] + 2 * cfg["n_embd"]
-    activations = 4 * tokens * (cfg["n_layer"] * per_layer + 3 * cfg["vocab_size"])
-    return 16 * params + activations
 
 
 class TrainPanel(QWidget):
@@ -361,12 +350,13 @@ class TrainPanel(QWidget):
         self.preset.clear()
         if family == "ngram":
             self.preset.setEnabled(False)
-            for name, value in api.NGRAM_DEFAULTS.items():
-                _set(self.fields["ngram"][name], value)
+            for name, value in ngram_defaults().items():
+                if name in self.fields["ngram"]:
+                    _set(self.fields["ngram"][name], value)
             self._on_smoothing(self.fields["ngram"]["smoothing"].currentText())
         else:
             self.preset.setEnabled(True)
-            self.preset.addItems(presets_for(family))
+            self.preset.addItems(api.list_presets(family))
             self.preset.setCurrentText(api.DEFAULT_PRESET[family])
         self.preset.blockSignals(False)
         if family != "ngram":
@@ -375,12 +365,13 @@ class TrainPanel(QWidget):
 
     @Slot(str)
     def _on_preset(self, name: str) -> None:
+        """Fill the form from the preset (the engine's resolution of it, so defaults live in one place)."""
         if not name:
             return
-        from engine.train import load_preset
-        preset = load_preset(name)
-        fields = self.fields[form_of(self.family.currentText())]
-        for key, value in {**preset["model"], **preset["train"]}.items():
+        family = self.family.currentText()
+        model, train = api.resolve_config(family, name, {}, vocab_size=1)
+        fields = self.fields[form_of(family)]
+        for key, value in {**model, **train}.items():
             target = fields.get(key) or self.fields["train"].get(key)
             if target is not None:
                 _set(target, value)
@@ -442,29 +433,31 @@ class TrainPanel(QWidget):
 
     @Slot()
     def check(self) -> str:
-        """Validate the model config with the engine's config class, mark the fields its message names, update
-        the estimate and Start; returns the problem ("" when none)."""
+        """Resolve the form into the model and train configs exactly as a run would (preset, then every field),
+        let the engine's config classes judge them, mark each field a reason names, update the estimate and
+        Start. Returns the problem ("" when none)."""
         family = self.family.currentText()
-        fields = self.fields[form_of(family)]
-        cfg = dict(self.model_values(), vocab_size=self.vocab_guess())
-        problem, estimate = "", ""
+        vocab = self.vocab_guess()
+        problems, estimate = [], ""
         try:
-            config_from_dict(family, cfg)
-            if family == "ngram":
-                estimate = "n-gram tables hold one count per distinct n-gram in the corpus (counted at Start)."
-            else:
-                import torch
-                with torch.device("meta"):
-                    params = build_model(family, cfg).num_params()
-                batch = self.fields["train"]["batch_size"].value()
-                estimate = (f"<b>{params:,}</b> parameters · ≈ {_bytes(memory_estimate(family, cfg, batch, params))}"
-                            f" to train (weights, grads, AdamW, one batch of activations)")
+            spec = self.spec()
+            model, train = api.resolve_config(family, spec.preset, spec.overrides, vocab)
+            if spec.max_steps is not None:
+                train["max_steps"] = spec.max_steps
+            problems = [reason for _, reason in api.validate_config(family, model, train)]
+            if not problems:
+                train_tokens = int(len(self.corpus_box.corpus.text) * 0.9) if self.corpus_box.corpus else 0
+                e = api.estimate(family, model, train, vocab, train_tokens)
+                what = "count-table entries at most" if family == "ngram" else "parameters"
+                estimate = (f"<b>{e['params']:,}</b> {what} · ≈ {_bytes(e['memory_bytes'])} to train"
+                            + ("" if family == "ngram" else " (weights, grads, AdamW, one batch of activations)"))
         except PlaygroundError as e:
-            problem = str(e)
+            problems = [str(e)]
         if self.corpus_box.corpus is None:
-            problem = problem or "load a corpus first"
-        for name, w in fields.items():
-            bad = bool(problem) and re.search(rf"\b{re.escape(name)}\b", problem) is not None
+            problems.append("load a corpus first")
+        problem = "; ".join(problems)
+        for name, w in {**self.fields["train"], **self.fields[form_of(family)]}.items():
+            bad = re.search(rf"\b{re.escape(name)}\b", problem) is not None
             w.setProperty("invalid", bad)
             w.setStyleSheet("border: 2px solid #d32f2f;" if bad else "")
             w.setToolTip(f"{w.property('tip')}\n\nProblem: {problem}" if bad else w.property("tip"))
@@ -532,12 +525,12 @@ class TrainPanel(QWidget):
         self.check()
 
 
-def presets_for(family: str) -> list[str]:
-    """Presets whose family is `family`; all presets if none is (an RNN preset serves any cell)."""
-    from engine.train import list_presets, load_preset
-    names = list_presets()
-    own = [n for n in names if load_preset(n).get("family") == family]
-    return own or names
+def ngram_defaults() -> dict:
+    """The n-gram config's own field defaults, then what a run uses when the form says nothing."""
+    fields = dataclasses.fields(config_class("ngram"))
+    defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
+    model, _ = api.resolve_config("ngram", None, {}, vocab_size=1)
+    return {**defaults, **model}
 
 
 def format_duration(seconds: float) -> str:

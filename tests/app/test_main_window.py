@@ -1,0 +1,239 @@
+"""Drive the real main window the way a user would: first-run state, a short run, pause/resume/stop, bad corpora,
+invalid hyperparameters, checkpoints, errors in the worker, closing mid-run. Runs are tiny (a 1-layer, 16-wide
+model) so the whole file takes seconds."""
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QMessageBox
+
+from app.main_window import MainWindow
+from engine import api
+
+RUN_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """A settings file of the test's own, so nothing reads or writes the user's QSettings."""
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, settings):
+    w = MainWindow(settings)
+    qtbot.addWidget(w)
+    w.ask_save_on_close = lambda: QMessageBox.Discard
+    w.show()
+    yield w
+    w.shutdown_run()
+
+
+def make_tiny(w: MainWindow, *, max_steps: int = 30, eval_interval: int = 10) -> None:
+    model = w.panel.fields["transformer"]
+    for name, value in (("n_layer", 1), ("n_head", 2), ("n_embd", 16), ("block_size", 16)):
+        model[name].setValue(value)
+    train = w.panel.fields["train"]
+    train["batch_size"].setValue(4)
+    train["max_steps"].setValue(max_steps)
+    train["eval_interval"].setValue(eval_interval)
+    train["warmup_steps"].setValue(2)
+    assert w.panel.check() == ""
+
+
+def start_and_wait(qtbot, w: MainWindow, state: str = "done") -> None:
+    qtbot.mouseClick(w.panel.start_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: w.state == state, timeout=RUN_TIMEOUT_MS)
+
+
+def test_first_run_loads_builtin_corpus_and_cpu_preset(window):
+    p = window.panel
+    assert p.corpus_box.spec() == "builtin:python-docs"
+    assert "characters" in p.corpus_box.summary.text() and "validation" in p.corpus_box.summary.text()
+    assert p.corpus_box.preview.toPlainText()
+    assert p.family.currentText() == "transformer"
+    assert p.preset.currentText() == "tiny-cpu-transformer"
+    assert p.start_button.isEnabled() and not p.stop_button.isEnabled()
+    assert "CPU" in window.status_device.text()
+    assert "parameters" in p.estimate.text()
+    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Loss", "Graph", "Sample"]
+
+
+def test_short_run_plots_points_and_updates_status(qtbot, window):
+    make_tiny(window)
+    start_and_wait(qtbot, window)
+    plot = window.loss_plot
+    assert plot.train.n > 0 and plot.val.n >= 3          # evals at 10, 20 and the final one
+    plot.redraw()
+    x, y = plot.displayed_points()
+    assert len(x) > 0 and y.max() > y.min()
+    assert window.status_step.text() == "step 30/30"
+    assert "tok/s" in window.status_speed.text()
+    assert window.status_state.text() == "finished"
+    assert window.panel.progress.value() == window.panel.progress.maximum()
+    assert window.panel.save_button.isEnabled() and window.panel.start_button.isEnabled()
+    assert window.source.snapshot() is not None and not window.source.is_training()
+
+
+def test_pause_resume_stop_change_buttons_and_state(qtbot, window, tmp_path):
+    make_tiny(window, max_steps=100_000, eval_interval=100_000)
+    p = window.panel
+    qtbot.mouseClick(p.start_button, Qt.LeftButton)
+    assert window.state == "preparing" and not p.start_button.isEnabled() and p.stop_button.isEnabled()
+    qtbot.waitUntil(lambda: window.state == "running" and window.loss_plot.train.n > 3, timeout=RUN_TIMEOUT_MS)
+    assert window.source.is_training()
+    qtbot.mouseClick(p.pause_button, Qt.LeftButton)
+    assert window.state == "paused" and p.resume_button.isEnabled() and not p.pause_button.isEnabled()
+    qtbot.waitUntil(lambda: window.last_report.event == "paused", timeout=RUN_TIMEOUT_MS)
+    paused_at = window.run.last_report.step
+    assert window.save_checkpoint(str(tmp_path / "paused")) is not None   # the paused run's lock is free
+    qtbot.wait(200)
+    assert window.run.last_report.step == paused_at
+    qtbot.mouseClick(p.resume_button, Qt.LeftButton)
+    assert window.state == "running" and p.pause_button.isEnabled()
+    qtbot.waitUntil(lambda: window.run.last_report.step > paused_at + 2, timeout=RUN_TIMEOUT_MS)
+    qtbot.mouseClick(p.stop_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: window.state == "stopped", timeout=RUN_TIMEOUT_MS)
+    assert window.run.last_report.event == "done"
+    assert p.start_button.isEnabled() and not p.stop_button.isEnabled() and p.save_button.isEnabled()
+    assert window.status_state.text() == "stopped"
+
+
+def test_bad_corpus_file_shows_reason_and_keeps_previous(qtbot, window, tmp_path):
+    binary = tmp_path / "image.txt"
+    binary.write_bytes(b"\x89PNG\x00\x00\x00binary")
+    drop = QMimeData()
+    drop.setUrls([QUrl.fromLocalFile(str(binary))])
+    event = QDropEvent(QPointF(10, 10), Qt.CopyAction, drop, Qt.LeftButton, Qt.NoModifier)
+    window.dropEvent(event)
+    box = window.panel.corpus_box
+    assert box.error.isVisible() and "binary" in box.error.text()
+    assert box.spec() == "builtin:python-docs" and box.choice.currentData() == "builtin:python-docs"
+    bad_utf8 = tmp_path / "latin1.txt"
+    bad_utf8.write_bytes("caf\u00e9 au lait, ".encode("latin-1") * 20)
+    assert not box.load(str(bad_utf8))
+    assert "UTF-8" in box.error.text() and box.spec() == "builtin:python-docs"
+    good = tmp_path / "good.txt"
+    good.write_text("hello world, this is a tiny corpus of text. " * 200, encoding="utf-8")
+    assert box.load(str(good)) and not box.error.isVisible()
+    assert box.spec() == str(good.resolve()) and str(good.resolve()) in box.recent()
+    make_tiny(window, max_steps=10)
+    start_and_wait(qtbot, window)       # the app still trains after the bad files
+    assert window.loss_plot.train.n > 0
+
+
+def test_invalid_hyperparameters_block_start_with_reason(window):
+    p = window.panel
+    fields = p.fields["transformer"]
+    fields["n_head"].setValue(4)
+    fields["n_embd"].setValue(30)
+    problem = p.check()
+    assert "divisible" in problem and not p.start_button.isEnabled()
+    assert fields["n_embd"].property("invalid") and fields["n_head"].property("invalid")
+    assert not fields["n_layer"].property("invalid")
+    assert "divisible" in p.start_button.toolTip() and "divisible" in p.estimate.text()
+    fields["n_embd"].setValue(32)
+    fields["n_kv_head"].setValue(3)
+    assert "n_kv_head" in p.check() and fields["n_kv_head"].property("invalid")
+    fields["n_kv_head"].setValue(2)
+    assert p.check() == "" and p.start_button.isEnabled()
+    p.family.setCurrentText("lstm")
+    p.fields["rnn"]["tie_weights"].setChecked(True)
+    p.fields["rnn"]["n_hidden"].setValue(100)
+    p.fields["rnn"]["n_embd"].setValue(64)
+    assert "tie_weights" in p.check() and not p.start_button.isEnabled()
+
+
+def test_family_form_shows_only_its_hyperparameters(window):
+    p = window.panel
+    p.family.setCurrentText("ngram")
+    assert p.pages.currentWidget().isVisible() and not p.train_box.isVisible()
+    assert "order" in p.model_values() and "n_head" not in p.model_values()
+    p.fields["ngram"]["smoothing"].setCurrentText("add-k")
+    assert "k" in p.model_values() and "discount" not in p.model_values()
+    p.family.setCurrentText("gru")
+    assert set(p.model_values()) >= {"n_hidden", "n_embd"} and "n_head" not in p.model_values()
+    assert p.train_box.isVisible()
+    assert all(w.toolTip() for form in p.fields.values() for w in form.values())
+
+
+def test_ngram_counting_shows_progress_and_val_point(qtbot, window):
+    p = window.panel
+    p.family.setCurrentText("ngram")
+    p.fields["ngram"]["order"].setValue(2)
+    assert p.check() == ""
+    start_and_wait(qtbot, window)
+    assert p.progress.value() == p.progress.maximum() == 2
+    assert window.loss_plot.val.n == 1 and window.loss_plot.train.n == 0
+
+
+def test_save_then_load_checkpoint(qtbot, window, tmp_path):
+    make_tiny(window, max_steps=10)
+    start_and_wait(qtbot, window)
+    out = window.save_checkpoint(str(tmp_path / "ckpt"))
+    assert out is not None and (tmp_path / "ckpt" / "meta.json").exists() and not window.unsaved
+    changes = []
+    window.source.changed.connect(lambda: changes.append(1))
+    assert window.load_checkpoint(str(tmp_path / "ckpt"))
+    assert changes and window.source.describe().startswith("checkpoint ckpt: transformer")
+    handle = window.source.snapshot()
+    assert handle.family == "transformer" and handle.meta["summary"]["step"] == 10
+    assert window.source.validation_text()
+    assert not window.load_checkpoint(str(tmp_path / "missing"))
+    assert "Could not load" in window.panel.message.text()
+
+
+def test_error_in_worker_is_shown_and_run_can_be_saved(qtbot, window, tmp_path, monkeypatch):
+    real_start = api.start_run
+
+    def failing_start(spec):
+        run = real_start(spec)
+        reports = run.reports
+
+        def failing_reports():
+            for i, r in enumerate(reports()):
+                if i == 5:
+                    raise RuntimeError("simulated failure in the middle of training")
+                yield r
+        run.reports = failing_reports
+        return run
+    monkeypatch.setattr(api, "start_run", failing_start)
+    make_tiny(window, max_steps=1000)
+    start_and_wait(qtbot, window, state="error")
+    qtbot.waitUntil(lambda: window.thread is None, timeout=RUN_TIMEOUT_MS)
+    assert "simulated failure" in window.panel.message.text()
+    assert window.status_state.text() == "error"
+    assert window.panel.start_button.isEnabled() and window.panel.save_button.isEnabled()
+    assert window.save_checkpoint(str(tmp_path / "after-error")) is not None
+
+
+def test_closing_mid_run_stops_it_and_asks_to_save(qtbot, window, tmp_path):
+    make_tiny(window, max_steps=100_000, eval_interval=100_000)
+    start_and_wait(qtbot, window, state="running")
+    qtbot.waitUntil(lambda: window.loss_plot.train.n > 0, timeout=RUN_TIMEOUT_MS)
+    asked = []
+    window.ask_save_on_close = lambda: asked.append(1) or QMessageBox.Cancel
+    window.close()
+    assert asked and window.isVisible() and window.state == "running"   # Cancel keeps the run going
+    window.ask_save_on_close = lambda: asked.append(2) or QMessageBox.Save
+    saved_to = tmp_path / "on-close"
+    window.save_checkpoint = lambda path=None, _save=window.save_checkpoint: _save(str(saved_to))
+    window.close()
+    assert asked == [1, 2] and not window.isVisible()
+    assert window.thread is None and window.run.last_report.event == "done"
+    assert (saved_to / "meta.json").exists()
+
+
+def test_settings_persist_between_windows(qtbot, window, settings, tmp_path):
+    good = tmp_path / "notes.txt"
+    good.write_text("some notes to train on. " * 300, encoding="utf-8")
+    assert window.panel.corpus_box.load(str(good))
+    window.panel.seed.setValue(42)
+    window.panel.family.setCurrentText("gru")
+    window.close()
+    again = MainWindow(settings)
+    qtbot.addWidget(again)
+    assert again.panel.seed.value() == 42 and again.panel.family.currentText() == "gru"
+    assert again.panel.corpus_box.spec() == str(good.resolve())
+    assert str(good.resolve()) in again.panel.corpus_box.recent()
