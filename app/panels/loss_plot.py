@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 import pyqtgraph.exporters  # noqa: F401  (registers pg.exporters)
-from PySide6.QtCore import Qt, QTimer, Slot
+from PySide6.QtCore import QRect, Qt, QTimer, Slot
+from PySide6.QtGui import QPainter
+from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QMenu, QSlider,
                                QToolButton, QVBoxLayout, QWidget)
 
@@ -312,18 +314,33 @@ class LossPlot(QWidget):
             self.export(path)
 
     def export(self, path: str | Path) -> Path:
-        """By suffix: .png/.svg draw both plots (pyqtgraph exporters); .csv writes every recorded point."""
+        """By suffix: .png/.svg draw both plots; .csv writes every recorded point."""
         path = Path(path)
         suffix = path.suffix.lower()
         if suffix == ".csv":
             self._export_csv(path)
-        elif suffix in (".png", ".svg"):
+        elif suffix == ".png":
             self.redraw()
-            cls = pg.exporters.ImageExporter if suffix == ".png" else pg.exporters.SVGExporter
-            cls(self.graphics.scene()).export(str(path))
+            pg.exporters.ImageExporter(self.graphics.scene()).export(str(path))
+        elif suffix == ".svg":
+            self.redraw()
+            self._export_svg(path)
         else:
             raise ValueError(f"export to .png, .svg or .csv, not {path.suffix!r}")
         return path
+
+    def _export_svg(self, path: Path) -> None:
+        """Vector output through Qt's own SVG painter: pyqtgraph 0.14's SVGExporter cannot parse the path data
+        Qt 6.12 writes (it fails even on an empty plot), so the scene is rendered into a QSvgGenerator."""
+        size = self.graphics.size()
+        generator = QSvgGenerator()
+        generator.setFileName(str(path))
+        generator.setSize(size)
+        generator.setViewBox(QRect(0, 0, size.width(), size.height()))
+        generator.setTitle("LM Playground loss curves")
+        painter = QPainter(generator)
+        self.graphics.render(painter)
+        painter.end()
 
     def _export_csv(self, path: Path) -> None:
         """One row per train point; val_loss filled on the steps that had an evaluation."""

@@ -1,0 +1,111 @@
+"""The loss plot: peak-keeping downsampling, the bias-corrected EMA, what the curves show, exports."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.panels.loss_plot import LossPlot, Series, ema_debiased, minmax_downsample
+from engine.train import StepReport
+
+
+def report(step: int, loss: float, *, val: float | None = None, event: str = "step") -> StepReport:
+    return StepReport(step=step, max_steps=100_000, tokens=step * 64, train_loss=loss, lr=1e-3 * (1 + step % 3),
+                      grad_norm=0.5 + step % 5, tokens_per_s=1000.0, elapsed_s=step * 0.01, eta_s=1.0,
+                      val_loss=val, event="eval" if val is not None else event)
+
+
+@pytest.fixture
+def plot(qtbot):
+    w = LossPlot()
+    w.resize(900, 600)
+    qtbot.addWidget(w)
+    w.show()
+    return w
+
+
+def test_minmax_downsample_keeps_a_single_spike_at_100k_points():
+    rng = np.random.default_rng(0)
+    x = np.arange(100_000, dtype=float)
+    y = 2.0 + 0.01 * rng.standard_normal(100_000)
+    y[54_321] = 9.0      # one loss spike
+    y[77_777] = -1.0     # and one dip
+    xd, yd = minmax_downsample(x, y, 2000)
+    assert len(xd) <= 2000
+    assert yd.max() == 9.0 and yd.min() == -1.0
+    assert xd[np.argmax(yd)] == 54_321
+    assert np.all(np.diff(xd) >= 0)              # still in x order, so the line is drawn left to right
+    assert minmax_downsample(x[:500], y[:500], 2000)[0].size == 500   # short series are untouched
+
+
+def test_ema_is_bias_corrected_and_extends_incrementally():
+    y = np.array([4.0, 4.0, 4.0, 2.0, 1.0, 3.0])
+    full, _ = ema_debiased(y, 0.9)
+    assert full[0] == pytest.approx(4.0)          # no pull towards zero at the start
+    assert full[2] == pytest.approx(4.0)
+    assert 2.0 < full[4] < 4.0
+    head, state = ema_debiased(y[:3], 0.9)
+    tail, _ = ema_debiased(y[3:], 0.9, state)
+    np.testing.assert_allclose(np.concatenate([head, tail]), full)
+    np.testing.assert_allclose(ema_debiased(y, 0.0)[0], y)
+
+
+def test_series_grows_past_its_capacity():
+    s = Series(("a", "b"), capacity=2)
+    for i in range(5):
+        s.append(a=i, b=2 * i)
+    np.testing.assert_array_equal(s["b"], [0, 2, 4, 6, 8])
+    s.clear()
+    assert s.n == 0 and s["a"].size == 0
+
+
+def test_plot_keeps_spike_visible_at_100k_reports(plot):
+    losses = 2.0 + 0.001 * np.sin(np.arange(100_000))
+    losses[61_234] = 12.0
+    plot.add_reports([report(i + 1, float(v)) for i, v in enumerate(losses)])
+    assert plot.train.n == 100_000
+    plot.redraw()
+    x, y = plot.displayed_points()
+    assert len(x) <= 2 * max(plot.loss_plot.vb.width(), 200) + 2
+    assert y.max() == 12.0 and x[np.argmax(y)] == 61_235
+    sx, sy = plot.smooth_curve.getOriginalDataset()
+    assert sy.max() < 12.0                       # the smoothed line damps it; the raw line still shows it
+
+
+def test_curves_follow_reports_axis_and_smoothing(plot):
+    plot.add_reports([report(s, 3.0 - s / 100) for s in range(1, 51)] + [report(50, 2.5, val=2.6)])
+    plot.add_reports([report(s, 2.5 - s / 1000) for s in range(51, 101)])
+    assert plot.train.n == 100 and plot.val.n == 1
+    plot.redraw()
+    x, raw = plot.displayed_points()
+    np.testing.assert_array_equal(x, np.arange(1, 101))
+    vx, vy = plot.val_curve.getOriginalDataset()
+    assert list(vx) == [50] and list(vy) == [2.6]
+    gx, gy = plot.grad_curve.getOriginalDataset()
+    assert len(gy) == 100 and gy.max() == 4.5
+    plot.smoothing.setValue(0)
+    plot.redraw()
+    np.testing.assert_allclose(plot.smooth_curve.getOriginalDataset()[1], raw)   # no smoothing: same line
+    np.testing.assert_array_equal(plot.displayed_points()[1], raw)               # raw is never hidden
+    plot.x_axis.setCurrentText("tokens")
+    plot.redraw()
+    np.testing.assert_array_equal(plot.displayed_points()[0], np.arange(1, 101) * 64)
+    assert "step 50" in plot.describe_at(50 * 64) and "val 2.6000" in plot.describe_at(50 * 64)
+    plot.log_y.setChecked(True)
+    assert plot.loss_plot.ctrl.logYCheck.isChecked()
+
+
+def test_nan_train_loss_is_not_a_point_but_its_eval_is(plot):
+    plot.add_reports([report(1, float("nan")), report(2, float("nan"), val=3.1, event="done")])
+    assert plot.train.n == 0 and plot.val.n == 1
+
+
+def test_exports_png_svg_and_csv(plot, tmp_path):
+    plot.add_reports([report(s, 3.0 - s / 100) for s in range(1, 21)] + [report(20, 2.8, val=2.9)])
+    png, svg, csv = (plot.export(tmp_path / f"loss.{ext}") for ext in ("png", "svg", "csv"))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<svg" in svg.read_text(encoding="utf-8")
+    rows = csv.read_text(encoding="utf-8").splitlines()
+    assert rows[0].startswith("step,tokens,elapsed_s,train_loss,smoothed_loss,lr,grad_norm,val_loss")
+    assert len(rows) == 21 and rows[20].endswith(",2.9")
+    with pytest.raises(ValueError):
+        plot.export(tmp_path / "loss.bmp")
