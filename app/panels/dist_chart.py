@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 KEPT_BRUSH = pg.mkBrush("#3f7fd9")
@@ -20,10 +20,10 @@ RAW_PEN = pg.mkPen("#b00020", width=2)
 LABEL_CHARS = 8  # longer tokens (words, BPE merges) are shortened on the axis; the tooltip-free chart stays legible
 
 
-def axis_label(token: str) -> str:
+def axis_label(token: str, max_chars: int = LABEL_CHARS) -> str:
     """A token as an axis label: whitespace made visible, long tokens shortened."""
     shown = token.replace(" ", "␣").replace("\n", "↵").replace("\t", "→")
-    return shown if len(shown) <= LABEL_CHARS else shown[:LABEL_CHARS - 1] + "…"
+    return shown if len(shown) <= max_chars else shown[:max(max_chars - 1, 1)] + "…"
 
 
 class DistChart(QWidget):
@@ -40,7 +40,7 @@ class DistChart(QWidget):
         self.plot.hideButtons()
         self.plot.showGrid(y=True, alpha=0.25)
         self.plot.setLabel("left", "probability")
-        mono = QFont("DejaVu Sans Mono", 10)  # has ␣ and ↵, which label whitespace tokens
+        mono = self._mono = QFont("DejaVu Sans Mono", 10)  # has ␣ and ↵, which label whitespace tokens
         for name in ("left", "bottom"):
             axis = self.plot.getAxis(name)
             axis.setTextPen("#333333")
@@ -86,7 +86,7 @@ class DistChart(QWidget):
             self.chosen_bar.setOpts(x=[x[chosen]], height=[self.probs[chosen]])
         else:
             self.chosen_bar.setOpts(x=[], height=[])
-        self.plot.getAxis("bottom").setTicks([[(float(i), axis_label(t)) for i, t in enumerate(self.labels)]])
+        self._update_ticks()
         top = float(max(self.probs.max(initial=0.0), raw.max(initial=0.0)))
         self.plot.setXRange(-0.6, max(len(x), 1) - 0.4, padding=0)
         self.plot.setYRange(0, top * 1.08 if top > 0 else 1.0, padding=0)
@@ -118,6 +118,17 @@ class DistChart(QWidget):
                    "every token and keeps the best-scoring ones.")
         self.show_step(labels, e.topk_tempered_probs, e.topk_probs > 0, chosen, " ".join(filter(None, (head, cut, note))),
                        raw=e.topk_raw_probs)
+
+    def _update_ticks(self) -> None:
+        """Shorten labels to what fits under one bar at the current width (word tokens would overlap)."""
+        axis = self.plot.getAxis("bottom")
+        per_bar = self.plot.getViewBox().width() / max(len(self.labels), 1)
+        fits = max(int(per_bar / QFontMetrics(self._mono).horizontalAdvance("m")) - 1, 2)
+        axis.setTicks([[(float(i), axis_label(t, min(fits, LABEL_CHARS))) for i, t in enumerate(self.labels)]])
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._update_ticks()
 
     def clear_chart(self, caption: str) -> None:
         self.show_step([], [], [], None, caption)

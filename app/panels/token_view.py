@@ -120,6 +120,10 @@ class TokenView(QTextEdit):
         sel.format.setBackground(SELECTED_BACKGROUND)
         sel.format.setFontWeight(QFont.Bold)
         self.setExtraSelections([sel])
+        visible = QTextCursor(self.document())
+        visible.setPosition(self._starts[index])
+        self.setTextCursor(visible)  # no selection, so a later click still counts as a click
+        self.ensureCursorVisible()
 
     @property
     def selected(self) -> int | None:
