@@ -5,6 +5,7 @@ with what truncation cut away); beam search also draws its tree of kept and prun
 worker thread over a snapshot of the model's weights, so it works while training goes on and never blocks it."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from ..workers import error_message, start_worker
 from .beam_tree import BeamTree, build_tree
 from .dist_chart import DistChart, axis_label
 from .token_view import SampleView
+
+log = logging.getLogger(__name__)
 
 EMIT_INTERVAL_S = 1 / 30  # a tiny model makes thousands of tokens a second; the GUI needs ~30 updates
 TOP_N = 20                # candidates per step on the chart: enough to see what truncation cuts
@@ -305,8 +308,10 @@ class SamplePanel(QWidget):
             prompt = self.prompt.toPlainText()
             stop_flag = threading.Event()
             stream = generate(handle.model, handle.tokenizer, prompt, cfg, stop_flag)
-        except PlaygroundError as e:
-            self.show_message(str(e), error=True)
+        except Exception as e:  # noqa: BLE001 — a user mistake or a failed snapshot: say so in the panel
+            if not isinstance(e, PlaygroundError):
+                log.exception("could not start decoding")
+            self.show_message(error_message(e), error=True)
             return
         self.view.start(handle.tokenizer, prompt, cfg)
         self._strategy_run = "greedy" if cfg.greedy else cfg.strategy
@@ -322,9 +327,9 @@ class SamplePanel(QWidget):
         self._worker = DecodeWorker(stream, stop_flag)
         self._worker.events.connect(self._on_events)
         self._worker.failed.connect(lambda msg: self.show_message(msg, error=True))
+        self._worker.finished.connect(self._on_finished)  # connected before the start: a short run can end at once
         self._t0 = time.perf_counter()
         self._thread = start_worker(self._worker, "decode")
-        self._thread.finished.connect(self._on_finished)  # not worker.finished: the thread must have quit first
         self.generate_button.setEnabled(False)
         self.stop_button.setEnabled(True)
 
@@ -359,6 +364,7 @@ class SamplePanel(QWidget):
         return axis_label(self.view.tokenizer.token_str(token_id))
 
     def _on_finished(self) -> None:
+        self._thread.quit()  # directly: start_worker's queued quit would reach the thread only after this wait
         self._thread.wait()
         self._thread = self._worker = None
         self.generate_button.setEnabled(True)

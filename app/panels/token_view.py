@@ -62,7 +62,6 @@ class TokenView(QTextEdit):
             fmt = QTextCharFormat()
             fmt.setForeground(PROMPT_COLOR)
             fmt.setFontItalic(True)
-            fmt.setToolTip("the prompt (your text, not generated)")
             self._cursor_at_end().insertText(display_form(prompt), fmt)
 
     def append_tokens(self, items: list[tuple[str, str]]) -> None:
@@ -80,7 +79,6 @@ class TokenView(QTextEdit):
             self._tips.append(tip)
             self._texts.append(text)
         cursor.endEditBlock()
-        self.ensureCursorVisible()
         self.verticalScrollBar().setValue(self.verticalScrollBar().maximum())
 
     def _cursor_at_end(self) -> QTextCursor:
