@@ -10,8 +10,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QThread, Slot
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QScrollArea, QSplitter,
-                               QTabWidget, QWidget)
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QWidget
 
 from engine import api
 from engine.corpus import BUILTIN_PREFIX
@@ -51,18 +50,13 @@ class MainWindow(QMainWindow):
         self._stop_requested = False
 
         self.panel = TrainPanel()
-        scroll = QScrollArea()
-        scroll.setWidget(self.panel)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(self.panel.sizeHint().width() + 24)
         self.loss_plot = LossPlot()
         self.tabs = QTabWidget()
         self.tabs.addTab(self.loss_plot, "Loss")
         self.tabs.addTab(self._make_graph_tab(), "Graph")
         self.tabs.addTab(self._make_sample_tab(), "Sample")
         self.splitter = QSplitter(Qt.Horizontal)
-        self.splitter.addWidget(scroll)
+        self.splitter.addWidget(self.panel)
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(1, 1)
         self.setCentralWidget(self.splitter)
@@ -73,6 +67,7 @@ class MainWindow(QMainWindow):
         self.status_speed = QLabel()
         self.status_eta = QLabel()
         for w in (self.status_device, self.status_state, self.status_step, self.status_speed, self.status_eta):
+            w.setStyleSheet("padding: 0 8px; border-left: 1px solid palette(mid);")
             self.statusBar().addPermanentWidget(w)
         self.status_device.setToolTip("The device 'auto' resolves to on this machine.")
 
@@ -113,8 +108,8 @@ class MainWindow(QMainWindow):
         else:
             self.resize(1400, 900)
         splitter = s.value("window/splitter")
-        if splitter is not None:
-            self.splitter.restoreState(splitter)
+        if splitter is None or not self.splitter.restoreState(splitter):
+            self.splitter.setSizes([440, self.width() - 440])
         self.panel.corpus_box.set_recent(_as_list(s.value("corpus/recent", [])))
         last = s.value("corpus/last", FIRST_CORPUS)
         if not self.panel.corpus_box.load(last) and last != FIRST_CORPUS:

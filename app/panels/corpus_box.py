@@ -95,8 +95,8 @@ class CorpusBox(QGroupBox):
             del self._recent[MAX_RECENT:]
         self._fill_choices()
         self.summary.setText(
-            f"<b>{corpus.name}</b>: {len(corpus.text):,} characters, {self.vocab_chars:,} distinct<br>"
-            f"train {len(train):,} chars · validation {len(val):,} chars (last {VAL_FRACTION:.0%})")
+            f"<b>{corpus.name}</b><br>{len(corpus.text):,} characters, {self.vocab_chars:,} distinct<br>"
+            f"train {len(train):,} · validation {len(val):,} (the last {VAL_FRACTION:.0%})")
         self.summary.setToolTip(corpus.source)
         self.preview.setPlainText(corpus.text[:PREVIEW_CHARS])
         self.loaded.emit(corpus)

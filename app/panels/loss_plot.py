@@ -23,6 +23,7 @@ DRAW_DUTY = 0.15        # at most this fraction of the GUI thread's time goes to
 X_AXES = {"step": ("step", "step"), "tokens": ("tokens", "tokens"), "time": ("elapsed", "wall time (s)")}
 TRAIN_COLS = ("step", "tokens", "elapsed", "loss", "lr", "grad_norm")
 VAL_COLS = ("step", "tokens", "elapsed", "loss")
+HOVER_HINT = "hover over the plots for exact values"
 
 
 class Series:
@@ -111,12 +112,12 @@ class LossPlot(QWidget):
         self.log_y.setToolTip("Logarithmic loss axis: late, small improvements stay visible next to the early drop.")
         self.smoothing = QSlider(Qt.Horizontal)
         self.smoothing.setRange(0, 99)
-        self.smoothing.setValue(90)
+        self.smoothing.setValue(80)
         self.smoothing.setFixedWidth(120)
         self.smoothing.setToolTip("EMA smoothing of the train loss (0 = none, 0.99 = heavy); the raw curve stays "
                                   "drawn underneath.")
         self.smoothing_label = QLabel()
-        self.readout = QLabel("hover over the plot for exact values")
+        self.readout = QLabel(HOVER_HINT)
         self.readout.setTextInteractionFlags(Qt.TextSelectableByMouse)
         export = QToolButton(text="Export")
         export.setPopupMode(QToolButton.InstantPopup)
@@ -154,6 +155,7 @@ class LossPlot(QWidget):
         self.aux_plot.setLabel("left", "grad norm", color="#2ca02c")
         self.aux_plot.showAxis("right")
         self.aux_plot.setLabel("right", "learning rate", color="#9467bd")
+        self.aux_plot.getAxis("right").enableAutoSIPrefix(False)
         self.grad_curve = self.aux_plot.plot(pen=pg.mkPen((44, 160, 44), width=1))
         self.lr_view = pg.ViewBox()
         self.aux_plot.scene().addItem(self.lr_view)
@@ -162,10 +164,18 @@ class LossPlot(QWidget):
         self.lr_curve = pg.PlotDataItem(pen=pg.mkPen((148, 103, 189), width=2))
         self.lr_view.addItem(self.lr_curve)
         self.aux_plot.vb.sigResized.connect(lambda: self.lr_view.setGeometry(self.aux_plot.vb.sceneBoundingRect()))
+        # equal axis widths on both sides keep the two plots' x axes aligned under the crosshair
+        self.loss_plot.showAxis("right")
+        self.loss_plot.getAxis("right").setStyle(showValues=False)
+        for plot in (self.loss_plot, self.aux_plot):
+            plot.getAxis("left").setWidth(64)
+            plot.getAxis("right").setWidth(64)
         self.graphics.ci.layout.setRowStretchFactor(0, 3)
         self.graphics.ci.layout.setRowStretchFactor(1, 1)
         self.crosshair = [pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((120, 120, 120), style=Qt.DashLine))
                           for _ in range(2)]
+        for line in self.crosshair:
+            line.hide()   # until the mouse is over a plot
         self.loss_plot.addItem(self.crosshair[0], ignoreBounds=True)
         self.aux_plot.addItem(self.crosshair[1], ignoreBounds=True)
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse)
@@ -213,6 +223,9 @@ class LossPlot(QWidget):
         self.val.clear()
         self._smooth = np.empty(0)
         self._ema_state = (0.0, 0)
+        for line in self.crosshair:
+            line.hide()
+        self.readout.setText(HOVER_HINT)
         self.loss_plot.enableAutoRange()
         self.aux_plot.enableAutoRange()
         self.lr_view.enableAutoRange()
@@ -286,6 +299,7 @@ class LossPlot(QWidget):
         x = self.loss_plot.vb.mapSceneToView(pos).x()
         for line in self.crosshair:
             line.setPos(x)
+            line.show()
         self.readout.setText(self.describe_at(x))
 
     def describe_at(self, x: float) -> str:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QStandardItemModel, QValidator
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSpinBox,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGridLayout,
+                               QGroupBox, QLabel, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSpinBox,
                                QStackedWidget, QVBoxLayout, QWidget)
 
 from engine import api
@@ -206,7 +206,7 @@ class TrainPanel(QWidget):
         # model
         model = QGroupBox("Model")
         model_layout = QVBoxLayout(model)
-        top = QFormLayout()
+        self.model_top = top = QFormLayout()
         self.family = QComboBox()
         self.family.addItems(list(FAMILIES))
         self.family.setToolTip("Model family: counting n-grams, recurrent nets (RNN/LSTM/GRU) or a Transformer.")
@@ -273,10 +273,22 @@ class TrainPanel(QWidget):
         run_layout.addWidget(self.speed)
         run_layout.addWidget(self.message)
 
+        # the settings scroll; the run controls stay in view below them
+        form = QWidget()
+        form_layout = QVBoxLayout(form)
+        for w in (self.corpus_box, tok, model, self.train_box):
+            form_layout.addWidget(w)
+        form_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(form)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(form.sizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
         layout = QVBoxLayout(self)
-        for w in (self.corpus_box, tok, model, self.train_box, run_box):
-            layout.addWidget(w)
-        layout.addStretch(1)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(scroll, 1)
+        layout.addWidget(run_box)
 
         self.start_button.clicked.connect(self.start_clicked)
         self.pause_button.clicked.connect(self.pause_clicked)
@@ -344,18 +356,22 @@ class TrainPanel(QWidget):
 
     @Slot(str)
     def _on_family(self, family: str) -> None:
-        self.pages.setCurrentIndex(self.page_index[form_of(family)])
+        index = self.page_index[form_of(family)]
+        for i in range(self.pages.count()):   # a stacked widget is as tall as its tallest page unless told not to
+            policy = QSizePolicy.Preferred if i == index else QSizePolicy.Ignored
+            self.pages.widget(i).setSizePolicy(policy, policy)
+        self.pages.setCurrentIndex(index)
+        self.pages.adjustSize()
         self.train_box.setVisible(family != "ngram")
+        self.model_top.setRowVisible(self.preset, family != "ngram")
         self.preset.blockSignals(True)
         self.preset.clear()
         if family == "ngram":
-            self.preset.setEnabled(False)
             for name, value in ngram_defaults().items():
                 if name in self.fields["ngram"]:
                     _set(self.fields["ngram"][name], value)
             self._on_smoothing(self.fields["ngram"]["smoothing"].currentText())
         else:
-            self.preset.setEnabled(True)
             self.preset.addItems(api.list_presets(family))
             self.preset.setCurrentText(api.DEFAULT_PRESET[family])
         self.preset.blockSignals(False)
@@ -490,7 +506,8 @@ class TrainPanel(QWidget):
         self.progress.setMaximum(max(r.max_steps, 1))
         self.progress.setValue(min(r.step, r.max_steps))
         eta = "" if r.eta_s is None else f" · ETA {format_duration(r.eta_s)}"
-        self.progress.setFormat(f"step {r.step:,} / {r.max_steps:,} (%p%){eta}")
+        unit = "order" if self.family.currentText() == "ngram" else "step"   # n-grams count one order at a time
+        self.progress.setFormat(f"{unit} {r.step:,} / {r.max_steps:,} (%p%){eta}")
         line = f"{r.tokens_per_s:,.0f} tokens/s · {r.tokens:,} tokens · {format_duration(r.elapsed_s)} elapsed"
         if r.message:
             line += f" · {r.message}"
