@@ -232,7 +232,7 @@ class SamplePanel(QWidget):
         split = QSplitter(Qt.Vertical)
         split.addWidget(self.view)
         split.addWidget(self.tabs)
-        split.setSizes([320, 420])
+        split.setSizes([280, 420])  # proportions: the chart and the tree need more height than the text
         right = QVBoxLayout()
         right.addWidget(self.model_label)
         right.addWidget(self.prompt)
