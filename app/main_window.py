@@ -17,14 +17,12 @@ from engine.corpus import BUILTIN_PREFIX
 from engine.device import device_name, resolve_device
 from engine.errors import PlaygroundError
 
-from .gui import keep_none_alive
 from .model_source import ModelSource
 from .panels.loss_plot import LossPlot
 from .panels.train_panel import TrainPanel, format_duration
 from .workers import TrainWorker, error_message, start_worker
 
 log = logging.getLogger(__name__)
-keep_none_alive()   # before any widget exists; see its docstring
 
 FIRST_CORPUS = BUILTIN_PREFIX + "python-docs"
 CPU_PRESET = "tiny-cpu-transformer"

@@ -345,7 +345,7 @@ class LossPlot(QWidget):
 
     def _export_svg(self, path: Path) -> None:
         """Vector output through Qt's own SVG painter: pyqtgraph 0.14's SVGExporter cannot parse the path data
-        Qt 6.12 writes (it fails even on an empty plot), so the scene is rendered into a QSvgGenerator."""
+        PySide6 6.11/6.12 write (it fails even on an empty plot), so the scene is rendered into a QSvgGenerator."""
         size = self.graphics.size()
         generator = QSvgGenerator()
         generator.setFileName(str(path))

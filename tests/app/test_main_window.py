@@ -237,3 +237,27 @@ def test_settings_persist_between_windows(qtbot, window, settings, tmp_path):
     assert again.panel.seed.value() == 42 and again.panel.family.currentText() == "gru"
     assert again.panel.corpus_box.spec() == str(good.resolve())
     assert str(good.resolve()) in again.panel.corpus_box.recent()
+
+
+def test_run_gui_opens_the_window_and_returns(qtbot, tmp_path, monkeypatch):
+    """The entry point main.py uses; its QSettings are pointed at tmp_path so the user's stay untouched."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.gui import run_gui
+    QSettings.setPath(QSettings.NativeFormat, QSettings.UserScope, str(tmp_path))
+    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(tmp_path))
+    seen = []
+
+    def close_it():
+        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+        seen.extend(windows)
+        for w in windows:
+            w.close()
+    QTimer.singleShot(300, close_it)
+    try:
+        assert run_gui([]) == 0
+    finally:
+        QApplication.instance().setStyleSheet("")   # the app is shared with the other tests
+    assert len(seen) == 1 and seen[0].panel.corpus_box.spec() == "builtin:python-docs"
+    assert any(tmp_path.rglob("*.conf")) or any(tmp_path.rglob("*.ini"))   # settings went to tmp_path
