@@ -81,6 +81,16 @@ class TokenView(QTextEdit):
         cursor.endEditBlock()
         self.verticalScrollBar().setValue(self.verticalScrollBar().maximum())
 
+    def _extend_last(self, text: str) -> None:
+        """Add text to the last token (in its colours): decoding gives the rest of a split character at the end."""
+        cursor = self._cursor_at_end()
+        fmt = QTextCharFormat()
+        fmt.setBackground(TOKEN_BACKGROUNDS[(len(self._texts) - 1) % 2])
+        fmt.setForeground(QColor("#111111"))
+        cursor.insertText(display_form(text), fmt)
+        self._ends[-1] = cursor.position()
+        self._texts[-1] += text
+
     def _cursor_at_end(self) -> QTextCursor:
         cursor = QTextCursor(self.document())
         cursor.movePosition(QTextCursor.End)
@@ -200,6 +210,8 @@ class SampleView(TokenView):
                 self.final = e
                 if self.beam and self.beam_steps:
                     self.best_ids = self._best_ids(e)
+                elif e.text and self._texts:  # the tail of a character split over BPE tokens, held back till now
+                    self._extend_last(e.text)
                 continue
             self.events.append(e)
             if self.beam:
@@ -221,10 +233,11 @@ class SampleView(TokenView):
                 f"rank {e.rank + 1} of {V} (1 = most probable)")
 
     def _best_ids(self, final: DecodeEvent) -> tuple[int, ...]:
-        """The answer is the best-scoring finished hypothesis (the best live one if stopped early), as in
-        engine.beam.BeamSearch.best; its text identifies it among equal scores."""
+        """The answer is the best-scoring finished hypothesis (stopped early: finished or live), as engine.decode
+        picks it; its text identifies it among equal scores."""
         finished = [h for step in self.beam_steps for h in step if not h.alive and h.finish != "pruned"]
-        pool = finished or [h for h in self.beam_steps[-1] if h.alive]
+        live = [h for h in self.beam_steps[-1] if h.alive]
+        pool = finished + live if final.finish_reason == "stopped" else finished
         same = [h for h in pool if h.text == final.full_text] or pool
         return tuple(max(same, key=lambda h: h.score).token_ids)
 

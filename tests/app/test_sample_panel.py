@@ -268,3 +268,21 @@ def test_samples_the_model_being_trained_without_stopping_it(qtbot, tmp_path, sm
     finally:
         worker.stop()
         qtbot.waitUntil(thread.isFinished, timeout=WAIT_MS)
+
+
+def test_text_held_back_until_the_end_joins_the_last_token(qtbot, small_text):
+    """Byte-level BPE can end a token inside a character; decode holds that back and the final event carries it.
+    The view must add it, so what it shows equals the final text."""
+    from app.panels.token_view import SampleView
+    from engine.decode import DecodeEvent
+    tok = build_tokenizer("char", small_text)
+    view = SampleView()
+    qtbot.addWidget(view)
+    view.show()
+    view.start(tok, "the", DecodeConfig("greedy"))
+    a, b = tok.encode("at")
+    view.add_events([DecodeEvent(1, a, "a", "a"), DecodeEvent(2, b, "", "a")])
+    view.add_events([DecodeEvent(2, None, "é", "aé", done=True, finish_reason="max_tokens")])
+    assert view.generated_text() == "aé" and view.token_count == 2
+    assert view.toPlainText() == "theaé"
+    assert view.token_text(1) == "é" and view.token_at(view.token_center(1)) == 1
