@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, Qt, QThread, Signal, Slot
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
                                QPlainTextEdit, QPushButton, QSlider, QSpinBox, QSplitter, QTabWidget, QVBoxLayout,
                                QWidget)
@@ -217,7 +217,8 @@ class SamplePanel(QWidget):
         settings.setFixedWidth(360)
 
         self.prompt = QPlainTextEdit()
-        self.prompt.setPlaceholderText("Prompt: the text the model continues")
+        self.prompt.setPlaceholderText("Prompt: the text the model continues (Ctrl+Enter generates)")
+        self.prompt.installEventFilter(self)
         self.prompt.setFixedHeight(64)
         self.message = QLabel()
         self.message.setWordWrap(True)
@@ -241,6 +242,14 @@ class SamplePanel(QWidget):
         layout = QHBoxLayout(self)
         layout.addWidget(settings)
         layout.addLayout(right, 1)
+
+    def eventFilter(self, obj, event) -> bool:
+        """Ctrl+Enter in the prompt generates (plain Enter is a newline, which prompts often need)."""
+        if (obj is self.prompt and event.type() == QEvent.KeyPress and event.modifiers() & Qt.ControlModifier
+                and event.key() in (Qt.Key_Return, Qt.Key_Enter)):
+            self.generate()
+            return True
+        return super().eventFilter(obj, event)
 
     # -- settings ----------------------------------------------------------------------------------------------
     @property

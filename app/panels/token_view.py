@@ -254,8 +254,11 @@ class SampleView(TokenView):
             tip = (f"{self.tokenizer.token_str(ids[t - 1])}   (step {t})\n"
                    f"p = {p:.4f} under the model (after repetition penalty)\n"
                    f"hypothesis log-prob so far {h.logprob:.3f}, score {h.score:.3f}")
-            items.append((_added(text, h.text), tip))
-            text, logprob = h.text, h.logprob
+            # a byte-level BPE token can end inside a character ('\ufffd' until the next token completes it):
+            # hold that back, as decode does when streaming, so the pieces add up to the hypothesis' text
+            shown = h.text if t == len(ids) else h.text.rstrip("\ufffd")
+            items.append((_added(text, shown), tip))
+            text, logprob = shown, h.logprob
         self.append_tokens(items)
 
     def step_event(self, index: int) -> tuple[DecodeEvent, int, str]:

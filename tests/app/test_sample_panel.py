@@ -192,6 +192,10 @@ def test_bad_input_is_a_message_in_the_panel(qtbot, small_text):
     panel = _panel(qtbot, None)
     qtbot.mouseClick(panel.generate_button, Qt.LeftButton)
     assert "no model yet" in panel.message.text() and not panel.running
+    panel.message.clear()
+    panel.prompt.setFocus()
+    qtbot.keyClick(panel.prompt, Qt.Key_Return, Qt.ControlModifier)  # the keyboard way to Generate
+    assert "no model yet" in panel.message.text()
 
     panel = _panel(qtbot, _ngram(small_text))
     _run(qtbot, panel, "sample", "Zebra?", 10)
