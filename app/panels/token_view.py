@@ -110,9 +110,6 @@ class TokenView(QTextEdit):
     def token_text(self, index: int) -> str:
         return self._texts[index]
 
-    def tooltip(self, index: int) -> str:
-        return self._tips[index]
-
     # -- selection -----------------------------------------------------------------------------------------
     def select_token(self, index: int | None) -> None:
         """Outline one token (the one whose distribution the chart shows)."""
@@ -193,13 +190,12 @@ class SampleView(TokenView):
         self.events: list[DecodeEvent] = []        # token events, in order (beam: one per step)
         self.beam_steps: list[list] = []            # beam: per step, the BeamInfos reported (kept, finished, pruned)
         self.best_ids: tuple[int, ...] | None = None  # beam: the answer's token ids, once known
-        self.final: DecodeEvent | None = None
         self._path: tuple[int, ...] = ()            # beam: the token ids on display
         self._hyps: dict[tuple[int, ...], object] = {}
 
     def start(self, tokenizer, prompt: str, cfg: DecodeConfig) -> None:
         self.tokenizer, self.beam = tokenizer, cfg.strategy == "beam"
-        self.events, self.beam_steps, self.best_ids, self.final = [], [], None, None
+        self.events, self.beam_steps, self.best_ids = [], [], None
         self._path, self._hyps = (), {}
         self.clear_tokens(prompt)
 
@@ -207,7 +203,6 @@ class SampleView(TokenView):
         items = []
         for e in events:
             if e.done:
-                self.final = e
                 if self.beam and self.beam_steps:
                     self.best_ids = self._best_ids(e)
                 elif e.text and self._texts:  # the tail of a character split over BPE tokens, held back till now
