@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from html import escape
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QThread, Slot
@@ -216,7 +217,7 @@ class MainWindow(QMainWindow):
         self._show_error(message)
 
     def _show_error(self, message: str) -> None:
-        self.panel.message.setText(f"<span style='color:#b00020'><b>Training stopped:</b> {message}</span>"
+        self.panel.message.setText(f"<span style='color:#b00020'><b>Training stopped:</b> {escape(message)}</span>"
                                    + ("<br>The model so far can still be saved." if self.run is not None else ""))
         self.statusBar().showMessage(f"error: {message}", 15000)
         self.state = "error"
@@ -237,6 +238,9 @@ class MainWindow(QMainWindow):
         self.state = state
         self.status_state.setText(STATE_TEXT[state])
         self.panel.set_state(state, can_save=self.run is not None)
+        if state == "preparing":
+            self.panel.progress.setValue(0)
+            self.panel.progress.setFormat("preparing: tokenizing the corpus, building the model…")
         if state in ("done", "stopped"):
             self.panel.progress.setFormat(self.panel.progress.format().split(" · ETA")[0] + f" · {state}")
         if self.run is not None:
@@ -256,7 +260,7 @@ class MainWindow(QMainWindow):
         try:
             out = self.run.save(path)
         except (PlaygroundError, OSError) as e:
-            self.panel.message.setText(f"<span style='color:#b00020'>Could not save: {error_message(e)}</span>")
+            self.panel.message.setText(f"<span style='color:#b00020'>Could not save: {escape(error_message(e))}</span>")
             return None
         self.unsaved = False
         self.statusBar().showMessage(f"saved checkpoint to {out}", 10000)
@@ -271,7 +275,7 @@ class MainWindow(QMainWindow):
         try:
             handle = api.load_checkpoint(path)
         except (PlaygroundError, OSError) as e:
-            self.panel.message.setText(f"<span style='color:#b00020'>Could not load: {error_message(e)}</span>")
+            self.panel.message.setText(f"<span style='color:#b00020'>Could not load: {escape(error_message(e))}</span>")
             return False
         self.source.set_checkpoint(handle, path, self.panel.corpus_box.validation_text())
         self.panel.message.setText(self.source.describe())

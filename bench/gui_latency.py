@@ -56,10 +56,12 @@ def main() -> int:
     window.tabs.setCurrentWidget(window.loss_plot)
 
     redraws = [0]
+    paints: list[float] = []          # how long Qt took to paint the plots, per redraw (the previous frame's)
     original_redraw = window.loss_plot.redraw
 
     def counting_redraw():
         redraws[0] += 1
+        paints.append(window.loss_plot.graphics.paint_s * 1000.0)
         original_redraw()
     window.loss_plot.redraw = counting_redraw
 
@@ -87,6 +89,7 @@ def main() -> int:
     probe.start()
     t0 = time.perf_counter()
     redraws[0] = 0
+    paints.clear()
     while time.perf_counter() - t0 < args.seconds and window.state in ("running", "preparing"):
         app.processEvents()
         time.sleep(0.001)
@@ -105,6 +108,10 @@ def main() -> int:
     print(f"plot redraws: {redraws[0] / wall:.1f} per s; training: {steps / wall:.1f} steps/s, "
           f"{last.tokens_per_s:,.0f} tokens/s (last report), {window.loss_plot.train.n} points plotted")
     print(f"same run without the GUI: {baseline:,.0f} tokens/s")
+    paint = np.asarray(paints[1:])
+    print(f"plot paint per frame ms: p50 {np.percentile(paint, 50):.1f}  p95 {np.percentile(paint, 95):.1f}  "
+          f"(the GUI thread is busy for that long; Python's GIL switch interval is "
+          f"{sys.getswitchinterval() * 1000:.0f} ms)")
     window.unsaved = False
     window.close()
     return 0

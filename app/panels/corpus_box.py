@@ -3,6 +3,8 @@
 one-line reason here and the previous corpus stays selected, so a bad file never leaves the app without text."""
 from __future__ import annotations
 
+from html import escape
+
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
@@ -38,6 +40,7 @@ class CorpusBox(QGroupBox):
         self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.error = QLabel()
         self.error.setObjectName("errorLabel")
+        self.error.setTextFormat(Qt.PlainText)
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color: #b00020;")
         self.error.hide()
@@ -95,7 +98,7 @@ class CorpusBox(QGroupBox):
             del self._recent[MAX_RECENT:]
         self._fill_choices()
         self.summary.setText(
-            f"<b>{corpus.name}</b><br>{len(corpus.text):,} characters, {self.vocab_chars:,} distinct<br>"
+            f"<b>{escape(corpus.name)}</b><br>{len(corpus.text):,} characters, {self.vocab_chars:,} distinct<br>"
             f"train {len(train):,} · validation {len(val):,} (the last {VAL_FRACTION:.0%})")
         self.summary.setToolTip(corpus.source)
         self.preview.setPlainText(corpus.text[:PREVIEW_CHARS])

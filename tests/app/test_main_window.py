@@ -4,7 +4,7 @@ model) so the whole file takes seconds."""
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtCore import QMimeData, QObject, QPointF, QSettings, Qt, QUrl, Slot
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QMessageBox
 
@@ -261,3 +261,56 @@ def test_run_gui_opens_the_window_and_returns(qtbot, tmp_path, monkeypatch):
         QApplication.instance().setStyleSheet("")   # the app is shared with the other tests
     assert len(seen) == 1 and seen[0].panel.corpus_box.spec() == "builtin:python-docs"
     assert any(tmp_path.rglob("*.conf")) or any(tmp_path.rglob("*.ini"))   # settings went to tmp_path
+
+
+class ScriptedRun:
+    """Stands in for api.Run: yields `n` reports as fast as Python can, an eval at `eval_at`, done at the end."""
+
+    def __init__(self, n: int, eval_at: int):
+        self.n, self.eval_at, self.stopped = n, eval_at, False
+
+    def reports(self):
+        from engine.train import StepReport
+        for i in range(1, self.n + 1):
+            event = "done" if i == self.n else "eval" if i == self.eval_at else "step"
+            yield StepReport(i, self.n, i, 1.0, 1e-3, 1.0, 1.0, 0.0, 0.0,
+                             val_loss=1.0 if event == "eval" else None, event=event)
+
+    def pause(self):
+        pass
+
+    def resume(self):
+        pass
+
+    def stop(self):
+        self.stopped = True
+
+
+class Sink(QObject):
+    """A receiver living on the GUI thread, like the main window, so queued signals are delivered there."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+
+    @Slot(list)
+    def take(self, batch):
+        self.batches.append(batch)
+
+
+def test_worker_batches_reports_and_forwards_evals_at_once(qtbot):
+    from app.workers import TrainWorker, start_worker
+    run = ScriptedRun(20_000, eval_at=7_000)
+    worker = TrainWorker(api.RunSpec(device="cpu"), start_run=lambda spec: run)
+    sink = Sink()
+    worker.reports.connect(sink.take, Qt.QueuedConnection)
+    thread = start_worker(worker, "test")
+    qtbot.waitUntil(lambda: sum(map(len, sink.batches)) == 20_000, timeout=RUN_TIMEOUT_MS)
+    thread.wait()
+    batches = sink.batches
+    steps = [r.step for b in batches for r in b]
+    assert steps == list(range(1, 20_001))          # every report, in order
+    assert len(batches) < 2_000                      # batched, not one signal per report
+    eval_batch = next(b for b in batches if any(r.event == "eval" for r in b))
+    assert eval_batch[-1].event == "eval"            # an eval is sent the moment it arrives
+    assert batches[-1][-1].event == "done"
