@@ -4,6 +4,7 @@ model) so the whole file takes seconds."""
 from __future__ import annotations
 
 import pytest
+import torch
 from PySide6.QtCore import QMimeData, QObject, QPointF, QSettings, Qt, QUrl, Slot
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QMessageBox
@@ -58,6 +59,22 @@ def test_first_run_loads_builtin_corpus_and_cpu_preset(window):
     assert "CPU" in window.status_device.text()
     assert "parameters" in p.estimate.text()
     assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Loss", "Graph", "Sample"]
+    cuda = p.device.model().item(p.device.findText("cuda"))
+    assert cuda.isEnabled() == torch.cuda.is_available()
+    if not cuda.isEnabled():
+        assert "CUDA" in cuda.toolTip() and p.device.currentText() == "auto"
+
+
+def test_parameter_count_follows_the_form(window):
+    p = window.panel
+    before = p.estimate.text()
+    p.fields["transformer"]["n_layer"].setValue(4)
+    p.check()
+    after = p.estimate.text()
+    count = lambda text: int(text.split("<b>")[1].split("</b>")[0].replace(",", ""))  # noqa: E731
+    assert count(after) > count(before)
+    assert count(after) == api.estimate("transformer", p.model_values(), {"batch_size": 16, "block_size": 64},
+                                        p.vocab_guess())["params"]
 
 
 def test_short_run_plots_points_and_updates_status(qtbot, window):
