@@ -19,7 +19,9 @@ from engine.device import device_name, resolve_device
 from engine.errors import PlaygroundError
 
 from .model_source import ModelSource
+from .panels.graph_view import GraphPanel
 from .panels.loss_plot import LossPlot
+from .panels.sample_panel import SamplePanel
 from .panels.train_panel import TrainPanel, format_duration
 from .workers import TrainWorker, error_message, start_worker
 
@@ -82,21 +84,13 @@ class MainWindow(QMainWindow):
         self._set_state("idle")
 
     def _make_graph_tab(self) -> QWidget:
-        return self._coming_soon("Graph: step through the forward and backward pass of the current model on the "
-                                 "autodiff tape, node by node, with values and gradients.")
+        self.graph_panel = GraphPanel(self.source, self)
+        return self.graph_panel
 
     def _make_sample_tab(self) -> QWidget:
-        return self._coming_soon("Sample: generate text from the current model (greedy, sampling, beam search) "
-                                 "and see each token's probability and alternatives.")
+        self.sample_panel = SamplePanel(self.source, self)
+        return self.sample_panel
 
-    def _coming_soon(self, text: str) -> QLabel:
-        label = QLabel(text)
-        label.setAlignment(Qt.AlignCenter)
-        label.setWordWrap(True)
-        label.setMargin(40)
-        return label
-
-    # -- settings --------------------------------------------------------------------------------------------
     def _restore(self) -> None:
         s = self.settings
         device = resolve_device("auto")
@@ -310,6 +304,8 @@ class MainWindow(QMainWindow):
             if answer == QMessageBox.Save and self.save_checkpoint() is None and self.unsaved:
                 event.ignore()   # the save dialog was cancelled or failed: keep the window
                 return
+        self.sample_panel.shutdown()
+        self.graph_panel.shutdown()
         self.save_settings()
         event.accept()
 
