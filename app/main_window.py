@@ -235,6 +235,8 @@ class MainWindow(QMainWindow):
         if state == "preparing":
             self.panel.progress.setValue(0)
             self.panel.progress.setFormat("preparing: tokenizing the corpus, building the model…")
+        if state in ("done", "stopped", "error"):
+            self.status_eta.setText("ETA —")
         if state in ("done", "stopped"):
             self.panel.progress.setFormat(self.panel.progress.format().split(" · ETA")[0] + f" · {state}")
         if self.run is not None:

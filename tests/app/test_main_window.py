@@ -115,6 +115,7 @@ def test_pause_resume_stop_change_buttons_and_state(qtbot, window, tmp_path):
     assert window.run.last_report.event == "done"
     assert p.start_button.isEnabled() and not p.stop_button.isEnabled() and p.save_button.isEnabled()
     assert window.status_state.text() == "stopped"
+    assert window.status_eta.text() == "ETA —"  # a stopped run has nothing left to wait for
 
 
 def test_bad_corpus_file_shows_reason_and_keeps_previous(qtbot, window, tmp_path):
