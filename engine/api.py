@@ -71,23 +71,17 @@ def prepare_corpus(spec: RunSpec):
     corpus = load_corpus(spec.corpus, max_bytes=spec.max_corpus_bytes, on_bad_utf8=spec.on_bad_utf8)
     train_text, val_text = split_text(corpus.text, spec.val_fraction)
     tok_opts = {k: _coerce(v) for k, v in spec.tokenizer_options.items()}
-    tokenizer = build_tokenizer(spec.tokenizer, train_text, **tok_opts)
+    # A char vocabulary is the set of characters of the whole text (as nanoGPT builds it), so validation never
+    # meets a character it cannot encode; word and BPE vocabularies learn from the training split only and map
+    # the unseen to <unk> / bytes.
+    tokenizer = build_tokenizer(spec.tokenizer, corpus.text if spec.tokenizer == "char" else train_text,
+                                **tok_opts)
     train_ids = np.asarray(tokenizer.encode(train_text), dtype=np.int64)
-    val_ids = _encode_val(tokenizer, val_text)
+    val_ids = np.asarray(tokenizer.encode(val_text), dtype=np.int64)
     if len(val_ids) < 2:
         raise CorpusError(f"the validation split has {len(val_ids)} tokens; the corpus is too short "
                           f"(or val_fraction {spec.val_fraction} too small)")
     return corpus, tokenizer, train_text, val_text, train_ids, val_ids
-
-
-def _encode_val(tokenizer, val_text: str) -> np.ndarray:
-    """Validation text may hold characters the training split never saw; a char vocabulary built from the training
-    split cannot encode them, so such characters are dropped from validation (and counted in the val chars)."""
-    try:
-        return np.asarray(tokenizer.encode(val_text), dtype=np.int64)
-    except PlaygroundError:
-        known = set(getattr(tokenizer, "stoi", {}))
-        return np.asarray(tokenizer.encode("".join(c for c in val_text if c in known)), dtype=np.int64)
 
 
 class Run:

@@ -119,8 +119,8 @@ class Trainer:
         if model.family == "transformer" and cfg.block_size > model_block:
             raise ConfigError(f"train block_size {cfg.block_size} exceeds the model's block_size {model_block}")
         if cfg.block_size >= n_train:
-            raise ConfigError(f"block_size {cfg.block_size} needs a train split longer than {cfg.block_size} "
-                              f"tokens; it has {n_train}")
+            raise ConfigError(f"the corpus is too short for one training window: block_size {cfg.block_size} "
+                              f"needs a train split longer than {cfg.block_size} tokens; it has {n_train}")
         if n_val < 2:
             raise ConfigError(f"the validation split has {n_val} token(s); it needs at least 2")
         if val_chars < 1:
