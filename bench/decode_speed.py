@@ -26,7 +26,7 @@ from engine.decode import DecodeConfig, generate  # noqa: E402
 from engine.device import device_name, resolve_device  # noqa: E402
 from engine.models import build_model  # noqa: E402
 from engine.tokenizers.char import CharTokenizer  # noqa: E402
-from engine.train import load_preset  # noqa: E402
+from engine.presets import load_preset  # noqa: E402
 
 # 65 symbols like tinyshakespeare's vocabulary: newline, space, letters, and some punctuation
 CHARS = "\n " + string.ascii_letters + "!$&',-.3:;?"

@@ -24,7 +24,8 @@ from engine.corpus import split_text  # noqa: E402
 from engine.errors import PlaygroundError  # noqa: E402
 from engine.models import build_model  # noqa: E402
 from engine.tokenizers import build_tokenizer  # noqa: E402
-from engine.train import TrainConfig, Trainer, apply_overrides, load_preset  # noqa: E402
+from engine.presets import apply_overrides, load_preset  # noqa: E402
+from engine.train import TrainConfig, Trainer  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -107,7 +107,8 @@ class Run:
             self.model = NGramLM(NGramConfig.from_dict(cfg))
             self.trainer = None
         else:
-            from .train import Trainer, TrainConfig, apply_overrides, load_preset
+            from .presets import apply_overrides, load_preset
+            from .train import Trainer, TrainConfig
             preset = load_preset(spec.preset or DEFAULT_PRESET[spec.family])
             preset["family"] = spec.family
             preset = apply_overrides(preset, {k: v for k, v in spec.overrides.items()})
@@ -281,7 +282,7 @@ def default_run_dir(run: Run) -> Path:
 
 # -- helpers for the training form: the defaults live in presets, the checks in the config classes --------------
 def list_presets(family: str | None = None) -> list[str]:
-    from .train import list_presets as _all, load_preset
+    from .presets import list_presets as _all, load_preset
     return [n for n in _all() if family is None or load_preset(n)["family"] == family]
 
 
@@ -292,7 +293,7 @@ def resolve_config(family: str, preset: str | None, overrides: dict, vocab_size:
         cfg = dict(NGRAM_DEFAULTS)
         cfg.update({k: _coerce(v) for k, v in overrides.items()})
         return dict(cfg, vocab_size=vocab_size), {}
-    from .train import apply_overrides, load_preset
+    from .presets import apply_overrides, load_preset
     p = load_preset(preset or DEFAULT_PRESET[family])
     p["family"] = family
     p = apply_overrides(p, {k: str(v) for k, v in overrides.items()})

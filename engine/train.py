@@ -1,4 +1,5 @@
-"""The trainer: AdamW with warmup + cosine decay, a generator of plain-CPU StepReports, checkpoints, presets.
+"""The trainer: AdamW with warmup + cosine decay, a generator of plain-CPU StepReports, and resumable checkpoints
+(their tensor layout lives in train_state.py; presets and overrides in presets.py).
 
 `Trainer.reports()` runs `steps_per_yield` optimizer steps per `next()`. The caller owns the thread: a GUI worker
 iterates it and calls pause()/resume()/stop() from the GUI thread. While paused, the generator yields one
@@ -11,7 +12,6 @@ so the weights stay those of the last finite step until the flag is read at the 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import threading
@@ -24,14 +24,13 @@ import torch
 
 from . import checkpoint
 from .device import device_name, peak_flops, resolve_device
-from .errors import CheckpointError, ConfigError
-from .models import ConfigMixin, build_model, coerce_value, config_class, config_from_dict
+from .errors import ConfigError
+from .models import ConfigMixin, build_model
+from .train_state import check_compatible, flatten_optimizer, load_model_tensors, model_tensors, unflatten_optimizer
 
-__all__ = ["TrainConfig", "StepReport", "Trainer", "resolve_device", "device_name", "load_preset", "list_presets",
-           "apply_overrides", "load_model_from_checkpoint"]
+__all__ = ["TrainConfig", "StepReport", "Trainer", "resolve_device", "device_name"]
 
 log = logging.getLogger(__name__)
-PRESET_DIR = Path(__file__).resolve().parents[1] / "resources" / "presets"
 _OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
 
@@ -343,7 +342,7 @@ class Trainer:
     # -- checkpoints ----------------------------------------------------------------------------------------
     def save(self, out_dir, meta_extra: dict | None = None) -> Path:
         """Weights, optimizer moments, step and RNG states; resuming continues as if never interrupted."""
-        opt_tensors, opt_layout = _flatten_optimizer(self.optimizer.state_dict())
+        opt_tensors, opt_layout = flatten_optimizer(self.optimizer.state_dict())
         rng = {"cpu": torch.get_rng_state(), "batch": self._gen.get_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
@@ -364,7 +363,7 @@ class Trainer:
         meta = checkpoint.load_meta(ckpt_dir)
         check_compatible(meta, self.model)
         load_model_tensors(self.model, checkpoint.load_group(ckpt_dir, "model"))
-        self.optimizer.load_state_dict(_unflatten_optimizer(checkpoint.load_group(ckpt_dir, "optimizer"),
+        self.optimizer.load_state_dict(unflatten_optimizer(checkpoint.load_group(ckpt_dir, "optimizer"),
                                                             meta["optimizer"], self.optimizer))
         rng = checkpoint.load_group(ckpt_dir, "rng")
         torch.set_rng_state(rng["cpu"])
@@ -387,102 +386,3 @@ class Trainer:
         trainer = cls(model, train_ids, val_ids, cfg, val_chars=val_chars, tokenizer=tokenizer)
         trainer.load_state(ckpt_dir)
         return trainer
-
-
-# -- weights and optimizer state as flat tensor groups (no pickle) --------------------------------------------
-def model_tensors(model) -> dict[str, torch.Tensor]:
-    """The state_dict, with tied tensors copied apart: safetensors refuses shared storage, and keeping every
-    name lets a plain strict `load_state_dict` read the file."""
-    seen, out = set(), {}
-    for name, t in model.state_dict().items():
-        out[name] = t.detach().clone() if t.data_ptr() in seen else t.detach()
-        seen.add(t.data_ptr())
-    return out
-
-
-def load_model_tensors(model, tensors: dict[str, torch.Tensor]) -> None:
-    expected = model.state_dict()
-    missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
-    if missing or extra:
-        raise CheckpointError(f"checkpoint weights do not fit this model (missing {missing[:3]}, "
-                              f"unexpected {extra[:3]})")
-    for name, t in expected.items():
-        if tuple(tensors[name].shape) != tuple(t.shape):
-            raise CheckpointError(f"checkpoint weight {name} has shape {tuple(tensors[name].shape)}, "
-                                  f"the model expects {tuple(t.shape)}")
-    model.load_state_dict(tensors)
-
-
-def check_compatible(meta: dict, model) -> None:
-    """CheckpointError naming the differing settings when a checkpoint was saved from another architecture."""
-    saved, have = meta.get("model", {}), model.config.to_dict()
-    diff = [f"{k}={saved.get(k)!r} (here {have.get(k)!r})" for k in sorted(set(saved) | set(have))
-            if saved.get(k) != have.get(k)]
-    if meta.get("family") != model.family or diff:
-        raise CheckpointError(f"checkpoint is a {meta.get('family')} model that does not match this "
-                              f"{model.family}: {', '.join(diff) or 'different family'}")
-
-
-def load_model_from_checkpoint(ckpt_dir, device: str = "cpu"):
-    """(model in eval mode, meta) rebuilt from a checkpoint's config and weights."""
-    meta = checkpoint.load_meta(ckpt_dir)
-    model = build_model(meta["family"], meta["model"])
-    load_model_tensors(model, checkpoint.load_group(ckpt_dir, "model"))
-    return model.to(resolve_device(device)).eval(), meta
-
-
-def _flatten_optimizer(sd: dict) -> tuple[dict[str, torch.Tensor], dict]:
-    tensors, state = {}, {}
-    for pid, entry in sd["state"].items():
-        state[str(pid)] = {k: None if torch.is_tensor(v) else v for k, v in entry.items()}
-        tensors.update({f"{pid}.{k}": v for k, v in entry.items() if torch.is_tensor(v)})
-    return tensors, {"param_groups": json.loads(json.dumps(sd["param_groups"])), "state": state}
-
-
-def _unflatten_optimizer(tensors: dict, layout: dict, optimizer) -> dict:
-    state = {int(pid): {k: tensors[f"{pid}.{k}"] if v is None else v for k, v in entry.items()}
-             for pid, entry in layout["state"].items()}
-    groups = []
-    for saved, current in zip(layout["param_groups"], optimizer.param_groups):
-        g = dict(saved, betas=tuple(saved["betas"]))
-        for flag in ("fused", "foreach", "capturable", "differentiable"):  # keep this device's implementation
-            if flag in current:
-                g[flag] = current[flag]
-        groups.append(g)
-    return {"state": state, "param_groups": groups}
-
-
-# -- presets and overrides ------------------------------------------------------------------------------------
-def list_presets() -> list[str]:
-    return sorted(p.stem for p in PRESET_DIR.glob("*.json"))
-
-
-def load_preset(name: str) -> dict:
-    """{"family", "model": {...}, "train": {...}, "description"} from resources/presets/NAME.json."""
-    path = PRESET_DIR / f"{name}.json"
-    if not path.is_file():
-        raise ConfigError(f"unknown preset {name!r}; available: {', '.join(list_presets())}")
-    preset = json.loads(path.read_text(encoding="utf-8"))
-    config_from_dict(preset["family"], {"vocab_size": 1, **preset["model"]})  # fail early on a bad preset
-    TrainConfig.from_dict(preset["train"])
-    return preset
-
-
-def apply_overrides(preset: dict, overrides: dict[str, str]) -> dict:
-    """A copy of `preset` with `--set key=value` strings applied, each parsed to its field's type. A key may be
-    prefixed ("model.dropout", "train.lr"); a bare key goes to whichever config has it, and block_size, which
-    both have, is set in both."""
-    out = {**preset, "model": dict(preset.get("model", {})), "train": dict(preset.get("train", {}))}
-    sections = {"model": config_class(preset["family"]), "train": TrainConfig}
-    fields = {s: set(cls.__dataclass_fields__) for s, cls in sections.items()}
-    for key, text in overrides.items():
-        section, _, name = key.rpartition(".")
-        targets = [section] if section else [s for s in sections if name in fields[s]]
-        if section and section not in sections:
-            raise ConfigError(f"unknown setting section {section!r} in {key!r}; use model.NAME or train.NAME")
-        if not targets or any(name not in fields[s] for s in targets):
-            raise ConfigError(f"unknown setting {key!r}; model settings: {', '.join(sorted(fields['model']))}; "
-                              f"train settings: {', '.join(sorted(fields['train']))}")
-        for s in targets:
-            out[s][name] = coerce_value(sections[s], name, text)
-    return out

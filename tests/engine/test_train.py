@@ -9,8 +9,9 @@ import torch
 from engine.checkpoint import load_group
 from engine.errors import CheckpointError, ConfigError
 from engine.models import build_model
-from engine.train import (StepReport, TrainConfig, Trainer, apply_overrides, list_presets, load_model_from_checkpoint,
-                          load_preset)
+from engine.presets import apply_overrides, list_presets, load_preset
+from engine.train import StepReport, TrainConfig, Trainer
+from engine.train_state import load_model_from_checkpoint
 
 GPT_CFG = dict(block_size=16, n_layer=1, n_head=2, n_embd=16)
 

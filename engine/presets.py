@@ -1,0 +1,48 @@
+"""Presets (resources/presets/NAME.json) and `--set key=value` overrides applied on top of them."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import ConfigError
+from .models import coerce_value, config_class, config_from_dict
+from .train import TrainConfig
+
+__all__ = ["PRESET_DIR", "list_presets", "load_preset", "apply_overrides"]
+
+PRESET_DIR = Path(__file__).resolve().parents[1] / "resources" / "presets"
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.json"))
+
+
+def load_preset(name: str) -> dict:
+    """{"family", "model": {...}, "train": {...}, "description"} from resources/presets/NAME.json."""
+    path = PRESET_DIR / f"{name}.json"
+    if not path.is_file():
+        raise ConfigError(f"unknown preset {name!r}; available: {', '.join(list_presets())}")
+    preset = json.loads(path.read_text(encoding="utf-8"))
+    config_from_dict(preset["family"], {"vocab_size": 1, **preset["model"]})  # fail early on a bad preset
+    TrainConfig.from_dict(preset["train"])
+    return preset
+
+
+def apply_overrides(preset: dict, overrides: dict[str, str]) -> dict:
+    """A copy of `preset` with `--set key=value` strings applied, each parsed to its field's type. A key may be
+    prefixed ("model.dropout", "train.lr"); a bare key goes to whichever config has it, and block_size, which
+    both have, is set in both."""
+    out = {**preset, "model": dict(preset.get("model", {})), "train": dict(preset.get("train", {}))}
+    sections = {"model": config_class(preset["family"]), "train": TrainConfig}
+    fields = {s: set(cls.__dataclass_fields__) for s, cls in sections.items()}
+    for key, text in overrides.items():
+        section, _, name = key.rpartition(".")
+        targets = [section] if section else [s for s in sections if name in fields[s]]
+        if section and section not in sections:
+            raise ConfigError(f"unknown setting section {section!r} in {key!r}; use model.NAME or train.NAME")
+        if not targets or any(name not in fields[s] for s in targets):
+            raise ConfigError(f"unknown setting {key!r}; model settings: {', '.join(sorted(fields['model']))}; "
+                              f"train settings: {', '.join(sorted(fields['train']))}")
+        for s in targets:
+            out[s][name] = coerce_value(sections[s], name, text)
+    return out
