@@ -1,165 +1,26 @@
 """The training panel: corpus, tokenizer, model family with only that family's hyperparameters, training knobs,
 device and seed, the run buttons and progress. It turns the form into an `api.RunSpec`; the model config is
 validated by the engine's own config classes as you type, and the fields a ConfigError names are marked, so the
-rules live in one place (the engine) and Start stays disabled until the form describes a model that can be built."""
+rules live in one place (the engine) and Start stays disabled until the form describes a model that can be built.
+The fields themselves (specs, widgets, reading and marking them) are in model_form.py."""
 from __future__ import annotations
 
-import dataclasses
-import re
-from dataclasses import dataclass
-
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QStandardItemModel, QValidator
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGridLayout,
-                               QGroupBox, QLabel, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSpinBox,
-                               QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtGui import QStandardItemModel
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QFrame, QGridLayout, QGroupBox, QLabel,
+                               QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSpinBox, QStackedWidget,
+                               QVBoxLayout, QWidget)
 
 from engine import api
 from engine.device import resolve_device
 from engine.errors import PlaygroundError
-from engine.models import FAMILIES, RNN_CELLS, config_class
+from engine.models import FAMILIES
 
 from .corpus_box import CorpusBox
+from .model_form import (FORMS, TRAIN, Knob, build_page, form_of, labelled, mark_invalid, ngram_defaults,
+                         override_text, read_values, set_value, show_smoothing_rows)
 
-
-@dataclass(frozen=True)
-class Knob:
-    """One form field: its config key, widget kind, range or choices, and a one-sentence tooltip."""
-    name: str
-    kind: str                       # "int" | "float" | "bool" | "choice"
-    tip: str
-    lo: float = 0
-    hi: float = 1_000_000
-    choices: tuple[str, ...] = ()
-    special: str = ""               # int spin box text shown at `lo` (meaning "none")
-
-
-NGRAM = (
-    Knob("order", "int", "How many tokens the model looks at: the last order-1 tokens predict the next one.", 1, 6),
-    Knob("smoothing", "choice", "How probability mass is given to n-grams never seen in training.",
-         choices=("kneser-ney", "interpolation", "katz", "stupid-backoff", "add-k", "mle")),
-    Knob("k", "float", "Add-k: pretend every n-gram was seen k more times (interpolation uses it for unigrams).",
-         0.0, 100.0),
-    Knob("discount", "float", "Absolute discount taken from every seen count and given to backed-off orders.", 0, 1),
-    Knob("backoff_alpha", "float", "Stupid backoff: the fixed factor applied each time a shorter context is used.",
-         0, 1),
-)
-NGRAM_SHOWN = {"k": ("add-k", "interpolation"), "discount": ("kneser-ney", "katz"), "backoff_alpha": ("stupid-backoff",)}
-RNN = (
-    Knob("n_layer", "int", "Stacked recurrent layers; each reads the hidden states of the one below.", 1, 64),
-    Knob("n_embd", "int", "Width of the token embedding fed to the first layer.", 1, 65536),
-    Knob("n_hidden", "int", "Width of each layer's hidden state, the model's memory of the past.", 1, 65536),
-    Knob("block_size", "int", "Steps of backpropagation through time: how far back gradients flow.", 1, 65536),
-    Knob("dropout", "float", "Fraction of activations zeroed during training to fight overfitting.", 0, 0.99),
-    Knob("tie_weights", "bool", "Share the embedding matrix with the output layer (needs n_hidden == n_embd)."),
-)
-TRANSFORMER = (
-    Knob("n_layer", "int", "Transformer blocks (attention + MLP) stacked on the residual stream.", 1, 256),
-    Knob("n_head", "int", "Attention heads per block; n_embd must be divisible by it.", 1, 256),
-    Knob("n_kv_head", "int", "Key/value heads shared by groups of query heads (GQA); must divide n_head.", 0, 256,
-         special="= n_head"),
-    Knob("n_embd", "int", "Width of the residual stream, the size of every token's vector.", 1, 65536),
-    Knob("block_size", "int", "Longest context the model attends over, in tokens.", 1, 65536),
-    Knob("pos", "choice", "How positions are encoded: rotary (RoPE), learned table, or fixed sinusoids.",
-         choices=("rope", "learned", "sinusoidal")),
-    Knob("dropout", "float", "Fraction of activations zeroed during training to fight overfitting.", 0, 0.99),
-    Knob("tie_weights", "bool", "Share the token embedding matrix with the output layer (fewer parameters)."),
-)
-TRAIN = (
-    Knob("max_steps", "int", "Optimizer steps to run before the run ends.", 1, 10_000_000),
-    Knob("batch_size", "int", "Sequences per step; larger is smoother but slower per step.", 1, 65536),
-    Knob("lr", "float", "Peak learning rate of AdamW after warmup.", 0, 10),
-    Knob("min_lr", "float", "Learning rate the cosine schedule decays to at the last step.", 0, 10),
-    Knob("warmup_steps", "int", "Steps over which the learning rate ramps up linearly from zero.", 0, 10_000_000),
-    Knob("weight_decay", "float", "AdamW decoupled weight decay on the weight matrices.", 0, 10),
-    Knob("grad_clip", "float", "Clip the gradient's global norm to this (0 = no clipping).", 0, 1000),
-    Knob("eval_interval", "int", "Steps between validation-loss evaluations.", 1, 10_000_000),
-)
-FORMS = {"ngram": NGRAM, "rnn": RNN, "transformer": TRANSFORMER}
 DEVICES = ("auto", "cuda", "mps", "cpu")
-
-
-def form_of(family: str) -> str:
-    return "rnn" if family in RNN_CELLS else family
-
-
-class FloatBox(QDoubleSpinBox):
-    """A float field that shows 0.003 and 3e-05 rather than 0.003000 and 0.000030 (fixed decimals)."""
-
-    def __init__(self):
-        super().__init__()
-        self.setDecimals(12)
-        self.setStepType(QDoubleSpinBox.AdaptiveDecimalStepType)
-
-    def textFromValue(self, value: float) -> str:
-        return f"{value:.6g}"
-
-    def valueFromText(self, text: str) -> float:
-        try:
-            return float(text)
-        except ValueError:
-            return self.value()
-
-    def validate(self, text: str, pos: int):
-        ok = re.fullmatch(r"[0-9]*\.?[0-9]*(e-?[0-9]*)?", text.strip(), re.IGNORECASE) is not None
-        return (QValidator.Acceptable if _is_float(text) else QValidator.Intermediate if ok
-                else QValidator.Invalid), text, pos
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
-
-
-def _make_widget(knob: Knob) -> QWidget:
-    if knob.kind == "int":
-        w = QSpinBox()
-        w.setRange(int(knob.lo), int(knob.hi))
-        w.setSpecialValueText(knob.special)
-        w.setGroupSeparatorShown(True)
-    elif knob.kind == "float":
-        w = FloatBox()
-        w.setRange(knob.lo, knob.hi)
-    elif knob.kind == "bool":
-        w = QCheckBox()
-    else:
-        w = QComboBox()
-        w.addItems(list(knob.choices))
-    w.setToolTip(knob.tip)
-    w.setProperty("tip", knob.tip)
-    return w
-
-
-def _get(w: QWidget):
-    if isinstance(w, QSpinBox):
-        return None if w.specialValueText() and w.value() == w.minimum() else w.value()
-    if isinstance(w, QDoubleSpinBox):
-        return w.value()
-    if isinstance(w, QCheckBox):
-        return w.isChecked()
-    return w.currentText()
-
-
-def _set(w: QWidget, value) -> None:
-    if isinstance(w, QSpinBox):
-        w.setValue(w.minimum() if value is None else int(value))
-    elif isinstance(w, QDoubleSpinBox):
-        w.setValue(float(value))
-    elif isinstance(w, QCheckBox):
-        w.setChecked(bool(value))
-    elif w.findText(str(value)) >= 0:
-        w.setCurrentText(str(value))
-
-
-def _text(value) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value) if isinstance(value, float) else str(value)
 
 
 def _bytes(n: float) -> str:
@@ -198,10 +59,10 @@ class TrainPanel(QWidget):
         self.word_lower.setToolTip("Lowercase the text first, so 'The' and 'the' are one token.")
         self.bpe_vocab = QSpinBox(minimum=256, maximum=200_000, value=512)
         self.bpe_vocab.setToolTip("Size of the byte-level BPE vocabulary: 256 bytes plus learned merges.")
-        self.tok_form.addRow(self._label("kind", self.tokenizer), self.tokenizer)
-        self.tok_form.addRow(self._label("vocab cap", self.word_cap), self.word_cap)
-        self.tok_form.addRow(self._label("lowercase", self.word_lower), self.word_lower)
-        self.tok_form.addRow(self._label("vocab size", self.bpe_vocab), self.bpe_vocab)
+        self.tok_form.addRow(labelled("kind", self.tokenizer), self.tokenizer)
+        self.tok_form.addRow(labelled("vocab cap", self.word_cap), self.word_cap)
+        self.tok_form.addRow(labelled("lowercase", self.word_lower), self.word_lower)
+        self.tok_form.addRow(labelled("vocab size", self.bpe_vocab), self.bpe_vocab)
 
         # model
         model = QGroupBox("Model")
@@ -212,8 +73,8 @@ class TrainPanel(QWidget):
         self.family.setToolTip("Model family: counting n-grams, recurrent nets (RNN/LSTM/GRU) or a Transformer.")
         self.preset = QComboBox()
         self.preset.setToolTip("A named starting configuration from resources/presets; edits below override it.")
-        top.addRow(self._label("family", self.family), self.family)
-        top.addRow(self._label("preset", self.preset), self.preset)
+        top.addRow(labelled("family", self.family), self.family)
+        top.addRow(labelled("preset", self.preset), self.preset)
         model_layout.addLayout(top)
         self.pages = QStackedWidget()
         self.page_index = {}
@@ -234,8 +95,8 @@ class TrainPanel(QWidget):
         self._fill_devices()
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=1337)
         self.seed.setToolTip("Seeds initialisation and batch order: the same seed gives the same run.")
-        other.addRow(self._label("device", self.device), self.device)
-        other.addRow(self._label("seed", self.seed), self.seed)
+        other.addRow(labelled("device", self.device), self.device)
+        other.addRow(labelled("seed", self.seed), self.seed)
         self.train_box.layout().addLayout(other)
 
         # run controls
@@ -307,23 +168,8 @@ class TrainPanel(QWidget):
         self.set_state("idle", can_save=False)
 
     # -- building the form -----------------------------------------------------------------------------------
-    def _label(self, text: str, w: QWidget) -> QLabel:
-        label = QLabel(text)
-        label.setToolTip(w.toolTip())
-        return label
-
     def _form_page(self, form_name: str, knobs: tuple[Knob, ...]) -> QWidget:
-        page = QWidget()
-        form = QFormLayout(page)
-        form.setContentsMargins(0, 0, 0, 0)
-        self.fields[form_name] = {}
-        for knob in knobs:
-            w = _make_widget(knob)
-            self.fields[form_name][knob.name] = w
-            form.addRow(self._label(knob.name, w), w)
-            signal = {"int": "valueChanged", "float": "valueChanged", "bool": "toggled"}.get(knob.kind,
-                                                                                              "currentTextChanged")
-            getattr(w, signal).connect(self.schedule_check)
+        page, form, self.fields[form_name] = build_page(knobs, self.schedule_check)
         if form_name == "ngram":
             self.ngram_form = form
             self.fields["ngram"]["smoothing"].currentTextChanged.connect(self._on_smoothing)
@@ -351,8 +197,7 @@ class TrainPanel(QWidget):
 
     @Slot(str)
     def _on_smoothing(self, smoothing: str) -> None:
-        for name, methods in NGRAM_SHOWN.items():
-            self.ngram_form.setRowVisible(self.fields["ngram"][name], smoothing in methods)
+        show_smoothing_rows(self.ngram_form, self.fields["ngram"], smoothing)
 
     @Slot(str)
     def _on_family(self, family: str) -> None:
@@ -369,7 +214,7 @@ class TrainPanel(QWidget):
         if family == "ngram":
             for name, value in ngram_defaults().items():
                 if name in self.fields["ngram"]:
-                    _set(self.fields["ngram"][name], value)
+                    set_value(self.fields["ngram"][name], value)
             self._on_smoothing(self.fields["ngram"]["smoothing"].currentText())
         else:
             self.preset.addItems(api.list_presets(family))
@@ -390,20 +235,16 @@ class TrainPanel(QWidget):
         for key, value in {**model, **train}.items():
             target = fields.get(key) or self.fields["train"].get(key)
             if target is not None:
-                _set(target, value)
+                set_value(target, value)
         self.schedule_check()
 
     # -- reading the form ------------------------------------------------------------------------------------
     def model_values(self) -> dict:
-        family = self.family.currentText()
-        values = {k: _get(w) for k, w in self.fields[form_of(family)].items()}
-        if family == "ngram":
-            smoothing = values["smoothing"]
-            values = {k: v for k, v in values.items() if k not in NGRAM_SHOWN or smoothing in NGRAM_SHOWN[k]}
-        return values
+        form_name = form_of(self.family.currentText())
+        return read_values(form_name, self.fields[form_name])
 
     def train_values(self) -> dict:
-        return {k: _get(w) for k, w in self.fields["train"].items()}
+        return read_values("train", self.fields["train"])
 
     def tokenizer_options(self) -> dict:
         kind = self.tokenizer.currentText()
@@ -430,7 +271,7 @@ class TrainPanel(QWidget):
         return api.RunSpec(corpus=self.corpus_box.spec(), tokenizer=self.tokenizer.currentText(),
                            tokenizer_options=self.tokenizer_options(), family=family,
                            preset=self.preset.currentText() if neural else None,
-                           overrides={k: _text(v) for k, v in overrides.items()},
+                           overrides={k: override_text(v) for k, v in overrides.items()},
                            device=self.device.currentText(), seed=self.seed.value(), max_steps=max_steps)
 
     def vocab_guess(self) -> int:
@@ -472,11 +313,7 @@ class TrainPanel(QWidget):
         if self.corpus_box.corpus is None:
             problems.append("load a corpus first")
         problem = "; ".join(problems)
-        for name, w in {**self.fields["train"], **self.fields[form_of(family)]}.items():
-            bad = re.search(rf"\b{re.escape(name)}\b", problem) is not None
-            w.setProperty("invalid", bad)
-            w.setStyleSheet("border: 2px solid #d32f2f;" if bad else "")
-            w.setToolTip(f"{w.property('tip')}\n\nProblem: {problem}" if bad else w.property("tip"))
+        mark_invalid({**self.fields["train"], **self.fields[form_of(family)]}, problem)
         self.problem = problem
         self.estimate.setText(f"<span style='color:#b00020'>{problem}</span>" if problem else estimate)
         self._update_start()
@@ -534,20 +371,12 @@ class TrainPanel(QWidget):
         for form_name, key in ((form_of(self.family.currentText()), "model"), ("train", "train")):
             for name, value in s.get(key, {}).items():
                 if name in self.fields[form_name]:
-                    _set(self.fields[form_name][name], value)
+                    set_value(self.fields[form_name][name], value)
         index = self.device.findText(s.get("device", "auto"))
         if index >= 0 and self.device.model().item(index).isEnabled():
             self.device.setCurrentIndex(index)
         self.seed.setValue(int(s.get("seed", self.seed.value())))
         self.check()
-
-
-def ngram_defaults() -> dict:
-    """The n-gram config's own field defaults, then what a run uses when the form says nothing."""
-    fields = dataclasses.fields(config_class("ngram"))
-    defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
-    model, _ = api.resolve_config("ngram", None, {}, vocab_size=1)
-    return {**defaults, **model}
 
 
 def format_duration(seconds: float) -> str:

@@ -1,0 +1,210 @@
+"""The hyperparameter form of each model family and of training: which fields exist (with range and tooltip), the
+widget for each, reading and writing their values, and marking the fields a config error names. It knows nothing
+about runs; the training panel decides which page shows and turns the values into a RunSpec."""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from PySide6.QtGui import QValidator
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QSpinBox, QWidget
+
+from engine import api
+from engine.models import RNN_CELLS, config_class
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One form field: its config key, widget kind, range or choices, and a one-sentence tooltip."""
+    name: str
+    kind: str                       # "int" | "float" | "bool" | "choice"
+    tip: str
+    lo: float = 0
+    hi: float = 1_000_000
+    choices: tuple[str, ...] = ()
+    special: str = ""               # int spin box text shown at `lo` (meaning "none")
+
+
+NGRAM = (
+    Knob("order", "int", "How many tokens the model looks at: the last order-1 tokens predict the next one.", 1, 6),
+    Knob("smoothing", "choice", "How probability mass is given to n-grams never seen in training.",
+         choices=("kneser-ney", "interpolation", "katz", "stupid-backoff", "add-k", "mle")),
+    Knob("k", "float", "Add-k: pretend every n-gram was seen k more times (interpolation uses it for unigrams).",
+         0.0, 100.0),
+    Knob("discount", "float", "Absolute discount taken from every seen count and given to backed-off orders.", 0, 1),
+    Knob("backoff_alpha", "float", "Stupid backoff: the fixed factor applied each time a shorter context is used.",
+         0, 1),
+)
+NGRAM_SHOWN = {"k": ("add-k", "interpolation"), "discount": ("kneser-ney", "katz"), "backoff_alpha": ("stupid-backoff",)}
+RNN = (
+    Knob("n_layer", "int", "Stacked recurrent layers; each reads the hidden states of the one below.", 1, 64),
+    Knob("n_embd", "int", "Width of the token embedding fed to the first layer.", 1, 65536),
+    Knob("n_hidden", "int", "Width of each layer's hidden state, the model's memory of the past.", 1, 65536),
+    Knob("block_size", "int", "Steps of backpropagation through time: how far back gradients flow.", 1, 65536),
+    Knob("dropout", "float", "Fraction of activations zeroed during training to fight overfitting.", 0, 0.99),
+    Knob("tie_weights", "bool", "Share the embedding matrix with the output layer (needs n_hidden == n_embd)."),
+)
+TRANSFORMER = (
+    Knob("n_layer", "int", "Transformer blocks (attention + MLP) stacked on the residual stream.", 1, 256),
+    Knob("n_head", "int", "Attention heads per block; n_embd must be divisible by it.", 1, 256),
+    Knob("n_kv_head", "int", "Key/value heads shared by groups of query heads (GQA); must divide n_head.", 0, 256,
+         special="= n_head"),
+    Knob("n_embd", "int", "Width of the residual stream, the size of every token's vector.", 1, 65536),
+    Knob("block_size", "int", "Longest context the model attends over, in tokens.", 1, 65536),
+    Knob("pos", "choice", "How positions are encoded: rotary (RoPE), learned table, or fixed sinusoids.",
+         choices=("rope", "learned", "sinusoidal")),
+    Knob("dropout", "float", "Fraction of activations zeroed during training to fight overfitting.", 0, 0.99),
+    Knob("tie_weights", "bool", "Share the token embedding matrix with the output layer (fewer parameters)."),
+)
+TRAIN = (
+    Knob("max_steps", "int", "Optimizer steps to run before the run ends.", 1, 10_000_000),
+    Knob("batch_size", "int", "Sequences per step; larger is smoother but slower per step.", 1, 65536),
+    Knob("lr", "float", "Peak learning rate of AdamW after warmup.", 0, 10),
+    Knob("min_lr", "float", "Learning rate the cosine schedule decays to at the last step.", 0, 10),
+    Knob("warmup_steps", "int", "Steps over which the learning rate ramps up linearly from zero.", 0, 10_000_000),
+    Knob("weight_decay", "float", "AdamW decoupled weight decay on the weight matrices.", 0, 10),
+    Knob("grad_clip", "float", "Clip the gradient's global norm to this (0 = no clipping).", 0, 1000),
+    Knob("eval_interval", "int", "Steps between validation-loss evaluations.", 1, 10_000_000),
+)
+FORMS = {"ngram": NGRAM, "rnn": RNN, "transformer": TRANSFORMER}
+
+
+def form_of(family: str) -> str:
+    return "rnn" if family in RNN_CELLS else family
+
+
+def ngram_defaults() -> dict:
+    """The n-gram config's own field defaults, then what a run uses when the form says nothing."""
+    fields = dataclasses.fields(config_class("ngram"))
+    defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
+    model, _ = api.resolve_config("ngram", None, {}, vocab_size=1)
+    return {**defaults, **model}
+
+
+class FloatBox(QDoubleSpinBox):
+    """A float field that shows 0.003 and 3e-05 rather than 0.003000 and 0.000030 (fixed decimals)."""
+
+    def __init__(self):
+        super().__init__()
+        self.setDecimals(12)
+        self.setStepType(QDoubleSpinBox.AdaptiveDecimalStepType)
+
+    def textFromValue(self, value: float) -> str:
+        return f"{value:.6g}"
+
+    def valueFromText(self, text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int):
+        ok = re.fullmatch(r"[0-9]*\.?[0-9]*(e-?[0-9]*)?", text.strip(), re.IGNORECASE) is not None
+        return (QValidator.Acceptable if _is_float(text) else QValidator.Intermediate if ok
+                else QValidator.Invalid), text, pos
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def labelled(text: str, w: QWidget) -> QLabel:
+    """A row label carrying its field's tooltip, so hovering either explains the field."""
+    label = QLabel(text)
+    label.setToolTip(w.toolTip())
+    return label
+
+
+def _make_widget(knob: Knob) -> QWidget:
+    if knob.kind == "int":
+        w = QSpinBox()
+        w.setRange(int(knob.lo), int(knob.hi))
+        w.setSpecialValueText(knob.special)
+        w.setGroupSeparatorShown(True)
+    elif knob.kind == "float":
+        w = FloatBox()
+        w.setRange(knob.lo, knob.hi)
+    elif knob.kind == "bool":
+        w = QCheckBox()
+    else:
+        w = QComboBox()
+        w.addItems(list(knob.choices))
+    w.setToolTip(knob.tip)
+    w.setProperty("tip", knob.tip)
+    return w
+
+
+def build_page(knobs: tuple[Knob, ...], on_change: Callable) -> tuple[QWidget, QFormLayout, dict[str, QWidget]]:
+    """One form page: a labelled widget per knob, each calling `on_change` when edited."""
+    page = QWidget()
+    form = QFormLayout(page)
+    form.setContentsMargins(0, 0, 0, 0)
+    fields = {}
+    for knob in knobs:
+        w = _make_widget(knob)
+        fields[knob.name] = w
+        form.addRow(labelled(knob.name, w), w)
+        signal = {"int": "valueChanged", "float": "valueChanged", "bool": "toggled"}.get(knob.kind,
+                                                                                          "currentTextChanged")
+        getattr(w, signal).connect(on_change)
+    return page, form, fields
+
+
+def show_smoothing_rows(form: QFormLayout, fields: dict[str, QWidget], smoothing: str) -> None:
+    """Show only the n-gram knobs the chosen smoothing method uses."""
+    for name, methods in NGRAM_SHOWN.items():
+        form.setRowVisible(fields[name], smoothing in methods)
+
+
+def get_value(w: QWidget):
+    if isinstance(w, QSpinBox):
+        return None if w.specialValueText() and w.value() == w.minimum() else w.value()
+    if isinstance(w, QDoubleSpinBox):
+        return w.value()
+    if isinstance(w, QCheckBox):
+        return w.isChecked()
+    return w.currentText()
+
+
+def set_value(w: QWidget, value) -> None:
+    if isinstance(w, QSpinBox):
+        w.setValue(w.minimum() if value is None else int(value))
+    elif isinstance(w, QDoubleSpinBox):
+        w.setValue(float(value))
+    elif isinstance(w, QCheckBox):
+        w.setChecked(bool(value))
+    elif w.findText(str(value)) >= 0:
+        w.setCurrentText(str(value))
+
+
+def read_values(form_name: str, fields: dict[str, QWidget]) -> dict:
+    """The page's values; on the n-gram page only the knobs its smoothing method uses."""
+    values = {k: get_value(w) for k, w in fields.items()}
+    if form_name == "ngram":
+        smoothing = values["smoothing"]
+        values = {k: v for k, v in values.items() if k not in NGRAM_SHOWN or smoothing in NGRAM_SHOWN[k]}
+    return values
+
+
+def override_text(value) -> str:
+    """A field value as `--set` text, the form `apply_overrides` parses."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def mark_invalid(fields: dict[str, QWidget], problem: str) -> None:
+    """Outline in red, and explain in the tooltip, every field whose name the problem text mentions."""
+    for name, w in fields.items():
+        bad = re.search(rf"\b{re.escape(name)}\b", problem) is not None
+        w.setProperty("invalid", bad)
+        w.setStyleSheet("border: 2px solid #d32f2f;" if bad else "")
+        w.setToolTip(f"{w.property('tip')}\n\nProblem: {problem}" if bad else w.property("tip"))
