@@ -364,7 +364,7 @@ class Trainer:
         check_compatible(meta, self.model)
         load_model_tensors(self.model, checkpoint.load_group(ckpt_dir, "model"))
         self.optimizer.load_state_dict(unflatten_optimizer(checkpoint.load_group(ckpt_dir, "optimizer"),
-                                                            meta["optimizer"], self.optimizer))
+                                                           meta["optimizer"], self.optimizer))
         rng = checkpoint.load_group(ckpt_dir, "rng")
         torch.set_rng_state(rng["cpu"])
         self._gen.set_state(rng["batch"])

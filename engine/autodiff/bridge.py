@@ -11,7 +11,9 @@ import torch
 
 from engine.autodiff import layers as L
 from engine.autodiff import modules as M
+from engine.autodiff.activations import CrossEntropy, GELU
 from engine.autodiff.tape import Node, Tape, TapeProgram
+from engine.autodiff.transformer_ops import RepeatKV, Rope
 from engine.errors import PlaygroundError
 from engine.models.rnn import RNNLM
 from engine.models.transformer import GPT, rope_tables, sinusoidal_table
@@ -49,7 +51,7 @@ def build_tape(model, tokenizer, text: str) -> TapeProgram:
         logits = L.linear(builder.tape, x, builder.param(head_w, "lm_head"), head_b, "Linear(lm_head)")
     with builder.tape.group("loss"):
         y = builder.tape.input(targets, "targets")
-        loss = builder.tape.apply(M.CrossEntropy(), logits, y, label="CrossEntropy")
+        loss = builder.tape.apply(CrossEntropy(), logits, y, label="CrossEntropy")
     family = "transformer" if isinstance(model, GPT) else model.config.cell
     return TapeProgram(builder.tape, loss.id, builder.params, [tokenizer.token_str(i) for i in idx[:-1]],
                        f"{family} on {len(inputs)} tokens")
@@ -143,11 +145,11 @@ class _Builder:
             if rope is not None:
                 with tape.group("rope"):
                     for name in ("q", "k"):
-                        qkv[name] = tape.apply(M.Rope(), qkv[name], *rope, label=f"RoPE({name})")
+                        qkv[name] = tape.apply(Rope(), qkv[name], *rope, label=f"RoPE({name})")
             if cfg.kv_heads != cfg.n_head:
                 with tape.group("grouped kv heads"):
                     for name in ("k", "v"):
-                        qkv[name] = tape.apply(M.RepeatKV(cfg.n_head // cfg.kv_heads), qkv[name],
+                        qkv[name] = tape.apply(RepeatKV(cfg.n_head // cfg.kv_heads), qkv[name],
                                                label=f"{name} heads repeated")
             y = L.causal_attention(tape, qkv["q"], qkv["k"], qkv["v"])
             with tape.group("output projection"):
@@ -159,7 +161,7 @@ class _Builder:
                              self.optional(p + "ln_2.bias", "ln_2 β"), blk.ln_2.eps, "LayerNorm(ln_2)")
             a = L.linear(tape, a, self.param(p + "mlp.c_fc.weight", "c_fc"),
                          self.optional(p + "mlp.c_fc.bias", "c_fc bias"), "Linear(c_fc)")
-            a = tape.apply(M.GELU(), a, label="GELU")
+            a = tape.apply(GELU(), a, label="GELU")
             a = L.linear(tape, a, self.param(p + "mlp.c_proj.weight", "mlp c_proj"),
                          self.optional(p + "mlp.c_proj.bias", "mlp c_proj bias"), "Linear(c_proj)")
             return tape.apply(M.Add(), x, a, label="residual + mlp")

@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 
 from engine.autodiff import modules as M
+from engine.autodiff.activations import Sigmoid, Softmax, Tanh
 from engine.autodiff.tape import Node, Tape
+from engine.autodiff.transformer_ops import CausalMask, LayerNorm
 
 
 def linear(tape: Tape, x: Node, w: Node, b: Node | None, label: str) -> Node:
@@ -19,7 +21,7 @@ def linear(tape: Tape, x: Node, w: Node, b: Node | None, label: str) -> Node:
 
 def layer_norm(tape: Tape, x: Node, w: Node, b: Node | None, eps: float, label: str) -> Node:
     args = (x, w) if b is None else (x, w, b)
-    return tape.apply(M.LayerNorm(eps, bias=b is not None), *args, label=label)
+    return tape.apply(LayerNorm(eps, bias=b is not None), *args, label=label)
 
 
 def split(tape: Tape, x: Node, parts: int, axis: int, names: str) -> list[Node]:
@@ -31,7 +33,7 @@ def split(tape: Tape, x: Node, parts: int, axis: int, names: str) -> list[Node]:
 def rnn_step(tape: Tape, xi: Node, h: Node, w_hh: Node, b_hh: Node) -> Node:
     """h' = tanh(W_ih x + b_ih + W_hh h + b_hh); xi is the input projection W_ih x + b_ih of this step."""
     hh = linear(tape, h, w_hh, b_hh, "Linear(W_hh)")
-    return tape.apply(M.Tanh(), tape.apply(M.Add(), xi, hh, label="pre-activation"), label="h")
+    return tape.apply(Tanh(), tape.apply(M.Add(), xi, hh, label="pre-activation"), label="h")
 
 
 def lstm_step(tape: Tape, xi: Node, h: Node, c: Node, w_hh: Node, b_hh: Node) -> tuple[Node, Node]:
@@ -39,14 +41,14 @@ def lstm_step(tape: Tape, xi: Node, h: Node, c: Node, w_hh: Node, b_hh: Node) ->
     hh = linear(tape, h, w_hh, b_hh, "Linear(W_hh)")
     gates = tape.apply(M.Add(), xi, hh, label="gates")
     i, f, g, o = split(tape, gates, 4, axis=-1, names="ifgo")
-    i = tape.apply(M.Sigmoid(), i, label="input gate σ(i)")
-    f = tape.apply(M.Sigmoid(), f, label="forget gate σ(f)")
-    g = tape.apply(M.Tanh(), g, label="candidate tanh(g)")
-    o = tape.apply(M.Sigmoid(), o, label="output gate σ(o)")
+    i = tape.apply(Sigmoid(), i, label="input gate σ(i)")
+    f = tape.apply(Sigmoid(), f, label="forget gate σ(f)")
+    g = tape.apply(Tanh(), g, label="candidate tanh(g)")
+    o = tape.apply(Sigmoid(), o, label="output gate σ(o)")
     kept = tape.apply(M.Mul(), f, c, label="σ(f) ⊙ c")
     written = tape.apply(M.Mul(), i, g, label="σ(i) ⊙ tanh(g)")
     c = tape.apply(M.Add(), kept, written, label="c")
-    h = tape.apply(M.Mul(), o, tape.apply(M.Tanh(), c, label="tanh(c)"), label="h")
+    h = tape.apply(M.Mul(), o, tape.apply(Tanh(), c, label="tanh(c)"), label="h")
     return h, c
 
 
@@ -56,10 +58,10 @@ def gru_step(tape: Tape, xi: Node, h: Node, w_hh: Node, b_hh: Node) -> Node:
     hh = linear(tape, h, w_hh, b_hh, "Linear(W_hh)")
     x_r, x_z, x_n = split(tape, xi, 3, axis=-1, names=("x_r", "x_z", "x_n"))
     h_r, h_z, h_n = split(tape, hh, 3, axis=-1, names=("h_r", "h_z", "h_n"))
-    r = tape.apply(M.Sigmoid(), tape.apply(M.Add(), x_r, h_r, label="x_r + h_r"), label="reset gate r")
-    z = tape.apply(M.Sigmoid(), tape.apply(M.Add(), x_z, h_z, label="x_z + h_z"), label="update gate z")
+    r = tape.apply(Sigmoid(), tape.apply(M.Add(), x_r, h_r, label="x_r + h_r"), label="reset gate r")
+    z = tape.apply(Sigmoid(), tape.apply(M.Add(), x_z, h_z, label="x_z + h_z"), label="update gate z")
     gated = tape.apply(M.Mul(), r, h_n, label="r ⊙ h_n")
-    n = tape.apply(M.Tanh(), tape.apply(M.Add(), x_n, gated, label="x_n + r ⊙ h_n"), label="candidate n")
+    n = tape.apply(Tanh(), tape.apply(M.Add(), x_n, gated, label="x_n + r ⊙ h_n"), label="candidate n")
     new = tape.apply(M.Mul(), tape.apply(M.OneMinus(), z, label="1 − z"), n, label="(1 − z) ⊙ n")
     old = tape.apply(M.Mul(), z, h, label="z ⊙ h")
     return tape.apply(M.Add(), new, old, label="h")
@@ -79,8 +81,8 @@ def causal_attention(tape: Tape, q: Node, k: Node, v: Node) -> Node:
         kt = tape.apply(M.Transpose((0, 2, 1)), k, label="kᵀ")
         scores = tape.apply(M.MatMul(), q, kt, label="q kᵀ")
         scores = tape.apply(M.Scale(1.0 / math.sqrt(D), f"1/√{D}"), scores, label="q kᵀ / √D")
-        scores = tape.apply(M.CausalMask(), scores, label="causal mask")
-        att = tape.apply(M.Softmax(), scores, label="attention weights")
+        scores = tape.apply(CausalMask(), scores, label="causal mask")
+        att = tape.apply(Softmax(), scores, label="attention weights")
     with tape.group("weighted values"):
         y = tape.apply(M.MatMul(), att, v, label="weights · v")
         y = tape.apply(M.Transpose((1, 0, 2)), y, label="heads back to positions")

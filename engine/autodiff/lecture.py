@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.autodiff import modules as M
+from engine.autodiff.activations import ProbCrossEntropy, Sigmoid, Softmax
 from engine.autodiff.tape import Tape, TapeProgram
 
 X = [1.0, 0.5, -1.0]                      # one training example, 3 features
@@ -31,14 +32,14 @@ def lecture_example() -> TapeProgram:
         alpha = tape.param(ALPHA, "alpha", "α")
         a = tape.apply(M.Linear(bias=False), x, alpha, label="Linear(α)")
     with tape.group("z"):
-        z = tape.apply(M.Sigmoid(), a, label="Sigmoid")
+        z = tape.apply(Sigmoid(), a, label="Sigmoid")
     with tape.group("b"):
         beta = tape.param(BETA, "beta", "β")
         b = tape.apply(M.Linear(bias=False), z, beta, label="Linear(β)")
     with tape.group("ŷ"):
-        y_hat = tape.apply(M.Softmax(), b, label="Softmax")
+        y_hat = tape.apply(Softmax(), b, label="Softmax")
     with tape.group("J"):
         y = tape.input(np.eye(len(BETA))[Y], "y", constant=True)   # gold labels: no gradient
-        loss = tape.apply(M.ProbCrossEntropy(), y, y_hat, label="CrossEntropy")
+        loss = tape.apply(ProbCrossEntropy(), y, y_hat, label="CrossEntropy")
     return TapeProgram(tape, loss.id, {"alpha": alpha.id, "beta": beta.id}, tokens=[],
                        title="Seed lecture: x → Linear(α) → Sigmoid → Linear(β) → Softmax → CrossEntropy")

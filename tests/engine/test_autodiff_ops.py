@@ -9,9 +9,11 @@ import torch.nn.functional as F
 
 from engine.autodiff import layers as L
 from engine.autodiff import modules as M
+from engine.autodiff.activations import CrossEntropy, GELU, LogSoftmax, ProbCrossEntropy, ReLU, Sigmoid, Softmax, Tanh
 from engine.autodiff.check import check_against_torch, fd_check_node
 from engine.autodiff.lecture import lecture_example
 from engine.autodiff.tape import Tape, backward_step
+from engine.autodiff.transformer_ops import CausalMask, RepeatKV, Rope
 
 TOL = 1e-12
 FD_TOL = 1e-6
@@ -88,20 +90,20 @@ def test_transpose_reshape_split_concat():
              lambda t, a, b, c: t.apply(M.Concat(0), a, b, c))
 
 
-@pytest.mark.parametrize("op, fn", [(M.Tanh, torch.tanh), (M.Sigmoid, torch.sigmoid), (M.ReLU, torch.relu),
-                                    (M.GELU, F.gelu)])
+@pytest.mark.parametrize("op, fn", [(Tanh, torch.tanh), (Sigmoid, torch.sigmoid), (ReLU, torch.relu),
+                                    (GELU, F.gelu)])
 def test_elementwise_activations(op, fn):
     check_op([(4, 5)], fn, lambda t, a: t.apply(op(), a), scale=2.0)
 
 
 def test_sigmoid_is_finite_for_extreme_inputs():
-    out, _ = M.Sigmoid().forward(np.array([-1000.0, 0.0, 1000.0]))
+    out, _ = Sigmoid().forward(np.array([-1000.0, 0.0, 1000.0]))
     np.testing.assert_allclose(out, [0.0, 0.5, 1.0])
 
 
 def test_gelu_is_the_exact_erf_form_not_the_tanh_approximation():
     a = np.linspace(-4, 4, 101)
-    out, _ = M.GELU().forward(a)
+    out, _ = GELU().forward(a)
     exact = F.gelu(torch.tensor(a)).numpy()
     approx = F.gelu(torch.tensor(a), approximate="tanh").numpy()
     np.testing.assert_allclose(out, exact, rtol=1e-15, atol=1e-15)
@@ -109,27 +111,27 @@ def test_gelu_is_the_exact_erf_form_not_the_tanh_approximation():
 
 
 def test_softmax_and_log_softmax():
-    check_op([(3, 6)], lambda a: a.softmax(-1), lambda t, a: t.apply(M.Softmax(), a), scale=3.0)
-    check_op([(2, 3, 6)], lambda a: a.log_softmax(-1), lambda t, a: t.apply(M.LogSoftmax(), a), scale=3.0)
+    check_op([(3, 6)], lambda a: a.softmax(-1), lambda t, a: t.apply(Softmax(), a), scale=3.0)
+    check_op([(2, 3, 6)], lambda a: a.log_softmax(-1), lambda t, a: t.apply(LogSoftmax(), a), scale=3.0)
 
 
 def test_softmax_backward_equals_the_seed_matrix_form():
     rng = np.random.default_rng(1)
     a, g = rng.standard_normal(5), rng.standard_normal(5)
-    b, _ = M.Softmax().forward(a)
+    b, _ = Softmax().forward(a)
     seed_form = g @ (np.diag(b) - np.outer(b, b))     # g_bᵀ (diag(b) − b bᵀ)
-    np.testing.assert_allclose(M.Softmax().backward(g, [a], b, {})[0], seed_form, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(Softmax().backward(g, [a], b, {})[0], seed_form, rtol=1e-13, atol=1e-15)
 
 
 def test_cross_entropy_is_torchs_mean_over_positions():
-    check_op([(6, 7)], lambda z, y: F.cross_entropy(z, y), lambda t, z, y: t.apply(M.CrossEntropy(), z, y),
+    check_op([(6, 7)], lambda z, y: F.cross_entropy(z, y), lambda t, z, y: t.apply(CrossEntropy(), z, y),
              ints=[(7, (6,))], scale=2.0)
 
 
 def test_lecture_cross_entropy_on_probabilities():
     y = np.eye(4)[[2, 0, 3]]
     check_op([(3, 4)], lambda a: -(torch.from_numpy(y) * a.softmax(-1).log()).sum() / 3,
-             lambda t, a: t.apply(M.ProbCrossEntropy(), t.input(y, "y", constant=True), t.apply(M.Softmax(), a)))
+             lambda t, a: t.apply(ProbCrossEntropy(), t.input(y, "y", constant=True), t.apply(Softmax(), a)))
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -142,7 +144,7 @@ def test_layer_norm(bias):
 def test_causal_mask_then_softmax():
     def torch_fn(a):
         return a.masked_fill(torch.ones(5, 5, dtype=torch.bool).triu(1), float("-inf")).softmax(-1)
-    check_op([(2, 5, 5)], torch_fn, lambda t, a: t.apply(M.Softmax(), t.apply(M.CausalMask(), a)))
+    check_op([(2, 5, 5)], torch_fn, lambda t, a: t.apply(Softmax(), t.apply(CausalMask(), a)))
 
 
 def test_rope_rotate_half():
@@ -154,12 +156,12 @@ def test_rope_rotate_half():
     def torch_fn(x):
         x1, x2 = x[..., :3], x[..., 3:]
         return x * torch.from_numpy(cos) + torch.cat([-x2, x1], dim=-1) * torch.from_numpy(sin)
-    check_op([(2, T, D)], torch_fn, lambda t, x: t.apply(M.Rope(), x, t.input(cos, "cos", constant=True),
+    check_op([(2, T, D)], torch_fn, lambda t, x: t.apply(Rope(), x, t.input(cos, "cos", constant=True),
                                                          t.input(sin, "sin", constant=True)))
 
 
 def test_repeat_kv_matches_repeat_interleave():
-    check_op([(2, 3, 4)], lambda a: a.repeat_interleave(3, dim=0), lambda t, a: t.apply(M.RepeatKV(3), a))
+    check_op([(2, 3, 4)], lambda a: a.repeat_interleave(3, dim=0), lambda t, a: t.apply(RepeatKV(3), a))
 
 
 def test_embedding_gradient_accumulates_repeated_ids():
@@ -246,7 +248,7 @@ def test_whole_tape_check_against_torch_and_fd_on_the_lecture():
 
 
 def test_fd_check_catches_a_wrong_backward_rule():
-    class WrongSigmoid(M.Sigmoid):
+    class WrongSigmoid(Sigmoid):
         def backward(self, g, xs, out, saved):
             return [g * out]     # forgot (1 − b)
     tape = Tape()
