@@ -3,7 +3,8 @@ and the gradients flow back one step at a time, and click any node to inspect it
 
 Recording the tape (bridge.build_tape) and laying it out run on a worker thread; the finished program is handed
 over once and from then on belongs to the GUI thread, which owns the Stepper. A step touches only the items of the
-node it stepped and that node's inputs (the only nodes whose state can change), so it stays cheap on 1,000 nodes."""
+node it stepped and that node's inputs (the only nodes whose state can change), so it stays cheap on 1,000 nodes.
+The worker plumbing is in graph_jobs.py; the toolbar, legend and gradient-strip widgets in graph_controls.py."""
 from __future__ import annotations
 
 import random
@@ -12,17 +13,17 @@ from dataclasses import replace
 from typing import Callable
 
 import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
-from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSlider, QSpinBox,
-                               QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QSplitter,
+                               QVBoxLayout, QWidget)
 
+from app.panels.graph_controls import GradientStrip, SteppingBar, legend
+from app.panels.graph_jobs import JobRunner
 from app.panels.graph_layout import GraphSpec, default_collapsed, layout
-from app.panels.graph_scene import (BORDER, COMPUTED, CURRENT, EDGE_PEN, FILL, FORWARD, GRAD_DONE, GRAD_PARTIAL, GRADIENT,
-                                    PENDING, STATE_NAMES, GraphScene, GraphView)
+from app.panels.graph_scene import (COMPUTED, FORWARD, GRAD_DONE, GRAD_PARTIAL, GRADIENT, PENDING, GraphScene,
+                                    GraphView)
 from app.panels.inspect_panel import InspectPanel
-from app.workers import error_message, start_worker
+from app.workers import error_message
 from engine.autodiff.check import fd_check_node
 from engine.autodiff.lecture import lecture_example
 from engine.autodiff.stepper import Stepper
@@ -30,27 +31,6 @@ from engine.autodiff.tape import Tape
 
 LECTURE, MODEL = "Lecture example", "Current model"
 H_GROUP = re.compile(r"^RNN layer (\d+) / RNN step (\d+)$")
-
-
-class Job(QObject):
-    """Runs one function on a worker thread and sends its result (or a one-line error) back by queued signal,
-    tagged so the panel knows which request it answers."""
-    done = Signal(int, object)
-    failed = Signal(int, str)
-    finished = Signal()
-
-    def __init__(self, tag: int, fn: Callable[[], object]):
-        super().__init__()
-        self.tag, self.fn = tag, fn
-
-    @Slot()
-    def run(self) -> None:
-        try:
-            self.done.emit(self.tag, self.fn())
-        except Exception as e:  # noqa: BLE001 — shown in the panel, never raised into Qt's event loop
-            self.failed.emit(self.tag, error_message(e))
-        finally:
-            self.finished.emit()
 
 
 def record_and_layout(build: Callable[[], object]) -> tuple:
@@ -77,9 +57,8 @@ class GraphPanel(QWidget):
         self.program = self.stepper = self.spec = self.lay = None
         self.collapsed: set[str] = set()
         self.current: int | None = None
-        self._jobs: list[tuple[QThread, Job]] = []
-        self._callbacks: dict[int, tuple[Callable, Callable]] = {}
-        self._tag = self._request = 0
+        self.jobs = JobRunner(self)
+        self._request = 0
         self._build_ui()
         self.source.changed.connect(self._source_changed)
         self._source_changed()
@@ -120,30 +99,13 @@ class GraphPanel(QWidget):
 
         self.scene = GraphScene(self)
         self.view = GraphView(self.scene)
-        self.strip = pg.PlotWidget(background="w")
-        self.strip.setFixedHeight(130)
-        self.strip.setLabel("bottom", "time step t")
-        self.strip.setLabel("left", "‖∂L/∂h_t‖")
-        self.strip.setMouseEnabled(False, False)
-        self.strip_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#ef6c00")
-        self.strip.addItem(self.strip_bars)
-        self.strip_layer = QComboBox()
-        strip_box = QWidget()
-        sl = QVBoxLayout(strip_box)
-        sl.setContentsMargins(0, 0, 0, 0)
-        row = QHBoxLayout()
-        self.strip_title = QLabel()
-        row.addWidget(self.strip_title, 1)
-        row.addWidget(self.strip_layer)
-        sl.addLayout(row)
-        sl.addWidget(self.strip)
-        self.strip_box = strip_box
-        strip_box.hide()
+        self.strip_box = GradientStrip()
+        self.strip_box.hide()
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(self.view, 1)
-        ll.addWidget(strip_box)
+        ll.addWidget(self.strip_box)
         self.inspector = InspectPanel()
         split = QSplitter(Qt.Horizontal)
         split.addWidget(left)
@@ -152,38 +114,9 @@ class GraphPanel(QWidget):
         split.setStretchFactor(1, 1)
         split.setSizes([3000, 1100])   # proportions; the inspector gets about a quarter
 
-        self.buttons = {}
-        controls = QHBoxLayout()
-        for key, text, tip, shortcut in (
-                ("reset", "Reset", "Back to the start: no value computed, no gradient (Home)", Qt.Key_Home),
-                ("back", "◀ Step back", "Undo the last step exactly (←)", Qt.Key_Left),
-                ("forward", "Forward step", "Compute the next node's value", None),
-                ("backward", "Backward step", "Push the next node's gradient into its inputs", None),
-                ("step", "Step ▶", "Whichever step comes next (→)", Qt.Key_Right),
-                ("play", "▶ Play", "Play / pause (space)", Qt.Key_Space),
-                ("end", "Run to end", "Finish the forward and the backward pass (End)", Qt.Key_End),
-                ("fit", "Fit", "Zoom to show the whole graph", None)):
-            btn = QPushButton(text)
-            btn.setToolTip(tip)
-            btn.setFocusPolicy(Qt.NoFocus)   # keep the arrow keys for stepping, not for moving between buttons
-            controls.addWidget(btn)
-            self.buttons[key] = btn
-            if shortcut is not None:
-                sc = QShortcut(QKeySequence(shortcut), self, context=Qt.WidgetWithChildrenShortcut)
-                sc.activated.connect(btn.click)
-        self.speed = QSlider(Qt.Horizontal)
-        self.speed.setRange(1, 20)
-        self.speed.setValue(4)
-        self.speed.setFixedWidth(110)
-        self.speed.setToolTip("Play speed: steps per second")
-        controls.addWidget(QLabel("speed"))
-        controls.addWidget(self.speed)
-        self.counter = QLabel()
-        self.counter.setStyleSheet("font-weight: bold")
-        self.loss_label = QLabel()
-        controls.addStretch(1)
-        controls.addWidget(self.loss_label)
-        controls.addWidget(self.counter)
+        controls = SteppingBar(self)
+        self.buttons, self.speed = controls.buttons, controls.speed
+        self.counter, self.loss_label = controls.counter, controls.loss_label
         self.sentence = QLabel()
         self.sentence.setWordWrap(True)
         self.sentence.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -194,7 +127,7 @@ class GraphPanel(QWidget):
         root.addWidget(self.model_label)
         root.addWidget(self.message_bar)
         root.addWidget(split, 1)
-        root.addWidget(_legend())
+        root.addWidget(legend())
         root.addLayout(controls)
         root.addWidget(self.sentence)
 
@@ -220,7 +153,7 @@ class GraphPanel(QWidget):
         self.scene.node_clicked.connect(self.inspect)
         self.scene.group_toggled.connect(self.toggle_group)
         self.inspector.fd_requested.connect(self.fd_check)
-        self.strip_layer.currentIndexChanged.connect(lambda _: self._update_strip())
+        self.strip_box.layer.currentIndexChanged.connect(lambda _: self._update_strip())
         self._mode_changed(LECTURE)
         self._update_controls()
 
@@ -283,39 +216,12 @@ class GraphPanel(QWidget):
         request = self._request
         self.message_bar.hide()
         self.counter.setText("recording the tape…")
-        self.run_job(lambda: record_and_layout(fn), lambda r: self._built(request, r),
+        self.jobs.run(lambda: record_and_layout(fn), lambda r: self._built(request, r),
                      lambda msg: request == self._request and self.show_message(msg))
-
-    def run_job(self, fn, on_done, on_failed) -> None:
-        """Run `fn` on a worker thread; the callbacks run here on the GUI thread. The signals go to bound slots
-        of this panel (not lambdas), which is what makes Qt queue them to the panel's thread."""
-        self._tag += 1
-        self._callbacks[self._tag] = (on_done, on_failed)
-        job = Job(self._tag, fn)
-        job.done.connect(self._job_done, Qt.QueuedConnection)
-        job.failed.connect(self._job_failed, Qt.QueuedConnection)
-        thread = start_worker(job, "graph-job")
-        thread.finished.connect(self._job_ended, Qt.QueuedConnection)
-        self._jobs.append((thread, job))
-
-    @Slot(int, object)
-    def _job_done(self, tag: int, result) -> None:
-        self._callbacks.pop(tag)[0](result)
-
-    @Slot(int, str)
-    def _job_failed(self, tag: int, message: str) -> None:
-        self._callbacks.pop(tag)[1](message)
-
-    @Slot()
-    def _job_ended(self) -> None:
-        for pair in [p for p in self._jobs if p[0].isFinished()]:
-            pair[0].wait()
-            self._jobs.remove(pair)
 
     def shutdown(self) -> None:
         """Wait for running jobs (the main window calls this before closing)."""
-        for thread, _ in list(self._jobs):
-            thread.wait()
+        self.jobs.wait()
 
     def show_message(self, text: str) -> None:
         self.message.setText(text)
@@ -497,7 +403,7 @@ class GraphPanel(QWidget):
         mini.nodes.append(replace(node, id=len(node.inputs), inputs=tuple(range(len(node.inputs))), value=None,
                                   saved={}, grad=None))
         target = len(node.inputs)
-        self.run_job(lambda: fd_check_node(mini, target), lambda err: self.inspector.set_fd_result(node_id, err),
+        self.jobs.run(lambda: fd_check_node(mini, target), lambda err: self.inspector.set_fd_result(node_id, err),
                      lambda msg: self.inspector.set_fd_result(node_id, None, msg))
 
     # -- RNN gradient strip ------------------------------------------------------------------------------------
@@ -510,18 +416,18 @@ class GraphPanel(QWidget):
                 found.setdefault(int(m[1]), {})[int(m[2])] = node.id
         self.h_by_layer = {k: [v[t] for t in sorted(v)] for k, v in sorted(found.items())}
         self._h_nodes = {i for ids in self.h_by_layer.values() for i in ids}
-        self.strip_layer.blockSignals(True)
-        self.strip_layer.clear()
-        self.strip_layer.addItems([f"layer {k}" for k in self.h_by_layer])
-        self.strip_layer.setCurrentIndex(len(self.h_by_layer) - 1)
-        self.strip_layer.setVisible(len(self.h_by_layer) > 1)
-        self.strip_layer.blockSignals(False)
+        self.strip_box.layer.blockSignals(True)
+        self.strip_box.layer.clear()
+        self.strip_box.layer.addItems([f"layer {k}" for k in self.h_by_layer])
+        self.strip_box.layer.setCurrentIndex(len(self.h_by_layer) - 1)
+        self.strip_box.layer.setVisible(len(self.h_by_layer) > 1)
+        self.strip_box.layer.blockSignals(False)
         self.strip_box.setVisible(bool(self.h_by_layer))
 
     def strip_norms(self) -> np.ndarray:
         """‖∂L/∂h_t‖ for the chosen layer; 0 where the backward pass has not finished with h_t yet."""
         layers = list(self.h_by_layer)
-        ids = self.h_by_layer[layers[max(0, self.strip_layer.currentIndex())]]
+        ids = self.h_by_layer[layers[max(0, self.strip_box.layer.currentIndex())]]
         return np.array([np.linalg.norm(self.stepper.grad(i)) if self.stepper.grad(i) is not None
                          and self.stepper.grad_complete(i) else 0.0 for i in ids])
 
@@ -529,35 +435,8 @@ class GraphPanel(QWidget):
         if not self.h_by_layer:
             return
         norms = self.strip_norms()
-        self.strip_bars.setOpts(x=np.arange(1, len(norms) + 1), height=norms, width=0.8)
-        self.strip_title.setText("‖∂L/∂h_t‖ per time step — shrinking bars towards t = 1 mean vanishing "
+        self.strip_box.bars.setOpts(x=np.arange(1, len(norms) + 1), height=norms, width=0.8)
+        self.strip_box.title.setText("‖∂L/∂h_t‖ per time step — shrinking bars towards t = 1 mean vanishing "
                                  "gradients, growing ones exploding" if norms.any() else
                                  "‖∂L/∂h_t‖ per time step appears here as the backward pass reaches h_t")
 
-
-def _legend() -> QWidget:
-    """Swatches for the node states and edge highlights, matching the scene's colours."""
-    box = QWidget()
-    row = QHBoxLayout(box)
-    row.setContentsMargins(4, 0, 4, 0)
-    entries = [(FILL[s].name(), "#455a64", STATE_NAMES[s]) for s in (PENDING, COMPUTED, GRAD_PARTIAL, GRAD_DONE)]
-    entries += [("#ffffff", CURRENT.name(), "current step"),
-                (EDGE_PEN[FORWARD].color().name(), None, "inputs of this forward step"),
-                (EDGE_PEN[GRADIENT].color().name(), None, "gradient increments of this step")]
-    for fill, border, text in entries:
-        swatch = QLabel()
-        swatch.setFixedSize(22, 12 if border else 4)
-        swatch.setStyleSheet(f"background: {fill}; border: {'2px solid ' + border if border else 'none'};"
-                             "border-radius: 3px")
-        row.addWidget(swatch)
-        row.addWidget(QLabel(text))
-        row.addSpacing(10)
-    for kind, radius, text in (("op", 4, "op"), ("param", 6, "parameter"), ("input", 0, "input")):
-        swatch = QLabel()
-        swatch.setFixedSize(26, 12)
-        swatch.setStyleSheet(f"background: white; border: 2px solid {BORDER[kind].name()}; border-radius: {radius}px")
-        row.addWidget(swatch)
-        row.addWidget(QLabel(text))
-        row.addSpacing(6)
-    row.addStretch(1)
-    return box
