@@ -146,16 +146,15 @@ def _sample(args: argparse.Namespace) -> int:
                        seed=args.seed)
     tokens = []
     text = ""
+    stream = not args.json and args.strategy != "beam"   # a beam's best hypothesis changes; print it at the end
     for ev in generate(handle.model, handle.tokenizer, args.prompt, cfg):
-        if ev.token_id is not None and not ev.done:
+        if not ev.done:
             tokens.append({"id": int(ev.token_id), "text": ev.text, "prob": float(ev.prob)})
-        if ev.done and getattr(ev, "final_text", None) is not None:
+        if stream and ev.text:
+            sys.stdout.write(ev.text)
+            sys.stdout.flush()
+        if ev.done:
             text = ev.final_text
-        elif ev.text and not ev.done:
-            text += ev.text
-            if not args.json and args.strategy != "beam":
-                sys.stdout.write(ev.text)
-                sys.stdout.flush()
     if args.json:
         print(json.dumps({"prompt": args.prompt, "text": text, "strategy": args.strategy, "tokens": tokens}))
     elif args.strategy == "beam":

@@ -317,11 +317,16 @@ def _delta(before: str, after: str) -> str:
     return after[len(os.path.commonprefix([before, after])):]
 
 
-def _settled(text: str) -> str:
-    """The text without trailing '\ufffd': a byte-level BPE token can end inside a multi-byte character, which
-    decodes as '\ufffd' until the next token completes it, so streaming holds those back. The final event gives
-    whatever is still held, so the events' texts always add up to the final text."""
-    return text.rstrip("\ufffd")
+def _settled(text: str, stop: tuple[str, ...] = ()) -> str:
+    """The part of the text that is safe to stream. Held back: trailing '\ufffd' (a byte-level BPE token can end
+    inside a multi-byte character, which decodes as '\ufffd' until the next token completes it) and a tail that
+    could be the start of a stop string (the final text is cut before a stop string, and streamed text cannot be
+    taken back). The final event gives whatever is still held, so the events' texts add up to the final text."""
+    text = text.rstrip("\ufffd")
+    for k in range(min(len(text), max(map(len, stop), default=1) - 1), 0, -1):
+        if any(s.startswith(text[-k:]) for s in stop):
+            return text[:-k]
+    return text
 
 
 def _sample(runner, text_of: _Text, prompt_ids: list[int], V: int, cfg: DecodeConfig, stopped: Callable[[], bool]):
@@ -338,7 +343,7 @@ def _sample(runner, text_of: _Text, prompt_ids: list[int], V: int, cfg: DecodeCo
         ids.append(tok)
         seen[tok] = True
         full, hit = text_of(ids)
-        shown = _settled(full)
+        shown = _settled(full, () if hit else cfg.stop)
         yield _token_event(step, tok, d, cfg.top_n, _delta(text, shown), shown)
         text = shown
         if hit:

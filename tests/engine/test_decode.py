@@ -329,6 +329,17 @@ def test_stop_string_ends_generation_and_is_cut(tok):
     assert events[-1].finish_reason == "stop" and "".join(e.text for e in events) == text
 
 
+def test_streamed_text_never_shows_a_stop_string_it_later_cuts():
+    """With stop "\n\n", the first newline must be held back: once the second arrives it is not part of the text."""
+    tok = build_tokenizer("char", "abc\n")
+    model = NGramLM(NGramConfig(order=2, smoothing="add-k", k=0.01, vocab_size=tok.vocab_size))
+    model.fit(np.array(tok.encode("abc\n\n" * 50)))
+    text, events = complete(model, tok, "a", DecodeConfig(strategy="greedy", max_new_tokens=10, stop="\n\n"))
+    assert text == "bc" and events[-1].finish_reason == "stop"
+    assert "".join(e.text for e in events) == "bc"
+    assert all("\n" not in e.text for e in events)
+
+
 def test_stop_flag_between_tokens(tok):
     model = make_model("lstm", tok)
     flag = threading.Event()
