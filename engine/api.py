@@ -66,18 +66,26 @@ def _coerce(value: Any) -> Any:
     return value
 
 
-def prepare_corpus(spec: RunSpec):
-    """Load, tokenize and split the corpus (shared by runs and by the GUI's corpus summary)."""
+def prepare_corpus(spec: RunSpec, tokenizer=None):
+    """Load, tokenize and split the corpus (shared by runs and by the GUI's corpus summary). A resumed run passes
+    its checkpoint's tokenizer: token ids must keep meaning what the weights learned, even if the file changed."""
     corpus = load_corpus(spec.corpus, max_bytes=spec.max_corpus_bytes, on_bad_utf8=spec.on_bad_utf8)
     train_text, val_text = split_text(corpus.text, spec.val_fraction)
     tok_opts = {k: _coerce(v) for k, v in spec.tokenizer_options.items()}
     # A char vocabulary is the set of characters of the whole text (as nanoGPT builds it), so validation never
     # meets a character it cannot encode; word and BPE vocabularies learn from the training split only and map
     # the unseen to <unk> / bytes.
-    tokenizer = build_tokenizer(spec.tokenizer, corpus.text if spec.tokenizer == "char" else train_text,
-                                **tok_opts)
-    train_ids = np.asarray(tokenizer.encode(train_text), dtype=np.int64)
-    val_ids = np.asarray(tokenizer.encode(val_text), dtype=np.int64)
+    if tokenizer is None:
+        tokenizer = build_tokenizer(spec.tokenizer, corpus.text if spec.tokenizer == "char" else train_text,
+                                    **tok_opts)
+        train_ids = np.asarray(tokenizer.encode(train_text), dtype=np.int64)
+        val_ids = np.asarray(tokenizer.encode(val_text), dtype=np.int64)
+    else:
+        try:
+            train_ids = np.asarray(tokenizer.encode(train_text), dtype=np.int64)
+            val_ids = np.asarray(tokenizer.encode(val_text), dtype=np.int64)
+        except PlaygroundError as e:
+            raise CheckpointError(f"the corpus {corpus.name} changed since the checkpoint was saved: {e}") from None
     if len(val_ids) < 2:
         raise CorpusError(f"the validation split has {len(val_ids)} tokens; the corpus is too short "
                           f"(or val_fraction {spec.val_fraction} too small)")
@@ -87,13 +95,16 @@ def prepare_corpus(spec: RunSpec):
 class Run:
     """One training run of any family. `reports()` yields StepReports; pause/resume/stop are thread-safe."""
 
-    def __init__(self, spec: RunSpec, *, _resume_dir: str | None = None):
+    def __init__(self, spec: RunSpec, *, _resume_dir: str | None = None, _tokenizer=None):
         if spec.family not in FAMILIES:
             raise ConfigError(f"unknown model {spec.family!r}; choose one of {', '.join(FAMILIES)}")
+        if spec.family == "ngram" and spec.preset:
+            raise ConfigError(f"presets are for neural models; an n-gram takes --set order=N smoothing=NAME "
+                              f"(got preset {spec.preset!r})")
         self.spec = spec
         self.t_start = time.perf_counter()
         (self.corpus, self.tokenizer, self.train_text, self.val_text,
-         self.train_ids, self.val_ids) = prepare_corpus(spec)
+         self.train_ids, self.val_ids) = prepare_corpus(spec, _tokenizer)
         self.last_report = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -117,6 +128,7 @@ class Run:
             if spec.max_steps is not None:
                 train_cfg["max_steps"] = spec.max_steps
             self.preset = preset
+            torch.manual_seed(spec.seed)  # the initial weights, not only the batches, follow the run's seed
             self.model = build_model(spec.family, model_cfg)
             cfg = TrainConfig.from_dict(train_cfg)
             if _resume_dir is not None:
@@ -134,7 +146,7 @@ class Run:
         source = self._ngram_reports() if self.trainer is None else self.trainer.reports()
         while True:
             if not self._running.is_set() and not self._stop.is_set():
-                if self.last_report is not None:
+                if self.last_report is not None and self.last_report.event != "paused":
                     yield replace(self.last_report, event="paused", message="paused")
                 self._running.wait()
             with self._lock:
@@ -142,17 +154,22 @@ class Run:
             if r is None:
                 return
             if self.trainer is not None and self.trainer.paused:
-                # The trainer pauses itself after an out-of-memory step; take the pause over here so the
-                # generator waits outside the lock and the user can still save what was trained.
+                # A pause the trainer holds (asked for mid-report, or its own after an out-of-memory step) is
+                # taken over here, so the generator waits outside the lock and the user can still save.
                 self.trainer.resume()
                 self._running.clear()
             self.last_report = r
             yield r
 
     def pause(self) -> None:
+        """Takes effect after the current step (the trainer stops a multi-step report early)."""
         self._running.clear()
+        if self.trainer is not None:
+            self.trainer.pause()
 
     def resume(self) -> None:
+        if self.trainer is not None:
+            self.trainer.resume()
         self._running.set()
 
     def stop(self) -> None:
@@ -201,6 +218,10 @@ class Run:
             last_eval = getattr(self.trainer, "last_eval", None) if self.trainer is not None else r
             if last_eval is not None and last_eval.val_loss is not None:
                 out.update(val_loss=last_eval.val_loss, val_bpc=last_eval.val_bpc, val_ppl=last_eval.val_ppl)
+        if self.tokenizer.kind == "word":
+            unk = float(np.mean(self.val_ids == self.tokenizer.stoi["<unk>"])) if len(self.val_ids) else 0.0
+            out["val_bpc_note"] = (f"word tokens: {unk:.1%} of validation words are <unk>, whose spelling costs "
+                                   f"nothing, so bpc is optimistic next to char/BPE models")
         return out
 
     def meta(self) -> dict:
@@ -247,7 +268,7 @@ def resume_run(ckpt_dir: str, *, max_steps: int | None = None, device: str = "au
     spec.device = device
     if max_steps is not None:
         spec.max_steps = max_steps
-    return Run(spec, _resume_dir=ckpt_dir)
+    return Run(spec, _resume_dir=ckpt_dir, _tokenizer=tokenizer_from_dict(meta["tokenizer"]))
 
 
 def load_checkpoint(ckpt_dir) -> ModelHandle:

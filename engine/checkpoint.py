@@ -71,6 +71,8 @@ def save_checkpoint(out_dir: str | os.PathLike, meta: Mapping[str, Any],
 
 def load_meta(ckpt_dir: str | os.PathLike) -> dict[str, Any]:
     d = Path(ckpt_dir)
+    if d.exists() and not d.is_dir():
+        raise CheckpointError(f"{d} is a file; a checkpoint is a folder (with meta.json inside)")
     if not d.is_dir():
         raise CheckpointError(f"checkpoint folder {d} does not exist")
     try:

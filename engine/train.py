@@ -299,7 +299,7 @@ class Trainer:
             grad_norm = last.grad_norm if last else math.nan
             tps = last.tokens_per_s if last else 0.0
         eta = (cfg.max_steps - self.step) * active / session_steps if session_steps else None
-        mfu = self.model.flops_per_token() * tps / self.peak_flops if self.peak_flops and tps else None
+        mfu = self.raw_model.flops_per_token(self.cfg.block_size) * tps / self.peak_flops if self.peak_flops and tps else None
         rep = StepReport(self.step, cfg.max_steps, self.tokens, train_loss, cfg.lr_at(max(0, self.step - 1)),
                          grad_norm, tps, self._elapsed_before + active, eta, *(val or (None, None, None)), event,
                          message, mfu)

@@ -89,9 +89,9 @@ class RNNLM(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def flops_per_token(self) -> float:
+    def flops_per_token(self, seq_len: int | None = None) -> float:
         """6N training FLOPs per token, counting only weights used in matrix products (an untied embedding is a
-        lookup, not a product)."""
+        lookup, not a product). The cost per token does not depend on the window length `seq_len`."""
         n = self.num_params()
         if not self.config.tie_weights:
             n -= self.wte.weight.numel()

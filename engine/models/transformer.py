@@ -240,13 +240,14 @@ class GPT(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def flops_per_token(self) -> float:
+    def flops_per_token(self, seq_len: int | None = None) -> float:
         """nanoGPT/PaLM convention: 6N for the weight matrices plus 12·L·H·Q·T for attention scores and values,
-        where N leaves out lookups (position table, untied token embedding)."""
+        where N leaves out lookups (position table, untied token embedding) and T is the window actually trained
+        on (default: the full context)."""
         c = self.config
         n = self.num_params()
         if c.pos == "learned":
             n -= self.wpe.weight.numel()
         if not c.tie_weights:
             n -= self.wte.weight.numel()
-        return 6.0 * n + 12.0 * c.n_layer * c.n_head * (c.n_embd // c.n_head) * c.block_size
+        return 6.0 * n + 12.0 * c.n_layer * c.n_head * (c.n_embd // c.n_head) * (seq_len or c.block_size)

@@ -140,6 +140,8 @@ def test_flops_and_params(seed):
     n = sum(p.numel() for p in m.parameters())
     assert m.num_params() == n
     assert m.flops_per_token() == 6 * (n - 16 * 32) + 12 * 2 * 4 * 8 * 16
+    # attention is costed at the window actually trained on, so MFU is not overstated for short windows
+    assert m.flops_per_token(4) == 6 * (n - 16 * 32) + 12 * 2 * 4 * 8 * 4
 
 
 @pytest.mark.parametrize("bad,match", [(dict(n_embd=30), "divisible by n_head"), (dict(n_kv_head=3), "divide"),

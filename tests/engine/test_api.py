@@ -1,0 +1,114 @@
+"""The facade the GUI and CLI share: seeding, resuming, pausing, snapshots, loading."""
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from engine import api
+from engine.checkpoint import load_meta
+from engine.errors import CheckpointError, ConfigError
+
+
+def _spec(path, **kw):
+    base = dict(corpus=str(path), family="transformer", preset="tiny-cpu-transformer", device="cpu",
+                overrides={"n_layer": "1", "eval_interval": "50"}, max_steps=4)
+    base.update(kw)
+    return api.RunSpec(**base)
+
+
+@pytest.fixture
+def corpus_file(tmp_path, small_text):
+    p = tmp_path / "c.txt"
+    p.write_text(small_text, encoding="utf-8")
+    return p
+
+
+def test_same_seed_same_initial_weights_and_curve(corpus_file):
+    runs = [api.start_run(_spec(corpus_file, seed=5)) for _ in range(2)]
+    for a, b in zip(runs[0].model.state_dict().values(), runs[1].model.state_dict().values()):
+        assert torch.equal(a, b)
+    losses = [[r.train_loss for r in run.reports()] for run in runs]
+    assert losses[0] == losses[1]
+    other = api.start_run(_spec(corpus_file, seed=6))
+    assert not torch.equal(next(iter(other.model.state_dict().values())),
+                           next(iter(runs[0].model.state_dict().values())))
+
+
+def test_resume_keeps_the_checkpoints_vocabulary_when_the_file_changed(corpus_file, tmp_path):
+    run = api.start_run(_spec(corpus_file))
+    list(run.reports())
+    run.save(tmp_path / "ck")
+    saved_vocab = load_meta(tmp_path / "ck")["tokenizer"]
+    text = corpus_file.read_text()
+    corpus_file.write_text(text.replace("k", "z"))      # 'z' never appeared: a rebuilt vocabulary would shift ids
+    with pytest.raises(CheckpointError, match="changed since the checkpoint"):
+        api.resume_run(str(tmp_path / "ck"), max_steps=6, device="cpu")
+    corpus_file.write_text(text[: len(text) // 2] + text)  # same characters, different text: resumable
+    resumed = api.resume_run(str(tmp_path / "ck"), max_steps=6, device="cpu")
+    assert resumed.tokenizer.to_dict() == saved_vocab
+    assert [r.step for r in resumed.reports()][-1] == 6
+
+
+def test_ngram_refuses_a_preset(corpus_file):
+    with pytest.raises(ConfigError, match="presets are for neural models"):
+        api.start_run(_spec(corpus_file, family="ngram", overrides={}))
+
+
+def test_pause_acts_within_a_multi_step_report(corpus_file):
+    run = api.start_run(_spec(corpus_file, max_steps=400,
+                              overrides={"n_layer": "1", "steps_per_yield": "50", "eval_interval": "400"}))
+    gen = run.reports()
+    first = next(gen)
+    assert first.step == 50
+    seen = []
+    original = run.trainer._run_steps
+
+    def pausing_steps(n):
+        run.pause()                  # as if the user pressed Pause right as the report began
+        return original(n)
+    run.trainer._run_steps = pausing_steps
+    r = next(gen)
+    seen.append(r)
+    run.trainer._run_steps = original
+    assert r.step < 100, "the pause waited for the whole 50-step report"
+    paused = next(gen) if r.event != "paused" else r
+    assert paused.event == "paused"
+    box = {}
+    t = threading.Thread(target=lambda: box.setdefault("r", next(gen)))
+    t.start()
+    t.join(0.3)
+    assert t.is_alive(), "a paused run must wait for resume"
+    run.resume()
+    t.join(10)
+    assert box["r"].step > paused.step
+    run.stop()
+    assert list(gen)[-1].event == "done"
+
+
+def test_word_tokenizer_bpc_carries_a_note(corpus_file):
+    run = api.start_run(_spec(corpus_file, family="ngram", preset=None, overrides={}, tokenizer="word",
+                              tokenizer_options={"vocab_size": "10"}))
+    list(run.reports())
+    s = run.summary()
+    assert "<unk>" in s["val_bpc_note"] and np.isfinite(s["val_bpc"])
+
+
+def test_snapshot_is_an_independent_cpu_copy(corpus_file):
+    run = api.start_run(_spec(corpus_file, max_steps=12,
+                              overrides={"n_layer": "1", "steps_per_yield": "4", "eval_interval": "50"}))
+    gen = run.reports()
+    assert next(gen).step == 4
+    snap = run.snapshot()
+    before = {k: v.clone() for k, v in snap.model.state_dict().items()}
+    list(gen)
+    after = snap.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not all(torch.equal(before[k], v) for k, v in run.trainer.raw_model.state_dict().items())
+
+
+def test_loading_a_file_as_checkpoint_says_so(tmp_path):
+    f = tmp_path / "model.bin"
+    f.write_bytes(b"\x00" * 10)
+    with pytest.raises(CheckpointError, match="is a file"):
+        api.load_checkpoint(f)
