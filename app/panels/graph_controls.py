@@ -6,33 +6,39 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QToolButton, QVBoxLayout,
+                               QWidget)
 
 from app.panels.graph_scene import (BORDER, COMPUTED, CURRENT, EDGE_PEN, FILL, FORWARD, GRAD_DONE, GRAD_PARTIAL,
                                     GRADIENT, PENDING, STATE_NAMES)
 
-STEP_BUTTONS = (   # key, text, tooltip, shortcut
-    ("reset", "Reset", "Back to the start: no value computed, no gradient (Home)", Qt.Key_Home),
-    ("back", "◀ Step back", "Undo the last step exactly (←)", Qt.Key_Left),
-    ("forward", "Forward step", "Compute the next node's value", None),
-    ("backward", "Backward step", "Push the next node's gradient into its inputs", None),
+# key, text, tooltip, shortcut; the texts are short so the row fits a 1,000 px wide tab, the tooltips say it all
+STEP_BUTTONS = (
+    ("reset", "⏮ Reset", "Back to the start: no value computed, no gradient (Home)", Qt.Key_Home),
+    ("back", "◀ Back", "Step back: undo the last step exactly (←)", Qt.Key_Left),
+    ("forward", "Fwd", "Forward step: compute the next node's value", None),
+    ("backward", "Bwd", "Backward step: push the next node's gradient into its inputs", None),
     ("step", "Step ▶", "Whichever step comes next (→)", Qt.Key_Right),
     ("play", "▶ Play", "Play / pause (space)", Qt.Key_Space),
-    ("end", "Run to end", "Finish the forward and the backward pass (End)", Qt.Key_End),
-    ("fit", "Fit", "Zoom to show the whole graph", None))
+    ("end", "End ⏭", "Run to end: finish the forward and the backward pass (End)", Qt.Key_End),
+    ("fit", "Fit", "Zoom out as far as node names stay readable, centred on the current node", None))
+LEGEND_COLUMNS = 5   # the legend's entries wrap into rows of this many
 
 
 class SteppingBar(QHBoxLayout):
-    """The row of step buttons, the speed slider, the loss and the step counter. Shortcuts are installed on
-    `host` (any widget inside it may have focus), and the buttons take no focus so the arrow keys stay steps."""
+    """The row of step buttons (tool buttons: as wide as their text) and the speed slider, with the step counter
+    and the loss at its right end. Shortcuts are installed on `host` (any widget inside it may have focus), and
+    the buttons take no focus so the arrow keys stay steps."""
 
     def __init__(self, host: QWidget):
         super().__init__()
-        self.buttons: dict[str, QPushButton] = {}
+        self.buttons: dict[str, QToolButton] = {}
         for key, text, tip, shortcut in STEP_BUTTONS:
-            btn = QPushButton(text)
+            btn = QToolButton()
+            btn.setText(text)
             btn.setToolTip(tip)
             btn.setFocusPolicy(Qt.NoFocus)
+            btn.setMinimumWidth(52)
             self.addWidget(btn)
             self.buttons[key] = btn
             if shortcut is not None:
@@ -41,7 +47,7 @@ class SteppingBar(QHBoxLayout):
         self.speed = QSlider(Qt.Horizontal)
         self.speed.setRange(1, 20)
         self.speed.setValue(4)
-        self.speed.setFixedWidth(110)
+        self.speed.setFixedWidth(90)
         self.speed.setToolTip("Play speed: steps per second")
         self.addWidget(QLabel("speed"))
         self.addWidget(self.speed)
@@ -71,6 +77,7 @@ class GradientStrip(QWidget):
         sl.setContentsMargins(0, 0, 0, 0)
         row = QHBoxLayout()
         self.title = QLabel()
+        self.title.setWordWrap(True)
         row.addWidget(self.title, 1)
         row.addWidget(self.layer)
         sl.addLayout(row)
@@ -78,28 +85,28 @@ class GradientStrip(QWidget):
 
 
 def legend() -> QWidget:
-    """Swatches for the node states and edge highlights, matching the scene's colours."""
+    """Swatches for the node states, markers, edge highlights and node shapes, matching the scene's colours, in
+    a grid of a few rows so the legend does not set the window's minimum width."""
     box = QWidget()
-    row = QHBoxLayout(box)
-    row.setContentsMargins(4, 0, 4, 0)
-    entries = [(FILL[s].name(), "#455a64", STATE_NAMES[s]) for s in (PENDING, COMPUTED, GRAD_PARTIAL, GRAD_DONE)]
-    entries += [("#ffffff", CURRENT.name(), "current step"),
-                (EDGE_PEN[FORWARD].color().name(), None, "inputs of this forward step"),
-                (EDGE_PEN[GRADIENT].color().name(), None, "gradient increments of this step")]
-    for fill, border, text in entries:
+    grid = QGridLayout(box)
+    grid.setContentsMargins(4, 0, 4, 0)
+    grid.setHorizontalSpacing(6)
+    grid.setVerticalSpacing(1)
+    entries = [(FILL[s].name(), "#455a64", 4, STATE_NAMES[s]) for s in (PENDING, COMPUTED, GRAD_PARTIAL, GRAD_DONE)]
+    entries += [("#ffffff", CURRENT.name(), 4, "current step"),
+                (EDGE_PEN[FORWARD].color().name(), None, 0, "inputs of this forward step"),
+                (EDGE_PEN[GRADIENT].color().name(), None, 0, "gradient increments of this step")]
+    entries += [("#ffffff", BORDER[kind].name(), radius, text)
+                for kind, radius, text in (("op", 4, "op"), ("param", 6, "parameter"), ("input", 0, "input"))]
+    for k, (fill, border, radius, text) in enumerate(entries):
         swatch = QLabel()
         swatch.setFixedSize(22, 12 if border else 4)
         swatch.setStyleSheet(f"background: {fill}; border: {'2px solid ' + border if border else 'none'};"
-                             "border-radius: 3px")
-        row.addWidget(swatch)
-        row.addWidget(QLabel(text))
-        row.addSpacing(10)
-    for kind, radius, text in (("op", 4, "op"), ("param", 6, "parameter"), ("input", 0, "input")):
-        swatch = QLabel()
-        swatch.setFixedSize(26, 12)
-        swatch.setStyleSheet(f"background: white; border: 2px solid {BORDER[kind].name()}; border-radius: {radius}px")
-        row.addWidget(swatch)
-        row.addWidget(QLabel(text))
-        row.addSpacing(6)
-    row.addStretch(1)
+                             f"border-radius: {radius}px")
+        cell = QHBoxLayout()
+        cell.addWidget(swatch)
+        cell.addWidget(QLabel(text))
+        cell.addStretch(1)
+        grid.addLayout(cell, k // LEGEND_COLUMNS, k % LEGEND_COLUMNS)
+    grid.setColumnStretch(LEGEND_COLUMNS, 1)
     return box

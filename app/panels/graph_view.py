@@ -75,7 +75,8 @@ class GraphPanel(QWidget):
         self.length.setRange(2, 64)
         self.length.setValue(12)
         self.length.setSuffix(" tokens")
-        self.random_btn = QPushButton("Random window from validation")
+        self.random_btn = QPushButton("Random window")
+        self.random_btn.setToolTip("Fill in a random stretch of the validation text, as many tokens as chosen")
         self.build_btn = QPushButton("Build graph")
         self.refresh_btn = QPushButton("Refresh model")
         self.refresh_btn.setToolTip("Take a new snapshot of the model (it moves on while training) and rebuild")
@@ -85,6 +86,7 @@ class GraphPanel(QWidget):
             top.addWidget(w)
         top.setStretchFactor(self.text, 1)
         self.model_label = QLabel()
+        self.model_label.setWordWrap(True)
         self.model_label.setStyleSheet("color: #546e7a")
 
         self.message = QLabel()

@@ -220,6 +220,8 @@ def test_long_rnn_opens_collapsed_expands_and_shows_gradient_strip(qtbot, small_
     panel.buttons["end"].click()
     norms = panel.strip_norms()
     assert len(norms) == 40 and (norms > 0).all()
+    # with the strip, the finished counter and the loss shown, the tab still fits a 1,000 px wide window
+    assert panel.minimumSizeHint().width() <= 1000
     step_group = "RNN layer 1 / RNN step 5"
     before = len(panel.scene.units)
     panel.toggle_group(step_group)
