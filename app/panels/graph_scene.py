@@ -208,6 +208,12 @@ class GraphScene(QGraphicsScene):
                 self.addItem(GroupBox(key, layout.group_rect(members)))
         self.setSceneRect(self.itemsBoundingRect().adjusted(-40, -40, 40, 40))
 
+    def clear_graph(self) -> None:
+        """No graph at all (a build failed)."""
+        self.clear()
+        self.layout, self.units, self.edge_items, self._lit, self.members = None, [], {}, [], []
+        self.setSceneRect(QRectF())
+
     def unit_item(self, node_id: int) -> UnitItem:
         return self.units[self.layout.unit_of[node_id]]
 
@@ -296,7 +302,7 @@ class GraphView(QGraphicsView):
             return
         rect = self.scene().sceneRect()
         visible = self.mapToScene(self.viewport().rect()).boundingRect()
-        big = not visible.contains(rect.adjusted(30, 30, -30, -30))
+        big = not rect.isEmpty() and not visible.contains(rect.adjusted(30, 30, -30, -30))
         self.minimap.setVisible(big)
         self.minimap.visible_rect = visible
         if big and (refit or self.minimap.picture.isNull()):

@@ -57,6 +57,8 @@ class GraphPanel(QWidget):
         self.program = self.stepper = self.spec = self.lay = None
         self.collapsed: set[str] = set()
         self.current: int | None = None
+        self.h_by_layer: dict[int, list[int]] = {}   # RNN layer -> its h_t node ids, for the gradient strip
+        self._h_nodes: set[int] = set()
         self.jobs = JobRunner(self)
         self._request = 0
         self._build_ui()
@@ -219,7 +221,7 @@ class GraphPanel(QWidget):
         self.message_bar.hide()
         self.counter.setText("recording the tape…")
         self.jobs.run(lambda: record_and_layout(fn), lambda r: self._built(request, r),
-                     lambda msg: request == self._request and self.show_message(msg))
+                      lambda msg: self._build_failed(request, msg))
 
     def shutdown(self) -> None:
         """Wait for running jobs (the main window calls this before closing)."""
@@ -228,6 +230,29 @@ class GraphPanel(QWidget):
     def show_message(self, text: str) -> None:
         self.message.setText(text)
         self.message_bar.show()
+        self._update_controls()
+
+    def _build_failed(self, request: int, message: str) -> None:
+        """No tape came of the build: the old graph goes too, so nothing on screen belongs to another text or
+        model than the one the message is about."""
+        if request != self._request:
+            return
+        self.clear_graph()
+        self.show_message(message)
+
+    def clear_graph(self) -> None:
+        """Nothing to step, inspect or plot: an empty scene, no strip, stepping off."""
+        self.pause()
+        self.program = self.stepper = self.spec = self.lay = None
+        self.current = None
+        self.h_by_layer, self._h_nodes = {}, set()
+        self.scene.clear_graph()
+        self.view.update_minimap(refit=True)
+        self.strip_box.hide()
+        self.inspector.set_program(None, None)
+        self.counter.setText("no graph")
+        self.loss_label.setText("")
+        self.sentence.setText("")
         self._update_controls()
 
     def _built(self, request: int, result) -> None:
@@ -374,6 +399,7 @@ class GraphPanel(QWidget):
         b["reset"].setEnabled(bool(s and s.can_step_back))
         b["end"].setEnabled(bool(s and s.phase != "done"))
         b["play"].setEnabled(bool(s and (s.phase != "done" or self.timer.isActive())))
+        b["fit"].setEnabled(s is not None)
         if s and s.phase == "done":
             self.pause()
 

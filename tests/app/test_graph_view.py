@@ -45,6 +45,14 @@ def _rebuild(qtbot, panel: GraphPanel) -> None:
     qtbot.waitUntil(lambda: panel.program is not old or panel.message_bar.isVisible(), timeout=WAIT_MS)
 
 
+def _assert_no_graph(panel: GraphPanel) -> None:
+    """After a failed build nothing of the previous graph is left live."""
+    assert panel.program is None and not panel.scene.items() and not panel.strip_box.isVisible()
+    assert not any(b.isEnabled() for b in panel.buttons.values())
+    assert panel.counter.text() == "no graph" and panel.loss_label.text() == ""
+    assert panel.inspector.node_id is None
+
+
 def _model_source(family: str, cfg: dict, text: str) -> ModelSource:
     torch.manual_seed(0)
     tok = build_tokenizer("char", text)
@@ -176,6 +184,7 @@ def test_ngram_model_explains_why_there_is_no_tape(qtbot, small_text):
     _rebuild(qtbot, panel)
     assert panel.message_bar.isVisible() and "no differentiable computation" in panel.message.text()
     assert panel.lecture_btn.isVisible()
+    _assert_no_graph(panel)
 
 
 def test_gpt_snapshot_lays_out_steps_and_shows_attention(qtbot, small_text):
@@ -230,6 +239,10 @@ def test_long_rnn_opens_collapsed_expands_and_shows_gradient_strip(qtbot, small_
     assert panel.scene.unit_item(h5).state == GRAD_DONE
     panel.buttons["back"].click()
     assert panel.stepper.position == panel.stepper.n_steps - 1
+    panel.text.setText("abc§")                                    # unknown character: the tape and strip go
+    _rebuild(qtbot, panel)
+    assert "§" in panel.message.text()
+    _assert_no_graph(panel)
 
 
 def test_random_validation_window_is_short(qtbot, small_text):
