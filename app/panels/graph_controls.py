@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QSli
                                QWidget)
 
 from app.panels.graph_scene import (BORDER, COMPUTED, CURRENT, EDGE_PEN, FILL, FORWARD, GRAD_DONE, GRAD_PARTIAL,
-                                    GRADIENT, PENDING, STATE_NAMES)
+                                    GRADIENT, PENDING, SELECTED, STATE_NAMES)
 
 # key, text, tooltip, shortcut; the texts are short so the row fits a 1,000 px wide tab, the tooltips say it all
 STEP_BUTTONS = (
@@ -93,7 +93,7 @@ def legend() -> QWidget:
     grid.setHorizontalSpacing(6)
     grid.setVerticalSpacing(1)
     entries = [(FILL[s].name(), "#455a64", 4, STATE_NAMES[s]) for s in (PENDING, COMPUTED, GRAD_PARTIAL, GRAD_DONE)]
-    entries += [("#ffffff", CURRENT.name(), 4, "current step"),
+    entries += [("#ffffff", CURRENT.name(), 4, "current step"), ("#ffffff", SELECTED.name(), 4, "inspected node"),
                 (EDGE_PEN[FORWARD].color().name(), None, 0, "inputs of this forward step"),
                 (EDGE_PEN[GRADIENT].color().name(), None, 0, "gradient increments of this step")]
     entries += [("#ffffff", BORDER[kind].name(), radius, text)

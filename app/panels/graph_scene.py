@@ -19,6 +19,7 @@ STATE_NAMES = {PENDING: "not computed", COMPUTED: "value computed", GRAD_PARTIAL
                GRAD_DONE: "gradient complete"}
 BORDER = {"op": QColor("#455a64"), "param": QColor("#6a1b9a"), "input": QColor("#00796b"), "group": QColor("#37474f")}
 CURRENT = QColor("#d50000")
+SELECTED = QColor("#212121")     # the halo around the node shown in the inspector
 # edge modes: idle, carried this step's forward inputs, carried this step's gradient increments
 IDLE, FORWARD, GRADIENT = range(3)
 EDGE_PEN = {IDLE: QPen(QColor("#90a4ae"), 1.2), FORWARD: QPen(QColor("#1565c0"), 3.0),
@@ -67,12 +68,18 @@ class UnitItem(QGraphicsItem):
         self.title = bold_metrics.elidedText(title, Qt.ElideRight, inner)
         self.subtitle = small_metrics.elidedText(subtitle, Qt.ElideMiddle, inner)
         self.state, self.current, self.progress = PENDING, False, (0.0, 0.0)
+        self.inspected = False
         self.setToolTip(tooltip)
         self.setZValue(2)
         self.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
 
     def boundingRect(self) -> QRectF:
-        return self.rect.adjusted(-3, -3, 3, 3)
+        return self.rect.adjusted(-9, -9, 9, 9)    # room for the inspected halo
+
+    def set_inspected(self, inspected: bool) -> None:
+        if inspected != self.inspected:
+            self.inspected = inspected
+            self.update()
 
     def set_state(self, state: int, current: bool, progress: tuple[float, float] = (0.0, 0.0)) -> bool:
         if (state, current, progress) == (self.state, self.current, self.progress):
@@ -85,6 +92,10 @@ class UnitItem(QGraphicsItem):
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
         painter.setRenderHint(QPainter.Antialiasing, lod >= LOD_TEXT)
         pen = QPen(CURRENT, 3.5) if self.current else QPen(BORDER[self.kind], 2.2 if self.kind == "group" else 1.3)
+        if self.inspected:     # a dark halo outside the border, so it shows next to the red current-step border
+            painter.setPen(QPen(SELECTED, 3.0, Qt.DashLine))
+            painter.setBrush(Qt.NoBrush)
+            painter.drawRoundedRect(self.rect.adjusted(-6, -6, 6, 6), 10, 10)
         painter.setPen(pen)
         painter.setBrush(FILL[self.state])
         painter.drawPath(self.path)
@@ -174,6 +185,7 @@ class GraphScene(QGraphicsScene):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.units: list[UnitItem] = []
+        self.inspected: UnitItem | None = None
         self.edge_items: dict[tuple[int, int], EdgeItem] = {}
         self.layout: Layout | None = None
         self._lit: list[EdgeItem] = []
@@ -181,7 +193,7 @@ class GraphScene(QGraphicsScene):
     def build(self, nodes, spec: GraphSpec, layout: Layout) -> None:
         """Replace every item. `nodes` gives labels, ops and shapes for text and tooltips."""
         self.clear()
-        self.layout, self.units, self.edge_items, self._lit = layout, [], {}, []
+        self.layout, self.units, self.edge_items, self._lit, self.inspected = layout, [], {}, [], None
         self.members = [np.flatnonzero(layout.unit_of == u) for u in range(len(layout.unit_node))]
         for u, (node_id, key) in enumerate(zip(layout.unit_node, layout.unit_group)):
             if node_id >= 0:
@@ -212,10 +224,19 @@ class GraphScene(QGraphicsScene):
         """No graph at all (a build failed)."""
         self.clear()
         self.layout, self.units, self.edge_items, self._lit, self.members = None, [], {}, [], []
+        self.inspected = None
         self.setSceneRect(QRectF())
 
     def unit_item(self, node_id: int) -> UnitItem:
         return self.units[self.layout.unit_of[node_id]]
+
+    def mark_inspected(self, node_id: int | None) -> None:
+        """Put the halo on the unit showing `node_id` (its collapsed group if it is in one), off the previous."""
+        if self.inspected is not None:
+            self.inspected.set_inspected(False)
+        self.inspected = None if node_id is None or self.layout is None else self.unit_item(node_id)
+        if self.inspected is not None:
+            self.inspected.set_inspected(True)
 
     def light_edges(self, pairs, mode: int) -> None:
         """Highlight the edges carrying this step's flow (node id pairs), returning the previous ones to idle."""

@@ -295,6 +295,7 @@ class GraphPanel(QWidget):
 
     def _redraw_all(self) -> None:
         self.scene.build(self.program.nodes, self.spec, self.lay)
+        self.scene.mark_inspected(self.inspector.node_id)
         self.current = self.stepper.history[-1].node_id if self.stepper.history else None
         self._refresh_units(range(len(self.scene.units)))
         self._light_last_step()
@@ -417,6 +418,7 @@ class GraphPanel(QWidget):
 
     def inspect(self, node_id: int) -> None:
         self.inspector.show_node(node_id)
+        self.scene.mark_inspected(node_id)
 
     def fd_check(self, node_id: int) -> None:
         """Finite differences on a private copy of the node and its inputs, so stepping may go on meanwhile."""

@@ -120,6 +120,8 @@ def test_lecture_forward_backward_matches_torch_and_step_back_reverts(qtbot):
     np.testing.assert_allclose(panel.inspector.grad_view.array, g_beta, rtol=0, atol=1e-12)
     panel.inspect(alpha)
     np.testing.assert_allclose(panel.inspector.grad_view.array, g_alpha, rtol=0, atol=1e-12)
+    marked = [u for u in panel.scene.units if u.inspected]
+    assert marked == [panel.scene.unit_item(alpha)]           # the inspected node, and only it, has the halo
     assert "gradient =" in panel.inspector.numbers.toPlainText()
     assert panel.scene.unit_item(alpha).state == GRAD_DONE
     lit = [e for e in panel.scene.edge_items.values() if e.mode == GRADIENT]
@@ -145,6 +147,19 @@ def test_finite_difference_button_passes(qtbot):
     panel.inspector.fd_button.click()
     qtbot.waitUntil(lambda: "relative error" in panel.inspector.fd_result.text(), timeout=WAIT_MS)
     assert "pass" in panel.inspector.fd_result.text()
+
+
+def test_clicking_a_node_inspects_and_marks_it(qtbot):
+    panel = _panel(qtbot)
+    sigmoid, softmax = (next(n.id for n in panel.program.nodes if n.op == op) for op in ("Sigmoid", "Softmax"))
+    for node_id in (sigmoid, softmax):
+        item = panel.scene.unit_item(node_id)
+        panel.view.centerOn(item)
+        qtbot.mouseClick(panel.view.viewport(), Qt.LeftButton, pos=panel.view.mapFromScene(item.pos()))
+        assert panel.inspector.node_id == node_id
+        assert [u for u in panel.scene.units if u.inspected] == [item]
+    panel.buttons["step"].click()                             # the current-step border does not replace the halo
+    assert panel.scene.unit_item(softmax).inspected
 
 
 def test_keyboard_steps_back_and_forth(qtbot):
