@@ -1,9 +1,11 @@
 """Layered left-to-right layout of a tape, Qt-free so it can run on the worker thread and in benchmarks.
 
 Columns are longest-path depths (the tape's list order is already topological, so one pass over it suffices; no
-recursion, so a 64-step RNN is no harder than a 2-step one). Leaves (parameters, inputs) sit one column before
-their first consumer instead of all in column 0, otherwise every weight of block 5 would draw an edge across the
-whole picture. Rows come from barycenter sweeps (each node moves towards the mean height of its neighbours) and a
+recursion, so a 64-step RNN is no harder than a 2-step one), with one more rule: every expanded group gets a
+contiguous range of columns of its own, started past everything placed before it, so the boxes drawn behind groups
+never overlap each other or hold a node of another group. Leaves (parameters, inputs) belong to the group of their
+first consumer and sit one column before it instead of all in column 0, otherwise every weight of block 5 would
+draw an edge across the whole picture. Rows come from barycenter sweeps (each node moves towards the mean height of its neighbours) and a
 vectorised spacing pass that keeps chains straight while keeping nodes a row apart.
 
 Collapsed module groups are contracted to one unit before layout, so a collapsed 1,000-node model lays out as the
@@ -32,12 +34,20 @@ class GraphSpec:
     """The structure of a tape as plain data, copied so the layout thread never touches live nodes."""
     inputs: tuple[tuple[int, ...], ...]   # producer ids per node
     leaf: tuple[bool, ...]                # parameter or input node
-    groups: tuple[str, ...]               # group_key per node
+    groups: tuple[str, ...]               # group_key per node; a leaf takes its first consumer's
 
     @classmethod
     def from_nodes(cls, nodes) -> GraphSpec:
-        return cls(tuple(tuple(n.inputs) for n in nodes), tuple(n.kind != "op" for n in nodes),
-                   tuple(group_key(n.group) for n in nodes))
+        """A leaf is drawn in its first consumer's group: "ln_1 γ" recorded in "block 1" goes into the attention
+        box that uses it, the RoPE tables and h₀ into the boxes that read them, so no box has to stretch back
+        to a leaf drawn beside another group's box."""
+        groups = [group_key(n.group) for n in nodes]
+        moved = [False] * len(nodes)
+        for n in nodes:
+            for i in n.inputs:
+                if nodes[i].kind != "op" and not moved[i]:
+                    groups[i], moved[i] = groups[n.id], True
+        return cls(tuple(tuple(n.inputs) for n in nodes), tuple(n.kind != "op" for n in nodes), tuple(groups))
 
     def boxed_groups(self) -> list[str]:
         """Groups that get a box and can collapse: every named key except a parent whose sub-groups are boxed
@@ -91,21 +101,36 @@ def _units(spec: GraphSpec, collapsed: set[str]) -> tuple[np.ndarray, list[int],
     return unit_of, unit_node, unit_group
 
 
-def _columns(n_units: int, edges: np.ndarray, leaf: np.ndarray) -> np.ndarray:
-    """Longest-path depth over forward edges, then leaves pulled right to just before their first consumer."""
+def _columns(n_units: int, edges: np.ndarray, leaf: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Longest-path depth over forward edges, where a change of box (`box`: expanded group index per unit, -1
+    for none) starts a new segment of columns past every column used so far; then leaves pulled right to just
+    before their first consumer, but never out of their segment. Leaves are visited just before their first
+    consumer (moving a leaf later keeps the order topological), so a leaf recorded early joins its box's
+    segment rather than splitting another group's."""
     col = np.zeros(n_units, dtype=np.int64)
     fwd = edges[edges[:, 0] < edges[:, 1]]          # an edge against unit order would only come from a cycle
     fwd = fwd[np.argsort(fwd[:, 1], kind="stable")]
     starts = np.searchsorted(fwd[:, 1], np.arange(n_units + 1))
     src = fwd[:, 0]
-    for u in range(n_units):                        # units in topological order: producers are final already
+    none = np.iinfo(np.int64).max
+    first_consumer = np.full(n_units, none)
+    np.minimum.at(first_consumer, fwd[:, 0], fwd[:, 1])
+    visit = np.where(leaf & (first_consumer != none), first_consumer - 0.5, np.arange(n_units))
+    seg = np.zeros(n_units, dtype=np.int64)
+    floor, frontier, open_box, n_seg = 0, -1, -1, 0
+    for u in np.argsort(visit, kind="stable"):      # topological: producers are final already
+        if box[u] != open_box:                      # entering or leaving a box: a fresh range of columns
+            floor, open_box, n_seg = frontier + 1, box[u], n_seg + 1
         a, b = starts[u], starts[u + 1]
-        if a < b:
-            col[u] = col[src[a:b]].max() + 1
-    first_use = np.full(n_units, np.iinfo(np.int64).max)
+        col[u] = max(floor, col[src[a:b]].max() + 1) if a < b else floor
+        seg[u] = n_seg
+        frontier = max(frontier, col[u])
+    seg_end = np.zeros(n_seg + 1, dtype=np.int64)
+    np.maximum.at(seg_end, seg, col)
+    first_use = np.full(n_units, none)
     np.minimum.at(first_use, fwd[:, 0], col[fwd[:, 1]])
-    pull = leaf & (first_use != np.iinfo(np.int64).max)
-    col[pull] = first_use[pull] - 1
+    pull = leaf & (first_use != none)
+    col[pull] = np.maximum(col[pull], np.minimum(first_use[pull] - 1, seg_end[seg[pull]]))
     return col
 
 
@@ -156,7 +181,9 @@ def layout(spec: GraphSpec, collapsed: set[str] | frozenset[str] = frozenset()) 
     edges = np.stack([unit_of[src], unit_of[dst]], axis=1) if len(src) else np.zeros((0, 2), dtype=np.int64)
     edges = np.unique(edges[edges[:, 0] != edges[:, 1]], axis=0)
     leaf = np.array([spec.leaf[n] if n >= 0 else False for n in unit_node], dtype=bool)
-    col = _columns(n_units, edges, leaf)
+    boxed = {k: b for b, k in enumerate(spec.boxed_groups()) if k not in collapsed}
+    box = np.array([boxed.get(spec.groups[n], -1) if n >= 0 else -1 for n in unit_node], dtype=np.int64)
+    col = _columns(n_units, edges, leaf, box)
     y = _place(col, np.arange(n_units), edges)
     pos = np.stack([col * COL_STEP, y], axis=1).astype(np.float64)
     return Layout(unit_of, unit_node, unit_group, pos, edges, int(col.max()) + 1 if n_units else 0)

@@ -4,6 +4,7 @@ against torch.autograd on the lecture's numbers), the finite-difference button, 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from PySide6.QtCore import Qt
 
@@ -86,6 +87,40 @@ def test_layout_puts_producers_left_of_consumers_without_overlaps():
     collapsed = layout(spec, default_collapsed(spec))
     assert len(collapsed.unit_node) == len(spec.boxed_groups()) == 24
     assert not (collapsed.edges[:, 0] == collapsed.edges[:, 1]).any()
+
+
+def _tape(family: str, cfg: dict, text: str):
+    from engine.autodiff.bridge import build_tape
+    torch.manual_seed(0)
+    tok = build_tokenizer("char", text)
+    model = build_model(family, {"vocab_size": tok.vocab_size, **cfg}).eval()
+    return build_tape(model, tok, text[:9])
+
+
+@pytest.mark.parametrize("family, cfg", [
+    ("transformer", {"block_size": 16, "n_layer": 2, "n_head": 2, "n_embd": 8}),
+    ("rnn", {"block_size": 16, "n_layer": 2, "n_embd": 8, "n_hidden": 8}),
+    ("gru", {"block_size": 16, "n_layer": 1, "n_embd": 8, "n_hidden": 8})])
+def test_group_boxes_never_overlap_or_hold_other_nodes(family, cfg, small_text):
+    nodes = _tape(family, cfg, small_text).nodes
+    spec = GraphSpec.from_nodes(nodes)
+    ln_1 = next((n.id for n in nodes if n.label == "ln_1 γ"), None)
+    if ln_1 is not None:                                    # a hoisted parameter joins its consumer's box
+        assert spec.groups[ln_1] == "block 1 / attention"
+    groups = np.array(spec.groups)
+    for collapsed in (set(), {spec.boxed_groups()[-1]}):
+        lay = layout(spec, collapsed)
+        rects = {k: lay.group_rect(np.flatnonzero(groups == k)) for k in spec.boxed_groups() if k not in collapsed}
+        assert len(rects) >= 3
+        keys = list(rects)
+        for i, a in enumerate(keys):
+            ax, ay, aw, ah = rects[a]
+            for b in keys[i + 1:]:
+                bx, by, bw, bh = rects[b]
+                assert ax + aw <= bx or bx + bw <= ax or ay + ah <= by or by + bh <= ay, (a, b)
+            inside = [(n, groups[n]) for n in range(len(nodes)) if groups[n] != a and lay.unit_node[lay.unit_of[n]] >= 0
+                      and ax <= lay.pos[lay.unit_of[n], 0] <= ax + aw and ay <= lay.pos[lay.unit_of[n], 1] <= ay + ah]
+            assert not inside, (a, inside)
 
 
 def test_barycenter_untangles_a_crossing():
