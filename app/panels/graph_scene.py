@@ -27,6 +27,7 @@ EDGE_PEN = {IDLE: QPen(QColor("#90a4ae"), 1.2), FORWARD: QPen(QColor("#1565c0"),
 GROUP_FILL = QColor(120, 144, 156, 28)
 MINIMAP_REFRESH_MS = 300  # the overview's picture is re-rendered at most this often while nodes change
 READABLE = 0.7       # the smallest zoom a freshly built graph opens at (node text stays legible)
+FIT_MIN = 0.45       # Fit zooms out no further: node titles are still just legible
 LOD_TEXT = 0.35       # below this zoom (the overview, a fitted big graph) nodes are drawn without text
 
 
@@ -288,26 +289,43 @@ class GraphView(QGraphicsView):
             self.scale(factor, factor)
             self.update_minimap()
 
-    def fit(self) -> None:
-        """Whole graph in view, but never magnified past 1:1 (a five-node graph should not fill the screen)."""
+    def fit(self, focus: QPointF | None = None) -> None:
+        """The whole graph in view if that keeps it readable (and never magnified past 1:1, a five-node graph
+        should not fill the screen); otherwise as much as fits at FIT_MIN zoom, showing the whole height if it
+        can, centred on `focus` (the current node) or on the graph's beginning, so a long tape becomes a strip
+        to scroll rather than a line of specks."""
         rect = self.scene().sceneRect()
-        self.fitInView(rect, Qt.KeepAspectRatio)
-        if self.transform().m11() > 1.0:
-            self.resetTransform()
-            self.centerOn(rect.center())
-        self.update_minimap(refit=True)
+        if rect.isEmpty():
+            return
+        vw, vh = self.viewport().width(), self.viewport().height()
+        k = min(vw / rect.width(), vh / rect.height(), 1.0)
+        if k < FIT_MIN:
+            k = max(FIT_MIN, min(vh / rect.height(), 1.0))
+        self._zoom(k, focus)
 
     def start_view(self) -> None:
         """Fit the graph if it stays readable that way; otherwise show its beginning at a readable zoom (the
         minimap shows the whole, and stepping scrolls along)."""
-        self.fit()
-        if self.transform().m11() < READABLE:
-            self.resetTransform()
-            self.scale(READABLE, READABLE)
-            rect = self.scene().sceneRect()
-            visible = self.mapToScene(self.viewport().rect()).boundingRect()
-            self.centerOn(rect.left() + visible.width() / 2, 0.0)
-            self.update_minimap(refit=True)
+        rect = self.scene().sceneRect()
+        if rect.isEmpty():
+            return
+        k = min(self.viewport().width() / rect.width(), self.viewport().height() / rect.height(), 1.0)
+        self._zoom(max(k, READABLE), None)
+
+    def _zoom(self, k: float, focus: QPointF | None) -> None:
+        """Scale by k; centre on the whole graph if it fits, else on `focus`, else on the graph's left end."""
+        rect = self.scene().sceneRect()
+        self.resetTransform()
+        self.scale(k, k)
+        visible = self.mapToScene(self.viewport().rect()).boundingRect()
+        if visible.width() >= rect.width() and visible.height() >= rect.height():
+            self.centerOn(rect.center())
+        elif focus is not None:
+            self.centerOn(focus)
+        else:
+            self.centerOn(rect.left() + visible.width() / 2, rect.center().y() if visible.height() >= rect.height()
+                          else 0.0)
+        self.update_minimap(refit=True)
 
     def follow(self, item: QGraphicsItem) -> None:
         """Keep the current node in view: once it leaves the middle part, centre on it. One jump every few steps

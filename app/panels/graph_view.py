@@ -153,7 +153,8 @@ class GraphPanel(QWidget):
         b["step"].clicked.connect(lambda: self._step(self.stepper.step))
         b["play"].clicked.connect(self.toggle_play)
         b["end"].clicked.connect(lambda: self._jump(self.stepper.run_to_end))
-        b["fit"].clicked.connect(self.view.fit)
+        b["fit"].clicked.connect(lambda: self.view.fit(None if self.current is None else
+                                                       self.scene.unit_item(self.current).pos()))
         self.scene.node_clicked.connect(self.inspect)
         self.scene.group_toggled.connect(self.toggle_group)
         self.inspector.fd_requested.connect(self.fd_check)

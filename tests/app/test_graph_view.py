@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 
 from app.model_source import ModelSource
 from app.panels.graph_layout import COL_STEP, GraphSpec, default_collapsed, layout
-from app.panels.graph_scene import GRAD_DONE, GRADIENT, IDLE, PENDING
+from app.panels.graph_scene import FIT_MIN, GRAD_DONE, GRADIENT, IDLE, PENDING
 from app.panels.graph_view import MODEL, GraphPanel
 from engine.api import ModelHandle
 from engine.autodiff import lecture
@@ -253,6 +253,13 @@ def test_gpt_snapshot_lays_out_steps_and_shows_attention(qtbot, small_text):
     assert not panel.message_bar.isVisible(), panel.message.text()
     program = panel.program
     assert len(panel.scene.units) == len(program.nodes) and np.isfinite(panel.lay.pos).all()
+    for _ in range(20):
+        panel.buttons["step"].click()
+    panel.buttons["fit"].click()                  # too long to fit readably: a readable zoom around the current node
+    view = panel.view
+    assert view.transform().m11() >= FIT_MIN and view.mapToScene(view.viewport().rect()).boundingRect().width() < \
+        panel.scene.sceneRect().width()
+    assert view.viewport().rect().contains(view.mapFromScene(panel.scene.unit_item(panel.current).pos()))
     panel.buttons["end"].click()
     with torch.no_grad():
         model = source.snapshot().model.double()
