@@ -6,7 +6,7 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QToolButton, QVBoxLayout,
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSlider, QToolButton, QVBoxLayout,
                                QWidget)
 
 from app.panels.graph_scene import (BORDER, COMPUTED, CURRENT, EDGE_PEN, FILL, FORWARD, GRAD_DONE, GRAD_PARTIAL,
@@ -14,15 +14,14 @@ from app.panels.graph_scene import (BORDER, COMPUTED, CURRENT, EDGE_PEN, FILL, F
 
 # key, text, tooltip, shortcut; the texts are short so the row fits a 1,000 px wide tab, the tooltips say it all
 STEP_BUTTONS = (
-    ("reset", "⏮ Reset", "Back to the start: no value computed, no gradient (Home)", Qt.Key_Home),
+    ("reset", "Reset", "Back to the start: no value computed, no gradient (Home)", Qt.Key_Home),
     ("back", "◀ Back", "Step back: undo the last step exactly (←)", Qt.Key_Left),
     ("forward", "Fwd", "Forward step: compute the next node's value", None),
     ("backward", "Bwd", "Backward step: push the next node's gradient into its inputs", None),
     ("step", "Step ▶", "Whichever step comes next (→)", Qt.Key_Right),
     ("play", "▶ Play", "Play / pause (space)", Qt.Key_Space),
-    ("end", "End ⏭", "Run to end: finish the forward and the backward pass (End)", Qt.Key_End),
-    ("fit", "Fit", "Zoom out as far as node names stay readable, centred on the current node", None))
-LEGEND_COLUMNS = 5   # the legend's entries wrap into rows of this many
+    ("end", "End", "Run to end: finish the forward and the backward pass (End)", Qt.Key_End),
+    ("fit", "Fit", "The whole graph, or as much as stays readable around the current node", None))
 
 
 class SteppingBar(QHBoxLayout):
@@ -85,28 +84,29 @@ class GradientStrip(QWidget):
 
 
 def legend() -> QWidget:
-    """Swatches for the node states, markers, edge highlights and node shapes, matching the scene's colours, in
-    a grid of a few rows so the legend does not set the window's minimum width."""
+    """Swatches for the node states, the markers, the edge highlights and the node shapes, matching the scene's
+    colours: one short row each, so the legend does not set the window's minimum width."""
     box = QWidget()
-    grid = QGridLayout(box)
-    grid.setContentsMargins(4, 0, 4, 0)
-    grid.setHorizontalSpacing(6)
-    grid.setVerticalSpacing(1)
-    entries = [(FILL[s].name(), "#455a64", 4, STATE_NAMES[s]) for s in (PENDING, COMPUTED, GRAD_PARTIAL, GRAD_DONE)]
-    entries += [("#ffffff", CURRENT.name(), 4, "current step"), ("#ffffff", SELECTED.name(), 4, "inspected node"),
-                (EDGE_PEN[FORWARD].color().name(), None, 0, "inputs of this forward step"),
-                (EDGE_PEN[GRADIENT].color().name(), None, 0, "gradient increments of this step")]
-    entries += [("#ffffff", BORDER[kind].name(), radius, text)
-                for kind, radius, text in (("op", 4, "op"), ("param", 6, "parameter"), ("input", 0, "input"))]
-    for k, (fill, border, radius, text) in enumerate(entries):
-        swatch = QLabel()
-        swatch.setFixedSize(22, 12 if border else 4)
-        swatch.setStyleSheet(f"background: {fill}; border: {'2px solid ' + border if border else 'none'};"
-                             f"border-radius: {radius}px")
-        cell = QHBoxLayout()
-        cell.addWidget(swatch)
-        cell.addWidget(QLabel(text))
-        cell.addStretch(1)
-        grid.addLayout(cell, k // LEGEND_COLUMNS, k % LEGEND_COLUMNS)
-    grid.setColumnStretch(LEGEND_COLUMNS, 1)
+    rows = QVBoxLayout(box)
+    rows.setContentsMargins(4, 0, 4, 0)
+    rows.setSpacing(1)
+    states = [(FILL[s].name(), "#455a64", 4, STATE_NAMES[s]) for s in (PENDING, COMPUTED, GRAD_PARTIAL, GRAD_DONE)]
+    marks = [("#ffffff", CURRENT.name(), 4, "current step"), ("#ffffff", SELECTED.name(), 4, "inspected node"),
+             (EDGE_PEN[FORWARD].color().name(), None, 0, "inputs of this forward step"),
+             (EDGE_PEN[GRADIENT].color().name(), None, 0, "gradient increments of this step")]
+    shapes = [("#ffffff", BORDER[kind].name(), radius, text)
+              for kind, radius, text in (("op", 4, "op"), ("param", 6, "parameter"), ("input", 0, "input"))]
+    for entries in (states, marks, shapes):
+        row = QHBoxLayout()
+        row.setSpacing(5)
+        for fill, border, radius, text in entries:
+            swatch = QLabel()
+            swatch.setFixedSize(22, 12 if border else 4)
+            swatch.setStyleSheet(f"background: {fill}; border: {'2px solid ' + border if border else 'none'};"
+                                 f"border-radius: {radius}px")
+            row.addWidget(swatch)
+            row.addWidget(QLabel(text))
+            row.addSpacing(12)
+        row.addStretch(1)
+        rows.addLayout(row)
     return box
