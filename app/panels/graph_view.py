@@ -55,6 +55,7 @@ class GraphPanel(QWidget):
         self.rng = random.Random()
         self.handle = None          # cached snapshot, dropped on source.changed
         self.program = self.stepper = self.spec = self.lay = None
+        self.program_from_model = False   # the graph shown is of a model snapshot (not the lecture)
         self.collapsed: set[str] = set()
         self.current: int | None = None
         self.h_by_layer: dict[int, list[int]] = {}   # RNN layer -> its h_t node ids, for the gradient strip
@@ -164,10 +165,13 @@ class GraphPanel(QWidget):
 
     # -- choosing what to show ---------------------------------------------------------------------------------
     def _source_changed(self) -> None:
+        """The model moved on (or was replaced): a graph of the old snapshot is now stale."""
         self.handle = None
-        self.model_label.setText(f"Model: {self.source.describe()}")
-        if self.program is not None and self.what.currentText() == MODEL:
-            self.model_label.setText(self.model_label.text() + " — press Refresh model to see the new weights")
+        self._show_model_label(stale=self.program is not None and self.program_from_model)
+
+    def _show_model_label(self, stale: bool) -> None:
+        hint = " — press Refresh model to see the new weights" if stale else ""
+        self.model_label.setText(f"Model: {self.source.describe()}{hint}")
 
     def _mode_changed(self, mode: str) -> None:
         model = mode == MODEL
@@ -208,7 +212,8 @@ class GraphPanel(QWidget):
     def build(self) -> None:
         """Record the chosen tape on a worker thread; the result replaces the graph when it arrives."""
         self.pause()
-        if self.what.currentText() == LECTURE:
+        from_model = self.what.currentText() == MODEL
+        if not from_model:
             fn = lecture_example
         else:
             handle = self._model()
@@ -221,7 +226,7 @@ class GraphPanel(QWidget):
         request = self._request
         self.message_bar.hide()
         self.counter.setText("recording the tape…")
-        self.jobs.run(lambda: record_and_layout(fn), lambda r: self._built(request, r),
+        self.jobs.run(lambda: record_and_layout(fn), lambda r: self._built(request, r, from_model),
                       lambda msg: self._build_failed(request, msg))
 
     def shutdown(self) -> None:
@@ -245,6 +250,8 @@ class GraphPanel(QWidget):
         """Nothing to step, inspect or plot: an empty scene, no strip, stepping off."""
         self.pause()
         self.program = self.stepper = self.spec = self.lay = None
+        self.program_from_model = False
+        self._show_model_label(stale=False)
         self.current = None
         self.h_by_layer, self._h_nodes = {}, set()
         self.scene.clear_graph()
@@ -256,10 +263,12 @@ class GraphPanel(QWidget):
         self.sentence.setText("")
         self._update_controls()
 
-    def _built(self, request: int, result) -> None:
+    def _built(self, request: int, result, from_model: bool) -> None:
         if request != self._request:
             return                    # an older build finished after a newer one was asked for
         self.program, self.spec, self.collapsed, self.lay = result
+        self.program_from_model = from_model
+        self._show_model_label(stale=False)
         self.stepper = Stepper(self.program)
         self._fwd_index = np.full(len(self.program.nodes), -1)
         self._fwd_index[self.stepper.ops] = np.arange(self.stepper.n_forward)

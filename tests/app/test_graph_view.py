@@ -235,6 +235,9 @@ def test_ngram_model_explains_why_there_is_no_tape(qtbot, small_text):
     assert panel.message_bar.isVisible() and "no differentiable computation" in panel.message.text()
     assert panel.lecture_btn.isVisible()
     _assert_no_graph(panel)
+    source = panel.source
+    source.set_checkpoint(source.snapshot(), "tiny again", small_text)
+    assert "Refresh model" not in panel.model_label.text()              # no graph of it to refresh
 
 
 def test_gpt_snapshot_lays_out_steps_and_shows_attention(qtbot, small_text):
@@ -251,6 +254,11 @@ def test_gpt_snapshot_lays_out_steps_and_shows_attention(qtbot, small_text):
     panel.text.setText("The king and")
     _rebuild(qtbot, panel)
     assert not panel.message_bar.isVisible(), panel.message.text()
+    assert "Refresh model" not in panel.model_label.text()
+    source.set_checkpoint(source.snapshot(), "tiny again", small_text)   # the model changed under the graph
+    assert "Refresh model" in panel.model_label.text()
+    _rebuild(qtbot, panel)
+    assert "Refresh model" not in panel.model_label.text()              # the rebuilt graph is of the new model
     program = panel.program
     assert len(panel.scene.units) == len(program.nodes) and np.isfinite(panel.lay.pos).all()
     for _ in range(20):
