@@ -60,27 +60,45 @@ class SteppingBar(QHBoxLayout):
 
 class GradientStrip(QWidget):
     """Bars of ‖∂L/∂h_t‖ per time step under an RNN's graph, with a title and a layer chooser; the panel fills
-    them in as the backward pass reaches each h_t."""
+    them in as the backward pass reaches each h_t. Until a first gradient arrives a line of text stands in the
+    chart's place (an empty chart only shows a meaningless −50…50 axis)."""
+
+    TITLE = ("‖∂L/∂h_t‖ per time step — shrinking bars towards t = 1 mean vanishing gradients, growing ones "
+             "exploding")
 
     def __init__(self):
         super().__init__()
         self.plot = pg.PlotWidget(background="w")
         self.plot.setFixedHeight(130)
         self.plot.setLabel("bottom", "time step t")
-        self.plot.setLabel("left", "‖∂L/∂h_t‖")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)   # a "(x0.001)" unit label would not fit the height
         self.plot.setMouseEnabled(False, False)
+        self.plot.setMenuEnabled(False)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#ef6c00")
         self.plot.addItem(self.bars)
+        self.placeholder = QLabel("No gradient has reached the hidden states yet: step the backward pass (or run to "
+                                  "the end) and a bar appears for each h_t.")
+        self.placeholder.setWordWrap(True)
+        self.placeholder.setAlignment(Qt.AlignCenter)
+        self.placeholder.setFixedHeight(130)
+        self.placeholder.setStyleSheet("color: #607d8b; background: white")
         self.layer = QComboBox()
         sl = QVBoxLayout(self)
         sl.setContentsMargins(0, 0, 0, 0)
         row = QHBoxLayout()
-        self.title = QLabel()
+        self.title = QLabel(self.TITLE)
         self.title.setWordWrap(True)
         row.addWidget(self.title, 1)
         row.addWidget(self.layer)
         sl.addLayout(row)
         sl.addWidget(self.plot)
+        sl.addWidget(self.placeholder)
+
+    def show_norms(self, norms) -> None:
+        """Bars for t = 1…T, or the placeholder while every norm is still 0."""
+        self.bars.setOpts(x=list(range(1, len(norms) + 1)), height=norms, width=0.8)
+        self.plot.setVisible(bool(norms.any()))
+        self.placeholder.setVisible(not norms.any())
 
 
 def legend() -> QWidget:

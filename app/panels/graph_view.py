@@ -474,9 +474,4 @@ class GraphPanel(QWidget):
     def _update_strip(self) -> None:
         if not self.h_by_layer:
             return
-        norms = self.strip_norms()
-        self.strip_box.bars.setOpts(x=np.arange(1, len(norms) + 1), height=norms, width=0.8)
-        self.strip_box.title.setText("‖∂L/∂h_t‖ per time step — shrinking bars towards t = 1 mean vanishing "
-                                 "gradients, growing ones exploding" if norms.any() else
-                                 "‖∂L/∂h_t‖ per time step appears here as the backward pass reaches h_t")
-
+        self.strip_box.show_norms(self.strip_norms())

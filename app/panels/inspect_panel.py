@@ -42,6 +42,15 @@ def shrink(m: np.ndarray, limit: int = MAX_PIXELS) -> np.ndarray:
     return m
 
 
+def index_ticks(n: int, scale: float = 1.0, offset: float = 0.0) -> list[tuple[float, str]]:
+    """Ticks at whole element indices 0, k, 2k… (k = 1, 2, 5, 10, 20… so there are at most about 8) for an axis
+    of n elements, where element e is drawn at e * scale + offset: an index 1.5 means nothing."""
+    step = 1
+    while n / step > 8:
+        step = step * 5 // 2 if str(step)[0] == "2" else step * 2
+    return [(e * scale + offset, str(e)) for e in range(0, n, step)]
+
+
 def stats(a: np.ndarray) -> str:
     f = a[np.isfinite(a)] if a.dtype.kind == "f" else a
     if a.ndim == 0:
@@ -132,6 +141,9 @@ class TensorView(QWidget):
             self.colorbar.setColorMap(DIVERGING)
             top = float(np.abs(self._shown).max()) or 1.0
             self.colorbar.setLevels((-top, top))
+            (rows, cols), (shown_rows, shown_cols) = self._matrix.shape, self._shown.shape
+            left.setTicks([index_ticks(rows, shown_rows / rows, 0.5 * shown_rows / rows)])    # pixel centres
+            bottom.setTicks([index_ticks(cols, shown_cols / cols, 0.5 * shown_cols / cols)])
         self.image.setImage(self._shown.T, autoLevels=False)   # ImageItem's first axis is x: columns
         self.plot.invertY(True)
         self.plot.autoRange()
@@ -150,6 +162,7 @@ class TensorView(QWidget):
         self.bars.setOpts(x=np.arange(len(shown)) * step, height=shown, width=0.8 * step,
                           brushes=[pg.mkBrush("#c62828" if h > 0 else "#1565c0") for h in shown], pen=None)
         self.bars.show()
+        self.plot.getAxis("bottom").setTicks([index_ticks(len(v))])
         self.plot.invertY(False)
         self.plot.autoRange()
 

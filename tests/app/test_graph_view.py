@@ -158,6 +158,14 @@ def test_lecture_forward_backward_matches_torch_and_step_back_reverts(qtbot):
     marked = [u for u in panel.scene.units if u.inspected]
     assert marked == [panel.scene.unit_item(alpha)]           # the inspected node, and only it, has the halo
     assert "gradient =" in panel.inspector.numbers.toPlainText()
+    vector = next(n.id for n in program.nodes if len(n.shape) == 1 and n.shape[0] > 1)
+    panel.inspect(vector)                       # bars of a vector: ticks only at whole element indices
+    ticks = panel.inspector.value_view.plot.getAxis("bottom")._tickLevels[0]
+    assert ticks and all(x == int(x) and label == str(int(x)) for x, label in ticks)
+    panel.inspect(alpha)                        # a matrix: whole row and column indices, at pixel centres
+    for side in ("left", "bottom"):
+        ticks = panel.inspector.grad_view.plot.getAxis(side)._tickLevels[0]
+        assert ticks and all(x - 0.5 == int(label) for x, label in ticks)
     assert panel.scene.unit_item(alpha).state == GRAD_DONE
     lit = [e for e in panel.scene.edge_items.values() if e.mode == GRADIENT]
     assert len(lit) == 2                       # Linear(α) pushed into x and α
@@ -291,9 +299,11 @@ def test_long_rnn_opens_collapsed_expands_and_shows_gradient_strip(qtbot, small_
     assert len(panel.program.nodes) > 150
     assert len(panel.scene.units) < len(panel.program.nodes) / 3       # opened collapsed
     assert panel.strip_box.isVisible() and not panel.strip_norms().any()
+    assert panel.strip_box.placeholder.isVisible() and not panel.strip_box.plot.isVisible()
     panel.buttons["end"].click()
     norms = panel.strip_norms()
     assert len(norms) == 40 and (norms > 0).all()
+    assert panel.strip_box.plot.isVisible() and not panel.strip_box.placeholder.isVisible()
     # with the strip, the finished counter and the loss shown, the tab still fits a 1,000 px wide window
     assert panel.minimumSizeHint().width() <= 1000
     step_group = "RNN layer 1 / RNN step 5"
