@@ -41,6 +41,27 @@ def record_and_layout(build: Callable[[], object]) -> tuple:
     return program, spec, collapsed, layout(spec, collapsed)
 
 
+def tape_token_limit(model) -> int:
+    """The most tokens bridge.build_tape takes from this model (inputs plus the last target)."""
+    from engine.autodiff.bridge import MAX_RNN_STEPS
+    from engine.models.transformer import GPT
+    return model.config.block_size + 1 if isinstance(model, GPT) else MAX_RNN_STEPS + 1
+
+
+def build_model_tape(model, tokenizer, text: str):
+    """bridge.build_tape; when the text is too long, its message also says how much of the text would fit."""
+    from engine.autodiff.bridge import TapeError, build_tape   # imports torch model code only when a model is shown
+    try:
+        return build_tape(model, tokenizer, text)
+    except TapeError as e:
+        limit, ids = tape_token_limit(model), tokenizer.encode(text)
+        if len(ids) <= limit:
+            raise
+        fits = tokenizer.decode(ids[:limit])
+        shown = fits if len(fits) <= 30 else "…" + fits[-20:]
+        raise TapeError(f"{e} — {limit} tokens fit: the first {len(fits)} characters, “{shown}”") from e
+
+
 def random_window(text: str, tokenizer, n_tokens: int, rng: random.Random) -> str:
     """n_tokens + 1 tokens (inputs and the last target) from a random place in `text`, as text."""
     chars = min(len(text), 12 * (n_tokens + 1))
@@ -188,6 +209,8 @@ class GraphPanel(QWidget):
         """The cached snapshot, taking one if needed; None (with the message shown) when there is no model."""
         if self.handle is None:
             self.handle = self.source.snapshot()
+            if self.handle is not None:    # a random window longer than the tape takes would only fail later
+                self.length.setMaximum(min(64, tape_token_limit(self.handle.model) - 1))
         if self.handle is None:
             self.show_message("No model has been trained yet: train one in the Train tab or load a checkpoint. "
                               "Meanwhile the lecture example shows how the tape works.")
@@ -219,9 +242,8 @@ class GraphPanel(QWidget):
             handle = self._model()
             if handle is None:
                 return
-            from engine.autodiff.bridge import build_tape   # imports torch model code only when a model is shown
             model, tokenizer, text = handle.model, handle.tokenizer, self.text.text()
-            fn = lambda: build_tape(model, tokenizer, text)  # noqa: E731
+            fn = lambda: build_model_tape(model, tokenizer, text)  # noqa: E731
         self._request += 1
         request = self._request
         self.message_bar.hide()

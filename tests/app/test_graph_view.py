@@ -253,12 +253,14 @@ def test_gpt_snapshot_lays_out_steps_and_shows_attention(qtbot, small_text):
     panel = _panel(qtbot, source)
     panel.what.setCurrentText(MODEL)
     assert panel.text.text()                                          # a validation window was filled in
+    assert panel.length.maximum() == 16                              # windows fit the context (block_size + 1)
     panel.text.setText("The king §")
     _rebuild(qtbot, panel)
     assert panel.message_bar.isVisible() and "§" in panel.message.text()
     panel.text.setText("The king and queen walk to the castle")   # longer than block_size + 1
     _rebuild(qtbot, panel)
-    assert "longer than" in panel.message.text()
+    assert "longer than" in panel.message.text()                      # the engine's message, and what fits:
+    assert "17 tokens fit: the first 17 characters, “The king and quee”" in panel.message.text()
     panel.text.setText("The king and")
     _rebuild(qtbot, panel)
     assert not panel.message_bar.isVisible(), panel.message.text()
