@@ -291,17 +291,13 @@ class GraphView(QGraphicsView):
 
     def fit(self, focus: QPointF | None = None) -> None:
         """The whole graph in view if that keeps it readable (and never magnified past 1:1, a five-node graph
-        should not fill the screen); otherwise as much as fits at FIT_MIN zoom, showing the whole height if it
-        can, centred on `focus` (the current node) or on the graph's beginning, so a long tape becomes a strip
-        to scroll rather than a line of specks."""
+        should not fill the screen); otherwise as much as fits at FIT_MIN zoom (the whole height, for all but
+        very deep graphs), centred on `focus` (the current node) or on the graph's beginning, so a long tape
+        becomes a strip to scroll rather than a line of specks."""
         rect = self.scene().sceneRect()
-        if rect.isEmpty():
-            return
-        vw, vh = self.viewport().width(), self.viewport().height()
-        k = min(vw / rect.width(), vh / rect.height(), 1.0)
-        if k < FIT_MIN:
-            k = max(FIT_MIN, min(vh / rect.height(), 1.0))
-        self._zoom(k, focus)
+        if not rect.isEmpty():
+            k = min(self.viewport().width() / rect.width(), self.viewport().height() / rect.height(), 1.0)
+            self._zoom(max(k, FIT_MIN), focus)
 
     def start_view(self) -> None:
         """Fit the graph if it stays readable that way; otherwise show its beginning at a readable zoom (the

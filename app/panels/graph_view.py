@@ -451,6 +451,7 @@ class GraphPanel(QWidget):
     def inspect(self, node_id: int) -> None:
         self.inspector.show_node(node_id)
         self.scene.mark_inspected(node_id)
+        self.view.follow(self.scene.unit_item(node_id))   # inspected from code (a test, a script): bring it into view
 
     def fd_check(self, node_id: int) -> None:
         """Finite differences on a private copy of the node and its inputs, so stepping may go on meanwhile."""
