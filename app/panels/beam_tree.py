@@ -103,6 +103,8 @@ class BeamTree(QGraphicsView):
         return [n for col in self.columns for n in col if n.on_best]
 
     def show_tree(self, columns: list[list[TreeNode]], prompt_label: str) -> None:
+        bars = (self.horizontalScrollBar(), self.verticalScrollBar())
+        at_start = [bar.value() <= bar.minimum() for bar in bars]  # not scrolled away by the user
         self.columns = columns
         scene = self.scene()
         scene.clear()
@@ -142,6 +144,9 @@ class BeamTree(QGraphicsView):
             head.setDefaultTextColor(QColor("#777777"))
             head.setPos(t * COL_W, -26)
         scene.setSceneRect(scene.itemsBoundingRect().adjusted(-8, -8, 8, 8))
+        for bar, start in zip(bars, at_start):
+            if start:   # the column headers sit above y = 0: keep the new top edge in view, not the old one
+                bar.setValue(bar.minimum())
 
     @staticmethod
     def _box(scene, at: QPointF, label: str, sub: str, fill: QColor, color: QColor, pen: QPen, tip: str) -> None:

@@ -26,6 +26,11 @@ def axis_label(token: str, max_chars: int = LABEL_CHARS) -> str:
     return shown if len(shown) <= max_chars else shown[:max(max_chars - 1, 1)] + "…"
 
 
+def _share(x: float) -> str:
+    """A removed probability share as a percentage; float rounding can leave it a hair below zero ("-0.0%")."""
+    return f"{max(0.0, x):.1%}"
+
+
 class DistChart(QWidget):
     """Caption + bar chart. `show_step` replaces what is drawn; `clear_chart` empties it."""
 
@@ -59,6 +64,7 @@ class DistChart(QWidget):
                         '<span style="color:#ff8c00">□</span> token taken &nbsp; '
                         '<span style="color:#b00020"><b>—</b></span> model\'s own probability '
                         '(bars: after repetition penalty and temperature)')
+        legend.setWordWrap(True)   # one line is ~770 px: it would set the Sample tab's minimum width
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.caption)
@@ -109,8 +115,9 @@ class DistChart(QWidget):
         head = f"Step {e.step}: took '{tok}' ({where})."
         if strategy == "sample":
             cut = (f"Truncation kept {e.n_kept:,} of {tokenizer.vocab_size:,} tokens, {e.kept_mass:.1%} of the "
-                   f"probability mass; it cut away {1 - e.kept_mass:.1%}: top-k {e.cut_top_k:.1%}, top-p "
-                   f"{e.cut_top_p:.1%}, min-p {e.cut_min_p:.1%}. The kept bars were renormalised before the draw.")
+                   f"probability mass; it cut away {_share(1 - e.kept_mass)}: top-k {_share(e.cut_top_k)}, top-p "
+                   f"{_share(e.cut_top_p)}, min-p {_share(e.cut_min_p)}. The kept bars were renormalised before the "
+                   f"draw.")
         elif strategy == "greedy":
             cut = "Greedy takes the tallest bar; nothing is cut away (0.0% of the mass), so no truncation applies."
         else:

@@ -214,7 +214,7 @@ class SamplePanel(QWidget):
         how.setStyleSheet("color: #444; margin-top: 12px;")
         col.addWidget(how)
         col.addStretch(1)
-        settings.setFixedWidth(360)
+        settings.setMaximumWidth(360)   # narrower when the window is: its rows shrink to their minimum
 
         self.prompt = QPlainTextEdit()
         self.prompt.setPlaceholderText("Prompt: the text the model continues (Ctrl+Enter generates)")

@@ -14,6 +14,7 @@ from PySide6.QtGui import QHelpEvent
 from PySide6.QtWidgets import QToolTip
 
 from app.model_source import ModelSource
+from app.panels.beam_tree import BeamTree
 from app.panels.sample_panel import SamplePanel
 from app.workers import TrainWorker, start_worker
 from engine.api import ModelHandle, RunSpec
@@ -165,6 +166,13 @@ def test_beam_search_draws_a_tree_and_gives_the_engines_answer(qtbot, small_text
         assert any(n.dead for col in tree.columns for n in col)  # pruned branches exist and are greyed
         assert panel.tabs.currentWidget() is tree  # beam search leaves its tree in front...
         assert panel.chart.bar_count == 20         # ...with the first step's distribution behind it
+        small = BeamTree()                         # a view smaller than the tree, so it scrolls
+        qtbot.addWidget(small)
+        small.resize(300, 150)
+        small.show()
+        small.show_tree(tree.columns, "the k")
+        header = min(item.sceneBoundingRect().top() for item in small.scene().items())
+        assert small.mapToScene(0, 0).y() <= header  # the "prompt", "step 1" headers are in view, not cut off
 
 
 def test_controls_that_do_not_apply_are_disabled_with_a_reason(qtbot, small_text):
@@ -290,3 +298,8 @@ def test_text_held_back_until_the_end_joins_the_last_token(qtbot, small_text):
     assert view.generated_text() == "aé" and view.token_count == 2
     assert view.toPlainText() == "theaé"
     assert view.token_text(1) == "é" and view.token_at(view.token_center(1)) == 1
+
+
+def test_cut_away_share_never_reads_minus_zero():
+    from app.panels.dist_chart import _share
+    assert _share(-1e-12) == "0.0%" and _share(0.25) == "25.0%"
