@@ -84,6 +84,40 @@ def _visible(x: np.ndarray, lo: float, hi: float) -> slice:
     return slice(a, b)
 
 
+def compact_number(v: float) -> str:
+    """140000 -> "140k", 2500000 -> "2.5M": token counts stay short on the axis without a "(x1e6)" label."""
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            return f"{v / div:.4g}{suffix}"
+    return f"{v:g}"
+
+
+class PlotAxis(pg.AxisItem):
+    """An axis with two fixes over pyqtgraph's: `compact` tick labels (140k instead of 140000), and in log mode
+    linear-looking ticks when the range is under a decade (pyqtgraph would label only 2 of 2.1..4.6, say)."""
+
+    compact = False
+
+    def logTickValues(self, minVal, maxVal, size, stdTicks):
+        if maxVal - minVal >= 1:
+            return super().logTickValues(minVal, maxVal, size, stdTicks)
+        lo, hi = 10 ** minVal, 10 ** maxVal
+        levels = []
+        for spacing, offset in self.tickSpacing(lo, hi, size)[:2]:
+            first = math.ceil((lo - offset) / spacing) * spacing + offset
+            values = np.arange(first, hi + spacing * 1e-9, spacing)
+            levels.append((None, np.log10(values[values > 0]).tolist()))
+        return levels
+
+    def logTickStrings(self, values, scale, spacing):
+        return [f"{10 ** v:.3g}" for v in values]
+
+    def tickStrings(self, values, scale, spacing):
+        if self.compact and not self.logMode:
+            return [compact_number(v * scale) for v in values]
+        return super().tickStrings(values, scale, spacing)
+
+
 class _TimedGraphics(pg.GraphicsLayoutWidget):
     """Remembers how long its last paint took, so the plot can slow its redraw rate when painting is costly."""
     paint_s = 0.0
@@ -141,7 +175,8 @@ class LossPlot(QWidget):
 
         self.graphics = _TimedGraphics()
         self.graphics.setBackground("w")
-        self.loss_plot = self.graphics.addPlot(row=0, col=0)
+        self.loss_plot = self.graphics.addPlot(row=0, col=0, axisItems={"left": PlotAxis("left"),
+                                                                        "bottom": PlotAxis("bottom")})
         self.loss_plot.setLabel("left", "loss (nats/token)")
         self.loss_plot.showGrid(x=False, y=False, alpha=0.25)
         self.loss_plot.addLegend(offset=(-10, 10))
@@ -149,7 +184,7 @@ class LossPlot(QWidget):
         self.smooth_curve = self.loss_plot.plot(pen=pg.mkPen((31, 119, 180), width=2), name="train (smoothed)")
         self.val_curve = self.loss_plot.plot(pen=None, symbol="o", symbolSize=7, symbolBrush=(214, 39, 40),
                                              symbolPen="w", name="validation")
-        self.aux_plot = self.graphics.addPlot(row=1, col=0)
+        self.aux_plot = self.graphics.addPlot(row=1, col=0, axisItems={"bottom": PlotAxis("bottom")})
         self.aux_plot.setXLink(self.loss_plot)
         self.aux_plot.showGrid(x=False, y=False, alpha=0.25)
         self.aux_plot.setLabel("left", "grad norm", color="#2ca02c")
@@ -276,7 +311,10 @@ class LossPlot(QWidget):
     def _on_axis_changed(self, name: str) -> None:
         label = X_AXES[name][1]
         self.aux_plot.setLabel("bottom", label)
-        self.aux_plot.getAxis("bottom").enableAutoSIPrefix(name == "tokens")  # "step (x0.001)" reads badly
+        for plot in (self.loss_plot, self.aux_plot):
+            axis = plot.getAxis("bottom")
+            axis.compact = name == "tokens"     # 140k, 2.5M
+            axis.enableAutoSIPrefix(False)      # "step (x0.001)" reads badly; this also redraws the ticks
         self.loss_plot.enableAutoRange()
         self._dirty = True
 
@@ -358,7 +396,8 @@ class LossPlot(QWidget):
 
     def _export_csv(self, path: Path) -> None:
         """One row per train point; val_loss filled on the steps that had an evaluation."""
-        val_at = dict(zip(self.val["step"].astype(int).tolist(), self.val["loss"].tolist()))
+        val_at = {step: f"{v:.6g}" for step, v in zip(self.val["step"].astype(int).tolist(),
+                                                       self.val["loss"].tolist())}
         lines = ["step,tokens,elapsed_s,train_loss,smoothed_loss,lr,grad_norm,val_loss"]
         t = self.train
         for i in range(t.n):

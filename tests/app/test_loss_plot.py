@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.panels.loss_plot import LossPlot, Series, ema_debiased, minmax_downsample
+from app.panels.loss_plot import LossPlot, Series, compact_number, ema_debiased, minmax_downsample
 from engine.train import StepReport
 
 
@@ -107,5 +107,28 @@ def test_exports_png_svg_and_csv(plot, tmp_path):
     rows = csv.read_text(encoding="utf-8").splitlines()
     assert rows[0].startswith("step,tokens,elapsed_s,train_loss,smoothed_loss,lr,grad_norm,val_loss")
     assert len(rows) == 21 and rows[20].endswith(",2.9")
+    plot.add_reports([report(21, 2.7, val=2.123456789012345)])
+    last = plot.export(tmp_path / "more.csv").read_text(encoding="utf-8").splitlines()[-1]
+    assert last.endswith(",2.12346")                         # 6 significant digits, like the other columns
     with pytest.raises(ValueError):
         plot.export(tmp_path / "loss.bmp")
+
+
+def tick_labels(axis, lo: float, hi: float) -> list[str]:
+    values = [v for _, level in axis.tickValues(lo, hi, 400) for v in level]
+    return axis.tickStrings(values, 1.0, 1.0)
+
+
+def test_log_axis_labels_a_narrow_range_and_tokens_read_compactly(plot):
+    """A 2.1-4.6 loss range on a log axis gets several labelled ticks (pyqtgraph alone labels 2), and the tokens
+    axis says 140k rather than 140000."""
+    plot.log_y.setChecked(True)
+    left = plot.loss_plot.getAxis("left")
+    labels = tick_labels(left, np.log10(2.1), np.log10(4.6))
+    assert len(labels) >= 4 and {"3", "4"} <= set(labels)
+    assert len(tick_labels(left, -1.0, 1.5)) >= 3               # several decades: pyqtgraph's own ticks
+    plot.x_axis.setCurrentText("tokens")
+    assert plot.aux_plot.getAxis("bottom").tickStrings([140000.0, 2_500_000.0], 1.0, 1.0) == ["140k", "2.5M"]
+    assert compact_number(950) == "950" and compact_number(1_000_000_000) == "1G"
+    plot.x_axis.setCurrentText("step")
+    assert plot.aux_plot.getAxis("bottom").tickStrings([140000.0], 1.0, 1.0) == ["140000"]
