@@ -22,7 +22,7 @@ from .model_source import ModelSource
 from .panels.graph_view import GraphPanel
 from .panels.loss_plot import LossPlot
 from .panels.sample_panel import SamplePanel
-from .panels.train_panel import TrainPanel, format_duration
+from .panels.train_panel import TrainPanel, checkpoint_settings, format_duration
 from .workers import TrainWorker, error_message, start_worker
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ CPU_PRESET = "tiny-cpu-transformer"
 GPU_PRESETS = ("fast-gpu-char", "nanogpt-char")
 STATE_TEXT = {"idle": "idle", "preparing": "preparing (tokenizing, building the model)…", "running": "training",
               "paused": "paused", "stopping": "stopping…", "done": "finished", "stopped": "stopped",
-              "error": "error"}
+              "error": "error", "loaded": "checkpoint loaded"}
 
 
 class MainWindow(QMainWindow):
@@ -49,6 +49,8 @@ class MainWindow(QMainWindow):
         self.state = "idle"
         self.unsaved = False          # the current run has trained steps not written to a checkpoint
         self._stop_requested = False
+        self.loaded: tuple[str, dict] | None = None   # (folder, meta) of the checkpoint loaded since the last run
+        self._notes = {"about": "", "note": "", "eval": ""}   # the run message label, line by line
 
         self.panel = TrainPanel()
         self.loss_plot = LossPlot()
@@ -102,7 +104,7 @@ class MainWindow(QMainWindow):
             self.resize(1400, 900)
         splitter = s.value("window/splitter")
         if splitter is None or not self.splitter.restoreState(splitter):
-            self.splitter.setSizes([440, self.width() - 440])
+            self.splitter.setSizes([380, self.width() - 380])   # the panel near its minimum: the tabs need the room
         self.panel.corpus_box.set_recent(_as_list(s.value("corpus/recent", [])))
         last = s.value("corpus/last", FIRST_CORPUS)
         if not self.panel.corpus_box.load(last) and last != FIRST_CORPUS:
@@ -145,12 +147,32 @@ class MainWindow(QMainWindow):
     def start(self) -> None:
         if self.panel.check() or self.thread is not None:
             return
-        spec = self.panel.spec()
         self.save_settings()
+        self._launch(TrainWorker(self.panel.spec()))
+
+    def resume_checkpoint(self) -> bool:
+        """Go on training the loaded checkpoint (weights, optimizer, data position and RNG as saved) up to the
+        form's max_steps, on the form's device: the GUI's side of the CLI's --resume."""
+        if self.loaded is None or self.thread is not None:
+            return False
+        path, meta = self.loaded
+        step, max_steps = int(meta.get("step", 0)), self.panel.fields["train"]["max_steps"].value()
+        if max_steps <= step:
+            self._set_notes(note=f"This checkpoint is at step {step:,}: raise max_steps above that to train it "
+                                 f"further, then press Resume.")
+            return False
+        spec = api.RunSpec(**dict(meta["spec"], device=self.panel.device.currentText(), max_steps=max_steps))
+        self._launch(TrainWorker(spec, start_run=lambda s: api.resume_run(path, max_steps=s.max_steps,
+                                                                          device=s.device)))
+        return True
+
+    def _launch(self, worker: TrainWorker) -> None:
         self.loss_plot.clear()
+        self.panel.corpus_box.clear_error()   # an old corpus error says nothing about this run
         self.run, self.last_report, self.unsaved, self._stop_requested = None, None, False, False
-        self.panel.message.setText("")
-        self.worker = TrainWorker(spec)
+        self.loaded = None
+        self._set_notes(about="", note="", eval="")
+        self.worker = worker
         self.worker.prepared.connect(self._on_prepared, Qt.QueuedConnection)
         self.worker.reports.connect(self._on_reports, Qt.QueuedConnection)
         self.worker.failed.connect(self._on_failed, Qt.QueuedConnection)
@@ -160,14 +182,20 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def pause(self) -> None:
+        r = self.last_report
+        if r is not None and r.step >= r.max_steps:
+            return   # the last step is done: the run is only finishing (a final evaluation), nothing to pause
         if self.worker is not None and self.state == "running":
             self.worker.pause()
             self._set_state("paused")   # the run pauses after its current step
 
     @Slot()
     def resume(self) -> None:
-        if self.worker is not None and self.state == "paused":
+        if self.state == "loaded":
+            self.resume_checkpoint()
+        elif self.worker is not None and self.state == "paused":
             self.worker.resume()
+            self._set_notes(note="")   # "paused at step N" is over
             self._set_state("running")
 
     @Slot()
@@ -183,9 +211,9 @@ class MainWindow(QMainWindow):
         self.source.set_run(run)
         s = run.summary()
         self.status_device.setText(f"device: {s['device']}")
-        self.panel.message.setText(
-            f"{s['model']}: {s['params']:,} parameters, {s['tokenizer']} tokenizer with {s['vocab_size']:,} tokens, "
-            f"{s['train_tokens']:,} train / {s['val_tokens']:,} validation tokens")
+        self._set_notes(about=f"{s['model']}: {s['params']:,} parameters, {s['tokenizer']} tokenizer with "
+                              f"{s['vocab_size']:,} tokens, {s['train_tokens']:,} train / {s['val_tokens']:,} "
+                              f"validation tokens")
         if self.state == "preparing":
             self._set_state("running")
 
@@ -199,12 +227,20 @@ class MainWindow(QMainWindow):
         self.status_speed.setText(f"{r.tokens_per_s:,.0f} tok/s")
         self.status_eta.setText("ETA —" if r.eta_s is None else f"ETA {format_duration(r.eta_s)}")
         for e in reports:
+            if e.message and e.event != "error":
+                self._set_notes(note=e.message)
             if e.val_loss is not None:
-                self.panel.message.setText(f"step {e.step:,}: validation loss {e.val_loss:.4f} nats/token, "
-                                           f"{e.val_bpc:.3f} bits/char, perplexity {e.val_ppl:,.2f}")
+                self._set_notes(eval=f"step {e.step:,}: validation loss {e.val_loss:.4f} nats/token, "
+                                     f"{e.val_bpc:.3f} bits/char, perplexity {e.val_ppl:,.2f}")
                 self.source.notify()
             if e.event == "error":
                 self._show_error(e.message)
+
+    def _set_notes(self, **lines: str) -> None:
+        """The run message label holds what the run is (about), the engine's latest remark (note: device, paused,
+        finished) and the latest evaluation (eval), one line each; long ones wrap instead of widening the panel."""
+        self._notes.update(lines)
+        self.panel.message.setText("<br>".join(escape(t) for t in self._notes.values() if t))
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
@@ -231,7 +267,8 @@ class MainWindow(QMainWindow):
     def _set_state(self, state: str) -> None:
         self.state = state
         self.status_state.setText(STATE_TEXT[state])
-        self.panel.set_state(state, can_save=self.run is not None)
+        self.panel.set_state(state, can_save=self.run is not None,
+                             can_continue=self.loaded is not None and self.loaded[1].get("family") != "ngram")
         if state == "preparing":
             self.panel.progress.setValue(0)
             self.panel.progress.setFormat("preparing: tokenizing the corpus, building the model…")
@@ -264,6 +301,11 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def load_checkpoint(self, path: str | None = None) -> bool:
+        """Make the checkpoint the window's model: the form shows its settings, the loss plot and progress start
+        from it, Save is off (the run it came from is gone; the checkpoint is already on disk) and Resume trains
+        it further. An unsaved run is offered for saving first, since loading replaces it."""
+        if self.thread is not None:
+            return False
         if path is None:
             path = QFileDialog.getExistingDirectory(self, "Load checkpoint folder", "runs")
             if not path:
@@ -273,10 +315,41 @@ class MainWindow(QMainWindow):
         except (PlaygroundError, OSError) as e:
             self.panel.message.setText(f"<span style='color:#b00020'>Could not load: {escape(error_message(e))}</span>")
             return False
+        if self.run is not None and self.unsaved:
+            answer = self.ask_save_before_load()
+            if answer == QMessageBox.Cancel or (answer == QMessageBox.Save and self.save_checkpoint() is None):
+                return False
+        meta = handle.meta
+        corpus = meta.get("spec", {}).get("corpus")
+        corpus_note = ""
+        if corpus and corpus != self.panel.corpus_box.spec() and not self.panel.corpus_box.load(corpus):
+            corpus_note = f"its corpus {corpus} could not be loaded; validation text is from the current corpus"
+        self.panel.apply_settings(checkpoint_settings(meta))
+        self.run, self.last_report, self.unsaved, self.loaded = None, None, False, (path, meta)
+        self.loss_plot.clear()
         self.source.set_checkpoint(handle, path, self.panel.corpus_box.validation_text())
-        self.panel.message.setText(self.source.describe())
+        step = int(meta.get("step", meta.get("summary", {}).get("step", 0)) or 0)
+        max_steps = int(meta.get("train", {}).get("max_steps", step) or step)
+        self.panel.progress.setMaximum(max(max_steps, 1))
+        self.panel.progress.setValue(min(step, max_steps))
+        self.panel.progress.setFormat(f"checkpoint at step {step:,} / {max_steps:,}")
+        self.panel.speed.setText(" ")
+        self.status_step.setText(f"step {step:,}")
+        self.status_speed.setText("")
+        self.status_eta.setText("ETA —")
+        resumable = meta.get("family") != "ngram"
+        self._set_notes(about=self.source.describe(), eval=_eval_line(meta),
+                        note=corpus_note or ("Resume trains it further, up to max_steps." if resumable else ""))
+        self._set_state("loaded")
         self.statusBar().showMessage(f"loaded checkpoint {path}", 10000)
         return True
+
+    def ask_save_before_load(self) -> QMessageBox.StandardButton:
+        """Save, Discard or Cancel. Tests replace this method to answer without a dialog."""
+        return QMessageBox.question(self, "Save the model?",
+                                    "Loading a checkpoint replaces the current run, which has not been saved. "
+                                    "Save it first?",
+                                    QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, QMessageBox.Save)
 
     # -- drag and drop ---------------------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
@@ -318,6 +391,14 @@ class MainWindow(QMainWindow):
             self.worker.stop()
             self.thread.wait()
             self._on_finished()
+
+
+def _eval_line(meta: dict) -> str:
+    s = meta.get("summary", {})
+    if s.get("val_loss") is None:
+        return ""
+    return (f"validation loss {s['val_loss']:.4f} nats/token, {s.get('val_bpc', float('nan')):.3f} bits/char, "
+            f"perplexity {s.get('val_ppl', float('nan')):,.2f} when saved")
 
 
 def _as_list(value) -> list[str]:

@@ -93,7 +93,14 @@ class TrainWorker(QObject):
                 run.pause()
             self.prepared.emit(run)
             last_emit = time.monotonic()
+            ended = False
             for report in run.reports():
+                if report.event == "paused" and (ended or report.step >= report.max_steps):
+                    # Pause pressed just as the last step ran: the run has nothing left to do, so a pause now
+                    # would only park a finished run at 100% waiting for Resume. Let it end instead.
+                    run.resume()
+                    continue
+                ended = report.event == "done"
                 batch.append(report)
                 now = time.monotonic()
                 if report.event in URGENT_EVENTS or now - last_emit >= EMIT_INTERVAL_S:

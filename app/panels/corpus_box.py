@@ -90,7 +90,7 @@ class CorpusBox(QGroupBox):
             self.error.show()
             self._fill_choices()   # put the combo back on the corpus still in use
             return False
-        self.error.hide()
+        self.clear_error()
         self.corpus = corpus
         self.vocab_chars = len(set(corpus.text))
         if not spec.startswith(BUILTIN_PREFIX):
@@ -104,6 +104,11 @@ class CorpusBox(QGroupBox):
         self.preview.setPlainText(corpus.text[:PREVIEW_CHARS])
         self.loaded.emit(corpus)
         return True
+
+    def clear_error(self) -> None:
+        """Forget the last failed load's reason (a run starting, or a good load, makes it old news)."""
+        self.error.clear()
+        self.error.hide()
 
     def _fill_choices(self) -> None:
         self.choice.blockSignals(True)

@@ -5,6 +5,9 @@ rules live in one place (the engine) and Start stays disabled until the form des
 The fields themselves (specs, widgets, reading and marking them) are in model_form.py."""
 from __future__ import annotations
 
+import os
+from html import escape
+
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QFrame, QGridLayout, QGroupBox, QLabel,
@@ -21,6 +24,9 @@ from .model_form import (FORMS, TRAIN, Knob, build_page, form_of, labelled, mark
                          override_text, read_values, set_value, show_smoothing_rows)
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
+WARN_COLOR = "#b35c00"   # orange: allowed, but probably not what the user wants
+ESTIMATE_TIP = "Parameter count of this configuration and a rough training-memory estimate."
+RESUME_TIP = "Continue a paused run, or go on training a loaded checkpoint up to max_steps."
 
 
 def _bytes(n: float) -> str:
@@ -28,6 +34,18 @@ def _bytes(n: float) -> str:
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
+
+
+def machine_memory(device: str) -> tuple[int, str] | None:
+    """(bytes, what) the training memory estimate is compared with: the GPU's memory when the run would use CUDA,
+    else the machine's RAM; None where the platform cannot say (no sysconf on Windows)."""
+    if resolve_device(device).type == "cuda":
+        import torch
+        return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory, "GPU memory"
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "RAM"
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 class TrainPanel(QWidget):
@@ -48,7 +66,7 @@ class TrainPanel(QWidget):
         self._check_timer.timeout.connect(self.check)
 
         # tokenizer
-        tok = QGroupBox("Tokenizer")
+        self.tok_box = tok = QGroupBox("Tokenizer")
         self.tok_form = QFormLayout(tok)
         self.tokenizer = QComboBox()
         self.tokenizer.addItems(["char", "word", "bpe"])
@@ -65,7 +83,7 @@ class TrainPanel(QWidget):
         self.tok_form.addRow(labelled("vocab size", self.bpe_vocab), self.bpe_vocab)
 
         # model
-        model = QGroupBox("Model")
+        self.model_box = model = QGroupBox("Model")
         model_layout = QVBoxLayout(model)
         self.model_top = top = QFormLayout()
         self.family = QComboBox()
@@ -83,7 +101,7 @@ class TrainPanel(QWidget):
         model_layout.addWidget(self.pages)
         self.estimate = QLabel()
         self.estimate.setWordWrap(True)
-        self.estimate.setToolTip("Parameter count of this configuration and a rough training-memory estimate.")
+        self.estimate.setToolTip(ESTIMATE_TIP)
         model_layout.addWidget(self.estimate)
 
         self.train_box = QGroupBox("Training")
@@ -108,7 +126,7 @@ class TrainPanel(QWidget):
         self.load_button = QPushButton("Load checkpoint…")
         for b, tip in ((self.start_button, "Build the model and train it with these settings."),
                        (self.pause_button, "Pause after the current step; the model can be saved or sampled."),
-                       (self.resume_button, "Continue a paused run."),
+                       (self.resume_button, RESUME_TIP),
                        (self.stop_button, "End the run after the current step (it can still be saved)."),
                        (self.save_button, "Write the run's model, optimizer and settings to a folder."),
                        (self.load_button, "Open a saved checkpoint for sampling and the graph view.")):
@@ -118,6 +136,7 @@ class TrainPanel(QWidget):
         self.progress.setFormat("idle")
         self.progress.setToolTip("Steps done out of max_steps, and the estimated time left.")
         self.speed = QLabel(" ")
+        self.speed.setWordWrap(True)   # a long line must not widen the panel (and with it the window)
         self.message = QLabel()
         self.message.setObjectName("runMessage")
         self.message.setWordWrap(True)
@@ -160,6 +179,9 @@ class TrainPanel(QWidget):
         self.tokenizer.currentTextChanged.connect(self._on_tokenizer)
         self.family.currentTextChanged.connect(self._on_family)
         self.preset.currentTextChanged.connect(self._on_preset)
+        self.family.textActivated.connect(self._say_form_refilled)   # only the user's own choices, not restores
+        self.preset.textActivated.connect(self._say_form_refilled)
+        self.device.currentTextChanged.connect(self.schedule_check)   # the memory check depends on the device
         self.corpus_box.loaded.connect(self.schedule_check)
         for w in (self.word_cap, self.bpe_vocab):
             w.valueChanged.connect(self.schedule_check)
@@ -238,6 +260,15 @@ class TrainPanel(QWidget):
                 set_value(target, value)
         self.schedule_check()
 
+    @Slot(str)
+    def _say_form_refilled(self, _: str) -> None:
+        """Choosing a family or preset overwrites every field, max_steps and lr included; say so, since edits
+        the user made a moment ago are gone."""
+        family = self.family.currentText()
+        source = "n-gram defaults" if family == "ngram" else f"preset {self.preset.currentText()}"
+        self.message.setText(f"The form now holds the {escape(source)} values for {escape(family)} "
+                             f"(your earlier edits to the fields were replaced).")
+
     # -- reading the form ------------------------------------------------------------------------------------
     def model_values(self) -> dict:
         form_name = form_of(self.family.currentText())
@@ -295,7 +326,7 @@ class TrainPanel(QWidget):
         Start. Returns the problem ("" when none)."""
         family = self.family.currentText()
         vocab = self.vocab_guess()
-        problems, estimate = [], ""
+        problems, estimate, warning = [], "", ""
         try:
             spec = self.spec()
             model, train = api.resolve_config(family, spec.preset, spec.overrides, vocab)
@@ -308,6 +339,7 @@ class TrainPanel(QWidget):
                 what = "count-table entries at most" if family == "ngram" else "parameters"
                 estimate = (f"<b>{e['params']:,}</b> {what} · ≈ {_bytes(e['memory_bytes'])} to train"
                             + ("" if family == "ngram" else " (weights, grads, AdamW, one batch of activations)"))
+                warning = self._memory_warning(e["memory_bytes"])
         except PlaygroundError as e:
             problems = [str(e)]
         if self.corpus_box.corpus is None:
@@ -315,23 +347,37 @@ class TrainPanel(QWidget):
         problem = "; ".join(problems)
         mark_invalid({**self.fields["train"], **self.fields[form_of(family)]}, problem)
         self.problem = problem
-        self.estimate.setText(f"<span style='color:#b00020'>{problem}</span>" if problem else estimate)
+        if problem:
+            estimate = f"<span style='color:#b00020'>{escape(problem)}</span>"
+        elif warning:
+            estimate = f"<span style='color:{WARN_COLOR}'>{estimate} ⚠</span>"
+        self.estimate.setText(estimate)
+        self.estimate.setToolTip(warning or ESTIMATE_TIP)
         self._update_start()
         return problem
 
+    def _memory_warning(self, needed: int) -> str:
+        """Why the estimate is shown in orange ("" when it fits): Start stays enabled, since the estimate is
+        rough, but a run that needs more than the machine has would swap or die with out-of-memory."""
+        have = machine_memory(self.device.currentText())
+        if have is None or needed <= have[0]:
+            return ""
+        return (f"The estimate ({_bytes(needed)}) is more than this machine's {_bytes(have[0])} of {have[1]}: "
+                f"training would likely run out of memory. Try a smaller block_size, batch_size or model.")
+
     # -- run state -------------------------------------------------------------------------------------------
-    def set_state(self, state: str, *, can_save: bool) -> None:
-        """state: idle | preparing | running | paused | stopping | done | stopped | error."""
+    def set_state(self, state: str, *, can_save: bool, can_continue: bool = False) -> None:
+        """state: idle | preparing | running | paused | stopping | done | stopped | error | loaded (a checkpoint
+        was loaded; `can_continue`: it can be trained further, which Resume then does)."""
         self._running = state in ("preparing", "running", "paused", "stopping")
         ngram = self.family.currentText() == "ngram"
         self.pause_button.setEnabled(state == "running" and not ngram)
-        self.resume_button.setEnabled(state == "paused")
+        self.resume_button.setEnabled(state == "paused" or (state == "loaded" and can_continue))
         self.stop_button.setEnabled(state in ("preparing", "running", "paused"))
         self.save_button.setEnabled(can_save and state in ("paused", "done", "stopped", "error"))
         self.load_button.setEnabled(not self._running)
-        for w in (self.corpus_box, self.tokenizer, self.family, self.preset, self.pages, self.train_box,
-                  self.tok_form.parentWidget()):
-            w.setEnabled(not self._running)
+        for w in (self.corpus_box, self.tok_box, self.model_box, self.train_box):
+            w.setEnabled(not self._running)   # whole groups: titles and row labels grey out with the fields
         self._update_start()
 
     def _update_start(self) -> None:
@@ -345,10 +391,8 @@ class TrainPanel(QWidget):
         eta = "" if r.eta_s is None else f" · ETA {format_duration(r.eta_s)}"
         unit = "order" if self.family.currentText() == "ngram" else "step"   # n-grams count one order at a time
         self.progress.setFormat(f"{unit} {r.step:,} / {r.max_steps:,} (%p%){eta}")
-        line = f"{r.tokens_per_s:,.0f} tokens/s · {r.tokens:,} tokens · {format_duration(r.elapsed_s)} elapsed"
-        if r.message:
-            line += f" · {r.message}"
-        self.speed.setText(line)
+        self.speed.setText(f"{r.tokens_per_s:,.0f} tokens/s · {r.tokens:,} tokens · "
+                           f"{format_duration(r.elapsed_s)} elapsed")
 
     # -- settings --------------------------------------------------------------------------------------------
     def settings(self) -> dict:
@@ -377,6 +421,23 @@ class TrainPanel(QWidget):
             self.device.setCurrentIndex(index)
         self.seed.setValue(int(s.get("seed", self.seed.value())))
         self.check()
+
+
+def checkpoint_settings(meta: dict) -> dict:
+    """A checkpoint's meta.json as `TrainPanel.settings()` output, so `apply_settings` shows what it was trained
+    with: the run spec for tokenizer, family, preset and seed, the resolved configs for the fields."""
+    spec = meta.get("spec", {})
+    options = spec.get("tokenizer_options", {})
+    kind = spec.get("tokenizer", "char")
+    cap = options.get("vocab_size")
+    out = {"tokenizer": kind, "family": meta.get("family", spec.get("family")), "preset": spec.get("preset") or "",
+           "model": meta.get("model", {}), "train": meta.get("train", {}), "device": spec.get("device", "auto"),
+           "seed": spec.get("seed", 1337)}
+    if kind == "word":
+        out.update(word_cap=int(cap or 0), word_lower=str(options.get("lowercase", False)).lower() == "true")
+    elif kind == "bpe" and cap is not None:
+        out["bpe_vocab"] = int(cap)
+    return out
 
 
 def format_duration(seconds: float) -> str:

@@ -332,3 +332,124 @@ def test_worker_batches_reports_and_forwards_evals_at_once(qtbot):
     eval_batch = next(b for b in batches if any(r.event == "eval" for r in b))
     assert eval_batch[-1].event == "eval"            # an eval is sent the moment it arrives
     assert batches[-1][-1].event == "done"
+
+
+def test_window_fits_a_1280_screen_after_a_run(qtbot, window):
+    """The first report carries a long device/MFU remark; it goes to the wrapping message label, so neither the
+    panel nor the window grows (it used to push the window past 2000 px)."""
+    make_tiny(window, max_steps=100_000, eval_interval=100_000)
+    start_and_wait(qtbot, window, state="running")
+    qtbot.waitUntil(lambda: "training on" in window.panel.message.text(), timeout=RUN_TIMEOUT_MS)
+    assert "training on" not in window.panel.speed.text()         # shown, but where it can wrap
+    for _ in range(2):                                            # mid-run, and once the run has ended
+        assert window.panel.minimumSizeHint().width() <= 400
+        assert window.sample_panel.minimumSizeHint().width() <= 1280 - 400
+        assert window.minimumSizeHint().width() <= 1280
+        window.stop()
+        qtbot.waitUntil(lambda: window.state == "stopped", timeout=RUN_TIMEOUT_MS)
+
+
+def saved_tiny_checkpoint(qtbot, w: MainWindow, path) -> None:
+    make_tiny(w, max_steps=10)
+    w.panel.fields["transformer"]["n_embd"].setValue(24)
+    start_and_wait(qtbot, w)
+    assert w.save_checkpoint(str(path)) is not None
+
+
+def test_loading_a_checkpoint_replaces_the_run_in_the_whole_window(qtbot, window, tmp_path):
+    saved_tiny_checkpoint(qtbot, window, tmp_path / "ck")
+    p = window.panel
+    p.fields["transformer"]["n_embd"].setValue(32)                # a different second run, left unsaved
+    p.fields["train"]["max_steps"].setValue(12)
+    start_and_wait(qtbot, window)
+    assert window.unsaved
+    asked = []
+    window.ask_save_before_load = lambda: asked.append(1) or QMessageBox.Discard
+    assert window.load_checkpoint(str(tmp_path / "ck"))
+    assert asked                                                   # the unsaved run was offered for saving
+    assert window.state == "loaded" and window.status_state.text() == "checkpoint loaded"
+    assert p.fields["transformer"]["n_embd"].value() == 24 and p.fields["train"]["max_steps"].value() == 10
+    assert window.loss_plot.train.n == 0 and window.loss_plot.val.n == 0
+    assert p.progress.value() == 10 and "checkpoint" in p.progress.format()
+    assert window.status_step.text() == "step 10" and window.status_eta.text() == "ETA —"
+    assert not p.save_button.isEnabled() and window.save_checkpoint(str(tmp_path / "again")) is None
+    assert p.resume_button.isEnabled() and p.start_button.isEnabled()
+    assert "validation loss" in p.message.text()
+
+
+def test_resume_trains_a_loaded_checkpoint_from_its_step(qtbot, window, tmp_path):
+    saved_tiny_checkpoint(qtbot, window, tmp_path / "ck")
+    assert window.load_checkpoint(str(tmp_path / "ck"))
+    p = window.panel
+    qtbot.mouseClick(p.resume_button, Qt.LeftButton)             # max_steps (10) leaves nothing to train
+    assert window.thread is None and "raise max_steps" in p.message.text()
+    p.fields["train"]["max_steps"].setValue(16)
+    qtbot.mouseClick(p.resume_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: window.state == "done", timeout=RUN_TIMEOUT_MS)
+    steps = window.loss_plot.train["step"]
+    assert len(steps) > 0 and steps.min() == 11 and steps.max() == 16   # continued from step 10, not from 0
+    assert window.status_step.text() == "step 16/16" and p.save_button.isEnabled()
+    assert window.run.summary()["step"] == 16 and window.loaded is None
+
+
+def test_no_stale_messages_after_a_run(qtbot, window, tmp_path):
+    binary = tmp_path / "image.txt"
+    binary.write_bytes(b"\x89PNG\x00\x00\x00binary")
+    box = window.panel.corpus_box
+    assert not box.load(str(binary)) and box.error.isVisible()
+    make_tiny(window, max_steps=100_000, eval_interval=100_000)
+    start_and_wait(qtbot, window, state="running")
+    assert not box.error.isVisible()                              # a new run: the old load error is gone
+    qtbot.waitUntil(lambda: window.loss_plot.train.n > 2, timeout=RUN_TIMEOUT_MS)
+    window.pause()
+    qtbot.waitUntil(lambda: window.last_report.event == "paused", timeout=RUN_TIMEOUT_MS)
+    assert "paused" in window.panel.message.text()
+    window.stop()
+    qtbot.waitUntil(lambda: window.state == "stopped", timeout=RUN_TIMEOUT_MS)
+    text = window.panel.message.text() + window.panel.speed.text()
+    assert "paused" not in text and "stopped at step" in text
+
+
+def test_pause_as_the_last_step_ends_lets_the_run_finish(qtbot, window, monkeypatch):
+    """Pause arriving when the last step has run must not park a finished run at 100% waiting for Resume."""
+    real_start = api.start_run
+
+    def start_then_pause_at_the_end(spec):
+        run = real_start(spec)
+        reports = run.reports
+
+        def pausing_reports():
+            for r in reports():
+                if r.step == r.max_steps and r.event != "done":
+                    window.worker.pause()     # what the Pause button does, at the worst moment
+                yield r
+        run.reports = pausing_reports
+        return run
+    monkeypatch.setattr(api, "start_run", start_then_pause_at_the_end)
+    make_tiny(window, max_steps=5, eval_interval=100)
+    start_and_wait(qtbot, window)
+    assert window.last_report.event == "done" and window.thread is None
+    assert "paused" not in window.panel.message.text()
+
+
+def test_memory_estimate_beyond_the_machine_is_a_warning(window, monkeypatch):
+    from app.panels import train_panel
+    p = window.panel
+    monkeypatch.setattr(train_panel, "machine_memory", lambda device: (10 ** 15, "RAM"))
+    assert p.check() == "" and "⚠" not in p.estimate.text()
+    monkeypatch.setattr(train_panel, "machine_memory", lambda device: (1024, "RAM"))
+    assert p.check() == "" and p.start_button.isEnabled()          # a warning, not a refusal
+    assert train_panel.WARN_COLOR in p.estimate.text() and "RAM" in p.estimate.toolTip()
+
+
+def test_form_groups_grey_out_while_training_and_family_change_is_announced(qtbot, window):
+    p = window.panel
+    p.family.textActivated.emit("gru")                            # as the user picking it does
+    assert "replaced" in p.message.text()
+    p.family.setCurrentText("transformer")
+    make_tiny(window, max_steps=100_000, eval_interval=100_000)
+    start_and_wait(qtbot, window, state="running")
+    assert not p.model_box.isEnabled() and not p.tok_box.isEnabled() and not p.train_box.isEnabled()
+    window.stop()
+    qtbot.waitUntil(lambda: window.state == "stopped", timeout=RUN_TIMEOUT_MS)
+    assert p.model_box.isEnabled()
