@@ -41,20 +41,13 @@ def record_and_layout(build: Callable[[], object]) -> tuple:
     return program, spec, collapsed, layout(spec, collapsed)
 
 
-def tape_token_limit(model) -> int:
-    """The most tokens bridge.build_tape takes from this model (inputs plus the last target)."""
-    from engine.autodiff.bridge import MAX_RNN_STEPS
-    from engine.models.transformer import GPT
-    return model.config.block_size + 1 if isinstance(model, GPT) else MAX_RNN_STEPS + 1
-
-
 def build_model_tape(model, tokenizer, text: str):
     """bridge.build_tape; when the text is too long, its message also says how much of the text would fit."""
-    from engine.autodiff.bridge import TapeError, build_tape   # imports torch model code only when a model is shown
+    from engine.autodiff.bridge import TapeError, build_tape, max_tape_tokens   # torch model code, only when needed
     try:
         return build_tape(model, tokenizer, text)
     except TapeError as e:
-        limit, ids = tape_token_limit(model), tokenizer.encode(text)
+        limit, ids = max_tape_tokens(model), tokenizer.encode(text)
         if len(ids) <= limit:
             raise
         fits = tokenizer.decode(ids[:limit])
@@ -210,7 +203,8 @@ class GraphPanel(QWidget):
         if self.handle is None:
             self.handle = self.source.snapshot()
             if self.handle is not None:    # a random window longer than the tape takes would only fail later
-                self.length.setMaximum(min(64, tape_token_limit(self.handle.model) - 1))
+                from engine.autodiff.bridge import max_tape_tokens
+                self.length.setMaximum(min(64, max_tape_tokens(self.handle.model) - 1))
         if self.handle is None:
             self.show_message("No model has been trained yet: train one in the Train tab or load a checkpoint. "
                               "Meanwhile the lecture example shows how the tape works.")

@@ -25,6 +25,11 @@ class TapeError(PlaygroundError):
     """The model or text cannot be put on the tape."""
 
 
+def max_tape_tokens(model) -> int:
+    """The most tokens build_tape takes from this model: inputs plus the last target."""
+    return model.config.block_size + 1 if isinstance(model, GPT) else MAX_RNN_STEPS + 1
+
+
 def build_tape(model, tokenizer, text: str) -> TapeProgram:
     """The tape of `model`'s loss on `text` (inputs idx[:-1], targets idx[1:])."""
     if not isinstance(model, (RNNLM, GPT)):
@@ -33,7 +38,7 @@ def build_tape(model, tokenizer, text: str) -> TapeProgram:
                             "no differentiable computation to record; pick an RNN, LSTM, GRU or transformer")
         raise TapeError(f"no tape for a {type(model).__name__}; only RNN/LSTM/GRU and transformer models have one")
     idx = tokenizer.encode(text)   # TokenizerError names unknown characters
-    limit = model.config.block_size + 1 if isinstance(model, GPT) else MAX_RNN_STEPS + 1
+    limit = max_tape_tokens(model)
     if len(idx) < 2:
         raise TapeError(f"the text must be at least 2 tokens long (an input and its next token); got {len(idx)}")
     if len(idx) > limit:
