@@ -145,9 +145,11 @@ class Run:
         event="paused", then the generator blocks (lock released, so save/snapshot work) until resume or stop."""
         source = self._ngram_reports() if self.trainer is None else self.trainer.reports()
         while True:
-            if not self._running.is_set() and not self._stop.is_set():
-                if self.last_report is not None and self.last_report.event != "paused":
-                    yield replace(self.last_report, event="paused", message="paused")
+            last = self.last_report
+            finishing = last is not None and (last.event == "done" or last.step >= last.max_steps)
+            if not self._running.is_set() and not self._stop.is_set() and not finishing:
+                if last is not None and last.event != "paused":
+                    yield replace(last, event="paused", message="paused")
                 self._running.wait()
             with self._lock:
                 r = next(source, None)

@@ -112,3 +112,13 @@ def test_loading_a_file_as_checkpoint_says_so(tmp_path):
     f.write_bytes(b"\x00" * 10)
     with pytest.raises(CheckpointError, match="is a file"):
         api.load_checkpoint(f)
+
+
+def test_pause_after_the_last_step_lets_the_run_finish(corpus_file):
+    run = api.start_run(_spec(corpus_file, max_steps=4,
+                              overrides={"n_layer": "1", "steps_per_yield": "4", "eval_interval": "50"}))
+    gen = run.reports()
+    assert next(gen).step == 4
+    run.pause()                       # pressed as the last step completed: nothing is left to pause
+    rest = list(gen)
+    assert rest and rest[-1].event == "done" and all(r.event != "paused" for r in rest)
