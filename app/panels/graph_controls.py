@@ -76,12 +76,12 @@ class GradientStrip(QWidget):
         self.plot.setMenuEnabled(False)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#ef6c00")
         self.plot.addItem(self.bars)
-        self.placeholder = QLabel("No gradient has reached the hidden states yet: step the backward pass (or run to "
+        self.no_grad_note = QLabel("No gradient has reached the hidden states yet: step the backward pass (or run to "
                                   "the end) and a bar appears for each h_t.")
-        self.placeholder.setWordWrap(True)
-        self.placeholder.setAlignment(Qt.AlignCenter)
-        self.placeholder.setFixedHeight(130)
-        self.placeholder.setStyleSheet("color: #607d8b; background: white")
+        self.no_grad_note.setWordWrap(True)
+        self.no_grad_note.setAlignment(Qt.AlignCenter)
+        self.no_grad_note.setFixedHeight(130)
+        self.no_grad_note.setStyleSheet("color: #607d8b; background: white")
         self.layer = QComboBox()
         sl = QVBoxLayout(self)
         sl.setContentsMargins(0, 0, 0, 0)
@@ -92,13 +92,13 @@ class GradientStrip(QWidget):
         row.addWidget(self.layer)
         sl.addLayout(row)
         sl.addWidget(self.plot)
-        sl.addWidget(self.placeholder)
+        sl.addWidget(self.no_grad_note)
 
     def show_norms(self, norms) -> None:
-        """Bars for t = 1…T, or the placeholder while every norm is still 0."""
+        """Bars for t = 1…T, or the note while every norm is still 0."""
         self.bars.setOpts(x=list(range(1, len(norms) + 1)), height=norms, width=0.8)
         self.plot.setVisible(bool(norms.any()))
-        self.placeholder.setVisible(not norms.any())
+        self.no_grad_note.setVisible(not norms.any())
 
 
 def legend() -> QWidget:

@@ -301,11 +301,11 @@ def test_long_rnn_opens_collapsed_expands_and_shows_gradient_strip(qtbot, small_
     assert len(panel.program.nodes) > 150
     assert len(panel.scene.units) < len(panel.program.nodes) / 3       # opened collapsed
     assert panel.strip_box.isVisible() and not panel.strip_norms().any()
-    assert panel.strip_box.placeholder.isVisible() and not panel.strip_box.plot.isVisible()
+    assert panel.strip_box.no_grad_note.isVisible() and not panel.strip_box.plot.isVisible()
     panel.buttons["end"].click()
     norms = panel.strip_norms()
     assert len(norms) == 40 and (norms > 0).all()
-    assert panel.strip_box.plot.isVisible() and not panel.strip_box.placeholder.isVisible()
+    assert panel.strip_box.plot.isVisible() and not panel.strip_box.no_grad_note.isVisible()
     # with the strip, the finished counter and the loss shown, the tab still fits a 1,000 px wide window
     assert panel.minimumSizeHint().width() <= 1000
     step_group = "RNN layer 1 / RNN step 5"

@@ -5,6 +5,7 @@ import torch
 from engine.errors import ConfigError
 from engine.models import build_model, config_from_dict
 from engine.models.rnn import RNNConfig, RNNLM
+from tests.engine.helpers import char_data, loss_curve
 
 V = 17
 CELLS = ["rnn", "lstm", "gru"]
@@ -88,17 +89,7 @@ def test_config_round_trip_and_errors():
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_loss_falls_on_small_corpus(seed, small_text, cell):
-    chars = sorted(set(small_text))
-    data = torch.tensor([chars.index(c) for c in small_text])
+    chars, data = char_data(small_text)
     m = RNNLM(RNNConfig(vocab_size=len(chars), cell=cell, n_layer=1, n_embd=16, n_hidden=48))
-    opt = torch.optim.AdamW(m.parameters(), lr=1e-2)
-    gen = torch.Generator().manual_seed(0)
-    losses = []
-    for _ in range(60):
-        ix = torch.randint(len(data) - 33, (8, 1), generator=gen) + torch.arange(32)
-        _, loss = m(data[ix], data[ix + 1])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = loss_curve(m, data, lr=1e-2)
     assert sum(losses[-10:]) / 10 < 0.75 * sum(losses[:10]) / 10

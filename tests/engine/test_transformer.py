@@ -7,6 +7,7 @@ import torch
 from engine.errors import ConfigError
 from engine.models import build_model
 from engine.models.transformer import GPT, GPTConfig, rope_tables
+from tests.engine.helpers import char_data, loss_curve
 
 V = 23
 
@@ -153,17 +154,7 @@ def test_bad_config_rejected(bad, match):
 
 
 def test_loss_falls_on_small_corpus(seed, small_text):
-    chars = sorted(set(small_text))
-    data = torch.tensor([chars.index(c) for c in small_text])
+    chars, data = char_data(small_text)
     m = build_model("transformer", dict(vocab_size=len(chars), block_size=32, n_layer=1, n_head=2, n_embd=32))
-    opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
-    gen = torch.Generator().manual_seed(0)
-    losses = []
-    for _ in range(60):
-        ix = torch.randint(len(data) - 33, (8, 1), generator=gen) + torch.arange(32)
-        _, loss = m(data[ix], data[ix + 1])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = loss_curve(m, data, lr=3e-3)
     assert sum(losses[-10:]) / 10 < 0.75 * sum(losses[:10]) / 10
