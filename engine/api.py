@@ -2,6 +2,7 @@
 it, take CPU snapshots of its weights, load checkpoints. Panels never reach past this module into engine internals."""
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -137,11 +138,13 @@ class Run:
             else:
                 self.trainer = Trainer(self.model, self.train_ids, self.val_ids, cfg,
                                        val_chars=len(self.val_text), tokenizer=self.tokenizer)
+            self.trainer.update_lock = self._lock
 
     # -- control -------------------------------------------------------------------------------------------
     def reports(self) -> Iterator:
-        """Yield the run's StepReports. Steps run under the run's lock, so a snapshot or a save from another thread
-        never sees weights halfway through an update. Pausing is handled here, between steps: one report with
+        """Yield the run's StepReports. Weight updates happen under the run's lock (the trainer takes it per
+        optimizer step), so a snapshot from another thread never sees half an update and never waits for a whole
+        report or a validation pass. Pausing is handled here, between steps: one report with
         event="paused", then the generator blocks (lock released, so save/snapshot work) until resume or stop."""
         source = self._ngram_reports() if self.trainer is None else self.trainer.reports()
         while True:
@@ -151,8 +154,8 @@ class Run:
                 if last is not None and last.event != "paused":
                     yield replace(last, event="paused", message="paused")
                 self._running.wait()
-            with self._lock:
-                r = next(source, None)
+            with self._lock if self.trainer is None else contextlib.nullcontext():
+                r = next(source, None)   # an n-gram fills its tables in place; a trainer locks each update
             if r is None:
                 return
             if self.trainer is not None and self.trainer.paused:

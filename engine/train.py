@@ -158,6 +158,9 @@ class Trainer:
         self.last_eval: StepReport | None = None  # the latest report carrying validation figures
         self._bad = torch.zeros((), device=self.device)              # sticky: a non-finite step happened
         self._bad_step = torch.zeros((), dtype=torch.long, device=self.device)
+        # Held around each optimizer update; a caller that copies weights from another thread (engine.api's
+        # snapshots) sets its own lock here, so a copy never sees half an update and never waits for an eval.
+        self.update_lock = contextlib.nullcontext()
         self._running, self._stop = threading.Event(), threading.Event()
         self._running.set()
         log.info("training %s (%d params) on %s", model.family, model.num_params(), self.device_label)
@@ -258,13 +261,14 @@ class Trainer:
                 self._bad_step.fill_(first + i + 1)
                 self._bad.fill_(1.0)
                 break
-            opt.step()
+            with self.update_lock:
+                opt.step()
+                self.step += 1
+                self.tokens += cfg.batch_size * cfg.block_size
             opt.zero_grad(set_to_none=True)
             good = 1.0 - self._bad
             loss_sum += torch.nan_to_num(loss.detach().float()) * good
             norm_sum += torch.nan_to_num(norm.float()) * good
-            self.step += 1
-            self.tokens += cfg.batch_size * cfg.block_size
         if self._bad.item():
             bad_step = int(self._bad_step.item())
             self.step = bad_step - 1

@@ -335,7 +335,7 @@ class SamplePanel(QWidget):
         self.show_message(f"generating with {cfg.strategy}{stale}…")
         self._worker = DecodeWorker(stream, stop_flag)
         self._worker.events.connect(self._on_events)
-        self._worker.failed.connect(lambda msg: self.show_message(msg, error=True))
+        self._worker.failed.connect(self._on_failed)   # a bound slot: a lambda would run on the decode thread
         self._worker.finished.connect(self._on_finished)  # connected before the start: a short run can end at once
         self._t0 = time.perf_counter()
         self._thread = start_worker(self._worker, "decode")
@@ -373,8 +373,7 @@ class SamplePanel(QWidget):
         return axis_label(self.view.tokenizer.token_str(token_id))
 
     def _on_finished(self) -> None:
-        self._thread.quit()  # directly: start_worker's queued quit would reach the thread only after this wait
-        self._thread.wait()
+        self._thread.wait()      # start_worker quits the thread as the worker finishes
         self._thread = self._worker = None
         self.generate_button.setEnabled(True)
         self.stop_button.setEnabled(False)
@@ -388,6 +387,10 @@ class SamplePanel(QWidget):
         if switch:
             self.tabs.setCurrentWidget(self.chart)
 
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self.show_message(message, error=True)
+
     def show_message(self, text: str, error: bool = False) -> None:
         self.message.setStyleSheet("color: #b00020; font-weight: bold;" if error else "color: #444;")
         self.message.setText(text)
@@ -397,5 +400,4 @@ class SamplePanel(QWidget):
         if self._worker is not None:
             self._worker.stop()
         if self._thread is not None:
-            self._thread.quit()  # the queued quit from worker.finished cannot run while this thread waits
-            self._thread.wait()
+            self._thread.wait()  # the worker ends after its current token; start_worker then quits the thread

@@ -9,7 +9,7 @@ import functools
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QEvent, QObject, QPoint, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QPoint, Qt, QThread, Signal
 from PySide6.QtGui import QHelpEvent
 from PySide6.QtWidgets import QToolTip
 
@@ -221,6 +221,24 @@ def test_bad_input_is_a_message_in_the_panel(qtbot, small_text):
     assert "type a prompt" in panel.message.text()
     _run(qtbot, panel, "beam", "ab", 5, beam_width=4)
     assert "beam_width 4 is more than the 2 tokens" in panel.message.text()
+
+
+def test_a_model_that_fails_mid_stream_shows_the_engines_message(qtbot, small_text):
+    """Decoding a diverged model raises inside the worker thread; the message must reach the panel (from the GUI
+    thread) and the panel must be usable again."""
+    torch.manual_seed(0)
+    tok = build_tokenizer("char", small_text)
+    broken = build_model("transformer", {"vocab_size": tok.vocab_size, "block_size": 16, "n_layer": 1, "n_head": 1,
+                                         "n_embd": 8}).eval()
+    with torch.no_grad():
+        broken.lm_head.weight.fill_(float("nan"))
+    panel = _panel(qtbot, ModelHandle("transformer", broken, tok, {}))
+    threads = []
+    show = panel.show_message
+    panel.show_message = lambda text, error=False: (threads.append(QThread.currentThread()), show(text, error))
+    _run(qtbot, panel, "greedy", "the", 5)
+    assert "nan" in panel.message.text().lower() and panel.generate_button.isEnabled()
+    assert threads and all(t is panel.thread() for t in threads), "a widget was touched off the GUI thread"
 
 
 def test_stop_takes_effect_between_tokens(qtbot, small_text):

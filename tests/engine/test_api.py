@@ -122,3 +122,26 @@ def test_pause_after_the_last_step_lets_the_run_finish(corpus_file):
     run.pause()                       # pressed as the last step completed: nothing is left to pause
     rest = list(gen)
     assert rest and rest[-1].event == "done" and all(r.event != "paused" for r in rest)
+
+
+def test_snapshot_does_not_wait_for_a_validation_pass(corpus_file):
+    """The GUI takes snapshots on its own thread; a long evaluation must not freeze it."""
+    run = api.start_run(_spec(corpus_file, max_steps=4,
+                              overrides={"n_layer": "1", "steps_per_yield": "2", "eval_interval": "2"}))
+    in_eval, release = threading.Event(), threading.Event()
+    original = run.trainer.evaluate
+
+    def slow_evaluate():
+        in_eval.set()
+        release.wait(10)
+        return original()
+    run.trainer.evaluate = slow_evaluate
+    worker = threading.Thread(target=lambda: list(run.reports()))
+    worker.start()
+    assert in_eval.wait(10)
+    done = threading.Event()
+    threading.Thread(target=lambda: (run.snapshot(), done.set())).start()
+    snapped_during_eval = done.wait(5)
+    release.set()
+    worker.join(20)
+    assert snapped_during_eval, "snapshot() waited for the evaluation to finish"
