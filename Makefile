@@ -1,5 +1,5 @@
 # The two commands a newcomer needs; both set up .venv themselves on first use.
-.PHONY: run test bench-quick
+.PHONY: run test
 run:
 	@./tools/run.sh
 

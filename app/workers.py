@@ -3,7 +3,7 @@ plain data. Widgets are touched only by the slots those signals reach, on the GU
 
 `TrainWorker` builds the run (tokenizing the corpus, building the model and its optimizer, which lazily imports
 torch._dynamo for about a second) and then iterates `run.reports()`. Reports are batched and emitted at most
-~25 times a second, because a tiny model steps thousands of times a second and one queued signal per step would
+~25 times a second, because a tiny model steps up to hundreds of times a second and one queued signal per step would
 flood the GUI's event queue; evals, pauses, errors and the end are forwarded at once."""
 from __future__ import annotations
 

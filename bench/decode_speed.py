@@ -42,7 +42,7 @@ def timed_run(model, tok, prompt: str, **cfg) -> tuple[int, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--tokens", type=int, default=100, help="new tokens per row inside the window")
     ap.add_argument("--past", type=int, default=40, help="new tokens for the past-the-window rows")

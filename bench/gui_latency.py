@@ -37,7 +37,7 @@ def headless_tokens_per_s(spec, steps: int) -> float:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=20.0, help="how long to probe while training")
     ap.add_argument("--steps", type=int, default=100_000, help="max_steps of the run (it is stopped at the end)")
     ap.add_argument("--preset", default="tiny-cpu-transformer")

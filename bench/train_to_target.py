@@ -1,6 +1,6 @@
 """Wall time to a validation-loss target with a preset, char tokenizer, 90/10 split (nanoGPT's shakespeare_char).
 
-    .venv/bin/python bench/train_to_target.py --preset nanogpt-cpu --target 1.886 --max-time 250 --threads 1
+    .venv/bin/python bench/train_to_target.py --preset nanogpt-cpu --target 1.886 --max-time 300 --threads 2
     .venv/bin/python bench/train_to_target.py --preset fast-gpu-char --device cuda      # target 1.47
 
 Prints a timeline (step, wall seconds since process start, train loss, val loss) at every evaluation, then the
@@ -29,7 +29,7 @@ from engine.train import TrainConfig, Trainer  # noqa: E402
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default="fast-gpu-char")
     ap.add_argument("--corpus", default=str(ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"))
     ap.add_argument("--target", type=float, default=1.47, help="validation loss (nats/char) to reach")

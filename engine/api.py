@@ -1,5 +1,7 @@
 """The facade the CLI and the GUI use: describe a run as plain data (RunSpec), start it, iterate its reports, save
-it, take CPU snapshots of its weights, load checkpoints. Panels never reach past this module into engine internals."""
+it, take CPU snapshots of its weights, load checkpoints. Runs and checkpoints go through here; the panels also use
+the engine modules whose objects they show (decode.generate, the autodiff Stepper, corpus loading), never the
+trainer or a model's internals."""
 from __future__ import annotations
 
 import contextlib
@@ -186,7 +188,7 @@ class Run:
 
     def _ngram_reports(self) -> Iterator:
         """The counting pass as reports (one per order), then the evaluation over the whole validation split.
-        Counting takes about a second even on large corpora, so a stop request lets it finish."""
+        Counting a few MB takes about a second (bench/ngram_build.py), so a stop request lets it finish."""
         from .train import StepReport
         t0 = time.perf_counter()
         n = self.model.config.order
@@ -287,14 +289,8 @@ def load_checkpoint(ckpt_dir) -> ModelHandle:
         model = NGramLM.from_arrays(NGramConfig.from_dict(meta["model"]),
                                     ckpt.load_group(ckpt_dir, "ngram", as_torch=False))
     else:
-        model = build_model(family, meta["model"])
-        state = ckpt.load_group(ckpt_dir, "model")
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as e:
-            raise CheckpointError(f"{ckpt_dir}: weights do not match the saved config "
-                                  f"({str(e).splitlines()[0]})") from None
-        model.eval()
+        from .train_state import load_model_from_checkpoint
+        model, _ = load_model_from_checkpoint(ckpt_dir)
     return ModelHandle(family, model, tokenizer, meta)
 
 
