@@ -81,7 +81,8 @@ class MainWindow(QMainWindow):
         p.stop_clicked.connect(self.stop)
         p.save_clicked.connect(self.save_checkpoint)
         p.load_clicked.connect(self.load_checkpoint)
-        p.corpus_box.loaded.connect(lambda _: self._remember_corpora())
+        p.corpus_box.loaded.connect(self._on_corpus_loaded)
+        p.corpus_box.failed.connect(self._on_corpus_failed)
         self._restore()
         self._set_state("idle")
 
@@ -106,9 +107,7 @@ class MainWindow(QMainWindow):
         if splitter is None or not self.splitter.restoreState(splitter):
             self.splitter.setSizes([380, self.width() - 380])   # the panel near its minimum: the tabs need the room
         self.panel.corpus_box.set_recent(_as_list(s.value("corpus/recent", [])))
-        last = s.value("corpus/last", FIRST_CORPUS)
-        if not self.panel.corpus_box.load(last) and last != FIRST_CORPUS:
-            self.panel.corpus_box.load(FIRST_CORPUS)
+        self.panel.corpus_box.load(s.value("corpus/last", FIRST_CORPUS) or FIRST_CORPUS, fallback=FIRST_CORPUS)
         saved = s.value("settings/last")
         if saved:
             try:
@@ -131,8 +130,22 @@ class MainWindow(QMainWindow):
         self.panel.check()
 
     def _remember_corpora(self) -> None:
-        self.settings.setValue("corpus/last", self.panel.corpus_box.spec())
+        if self.panel.corpus_box.spec():   # closed before the first corpus loaded: keep the stored one
+            self.settings.setValue("corpus/last", self.panel.corpus_box.spec())
         self.settings.setValue("corpus/recent", self.panel.corpus_box.recent())
+
+    @Slot(object)
+    def _on_corpus_loaded(self, corpus) -> None:
+        self._remember_corpora()
+        if self.loaded is not None and self.loaded[1].get("spec", {}).get("corpus") == corpus.source:
+            # the loaded checkpoint's own corpus arrived: its validation text replaces the stand-in
+            self.source.set_checkpoint(self.source.snapshot(), self.loaded[0], self.panel.corpus_box.validation_text())
+
+    @Slot(str, str)
+    def _on_corpus_failed(self, spec: str, _message: str) -> None:
+        if self.loaded is not None and self.loaded[1].get("spec", {}).get("corpus") == spec:
+            self._set_notes(note=f"its corpus {spec} could not be loaded; validation text is from the current "
+                                 f"corpus")
 
     def save_settings(self) -> None:
         s = self.settings
@@ -145,7 +158,7 @@ class MainWindow(QMainWindow):
     # -- run control -----------------------------------------------------------------------------------------
     @Slot()
     def start(self) -> None:
-        if self.panel.check() or self.thread is not None:
+        if self.panel.check() or self.thread is not None or self.panel.corpus_box.is_loading():
             return
         self.save_settings()
         self._launch(TrainWorker(self.panel.spec()))
@@ -321,9 +334,8 @@ class MainWindow(QMainWindow):
                 return False
         meta = handle.meta
         corpus = meta.get("spec", {}).get("corpus")
-        corpus_note = ""
-        if corpus and corpus != self.panel.corpus_box.spec() and not self.panel.corpus_box.load(corpus):
-            corpus_note = f"its corpus {corpus} could not be loaded; validation text is from the current corpus"
+        if corpus and corpus != self.panel.corpus_box.spec():
+            self.panel.corpus_box.load(corpus)   # in the background; _on_corpus_loaded/_failed finish the job
         self.panel.apply_settings(checkpoint_settings(meta))
         self.run, self.last_report, self.unsaved, self.loaded = None, None, False, (path, meta)
         self.loss_plot.clear()
@@ -339,7 +351,7 @@ class MainWindow(QMainWindow):
         self.status_eta.setText("ETA —")
         resumable = meta.get("family") != "ngram"
         self._set_notes(about=self.source.describe(), eval=_eval_line(meta),
-                        note=corpus_note or ("Resume trains it further, up to max_steps." if resumable else ""))
+                        note="Resume trains it further, up to max_steps." if resumable else "")
         self._set_state("loaded")
         self.statusBar().showMessage(f"loaded checkpoint {path}", 10000)
         return True
@@ -381,6 +393,7 @@ class MainWindow(QMainWindow):
                 return
         self.sample_panel.shutdown()
         self.graph_panel.shutdown()
+        self.panel.corpus_box.shutdown()
         self.save_settings()
         event.accept()
 

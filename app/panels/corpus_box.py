@@ -1,31 +1,89 @@
 """The corpus part of the training panel: built-in corpora, Open file / Open folder, a recent list, a summary
 (characters, distinct characters, train/val split) and a preview. A corpus that fails to load shows the engine's
-one-line reason here and the previous corpus stays selected, so a bad file never leaves the app without text."""
+one-line reason here and the previous corpus stays selected, so a bad file never leaves the app without text.
+
+Loading runs on a worker thread (app/workers.py): reading, decoding and splitting a file near the 50 MB limit takes
+about a second, which would freeze the window. The previous corpus stays in use (and Start stays off) until the new
+one has loaded; a request made while another is loading waits for it and then replaces it, so only the newest
+request is ever shown, and at most one corpus is being read at a time (a 50 MB text costs about 50-200 MB)."""
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from html import escape
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QPlainTextEdit, QPushButton, QWidget)
+                               QPlainTextEdit, QProgressBar, QPushButton, QWidget)
 
 from engine.corpus import BUILTIN_CORPORA, BUILTIN_PREFIX, Corpus, load_corpus, split_text
 from engine.errors import PlaygroundError
 
+from ..workers import error_message, start_worker
+
+log = logging.getLogger(__name__)
+
 MAX_RECENT = 8
 PREVIEW_CHARS = 3000
 VAL_FRACTION = 0.1
+SET_CHUNK = 1 << 18   # characters per set.update: each call holds the GIL for ~2 ms, not ~0.3 s for 50 MB
+
+
+@dataclass(frozen=True)
+class LoadedCorpus:
+    corpus: Corpus
+    train_chars: int    # length of the train split
+    val_text: str       # the validation split, kept so it is never recomputed
+    vocab_chars: int    # distinct characters
+
+
+def read_corpus(spec: str) -> LoadedCorpus:
+    """Everything about a corpus that costs time in proportion to its size, done once (on the loader thread)."""
+    corpus = load_corpus(spec)
+    train, val = split_text(corpus.text, VAL_FRACTION)
+    chars: set[str] = set()
+    for i in range(0, len(corpus.text), SET_CHUNK):   # in slices, so the GUI thread gets the GIL in between
+        chars.update(corpus.text[i:i + SET_CHUNK])
+    return LoadedCorpus(corpus, len(train), val, len(chars))
+
+
+class CorpusLoader(QObject):
+    """Reads one corpus on its own thread (started by app.workers.start_worker)."""
+    done = Signal(object)   # a LoadedCorpus
+    failed = Signal(str)    # a one-line reason
+    finished = Signal()     # always last
+
+    def __init__(self, spec: str):
+        super().__init__()
+        self.spec = spec
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            self.done.emit(read_corpus(self.spec))
+        except Exception as e:  # noqa: BLE001 — a bad file (or a bug) is shown in the box, never kills the thread
+            if not isinstance(e, PlaygroundError):
+                log.exception("loading %s failed", self.spec)
+            self.failed.emit(error_message(e))
+        finally:
+            self.finished.emit()
 
 
 class CorpusBox(QGroupBox):
-    loaded = Signal(object)   # the new Corpus
+    loaded = Signal(object)          # the new Corpus
+    failed = Signal(str, str)        # (spec, one-line reason) of a load that failed; the previous corpus stays
+    loading_changed = Signal(bool)   # a load started (True) or ended, loaded or failed (False)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__("Corpus", parent)
         self.corpus: Corpus | None = None
         self.vocab_chars = 0           # distinct characters of the loaded corpus
+        self._val_text = ""
         self._recent: list[str] = []
+        self._wanted: tuple[str, str | None] | None = None   # (spec, fallback) of the newest unanswered request
+        self._thread: QThread | None = None
+        self._loader: CorpusLoader | None = None
 
         self.choice = QComboBox()
         self.choice.setToolTip("The text the model learns from: a built-in corpus or one you opened recently.")
@@ -35,6 +93,16 @@ class CorpusBox(QGroupBox):
         open_file.setToolTip("Load a UTF-8 .txt file (you can also drop files onto the window).")
         open_folder = QPushButton("Open folder…")
         open_folder.setToolTip("Load every text file in a folder, concatenated in sorted path order.")
+        self.loading = QWidget()
+        self.loading_label = QLabel()
+        self.loading_label.setTextFormat(Qt.PlainText)
+        busy = QProgressBar(minimum=0, maximum=0, textVisible=False)   # 0..0: Qt's "busy" animation
+        busy.setFixedSize(60, 10)
+        loading_row = QHBoxLayout(self.loading)
+        loading_row.setContentsMargins(0, 0, 0, 0)
+        loading_row.addWidget(busy)
+        loading_row.addWidget(self.loading_label, 1)
+        self.loading.hide()
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -56,9 +124,10 @@ class CorpusBox(QGroupBox):
         grid = QGridLayout(self)
         grid.addWidget(self.choice, 0, 0)
         grid.addLayout(buttons, 1, 0)
-        grid.addWidget(self.error, 2, 0)
-        grid.addWidget(self.summary, 3, 0)
-        grid.addWidget(self.preview, 4, 0)
+        grid.addWidget(self.loading, 2, 0)
+        grid.addWidget(self.error, 3, 0)
+        grid.addWidget(self.summary, 4, 0)
+        grid.addWidget(self.preview, 5, 0)
 
         open_file.clicked.connect(self._open_file)
         open_folder.clicked.connect(self._open_folder)
@@ -67,6 +136,7 @@ class CorpusBox(QGroupBox):
 
     # -- state -----------------------------------------------------------------------------------------------
     def spec(self) -> str:
+        """The corpus in use (during a load still the previous one: the one a run started now would get)."""
         return self.corpus.source if self.corpus is not None else ""
 
     def recent(self) -> list[str]:
@@ -77,33 +147,89 @@ class CorpusBox(QGroupBox):
         self._fill_choices()
 
     def validation_text(self) -> str:
-        return split_text(self.corpus.text, VAL_FRACTION)[1] if self.corpus is not None else ""
+        return self._val_text
+
+    def is_loading(self) -> bool:
+        return self._wanted is not None
 
     # -- loading ---------------------------------------------------------------------------------------------
-    def load(self, spec: str) -> bool:
-        """Load and show `spec`; on failure show why and keep the previous corpus."""
-        try:
-            corpus = load_corpus(spec)
-            train, val = split_text(corpus.text, VAL_FRACTION)
-        except PlaygroundError as e:
-            self.error.setText(f"Could not load {spec}: {e}")
-            self.error.show()
-            self._fill_choices()   # put the combo back on the corpus still in use
-            return False
+    def load(self, spec: str, fallback: str | None = None) -> None:
+        """Start loading `spec` in the background; `loaded` or `failed` tells how it went. On failure the reason
+        is shown and the previous corpus stays, or `fallback` is loaded instead (the app's first corpus when the
+        remembered one is gone). A newer request replaces this one if it comes before this one has loaded."""
+        self._wanted = (spec, fallback)
+        self.loading_label.setText(f"loading {_short(spec)}…")
+        self.loading_label.setToolTip(spec)
+        self.loading.show()
+        if self._thread is None:
+            self._start(spec)
+        self.loading_changed.emit(True)
+
+    def _start(self, spec: str) -> None:
+        self._loader = CorpusLoader(spec)
+        self._loader.done.connect(self._on_done, Qt.QueuedConnection)        # bound slots of this GUI-thread
+        self._loader.failed.connect(self._on_failed, Qt.QueuedConnection)    # widget: Qt runs them here
+        self._loader.finished.connect(self._on_finished, Qt.QueuedConnection)
+        self._thread = start_worker(self._loader, "corpus")
+
+    def _superseded(self) -> bool:
+        """A newer request came while this loader ran: its answer is dropped, the newer one starts next."""
+        return self._wanted is None or self._wanted[0] != self._loader.spec
+
+    @Slot(object)
+    def _on_done(self, result: LoadedCorpus) -> None:
+        if self._superseded():
+            return
+        self._wanted = None
+        corpus = result.corpus
         self.clear_error()
-        self.corpus = corpus
-        self.vocab_chars = len(set(corpus.text))
-        if not spec.startswith(BUILTIN_PREFIX):
+        self.corpus, self.vocab_chars, self._val_text = corpus, result.vocab_chars, result.val_text
+        if not corpus.source.startswith(BUILTIN_PREFIX):
             self._recent = [corpus.source] + [p for p in self._recent if p != corpus.source]
             del self._recent[MAX_RECENT:]
         self._fill_choices()
         self.summary.setText(
             f"<b>{escape(corpus.name)}</b><br>{len(corpus.text):,} characters, {self.vocab_chars:,} distinct<br>"
-            f"train {len(train):,} · validation {len(val):,} (the last {VAL_FRACTION:.0%})")
+            f"train {result.train_chars:,} · validation {len(result.val_text):,} (the last {VAL_FRACTION:.0%})")
         self.summary.setToolTip(corpus.source)
         self.preview.setPlainText(corpus.text[:PREVIEW_CHARS])
+        self.loading.hide()
+        self.loading_changed.emit(False)
         self.loaded.emit(corpus)
-        return True
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        if self._superseded():
+            return
+        spec, fallback = self._wanted
+        self.error.setText(f"Could not load {spec}: {message}")
+        self.error.show()
+        self._fill_choices()   # put the combo back on the corpus still in use
+        if fallback and fallback != spec:
+            self._wanted = (fallback, None)   # started by _on_finished, once this loader's thread has ended
+            self.loading_label.setText(f"loading {_short(fallback)}…")
+            self.loading_label.setToolTip(fallback)
+        else:
+            self._wanted = None
+            self.loading.hide()
+            self.loading_changed.emit(False)
+        self.failed.emit(spec, message)
+
+    @Slot()
+    def _on_finished(self) -> None:
+        if self._thread is None:   # already waited for by shutdown()
+            return
+        self._thread.wait()
+        self._thread = self._loader = None
+        if self._wanted is not None:
+            self._start(self._wanted[0])
+
+    def shutdown(self) -> None:
+        """Wait for a running load to end (the main window calls this on close; a load cannot be interrupted)."""
+        self._wanted = None
+        if self._thread is not None:
+            self._thread.wait()
+            self._thread = self._loader = None
 
     def clear_error(self) -> None:
         """Forget the last failed load's reason (a run starting, or a good load, makes it old news)."""
@@ -119,7 +245,7 @@ class CorpusBox(QGroupBox):
         if self._recent:
             self.choice.insertSeparator(self.choice.count())
         for path in self._recent:
-            self.choice.addItem(path.rsplit("/", 1)[-1] or path, path)
+            self.choice.addItem(_short(path), path)
             self.choice.setItemData(self.choice.count() - 1, path, Qt.ToolTipRole)
         index = self.choice.findData(self.spec())
         self.choice.setCurrentIndex(max(index, 0))
@@ -130,6 +256,10 @@ class CorpusBox(QGroupBox):
         spec = self.choice.itemData(index)
         if spec and spec != self.spec():
             self.load(spec)
+        elif spec and self.is_loading():   # back to the corpus in use: the pending load's answer is dropped
+            self._wanted = None
+            self.loading.hide()
+            self.loading_changed.emit(False)
 
     @Slot()
     def _open_file(self) -> None:
@@ -142,3 +272,8 @@ class CorpusBox(QGroupBox):
         path = QFileDialog.getExistingDirectory(self, "Open a folder of text files")
         if path:
             self.load(path)
+
+
+def _short(spec: str) -> str:
+    """A file's or folder's name, or the built-in spec as it is."""
+    return spec.rstrip("/").rsplit("/", 1)[-1] or spec

@@ -182,7 +182,8 @@ class TrainPanel(QWidget):
         self.family.textActivated.connect(self._say_form_refilled)   # only the user's own choices, not restores
         self.preset.textActivated.connect(self._say_form_refilled)
         self.device.currentTextChanged.connect(self.schedule_check)   # the memory check depends on the device
-        self.corpus_box.loaded.connect(self.schedule_check)
+        self.corpus_box.loaded.connect(self.check)   # at once: the window may have been waiting for its first corpus
+        self.corpus_box.loading_changed.connect(self._update_start)   # at once: no Start while a corpus loads
         for w in (self.word_cap, self.bpe_vocab):
             w.valueChanged.connect(self.schedule_check)
         self._on_tokenizer(self.tokenizer.currentText())
@@ -380,9 +381,11 @@ class TrainPanel(QWidget):
             w.setEnabled(not self._running)   # whole groups: titles and row labels grey out with the fields
         self._update_start()
 
+    @Slot()
     def _update_start(self) -> None:
-        self.start_button.setEnabled(not self._running and not self.problem)
-        self.start_button.setToolTip(f"Cannot start: {self.problem}" if self.problem
+        why = self.problem or ("the corpus is still loading" if self.corpus_box.is_loading() else "")
+        self.start_button.setEnabled(not self._running and not why)
+        self.start_button.setToolTip(f"Cannot start: {why}" if why
                                      else "Build the model and train it with these settings.")
 
     def show_report(self, r) -> None:

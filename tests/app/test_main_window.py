@@ -27,8 +27,16 @@ def window(qtbot, settings):
     qtbot.addWidget(w)
     w.ask_save_on_close = lambda: QMessageBox.Discard
     w.show()
+    qtbot.waitUntil(lambda: not w.panel.corpus_box.is_loading(), timeout=RUN_TIMEOUT_MS)   # the first corpus
     yield w
     w.shutdown_run()
+
+
+def load_and_wait(qtbot, box, spec: str) -> bool:
+    """Load `spec` through the box's background loader; True when it became the corpus in use."""
+    box.load(spec)
+    qtbot.waitUntil(lambda: not box.is_loading(), timeout=RUN_TIMEOUT_MS)
+    return not box.error.isVisible()
 
 
 def make_tiny(w: MainWindow, *, max_steps: int = 30, eval_interval: int = 10) -> None:
@@ -126,19 +134,98 @@ def test_bad_corpus_file_shows_reason_and_keeps_previous(qtbot, window, tmp_path
     event = QDropEvent(QPointF(10, 10), Qt.CopyAction, drop, Qt.LeftButton, Qt.NoModifier)
     window.dropEvent(event)
     box = window.panel.corpus_box
+    qtbot.waitUntil(lambda: not box.is_loading(), timeout=RUN_TIMEOUT_MS)
     assert box.error.isVisible() and "binary" in box.error.text()
     assert box.spec() == "builtin:python-docs" and box.choice.currentData() == "builtin:python-docs"
     bad_utf8 = tmp_path / "latin1.txt"
     bad_utf8.write_bytes("caf\u00e9 au lait, ".encode("latin-1") * 20)
-    assert not box.load(str(bad_utf8))
+    assert not load_and_wait(qtbot, box, str(bad_utf8))
     assert "UTF-8" in box.error.text() and box.spec() == "builtin:python-docs"
     good = tmp_path / "good.txt"
     good.write_text("hello world, this is a tiny corpus of text. " * 200, encoding="utf-8")
-    assert box.load(str(good)) and not box.error.isVisible()
+    assert load_and_wait(qtbot, box, str(good)) and not box.error.isVisible()
     assert box.spec() == str(good.resolve()) and str(good.resolve()) in box.recent()
     make_tiny(window, max_steps=10)
     start_and_wait(qtbot, window)       # the app still trains after the bad files
     assert window.loss_plot.train.n > 0
+
+
+def test_large_corpus_loads_in_the_background_and_the_window_stays_responsive(qtbot, window, tmp_path,
+                                                                             monkeypatch):
+    """The loader waits for a QTimer tick before it reads the 20 MB file, so the tick can only fire if the GUI
+    thread's event loop runs while the load is under way (a load on the GUI thread would wait in vain and fail);
+    no timing is measured, so a busy machine cannot make this flaky."""
+    import threading
+
+    from PySide6.QtCore import QTimer
+
+    import app.panels.corpus_box as corpus_box
+    big = tmp_path / "big.txt"
+    line = "the quick brown fox jumps over the lazy dog, caf\u00e9 \u00e0 la cr\u00e8me. 0123456789\n"
+    big.write_text(line * (20_000_000 // len(line.encode("utf-8"))), encoding="utf-8")
+    ticked, real_load = threading.Event(), corpus_box.load_corpus
+
+    def load_after_a_tick(spec):
+        if not ticked.wait(10):
+            raise RuntimeError("the GUI thread never ticked while the corpus was loading")
+        return real_load(spec)
+    monkeypatch.setattr(corpus_box, "load_corpus", load_after_a_tick)
+    box, p = window.panel.corpus_box, window.panel
+    ticks = []
+    timer = QTimer(interval=5)
+    timer.timeout.connect(lambda: ticks.append(box.is_loading()) or ticked.set())
+    loads = []
+    box.loaded.connect(loads.append)
+    box.load(str(big))
+    timer.start()
+    assert box.is_loading() and box.loading.isVisible() and "loading big.txt" in box.loading_label.text()
+    assert box.spec() == "builtin:python-docs" and "python-docs" in box.summary.text()   # old one until then
+    assert not p.start_button.isEnabled() and "loading" in p.start_button.toolTip()
+    window.start()
+    assert window.thread is None                                   # no run on a corpus about to be replaced
+    qtbot.waitUntil(lambda: not box.is_loading(), timeout=RUN_TIMEOUT_MS)
+    timer.stop()
+    assert ticks[0] is True and not box.error.isVisible()          # a tick came while the load was running
+    assert not box.loading.isVisible() and box.spec() == str(big.resolve()) and len(loads) == 1
+    text = big.read_text(encoding="utf-8")
+    assert f"{len(text):,} characters, {len(set(text))} distinct" in box.summary.text()
+    assert box.validation_text() == text[int(len(text) * 0.9):]
+    assert p.start_button.isEnabled()
+
+
+def test_newer_corpus_request_supersedes_a_running_one_and_failures_keep_the_corpus(qtbot, window, tmp_path,
+                                                                                     monkeypatch):
+    import app.panels.corpus_box as corpus_box
+    box, p = window.panel.corpus_box, window.panel
+    big, small = tmp_path / "big.txt", tmp_path / "small.txt"
+    big.write_text("abcdefghij " * 1_000_000, encoding="utf-8")
+    small.write_text("a small corpus of words. " * 100, encoding="utf-8")
+    loads = []
+    box.loaded.connect(loads.append)
+    box.load(str(big))
+    box.load(str(small))                                           # before big.txt has been read
+    qtbot.waitUntil(lambda: not box.is_loading(), timeout=RUN_TIMEOUT_MS)
+    qtbot.wait(50)                                                 # anything big.txt still had to say
+    assert [c.name for c in loads] == ["small.txt"] and box.spec() == str(small.resolve())
+    assert str(big.resolve()) not in box.recent()
+    val = box.validation_text()
+    monkeypatch.setattr(corpus_box, "split_text", lambda *a: pytest.fail("validation text was split again"))
+    assert box.validation_text() == val == small.read_text(encoding="utf-8")[2250:]   # cached, not re-split
+    monkeypatch.undo()
+    assert not load_and_wait(qtbot, box, str(tmp_path / "missing.txt"))
+    assert "no such file" in box.error.text() and not box.loading.isVisible()
+    assert box.spec() == str(small.resolve()) and box.validation_text() == val and len(loads) == 1
+    assert box.choice.currentData() == str(small.resolve()) and p.start_button.isEnabled()
+
+
+def test_a_remembered_corpus_that_is_gone_falls_back_to_the_builtin_one(qtbot, settings, tmp_path):
+    settings.setValue("corpus/last", str(tmp_path / "deleted.txt"))
+    w = MainWindow(settings)
+    qtbot.addWidget(w)
+    box = w.panel.corpus_box
+    assert box.is_loading() and box.spec() == ""
+    qtbot.waitUntil(lambda: not box.is_loading(), timeout=RUN_TIMEOUT_MS)
+    assert box.spec() == "builtin:python-docs" and w.panel.start_button.isEnabled()
 
 
 def test_invalid_hyperparameters_block_start_with_reason(window):
@@ -246,12 +333,13 @@ def test_closing_mid_run_stops_it_and_asks_to_save(qtbot, window, tmp_path):
 def test_settings_persist_between_windows(qtbot, window, settings, tmp_path):
     good = tmp_path / "notes.txt"
     good.write_text("some notes to train on. " * 300, encoding="utf-8")
-    assert window.panel.corpus_box.load(str(good))
+    assert load_and_wait(qtbot, window.panel.corpus_box, str(good))
     window.panel.seed.setValue(42)
     window.panel.family.setCurrentText("gru")
     window.close()
     again = MainWindow(settings)
     qtbot.addWidget(again)
+    qtbot.waitUntil(lambda: not again.panel.corpus_box.is_loading(), timeout=RUN_TIMEOUT_MS)
     assert again.panel.seed.value() == 42 and again.panel.family.currentText() == "gru"
     assert again.panel.corpus_box.spec() == str(good.resolve())
     assert str(good.resolve()) in again.panel.corpus_box.recent()
@@ -269,6 +357,9 @@ def test_run_gui_opens_the_window_and_returns(qtbot, tmp_path, monkeypatch):
 
     def close_it():
         windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+        if any(w.panel.corpus_box.is_loading() for w in windows):
+            QTimer.singleShot(50, close_it)   # the first corpus is still loading in the background
+            return
         seen.extend(windows)
         for w in windows:
             w.close()
@@ -377,6 +468,26 @@ def test_loading_a_checkpoint_replaces_the_run_in_the_whole_window(qtbot, window
     assert "validation loss" in p.message.text()
 
 
+def test_loading_a_checkpoint_brings_back_its_corpus_in_the_background(qtbot, window, tmp_path):
+    box = window.panel.corpus_box
+    notes = tmp_path / "notes.txt"
+    notes.write_text("notes to train a checkpoint on. " * 300, encoding="utf-8")
+    assert load_and_wait(qtbot, box, str(notes))
+    saved_tiny_checkpoint(qtbot, window, tmp_path / "ck")
+    assert load_and_wait(qtbot, box, "builtin:python-docs")
+    assert window.load_checkpoint(str(tmp_path / "ck"))
+    assert box.is_loading() and window.source.validation_text() == box.validation_text()   # a stand-in so far
+    qtbot.waitUntil(lambda: not box.is_loading(), timeout=RUN_TIMEOUT_MS)
+    assert box.spec() == str(notes.resolve()) and window.state == "loaded"
+    assert window.source.validation_text() == box.validation_text() and "notes to train" in box.validation_text()
+    assert load_and_wait(qtbot, box, "builtin:python-docs")
+    notes.unlink()                                                 # the checkpoint's corpus is gone now
+    assert window.load_checkpoint(str(tmp_path / "ck"))
+    qtbot.waitUntil(lambda: not box.is_loading(), timeout=RUN_TIMEOUT_MS)
+    assert box.spec() == "builtin:python-docs" and "could not be loaded" in window.panel.message.text()
+    assert window.source.validation_text() == box.validation_text()
+
+
 def test_resume_trains_a_loaded_checkpoint_from_its_step(qtbot, window, tmp_path):
     saved_tiny_checkpoint(qtbot, window, tmp_path / "ck")
     assert window.load_checkpoint(str(tmp_path / "ck"))
@@ -396,7 +507,7 @@ def test_no_stale_messages_after_a_run(qtbot, window, tmp_path):
     binary = tmp_path / "image.txt"
     binary.write_bytes(b"\x89PNG\x00\x00\x00binary")
     box = window.panel.corpus_box
-    assert not box.load(str(binary)) and box.error.isVisible()
+    assert not load_and_wait(qtbot, box, str(binary)) and box.error.isVisible()
     make_tiny(window, max_steps=100_000, eval_interval=100_000)
     start_and_wait(qtbot, window, state="running")
     assert not box.error.isVisible()                              # a new run: the old load error is gone
