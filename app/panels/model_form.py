@@ -38,12 +38,13 @@ NGRAM = (
          0, 1),
 )
 NGRAM_SHOWN = {"k": ("add-k", "interpolation"), "discount": ("kneser-ney", "katz"), "backoff_alpha": ("stupid-backoff",)}
+DROPOUT = Knob("dropout", "float", "Fraction of activations zeroed during training to fight overfitting.", 0, 0.99)
 RNN = (
     Knob("n_layer", "int", "Stacked recurrent layers; each reads the hidden states of the one below.", 1, 64),
     Knob("n_embd", "int", "Width of the token embedding fed to the first layer.", 1, 65536),
     Knob("n_hidden", "int", "Width of each layer's hidden state, the model's memory of the past.", 1, 65536),
     Knob("block_size", "int", "Steps of backpropagation through time: how far back gradients flow.", 1, 65536),
-    Knob("dropout", "float", "Fraction of activations zeroed during training to fight overfitting.", 0, 0.99),
+    DROPOUT,
     Knob("tie_weights", "bool", "Share the embedding matrix with the output layer (needs n_hidden == n_embd)."),
 )
 TRANSFORMER = (
@@ -55,7 +56,7 @@ TRANSFORMER = (
     Knob("block_size", "int", "Longest context the model attends over, in tokens.", 1, 65536),
     Knob("pos", "choice", "How positions are encoded: rotary (RoPE), learned table, or fixed sinusoids.",
          choices=("rope", "learned", "sinusoidal")),
-    Knob("dropout", "float", "Fraction of activations zeroed during training to fight overfitting.", 0, 0.99),
+    DROPOUT,
     Knob("tie_weights", "bool", "Share the token embedding matrix with the output layer (fewer parameters)."),
 )
 TRAIN = (

@@ -10,6 +10,8 @@ This file holds the protocol (`Op`) and the linear-algebra and shape ops; the no
 losses are in activations.py, layer norm, the causal mask, RoPE and the GQA head repeat in transformer_ops.py."""
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 import torch
 
@@ -24,19 +26,21 @@ def _unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return g
 
 
-class Op:
+class Op(ABC):
+    """One tape operation: `forward` computes the output (and what the backward needs, in `saved`), `backward`
+    returns each input's gradient increment, `torch` is the same function in torch for the whole-tape check."""
     op = "Op"
     fwd_rule = ""
     bwd_rule = ""
 
-    def forward(self, *xs):
-        raise NotImplementedError
+    @abstractmethod
+    def forward(self, *xs): ...
 
-    def backward(self, g, xs, out, saved):
-        raise NotImplementedError
+    @abstractmethod
+    def backward(self, g, xs, out, saved): ...
 
-    def torch(self, *xs):
-        raise NotImplementedError
+    @abstractmethod
+    def torch(self, *xs): ...
 
 
 class Embedding(Op):
