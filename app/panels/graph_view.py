@@ -4,13 +4,12 @@ and the gradients flow back one step at a time, and click any node to inspect it
 Recording the tape (bridge.build_tape) and laying it out run on a worker thread; the finished program is handed
 over once and from then on belongs to the GUI thread, which owns the Stepper. A step touches only the items of the
 node it stepped and that node's inputs (the only nodes whose state can change), so it stays cheap on 1,000 nodes.
-The worker plumbing is in graph_jobs.py; the toolbar, legend and gradient-strip widgets in graph_controls.py."""
+The worker plumbing is in graph_jobs.py; the toolbar, legend and gradient-strip widgets in graph_controls.py; the
+Qt-free preparation (recording, layout, text windows, h_t gradient norms) in graph_data.py."""
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import replace
-from typing import Callable
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
@@ -18,8 +17,10 @@ from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QLineEdit
                                QVBoxLayout, QWidget)
 
 from app.panels.graph_controls import GradientStrip, SteppingBar, legend
+from app.panels.graph_data import (build_model_tape, finished_grad_norms, hidden_states_by_layer, random_window,
+                                   record_and_layout)
 from app.panels.graph_jobs import JobRunner
-from app.panels.graph_layout import GraphSpec, default_collapsed, layout
+from app.panels.graph_layout import layout
 from app.panels.graph_scene import (COMPUTED, FORWARD, GRAD_DONE, GRAD_PARTIAL, GRADIENT, PENDING, GraphScene,
                                     GraphView)
 from app.panels.inspect_panel import InspectPanel
@@ -30,36 +31,6 @@ from engine.autodiff.stepper import Stepper
 from engine.autodiff.tape import Tape
 
 LECTURE, MODEL = "Lecture example", "Current model"
-H_GROUP = re.compile(r"^RNN layer (\d+) / RNN step (\d+)$")
-
-
-def record_and_layout(build: Callable[[], object]) -> tuple:
-    """Worker side of a build: the tape, its structure and its first layout (large graphs collapsed)."""
-    program = build()
-    spec = GraphSpec.from_nodes(program.nodes)
-    collapsed = default_collapsed(spec)
-    return program, spec, collapsed, layout(spec, collapsed)
-
-
-def build_model_tape(model, tokenizer, text: str):
-    """bridge.build_tape; when the text is too long, its message also says how much of the text would fit."""
-    from engine.autodiff.bridge import TapeError, build_tape, max_tape_tokens   # torch model code, only when needed
-    try:
-        return build_tape(model, tokenizer, text)
-    except TapeError as e:
-        limit, ids = max_tape_tokens(model), tokenizer.encode(text)
-        if len(ids) <= limit:
-            raise
-        fits = tokenizer.decode(ids[:limit])
-        shown = fits if len(fits) <= 30 else "…" + fits[-20:]
-        raise TapeError(f"{e} — {limit} tokens fit: the first {len(fits)} characters, “{shown}”") from e
-
-
-def random_window(text: str, tokenizer, n_tokens: int, rng: random.Random) -> str:
-    """n_tokens + 1 tokens (inputs and the last target) from a random place in `text`, as text."""
-    chars = min(len(text), 12 * (n_tokens + 1))
-    start = rng.randrange(max(1, len(text) - chars))
-    return tokenizer.decode(tokenizer.encode(text[start:start + chars])[: n_tokens + 1])
 
 
 class GraphPanel(QWidget):
@@ -465,13 +436,8 @@ class GraphPanel(QWidget):
 
     # -- RNN gradient strip ------------------------------------------------------------------------------------
     def _find_hidden_states(self) -> None:
-        """h_t per layer: the last node labelled "h" in each "RNN layer k / RNN step t" group."""
-        found: dict[int, dict[int, int]] = {}
-        for node in self.program.nodes:
-            m = H_GROUP.match(node.group)
-            if m and node.label == "h":
-                found.setdefault(int(m[1]), {})[int(m[2])] = node.id
-        self.h_by_layer = {k: [v[t] for t in sorted(v)] for k, v in sorted(found.items())}
+        """Find the RNN's h_t nodes and set the strip's layer selector up for them."""
+        self.h_by_layer = hidden_states_by_layer(self.program.nodes)
         self._h_nodes = {i for ids in self.h_by_layer.values() for i in ids}
         self.strip_box.layer.blockSignals(True)
         self.strip_box.layer.clear()
@@ -485,8 +451,7 @@ class GraphPanel(QWidget):
         """‖∂L/∂h_t‖ for the chosen layer; 0 where the backward pass has not finished with h_t yet."""
         layers = list(self.h_by_layer)
         ids = self.h_by_layer[layers[max(0, self.strip_box.layer.currentIndex())]]
-        return np.array([np.linalg.norm(self.stepper.grad(i)) if self.stepper.grad(i) is not None
-                         and self.stepper.grad_complete(i) else 0.0 for i in ids])
+        return finished_grad_norms(self.stepper, ids)
 
     def _update_strip(self) -> None:
         if not self.h_by_layer:
