@@ -21,8 +21,9 @@ from engine.errors import PlaygroundError
 from .model_source import ModelSource
 from .panels.graph_view import GraphPanel
 from .panels.loss_plot import LossPlot
+from .panels.model_form import checkpoint_settings
 from .panels.sample_panel import SamplePanel
-from .panels.train_panel import TrainPanel, checkpoint_settings, format_duration
+from .panels.train_panel import TrainPanel, format_duration
 from .workers import TrainWorker, error_message, start_worker
 
 log = logging.getLogger(__name__)

@@ -426,23 +426,6 @@ class TrainPanel(QWidget):
         self.check()
 
 
-def checkpoint_settings(meta: dict) -> dict:
-    """A checkpoint's meta.json as `TrainPanel.settings()` output, so `apply_settings` shows what it was trained
-    with: the run spec for tokenizer, family, preset and seed, the resolved configs for the fields."""
-    spec = meta.get("spec", {})
-    options = spec.get("tokenizer_options", {})
-    kind = spec.get("tokenizer", "char")
-    cap = options.get("vocab_size")
-    out = {"tokenizer": kind, "family": meta.get("family", spec.get("family")), "preset": spec.get("preset") or "",
-           "model": meta.get("model", {}), "train": meta.get("train", {}), "device": spec.get("device", "auto"),
-           "seed": spec.get("seed", 1337)}
-    if kind == "word":
-        out.update(word_cap=int(cap or 0), word_lower=str(options.get("lowercase", False)).lower() == "true")
-    elif kind == "bpe" and cap is not None:
-        out["bpe_vocab"] = int(cap)
-    return out
-
-
 def format_duration(seconds: float) -> str:
     s = int(round(seconds))
     if s < 60:
