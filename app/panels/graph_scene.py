@@ -386,9 +386,11 @@ class Minimap(QWidget):
 
     def render_scene(self) -> None:
         scene = self.main.scene()
-        if scene is None or self.width() < 2:
+        rect = scene.sceneRect() if scene is not None else QRectF()
+        if rect.isEmpty() or self.width() < 8 or self.height() < 8:   # no graph (a build failed) or no room
+            self.picture, self.target = QPixmap(), QRectF()
+            self.update()
             return
-        rect = scene.sceneRect()
         k = min((self.width() - 4) / rect.width(), (self.height() - 4) / rect.height())
         w, h = rect.width() * k, rect.height() * k
         self.target = QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)

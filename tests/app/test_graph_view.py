@@ -52,6 +52,8 @@ def _assert_no_graph(panel: GraphPanel) -> None:
     assert not any(b.isEnabled() for b in panel.buttons.values())
     assert panel.counter.text() == "no graph" and panel.loss_label.text() == ""
     assert panel.inspector.node_id is None
+    panel.view.minimap.render_scene()      # the overview's refresh, due after the scene emptied, copes with no graph
+    assert panel.view.minimap.picture.isNull()
 
 
 def _model_source(family: str, cfg: dict, text: str) -> ModelSource:
