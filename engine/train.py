@@ -198,7 +198,7 @@ class Trainer:
             n = min(cfg.steps_per_yield, cfg.max_steps - self.step,
                     cfg.eval_interval - self.step % cfg.eval_interval)
             t0 = time.perf_counter()
-            sums, val, dt = None, None, 0.0
+            sums, val, dt, oom = None, None, 0.0, False
             try:
                 if not finishing:
                     sums = self._run_steps(n)
@@ -206,6 +206,11 @@ class Trainer:
                 if finishing or (self.step % cfg.eval_interval == 0 and self.step < cfg.max_steps):
                     val = self.evaluate()
             except _OOM:
+                oom = True  # handled below: the exception's traceback holds the failed step's activations
+            except _NonFinite as e:
+                yield self._report(0.0, None, active, session_steps, "error", None, str(e))
+                return
+            if oom:  # outside the except block, so a paused run does not keep that memory alive
                 self._recover_from_oom()
                 msg = (f"out of memory after step {self.step}: try a smaller batch_size, block_size or "
                        f"eval_batch_size")
@@ -216,9 +221,6 @@ class Trainer:
                 yield self._report(0.0, None, active, session_steps, "error", None,
                                    msg + f"; paused with the weights of step {self.step}")
                 continue
-            except _NonFinite as e:
-                yield self._report(0.0, None, active, session_steps, "error", None, str(e))
-                return
             active += time.perf_counter() - t0
             if sums:
                 session_steps += sums[0]
