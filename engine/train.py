@@ -373,7 +373,11 @@ class Trainer:
                                                            meta["optimizer"], self.optimizer))
         rng = checkpoint.load_group(ckpt_dir, "rng")
         torch.set_rng_state(rng["cpu"])
-        self._gen.set_state(rng["batch"])
+        if rng["batch"].numel() == self._gen.get_state().numel():
+            self._gen.set_state(rng["batch"])
+        else:  # saved on another kind of device (a CUDA generator's state is 16 bytes, the CPU's 5056)
+            self._gen.manual_seed(self.cfg.seed + int(meta["step"]))
+            log.warning("batch sampling restarts from a fresh seed: the checkpoint was saved on another device")
         if "cuda" in rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(rng["cuda"], self.device)
         self.step, self.tokens = int(meta["step"]), int(meta["tokens"])
