@@ -229,7 +229,7 @@ class _TorchRunner:
 
     @staticmethod
     def _last(logits: torch.Tensor) -> np.ndarray:  # (B, T, V) -> (B, V) float64 on the CPU
-        return logits[:, -1].double().cpu().numpy()
+        return logits[:, -1].cpu().numpy().astype(np.float64)  # widened on the host: MPS has no float64
 
 
 class _RNNRunner(_TorchRunner):

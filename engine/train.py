@@ -329,16 +329,16 @@ class Trainer:
         if n - w * T:
             chunks.append((data[w * T:n][None], data[w * T + 1:][None]))
         self.model.eval()
-        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        sums = []
         try:
             for x, y in chunks:
                 with self._autocast():
                     logits, _ = self.model(x)
-                total += torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), y.flatten(),
-                                                           reduction="sum").double()
+                sums.append(torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), y.flatten(),
+                                                              reduction="sum"))
         finally:
             self.model.train()
-        nats = float(total.item())
+        nats = math.fsum(torch.stack(sums).tolist())  # summed in float64 on the host: MPS has no float64
         chars = self.val_chars * n / (n + 1)
         if self.tokenizer is not None:  # the first token is context only, so its characters are not scored
             chars = self.val_chars - len(self.tokenizer.decode([int(data[0])]))

@@ -236,3 +236,15 @@ def test_cuda_checkpoint_crosses_devices_both_ways(data, tmp_path, there, back):
     assert resumed.sync_free == (back == "cuda") and resumed.step == 4
     assert all(math.isfinite(v) for v in losses(resumed))
     assert load_meta(tmp_path / "c")["step"] == 4
+
+
+# ---------------------------------------------------------------- no float64 on the device (MPS has none)
+
+@pytest.mark.parametrize("model", ["learned", "lstm"])
+def test_validation_and_decoding_make_no_float64_tensor(data, model):
+    trainer = make(data, model)
+    with OpLog() as log:
+        val_loss, _, _ = trainer.evaluate()
+        events = list(generate(trainer.model.eval(), data["tok"], "The ", DecodeConfig(max_new_tokens=5, seed=0)))
+    assert math.isfinite(val_loss) and events[-1].done
+    assert not [f for f, dtypes in log.ops if torch.float64 in dtypes]
