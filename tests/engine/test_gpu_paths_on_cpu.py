@@ -193,18 +193,20 @@ def test_out_of_memory_frees_the_failed_step_while_paused(data, sync_free, monke
 
 @CUDA
 def test_cuda_out_of_memory_returns_the_memory(data, monkeypatch):
-    trainer = make(data, device="cuda", batch_size=64)
+    trainer = make(data, device="cuda", batch_size=1024)
     gen = trainer.reports()
     next(gen)
     before = torch.cuda.memory_allocated()
-    real = trainer._forward_backward
+    torch.cuda.reset_peak_memory_stats()
 
-    def too_big(x, y, params):
-        loss, norm = real(x, y, params)
+    def fails_in_backward(x, y, params):
+        with trainer._autocast():
+            _, loss = trainer._fwd(x, y)  # the graph holds this step's activations
         torch.empty(1 << 44, dtype=torch.uint8, device="cuda")  # 16 TiB: a genuine CUDA out-of-memory error
-        return loss, norm
-    monkeypatch.setattr(trainer, "_forward_backward", too_big)
+        return loss, loss
+    monkeypatch.setattr(trainer, "_forward_backward", fails_in_backward)
     assert next(gen).event == "error"
+    assert torch.cuda.max_memory_allocated() - before > (4 << 20)  # the failed step did hold megabytes
     assert torch.cuda.memory_allocated() <= before + (1 << 20)
 
 
