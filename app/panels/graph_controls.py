@@ -1,16 +1,44 @@
-"""The Graph tab's widgets around the graph, built here and wired by the panel: the stepping toolbar (buttons with
-their keyboard shortcuts, play speed, loss and step counter), the legend of node and edge colours, and the RNN
-gradient strip's chart."""
+"""The Graph tab's widgets around the graph, built here and wired by the panel: the row that picks what to show,
+the stepping toolbar (buttons with their keyboard shortcuts, play speed, loss and step counter), the legend of node
+and edge colours, and the RNN gradient strip's chart."""
 from __future__ import annotations
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSlider, QToolButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSlider, QSpinBox,
+                               QToolButton, QVBoxLayout, QWidget)
 
 from app.panels.graph_scene import (BORDER, COMPUTED, CURRENT, EDGE_PEN, FILL, FORWARD, GRAD_DONE, GRAD_PARTIAL,
                                     GRADIENT, PENDING, SELECTED, STATE_NAMES)
+
+LECTURE, MODEL = "Lecture example", "Current model"
+
+
+class SourceBar(QHBoxLayout):
+    """What to show: the lecture example, or the current model run on typed text or a random validation window."""
+
+    def __init__(self):
+        super().__init__()
+        self.what = QComboBox()
+        self.what.addItems([LECTURE, MODEL])
+        self.what.setToolTip("Step through the seed lecture's tiny network, or the model you trained")
+        self.text = QLineEdit()
+        self.text.setPlaceholderText("text to run the model on (its inputs and next-token targets)")
+        self.length = QSpinBox()
+        self.length.setRange(2, 64)
+        self.length.setValue(12)
+        self.length.setSuffix(" tokens")
+        self.random_btn = QPushButton("Random window")
+        self.random_btn.setToolTip("Fill in a random stretch of the validation text, as many tokens as chosen")
+        self.build_btn = QPushButton("Build graph")
+        self.refresh_btn = QPushButton("Refresh model")
+        self.refresh_btn.setToolTip("Take a new snapshot of the model (it moves on while training) and rebuild")
+        for w in (QLabel("Show:"), self.what, self.text, self.length, self.random_btn, self.build_btn,
+                  self.refresh_btn):
+            self.addWidget(w)
+        self.setStretchFactor(self.text, 1)
+
 
 # key, text, tooltip, shortcut; the texts are short so the row fits a 1,000 px wide tab, the tooltips say it all
 STEP_BUTTONS = (

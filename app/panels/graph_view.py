@@ -4,7 +4,7 @@ and the gradients flow back one step at a time, and click any node to inspect it
 Recording the tape (bridge.build_tape) and laying it out run on a worker thread; the finished program is handed
 over once and from then on belongs to the GUI thread, which owns the Stepper. A step touches only the items of the
 node it stepped and that node's inputs (the only nodes whose state can change), so it stays cheap on 1,000 nodes.
-The worker plumbing is in graph_jobs.py; the toolbar, legend and gradient-strip widgets in graph_controls.py; the
+The worker plumbing is in graph_jobs.py; the source row, toolbar, legend and gradient strip in graph_controls.py; the
 Qt-free preparation (recording, layout, text windows, h_t gradient norms) in graph_data.py."""
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ from dataclasses import replace
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QSplitter,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
 
-from app.panels.graph_controls import GradientStrip, SteppingBar, legend
+from app.panels.graph_controls import LECTURE, MODEL, GradientStrip, SourceBar, SteppingBar, legend
 from app.panels.graph_data import (build_model_tape, finished_grad_norms, hidden_states_by_layer, random_window,
                                    record_and_layout)
 from app.panels.graph_jobs import JobRunner
@@ -29,9 +28,6 @@ from engine.autodiff.check import fd_check_node
 from engine.autodiff.lecture import lecture_example
 from engine.autodiff.stepper import Stepper
 from engine.autodiff.tape import Tape
-
-LECTURE, MODEL = "Lecture example", "Current model"
-
 
 class GraphPanel(QWidget):
     def __init__(self, source, parent: QWidget | None = None):
@@ -54,25 +50,9 @@ class GraphPanel(QWidget):
 
     # -- widgets -----------------------------------------------------------------------------------------------
     def _build_ui(self) -> None:
-        self.what = QComboBox()
-        self.what.addItems([LECTURE, MODEL])
-        self.what.setToolTip("Step through the seed lecture's tiny network, or the model you trained")
-        self.text = QLineEdit()
-        self.text.setPlaceholderText("text to run the model on (its inputs and next-token targets)")
-        self.length = QSpinBox()
-        self.length.setRange(2, 64)
-        self.length.setValue(12)
-        self.length.setSuffix(" tokens")
-        self.random_btn = QPushButton("Random window")
-        self.random_btn.setToolTip("Fill in a random stretch of the validation text, as many tokens as chosen")
-        self.build_btn = QPushButton("Build graph")
-        self.refresh_btn = QPushButton("Refresh model")
-        self.refresh_btn.setToolTip("Take a new snapshot of the model (it moves on while training) and rebuild")
-        top = QHBoxLayout()
-        for w in (QLabel("Show:"), self.what, self.text, self.length, self.random_btn, self.build_btn,
-                  self.refresh_btn):
-            top.addWidget(w)
-        top.setStretchFactor(self.text, 1)
+        top = SourceBar()
+        self.what, self.text, self.length = top.what, top.text, top.length
+        self.random_btn, self.build_btn, self.refresh_btn = top.random_btn, top.build_btn, top.refresh_btn
         self.model_label = QLabel()
         self.model_label.setWordWrap(True)
         self.model_label.setStyleSheet("color: #546e7a")
