@@ -63,7 +63,11 @@ if [ "$DRY" = 1 ]; then  # the same commands on the CPU with models and runs sma
     DECODE=(--tokens 4 --past 2 --beam-width 2)
 else
     DEVICE=cuda
-    TESTS=(tests/engine)
+    # the files with CUDA tests first, so a time-out still leaves their results; then the rest of tests/engine
+    TESTS=(tests/engine/test_gpu_paths_on_cpu.py tests/engine/test_train.py tests/engine/test_decode.py)
+    for f in tests/engine/test_*.py; do
+        [[ " ${TESTS[*]} " == *" $f "* ]] || TESTS+=("$f")
+    done
     TINY=()
     DECODE=()
 fi
