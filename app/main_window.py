@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import asdict
 from html import escape
 from pathlib import Path
 
@@ -50,6 +51,7 @@ class MainWindow(QMainWindow):
         self.state = "idle"
         self.unsaved = False          # the current run has trained steps not written to a checkpoint
         self._stop_requested = False
+        self._plotted: tuple[dict, str] | None = None   # the spec (and a note) of the run on the loss plot
         self.loaded: tuple[str, dict] | None = None   # (folder, meta) of the checkpoint loaded since the last run
         self._notes = {"about": "", "note": "", "eval": ""}   # the run message label, line by line
 
@@ -181,7 +183,7 @@ class MainWindow(QMainWindow):
         return True
 
     def _launch(self, worker: TrainWorker) -> None:
-        self.loss_plot.clear()
+        self._new_plot(asdict(worker.spec))
         self.panel.corpus_box.clear_error()   # an old corpus error says nothing about this run
         self.run, self.last_report, self.unsaved, self._stop_requested = None, None, False, False
         self.loaded = None
@@ -193,6 +195,14 @@ class MainWindow(QMainWindow):
         self.worker.finished.connect(self._on_finished, Qt.QueuedConnection)
         self._set_state("preparing")
         self.thread = start_worker(self.worker, "train")
+
+    def _new_plot(self, spec: dict, note: str = "") -> None:
+        """The loss plot starts afresh for the next run or checkpoint (`spec`: its RunSpec as a dict); the run it
+        showed stays on it as an earlier run to compare against."""
+        if self._plotted is not None:
+            self.loss_plot.keep_as_earlier_run(*self._plotted)
+        self.loss_plot.clear()
+        self._plotted = (spec, note)
 
     @Slot()
     def pause(self) -> None:
@@ -339,7 +349,7 @@ class MainWindow(QMainWindow):
             self.panel.corpus_box.load(corpus)   # in the background; _on_corpus_loaded/_failed finish the job
         self.panel.apply_settings(checkpoint_settings(meta))
         self.run, self.last_report, self.unsaved, self.loaded = None, None, False, (path, meta)
-        self.loss_plot.clear()
+        self._new_plot(meta.get("spec", {}), "checkpoint")
         self.source.set_checkpoint(handle, path, self.panel.corpus_box.validation_text())
         step = int(meta.get("step", meta.get("summary", {}).get("step", 0)) or 0)
         max_steps = int(meta.get("train", {}).get("max_steps", step) or step)

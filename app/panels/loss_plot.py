@@ -17,6 +17,9 @@ from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QMenu, QSlider,
                                QToolButton, QVBoxLayout, QWidget)
 
+from app.panels.loss_series import Series, ema_debiased, minmax_downsample, visible_slice
+from app.panels.run_history import RunHistory
+
 REDRAW_MS = 33          # fastest redraw: ≤ 30 Hz
 SLOWEST_MS = 500        # slowest redraw, when drawing is expensive (a large window on a slow machine)
 DRAW_DUTY = 0.15        # at most this fraction of the GUI thread's time goes to drawing the plots
@@ -24,64 +27,6 @@ X_AXES = {"step": ("step", "step"), "tokens": ("tokens", "tokens"), "time": ("el
 TRAIN_COLS = ("step", "tokens", "elapsed", "loss", "lr", "grad_norm")
 VAL_COLS = ("step", "tokens", "elapsed", "loss")
 HOVER_HINT = "hover over the plots for exact values"
-
-
-class Series:
-    """Named float64 columns in buffers that double when full, so appending is amortised O(1) and reading is a
-    view (no copy)."""
-
-    def __init__(self, columns: tuple[str, ...], capacity: int = 1024):
-        self._data = {c: np.empty(capacity) for c in columns}
-        self.n = 0
-
-    def append(self, **values: float) -> None:
-        if self.n == len(next(iter(self._data.values()))):
-            for c, a in self._data.items():
-                self._data[c] = np.concatenate([a, np.empty_like(a)])
-        for c, a in self._data.items():
-            a[self.n] = values[c]
-        self.n += 1
-
-    def __getitem__(self, column: str) -> np.ndarray:
-        return self._data[column][:self.n]
-
-    def clear(self) -> None:
-        self.n = 0
-
-
-def minmax_downsample(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
-    """Keep each bucket's minimum and maximum (in x order), so peaks survive however many points are merged —
-    plain striding or averaging would hide a one-step loss spike among 100k points."""
-    n = len(y)
-    if n <= max_points:
-        return x, y
-    per = math.ceil(n / max(max_points // 2, 1))
-    buckets = math.ceil(n / per)
-    padded = np.concatenate([y, np.full(buckets * per - n, y[-1])]).reshape(buckets, per)
-    base = np.arange(buckets) * per
-    i_min = np.minimum(base + padded.argmin(axis=1), n - 1)
-    i_max = np.minimum(base + padded.argmax(axis=1), n - 1)
-    idx = np.stack([np.minimum(i_min, i_max), np.maximum(i_min, i_max)], axis=1).ravel()
-    return x[idx], y[idx]
-
-
-def ema_debiased(y: np.ndarray, beta: float, state: tuple[float, int] = (0.0, 0)) -> tuple[np.ndarray, tuple]:
-    """Exponential moving average divided by (1 - beta^t), as in Adam, so the first points are not pulled towards
-    zero. `state` (running average, count) lets new points extend an earlier result without recomputing it."""
-    s, t = state
-    out = np.empty(len(y))
-    for i, v in enumerate(y):
-        t += 1
-        s = beta * s + (1.0 - beta) * v
-        out[i] = s / (1.0 - beta ** t) if beta > 0 else v
-    return out, (s, t)
-
-
-def _visible(x: np.ndarray, lo: float, hi: float) -> slice:
-    """Indices of the points inside [lo, hi] plus one either side, so lines run to the plot edges."""
-    a = max(int(np.searchsorted(x, lo)) - 1, 0)
-    b = min(int(np.searchsorted(x, hi, side="right")) + 1, len(x))
-    return slice(a, b)
 
 
 def compact_number(v: float) -> str:
@@ -161,6 +106,17 @@ class LossPlot(QWidget):
         menu.addAction("CSV data…", lambda: self._export_dialog("csv"))
         export.setMenu(menu)
         export.setToolTip("Save the plots as PNG or SVG, or all recorded points as CSV.")
+        self.compare = QToolButton()
+        self.compare.setPopupMode(QToolButton.InstantPopup)
+        self.compare.setToolTip("Earlier runs stay on the plot, dashed, each in its own colour, so a change of model "
+                                "or setting can be judged against them.")
+        menu = QMenu(self.compare)
+        self.show_earlier = menu.addAction("Show earlier runs")
+        self.show_earlier.setCheckable(True)
+        self.show_earlier.setChecked(True)
+        self.show_earlier.toggled.connect(self._on_show_earlier)
+        menu.addAction("Forget earlier runs", self.forget_earlier_runs)
+        self.compare.setMenu(menu)
 
         bar = QHBoxLayout()
         bar.addWidget(QLabel("x axis"))
@@ -171,6 +127,7 @@ class LossPlot(QWidget):
         bar.addWidget(self.smoothing)
         bar.addWidget(self.smoothing_label)
         bar.addStretch(1)
+        bar.addWidget(self.compare)
         bar.addWidget(export)
 
         self.graphics = _TimedGraphics()
@@ -184,6 +141,8 @@ class LossPlot(QWidget):
         self.smooth_curve = self.loss_plot.plot(pen=pg.mkPen((31, 119, 180), width=2), name="train (smoothed)")
         self.val_curve = self.loss_plot.plot(pen=None, symbol="o", symbolSize=7, symbolBrush=(214, 39, 40),
                                              symbolPen="w", name="validation")
+        self.history = RunHistory(self.loss_plot)
+        self._update_compare_button()
         self.aux_plot = self.graphics.addPlot(row=1, col=0, axisItems={"bottom": PlotAxis("bottom")})
         self.aux_plot.setXLink(self.loss_plot)
         self.aux_plot.showGrid(x=False, y=False, alpha=0.25)
@@ -266,6 +225,28 @@ class LossPlot(QWidget):
         self.lr_view.enableAutoRange()
         self._dirty = True
 
+    def keep_as_earlier_run(self, spec: dict, note: str = "") -> None:
+        """Keep the run on screen (its RunSpec as a dict names it) as an earlier run, drawn faintly from now on;
+        then `clear` for the next one."""
+        cols = ("step", "tokens", "elapsed", "loss")
+        if self.history.keep(spec, note, {c: self.train[c] for c in cols}, {c: self.val[c] for c in cols}):
+            self._update_compare_button()
+            self._dirty = True
+
+    def forget_earlier_runs(self) -> None:
+        self.history.forget()
+        self._update_compare_button()
+        self._dirty = True
+
+    def _on_show_earlier(self, on: bool) -> None:
+        self.history.set_visible(on)
+        self._dirty = True
+
+    def _update_compare_button(self) -> None:
+        n = len(self.history.runs)
+        self.compare.setText(f"Earlier runs ({n})")
+        self.compare.setEnabled(n > 0)
+
     def _beta(self) -> float:
         return self.smoothing.value() / 100.0
 
@@ -294,13 +275,14 @@ class LossPlot(QWidget):
         tx = self.train[xcol]
         (lo, hi) = self.loss_plot.vb.viewRange()[0]
         auto = self.loss_plot.vb.autoRangeEnabled()[0]
-        view = slice(0, len(tx)) if auto or len(tx) == 0 else _visible(tx, lo, hi)
+        view = slice(0, len(tx)) if auto or len(tx) == 0 else visible_slice(tx, lo, hi)
         self.raw_curve.setData(*minmax_downsample(tx[view], self.train["loss"][view], max_points))
         self.smooth_curve.setData(*minmax_downsample(tx[view], self._smooth[view], max_points))
         self.grad_curve.setData(*minmax_downsample(tx[view], self.train["grad_norm"][view], max_points))
         self.lr_curve.setData(*minmax_downsample(tx[view], self.train["lr"][view], max_points))
         self.val_curve.setData(self.val[xcol], self.val["loss"])
-        self.hint.setVisible(self.train.n == 0 and self.val.n == 0)
+        self.history.redraw(xcol, self._beta())
+        self.hint.setVisible(self.train.n == 0 and self.val.n == 0 and not self.history.runs)
 
     def displayed_points(self) -> tuple[np.ndarray, np.ndarray]:
         """What the raw train curve shows right now (after downsampling)."""
@@ -344,8 +326,9 @@ class LossPlot(QWidget):
         """Exact values of the recorded point nearest to x (not the downsampled one)."""
         xcol = X_AXES[self.x_axis.currentText()][0]
         tx = self.train[xcol]
+        earlier = self.history.describe_at(x, xcol)
         if len(tx) == 0:
-            return "no train points yet"
+            return f"earlier runs: {earlier}" if earlier else "no train points yet"
         i = int(np.clip(np.searchsorted(tx, x), 0, len(tx) - 1))
         if i > 0 and abs(tx[i - 1] - x) < abs(tx[i] - x):
             i -= 1
@@ -356,7 +339,7 @@ class LossPlot(QWidget):
         if self.val.n:
             j = int(np.argmin(np.abs(self.val[xcol] - x)))
             text += f" · val {self.val['loss'][j]:.4f} (step {int(self.val['step'][j]):,})"
-        return text
+        return f"{text} | earlier runs: {earlier}" if earlier else text
 
     # -- export ----------------------------------------------------------------------------------------------
     def _export_dialog(self, kind: str) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.panels.loss_plot import LossPlot, Series, compact_number, ema_debiased, minmax_downsample
+from app.panels.loss_plot import LossPlot, compact_number
+from app.panels.loss_series import Series, ema_debiased, minmax_downsample
 from engine.train import StepReport
 
 
@@ -132,3 +133,63 @@ def test_log_axis_labels_a_narrow_range_and_tokens_read_compactly(plot):
     assert compact_number(950) == "950" and compact_number(1_000_000_000) == "1G"
     plot.x_axis.setCurrentText("step")
     assert plot.aux_plot.getAxis("bottom").tickStrings([140000.0], 1.0, 1.0) == ["140000"]
+
+
+LSTM = {"family": "lstm", "preset": "tiny-cpu-lstm", "tokenizer": "char", "overrides": {}}
+
+
+def _legend_names(plot: LossPlot) -> list[str]:
+    return [label.text for _, label in plot.loss_plot.legend.items]
+
+
+def test_earlier_runs_stay_on_the_plot_to_compare_against(plot):
+    plot.add_reports([report(s, 3.0 - s / 100, val=2.9 - s / 100 if s % 10 == 0 else None) for s in range(1, 51)])
+    plot.keep_as_earlier_run(LSTM)
+    plot.clear()
+    plot.add_reports([report(s, 2.0) for s in range(1, 6)])
+    plot.redraw()
+    assert plot.train.n == 5                                     # the new run alone is the current one
+    [run] = plot.history.runs
+    assert run.label == "#1 lstm · tiny-cpu-lstm" and run.label in _legend_names(plot)
+    x, y = run.curve.getData()
+    np.testing.assert_array_equal(x, np.arange(1, 51))          # every step of the kept run, smoothed
+    np.testing.assert_allclose(y, ema_debiased(3.0 - np.arange(1, 51) / 100, plot._beta())[0])
+    np.testing.assert_array_equal(run.points.getData()[0], [10, 20, 30, 40, 50])
+    assert "#1 val 2.6000" in plot.describe_at(31)               # the readout names the earlier run's val loss
+    assert plot.compare.text() == "Earlier runs (1)" and plot.compare.isEnabled()
+
+    plot.x_axis.setCurrentText("tokens")                         # earlier runs follow the axis...
+    plot.smoothing.setValue(0)                                   # ...and the smoothing
+    plot.redraw()
+    x, y = run.curve.getData()
+    np.testing.assert_array_equal(x, np.arange(1, 51) * 64)
+    np.testing.assert_allclose(y, 3.0 - np.arange(1, 51) / 100)
+
+    plot.show_earlier.setChecked(False)
+    assert not run.curve.isVisible() and "#1 lstm · tiny-cpu-lstm" not in _legend_names(plot)
+    assert "#1" not in plot.describe_at(31)
+    plot.show_earlier.setChecked(True)
+    assert run.curve.isVisible() and "#1 lstm · tiny-cpu-lstm" in _legend_names(plot)
+
+    plot.forget_earlier_runs()
+    assert not plot.history.runs and run.curve not in plot.loss_plot.items
+    assert _legend_names(plot) == ["train (raw)", "train (smoothed)", "validation"]
+    assert not plot.compare.isEnabled()
+
+
+def test_earlier_runs_are_thinned_capped_and_empty_runs_not_kept(plot):
+    from app.panels.run_history import KEEP_POINTS, MAX_RUNS
+    plot.keep_as_earlier_run(LSTM)
+    assert not plot.history.runs
+    losses = np.full(50_000, 2.0)
+    losses[31_337] = 8.0                                         # a spike survives the thinning
+    plot.add_reports([report(s + 1, float(v)) for s, v in enumerate(losses)])
+    plot.keep_as_earlier_run(LSTM, "long")
+    kept = plot.history.runs[0].train
+    assert len(kept["loss"]) <= KEEP_POINTS and kept["loss"].max() == 8.0
+    assert kept["step"][np.argmax(kept["loss"])] == 31_338
+    for i in range(MAX_RUNS + 1):
+        plot.clear()
+        plot.add_reports([report(1, 1.0 + i)])
+        plot.keep_as_earlier_run(dict(LSTM, overrides={"lr": str(0.001 * (i + 1))}))
+    assert len(plot.history.runs) == MAX_RUNS and plot.history.runs[0].label == "#3 lstm · tiny-cpu-lstm · as #2 but lr=0.002"   # the oldest went

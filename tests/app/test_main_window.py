@@ -564,3 +564,19 @@ def test_form_groups_grey_out_while_training_and_family_change_is_announced(qtbo
     window.stop()
     qtbot.waitUntil(lambda: window.state == "stopped", timeout=RUN_TIMEOUT_MS)
     assert p.model_box.isEnabled()
+
+
+def test_each_new_run_keeps_the_previous_one_on_the_plot(qtbot, window, tmp_path):
+    make_tiny(window, max_steps=10, eval_interval=5)
+    start_and_wait(qtbot, window)
+    assert not window.loss_plot.history.runs
+    window.panel.fields["train"]["lr"].setValue(0.002)
+    start_and_wait(qtbot, window)
+    [first] = window.loss_plot.history.runs
+    assert first.label.startswith("#1 transformer · tiny-cpu-transformer") and "n_embd=16" in first.label
+    assert list(first.val["step"]) == [5, 10] and len(first.train["step"]) == 10
+    out = window.save_checkpoint(str(tmp_path / "ck"))
+    assert out is not None and window.load_checkpoint(str(out))
+    second = window.loss_plot.history.runs[-1]
+    assert second.label == "#2 transformer · tiny-cpu-transformer · as #1 but lr=0.002"
+    assert window.loss_plot.train.n == 0                          # the checkpoint's own plot starts empty

@@ -1,0 +1,65 @@
+"""The loss plot's data side, without Qt: growing column buffers, min/max downsampling that keeps spikes visible,
+and the debiased exponential moving average of the train loss."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class Series:
+    """Named float64 columns in buffers that double when full, so appending is amortised O(1) and reading is a
+    view (no copy)."""
+
+    def __init__(self, columns: tuple[str, ...], capacity: int = 1024):
+        self._data = {c: np.empty(capacity) for c in columns}
+        self.n = 0
+
+    def append(self, **values: float) -> None:
+        if self.n == len(next(iter(self._data.values()))):
+            for c, a in self._data.items():
+                self._data[c] = np.concatenate([a, np.empty_like(a)])
+        for c, a in self._data.items():
+            a[self.n] = values[c]
+        self.n += 1
+
+    def __getitem__(self, column: str) -> np.ndarray:
+        return self._data[column][:self.n]
+
+    def clear(self) -> None:
+        self.n = 0
+
+
+def minmax_downsample(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keep each bucket's minimum and maximum (in x order), so peaks survive however many points are merged —
+    plain striding or averaging would hide a one-step loss spike among 100k points."""
+    n = len(y)
+    if n <= max_points:
+        return x, y
+    per = math.ceil(n / max(max_points // 2, 1))
+    buckets = math.ceil(n / per)
+    padded = np.concatenate([y, np.full(buckets * per - n, y[-1])]).reshape(buckets, per)
+    base = np.arange(buckets) * per
+    i_min = np.minimum(base + padded.argmin(axis=1), n - 1)
+    i_max = np.minimum(base + padded.argmax(axis=1), n - 1)
+    idx = np.stack([np.minimum(i_min, i_max), np.maximum(i_min, i_max)], axis=1).ravel()
+    return x[idx], y[idx]
+
+
+def ema_debiased(y: np.ndarray, beta: float, state: tuple[float, int] = (0.0, 0)) -> tuple[np.ndarray, tuple]:
+    """Exponential moving average divided by (1 - beta^t), as in Adam, so the first points are not pulled towards
+    zero. `state` (running average, count) lets new points extend an earlier result without recomputing it."""
+    s, t = state
+    out = np.empty(len(y))
+    for i, v in enumerate(y):
+        t += 1
+        s = beta * s + (1.0 - beta) * v
+        out[i] = s / (1.0 - beta ** t) if beta > 0 else v
+    return out, (s, t)
+
+
+def visible_slice(x: np.ndarray, lo: float, hi: float) -> slice:
+    """Indices of the points inside [lo, hi] plus one either side, so lines run to the plot edges."""
+    a = max(int(np.searchsorted(x, lo)) - 1, 0)
+    b = min(int(np.searchsorted(x, hi, side="right")) + 1, len(x))
+    return slice(a, b)

@@ -1,0 +1,157 @@
+"""Earlier runs on the loss plot, for comparison: when a new run starts (or a checkpoint is loaded) the run on
+screen is kept as a faint smoothed train curve plus its validation points, each earlier run in its own colour and
+named in the legend. Only a thinned copy is kept (at most KEEP_POINTS train points), so any number of long runs
+costs little memory and no redraw time."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+
+from app.panels.loss_series import ema_debiased, minmax_downsample
+from engine.api import resolve_config
+from engine.errors import PlaygroundError
+from engine.models import config_from_dict
+from engine.train import TrainConfig
+
+MAX_RUNS = 6           # the oldest earlier run is dropped beyond this
+KEEP_POINTS = 4000     # train points kept per earlier run (min/max thinned, so spikes survive)
+COLORS = ((255, 127, 14), (140, 86, 75), (23, 190, 207), (188, 189, 34), (227, 119, 194), (127, 127, 127))
+
+
+@dataclass
+class PastRun:
+    label: str
+    color: tuple[int, int, int]
+    train: dict[str, np.ndarray]      # step, tokens, elapsed, loss: thinned copies
+    val: dict[str, np.ndarray]        # step, tokens, elapsed, loss: every validation point
+    curve: pg.PlotDataItem
+    points: pg.PlotDataItem
+    spec: dict                        # the run's RunSpec as a dict, for the next run's "as #n but ..." name
+    drawn: tuple = ()                 # (x column, smoothing) the curve was last drawn with
+
+
+def _thin(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Copies of about KEEP_POINTS rows, chosen by min/max of the loss so the curve's shape and spikes survive."""
+    n = len(columns["loss"])
+    if n <= KEEP_POINTS:
+        return {k: v.copy() for k, v in columns.items()}
+    idx = np.arange(n, dtype=np.float64)
+    kept, _ = minmax_downsample(idx, columns["loss"], KEEP_POINTS)
+    rows = np.unique(kept.astype(np.int64))
+    return {k: v[rows].copy() for k, v in columns.items()}
+
+
+class RunHistory:
+    """Owns the earlier runs' plot items on `plot` (a pyqtgraph PlotItem with a legend)."""
+
+    def __init__(self, plot: pg.PlotItem):
+        self.plot = plot
+        self.runs: list[PastRun] = []
+        self.visible = True
+        self._count = 0               # runs ever kept, for their numbers and colours
+
+    def keep(self, spec: dict, note: str, train: dict[str, np.ndarray], val: dict[str, np.ndarray]) -> PastRun | None:
+        """Add a finished (or abandoned) run: its RunSpec as a dict, a note for its name ("checkpoint"), and its
+        points as columns step, tokens, elapsed, loss (copied). A run with no points at all is not kept."""
+        if len(train["loss"]) == 0 and len(val["loss"]) == 0:
+            return None
+        self._count += 1
+        color = COLORS[(self._count - 1) % len(COLORS)]
+        before = self.runs[-1] if self.runs else None
+        name = f"#{self._count} " + describe_run(spec, before.spec if before else None,
+                                                 before.label.split()[0] if before else "")
+        name += f" ({note})" if note else ""
+        curve = pg.PlotDataItem(pen=pg.mkPen(color + (170,), width=1.5, style=Qt.DashLine), name=name)
+        points = pg.PlotDataItem(pen=None, symbol="t", symbolSize=7, symbolBrush=color, symbolPen="w")
+        run = PastRun(name, color, _thin(train), {k: v.copy() for k, v in val.items()}, curve, points, spec)
+        for item in (curve, points):
+            item.setZValue(-1)          # under the current run
+            item.setVisible(self.visible)
+            self.plot.addItem(item)
+        self.runs.append(run)
+        if len(self.runs) > MAX_RUNS:
+            self._drop(self.runs.pop(0))
+        return run
+
+    def forget(self) -> None:
+        for run in self.runs:
+            self._drop(run)
+        self.runs = []
+
+    def set_visible(self, on: bool) -> None:
+        self.visible = on
+        for run in self.runs:
+            run.curve.setVisible(on)
+            run.points.setVisible(on)
+        legend = self.plot.legend
+        if legend is not None:      # a hidden run's legend row would name a curve that is not there
+            for run in self.runs:
+                legend.removeItem(run.curve)
+                if on:
+                    legend.addItem(run.curve, run.label)
+
+    def redraw(self, xcol: str, beta: float) -> None:
+        """Earlier runs are smoothed with the current run's smoothing, so curves compare like for like. A run is
+        redrawn only when the x axis or the smoothing changed since its last drawing: the live plot calls this on
+        every frame."""
+        for run in self.runs:
+            if run.drawn != (xcol, beta):
+                smooth, _ = ema_debiased(run.train["loss"], beta)
+                run.curve.setData(run.train[xcol], smooth)
+                run.points.setData(run.val[xcol], run.val["loss"])
+                run.drawn = (xcol, beta)
+
+    def describe_at(self, x: float, xcol: str) -> str:
+        """Each visible earlier run's validation loss nearest to x, for the readout under the plot."""
+        parts = []
+        for run in self.runs if self.visible else []:
+            vx = run.val[xcol]
+            if len(vx):
+                j = int(np.argmin(np.abs(vx - x)))
+                parts.append(f"{run.label.split()[0]} val {run.val['loss'][j]:.4f}")
+        return " · ".join(parts)
+
+    def _drop(self, run: PastRun) -> None:
+        for item in (run.curve, run.points):
+            self.plot.removeItem(item)     # also takes the curve's row out of the legend
+
+
+# not named in the legend: no bearing on the curve's shape, or (max_steps) plain to see from its length
+QUIET = {"vocab_size", "steps_per_yield", "eval_batch_size", "device", "cell", "max_steps"}
+
+
+def describe_run(spec: dict, before: dict | None = None, before_name: str = "") -> str:
+    """A legend name for a run: family, preset, tokenizer when not char, and the settings (up to four, the
+    model's first) that differ from the preset's; or, when `before` (the previous run's spec, named
+    `before_name`) has the same family, preset and tokenizer, the settings that differ from that run's, which is
+    what a user changed between two runs they compare."""
+    family, preset = spec.get("family", "?"), spec.get("preset")
+    parts = [family] + ([preset] if preset else [])
+    if spec.get("tokenizer", "char") != "char":
+        parts.append(spec["tokenizer"])
+    same = before is not None and all(before.get(k) == spec.get(k) for k in ("family", "preset", "tokenizer"))
+    try:
+        used = _settings(spec)
+        base = _settings(before) if same else _settings(dict(spec, overrides={}))
+    except (PlaygroundError, KeyError, TypeError, ValueError):
+        return " · ".join(parts)
+    changed = [f"{k}={used[k]:g}" if isinstance(used[k], float) else f"{k}={used[k]}"
+               for k in used if k not in QUIET and used[k] != base.get(k)]
+    if len(changed) > 4:
+        changed = changed[:4] + [f"+{len(changed) - 4} more"]
+    if family == "ngram" and not same:      # the n-gram's defining settings, always
+        changed = [f"order {used.get('order')}", str(used.get("smoothing"))]
+    if same:
+        return " · ".join(parts + [f"as {before_name} but {', '.join(changed)}" if changed else f"as {before_name}"])
+    return " · ".join(parts + ([", ".join(changed)] if changed else []))
+
+
+def _settings(spec: dict) -> dict:
+    """Every model and train setting the spec trains with (preset, then overrides, then the configs' defaults)."""
+    family = spec["family"]
+    model, train = resolve_config(family, spec.get("preset"), spec.get("overrides") or {}, 2)
+    train = TrainConfig.from_dict(train).to_dict() if family != "ngram" else {}
+    return {**config_from_dict(family, model).to_dict(), **train}
