@@ -25,6 +25,7 @@ import torch
 from . import checkpoint
 from .device import device_name, peak_flops, resolve_device
 from .errors import ConfigError
+from .history import LossHistory
 from .models import ConfigMixin, build_model
 from .train_state import check_compatible, flatten_optimizer, load_model_tensors, model_tensors, unflatten_optimizer
 
@@ -156,6 +157,7 @@ class Trainer:
         self._elapsed_before = 0.0  # training time of the run this one resumes
         self.last_report: StepReport | None = None
         self.last_eval: StepReport | None = None  # the latest report carrying validation figures
+        self.history = LossHistory()                # every report, thinned; saved with checkpoints
         self._bad = torch.zeros((), device=self.device)              # sticky: a non-finite step happened
         self._bad_step = torch.zeros((), dtype=torch.long, device=self.device)
         # Held around each optimizer update; a caller that copies weights from another thread (engine.api's
@@ -310,6 +312,7 @@ class Trainer:
                          grad_norm, tps, self._elapsed_before + active, eta, *(val or (None, None, None)), event,
                          message, mfu)
         self.last_report = rep
+        self.history.add(rep)
         if val:
             self.last_eval = rep
         return rep
@@ -359,7 +362,7 @@ class Trainer:
                 "optimizer": opt_layout, "device": self.device_label,
                 "tokenizer": self.tokenizer.to_dict() if self.tokenizer is not None else None,
                 "metrics": {"train_loss": last.train_loss, "val_loss": last.val_loss, "val_bpc": last.val_bpc}
-                if last else {}}
+                if last else {}, "history": self.history.up_to(self.step).to_dict()}
         meta.update(meta_extra or {})
         groups = {"model": model_tensors(self.model), "optimizer": opt_tensors, "rng": rng}
         return checkpoint.save_checkpoint(out_dir, meta, groups)
@@ -382,6 +385,7 @@ class Trainer:
             torch.cuda.set_rng_state(rng["cuda"], self.device)
         self.step, self.tokens = int(meta["step"]), int(meta["tokens"])
         self._elapsed_before = float(meta.get("elapsed_s", 0.0))
+        self.history = LossHistory.from_dict(meta.get("history")).up_to(self.step)
         return meta
 
     @classmethod

@@ -1,0 +1,64 @@
+"""A run's loss history, kept small enough to travel in a checkpoint's meta.json: one row per report (step,
+tokens, elapsed time, train loss, learning rate, grad norm, and the validation loss where an evaluation ran), so a
+loaded checkpoint shows the curve it was trained along and a resumed run's plot carries on from it."""
+from __future__ import annotations
+
+import math
+
+COLUMNS = ("step", "tokens", "elapsed_s", "train_loss", "lr", "grad_norm", "val_loss")
+MAX_ROWS = 2000     # past this, every other row without an evaluation is dropped (about 100 KB of JSON at most)
+
+
+class LossHistory:
+    def __init__(self, rows: list[list] | None = None):
+        self.rows: list[list] = rows or []
+
+    def add(self, report) -> None:
+        """Record a StepReport. A report for a step already recorded (the eval or done report that follows the
+        step's own) only fills in the validation loss; non-finite train losses are kept as None."""
+        val = report.val_loss if report.val_loss is not None and math.isfinite(report.val_loss) else None
+        if self.rows and report.step <= self.rows[-1][0]:
+            if val is not None and report.step == self.rows[-1][0]:
+                self.rows[-1][6] = val
+            return
+        loss = report.train_loss if math.isfinite(report.train_loss) else None
+        grad = report.grad_norm if math.isfinite(report.grad_norm) else None
+        self.rows.append([report.step, report.tokens, round(report.elapsed_s, 3), loss, report.lr, grad, val])
+        if len(self.rows) > MAX_ROWS:
+            self._thin()
+
+    def _thin(self) -> None:
+        """Halve the rows without an evaluation (every other one), keep every evaluation and the newest row."""
+        kept, plain = [], 0
+        for i, row in enumerate(self.rows):
+            if row[6] is not None or i == len(self.rows) - 1:
+                kept.append(row)
+            else:
+                if plain % 2 == 0:
+                    kept.append(row)
+                plain += 1
+        self.rows = kept
+
+    def up_to(self, step: int) -> LossHistory:
+        """The rows of steps ≤ step (a checkpoint's history stops at its own step)."""
+        return LossHistory([list(r) for r in self.rows if r[0] <= step])
+
+    def to_dict(self) -> dict:
+        return {"columns": list(COLUMNS), "rows": self.rows}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> LossHistory:
+        """An empty history for checkpoints saved before histories were kept, or with an unknown layout."""
+        if not d or list(d.get("columns", [])) != list(COLUMNS):
+            return cls()
+        return cls([list(r) for r in d.get("rows", []) if len(r) == len(COLUMNS)])
+
+    def reports(self, max_steps: int) -> list:
+        """The rows as StepReports (event "eval" where a validation loss was recorded), to replay into a plot."""
+        from .train import StepReport
+        nan = math.nan
+        return [StepReport(step=int(s), max_steps=max_steps, tokens=int(tok), elapsed_s=float(el),
+                           train_loss=nan if loss is None else float(loss), lr=float(lr),
+                           grad_norm=nan if grad is None else float(grad), tokens_per_s=0.0, eta_s=None,
+                           val_loss=val, event="eval" if val is not None else "step")
+                for s, tok, el, loss, lr, grad, val in self.rows]

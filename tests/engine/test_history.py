@@ -1,0 +1,70 @@
+"""The loss history a checkpoint carries: recorded from the trainer's reports, saved, continued by a resume
+exactly as an uninterrupted run records it, thinned without losing evaluations, replayed as reports."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from engine.checkpoint import load_meta
+from engine.history import MAX_ROWS, LossHistory
+from engine.train import StepReport, Trainer
+
+from .test_train import data, make  # noqa: F401  (the fixture and the small-trainer builder)
+
+
+def _report(step, loss, val=None, event="step"):
+    return StepReport(step=step, max_steps=10_000, tokens=step * 8, train_loss=loss, lr=1e-3, grad_norm=0.5,
+                      tokens_per_s=1.0, elapsed_s=step / 10, eta_s=None, val_loss=val, event=event)
+
+
+def test_checkpoint_history_is_the_run_so_far_and_a_resume_continues_it(seed, data, tmp_path):  # noqa: F811
+    kw = dict(max_steps=20, eval_interval=10)
+    straight = make(data, **kw)
+    reports = list(straight.reports())
+    first = make(data, **kw)
+    gen = first.reports()
+    while next(gen).step < 10:
+        pass
+    first.save(tmp_path / "half")
+    rows = load_meta(tmp_path / "half")["history"]["rows"]
+    evals = [r for r in reports if r.val_loss is not None]
+    assert [r[0] for r in rows] == [5, 10]
+    assert rows[1][6] == pytest.approx(evals[0].val_loss) and rows[0][6] is None   # the eval at step 10
+    assert rows[0][3] == pytest.approx(reports[0].train_loss)
+
+    resumed = Trainer.resume_from(tmp_path / "half", None, data["train"], data["val"], val_chars=data["val_chars"])
+    list(resumed.reports())
+    resumed.save(tmp_path / "end")
+    rows = load_meta(tmp_path / "end")["history"]["rows"]
+    # the same steps, losses and evaluations as the uninterrupted run recorded (the resume is bit-exact)
+    assert [r[:2] + r[3:] for r in rows] == [r[:2] + r[3:] for r in straight.history.rows]
+    assert [r[0] for r in rows] == [5, 10, 15, 20] and rows[-1][6] == pytest.approx(reports[-1].val_loss)
+
+    replay = LossHistory.from_dict(load_meta(tmp_path / "end")["history"]).reports(20)
+    assert [r.step for r in replay] == [5, 10, 15, 20]
+    assert [r.event for r in replay] == ["step", "eval", "step", "eval"]
+    assert replay[2].train_loss == pytest.approx(reports[2].train_loss)
+
+
+def test_history_thins_plain_rows_but_keeps_every_evaluation():
+    h = LossHistory()
+    for step in range(1, 5001):
+        h.add(_report(step, 2.0 + math.sin(step), val=1.5 if step % 250 == 0 else None))
+        if step % 250 == 0:
+            h.add(_report(step, 2.0, val=1.5, event="eval"))     # the eval report after the step's own
+    assert len(h.rows) <= MAX_ROWS
+    assert [r[0] for r in h.rows if r[6] is not None] == list(range(250, 5001, 250))
+    assert h.rows[-1][0] == 5000 and h.rows[0][0] == 1
+    steps = [r[0] for r in h.rows]
+    assert steps == sorted(set(steps))
+
+
+def test_history_of_an_old_or_odd_checkpoint_is_empty_and_bad_numbers_are_none():
+    assert LossHistory.from_dict(None).rows == []
+    assert LossHistory.from_dict({"columns": ["x"], "rows": [[1]]}).rows == []
+    h = LossHistory()
+    h.add(_report(1, math.nan))
+    h.add(_report(1, 2.0, val=math.inf, event="done"))
+    assert h.rows == [[1, 8, 0.1, None, 1e-3, 0.5, None]]
+    assert math.isnan(h.reports(1)[0].train_loss)
