@@ -1,11 +1,17 @@
 """LM Playground. No arguments: open the desktop app. `train`, `sample`, `tape`: headless sub-commands."""
 import sys
 
+COMMANDS = ("train", "sample", "tape", "-h", "--help")
+
 
 def main(argv: list[str]) -> int:
-    if argv and argv[0] in ("train", "sample", "tape", "-h", "--help"):
+    if argv and argv[0] in COMMANDS:
         from engine.cli import main as cli_main
         return cli_main(argv)
+    if argv:  # a mistyped command must not open a window the user did not ask for
+        print(f"error: unknown command {argv[0]!r}; use train, sample or tape, or no arguments for the window",
+              file=sys.stderr)
+        return 2
     from app.launch import launch
     return launch(argv)
 

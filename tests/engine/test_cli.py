@@ -116,3 +116,17 @@ def test_subprocess_builtin_corpus_end_to_end(tmp_path):
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["train_tokens"] > 100_000 and 1.0 < res["val_bpc"] < 4.0
+
+
+@pytest.mark.parametrize("argv", [["trian", "--corpus", "x"], ["--corpus", "x"], ["Train"]])
+def test_mistyped_command_is_an_error_not_the_window(capsys, monkeypatch, argv):
+    import types
+
+    import main as entry
+    opened = []
+    monkeypatch.setitem(sys.modules, "app.launch", types.SimpleNamespace(launch=lambda a: opened.append(a) or 0))
+    assert entry.main(argv) == 2
+    assert capsys.readouterr().err.strip() == (f"error: unknown command {argv[0]!r}; use train, sample or tape, "
+                                               f"or no arguments for the window")
+    assert opened == []
+    assert entry.main([]) == 0 and opened == [[]]   # no arguments still opens the window
