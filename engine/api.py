@@ -123,8 +123,7 @@ class Run:
         else:
             from .presets import apply_overrides, load_preset
             from .train import Trainer, TrainConfig
-            preset = load_preset(spec.preset or DEFAULT_PRESET[spec.family])
-            preset["family"] = spec.family
+            preset = load_preset(spec.preset or DEFAULT_PRESET[spec.family], spec.family)
             preset = apply_overrides(preset, {k: v for k, v in spec.overrides.items()})
             model_cfg = dict(preset["model"], vocab_size=self.tokenizer.vocab_size)
             train_cfg = dict(preset["train"], device=spec.device, seed=spec.seed)
@@ -315,8 +314,7 @@ def resolve_config(family: str, preset: str | None, overrides: dict, vocab_size:
         cfg.update({k: _coerce(v) for k, v in overrides.items()})
         return dict(cfg, vocab_size=vocab_size), {}
     from .presets import apply_overrides, load_preset
-    p = load_preset(preset or DEFAULT_PRESET[family])
-    p["family"] = family
+    p = load_preset(preset or DEFAULT_PRESET[family], family)
     p = apply_overrides(p, {k: str(v) for k, v in overrides.items()})
     return dict(p["model"], vocab_size=vocab_size), dict(p["train"])
 

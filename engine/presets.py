@@ -17,12 +17,15 @@ def list_presets() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.json"))
 
 
-def load_preset(name: str) -> dict:
-    """{"family", "model": {...}, "train": {...}, "description"} from resources/presets/NAME.json."""
+def load_preset(name: str, family: str | None = None) -> dict:
+    """{"family", "model": {...}, "train": {...}, "description"} from resources/presets/NAME.json. With `family`,
+    a preset for another family is refused by name (its settings would otherwise read as unknown ones)."""
     path = PRESET_DIR / f"{name}.json"
     if not path.is_file():
         raise ConfigError(f"unknown preset {name!r}; available: {', '.join(list_presets())}")
     preset = json.loads(path.read_text(encoding="utf-8"))
+    if family is not None and preset["family"] != family:
+        raise ConfigError(f"preset {name} is for {preset['family']}, not {family}")
     config_from_dict(preset["family"], {"vocab_size": 1, **preset["model"]})  # fail early on a bad preset
     TrainConfig.from_dict(preset["train"])
     return preset

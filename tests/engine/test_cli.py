@@ -86,6 +86,8 @@ def test_neural_train_and_resume(capsys, corpus_file, tmp_path):
                                                                "tiny-cpu-transformer"], "short"),
     (lambda d: None, ["--set", "n_head=5", "--set", "n_embd=64"], "divisible"),
     (lambda d: None, ["--set", "lr=-1"], "lr"),
+    (lambda d: None, ["--preset", "tiny-cpu-lstm"], "preset tiny-cpu-lstm is for lstm, not transformer"),
+    (lambda d: None, ["--model", "gru", "--preset", "tiny-cpu-transformer"], "is for transformer, not gru"),
 ])
 def test_bad_input_is_one_line_error(capsys, tmp_path, corpus_file, setup, args, needle):
     setup(tmp_path)
