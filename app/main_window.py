@@ -18,6 +18,7 @@ from engine import api
 from engine.corpus import BUILTIN_PREFIX
 from engine.device import device_name, resolve_device
 from engine.errors import PlaygroundError
+from engine.history import LossHistory
 
 from .model_source import ModelSource
 from .panels.graph_view import GraphPanel
@@ -179,11 +180,15 @@ class MainWindow(QMainWindow):
             return False
         spec = api.RunSpec(**dict(meta["spec"], device=self.panel.device.currentText(), max_steps=max_steps))
         self._launch(TrainWorker(spec, start_run=lambda s: api.resume_run(path, max_steps=s.max_steps,
-                                                                          device=s.device)))
+                                                                          device=s.device)), continues_plot=True)
         return True
 
-    def _launch(self, worker: TrainWorker) -> None:
-        self._new_plot(asdict(worker.spec))
+    def _launch(self, worker: TrainWorker, continues_plot: bool = False) -> None:
+        """continues_plot: the run resumes the loaded checkpoint, whose history the plot shows; it carries on."""
+        if continues_plot:
+            self._plotted = (asdict(worker.spec), "")
+        else:
+            self._new_plot(asdict(worker.spec))
         self.panel.corpus_box.clear_error()   # an old corpus error says nothing about this run
         self.run, self.last_report, self.unsaved, self._stop_requested = None, None, False, False
         self.loaded = None
@@ -350,9 +355,10 @@ class MainWindow(QMainWindow):
         self.panel.apply_settings(checkpoint_settings(meta))
         self.run, self.last_report, self.unsaved, self.loaded = None, None, False, (path, meta)
         self._new_plot(meta.get("spec", {}), "checkpoint")
-        self.source.set_checkpoint(handle, path, self.panel.corpus_box.validation_text())
         step = int(meta.get("step", meta.get("summary", {}).get("step", 0)) or 0)
         max_steps = int(meta.get("train", {}).get("max_steps", step) or step)
+        self.loss_plot.add_reports(LossHistory.from_dict(meta.get("history")).reports(max_steps))
+        self.source.set_checkpoint(handle, path, self.panel.corpus_box.validation_text())
         self.panel.progress.setMaximum(max(max_steps, 1))
         self.panel.progress.setValue(min(step, max_steps))
         self.panel.progress.setFormat(f"checkpoint at step {step:,} / {max_steps:,}")

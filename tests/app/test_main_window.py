@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from app.main_window import MainWindow
 from engine import api
+from engine.checkpoint import load_meta
 
 RUN_TIMEOUT_MS = 60_000
 
@@ -460,7 +461,10 @@ def test_loading_a_checkpoint_replaces_the_run_in_the_whole_window(qtbot, window
     assert asked                                                   # the unsaved run was offered for saving
     assert window.state == "loaded" and window.status_state.text() == "checkpoint loaded"
     assert p.fields["transformer"]["n_embd"].value() == 24 and p.fields["train"]["max_steps"].value() == 10
-    assert window.loss_plot.train.n == 0 and window.loss_plot.val.n == 0
+    meta = load_meta(tmp_path / "ck")                              # the plot shows the checkpoint's own curve
+    assert list(window.loss_plot.train["step"]) == list(range(1, 11))
+    assert list(window.loss_plot.val["loss"]) == [pytest.approx(meta["metrics"]["val_loss"])]
+    assert window.loss_plot.history.runs[-1].label.endswith("as #1 but n_embd=32")   # the unsaved run, kept
     assert p.progress.value() == 10 and "checkpoint" in p.progress.format()
     assert window.status_step.text() == "step 10" and window.status_eta.text() == "ETA —"
     assert not p.save_button.isEnabled() and window.save_checkpoint(str(tmp_path / "again")) is None
@@ -497,8 +501,9 @@ def test_resume_trains_a_loaded_checkpoint_from_its_step(qtbot, window, tmp_path
     p.fields["train"]["max_steps"].setValue(16)
     qtbot.mouseClick(p.resume_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: window.state == "done", timeout=RUN_TIMEOUT_MS)
-    steps = window.loss_plot.train["step"]
-    assert len(steps) > 0 and steps.min() == 11 and steps.max() == 16   # continued from step 10, not from 0
+    steps = window.loss_plot.train["step"]                       # the checkpoint's curve, then the resumed steps
+    assert list(steps) == list(range(1, 17))
+    assert len(window.loss_plot.history.runs) == 1        # the run before the load; the checkpoint is continued
     assert window.status_step.text() == "step 16/16" and p.save_button.isEnabled()
     assert window.run.summary()["step"] == 16 and window.loaded is None
 
@@ -579,4 +584,4 @@ def test_each_new_run_keeps_the_previous_one_on_the_plot(qtbot, window, tmp_path
     assert out is not None and window.load_checkpoint(str(out))
     second = window.loss_plot.history.runs[-1]
     assert second.label == "#2 transformer · tiny-cpu-transformer · as #1 but lr=0.002"
-    assert window.loss_plot.train.n == 0                          # the checkpoint's own plot starts empty
+    assert list(window.loss_plot.train["step"]) == list(range(1, 11))   # the checkpoint's own curve
