@@ -190,7 +190,7 @@ class Trainer:
     # -- the loop -------------------------------------------------------------------------------------------
     def reports(self) -> Iterator[StepReport]:
         cfg = self.cfg
-        active, session_steps = 0.0, 0
+        active, session_steps, step_time = 0.0, 0, 0.0   # step_time: in optimizer steps only (no evals, no pauses)
         while True:
             finishing = self._stop.is_set() or self.step >= cfg.max_steps
             if not finishing and not self._running.is_set():
@@ -226,9 +226,12 @@ class Trainer:
             active += time.perf_counter() - t0
             if sums:
                 session_steps += sums[0]
+                step_time += dt
             if finishing:
+                # the whole session's throughput, not the last report's (which may have been a single step)
+                tps = session_steps * cfg.batch_size * cfg.block_size / step_time if step_time else None
                 yield self._report(0.0, None, active, session_steps, "done", val,
-                                   "finished" if self.step >= cfg.max_steps else f"stopped at step {self.step}")
+                                   "finished" if self.step >= cfg.max_steps else f"stopped at step {self.step}", tps)
                 return
             yield self._report(dt, sums, active, session_steps, "eval" if val else "step", val,
                                "" if self.last_report else self._hello())
@@ -295,7 +298,7 @@ class Trainer:
             torch.cuda.empty_cache()
         log.warning("out of memory after step %d", self.step)
 
-    def _report(self, dt, sums, active, session_steps, event, val, message) -> StepReport:
+    def _report(self, dt, sums, active, session_steps, event, val, message, tps=None) -> StepReport:
         cfg = self.cfg
         last = self.last_report
         if sums and sums[0]:
@@ -305,9 +308,10 @@ class Trainer:
         else:
             train_loss = last.train_loss if last else math.nan
             grad_norm = last.grad_norm if last else math.nan
-            tps = last.tokens_per_s if last else 0.0
+            tps = tps if tps is not None else last.tokens_per_s if last else 0.0
         eta = (cfg.max_steps - self.step) * active / session_steps if session_steps else None
-        mfu = self.raw_model.flops_per_token(self.cfg.block_size) * tps / self.peak_flops if self.peak_flops and tps else None
+        mfu = (self.raw_model.flops_per_token(self.cfg.block_size) * tps / self.peak_flops
+               if self.peak_flops and tps else None)
         rep = StepReport(self.step, cfg.max_steps, self.tokens, train_loss, cfg.lr_at(max(0, self.step - 1)),
                          grad_norm, tps, self._elapsed_before + active, eta, *(val or (None, None, None)), event,
                          message, mfu)

@@ -281,3 +281,14 @@ def test_cuda_run_reports_mfu_and_bf16(seed, data):
     assert reports[-1].event == "done" and reports[-1].val_loss < math.log(data["vocab"])
     assert reports[-1].mfu is not None and 0 < reports[-1].mfu < 1
     assert isinstance(reports[-1], StepReport) and isinstance(reports[-1].train_loss, float)
+
+
+def test_final_report_gives_the_whole_runs_throughput(seed, data):
+    """The done report's tokens/s is the session's (all step tokens over all step time), not the last report's,
+    which can be a single step's; the summary and the CLI's JSON line print it."""
+    trainer = make(data, max_steps=23, steps_per_yield=5)     # the last window is 3 steps
+    reports = list(trainer.reports())
+    steps = [r for r in reports if r.event in ("step", "eval")]
+    tokens = [(b.step - a.step) * 4 * 16 for a, b in zip([StepReport(0, 0, 0, 0, 0, 0, 1, 0, None)] + steps, steps)]
+    expected = sum(tokens) / sum(t / r.tokens_per_s for t, r in zip(tokens, steps))
+    assert reports[-1].event == "done" and reports[-1].tokens_per_s == pytest.approx(expected, rel=1e-9)
