@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 import time
 from typing import Any
@@ -147,14 +148,18 @@ def _sample(args: argparse.Namespace) -> int:
     tokens = []
     text = ""
     stream = not args.json and args.strategy != "beam"   # a beam's best hypothesis changes; print it at the end
+    hypotheses = {}                       # beam: every hypothesis seen, by its token ids
     for ev in generate(handle.model, handle.tokenizer, args.prompt, cfg):
         if not ev.done:
             tokens.append({"id": int(ev.token_id), "text": ev.text, "prob": float(ev.prob)})
+            hypotheses.update((h.token_ids, h) for h in ev.beams or ())
         if stream and ev.text:
             sys.stdout.write(ev.text)
             sys.stdout.flush()
         if ev.done:
             text = ev.final_text
+    if args.strategy == "beam":
+        tokens = _beam_tokens(hypotheses, text)
     if args.json:
         print(json.dumps({"prompt": args.prompt, "text": text, "strategy": args.strategy, "tokens": tokens}))
     elif args.strategy == "beam":
@@ -162,6 +167,23 @@ def _sample(args: argparse.Namespace) -> int:
     else:
         print()
     return 0
+
+
+def _beam_tokens(hypotheses: dict, text: str) -> list[dict]:
+    """The tokens of the hypothesis beam search returned (the events follow whichever beam leads at each step,
+    not the final answer). Its prefixes were live beams at earlier steps, so each token's probability is the
+    ratio of successive prefix probabilities (under the beam's scoring: the model's softmax after the repetition
+    penalty), and its text what it added to the prefix's text."""
+    best = max((h for h in hypotheses.values() if h.finish in ("stop", "max_tokens") and h.text == text),
+               key=lambda h: h.score)
+    out, prev_lp, prev_text = [], 0.0, ""
+    for n in range(1, len(best.token_ids) + 1):
+        prefix = hypotheses[best.token_ids[:n]]
+        added = prefix.text[len(os.path.commonprefix([prev_text, prefix.text])):]
+        out.append({"id": int(best.token_ids[n - 1]), "text": added,
+                    "prob": math.exp(prefix.logprob - prev_lp)})
+        prev_lp, prev_text = prefix.logprob, prefix.text
+    return out
 
 
 def _tape(args: argparse.Namespace) -> int:

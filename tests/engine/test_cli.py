@@ -132,3 +132,29 @@ def test_mistyped_command_is_an_error_not_the_window(capsys, monkeypatch, argv):
                                                f"or no arguments for the window")
     assert opened == []
     assert entry.main([]) == 0 and opened == [[]]   # no arguments still opens the window
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A one-layer transformer trained for a few steps on repetitive text: enough for decoding to have a shape."""
+    from engine import api
+    d = tmp_path_factory.mktemp("ck")
+    (d / "c.txt").write_text("the cat sat on the mat. the dog sat on the log. " * 60, encoding="utf-8")
+    run = api.start_run(api.RunSpec(corpus=str(d / "c.txt"), preset="tiny-cpu-transformer", device="cpu",
+                                    overrides={"n_layer": "1", "n_embd": "32", "eval_interval": "50"}, max_steps=30))
+    list(run.reports())
+    return run.save(d / "gpt")
+
+
+def test_beam_json_tokens_are_the_returned_hypothesis(capsys, tiny_checkpoint):
+    from engine import api
+    tok = api.load_checkpoint(tiny_checkpoint).tokenizer
+    for width, new in ((4, 20), (5, 25)):   # settings where the leading beam changes on the way (checked)
+        rc, out, err = _run(capsys, "sample", "--checkpoint", str(tiny_checkpoint), "--prompt", "the d",
+                            "--strategy", "beam", "--beam-width", str(width), "--max-new-tokens", str(new),
+                            "--json")
+        assert rc == 0, err
+        res = _last_json(out)
+        ids = [t["id"] for t in res["tokens"]]
+        assert tok.decode(ids) == res["text"] and "".join(t["text"] for t in res["tokens"]) == res["text"]
+        assert all(0 < t["prob"] <= 1 for t in res["tokens"])
