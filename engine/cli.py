@@ -148,6 +148,8 @@ def _sample(args: argparse.Namespace) -> int:
     tokens = []
     text = ""
     stream = not args.json and args.strategy != "beam"   # a beam's best hypothesis changes; print it at the end
+    if stream:
+        sys.stdout.write(args.prompt)   # a sampler shows the prompt it continues, as typed
     hypotheses = {}                       # beam: every hypothesis seen, by its token ids
     for ev in generate(handle.model, handle.tokenizer, args.prompt, cfg):
         if not ev.done:
@@ -163,7 +165,7 @@ def _sample(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"prompt": args.prompt, "text": text, "strategy": args.strategy, "tokens": tokens}))
     elif args.strategy == "beam":
-        print(text)
+        print(args.prompt + text)
     else:
         print()
     return 0

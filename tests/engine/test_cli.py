@@ -146,6 +146,18 @@ def tiny_checkpoint(tmp_path_factory):
     return run.save(d / "gpt")
 
 
+def test_sample_prints_the_prompt_then_the_continuation(capsys, tiny_checkpoint):
+    for strategy in ("sample", "beam"):
+        rc, out, err = _run(capsys, "sample", "--checkpoint", str(tiny_checkpoint), "--prompt", "the cat",
+                            "--strategy", strategy, "--max-new-tokens", "12", "--seed", "1")
+        assert rc == 0, err
+        rc, js, err = _run(capsys, "sample", "--checkpoint", str(tiny_checkpoint), "--prompt", "the cat",
+                           "--strategy", strategy, "--max-new-tokens", "12", "--seed", "1", "--json")
+        res = _last_json(js)
+        assert res["prompt"] == "the cat" and res["text"]
+        assert out == "the cat" + res["text"] + "\n"
+
+
 def test_beam_json_tokens_are_the_returned_hypothesis(capsys, tiny_checkpoint):
     from engine import api
     tok = api.load_checkpoint(tiny_checkpoint).tokenizer
