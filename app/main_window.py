@@ -255,6 +255,8 @@ class MainWindow(QMainWindow):
         self.status_step.setText(f"step {r.step:,}/{r.max_steps:,}")
         self.status_speed.setText(f"{r.tokens_per_s:,.0f} tok/s")
         self.status_eta.setText("ETA —" if r.eta_s is None else f"ETA {format_duration(r.eta_s)}")
+        if self.state == "paused":
+            self._show_paused()
         for e in reports:
             if e.message and e.event != "error":
                 self._set_notes(note=e.message)
@@ -301,12 +303,19 @@ class MainWindow(QMainWindow):
         if state == "preparing":
             self.panel.progress.setValue(0)
             self.panel.progress.setFormat("preparing: tokenizing the corpus, building the model…")
+        if state == "paused":
+            self._show_paused()
         if state in ("done", "stopped", "error"):
             self.status_eta.setText("ETA —")
         if state in ("done", "stopped"):
             self.panel.progress.setFormat(self.panel.progress.format().split(" · ETA")[0] + f" · {state}")
         if self.run is not None:
             self.source.set_training(state == "running")
+
+    def _show_paused(self) -> None:
+        """No ETA while paused: it would count down a run that is not moving."""
+        self.status_eta.setText("ETA — (paused)")
+        self.panel.progress.setFormat(self.panel.progress.format().split(" · ")[0] + " · paused")
 
     # -- checkpoints -----------------------------------------------------------------------------------------
     @Slot()

@@ -113,12 +113,15 @@ def test_pause_resume_stop_change_buttons_and_state(qtbot, window, tmp_path):
     assert window.state == "paused" and p.resume_button.isEnabled() and not p.pause_button.isEnabled()
     qtbot.waitUntil(lambda: window.last_report.event == "paused", timeout=RUN_TIMEOUT_MS)
     paused_at = window.run.last_report.step
+    assert window.status_eta.text() == "ETA — (paused)" and p.progress.format().endswith(" · paused")
     assert window.save_checkpoint(str(tmp_path / "paused")) is not None   # the paused run's lock is free
     qtbot.wait(200)
     assert window.run.last_report.step == paused_at
     qtbot.mouseClick(p.resume_button, Qt.LeftButton)
     assert window.state == "running" and p.pause_button.isEnabled()
     qtbot.waitUntil(lambda: window.run.last_report.step > paused_at + 2, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: "ETA" in p.progress.format() and "paused" not in window.status_eta.text(),
+                    timeout=RUN_TIMEOUT_MS)
     qtbot.mouseClick(p.stop_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: window.state == "stopped", timeout=RUN_TIMEOUT_MS)
     assert window.run.last_report.event == "done"
