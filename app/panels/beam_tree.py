@@ -3,7 +3,8 @@
 What the picture is for: beam search keeps `width` prefixes per step and drops the rest, so most branches die.
 Boxes that were pruned, and live boxes none of whose descendants made it to the end, are greyed; hypotheses that
 finished have a green edge; the path of the answer (the best finished hypothesis) is outlined in orange, so you can
-see where it was *not* the locally best choice (it is not the top box in every column)."""
+see where it was *not* the locally best choice (it is not the top box in every column). The legend is a wrapped label
+pinned under the drawing, not part of the scene, so it stays readable at any width and does not scroll away."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,12 +12,19 @@ from typing import Callable, Sequence
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen
-from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QWidget
+from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QLabel, QWidget
 
 COL_W, BOX_W, BOX_H, ROW_H = 104, 80, 36, 46
 ROOT_FILL = QColor("#fff3c4")
 TEXT, DEAD_TEXT = QColor("#111111"), QColor("#9a9a9a")
 BEST_PEN = QPen(QColor("#ff8c00"), 3)
+LEGEND = ('<span style="color:#ff8c00">■</span> the answer\'s path · <span style="color:#7f9fcf">■</span> kept · '
+          '<span style="color:#2e9d47">□</span> finished · <span style="color:#c3cbd6">■</span> kept, its line pruned '
+          'later · dashed: pruned at that step · number: score (hover for how it is made)')
+LEGEND_TIP = ("Each box is a hypothesis after that step: its last token and its score.\n"
+              "score = log-prob / length^(length penalty): the total log-probability of the generated tokens, divided\n"
+              "by their count raised to the length penalty (0: plain log-prob, 1: per-token average), so finished\n"
+              "hypotheses of different lengths can be compared. Hover a box for its text, log-prob and score.")
 # (fill, border, edge) per state: kept and still going / kept but its line died later / pruned at this step
 STYLE = {
     "live": (QColor("#dbe8fb"), QPen(QColor("#7f9fcf"), 1), QPen(QColor("#5a7fb5"), 1.5)),
@@ -86,10 +94,16 @@ class BeamTree(QGraphicsView):
         self.setBackgroundBrush(QColor("white"))
         self.setAlignment(Qt.AlignLeft | Qt.AlignTop)
         self.columns: list[list[TreeNode]] = []
+        self.legend = QLabel(LEGEND, self)
+        self.legend.setWordWrap(True)
+        self.legend.setToolTip(LEGEND_TIP)
+        self.legend.setStyleSheet("color: #555555; background: white; padding: 2px 6px")
         self.show_message("Run beam search to see the hypotheses it keeps and prunes at each step.")
 
     def show_message(self, text: str) -> None:
         self.columns = []
+        self.legend.hide()
+        self._place_legend()
         self.scene().clear()
         item = self.scene().addText(text)
         item.setDefaultTextColor(QColor("#555555"))
@@ -134,11 +148,8 @@ class BeamTree(QGraphicsView):
                        f"text: {n.text!r}\nlog-prob {n.logprob:.3f}, score {n.score:.3f}")
                 self._box(scene, pos[n.ids], n.label, f"{n.score:.2f}", fill,
                           DEAD_TEXT if n.dead else TEXT, BEST_PEN if n.on_best else border, tip)
-        legend = scene.addText("orange: the answer's path · blue: kept · green edge: finished\n"
-                               "pale: kept, but its line was pruned later · dashed grey: pruned at that step\n"
-                               "number: score = log-prob / length^(length penalty)")
-        legend.setDefaultTextColor(QColor("#555555"))
-        legend.setPos(0, rows * ROW_H + 4)
+        self.legend.show()
+        self._place_legend()
         for t in range(len(columns) + 1):
             head = scene.addText("prompt" if t == 0 else f"step {t}")
             head.setDefaultTextColor(QColor("#777777"))
@@ -147,6 +158,20 @@ class BeamTree(QGraphicsView):
         for bar, start in zip(bars, at_start):
             if start:   # the column headers sit above y = 0: keep the new top edge in view, not the old one
                 bar.setValue(bar.minimum())
+
+    def _place_legend(self) -> None:
+        """Reserve the legend's wrapped height below the viewport (above the horizontal scroll bar) and put it there.
+        The height is worked out as if the vertical scroll bar were shown, so it does not change when that bar comes
+        and goes (which resizes the viewport and calls this again)."""
+        width = self.width() - 2 * self.frameWidth() - self.verticalScrollBar().sizeHint().width()
+        height = self.legend.heightForWidth(width) if self.legend.isVisibleTo(self) else 0
+        self.setViewportMargins(0, 0, 0, height)
+        vp = self.viewport().geometry()
+        self.legend.setGeometry(vp.left(), vp.bottom() + 1, vp.width(), height)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._place_legend()
 
     @staticmethod
     def _box(scene, at: QPointF, label: str, sub: str, fill: QColor, color: QColor, pen: QPen, tip: str) -> None:

@@ -1,7 +1,10 @@
 """The node inspector beside the graph: a node's value and gradient as pictures (heatmap for matrices, bars for
 vectors, a number for scalars) with exact statistics, its forward and backward rule, and a finite-difference
-check of its backward rule. For an attention-softmax node the value is shown as the attention matrix with the
-tokens on both axes.
+check of its backward rule. For an attention-softmax node the value and its gradient are shown one head at a time, as
+matrices with the tokens on both axes.
+
+The panel is a narrow pane (about a quarter of the Graph tab), so every row is built to shrink to its width:
+labels wrap and the plots give up width rather than set the pane's minimum, so no horizontal scrolling is needed.
 
 Big tensors are shrunk for display only (block means); statistics, the hover read-out and the number list always
 come from the full float64 array."""
@@ -52,13 +55,16 @@ def index_ticks(n: int, scale: float = 1.0, offset: float = 0.0) -> list[tuple[f
 
 
 def stats(a: np.ndarray) -> str:
+    """One line of exact statistics; each name stays with its number (no-break space) when the line wraps."""
     f = a[np.isfinite(a)] if a.dtype.kind == "f" else a
     if a.ndim == 0:
         return f"{float(a):.10g}"
     if f.size == 0:
         return "no finite entries"
-    return (f"min {f.min():.6g} · max {f.max():.6g} · mean {f.mean():.6g} · ‖·‖ {np.linalg.norm(f):.6g}"
-            + (f" · {a.size - f.size} masked (−∞)" if f.size < a.size else ""))
+    parts = [f"min {f.min():.6g}", f"max {f.max():.6g}", f"mean {f.mean():.6g}", f"‖·‖ {np.linalg.norm(f):.6g}"]
+    if f.size < a.size:
+        parts.append(f"{a.size - f.size} masked (−∞)")
+    return " · ".join(p.replace(" ", "\u00a0") for p in parts)
 
 
 def _marks(rule: str) -> str:
@@ -95,7 +101,9 @@ class TensorView(QWidget):
         self.plot.addItem(self.bars)
         self.colorbar = pg.ColorBarItem(colorMap=DIVERGING, interactive=False, width=12)
         self.colorbar.setImageItem(self.image, insert_in=self.plot.getPlotItem())
+        self.plot.getPlotItem().layout.setContentsMargins(2, 8, 2, 2)   # the colour bar's top label sits on the edge
         self.hover = QLabel(" ")
+        self.hover.setWordWrap(True)   # "gradient ∂J/∂value[0, 10, 3] = …" is wider than the pane
         self.hover.setStyleSheet("color: #455a64")
         self.plot.scene().sigMouseMoved.connect(self._hovered)
         lay = QVBoxLayout(self)
@@ -104,8 +112,10 @@ class TensorView(QWidget):
             lay.addWidget(w)
         self._matrix = self._shown = None
 
-    def show_array(self, a: np.ndarray | None, empty: str, tokens: list[str] | None = None) -> None:
-        """Draw `a`; `tokens` (attention) labels both axes and uses a 0..1 colour scale."""
+    def show_array(self, a: np.ndarray | None, empty: str, tokens: list[str] | None = None,
+                   probabilities: bool = False) -> None:
+        """Draw `a`; `tokens` (attention) labels both axes; `probabilities` uses a 0..1 colour scale instead of one
+        centred on 0."""
         self.array = a
         self._matrix = None
         if a is None:
@@ -131,16 +141,18 @@ class TensorView(QWidget):
         self.bars.hide()
         self.image.show()
         self.colorbar.show()
-        if tokens is not None:
+        if probabilities:
             self.colorbar.setColorMap(SEQUENTIAL)
             self.colorbar.setLevels((0.0, 1.0))
-            ticks = [(i + 0.5, t) for i, t in enumerate(tokens)]
-            left.setTicks([ticks])
-            bottom.setTicks([ticks])
         else:
             self.colorbar.setColorMap(DIVERGING)
             top = float(np.abs(self._shown).max()) or 1.0
             self.colorbar.setLevels((-top, top))
+        if tokens is not None:
+            ticks = [(i + 0.5, t) for i, t in enumerate(tokens)]
+            left.setTicks([ticks])
+            bottom.setTicks([ticks])
+        else:
             (rows, cols), (shown_rows, shown_cols) = self._matrix.shape, self._shown.shape
             left.setTicks([index_ticks(rows, shown_rows / rows, 0.5 * shown_rows / rows)])    # pixel centres
             bottom.setTicks([index_ticks(cols, shown_cols / cols, 0.5 * shown_cols / cols)])
@@ -193,6 +205,7 @@ class InspectPanel(QScrollArea):
         super().__init__(parent)
         self.program = self.stepper = None
         self.node_id: int | None = None
+        self.attention = False      # the node is attention weights (heads × T × T): shown one head at a time
         body = QWidget()
         self.title = QLabel("Click a node to inspect it.")
         self.title.setWordWrap(True)
@@ -201,11 +214,14 @@ class InspectPanel(QScrollArea):
         self.rules.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.head = QSpinBox()
         self.head.setPrefix("head ")
+        self.head.setToolTip("The attention head whose weights and gradient are shown")
         self.head_row = QWidget()
         hr = QHBoxLayout(self.head_row)
         hr.setContentsMargins(0, 0, 0, 0)
-        hr.addWidget(QLabel("Attention weights (rows: queries, columns: keys)"))
-        hr.addWidget(self.head)
+        about = QLabel("One head at a time — rows: queries, columns: keys")
+        about.setWordWrap(True)
+        hr.addWidget(about, 1)
+        hr.addWidget(self.head, 0, Qt.AlignTop)
         self.value_view = TensorView("value")
         self.grad_view = TensorView("gradient ∂J/∂value")
         self.fd_button = QPushButton("Finite-difference check")
@@ -246,9 +262,9 @@ class InspectPanel(QScrollArea):
                            f"{' · ' + n.name if n.name else ''}</span>")
         self.rules.setText(f"<b>forward</b>: {_marks(n.fwd_rule)}<br><b>backward</b>: {_marks(n.bwd_rule)}")
         self.fd_button.setVisible(n.kind == "op")
-        is_attention = n.op == "Softmax" and "attention" in n.group and len(n.shape) == 3
-        self.head_row.setVisible(is_attention)
-        if is_attention:
+        self.attention = n.op == "Softmax" and "attention" in n.group and len(n.shape) == 3
+        self.head_row.setVisible(self.attention)
+        if self.attention:
             self.head.setRange(0, n.shape[0] - 1)
         self.refresh()
 
@@ -258,14 +274,17 @@ class InspectPanel(QScrollArea):
             return
         n = self.program.nodes[self.node_id]
         value, grad = n.value, n.grad
-        if self.head_row.isVisible() and value is not None:
-            tokens = self.program.tokens[: n.shape[-1]] or None
-            self.value_view.show_array(value[self.head.value()], "", tokens)
-        else:
-            self.value_view.show_array(value, "not computed yet — step the forward pass to this node")
+        no_value = "not computed yet — step the forward pass to this node"
         no_grad = ("this node does not lead to the loss's gradient (data)" if not n.differentiable else
                    "no gradient yet — the backward pass has not reached this node")
-        self.grad_view.show_array(grad, no_grad)
+        if self.attention:   # one head; its gradient follows the value's head and token labels
+            h = self.head.value()
+            tokens = self.program.tokens[: n.shape[-1]] or None
+            self.value_view.show_array(None if value is None else value[h], no_value, tokens, probabilities=True)
+            self.grad_view.show_array(None if grad is None else grad[h], no_grad, tokens)
+        else:
+            self.value_view.show_array(value, no_value)
+            self.grad_view.show_array(grad, no_grad)
         lines = []
         for name, a in (("value", value), ("gradient", grad)):
             if a is not None and a.size <= MAX_LISTED:
