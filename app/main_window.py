@@ -190,6 +190,7 @@ class MainWindow(QMainWindow):
         else:
             self._new_plot(asdict(worker.spec))
         self.panel.corpus_box.clear_error()   # an old corpus error says nothing about this run
+        self.statusBar().clearMessage()       # nor does an earlier run's error
         self.run, self.last_report, self.unsaved, self._stop_requested = None, None, False, False
         self.loaded = None
         self._set_notes(about="", note="", eval="")

@@ -334,8 +334,13 @@ class TrainPanel(QWidget):
             if spec.max_steps is not None:
                 train["max_steps"] = spec.max_steps
             problems = [reason for _, reason in api.validate_config(family, model, train)]
+            train_tokens = int(len(self.corpus_box.corpus.text) * 0.9) if self.corpus_box.corpus else 0
+            window = train.get("block_size", 0)
+            if self.corpus_box.corpus is not None and family != "ngram" and window >= train_tokens:
+                # a token is at least one character, so this corpus cannot give one window whatever the tokenizer
+                problems.append(f"the corpus is too short for one training window: block_size {window} needs a "
+                                f"train split longer than {window} tokens; it has {train_tokens:,} characters")
             if not problems:
-                train_tokens = int(len(self.corpus_box.corpus.text) * 0.9) if self.corpus_box.corpus else 0
                 e = api.estimate(family, model, train, vocab, train_tokens)
                 what = "count-table entries at most" if family == "ngram" else "parameters"
                 estimate = (f"<b>{e['params']:,}</b> {what} · ≈ {_bytes(e['memory_bytes'])} to train"

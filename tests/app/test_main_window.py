@@ -314,7 +314,14 @@ def test_error_in_worker_is_shown_and_run_can_be_saved(qtbot, window, tmp_path, 
     assert "simulated failure" in window.panel.message.text()
     assert window.status_state.text() == "error"
     assert window.panel.start_button.isEnabled() and window.panel.save_button.isEnabled()
+    assert "simulated failure" in window.statusBar().currentMessage()
     assert window.save_checkpoint(str(tmp_path / "after-error")) is not None
+    window.statusBar().showMessage("error: an earlier run's", 15000)
+    monkeypatch.setattr(api, "start_run", real_start)
+    start_and_wait(qtbot, window, state="running")
+    assert window.statusBar().currentMessage() == ""             # the next run does not carry the old error
+    window.stop()
+    qtbot.waitUntil(lambda: window.thread is None, timeout=RUN_TIMEOUT_MS)
 
 
 def test_closing_mid_run_stops_it_and_asks_to_save(qtbot, window, tmp_path):
@@ -588,3 +595,16 @@ def test_each_new_run_keeps_the_previous_one_on_the_plot(qtbot, window, tmp_path
     second = window.loss_plot.history.runs[-1]
     assert second.label == "#2 transformer · tiny-cpu-transformer · as #1 but lr=0.002"
     assert list(window.loss_plot.train["step"]) == list(range(1, 11))   # the checkpoint's own curve
+
+
+def test_a_corpus_shorter_than_one_window_blocks_start(qtbot, window, tmp_path):
+    tiny = tmp_path / "tiny.txt"
+    tiny.write_text("hello world!", encoding="utf-8")          # 12 characters; the preset's window is 64
+    assert load_and_wait(qtbot, window.panel.corpus_box, str(tiny))
+    problem = window.panel.check()
+    assert "too short for one training window" in problem and not window.panel.start_button.isEnabled()
+    assert window.panel.fields["transformer"]["block_size"].property("invalid")
+    window.panel.fields["transformer"]["block_size"].setValue(4)    # the form's block_size sets both configs'
+    assert window.panel.check() == ""
+    window.panel.family.setCurrentText("ngram")                # counting needs no window
+    assert "too short" not in window.panel.check()
