@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QScrollArea, QSpinBox,
                                QVBoxLayout, QWidget)
 
@@ -232,6 +232,7 @@ class InspectPanel(QScrollArea):
         self.numbers.setReadOnly(True)
         self.numbers.setMaximumHeight(140)
         self.numbers.setFont(QFont("monospace", 8))
+        self.numbers.setLineWrapMode(QPlainTextEdit.NoWrap)   # rows are wrapped by numpy, to the pane's width
         lay = QVBoxLayout(body)
         for w in (self.title, self.rules, self.head_row, self.value_view, self.grad_view, self.fd_button,
                   self.fd_result, self.numbers):
@@ -286,9 +287,10 @@ class InspectPanel(QScrollArea):
             self.value_view.show_array(value, no_value)
             self.grad_view.show_array(grad, no_grad)
         lines = []
+        chars = (self.viewport().width() - 40) // QFontMetrics(self.numbers.font()).horizontalAdvance("0")
         for name, a in (("value", value), ("gradient", grad)):
             if a is not None and a.size <= MAX_LISTED:
-                lines.append(f"{name} =\n{np.array2string(a, precision=10, max_line_width=70)}")
+                lines.append(f"{name} =\n{np.array2string(a, precision=10, max_line_width=max(chars, 30))}")
         self.numbers.setPlainText("\n".join(lines))
         self.numbers.setVisible(bool(lines))
 

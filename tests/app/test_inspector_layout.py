@@ -1,5 +1,5 @@
 """The narrow panes fit their width: the Graph tab's inspector needs no horizontal scrolling for attention, matrix and
-scalar nodes at the width a 1280 or 1600 px main window leaves it, attention's gradient is shown per head like its
+vector and scalar nodes at the width a 1280 or 1600 px main window leaves it, attention's gradient is shown per head like its
 value, and the beam tree's legend is wrapped below the drawing, whole, at any width."""
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ def _fits(inspector) -> None:
     body, viewport = inspector.widget(), inspector.viewport()
     assert body.minimumSizeHint().width() <= viewport.width(), (body.minimumSizeHint(), viewport.width())
     assert inspector.horizontalScrollBar().maximum() == 0
+    assert inspector.numbers.horizontalScrollBar().maximum() == 0     # the number list is wrapped to the pane too
 
 
 def _node(program, label: str) -> int:
@@ -37,6 +38,7 @@ def test_inspector_fits_its_pane_and_attention_gradient_follows_the_head(qtbot, 
     _rebuild(qtbot, panel)
     program, inspector = panel.program, panel.inspector
     att, matrix, loss = _node(program, "attention weights"), _node(program, "c_fc"), program.nodes[-1].id
+    vector = _node(program, "ln_1 γ")                                 # 16 entries: listed in full
     assert program.nodes[att].shape == (4, 11, 11) and program.nodes[matrix].shape == (64, 16)
     while program.nodes[att].value is None:       # forward up to the attention weights: no gradient yet
         panel.buttons["step"].click()
@@ -46,7 +48,7 @@ def test_inspector_fits_its_pane_and_attention_gradient_follows_the_head(qtbot, 
     panel.buttons["end"].click()
     for width in (1280, 1600):
         panel.resize(width - LEFT_PANEL, 760)
-        for node in (att, matrix, loss):
+        for node in (att, matrix, vector, loss):
             panel.inspect(node)
             _fits(inspector)
 
