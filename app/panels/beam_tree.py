@@ -19,8 +19,8 @@ ROOT_FILL = QColor("#fff3c4")
 TEXT, DEAD_TEXT = QColor("#111111"), QColor("#9a9a9a")
 BEST_PEN = QPen(QColor("#ff8c00"), 3)
 LEGEND = ('<span style="color:#ff8c00">■</span> the answer\'s path · <span style="color:#7f9fcf">■</span> kept · '
-          '<span style="color:#2e9d47">□</span> finished · <span style="color:#c3cbd6">■</span> kept, its line pruned '
-          'later · dashed: pruned at that step · number: score (hover for how it is made)')
+          '<span style="color:#2e9d47">□</span> finished · <span style="color:#c3cbd6">■</span> kept, its line '
+          'pruned later · dashed: pruned at that step · number: score (hover for how it is made)')
 LEGEND_TIP = ("Each box is a hypothesis after that step: its last token and its score.\n"
               "score = log-prob / length^(length penalty): the total log-probability of the generated tokens, divided\n"
               "by their count raised to the length penalty (0: plain log-prob, 1: per-token average), so finished\n"

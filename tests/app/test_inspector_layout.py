@@ -1,6 +1,6 @@
-"""The narrow panes fit their width: the Graph tab's inspector needs no horizontal scrolling for attention, matrix and
-vector and scalar nodes at the width a 1280 or 1600 px main window leaves it, attention's gradient is shown per head like its
-value, and the beam tree's legend is wrapped below the drawing, whole, at any width."""
+"""The narrow panes fit their width: the Graph tab's inspector needs no horizontal scrolling for attention, matrix,
+vector and scalar nodes at the width a 1280 or 1600 px main window leaves it, attention's gradient is shown per head
+like its value, and the beam tree's legend is wrapped below the drawing, whole, at any width."""
 from __future__ import annotations
 
 from types import SimpleNamespace
