@@ -273,6 +273,10 @@ def resume_run(ckpt_dir: str, *, max_steps: int | None = None, device: str = "au
     spec.device = device
     if max_steps is not None:
         spec.max_steps = max_steps
+    step = int(meta["step"])
+    target = spec.max_steps or resolve_config(spec.family, spec.preset, spec.overrides, 1)[1]["max_steps"]
+    if target <= step:
+        raise ConfigError(f"the checkpoint is already at step {step}; max_steps must be above that, not {target}")
     return Run(spec, _resume_dir=ckpt_dir, _tokenizer=tokenizer_from_dict(meta["tokenizer"]))
 
 
