@@ -54,7 +54,7 @@ class MainWindow(QMainWindow):
         self._stop_requested = False
         self._plotted: tuple[dict, str] | None = None   # the spec (and a note) of the run on the loss plot
         self.loaded: tuple[str, dict] | None = None   # (folder, meta) of the checkpoint loaded since the last run
-        self._notes = {"about": "", "note": "", "eval": ""}   # the run message label, line by line
+        self._notes = {"error": "", "about": "", "note": "", "eval": ""}   # the run message label, line by line
 
         self.panel = TrainPanel()
         self.loss_plot = LossPlot()
@@ -193,7 +193,7 @@ class MainWindow(QMainWindow):
         self.statusBar().clearMessage()       # nor does an earlier run's error
         self.run, self.last_report, self.unsaved, self._stop_requested = None, None, False, False
         self.loaded = None
-        self._set_notes(about="", note="", eval="")
+        self._set_notes(error="", about="", note="", eval="")
         self.worker = worker
         self.worker.prepared.connect(self._on_prepared, Qt.QueuedConnection)
         self.worker.reports.connect(self._on_reports, Qt.QueuedConnection)
@@ -272,15 +272,16 @@ class MainWindow(QMainWindow):
         """The run message label holds what the run is (about), the engine's latest remark (note: device, paused,
         finished) and the latest evaluation (eval), one line each; long ones wrap instead of widening the panel."""
         self._notes.update(lines)
-        self.panel.message.setText("<br>".join(escape(t) for t in self._notes.values() if t))
+        self.panel.message.setText("<br>".join(f"<span style='color:#b00020'>{escape(t)}</span>" if key == "error"
+                                               else escape(t) for key, t in self._notes.items() if t))
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
         self._show_error(message)
 
     def _show_error(self, message: str) -> None:
-        self.panel.message.setText(f"<span style='color:#b00020'><b>Training stopped:</b> {escape(message)}</span>"
-                                   + ("<br>The model so far can still be saved." if self.run is not None else ""))
+        self._set_notes(error=f"Training stopped: {message}",
+                        note="The model so far can still be saved." if self.run is not None else "")
         self.statusBar().showMessage(f"error: {message}", 15000)
         self.state = "error"
 
@@ -332,9 +333,11 @@ class MainWindow(QMainWindow):
         try:
             out = self.run.save(path)
         except (PlaygroundError, OSError) as e:
-            self.panel.message.setText(f"<span style='color:#b00020'>Could not save: {escape(error_message(e))}</span>")
+            self._set_notes(error=f"Could not save: {error_message(e)}")
             return None
         self.unsaved = False
+        if self._notes["error"].startswith("Could not"):
+            self._set_notes(error="")
         self.statusBar().showMessage(f"saved checkpoint to {out}", 10000)
         return out
 
@@ -352,7 +355,7 @@ class MainWindow(QMainWindow):
         try:
             handle = api.load_checkpoint(path)
         except (PlaygroundError, OSError) as e:
-            self.panel.message.setText(f"<span style='color:#b00020'>Could not load: {escape(error_message(e))}</span>")
+            self._set_notes(error=f"Could not load: {error_message(e)}")   # what is on screen stays described
             return False
         if self.run is not None and self.unsaved:
             answer = self.ask_save_before_load()
@@ -377,7 +380,7 @@ class MainWindow(QMainWindow):
         self.status_speed.setText("")
         self.status_eta.setText("ETA —")
         resumable = meta.get("family") != "ngram"
-        self._set_notes(about=self.source.describe(), eval=_eval_line(meta),
+        self._set_notes(error="", about=self.source.describe(), eval=_eval_line(meta),
                         note="Resume trains it further, up to max_steps." if resumable else "")
         self._set_state("loaded")
         self.statusBar().showMessage(f"loaded checkpoint {path}", 10000)

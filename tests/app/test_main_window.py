@@ -291,6 +291,7 @@ def test_save_then_load_checkpoint(qtbot, window, tmp_path):
     assert window.source.validation_text()
     assert not window.load_checkpoint(str(tmp_path / "missing"))
     assert "Could not load" in window.panel.message.text()
+    assert "checkpoint ckpt: transformer" in window.panel.message.text()   # the loaded model is still described
 
 
 def test_error_in_worker_is_shown_and_run_can_be_saved(qtbot, window, tmp_path, monkeypatch):
