@@ -136,6 +136,7 @@ class Run:
             if _resume_dir is not None:
                 self.trainer = Trainer.resume_from(_resume_dir, self.model, self.train_ids, self.val_ids,
                                                    cfg, val_chars=len(self.val_text), tokenizer=self.tokenizer)
+                _set_optimizer_settings(self.trainer.optimizer, cfg)
             else:
                 self.trainer = Trainer(self.model, self.train_ids, self.val_ids, cfg,
                                        val_chars=len(self.val_text), tokenizer=self.tokenizer)
@@ -257,6 +258,15 @@ class Run:
         return ModelHandle(self.spec.family, model, self.tokenizer, meta)
 
 
+def _set_optimizer_settings(optimizer, cfg) -> None:
+    """Loading the optimizer state brings back the saved param groups' betas and weight decay; a resume that
+    changes them sets them again (the lr needs nothing: the trainer sets it from the schedule every step). The
+    trainer's first group is the decayed one (matrices and embeddings), the second never decays."""
+    for g in optimizer.param_groups:
+        g["betas"] = (cfg.beta1, cfg.beta2)
+    optimizer.param_groups[0]["weight_decay"] = cfg.weight_decay
+
+
 def _ppl(loss: float) -> float:
     return math.inf if loss > 700 else math.exp(loss)
 
@@ -265,11 +275,36 @@ def start_run(spec: RunSpec) -> Run:
     return Run(spec)
 
 
-def resume_run(ckpt_dir: str, *, max_steps: int | None = None, device: str = "auto") -> Run:
+# Training settings a resumed run may change: they steer the optimizer and the loop, not what the weights mean.
+# batch_size and train.block_size change the batches drawn from here on (a transformer's windows can be no longer
+# than its context); the lr schedule is recomputed from the new settings at the saved step.
+RESUMABLE = ("max_steps", "batch_size", "block_size", "lr", "min_lr", "warmup_steps", "weight_decay", "grad_clip",
+             "beta1", "beta2", "eval_interval", "eval_batch_size", "steps_per_yield", "precision", "compile")
+
+
+def resume_run(ckpt_dir: str, *, max_steps: int | None = None, device: str = "auto", overrides: dict | None = None,
+               expect: dict | None = None) -> Run:
+    """Continue a saved neural run up to max_steps (None: the saved run's), with weights, AdamW moments, step and
+    RNG as saved. `overrides` (key -> value, as RunSpec.overrides) may change the RESUMABLE training settings from
+    here on: the warmup + cosine schedule is recomputed for them, so after a finished run the lr rises again to the
+    cosine value at the saved step of the longer schedule. Model settings in `overrides` and the RunSpec fields in
+    `expect` (e.g. {"family": "lstm", "corpus": ...}, what the caller was asked for) must equal the checkpoint's:
+    a ConfigError names every one that differs."""
     meta = ckpt.load_meta(ckpt_dir)
     if meta.get("family") == "ngram":
         raise CheckpointError("an n-gram model is built in one counting pass; there is nothing to resume")
     spec = RunSpec(**meta["spec"])
+    overrides = dict(overrides or {})
+    conflicts = _spec_conflicts(spec, expect or {}) + _setting_conflicts(meta, overrides)
+    if conflicts:
+        why = "a resumed run keeps the checkpoint's model, corpus and tokenizer"
+        if any(c.startswith(("seed", "train.seed")) for c in conflicts):
+            why += " (and its random state)"
+        raise ConfigError(f"cannot resume with {', '.join(conflicts)}: {why}")
+    for key in [k for k in overrides if k.rpartition(".")[2] == "max_steps"]:
+        value = overrides.pop(key)   # the RunSpec's max_steps would otherwise win over it
+        max_steps = int(_coerce(str(value))) if max_steps is None else max_steps
+    spec.overrides = {**spec.overrides, **overrides}
     spec.device = device
     if max_steps is not None:
         spec.max_steps = max_steps
@@ -278,6 +313,44 @@ def resume_run(ckpt_dir: str, *, max_steps: int | None = None, device: str = "au
     if target <= step:
         raise ConfigError(f"the checkpoint is already at step {step}; max_steps must be above that, not {target}")
     return Run(spec, _resume_dir=ckpt_dir, _tokenizer=tokenizer_from_dict(meta["tokenizer"]))
+
+
+def _spec_conflicts(spec: RunSpec, expect: dict) -> list[str]:
+    """'name asked (the checkpoint's: saved)' for each RunSpec field the caller asked for that the run differs in."""
+    out = []
+    for key, asked in expect.items():
+        if key not in RunSpec.__dataclass_fields__:
+            raise ConfigError(f"unknown run setting {key!r}")
+        saved = getattr(spec, key)
+        if key == "preset":
+            saved = saved or DEFAULT_PRESET[spec.family]
+        if key == "corpus":
+            same = asked == saved or (not str(asked).startswith("builtin:")
+                                      and Path(asked).resolve() == Path(saved).resolve())
+        elif key == "tokenizer_options":
+            same = {k: _coerce(v) for k, v in asked.items()} == {k: _coerce(v) for k, v in saved.items()}
+        else:
+            same = _coerce(asked) == _coerce(saved)
+        if not same:
+            out.append(f"{'model' if key == 'family' else key} {asked} (the checkpoint's: {saved})")
+    return out
+
+
+def _setting_conflicts(meta: dict, overrides: dict) -> list[str]:
+    """'key=value (the checkpoint's: saved)' for each override that changes the model, or a training setting
+    outside RESUMABLE; an unknown key is a ConfigError as in a new run."""
+    from .presets import apply_overrides
+    base = {"family": meta["family"], "model": dict(meta["model"]), "train": dict(meta["train"])}
+    out = []
+    for key, value in overrides.items():
+        changed = apply_overrides(base, {key: str(value)})
+        name = key.rpartition(".")[2]
+        if changed["model"] != base["model"]:
+            hint = "; train.block_size sets the training windows only" if name == "block_size" else ""
+            out.append(f"{key}={value} (the checkpoint's: {base['model'][name]}{hint})")
+        elif changed["train"] != base["train"] and name not in RESUMABLE:
+            out.append(f"{key}={value} (the checkpoint's: {base['train'][name]})")
+    return out
 
 
 def load_checkpoint(ckpt_dir) -> ModelHandle:

@@ -41,23 +41,28 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model and write a checkpoint")
-    t.add_argument("--corpus", default="builtin:python-docs",
-                   help="a .txt file, a folder of text files, or builtin:python-docs / builtin:python-code")
-    t.add_argument("--tokenizer", default="char", help="char, word or bpe")
+    # Options that define the model or data default to None here, so that with --resume one given explicitly can
+    # be checked against the checkpoint instead of being ignored; a new run takes RunSpec's defaults.
+    t.add_argument("--corpus", help="a .txt file, a folder of text files, or builtin:python-docs / "
+                   "builtin:python-code (default builtin:python-docs)")
+    t.add_argument("--tokenizer", help="char, word or bpe (default char)")
     t.add_argument("--tok-set", action="append", default=[], metavar="KEY=VALUE",
                    help="tokenizer option, e.g. vocab_size=512 (bpe/word) or lowercase=true (word)")
-    t.add_argument("--model", default="transformer", help="ngram, rnn, lstm, gru or transformer")
+    t.add_argument("--model", help="ngram, rnn, lstm, gru or transformer (default transformer)")
     t.add_argument("--preset", default=None, help="a preset from resources/presets (neural models)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any hyperparameter, e.g. order=3, n_layer=4, lr=3e-4")
+                   help="override any hyperparameter, e.g. order=3, n_layer=4, lr=3e-4; with --resume only "
+                   "training settings (lr, batch_size, train.block_size, eval_interval, ...)")
     t.add_argument("--max-steps", type=int, default=None)
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    t.add_argument("--seed", type=int, default=1337)
-    t.add_argument("--val-fraction", type=float, default=0.1, help="the last fraction of the text is validation")
-    t.add_argument("--max-corpus-mb", type=float, default=50.0, help="refuse corpora larger than this")
+    t.add_argument("--seed", type=int, help="seeds initialisation and batches (default 1337)")
+    t.add_argument("--val-fraction", type=float, help="the last fraction of the text is validation (default 0.1)")
+    t.add_argument("--max-corpus-mb", type=float, help="refuse corpora larger than this (default 50)")
     t.add_argument("--replace-bad-utf8", action="store_true",
                    help="replace invalid UTF-8 bytes with U+FFFD instead of refusing the file")
-    t.add_argument("--resume", default=None, metavar="DIR", help="continue the run saved in this checkpoint")
+    t.add_argument("--resume", default=None, metavar="DIR",
+                   help="continue the run saved in this checkpoint (same model, corpus and tokenizer; "
+                   "--max-steps, --device and training --set values may change)")
     t.add_argument("--out", default=None, metavar="DIR", help="checkpoint folder (default runs/<model>-<time>)")
     t.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
@@ -87,15 +92,19 @@ def _parser() -> argparse.ArgumentParser:
 def _train(args: argparse.Namespace) -> int:
     from . import api
 
+    asked = {"corpus": args.corpus, "tokenizer": args.tokenizer, "family": args.model, "preset": args.preset,
+             "tokenizer_options": _key_values(args.tok_set, "--tok-set") if args.tok_set else None,
+             "seed": args.seed, "val_fraction": args.val_fraction,
+             "max_corpus_bytes": None if args.max_corpus_mb is None else int(args.max_corpus_mb * 1_000_000),
+             "on_bad_utf8": "replace" if args.replace_bad_utf8 else None}
+    asked = {k: v for k, v in asked.items() if v is not None}
+    overrides = _key_values(args.set, "--set")
     if args.resume:
-        run = api.resume_run(args.resume, max_steps=args.max_steps, device=args.device)
+        run = api.resume_run(args.resume, max_steps=args.max_steps, device=args.device, overrides=overrides,
+                             expect=asked)
     else:
-        spec = api.RunSpec(corpus=args.corpus, tokenizer=args.tokenizer,
-                           tokenizer_options=_key_values(args.tok_set, "--tok-set"), family=args.model,
-                           preset=args.preset, overrides=_key_values(args.set, "--set"), device=args.device,
-                           seed=args.seed, val_fraction=args.val_fraction, max_steps=args.max_steps,
-                           max_corpus_bytes=int(args.max_corpus_mb * 1_000_000),
-                           on_bad_utf8="replace" if args.replace_bad_utf8 else "error")
+        spec = api.RunSpec(**asked, overrides=overrides, device=args.device,
+                           max_steps=args.max_steps)
         run = api.start_run(spec)
     out_dir = api.prepare_output_dir(args.out or api.default_run_dir(run))
     info = run.summary()

@@ -1,7 +1,11 @@
-"""Resuming from the command line and the API."""
+"""Resuming from the command line and the API: what may change (training settings, applied to the resumed run)
+and what may not (model, corpus, tokenizer: refused by name unless equal to the checkpoint's)."""
+import json
+
 import pytest
 
 from engine import api
+from engine.checkpoint import load_meta
 from engine.cli import main
 from engine.errors import ConfigError
 
@@ -22,6 +26,70 @@ def _cli(capsys, *argv):
     rc = main(list(argv))
     out, err = capsys.readouterr()
     return rc, out, err
+
+
+@pytest.mark.parametrize("args,named", [
+    (["--model", "lstm"], "model lstm (the checkpoint's: transformer)"),
+    (["--corpus", "builtin:python-code"], "corpus builtin:python-code"),
+    (["--tokenizer", "bpe"], "tokenizer bpe (the checkpoint's: char)"),
+    (["--preset", "nanogpt-cpu"], "preset nanogpt-cpu (the checkpoint's: tiny-cpu-transformer)"),
+    (["--set", "n_layer=4"], "n_layer=4 (the checkpoint's: 1)"),
+    (["--set", "block_size=32"], "train.block_size sets the training windows only"),
+    (["--tok-set", "vocab_size=300"], "tokenizer_options"),
+    (["--seed", "7"], "random state"),
+    (["--set", "n_layer=4", "--model", "gru"], "model gru"),
+])
+def test_resume_refuses_what_defines_the_model_or_data(capsys, saved, tmp_path, args, named):
+    ck, _ = saved
+    rc, out, err = _cli(capsys, "train", "--resume", str(ck), "--max-steps", "8", "--device", "cpu",
+                        "--out", str(tmp_path / "o"), *args)
+    assert rc == 2 and out == ""
+    assert err.startswith("error: cannot resume with ") and err.count("\n") == 1
+    assert named in err and "a resumed run keeps the checkpoint's model, corpus and tokenizer" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_resume_accepts_options_equal_to_the_checkpoints(capsys, saved, tmp_path, monkeypatch):
+    ck, corpus = saved
+    monkeypatch.chdir(corpus.parent)   # the same file under another spelling of its path
+    rc, out, err = _cli(capsys, "train", "--resume", str(ck), "--max-steps", "7", "--device", "cpu", "--quiet",
+                        "--model", "transformer", "--corpus", "./c.txt", "--tokenizer", "char",
+                        "--preset", "tiny-cpu-transformer", "--set", "n_layer=1", "--out", str(tmp_path / "o"))
+    assert rc == 0, err
+    assert json.loads(out)["step"] == 7
+
+
+def test_resume_applies_new_training_settings(saved, tmp_path):
+    ck, _ = saved
+    over = {"lr": "0.01", "min_lr": "0.001", "warmup_steps": "0", "weight_decay": "0.5", "beta1": "0.8",
+            "beta2": "0.95", "grad_clip": "0.5", "batch_size": "4", "train.block_size": "16", "eval_interval": "3",
+            "steps_per_yield": "1"}
+    run = api.resume_run(str(ck), max_steps=10, device="cpu", overrides=over)
+    cfg = run.trainer.cfg
+    assert (cfg.lr, cfg.weight_decay, cfg.batch_size, cfg.block_size, cfg.max_steps) == (0.01, 0.5, 4, 16, 10)
+    assert run.trainer.raw_model.config.block_size == 64        # the model's context is the checkpoint's
+    reports = list(run.reports())
+    assert [r.step for r in reports if r.event == "eval"] == [9]   # every 3 steps from here, 1 step per report
+    assert reports[-1].step == 10
+    groups = run.trainer.optimizer.param_groups
+    assert groups[0]["lr"] == pytest.approx(cfg.lr_at(9))        # the new schedule drives the optimizer
+    assert [g["betas"] for g in groups] == [(0.8, 0.95)] * 2
+    assert [g["weight_decay"] for g in groups] == [0.5, 0.0]
+    assert reports[-1].tokens - reports[0].tokens == (10 - reports[0].step) * 4 * 16
+    run.save(tmp_path / "again")
+    meta = load_meta(tmp_path / "again")
+    assert meta["train"]["lr"] == 0.01 and meta["step"] == 10
+    again = api.resume_run(str(tmp_path / "again"), max_steps=11, device="cpu")   # the changes are kept
+    assert again.trainer.cfg.batch_size == 4 and again.trainer.optimizer.param_groups[0]["weight_decay"] == 0.5
+
+
+def test_resume_refuses_windows_longer_than_the_models_context(saved):
+    with pytest.raises(ConfigError, match="exceeds the model's block_size 64"):
+        api.resume_run(str(saved[0]), max_steps=8, device="cpu", overrides={"train.block_size": "128"})
+
+
+def test_set_max_steps_counts_like_the_option(saved):
+    assert api.resume_run(str(saved[0]), device="cpu", overrides={"max_steps": "9"}).trainer.cfg.max_steps == 9
 
 
 @pytest.mark.parametrize("max_steps", [3, 6])
