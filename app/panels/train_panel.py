@@ -186,6 +186,7 @@ class TrainPanel(QWidget):
         self.corpus_box.loading_changed.connect(self._update_start)   # at once: no Start while a corpus loads
         for w in (self.word_cap, self.bpe_vocab):
             w.valueChanged.connect(self.schedule_check)
+        self.word_lower.toggled.connect(self.schedule_check)   # lower-casing merges words: a smaller vocabulary
         self._on_tokenizer(self.tokenizer.currentText())
         self._on_family(self.family.currentText())
         self.set_state("idle", can_save=False)
@@ -312,7 +313,11 @@ class TrainPanel(QWidget):
         if kind == "bpe":
             return self.bpe_vocab.value()
         if kind == "word":
-            return self.word_cap.value() or 20_000
+            counted = self.corpus_box.vocab_words
+            cap = self.word_cap.value() or 1 << 62
+            if counted is None:
+                return min(cap, 20_000)
+            return min(cap, counted[1 if self.word_lower.isChecked() else 0] + 1)   # + <unk>
         return max(self.corpus_box.vocab_chars, 2)
 
     # -- validation and estimate -----------------------------------------------------------------------------

@@ -609,3 +609,24 @@ def test_a_corpus_shorter_than_one_window_blocks_start(qtbot, window, tmp_path):
     assert window.panel.check() == ""
     window.panel.family.setCurrentText("ngram")                # counting needs no window
     assert "too short" not in window.panel.check()
+
+
+def test_word_tokenizer_estimate_uses_the_corpus_own_vocabulary(qtbot, window, tmp_path):
+    """The parameter count for a word model is the one the run will have: the form counts the train split's
+    distinct words on the loader thread instead of guessing."""
+    text = ("The cat sat. the dog ran! A cat, a dog.\n" * 40) + "Zebra " * 30
+    path = tmp_path / "words.txt"
+    path.write_text(text, encoding="utf-8")
+    assert load_and_wait(qtbot, window.panel.corpus_box, str(path))
+    p = window.panel
+    p.tokenizer.setCurrentText("word")
+    p.word_cap.setValue(0)                                          # no cap
+    make_tiny(window, max_steps=2)
+    for lower in (False, True):
+        p.word_lower.setChecked(lower)
+        p.check()
+        spec = p.spec()
+        run = api.start_run(spec)
+        assert p.vocab_guess() == run.tokenizer.vocab_size
+        shown = int(p.estimate.text().split("<b>")[1].split("</b>")[0].replace(",", ""))
+        assert shown == run.summary()["params"]
