@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -17,7 +18,8 @@ import torch
 
 from . import checkpoint as ckpt
 from .corpus import load_corpus, split_text
-from .errors import CheckpointError, ConfigError, CorpusError, PlaygroundError
+from .device import resolve_device
+from .errors import CheckpointError, ConfigError, CorpusError, PlaygroundError, TrainingError
 from .models import FAMILIES, build_model
 from .tokenizers import build_tokenizer, tokenizer_from_dict
 
@@ -130,16 +132,29 @@ class Run:
             if spec.max_steps is not None:
                 train_cfg["max_steps"] = spec.max_steps
             self.preset = preset
-            torch.manual_seed(spec.seed)  # the initial weights, not only the batches, follow the run's seed
-            self.model = build_model(spec.family, model_cfg)
             cfg = TrainConfig.from_dict(train_cfg)
-            if _resume_dir is not None:
-                self.trainer = Trainer.resume_from(_resume_dir, self.model, self.train_ids, self.val_ids,
-                                                   cfg, val_chars=len(self.val_text), tokenizer=self.tokenizer)
-                _set_optimizer_settings(self.trainer.optimizer, cfg)
-            else:
-                self.trainer = Trainer(self.model, self.train_ids, self.val_ids, cfg,
-                                       val_chars=len(self.val_text), tokenizer=self.tokenizer)
+            need = estimate(spec.family, model_cfg, train_cfg, self.tokenizer.vocab_size)["memory_bytes"]
+            problem = memory_problem(need, spec.device)
+            if problem:
+                raise TrainingError(problem)
+            out_of_memory = False
+            try:
+                torch.manual_seed(spec.seed)  # the initial weights, not only the batches, follow the run's seed
+                self.model = build_model(spec.family, model_cfg)
+                if _resume_dir is not None:
+                    self.trainer = Trainer.resume_from(_resume_dir, self.model, self.train_ids, self.val_ids,
+                                                       cfg, val_chars=len(self.val_text), tokenizer=self.tokenizer)
+                    _set_optimizer_settings(self.trainer.optimizer, cfg)
+                else:
+                    self.trainer = Trainer(self.model, self.train_ids, self.val_ids, cfg,
+                                           val_chars=len(self.val_text), tokenizer=self.tokenizer)
+            except (MemoryError, RuntimeError) as e:   # torch's out-of-memory errors are RuntimeErrors
+                if not isinstance(e, MemoryError) and not any(m in str(e) for m in _OOM_MESSAGES):
+                    raise
+                out_of_memory = True
+            if out_of_memory:   # raised outside the handler, whose traceback holds what was allocated
+                raise TrainingError(f"out of memory while building the model and optimizer (training estimate "
+                                    f"{_size(need)}): {SHRINK}")
             self.trainer.update_lock = self._lock
 
     # -- control -------------------------------------------------------------------------------------------
@@ -256,6 +271,52 @@ class Run:
                 model.eval()
             meta = self.meta()
         return ModelHandle(self.spec.family, model, self.tokenizer, meta)
+
+
+# What torch says when an allocation fails: CPU (DefaultCPUAllocator), CUDA and MPS.
+_OOM_MESSAGES = ("can't allocate memory", "out of memory")
+SHRINK = "use a smaller model (n_layer, n_embd or n_hidden), batch_size or block_size"
+
+
+def _size(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def available_memory(device: str = "auto") -> tuple[int, str] | None:
+    """(bytes, what) a run on this device can use: on CUDA the GPU's free memory plus what this process's torch
+    already holds there; otherwise the RAM the system counts as available (MemAvailable, which includes
+    reclaimable caches), capped by what an address-space limit (ulimit -v) leaves. None where nothing says."""
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        return free + torch.cuda.memory_reserved(dev), "free GPU memory"
+    page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+    have = None
+    try:
+        with open("/proc/meminfo") as f:
+            have = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            have = os.sysconf("SC_AVPHYS_PAGES") * page
+    with contextlib.suppress(ImportError, OSError, ValueError):
+        import resource
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as f:
+                used = int(f.read().split()[0]) * page
+            have = min(have if have is not None else limit, max(0, limit - used))
+    return None if have is None else (have, "available RAM")
+
+
+def memory_problem(estimate_bytes: int, device: str = "auto") -> str:
+    """Why a run needing about `estimate_bytes` (estimate()'s memory_bytes) cannot start on this device, or ""
+    when it fits or the platform cannot say. The estimate is rough, so only a clear excess is refused: otherwise
+    torch would fail mid-allocation, or the machine would swap."""
+    have = available_memory(device)
+    if have is None or estimate_bytes <= have[0]:
+        return ""
+    return (f"training this model needs about {_size(estimate_bytes)} (weights, gradients, AdamW moments and a "
+            f"batch's activations) but there is {_size(have[0])} of {have[1]}: {SHRINK}")
 
 
 def _set_optimizer_settings(optimizer, cfg) -> None:

@@ -1,5 +1,8 @@
-"""The facade the GUI and CLI share: seeding, resuming, pausing, snapshots, loading."""
+"""The facade the GUI and CLI share: seeding, resuming, pausing, snapshots, loading, memory checks."""
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,3 +148,66 @@ def test_snapshot_does_not_wait_for_a_validation_pass(corpus_file):
     release.set()
     worker.join(20)
     assert snapped_during_eval, "snapshot() waited for the evaluation to finish"
+
+
+def test_a_model_too_big_for_memory_is_refused_before_it_is_built(corpus_file, monkeypatch, capsys):
+    from engine import train
+    from engine.cli import main
+    from engine.errors import TrainingError
+    built = []
+    monkeypatch.setattr(train.Trainer, "__init__", lambda *a, **k: built.append(a))
+    monkeypatch.setattr(api, "available_memory", lambda device: (2_000_000, "available RAM"))
+    spec = _spec(corpus_file)
+    with pytest.raises(TrainingError) as err:
+        api.start_run(spec)
+    model, tr = api.resolve_config("transformer", spec.preset, spec.overrides, 1)
+    need = api.estimate("transformer", model, tr, api.prepare_corpus(spec)[1].vocab_size)["memory_bytes"]
+    assert f"needs about {need / 1e6:.1f} MB" in str(err.value)
+    assert "2.0 MB of available RAM" in str(err.value) and "n_layer" in str(err.value)
+    assert built == []
+    assert main(["train", "--corpus", str(corpus_file), "--device", "cpu", "--max-steps", "1"]) == 2
+    assert capsys.readouterr().err.startswith("error: training this model needs about")
+
+
+def test_memory_problem_is_empty_when_the_estimate_fits():
+    have, what = api.available_memory("cpu")
+    assert have > 0 and what == "available RAM"
+    assert api.memory_problem(have // 2, "cpu") == ""
+    assert "of available RAM" in api.memory_problem(have * 2, "cpu")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_available_memory_respects_an_address_space_limit():
+    """ulimit -v caps what the process can allocate whatever the machine has free."""
+    code = ("import resource, torch\nfrom engine import api\n"
+            "used = int(open('/proc/self/statm').read().split()[0]) * resource.getpagesize()\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (used + 300_000_000, resource.getrlimit(resource.RLIMIT_AS)[1]))\n"
+            "print(api.available_memory('cpu')[0])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr
+    assert 200_000_000 < int(out.stdout) <= 300_000_000
+
+
+@pytest.mark.parametrize("failure", [MemoryError(), RuntimeError("[enforce fail at alloc_cpu.cpp:117] . "
+                                     "DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes."),
+                                     torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")])
+def test_running_out_of_memory_while_building_is_a_user_error(corpus_file, monkeypatch, failure):
+    from engine import train
+    from engine.errors import TrainingError
+
+    def fail(*a, **k):
+        raise failure
+    monkeypatch.setattr(train.Trainer, "__init__", fail)
+    with pytest.raises(TrainingError, match="out of memory while building the model and optimizer .*n_layer"):
+        api.start_run(_spec(corpus_file))
+
+
+def test_other_runtime_errors_while_building_are_not_hidden(corpus_file, monkeypatch):
+    from engine import train
+
+    def fail(*a, **k):
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(train.Trainer, "__init__", fail)
+    with pytest.raises(RuntimeError, match="a bug"):
+        api.start_run(_spec(corpus_file))
