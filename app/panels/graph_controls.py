@@ -13,6 +13,7 @@ from app.panels.graph_scene import (BORDER, COMPUTED, CURRENT, EDGE_PEN, FILL, F
                                     GRADIENT, PENDING, SELECTED, STATE_NAMES)
 
 LECTURE, MODEL = "Lecture example", "Current model"
+NEWLINE_MARK = "⏎"    # a newline in the one-line text box (where it would be invisible); typed or pasted, it is one
 
 
 class SourceBar(QHBoxLayout):
@@ -25,6 +26,7 @@ class SourceBar(QHBoxLayout):
         self.what.setToolTip("Step through the seed lecture's tiny network, or the model you trained")
         self.text = QLineEdit()
         self.text.setPlaceholderText("text to run the model on (its inputs and next-token targets)")
+        self.text.setToolTip(f"The model reads this text; {NEWLINE_MARK} stands for a newline")
         self.length = QSpinBox()
         self.length.setRange(2, 64)
         self.length.setValue(12)

@@ -15,7 +15,7 @@ import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
 
-from app.panels.graph_controls import LECTURE, MODEL, GradientStrip, SourceBar, SteppingBar, legend
+from app.panels.graph_controls import LECTURE, MODEL, NEWLINE_MARK, GradientStrip, SourceBar, SteppingBar, legend
 from app.panels.graph_data import (build_model_tape, finished_grad_norms, hidden_states_by_layer, random_window,
                                    record_and_layout)
 from app.panels.graph_jobs import JobRunner
@@ -169,7 +169,8 @@ class GraphPanel(QWidget):
         handle = self._model()
         if handle is not None:
             try:
-                self.text.setText(random_window(val, handle.tokenizer, self.length.value(), self.rng))
+                self.text.setText(random_window(val, handle.tokenizer, self.length.value(), self.rng)
+                                  .replace("\n", NEWLINE_MARK))
             except Exception as e:  # noqa: BLE001 — a tokenizer's complaint is shown, not raised
                 self.show_message(error_message(e))
 
@@ -187,7 +188,7 @@ class GraphPanel(QWidget):
             handle = self._model()
             if handle is None:
                 return
-            model, tokenizer, text = handle.model, handle.tokenizer, self.text.text()
+            model, tokenizer, text = handle.model, handle.tokenizer, self.text.text().replace(NEWLINE_MARK, "\n")
             fn = lambda: build_model_tape(model, tokenizer, text)  # noqa: E731
         self._request += 1
         request = self._request

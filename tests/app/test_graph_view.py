@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt
 from app.model_source import ModelSource
 from app.panels.graph_layout import COL_STEP, GraphSpec, default_collapsed, layout
 from app.panels.graph_scene import FIT_MIN, GRAD_DONE, GRADIENT, IDLE, PENDING
+from app.panels.graph_controls import NEWLINE_MARK
 from app.panels.graph_view import MODEL, GraphPanel
 from engine.api import ModelHandle
 from engine.autodiff import lecture
@@ -331,5 +332,23 @@ def test_random_validation_window_is_short(qtbot, small_text):
     panel.length.setValue(9)
     for _ in range(3):
         panel.random_btn.click()
-        ids = source.snapshot().tokenizer.encode(panel.text.text())
-        assert 2 <= len(ids) <= 10 and panel.text.text() in small_text
+        text = panel.text.text().replace(NEWLINE_MARK, "\n")
+        ids = source.snapshot().tokenizer.encode(text)
+        assert 2 <= len(ids) <= 10 and text in small_text and "\n" not in panel.text.text()
+
+
+def test_newlines_show_as_a_mark_in_the_text_box_and_reach_the_model_as_newlines(qtbot, small_text):
+    source = _model_source("transformer", {"block_size": 32, "n_layer": 1, "n_head": 2, "n_embd": 16}, small_text)
+    panel = _panel(qtbot, source)
+    panel.what.setCurrentText(MODEL)
+    start = small_text.index("\n") - 3
+    panel.rng.seed(0)
+    panel.source.validation_text = lambda: small_text[start:start + 12]    # every window spans the newline
+    panel.length.setValue(8)
+    panel.random_btn.click()
+    assert NEWLINE_MARK in panel.text.text() and "\n" not in panel.text.text()   # visible in a one-line box
+    _rebuild(qtbot, panel)
+    tok = source.snapshot().tokenizer
+    idx = next(n for n in panel.program.nodes if n.kind == "input")
+    assert list(idx.value) == tok.encode(panel.text.text().replace(NEWLINE_MARK, "\n"))[:-1]
+    assert tok.encode("\n")[0] in idx.value
