@@ -491,10 +491,10 @@ def estimate(family: str, model: dict, train: dict, vocab_size: int, train_token
     params = int(m.num_params())
     b, t = int(train.get("batch_size", 1)), int(train.get("block_size", 1))
     if family == "transformer":
-        c, layers = int(model["n_embd"]), int(model["n_layer"])
+        c, layers = m.config.n_embd, m.config.n_layer
         act = b * t * (layers * 16 * c + 2 * vocab_size)
     else:
-        h, layers = int(model["n_hidden"]), int(model["n_layer"])
+        h, layers = m.config.n_hidden, m.config.n_layer
         gates = {"rnn": 1, "lstm": 4, "gru": 3}[family]
         act = b * t * (layers * (gates + 2) * h + 2 * vocab_size)
     return {"params": params, "memory_bytes": 4 * (4 * params + act)}

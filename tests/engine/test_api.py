@@ -211,3 +211,11 @@ def test_other_runtime_errors_while_building_are_not_hidden(corpus_file, monkeyp
     monkeypatch.setattr(train.Trainer, "__init__", fail)
     with pytest.raises(RuntimeError, match="a bug"):
         api.start_run(_spec(corpus_file))
+
+
+def test_estimate_takes_unlisted_settings_from_the_configs_defaults():
+    """Runs call estimate() before building, so a preset or override that leaves a size to its default must work."""
+    for family, sizes in (("transformer", {"n_head": 2, "n_embd": 32}), ("lstm", {})):
+        e = api.estimate(family, sizes, {"batch_size": 2, "block_size": 8}, vocab_size=10)
+        assert e["params"] == api.build_model(family, dict(sizes, vocab_size=10)).num_params()
+        assert e["memory_bytes"] > 16 * e["params"]
