@@ -5,7 +5,6 @@ rules live in one place (the engine) and Start stays disabled until the form des
 The fields themselves (specs, widgets, reading and marking them) are in model_form.py."""
 from __future__ import annotations
 
-import os
 from html import escape
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
@@ -29,23 +28,14 @@ ESTIMATE_TIP = "Parameter count of this configuration and a rough training-memor
 RESUME_TIP = "Continue a paused run, or go on training a loaded checkpoint up to max_steps."
 
 
+NEAR_FULL = 0.8   # an estimate above this fraction of the available memory is shown as a warning
+
+
 def _bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1024 or unit == "PB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
-
-
-def machine_memory(device: str) -> tuple[int, str] | None:
-    """(bytes, what) the training memory estimate is compared with: the GPU's memory when the run would use CUDA,
-    else the machine's RAM; None where the platform cannot say (no sysconf on Windows)."""
-    if resolve_device(device).type == "cuda":
-        import torch
-        return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory, "GPU memory"
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "RAM"
-    except (AttributeError, ValueError, OSError):
-        return None
 
 
 class TrainPanel(QWidget):
@@ -350,7 +340,11 @@ class TrainPanel(QWidget):
                 what = "count-table entries at most" if family == "ngram" else "parameters"
                 estimate = (f"<b>{e['params']:,}</b> {what} · ≈ {_bytes(e['memory_bytes'])} to train"
                             + ("" if family == "ngram" else " (weights, grads, AdamW, one batch of activations)"))
-                warning = self._memory_warning(e["memory_bytes"])
+                too_big = api.memory_problem(e["memory_bytes"], self.device.currentText())
+                if too_big:   # the run would fail while building or swap the machine to a halt: refused
+                    problems.append(too_big)
+                else:
+                    warning = self._memory_warning(e["memory_bytes"])
         except PlaygroundError as e:
             problems = [str(e)]
         if self.corpus_box.corpus is None:
@@ -368,13 +362,13 @@ class TrainPanel(QWidget):
         return problem
 
     def _memory_warning(self, needed: int) -> str:
-        """Why the estimate is shown in orange ("" when it fits): Start stays enabled, since the estimate is
-        rough, but a run that needs more than the machine has would swap or die with out-of-memory."""
-        have = machine_memory(self.device.currentText())
-        if have is None or needed <= have[0]:
+        """Why the estimate is shown in orange ("" when it fits with room to spare): above NEAR_FULL of the memory
+        available, other programs or a fragmenting allocator can still make the run fail."""
+        have = api.available_memory(self.device.currentText())
+        if have is None or needed <= NEAR_FULL * have[0]:
             return ""
-        return (f"The estimate ({_bytes(needed)}) is more than this machine's {_bytes(have[0])} of {have[1]}: "
-                f"training would likely run out of memory. Try a smaller block_size, batch_size or model.")
+        return (f"The estimate ({_bytes(needed)}) is close to the {_bytes(have[0])} of {have[1]}: training may "
+                f"run out of memory. Try a smaller block_size, batch_size or model.")
 
     # -- run state -------------------------------------------------------------------------------------------
     def set_state(self, state: str, *, can_save: bool, can_continue: bool = False) -> None:

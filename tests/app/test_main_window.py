@@ -10,6 +10,7 @@ from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QMessageBox
 
 from app.main_window import MainWindow
+from app.panels.train_panel import WARN_COLOR
 from engine import api
 from engine.checkpoint import load_meta
 
@@ -559,14 +560,23 @@ def test_pause_as_the_last_step_ends_lets_the_run_finish(qtbot, window, monkeypa
     assert "paused" not in window.panel.message.text()
 
 
-def test_memory_estimate_beyond_the_machine_is_a_warning(window, monkeypatch):
-    from app.panels import train_panel
+def test_memory_estimate_near_the_machine_warns_and_beyond_it_blocks_start(window, monkeypatch):
     p = window.panel
-    monkeypatch.setattr(train_panel, "machine_memory", lambda device: (10 ** 15, "RAM"))
+    needed = api.estimate("transformer", *api.resolve_config("transformer", p.spec().preset, p.spec().overrides,
+                                                             p.vocab_guess()), p.vocab_guess())["memory_bytes"]
+    monkeypatch.setattr(api, "available_memory", lambda device="auto": (10 ** 15, "available RAM"))
     assert p.check() == "" and "⚠" not in p.estimate.text()
-    monkeypatch.setattr(train_panel, "machine_memory", lambda device: (1024, "RAM"))
-    assert p.check() == "" and p.start_button.isEnabled()          # a warning, not a refusal
-    assert train_panel.WARN_COLOR in p.estimate.text() and "RAM" in p.estimate.toolTip()
+    monkeypatch.setattr(api, "available_memory", lambda device="auto": (int(needed * 1.1), "available RAM"))
+    assert p.check() == "" and p.start_button.isEnabled()          # close to full: a warning, not a refusal
+    assert WARN_COLOR in p.estimate.text() and "available RAM" in p.estimate.toolTip()
+    monkeypatch.setattr(api, "available_memory", lambda device="auto": (1024, "available RAM"))
+    problem = p.check()                                           # beyond it: the run could not even be built
+    assert "needs about" in problem and not p.start_button.isEnabled() and "batch_size" in problem
+    p.fields["transformer"]["n_layer"].setValue(256)
+    p.fields["transformer"]["n_embd"].setValue(65_536)
+    p.fields["transformer"]["block_size"].setValue(65_536)
+    monkeypatch.undo()
+    assert "needs about" in p.check() and not p.start_button.isEnabled()   # the real machine refuses it too
 
 
 def test_form_groups_grey_out_while_training_and_family_change_is_announced(qtbot, window):
