@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -18,7 +17,7 @@ import torch
 
 from . import checkpoint as ckpt
 from .corpus import load_corpus, split_text
-from .device import resolve_device
+from .device import SHRINK, format_bytes, is_out_of_memory, memory_problem
 from .errors import CheckpointError, ConfigError, CorpusError, PlaygroundError, TrainingError
 from .models import FAMILIES, build_model
 from .tokenizers import build_tokenizer, tokenizer_from_dict
@@ -144,17 +143,16 @@ class Run:
                 if _resume_dir is not None:
                     self.trainer = Trainer.resume_from(_resume_dir, self.model, self.train_ids, self.val_ids,
                                                        cfg, val_chars=len(self.val_text), tokenizer=self.tokenizer)
-                    _set_optimizer_settings(self.trainer.optimizer, cfg)
                 else:
                     self.trainer = Trainer(self.model, self.train_ids, self.val_ids, cfg,
                                            val_chars=len(self.val_text), tokenizer=self.tokenizer)
             except (MemoryError, RuntimeError) as e:   # torch's out-of-memory errors are RuntimeErrors
-                if not isinstance(e, MemoryError) and not any(m in str(e) for m in _OOM_MESSAGES):
+                if not is_out_of_memory(e):
                     raise
                 out_of_memory = True
             if out_of_memory:   # raised outside the handler, whose traceback holds what was allocated
                 raise TrainingError(f"out of memory while building the model and optimizer (training estimate "
-                                    f"{_size(need)}): {SHRINK}")
+                                    f"{format_bytes(need)}): {SHRINK}")
             self.trainer.update_lock = self._lock
 
     # -- control -------------------------------------------------------------------------------------------
@@ -271,61 +269,6 @@ class Run:
                 model.eval()
             meta = self.meta()
         return ModelHandle(self.spec.family, model, self.tokenizer, meta)
-
-
-# What torch says when an allocation fails: CPU (DefaultCPUAllocator), CUDA and MPS.
-_OOM_MESSAGES = ("can't allocate memory", "out of memory")
-SHRINK = "use a smaller model (n_layer, n_embd or n_hidden), batch_size or block_size"
-
-
-def _size(n: float) -> str:
-    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
-
-
-def available_memory(device: str = "auto") -> tuple[int, str] | None:
-    """(bytes, what) a run on this device can use: on CUDA the GPU's free memory plus what this process's torch
-    already holds there; otherwise the RAM the system counts as available (MemAvailable, which includes
-    reclaimable caches), capped by what an address-space limit (ulimit -v) leaves. None where nothing says."""
-    dev = resolve_device(device)
-    if dev.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(dev)
-        return free + torch.cuda.memory_reserved(dev), "free GPU memory"
-    page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-    have = None
-    try:
-        with open("/proc/meminfo") as f:
-            have = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration, ValueError):
-        with contextlib.suppress(AttributeError, ValueError, OSError):
-            have = os.sysconf("SC_AVPHYS_PAGES") * page
-    with contextlib.suppress(ImportError, OSError, ValueError):
-        import resource
-        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
-        if limit != resource.RLIM_INFINITY:
-            with open("/proc/self/statm") as f:
-                used = int(f.read().split()[0]) * page
-            have = min(have if have is not None else limit, max(0, limit - used))
-    return None if have is None else (have, "available RAM")
-
-
-def memory_problem(estimate_bytes: int, device: str = "auto") -> str:
-    """Why a run needing about `estimate_bytes` (estimate()'s memory_bytes) cannot start on this device, or ""
-    when it fits or the platform cannot say. The estimate is rough, so only a clear excess is refused: otherwise
-    torch would fail mid-allocation, or the machine would swap."""
-    have = available_memory(device)
-    if have is None or estimate_bytes <= have[0]:
-        return ""
-    return (f"training this model needs about {_size(estimate_bytes)} (weights, gradients, AdamW moments and a "
-            f"batch's activations) but there is {_size(have[0])} of {have[1]}: {SHRINK}")
-
-
-def _set_optimizer_settings(optimizer, cfg) -> None:
-    """Loading the optimizer state brings back the saved param groups' betas and weight decay; a resume that
-    changes them sets them again (the lr needs nothing: the trainer sets it from the schedule every step). The
-    trainer's first group is the decayed one (matrices and embeddings), the second never decays."""
-    for g in optimizer.param_groups:
-        g["betas"] = (cfg.beta1, cfg.beta2)
-    optimizer.param_groups[0]["weight_decay"] = cfg.weight_decay
 
 
 def _ppl(loss: float) -> float:

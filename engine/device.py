@@ -1,5 +1,9 @@
-"""Which device to train on, what to call it, and its peak throughput for model-FLOPs-utilisation estimates."""
+"""Which device to train on, what to call it, its peak throughput for model-FLOPs-utilisation estimates, and
+how much memory a run may use there."""
 from __future__ import annotations
+
+import contextlib
+import os
 
 import torch
 
@@ -61,3 +65,62 @@ def peak_flops(device: torch.device) -> tuple[float, str] | None:
         if key in gpu:
             return flops, f"{key} bf16 dense {flops / 1e12:.0f} TFLOP/s"
     return None
+
+
+# -- memory: what a run needs against what the device has ----------------------------------------------------
+# What torch says when an allocation fails: CPU (DefaultCPUAllocator), CUDA and MPS.
+OOM_MESSAGES = ("can't allocate memory", "out of memory")
+SHRINK = "use a smaller model (n_layer, n_embd or n_hidden), batch_size or block_size"
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """A failed allocation: MemoryError, torch's OutOfMemoryError, or the plain RuntimeError the CPU allocator
+    raises ("DefaultCPUAllocator: can't allocate memory")."""
+    if isinstance(e, (MemoryError, getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError))):
+        return True
+    return isinstance(e, RuntimeError) and any(m in str(e) for m in OOM_MESSAGES)
+
+
+def format_bytes(n: float) -> str:
+    """1536 -> "1.5 KB" (binary units), up to PB so an absurd estimate still reads as a number."""
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1024 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+def available_memory(device: str = "auto") -> tuple[int, str] | None:
+    """(bytes, what) a run on this device can use: on CUDA the GPU's free memory plus what this process's torch
+    already holds there; otherwise the RAM the system counts as available (MemAvailable, which includes
+    reclaimable caches), capped by what an address-space limit (ulimit -v) leaves. None where nothing says."""
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        return free + torch.cuda.memory_reserved(dev), "free GPU memory"
+    page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+    have = None
+    try:
+        with open("/proc/meminfo") as f:
+            have = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            have = os.sysconf("SC_AVPHYS_PAGES") * page
+    with contextlib.suppress(ImportError, OSError, ValueError):
+        import resource
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as f:
+                used = int(f.read().split()[0]) * page
+            have = min(have if have is not None else limit, max(0, limit - used))
+    return None if have is None else (have, "available RAM")
+
+
+def memory_problem(estimate_bytes: int, device: str = "auto") -> str:
+    """Why a run needing about `estimate_bytes` (api.estimate()'s memory_bytes) cannot start on this device, or ""
+    when it fits or the platform cannot say. The estimate is rough, so only a clear excess is refused: otherwise
+    torch would fail mid-allocation, or the machine would swap."""
+    have = available_memory(device)
+    if have is None or estimate_bytes <= have[0]:
+        return ""
+    return (f"training this model needs about {format_bytes(estimate_bytes)} (weights, gradients, AdamW moments "
+            f"and a batch's activations) but there is {format_bytes(have[0])} of {have[1]}: {SHRINK}")

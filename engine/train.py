@@ -23,7 +23,7 @@ from typing import Iterator
 import torch
 
 from . import checkpoint
-from .device import device_name, peak_flops, resolve_device
+from .device import device_name, is_out_of_memory, peak_flops, resolve_device
 from .errors import ConfigError
 from .history import LossHistory
 from .models import ConfigMixin, build_model
@@ -32,7 +32,6 @@ from .train_state import check_compatible, flatten_optimizer, load_model_tensors
 __all__ = ["TrainConfig", "StepReport", "Trainer", "resolve_device", "device_name"]
 
 log = logging.getLogger(__name__)
-_OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
 
 @dataclass(frozen=True)
@@ -207,7 +206,9 @@ class Trainer:
                     dt = time.perf_counter() - t0
                 if finishing or (self.step % cfg.eval_interval == 0 and self.step < cfg.max_steps):
                     val = self.evaluate()
-            except _OOM:
+            except (MemoryError, RuntimeError) as e:   # CUDA/MPS OutOfMemoryError; the CPU allocator's RuntimeError
+                if not is_out_of_memory(e):
+                    raise
                 oom = True  # handled below: the exception's traceback holds the failed step's activations
             except _NonFinite as e:
                 yield self._report(0.0, None, active, session_steps, "error", None, str(e))

@@ -70,8 +70,10 @@ def unflatten_optimizer(tensors: dict, layout: dict, optimizer) -> dict:
     groups = []
     for saved, current in zip(layout["param_groups"], optimizer.param_groups):
         g = dict(saved, betas=tuple(saved["betas"]))
-        for flag in ("fused", "foreach", "capturable", "differentiable"):  # keep this device's implementation
-            if flag in current:
-                g[flag] = current[flag]
+        # keep this device's implementation, and the settings the resumed run asks for (a resume may change the
+        # betas or the weight decay; the lr is set from the schedule every step)
+        for key in ("fused", "foreach", "capturable", "differentiable", "betas", "weight_decay"):
+            if key in current:
+                g[key] = current[key]
         groups.append(g)
     return {"state": state, "param_groups": groups}

@@ -14,7 +14,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QFrame, QGridL
                                QVBoxLayout, QWidget)
 
 from engine import api
-from engine.device import resolve_device
+from engine import device as devices
+from engine.device import format_bytes, resolve_device
 from engine.errors import PlaygroundError
 from engine.models import FAMILIES
 
@@ -29,13 +30,6 @@ RESUME_TIP = "Continue a paused run, or go on training a loaded checkpoint up to
 
 
 NEAR_FULL = 0.8   # an estimate above this fraction of the available memory is shown as a warning
-
-
-def _bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
-        if n < 1024 or unit == "PB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
 
 
 class TrainPanel(QWidget):
@@ -338,9 +332,9 @@ class TrainPanel(QWidget):
             if not problems:
                 e = api.estimate(family, model, train, vocab, train_tokens)
                 what = "count-table entries at most" if family == "ngram" else "parameters"
-                estimate = (f"<b>{e['params']:,}</b> {what} · ≈ {_bytes(e['memory_bytes'])} to train"
+                estimate = (f"<b>{e['params']:,}</b> {what} · ≈ {format_bytes(e['memory_bytes'])} to train"
                             + ("" if family == "ngram" else " (weights, grads, AdamW, one batch of activations)"))
-                too_big = api.memory_problem(e["memory_bytes"], self.device.currentText())
+                too_big = devices.memory_problem(e["memory_bytes"], self.device.currentText())
                 if too_big:   # the run would fail while building or swap the machine to a halt: refused
                     problems.append(too_big)
                 else:
@@ -364,10 +358,10 @@ class TrainPanel(QWidget):
     def _memory_warning(self, needed: int) -> str:
         """Why the estimate is shown in orange ("" when it fits with room to spare): above NEAR_FULL of the memory
         available, other programs or a fragmenting allocator can still make the run fail."""
-        have = api.available_memory(self.device.currentText())
+        have = devices.available_memory(self.device.currentText())
         if have is None or needed <= NEAR_FULL * have[0]:
             return ""
-        return (f"The estimate ({_bytes(needed)}) is close to the {_bytes(have[0])} of {have[1]}: training may "
+        return (f"The estimate ({format_bytes(needed)}) is close to the {format_bytes(have[0])} of {have[1]}: training may "
                 f"run out of memory. Try a smaller block_size, batch_size or model.")
 
     # -- run state -------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QMessageBox
 from app.main_window import MainWindow
 from app.panels.train_panel import WARN_COLOR
 from engine import api
+from engine import device as devices
 from engine.checkpoint import load_meta
 
 RUN_TIMEOUT_MS = 60_000
@@ -564,12 +565,12 @@ def test_memory_estimate_near_the_machine_warns_and_beyond_it_blocks_start(windo
     p = window.panel
     needed = api.estimate("transformer", *api.resolve_config("transformer", p.spec().preset, p.spec().overrides,
                                                              p.vocab_guess()), p.vocab_guess())["memory_bytes"]
-    monkeypatch.setattr(api, "available_memory", lambda device="auto": (10 ** 15, "available RAM"))
+    monkeypatch.setattr(devices, "available_memory", lambda device="auto": (10 ** 15, "available RAM"))
     assert p.check() == "" and "⚠" not in p.estimate.text()
-    monkeypatch.setattr(api, "available_memory", lambda device="auto": (int(needed * 1.1), "available RAM"))
+    monkeypatch.setattr(devices, "available_memory", lambda device="auto": (int(needed * 1.1), "available RAM"))
     assert p.check() == "" and p.start_button.isEnabled()          # close to full: a warning, not a refusal
     assert WARN_COLOR in p.estimate.text() and "available RAM" in p.estimate.toolTip()
-    monkeypatch.setattr(api, "available_memory", lambda device="auto": (1024, "available RAM"))
+    monkeypatch.setattr(devices, "available_memory", lambda device="auto": (1024, "available RAM"))
     problem = p.check()                                           # beyond it: the run could not even be built
     assert "needs about" in problem and not p.start_button.isEnabled() and "batch_size" in problem
     p.fields["transformer"]["n_layer"].setValue(256)

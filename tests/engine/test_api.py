@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from engine import api
+from engine import device as devices
 from engine.checkpoint import load_meta
 from engine.errors import CheckpointError, ConfigError
 
@@ -156,33 +157,38 @@ def test_a_model_too_big_for_memory_is_refused_before_it_is_built(corpus_file, m
     from engine.errors import TrainingError
     built = []
     monkeypatch.setattr(train.Trainer, "__init__", lambda *a, **k: built.append(a))
-    monkeypatch.setattr(api, "available_memory", lambda device: (2_000_000, "available RAM"))
+    monkeypatch.setattr(devices, "available_memory", lambda device: (2_000_000, "available RAM"))
     spec = _spec(corpus_file)
     with pytest.raises(TrainingError) as err:
         api.start_run(spec)
     model, tr = api.resolve_config("transformer", spec.preset, spec.overrides, 1)
     need = api.estimate("transformer", model, tr, api.prepare_corpus(spec)[1].vocab_size)["memory_bytes"]
-    assert f"needs about {need / 1e6:.1f} MB" in str(err.value)
-    assert "2.0 MB of available RAM" in str(err.value) and "n_layer" in str(err.value)
+    assert f"needs about {devices.format_bytes(need)}" in str(err.value)
+    assert "1.9 MB of available RAM" in str(err.value) and "n_layer" in str(err.value)
     assert built == []
     assert main(["train", "--corpus", str(corpus_file), "--device", "cpu", "--max-steps", "1"]) == 2
     assert capsys.readouterr().err.startswith("error: training this model needs about")
 
 
+def test_sizes_read_in_binary_units_up_to_petabytes():
+    assert devices.format_bytes(512) == "512 B" and devices.format_bytes(1536) == "1.5 KB"
+    assert devices.format_bytes(3 * 1024 ** 3) == "3.0 GB" and devices.format_bytes(5 * 1024 ** 6) == "5120.0 PB"
+
+
 def test_memory_problem_is_empty_when_the_estimate_fits():
-    have, what = api.available_memory("cpu")
+    have, what = devices.available_memory("cpu")
     assert have > 0 and what == "available RAM"
-    assert api.memory_problem(have // 2, "cpu") == ""
-    assert "of available RAM" in api.memory_problem(have * 2, "cpu")
+    assert devices.memory_problem(have // 2, "cpu") == ""
+    assert "of available RAM" in devices.memory_problem(have * 2, "cpu")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_available_memory_respects_an_address_space_limit():
     """ulimit -v caps what the process can allocate whatever the machine has free."""
-    code = ("import resource, torch\nfrom engine import api\n"
+    code = ("import resource, torch\nfrom engine import device as devices\n"
             "used = int(open('/proc/self/statm').read().split()[0]) * resource.getpagesize()\n"
             "resource.setrlimit(resource.RLIMIT_AS, (used + 300_000_000, resource.getrlimit(resource.RLIMIT_AS)[1]))\n"
-            "print(api.available_memory('cpu')[0])\n")
+            "print(devices.available_memory('cpu')[0])\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=Path(__file__).resolve().parents[2])
     assert out.returncode == 0, out.stderr

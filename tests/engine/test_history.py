@@ -10,7 +10,10 @@ from engine.checkpoint import load_meta
 from engine.history import MAX_ROWS, LossHistory
 from engine.train import StepReport, Trainer
 
-from .test_train import data, make  # noqa: F401  (the fixture and the small-trainer builder)
+from . import test_train
+
+data = test_train.data     # the fixture: a small corpus as train/val ids
+make = test_train.make     # a small trainer on it
 
 
 def _report(step, loss, val=None, event="step"):
@@ -18,7 +21,7 @@ def _report(step, loss, val=None, event="step"):
                       tokens_per_s=1.0, elapsed_s=step / 10, eta_s=None, val_loss=val, event=event)
 
 
-def test_checkpoint_history_is_the_run_so_far_and_a_resume_continues_it(seed, data, tmp_path):  # noqa: F811
+def test_checkpoint_history_is_the_run_so_far_and_a_resume_continues_it(seed, data, tmp_path):
     kw = dict(max_steps=20, eval_interval=10)
     straight = make(data, **kw)
     reports = list(straight.reports())

@@ -162,7 +162,10 @@ def test_load_model_from_checkpoint_keeps_tied_weights(seed, data, tmp_path):
     fresh.load_state_dict(load_group(tmp_path / "c", "model"))  # a plain strict load works too
 
 
-def test_out_of_memory_pauses_with_last_good_weights(seed, data, tmp_path, monkeypatch):
+@pytest.mark.parametrize("error", [torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+                                   RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't "
+                                                "allocate memory: you tried to allocate 2147483648 bytes.")])
+def test_out_of_memory_pauses_with_last_good_weights(seed, data, tmp_path, monkeypatch, error):
     trainer = make(data, max_steps=15)
     gen = trainer.reports()
     next(gen)
@@ -173,7 +176,7 @@ def test_out_of_memory_pauses_with_last_good_weights(seed, data, tmp_path, monke
     def flaky(*args):
         calls.append(1)
         if len(calls) == 1:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            raise error
         return real(*args)
     monkeypatch.setattr(trainer, "_forward_backward", flaky)
     err = next(gen)
@@ -185,6 +188,15 @@ def test_out_of_memory_pauses_with_last_good_weights(seed, data, tmp_path, monke
     assert next(gen).event == "paused"
     trainer.resume()
     assert [r.step for r in gen] == [10, 15, 15]
+
+
+def test_an_error_that_is_not_out_of_memory_is_not_mistaken_for_one(seed, data, monkeypatch):
+    trainer = make(data, max_steps=15)
+    gen = trainer.reports()
+    next(gen)
+    monkeypatch.setattr(trainer, "_forward_backward", lambda *a: (_ for _ in ()).throw(RuntimeError("shape bug")))
+    with pytest.raises(RuntimeError, match="shape bug"):
+        next(gen)
 
 
 @pytest.mark.parametrize("sync_free", [False, True])
