@@ -169,18 +169,24 @@ class MainWindow(QMainWindow):
 
     def resume_checkpoint(self) -> bool:
         """Go on training the loaded checkpoint (weights, optimizer, data position and RNG as saved) up to the
-        form's max_steps, on the form's device: the GUI's side of the CLI's --resume."""
+        form's max_steps, on the form's device, with the form's training settings (lr, batch_size, ...): the GUI's
+        side of the CLI's --resume. Changed model settings, corpus or tokenizer are refused with the reason, and
+        the checkpoint stays loaded."""
         if self.loaded is None or self.thread is not None:
             return False
-        path, meta = self.loaded
-        step, max_steps = int(meta.get("step", 0)), self.panel.fields["train"]["max_steps"].value()
-        if max_steps <= step:
-            self._set_notes(note=f"This checkpoint is at step {step:,}: raise max_steps above that to train it "
-                                 f"further, then press Resume.")
+        path, _ = self.loaded
+        form = self.panel.spec()
+        expect = {"family": form.family, "tokenizer": form.tokenizer, "corpus": form.corpus}
+        try:
+            spec = api.resume_spec(path, max_steps=form.max_steps, device=form.device, overrides=form.overrides,
+                                   expect=expect)
+        except (PlaygroundError, OSError) as e:
+            self._set_notes(note=f"Cannot resume: {error_message(e)}. Press Start for a new run with these "
+                                 f"settings.")
             return False
-        spec = api.RunSpec(**dict(meta["spec"], device=self.panel.device.currentText(), max_steps=max_steps))
-        self._launch(TrainWorker(spec, start_run=lambda s: api.resume_run(path, max_steps=s.max_steps,
-                                                                          device=s.device)), continues_plot=True)
+        self._launch(TrainWorker(spec, start_run=lambda s: api.resume_run(
+            path, max_steps=s.max_steps, device=s.device, overrides=form.overrides, expect=expect)),
+            continues_plot=True)
         return True
 
     def _launch(self, worker: TrainWorker, continues_plot: bool = False) -> None:

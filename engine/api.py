@@ -294,6 +294,15 @@ def resume_run(ckpt_dir: str, *, max_steps: int | None = None, device: str = "au
     cosine value at the saved step of the longer schedule. Model settings in `overrides` and the RunSpec fields in
     `expect` (e.g. {"family": "lstm", "corpus": ...}, what the caller was asked for) must equal the checkpoint's:
     a ConfigError names every one that differs."""
+    spec = resume_spec(ckpt_dir, max_steps=max_steps, device=device, overrides=overrides, expect=expect)
+    meta = ckpt.load_meta(ckpt_dir)
+    return Run(spec, _resume_dir=ckpt_dir, _tokenizer=tokenizer_from_dict(meta["tokenizer"]))
+
+
+def resume_spec(ckpt_dir: str, *, max_steps: int | None = None, device: str = "auto", overrides: dict | None = None,
+                expect: dict | None = None) -> RunSpec:
+    """The RunSpec resume_run would train, after its checks (ConfigError, CheckpointError), without building
+    anything: cheap enough for the GUI thread, so a refused resume is reported before a worker starts."""
     meta = ckpt.load_meta(ckpt_dir)
     if meta.get("family") == "ngram":
         raise CheckpointError("an n-gram model is built in one counting pass; there is nothing to resume")
@@ -316,7 +325,7 @@ def resume_run(ckpt_dir: str, *, max_steps: int | None = None, device: str = "au
     target = spec.max_steps or resolve_config(spec.family, spec.preset, spec.overrides, 1)[1]["max_steps"]
     if target <= step:
         raise ConfigError(f"the checkpoint is already at step {step}; max_steps must be above that, not {target}")
-    return Run(spec, _resume_dir=ckpt_dir, _tokenizer=tokenizer_from_dict(meta["tokenizer"]))
+    return spec
 
 
 def _spec_conflicts(spec: RunSpec, expect: dict) -> list[str]:

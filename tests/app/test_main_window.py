@@ -510,7 +510,7 @@ def test_resume_trains_a_loaded_checkpoint_from_its_step(qtbot, window, tmp_path
     assert window.load_checkpoint(str(tmp_path / "ck"))
     p = window.panel
     qtbot.mouseClick(p.resume_button, Qt.LeftButton)             # max_steps (10) leaves nothing to train
-    assert window.thread is None and "raise max_steps" in p.message.text()
+    assert window.thread is None and "already at step 10" in p.message.text() and window.state == "loaded"
     p.fields["train"]["max_steps"].setValue(16)
     qtbot.mouseClick(p.resume_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: window.state == "done", timeout=RUN_TIMEOUT_MS)
@@ -519,6 +519,25 @@ def test_resume_trains_a_loaded_checkpoint_from_its_step(qtbot, window, tmp_path
     assert len(window.loss_plot.history.runs) == 1        # the run before the load; the checkpoint is continued
     assert window.status_step.text() == "step 16/16" and p.save_button.isEnabled()
     assert window.run.summary()["step"] == 16 and window.loaded is None
+
+
+def test_resume_takes_the_forms_training_settings_and_refuses_a_changed_model(qtbot, window, tmp_path):
+    saved_tiny_checkpoint(qtbot, window, tmp_path / "ck")
+    assert window.load_checkpoint(str(tmp_path / "ck"))
+    p = window.panel
+    p.fields["train"]["max_steps"].setValue(14)
+    p.fields["transformer"]["n_embd"].setValue(32)                # not the checkpoint's 24
+    qtbot.mouseClick(p.resume_button, Qt.LeftButton)
+    assert window.thread is None and window.state == "loaded"     # refused before any work; still loaded
+    assert "n_embd" in p.message.text() and "Press Start" in p.message.text()
+    p.fields["transformer"]["n_embd"].setValue(24)
+    p.fields["train"]["lr"].setValue(0.0005)
+    p.fields["train"]["min_lr"].setValue(0.0001)
+    qtbot.mouseClick(p.resume_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: window.state == "done", timeout=RUN_TIMEOUT_MS)
+    cfg = window.run.trainer.cfg
+    assert (cfg.lr, cfg.min_lr, cfg.max_steps) == (0.0005, 0.0001, 14) and window.run.summary()["step"] == 14
+    assert window.loss_plot.train["lr"][-1] == pytest.approx(cfg.lr_at(13))   # the plot shows the new schedule
 
 
 def test_no_stale_messages_after_a_run(qtbot, window, tmp_path):
