@@ -20,12 +20,16 @@ from .corpus import load_corpus, split_text
 from .device import SHRINK, format_bytes, is_out_of_memory, memory_problem
 from .errors import CheckpointError, ConfigError, CorpusError, PlaygroundError, TrainingError
 from .models import FAMILIES, build_model
+from .settings import (DEFAULT_PRESET, NGRAM_DEFAULTS, coerce as _coerce, estimate, list_presets, resolve_config,
+                       validate_config)
 from .tokenizers import build_tokenizer, tokenizer_from_dict
 
+__all__ = ["RunSpec", "ModelHandle", "Run", "start_run", "resume_run", "resume_spec", "load_checkpoint",
+           "prepare_corpus", "prepare_output_dir", "default_run_dir", "RESUMABLE", "NEURAL", "DEFAULT_PRESET",
+           # the training form's helpers, from engine.settings
+           "list_presets", "resolve_config", "validate_config", "estimate"]
+
 NEURAL = ("rnn", "lstm", "gru", "transformer")
-DEFAULT_PRESET = {"rnn": "tiny-cpu-rnn", "lstm": "tiny-cpu-lstm", "gru": "tiny-cpu-gru",
-                  "transformer": "tiny-cpu-transformer"}
-NGRAM_DEFAULTS = {"order": 3, "smoothing": "kneser-ney"}
 
 
 @dataclass
@@ -52,22 +56,6 @@ class ModelHandle:
     model: Any
     tokenizer: Any
     meta: dict
-
-
-def _coerce(value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    low = value.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    if "," in value:
-        return [_coerce(v) for v in value.split(",")]
-    return value
 
 
 def prepare_corpus(spec: RunSpec, tokenizer=None):
@@ -388,65 +376,3 @@ def prepare_output_dir(path) -> Path:
 
 def default_run_dir(run: Run) -> Path:
     return Path("runs") / f"{run.spec.family}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-# -- helpers for the training form: the defaults live in presets, the checks in the config classes --------------
-def list_presets(family: str | None = None) -> list[str]:
-    from .presets import list_presets as _all, load_preset
-    return [n for n in _all() if family is None or load_preset(n)["family"] == family]
-
-
-def resolve_config(family: str, preset: str | None, overrides: dict, vocab_size: int) -> tuple[dict, dict]:
-    """The model and train config dicts exactly as start_run builds them (preset, then overrides); ConfigError
-    when a value cannot be parsed. Combination checks are validate_config's job."""
-    if family == "ngram":
-        cfg = dict(NGRAM_DEFAULTS)
-        cfg.update({k: _coerce(v) for k, v in overrides.items()})
-        return dict(cfg, vocab_size=vocab_size), {}
-    from .presets import apply_overrides, load_preset
-    p = load_preset(preset or DEFAULT_PRESET[family], family)
-    p = apply_overrides(p, {k: str(v) for k, v in overrides.items()})
-    return dict(p["model"], vocab_size=vocab_size), dict(p["train"])
-
-
-def validate_config(family: str, model: dict, train: dict) -> list[tuple[str, str]]:
-    """(field, reason) for what is wrong with this combination; empty when it can start. The config classes own
-    the rules; the field is the first setting the reason names."""
-    from .models import config_from_dict
-    from .train import TrainConfig
-    problems = []
-    checks = [(lambda: config_from_dict(family, model), list(model))]
-    if family != "ngram":
-        checks.append((lambda: TrainConfig.from_dict(train), list(train)))
-    for build, names in checks:
-        try:
-            build()
-        except ConfigError as e:
-            msg = str(e)
-            hit = [n for n in names if n in msg]
-            problems.append((min(hit, key=msg.index) if hit else "", msg))
-    if family == "transformer" and not problems and train.get("block_size", 0) > model.get("block_size", 0):
-        problems.append(("block_size", f"training windows ({train['block_size']}) cannot be longer than the "
-                                       f"model's context ({model['block_size']})"))
-    return problems
-
-
-def estimate(family: str, model: dict, train: dict, vocab_size: int, train_tokens: int = 0) -> dict:
-    """Parameter count (exact, from a model built on the meta device: no memory used) and a rough training
-    memory estimate: fp32 weights, grads and two AdamW moments, plus the main activations of one batch."""
-    if family == "ngram":
-        order = int(model.get("order", 3))
-        entries = train_tokens * order
-        return {"params": entries, "memory_bytes": entries * 24}
-    with torch.device("meta"):
-        m = build_model(family, dict(model, vocab_size=vocab_size))
-    params = int(m.num_params())
-    b, t = int(train.get("batch_size", 1)), int(train.get("block_size", 1))
-    if family == "transformer":
-        c, layers = m.config.n_embd, m.config.n_layer
-        act = b * t * (layers * 16 * c + 2 * vocab_size)
-    else:
-        h, layers = m.config.n_hidden, m.config.n_layer
-        gates = {"rnn": 1, "lstm": 4, "gru": 3}[family]
-        act = b * t * (layers * (gates + 2) * h + 2 * vocab_size)
-    return {"params": params, "memory_bytes": 4 * (4 * params + act)}
