@@ -58,10 +58,11 @@ class MainWindow(QMainWindow):
 
         self.panel = TrainPanel()
         self.loss_plot = LossPlot()
+        self.graph_panel = GraphPanel(self.source, self)
+        self.sample_panel = SamplePanel(self.source, self)
         self.tabs = QTabWidget()
-        self.tabs.addTab(self.loss_plot, "Loss")
-        self.tabs.addTab(self._make_graph_tab(), "Graph")
-        self.tabs.addTab(self._make_sample_tab(), "Sample")
+        for widget, name in ((self.loss_plot, "Loss"), (self.graph_panel, "Graph"), (self.sample_panel, "Sample")):
+            self.tabs.addTab(widget, name)
         self.splitter = QSplitter(Qt.Horizontal)
         self.splitter.addWidget(self.panel)
         self.splitter.addWidget(self.tabs)
@@ -89,14 +90,6 @@ class MainWindow(QMainWindow):
         p.corpus_box.failed.connect(self._on_corpus_failed)
         self._restore()
         self._set_state("idle")
-
-    def _make_graph_tab(self) -> QWidget:
-        self.graph_panel = GraphPanel(self.source, self)
-        return self.graph_panel
-
-    def _make_sample_tab(self) -> QWidget:
-        self.sample_panel = SamplePanel(self.source, self)
-        return self.sample_panel
 
     def _restore(self) -> None:
         s = self.settings
