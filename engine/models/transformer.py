@@ -71,9 +71,11 @@ def rope_tables(start: int, length: int, head_size: int, base: float, device, dt
 
 
 def apply_rope(x, cos, sin):
-    """x (B, nh, T, hs): x·cos + rotate_half(x)·sin, rotate_half(x1, x2) = (-x2, x1)."""
+    """x (B, nh, T, hs): x·cos + rotate_half(x)·sin, rotate_half(x1, x2) = (-x2, x1), in x's dtype. Under bf16
+    autocast q and k come out of their Linear in bf16 while the tables are fp32, and the product would be fp32:
+    attention would then get fp32 q, k next to a bf16 v."""
     x1, x2 = x.chunk(2, dim=-1)
-    return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+    return (x * cos + torch.cat((-x2, x1), dim=-1) * sin).to(x.dtype)
 
 
 def sinusoidal_table(start: int, length: int, n_embd: int, device, dtype):

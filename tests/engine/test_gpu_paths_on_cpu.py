@@ -132,6 +132,23 @@ def test_autocast_reaches_the_model_and_figures_stay_fp32(data, device, model, p
     assert reports[-1].val_loss == pytest.approx(trainer.evaluate()[0], abs=0.02)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_rope_under_bf16_autocast_hands_attention_one_dtype(data, device):
+    """q and k after RoPE keep the bf16 of their projection, like v, so attention sees one dtype (the flash
+    kernels take bf16 q, k, v; mixed dtypes are an error or a slow fallback)."""
+    trainer = make(data, precision="bf16", device=device, max_steps=2)
+    seen = []
+    real = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(q, k, v, *args, **kwargs):
+        seen.append((q.dtype, k.dtype, v.dtype))
+        return real(q, k, v, *args, **kwargs)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+        list(trainer.reports())
+    assert seen and set(seen) == {(torch.bfloat16,) * 3}
+
+
 # ---------------------------------------------------------------- the sync-free loop
 
 @pytest.mark.parametrize("device", DEVICES)
