@@ -9,9 +9,12 @@ import torch
 
 from .errors import ConfigError
 
-# Dense bf16 tensor-core peaks (no sparsity), FLOP/s, matched against the CUDA device name.
+# Dense bf16 tensor-core peaks (no sparsity), FLOP/s, matched in order against the CUDA device name (so the PCIe
+# and NVL H100s, with lower clocks, come before the SXM part's plain "H100").
 PEAK_BF16_FLOPS = (
     ("H200", 989e12),
+    ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
     ("H100", 989e12),
     ("A100", 312e12),
     ("L40S", 362e12),
@@ -60,7 +63,10 @@ def peak_flops(device: torch.device) -> tuple[float, str] | None:
     """(peak FLOP/s, label naming the figure) for a known GPU, or None where no honest peak is known (CPU, MPS)."""
     if device.type != "cuda":
         return None
-    gpu = torch.cuda.get_device_name(device)
+    return peak_for_name(torch.cuda.get_device_name(device))
+
+
+def peak_for_name(gpu: str) -> tuple[float, str] | None:
     for key, flops in PEAK_BF16_FLOPS:
         if key in gpu:
             return flops, f"{key} bf16 dense {flops / 1e12:.0f} TFLOP/s"

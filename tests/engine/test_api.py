@@ -225,3 +225,12 @@ def test_estimate_takes_unlisted_settings_from_the_configs_defaults():
         e = api.estimate(family, sizes, {"batch_size": 2, "block_size": 8}, vocab_size=10)
         assert e["params"] == api.build_model(family, dict(sizes, vocab_size=10)).num_params()
         assert e["memory_bytes"] > 16 * e["params"]
+
+
+@pytest.mark.parametrize("name,peak", [("NVIDIA H100 80GB HBM3", 989e12), ("NVIDIA H100 PCIe", 756e12),
+                                       ("NVIDIA H100 NVL", 835e12), ("NVIDIA H200", 989e12),
+                                       ("NVIDIA A100-SXM4-80GB", 312e12), ("NVIDIA GeForce GTX 1080", None)])
+def test_mfu_peak_is_the_cards_own(name, peak):
+    """The PCIe H100 runs at lower clocks than the SXM part: crediting it 989 TFLOP/s would understate its MFU."""
+    found = devices.peak_for_name(name)
+    assert (found[0] if found else None) == peak
