@@ -38,10 +38,21 @@ def compact_number(v: float) -> str:
 
 
 class PlotAxis(pg.AxisItem):
-    """An axis with two fixes over pyqtgraph's: `compact` tick labels (140k instead of 140000), and in log mode
-    linear-looking ticks when the range is under a decade (pyqtgraph would label only 2 of 2.1..4.6, say)."""
+    """An axis with three fixes over pyqtgraph's: `compact` tick labels (140k instead of 140000), in log mode
+    linear-looking ticks when the range is under a decade (pyqtgraph would label only 2 of 2.1..4.6, say), and
+    plain numbers (no SI prefix) that stay plain."""
 
     compact = False
+
+    def plain_numbers(self, compact: bool) -> None:
+        """No SI prefix. pyqtgraph 0.14's enableAutoSIPrefix(False) still computes a prefix from the current range
+        and keeps it (after a sub-second time axis, step ticks read 1000× too big), so the scale is reset here."""
+        self.compact = compact
+        self.autoSIPrefix = False
+        self.autoSIPrefixScale, self.labelUnitPrefix = 1.0, ""
+        self._updateLabel()
+        self.picture = None      # the tick labels change: redraw them
+        self.update()
 
     def logTickValues(self, minVal, maxVal, size, stdTicks):
         if maxVal - minVal >= 1:
@@ -98,6 +109,7 @@ class LossPlot(QWidget):
         self.smoothing_label = QLabel()
         self.readout = QLabel(HOVER_HINT)
         self.readout.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.readout.setWordWrap(True)     # with earlier runs it grows long; wrapping keeps the window's width
         export = QToolButton(text="Export")
         export.setPopupMode(QToolButton.InstantPopup)
         menu = QMenu(export)
@@ -294,9 +306,7 @@ class LossPlot(QWidget):
         label = X_AXES[name][1]
         self.aux_plot.setLabel("bottom", label)
         for plot in (self.loss_plot, self.aux_plot):
-            axis = plot.getAxis("bottom")
-            axis.compact = name == "tokens"     # 140k, 2.5M
-            axis.enableAutoSIPrefix(False)      # "step (x0.001)" reads badly; this also redraws the ticks
+            plot.getAxis("bottom").plain_numbers(compact=name == "tokens")     # 140k, 2.5M; never "(x0.001)"
         self.loss_plot.enableAutoRange()
         self._dirty = True
 

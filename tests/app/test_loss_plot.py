@@ -193,3 +193,22 @@ def test_earlier_runs_are_thinned_capped_and_empty_runs_not_kept(plot):
         plot.add_reports([report(1, 1.0 + i)])
         plot.keep_as_earlier_run(dict(LSTM, overrides={"lr": str(0.001 * (i + 1))}))
     assert len(plot.history.runs) == MAX_RUNS and plot.history.runs[0].label == "#3 lstm · tiny-cpu-lstm · as #2 but lr=0.002"   # the oldest went
+
+
+def test_step_axis_reads_plain_numbers_after_a_sub_second_time_axis(plot, qtbot):
+    """pyqtgraph kept the 'milli' prefix it computed on a 0-0.5 s time axis, so step ticks read 1000x too big."""
+    plot.add_reports([report(s, 2.0) for s in range(1, 61)])      # elapsed 0.01..0.6 s
+    for name in ("time", "step"):
+        plot.x_axis.setCurrentText(name)
+        plot.redraw()
+        qtbot.wait(50)
+    for p in (plot.loss_plot, plot.aux_plot):
+        axis = p.getAxis("bottom")
+        assert axis.autoSIPrefixScale == 1.0 and axis.labelUnitPrefix == ""
+        assert axis.tickStrings([20, 40], axis.autoSIPrefixScale, 20) == ["20", "40"]
+
+
+def test_a_long_readout_wraps_instead_of_widening_the_window(plot):
+    narrow = plot.minimumSizeHint().width()
+    plot.readout.setText(" · ".join(f"#{i} val 1.2345" for i in range(40)))
+    assert plot.minimumSizeHint().width() <= narrow
