@@ -1,0 +1,172 @@
+"""The Tokens tab driven as a user would: the form's tokenizer settings on a small corpus, Tokenize, and what the
+preview, the tables, the BPE replay and the try-it box show; the model's own tokenizer; errors shown, not raised."""
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from PySide6.QtCore import Qt
+
+from app.model_source import ModelSource
+from app.panels.corpus_box import PREVIEW_CHARS
+from app.panels.tokens_panel import MODEL, TokensPanel
+from app.panels.train_panel import TrainPanel
+from engine.api import ModelHandle
+from engine.corpus import Corpus
+from engine.tokenizers import build_tokenizer
+from engine.tokenizers.inspect import bpe_replay, form_tokenizer
+
+WAIT_MS = 20_000
+TEXT = ("The tokenizer turns text into tokens. Tokens are ids; the model sees only ids.\n"
+        "A word tokenizer keeps frequent words, a character tokenizer keeps characters,\n"
+        "and byte pair encoding merges frequent pairs: token, tokens, tokenizer, tokenization.\n") * 20
+
+
+class FakeSource(ModelSource):
+    """A source whose model is only a tokenizer: the panel asks the snapshot for nothing else."""
+
+    def __init__(self, tokenizer=None):
+        super().__init__()
+        self.tokenizer = tokenizer
+
+    def snapshot(self):
+        return None if self.tokenizer is None else ModelHandle("transformer", None, self.tokenizer, {})
+
+    def describe(self) -> str:
+        return "a test model" if self.tokenizer is not None else "no model yet"
+
+
+@pytest.fixture
+def make_panel(qtbot):
+    def make(kind="char", source=None, text=TEXT, **options):
+        form = TrainPanel()
+        qtbot.addWidget(form)
+        form.corpus_box.corpus = Corpus("test", text, "/tmp/test.txt")
+        form.tokenizer.setCurrentText(kind)
+        if "cap" in options:
+            form.word_cap.setValue(options["cap"])
+        if "bpe_vocab" in options:
+            form.bpe_vocab.setValue(options["bpe_vocab"])
+        panel = TokensPanel(source or FakeSource(), form)
+        qtbot.addWidget(panel)
+        panel.resize(1200, 800)
+        panel.show()
+        return panel
+    return make
+
+
+def tokenize(qtbot, panel: TokensPanel) -> None:
+    old = panel.result
+    qtbot.mouseClick(panel.tokenize_btn, Qt.LeftButton)
+    qtbot.waitUntil(lambda: panel.result is not old or panel.message.isVisible(), timeout=WAIT_MS)
+    assert not panel.busy.isVisible() and panel.tokenize_btn.isEnabled()
+
+
+def test_char_preview_counts_and_vocabulary(qtbot, make_panel):
+    panel = make_panel("char")
+    assert panel.result is None
+    tokenize(qtbot, panel)
+    tok = panel.result.tokenizer
+    preview = TEXT[:PREVIEW_CHARS]
+    assert panel.preview.token_count == len(tok.encode(preview)) == len(preview)
+    assert "".join(panel.preview.token_text(i) for i in range(panel.preview.token_count)) == preview
+    assert "1.00</b> characters per token" in panel.stats_label.text()
+    # the vocabulary table: one row per token, the most frequent first
+    model = panel.vocab_model
+    assert model.rowCount() == tok.vocab_size
+    top_char, top_count = Counter(TEXT[:int(len(TEXT) * 0.9)]).most_common(1)[0]
+    assert model.row(0)[1:4] == (tok.token_str(tok.stoi[top_char]), tok.stoi[top_char], top_count)
+    counts = [model.row(r)[3] for r in range(model.rowCount())]
+    assert counts == sorted(counts, reverse=True) and sum(counts) == panel.result.stats.train_tokens
+    assert model.data(model.index(0, 0)) == "1" and model.data(model.index(0, 4)).endswith("%")
+    assert not panel.right.isTabEnabled(1) and not panel.right.isTabEnabled(2)
+
+
+def test_preview_hover_shows_id_and_string(qtbot, make_panel):
+    panel = make_panel("word")
+    tokenize(qtbot, panel)
+    tok = panel.result.tokenizer
+    view = panel.preview
+    i = view.token_at(view.token_center(1))
+    assert i == 1
+    word_id = tok.encode(TEXT)[1]
+    assert view._tips[1].startswith(f"id {word_id}   {tok.token_str(word_id)!r}")
+
+
+def test_word_shows_unk_stats_and_words(qtbot, make_panel):
+    panel = make_panel("word", cap=8)
+    tokenize(qtbot, panel)
+    s = panel.result.stats
+    assert s.unk_train > 0
+    assert f"&lt;unk&gt; <b>{s.unk_fraction:.2%}</b>" in panel.stats_label.text()   # escaped: shown, not a tag
+    assert panel.right.isTabEnabled(2) and not panel.right.isTabEnabled(1)
+    tok, train, _ = form_tokenizer("word", TEXT, {"vocab_size": 8})
+    cut = Counter(w for w in tok.split(train) if w not in tok.stoi)
+    top = panel.unk_model.row(0)
+    assert top[1] == max(cut.values()) and cut[top[0]] == top[1]
+    assert panel.unk_model.rowCount() == len(cut)
+    panel.try_text.setPlainText("tokens zebra")
+    assert "of them <unk>" in panel.try_ids.text()
+
+
+def test_switching_kind_marks_the_result_stale_and_retokenizes(qtbot, make_panel):
+    panel = make_panel("char")
+    tokenize(qtbot, panel)
+    assert "changed since" not in panel.about.text()
+    panel.form.tokenizer.setCurrentText("word")
+    assert "changed since" in panel.about.text()
+    tokenize(qtbot, panel)
+    assert panel.result.tokenizer.kind == "word" and "changed since" not in panel.about.text()
+    assert "&lt;unk&gt;" in panel.stats_label.text()
+
+
+def test_bpe_merges_and_replay(qtbot, make_panel):
+    panel = make_panel("bpe", bpe_vocab=300)
+    tokenize(qtbot, panel)
+    tok = panel.result.tokenizer
+    assert panel.right.isTabEnabled(1)
+    merges = tok.merges()
+    assert panel.merge_model.rowCount() == len(merges) > 0
+    first = panel.merge_model.row(0)
+    assert first[0] == 1 and first[4] == tok.tok.token_to_id(merges[0][0] + merges[0][1])
+    preview = TEXT[:PREVIEW_CHARS]
+    assert panel.preview.token_count == len(tok.encode(preview))
+    panel.try_text.setPlainText(" tokenization")
+    ids = tok.encode(" tokenization")
+    assert panel.try_view.token_count == len(ids)
+    assert panel.try_ids.text().endswith("ids: " + " ".join(map(str, ids)))
+    replay = bpe_replay(tok, " tokenization")[0]
+    html = panel.replay.toPlainText()
+    assert html.count("merge #") == len(replay.steps) > 0
+    assert " ".join(map(str, replay.ids)) in html and list(replay.ids) == ids
+
+
+def test_char_tokenizer_error_is_shown_not_raised(qtbot, make_panel):
+    panel = make_panel("char")
+    tokenize(qtbot, panel)
+    panel.try_text.setPlainText("tokens €")
+    assert "not in the vocabulary" in panel.try_ids.text() and "'€'" in panel.try_ids.text()
+    assert panel.try_view.token_count == 0
+
+
+def test_model_tokenizer_and_its_errors(qtbot, make_panel):
+    panel = make_panel("char")
+    panel.which.setCurrentText(MODEL)
+    tokenize(qtbot, panel)                       # no model yet: said so
+    assert panel.result is None and "no model yet" in panel.message.text().lower()
+    narrow = build_tokenizer("char", "The tokenizer")   # lacks most of the corpus' characters
+    panel.source.tokenizer = narrow
+    tokenize(qtbot, panel)
+    assert panel.result is None and "not in the vocabulary" in panel.message.text()
+    bpe = build_tokenizer("bpe", TEXT, vocab_size=280)
+    panel.source.tokenizer = bpe
+    tokenize(qtbot, panel)
+    assert panel.result.tokenizer is bpe and not panel.message.isVisible()
+    assert panel.result.stats.vocab_size == 280
+
+
+def test_no_corpus_is_a_message(qtbot, make_panel):
+    panel = make_panel("char")
+    panel.form.corpus_box.corpus = None
+    panel.tokenize()
+    assert "No corpus" in panel.message.text() and panel.tokenize_btn.isEnabled()
