@@ -25,6 +25,7 @@ from .panels.graph_view import GraphPanel
 from .panels.loss_plot import LossPlot
 from .panels.model_form import checkpoint_settings
 from .panels.sample_panel import SamplePanel
+from .panels.tokens_panel import TokensPanel
 from .panels.train_panel import TrainPanel, format_duration
 from .workers import TrainWorker, error_message, start_worker
 
@@ -57,11 +58,10 @@ class MainWindow(QMainWindow):
         self._notes = {"error": "", "about": "", "note": "", "eval": ""}   # the run message label, line by line
 
         self.panel = TrainPanel()
-        self.loss_plot = LossPlot()
-        self.graph_panel = GraphPanel(self.source, self)
-        self.sample_panel = SamplePanel(self.source, self)
-        self.tabs = QTabWidget()
-        for widget, name in ((self.loss_plot, "Loss"), (self.graph_panel, "Graph"), (self.sample_panel, "Sample")):
+        self.loss_plot, self.graph_panel, self.tabs = LossPlot(), GraphPanel(self.source, self), QTabWidget()
+        self.sample_panel, self.tokens_panel = SamplePanel(self.source, self), TokensPanel(self.source, self.panel)
+        for widget, name in ((self.loss_plot, "Loss"), (self.graph_panel, "Graph"), (self.sample_panel, "Sample"),
+                             (self.tokens_panel, "Tokens")):
             self.tabs.addTab(widget, name)
         self.splitter = QSplitter(Qt.Horizontal)
         self.splitter.addWidget(self.panel)
@@ -185,7 +185,7 @@ class MainWindow(QMainWindow):
     def _launch(self, worker: TrainWorker, continues_plot: bool = False) -> None:
         """continues_plot: the run resumes the loaded checkpoint, whose history the plot shows; it carries on."""
         if continues_plot:
-            self._plotted = (asdict(worker.spec), "")
+            self._plotted = (asdict(worker.spec), (self._plotted[1] if self._plotted else "checkpoint") + ", resumed")
         else:
             self._new_plot(asdict(worker.spec))
         self.panel.corpus_box.clear_error()   # an old corpus error says nothing about this run
@@ -366,7 +366,7 @@ class MainWindow(QMainWindow):
             self.panel.corpus_box.load(corpus)   # in the background; _on_corpus_loaded/_failed finish the job
         self.panel.apply_settings(checkpoint_settings(meta))
         self.run, self.last_report, self.unsaved, self.loaded = None, None, False, (path, meta)
-        self._new_plot(meta.get("spec", {}), "checkpoint")
+        self._new_plot(meta.get("spec", {}), f"checkpoint {Path(path).name}")
         step = int(meta.get("step", meta.get("summary", {}).get("step", 0)) or 0)
         max_steps = int(meta.get("train", {}).get("max_steps", step) or step)
         self.loss_plot.add_reports(LossHistory.from_dict(meta.get("history")).reports(max_steps))

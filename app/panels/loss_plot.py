@@ -148,11 +148,13 @@ class LossPlot(QWidget):
                                                                         "bottom": PlotAxis("bottom")})
         self.loss_plot.setLabel("left", "loss (nats/token)")
         self.loss_plot.showGrid(x=False, y=False, alpha=0.25)
-        self.loss_plot.addLegend(offset=(-10, 10))
-        self.raw_curve = self.loss_plot.plot(pen=pg.mkPen((31, 119, 180, 70), width=1), name="train (raw)")
-        self.smooth_curve = self.loss_plot.plot(pen=pg.mkPen((31, 119, 180), width=2), name="train (smoothed)")
+        # a light box behind the legend, so curves passing under it do not run through its text
+        self.loss_plot.addLegend(offset=(-10, 10), brush=(255, 255, 255, 215), pen=(200, 200, 200))
+        self.raw_curve = self.loss_plot.plot(pen=pg.mkPen((31, 119, 180, 70), width=1), name="this run: train (raw)")
+        self.smooth_curve = self.loss_plot.plot(pen=pg.mkPen((31, 119, 180), width=2),
+                                                name="this run: train (smoothed)")
         self.val_curve = self.loss_plot.plot(pen=None, symbol="o", symbolSize=7, symbolBrush=(214, 39, 40),
-                                             symbolPen="w", name="validation")
+                                             symbolPen="w", name="this run: validation")
         self.history = RunHistory(self.loss_plot)
         self._update_compare_button()
         self.aux_plot = self.graphics.addPlot(row=1, col=0, axisItems={"bottom": PlotAxis("bottom")})

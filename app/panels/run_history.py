@@ -5,6 +5,7 @@ costs little memory and no redraw time."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
@@ -30,6 +31,7 @@ class PastRun:
     curve: pg.PlotDataItem
     points: pg.PlotDataItem
     spec: dict                        # the run's RunSpec as a dict, for the next run's "as #n but ..." name
+    note: str                         # "" for a fresh run; "checkpoint NAME" / "checkpoint NAME, resumed"
     drawn: tuple = ()                 # (x column, smoothing) the curve was last drawn with
 
 
@@ -54,19 +56,22 @@ class RunHistory:
         self._count = 0               # runs ever kept, for their numbers and colours
 
     def keep(self, spec: dict, note: str, train: dict[str, np.ndarray], val: dict[str, np.ndarray]) -> PastRun | None:
-        """Add a finished (or abandoned) run: its RunSpec as a dict, a note for its name ("checkpoint"), and its
-        points as columns step, tokens, elapsed, loss (copied). A run with no points at all is not kept."""
+        """Add a finished (or abandoned) run: its RunSpec as a dict, a note for its name ("checkpoint ck", set for
+        a checkpoint or a resumed one), and its points as columns step, tokens, elapsed, loss (copied). A run with
+        no points at all is not kept. A fresh run is named by what differs from the run kept before it; one with a
+        note (a checkpoint's history, perhaps resumed) by what differs from its preset, since "as #n but" would
+        claim a kinship it does not have."""
         if len(train["loss"]) == 0 and len(val["loss"]) == 0:
             return None
         self._count += 1
         color = COLORS[(self._count - 1) % len(COLORS)]
-        before = self.runs[-1] if self.runs else None
+        before = self.runs[-1] if self.runs and not note and not self.runs[-1].note else None
         name = f"#{self._count} " + describe_run(spec, before.spec if before else None,
                                                  before.label.split()[0] if before else "")
         name += f" ({note})" if note else ""
         curve = pg.PlotDataItem(pen=pg.mkPen(color + (170,), width=1.5, style=Qt.DashLine), name=name)
         points = pg.PlotDataItem(pen=None, symbol="t", symbolSize=7, symbolBrush=color, symbolPen="w")
-        run = PastRun(name, color, _thin(train), {k: v.copy() for k, v in val.items()}, curve, points, spec)
+        run = PastRun(name, color, _thin(train), {k: v.copy() for k, v in val.items()}, curve, points, spec, note)
         for item in (curve, points):
             item.setZValue(-1)          # under the current run
             item.setVisible(self.visible)
@@ -74,24 +79,32 @@ class RunHistory:
         self.runs.append(run)
         if len(self.runs) > MAX_RUNS:
             self._drop(self.runs.pop(0))
+            self._rebuild_legend()
         return run
 
     def forget(self) -> None:
         for run in self.runs:
             self._drop(run)
         self.runs = []
+        self._rebuild_legend()
 
     def set_visible(self, on: bool) -> None:
         self.visible = on
         for run in self.runs:
             run.curve.setVisible(on)
             run.points.setVisible(on)
+        self._rebuild_legend()      # a hidden run's legend row would name a curve that is not there
+
+    def _rebuild_legend(self) -> None:
+        """The legend lists the plot's visible named curves. Rebuilt rather than edited: pyqtgraph's legend keeps
+        the width of the longest row it ever held after that row is removed."""
         legend = self.plot.legend
-        if legend is not None:      # a hidden run's legend row would name a curve that is not there
-            for run in self.runs:
-                legend.removeItem(run.curve)
-                if on:
-                    legend.addItem(run.curve, run.label)
+        if legend is None:
+            return
+        legend.clear()
+        for item in self.plot.listDataItems():
+            if item.name() and item.isVisible():
+                legend.addItem(item, item.name())
 
     def redraw(self, xcol: str, beta: float) -> None:
         """Earlier runs are smoothed with the current run's smoothing, so curves compare like for like. A run is
@@ -140,6 +153,8 @@ def describe_run(spec: dict, before: dict | None = None, before_name: str = "") 
         return " · ".join(parts)
     changed = [f"{k}={used[k]:g}" if isinstance(used[k], float) else f"{k}={used[k]}"
                for k in used if k not in QUIET and used[k] != base.get(k)]
+    if same:     # what else a user changes between two runs of one model: the data, its split, the seed
+        changed = _run_changes(spec, before) + changed
     if len(changed) > 4:
         changed = changed[:4] + [f"+{len(changed) - 4} more"]
     if family == "ngram" and not same:      # the n-gram's defining settings, always
@@ -147,6 +162,18 @@ def describe_run(spec: dict, before: dict | None = None, before_name: str = "") 
     if same:
         return " · ".join(parts + [f"as {before_name} but {', '.join(changed)}" if changed else f"as {before_name}"])
     return " · ".join(parts + ([", ".join(changed)] if changed else []))
+
+
+def _run_changes(spec: dict, before: dict) -> list[str]:
+    """The RunSpec fields outside the model and train configs that differ: corpus (by its short name), tokenizer
+    options (vocab size, lower-casing), validation fraction and seed."""
+    out = []
+    if spec.get("corpus") != before.get("corpus"):
+        out.append(f"corpus={Path(str(spec.get('corpus'))).name.removeprefix('builtin:')}")
+    old, new = before.get("tokenizer_options") or {}, spec.get("tokenizer_options") or {}
+    out += [f"{k}={new.get(k, '-')}" for k in sorted(set(old) | set(new)) if str(old.get(k)) != str(new.get(k))]
+    out += [f"{k}={spec.get(k)}" for k in ("val_fraction", "seed") if spec.get(k) != before.get(k)]
+    return out
 
 
 def _settings(spec: dict) -> dict:

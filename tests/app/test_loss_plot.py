@@ -173,7 +173,7 @@ def test_earlier_runs_stay_on_the_plot_to_compare_against(plot):
 
     plot.forget_earlier_runs()
     assert not plot.history.runs and run.curve not in plot.loss_plot.items
-    assert _legend_names(plot) == ["train (raw)", "train (smoothed)", "validation"]
+    assert _legend_names(plot) == ["this run: train (raw)", "this run: train (smoothed)", "this run: validation"]
     assert not plot.compare.isEnabled()
 
 
@@ -212,3 +212,29 @@ def test_a_long_readout_wraps_instead_of_widening_the_window(plot):
     narrow = plot.minimumSizeHint().width()
     plot.readout.setText(" · ".join(f"#{i} val 1.2345" for i in range(40)))
     assert plot.minimumSizeHint().width() <= narrow
+
+
+def test_the_legend_shrinks_back_when_a_long_named_run_is_hidden_or_forgotten(plot, qtbot):
+    narrow = plot.loss_plot.legend.boundingRect().width()
+    plot.add_reports([report(s, 2.0) for s in range(1, 6)])
+    plot.keep_as_earlier_run(dict(LSTM, overrides={"n_embd": "32", "n_hidden": "64", "dropout": "0.1"}))
+    qtbot.wait(20)
+    assert plot.loss_plot.legend.boundingRect().width() > narrow + 50
+    plot.show_earlier.setChecked(False)
+    qtbot.wait(20)
+    assert plot.loss_plot.legend.boundingRect().width() == pytest.approx(narrow)
+    plot.show_earlier.setChecked(True)
+    plot.forget_earlier_runs()
+    qtbot.wait(20)
+    assert plot.loss_plot.legend.boundingRect().width() == pytest.approx(narrow)
+
+
+def test_run_names_tell_apart_corpus_seed_and_tokenizer_options():
+    from app.panels.run_history import describe_run
+    a = {"family": "transformer", "preset": "tiny-cpu-transformer", "tokenizer": "bpe", "overrides": {},
+         "corpus": "builtin:python-docs", "tokenizer_options": {"vocab_size": 512}, "seed": 1337, "val_fraction": 0.1}
+    assert describe_run(dict(a, corpus="/data/my corpus.txt"), a, "#1").endswith("as #1 but corpus=my corpus.txt")
+    assert describe_run(dict(a, seed=7), a, "#1").endswith("as #1 but seed=7")
+    assert describe_run(dict(a, tokenizer_options={"vocab_size": 2000}), a, "#1").endswith("as #1 but vocab_size=2000")
+    assert describe_run(dict(a), a, "#1").endswith("· as #1")
+    assert describe_run(dict(a, tokenizer="char"), a, "#1") == "transformer · tiny-cpu-transformer"   # vs preset

@@ -538,6 +538,10 @@ def test_resume_takes_the_forms_training_settings_and_refuses_a_changed_model(qt
     cfg = window.run.trainer.cfg
     assert (cfg.lr, cfg.min_lr, cfg.max_steps) == (0.0005, 0.0001, 14) and window.run.summary()["step"] == 14
     assert window.loss_plot.train["lr"][-1] == pytest.approx(cfg.lr_at(13))   # the plot shows the new schedule
+    start_and_wait(qtbot, window)                                  # a new run keeps the resumed one to compare
+    kept = window.loss_plot.history.runs[-1]
+    assert kept.label.endswith("(checkpoint ck, resumed)") and " as #" not in kept.label
+    assert list(kept.train["step"]) == list(range(1, 15))         # the checkpoint's curve and the resumed steps
 
 
 def test_no_stale_messages_after_a_run(qtbot, window, tmp_path):
