@@ -192,7 +192,8 @@ def test_earlier_runs_are_thinned_capped_and_empty_runs_not_kept(plot):
         plot.clear()
         plot.add_reports([report(1, 1.0 + i)])
         plot.keep_as_earlier_run(dict(LSTM, overrides={"lr": str(0.001 * (i + 1))}))
-    assert len(plot.history.runs) == MAX_RUNS and plot.history.runs[0].label == "#3 lstm · tiny-cpu-lstm · as #2 but lr=0.002"   # the oldest went
+    assert len(plot.history.runs) == MAX_RUNS                      # the oldest went
+    assert plot.history.runs[0].label == "#3 lstm · tiny-cpu-lstm · as #2 but lr=0.002"
 
 
 def test_step_axis_reads_plain_numbers_after_a_sub_second_time_axis(plot, qtbot):
