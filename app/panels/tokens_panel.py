@@ -199,6 +199,7 @@ class TokensPanel(QWidget):
         top.addWidget(self.about, 1)
         self.stats_label = QLabel("Press Tokenize to see what the tokenizer makes of the corpus.")
         self.stats_label.setWordWrap(True)
+        self.stats_label.setTextFormat(Qt.RichText)
         self.stats_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.message = QLabel()
         self.message.setWordWrap(True)
@@ -214,6 +215,7 @@ class TokensPanel(QWidget):
         self.try_view = TokenPreview()
         self.try_ids = QLabel()
         self.try_ids.setWordWrap(True)
+        self.try_ids.setTextFormat(Qt.PlainText)
         self.try_ids.setTextInteractionFlags(Qt.TextSelectableByMouse)
         try_box = QGroupBox("Try it: type text, see its tokens")
         tl = QVBoxLayout(try_box)
@@ -245,7 +247,15 @@ class TokensPanel(QWidget):
         self.right = QTabWidget()
         self.right.addTab(table(self.vocab_model, 1), "Vocabulary by frequency")
         self.right.addTab(bpe_split, "BPE merges")
-        self.right.addTab(table(self.unk_model, 0), "<unk> words")
+        self.unk_about = QLabel()
+        self.unk_about.setWordWrap(True)
+        self.unk_about.setTextFormat(Qt.PlainText)   # '<unk>' is text here, not a tag
+        unk_page = QWidget()
+        ul = QVBoxLayout(unk_page)
+        ul.setContentsMargins(0, 0, 0, 0)
+        ul.addWidget(self.unk_about)
+        ul.addWidget(table(self.unk_model, 0), 1)
+        self.right.addTab(unk_page, "<unk> words")
 
         split = QSplitter(Qt.Horizontal)
         split.addWidget(left)
@@ -348,6 +358,9 @@ class TokensPanel(QWidget):
         unk = max(s.unk_train, 1)
         self.unk_model.set_rows(len(s.unk_words), lambda r: (s.unk_words[r][0], s.unk_words[r][1],
                                                              s.unk_words[r][1] / unk))
+        self.unk_about.setText(f"Words of the train split left out of the {tok.vocab_size - 1:,}-word vocabulary "
+                               f"(id 0 is <unk>): each of their {s.unk_train:,} occurrences encodes as <unk>, so "
+                               "the model never sees them. A larger cap in the form keeps more of them.")
         self._show_kind(tok.kind)
         self._show_try()
         self._describe()

@@ -105,6 +105,7 @@ def test_word_shows_unk_stats_and_words(qtbot, make_panel):
     top = panel.unk_model.row(0)
     assert top[1] == max(cut.values()) and cut[top[0]] == top[1]
     assert panel.unk_model.rowCount() == len(cut)
+    assert f"each of their {s.unk_train:,} occurrences" in panel.unk_about.text()
     panel.try_text.setPlainText("tokens zebra")
     assert "of them <unk>" in panel.try_ids.text()
 
@@ -170,3 +171,28 @@ def test_no_corpus_is_a_message(qtbot, make_panel):
     panel.form.corpus_box.corpus = None
     panel.tokenize()
     assert "No corpus" in panel.message.text() and panel.tokenize_btn.isEnabled()
+
+
+def test_in_the_window_and_closing_while_a_job_runs(qtbot, tmp_path):
+    """The tab reads the window's own form and corpus; closing the window mid-job waits for the job (a QThread
+    destroyed while running would abort the whole test process)."""
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QMessageBox
+
+    from app.main_window import MainWindow
+    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
+    qtbot.addWidget(w)
+    w.ask_save_on_close = lambda: QMessageBox.Discard
+    w.show()
+    qtbot.waitUntil(lambda: w.panel.corpus_box.corpus is not None and not w.panel.corpus_box.is_loading(),
+                    timeout=WAIT_MS)
+    panel = w.tokens_panel
+    assert w.tabs.tabText(w.tabs.indexOf(panel)) == "Tokens"
+    w.panel.tokenizer.setCurrentText("char")
+    tokenize(qtbot, panel)
+    assert panel.result.stats.train_chars + panel.result.stats.val_chars == len(w.panel.corpus_box.corpus.text)
+    w.panel.tokenizer.setCurrentText("bpe")
+    panel.tokenize()
+    assert panel.busy.isVisibleTo(panel)
+    w.close()
+    assert not any(thread.isRunning() for thread, _ in panel.jobs._jobs)
