@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-COLUMNS = ("step", "tokens", "elapsed_s", "train_loss", "lr", "grad_norm", "val_loss")
+COLUMNS = ("step", "tokens", "elapsed_s", "train_loss", "lr", "grad_norm", "val_loss", "val_bpc")
 MAX_ROWS = 2000     # past this, every other row without an evaluation is dropped (about 100 KB of JSON at most)
 
 
@@ -17,13 +17,14 @@ class LossHistory:
         """Record a StepReport. A report for a step already recorded (the eval or done report that follows the
         step's own) only fills in the validation loss; non-finite train losses are kept as None."""
         val = report.val_loss if report.val_loss is not None and math.isfinite(report.val_loss) else None
+        bpc = report.val_bpc if val is not None and report.val_bpc is not None else None
         if self.rows and report.step <= self.rows[-1][0]:
             if val is not None and report.step == self.rows[-1][0]:
-                self.rows[-1][6] = val
+                self.rows[-1][6:8] = [val, bpc]
             return
         loss = report.train_loss if math.isfinite(report.train_loss) else None
         grad = report.grad_norm if math.isfinite(report.grad_norm) else None
-        self.rows.append([report.step, report.tokens, round(report.elapsed_s, 3), loss, report.lr, grad, val])
+        self.rows.append([report.step, report.tokens, round(report.elapsed_s, 3), loss, report.lr, grad, val, bpc])
         if len(self.rows) > MAX_ROWS:
             self._thin()
 
@@ -48,10 +49,12 @@ class LossHistory:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> LossHistory:
-        """An empty history for checkpoints saved before histories were kept, or with an unknown layout."""
-        if not d or list(d.get("columns", [])) != list(COLUMNS):
+        """Rows in this version's column order; a column the saved history lacks (one saved before it was added)
+        is None. Empty for checkpoints saved before histories were kept, or with an unknown layout."""
+        saved = list((d or {}).get("columns", []))
+        if len(saved) < 7 or saved != list(COLUMNS[:len(saved)]):
             return cls()
-        return cls([list(r) for r in d.get("rows", []) if len(r) == len(COLUMNS)])
+        return cls([list(r) + [None] * (len(COLUMNS) - len(r)) for r in d.get("rows", []) if len(r) == len(saved)])
 
     def reports(self, max_steps: int) -> list:
         """The rows as StepReports (event "eval" where a validation loss was recorded), to replay into a plot."""
@@ -60,5 +63,5 @@ class LossHistory:
         return [StepReport(step=int(s), max_steps=max_steps, tokens=int(tok), elapsed_s=float(el),
                            train_loss=nan if loss is None else float(loss), lr=float(lr),
                            grad_norm=nan if grad is None else float(grad), tokens_per_s=0.0, eta_s=None,
-                           val_loss=val, event="eval" if val is not None else "step")
-                for s, tok, el, loss, lr, grad, val in self.rows]
+                           val_loss=val, val_bpc=bpc, event="eval" if val is not None else "step")
+                for s, tok, el, loss, lr, grad, val, bpc in self.rows]

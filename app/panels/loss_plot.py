@@ -17,7 +17,7 @@ from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QMenu, QSlider,
                                QToolButton, QVBoxLayout, QWidget)
 
-from app.panels.loss_series import Series, ema_debiased, minmax_downsample, visible_slice
+from app.panels.loss_series import Series, ema_debiased, minmax_downsample, unit_factor, visible_slice
 from app.panels.run_history import RunHistory
 
 REDRAW_MS = 33          # fastest redraw: ≤ 30 Hz
@@ -25,7 +25,8 @@ SLOWEST_MS = 500        # slowest redraw, when drawing is expensive (a large win
 DRAW_DUTY = 0.15        # at most this fraction of the GUI thread's time goes to drawing the plots
 X_AXES = {"step": ("step", "step"), "tokens": ("tokens", "tokens"), "time": ("elapsed", "wall time (s)")}
 TRAIN_COLS = ("step", "tokens", "elapsed", "loss", "lr", "grad_norm")
-VAL_COLS = ("step", "tokens", "elapsed", "loss")
+VAL_COLS = ("step", "tokens", "elapsed", "loss", "bpc")
+Y_UNITS = ("nats/token", "bits/char")
 HOVER_HINT = "hover over the plots for exact values"
 
 
@@ -98,6 +99,12 @@ class LossPlot(QWidget):
         self.x_axis = QComboBox()
         self.x_axis.addItems(list(X_AXES))
         self.x_axis.setToolTip("What the horizontal axis counts: optimizer steps, tokens seen, or seconds of training.")
+        self.y_unit = QComboBox()
+        self.y_unit.addItems(list(Y_UNITS))
+        self.y_unit.setToolTip("Loss per token in nats, or in bits per character: losses per token of different "
+                               "tokenizers (char, word, BPE) do not compare, bits per character do. A run's train "
+                               "loss is converted with its validation split's characters per token, known from its "
+                               "first evaluation on.")
         self.log_y = QCheckBox("log y")
         self.log_y.setToolTip("Logarithmic loss axis: late, small improvements stay visible next to the early drop.")
         self.smoothing = QSlider(Qt.Horizontal)
@@ -133,6 +140,8 @@ class LossPlot(QWidget):
         bar = QHBoxLayout()
         bar.addWidget(QLabel("x axis"))
         bar.addWidget(self.x_axis)
+        bar.addWidget(QLabel("y"))
+        bar.addWidget(self.y_unit)
         bar.addWidget(self.log_y)
         bar.addSpacing(12)
         bar.addWidget(QLabel("smoothing"))
@@ -200,9 +209,11 @@ class LossPlot(QWidget):
 
         self.x_axis.currentTextChanged.connect(self._on_axis_changed)
         self.log_y.toggled.connect(self._on_log_toggled)
+        self.y_unit.currentTextChanged.connect(self._on_y_unit)
         self.smoothing.valueChanged.connect(self._on_smoothing_changed)
         self.loss_plot.sigXRangeChanged.connect(self._mark_dirty)
         self._on_axis_changed(self.x_axis.currentText())
+        self._on_y_unit(self.y_unit.currentText())
         self._on_smoothing_changed(self.smoothing.value())
         self.timer = QTimer(self)
         self.timer.setInterval(REDRAW_MS)
@@ -220,7 +231,8 @@ class LossPlot(QWidget):
                     self.train.append(step=r.step, tokens=r.tokens, elapsed=r.elapsed_s, loss=r.train_loss,
                                       lr=r.lr, grad_norm=r.grad_norm)
             if r.val_loss is not None and math.isfinite(r.val_loss):
-                self.val.append(step=r.step, tokens=r.tokens, elapsed=r.elapsed_s, loss=r.val_loss)
+                self.val.append(step=r.step, tokens=r.tokens, elapsed=r.elapsed_s, loss=r.val_loss,
+                                bpc=math.nan if r.val_bpc is None else r.val_bpc)
         if self.train.n > start:
             new, self._ema_state = ema_debiased(self.train["loss"][start:], self._beta(), self._ema_state)
             self._smooth = np.concatenate([self._smooth[:start], new])
@@ -243,7 +255,7 @@ class LossPlot(QWidget):
         """Keep the run on screen (its RunSpec as a dict names it) as an earlier run, drawn faintly from now on;
         then `clear` for the next one."""
         cols = ("step", "tokens", "elapsed", "loss")
-        if self.history.keep(spec, note, {c: self.train[c] for c in cols}, {c: self.val[c] for c in cols}):
+        if self.history.keep(spec, note, {c: self.train[c] for c in cols}, {c: self.val[c] for c in VAL_COLS}):
             self._update_compare_button()
             self._dirty = True
 
@@ -290,12 +302,17 @@ class LossPlot(QWidget):
         (lo, hi) = self.loss_plot.vb.viewRange()[0]
         auto = self.loss_plot.vb.autoRangeEnabled()[0]
         view = slice(0, len(tx)) if auto or len(tx) == 0 else visible_slice(tx, lo, hi)
-        self.raw_curve.setData(*minmax_downsample(tx[view], self.train["loss"][view], max_points))
-        self.smooth_curve.setData(*minmax_downsample(tx[view], self._smooth[view], max_points))
+        k = unit_factor(self.val, self.y_unit.currentText())
+        if k is None:     # bits/char before this run's first evaluation: no factor yet, nothing to draw
+            tx, view, k = tx[:0], slice(0, 0), 1.0
+        self.raw_curve.setData(*minmax_downsample(tx[view], k * self.train["loss"][view], max_points))
+        self.smooth_curve.setData(*minmax_downsample(tx[view], k * self._smooth[view], max_points))
+        tx = self.train[xcol]
+        view = slice(0, len(tx)) if auto or len(tx) == 0 else visible_slice(tx, lo, hi)
         self.grad_curve.setData(*minmax_downsample(tx[view], self.train["grad_norm"][view], max_points))
         self.lr_curve.setData(*minmax_downsample(tx[view], self.train["lr"][view], max_points))
-        self.val_curve.setData(self.val[xcol], self.val["loss"])
-        self.history.redraw(xcol, self._beta())
+        self.val_curve.setData(self.val[xcol], self.val["bpc" if self.y_unit.currentText() == "bits/char" else "loss"])
+        self.history.redraw(xcol, self._beta(), self.y_unit.currentText())
         self.hint.setVisible(self.train.n == 0 and self.val.n == 0 and not self.history.runs)
 
     def displayed_points(self) -> tuple[np.ndarray, np.ndarray]:
@@ -315,7 +332,12 @@ class LossPlot(QWidget):
     @Slot(bool)
     def _on_log_toggled(self, on: bool) -> None:
         self.loss_plot.setLogMode(y=on)
-        self.loss_plot.setLabel("left", "loss (nats/token, log scale)" if on else "loss (nats/token)")
+        self._on_y_unit(self.y_unit.currentText())
+
+    @Slot(str)
+    def _on_y_unit(self, unit: str) -> None:
+        self.loss_plot.setLabel("left", f"loss ({unit}, log scale)" if self.log_y.isChecked() else f"loss ({unit})")
+        self.loss_plot.enableAutoRange()
         self._dirty = True
 
     @Slot(int)
@@ -350,7 +372,9 @@ class LossPlot(QWidget):
                 f"lr {t['lr'][i]:.3g}")
         if self.val.n:
             j = int(np.argmin(np.abs(self.val[xcol] - x)))
-            text += f" · val {self.val['loss'][j]:.4f} (step {int(self.val['step'][j]):,})"
+            bpc = self.val["bpc"][j]
+            text += f" · val {self.val['loss'][j]:.4f}" + (f" ({bpc:.3f} bits/char)" if math.isfinite(bpc) else "")
+            text += f" (step {int(self.val['step'][j]):,})"
         return f"{text} | earlier runs: {earlier}" if earlier else text
 
     # -- export ----------------------------------------------------------------------------------------------

@@ -63,3 +63,14 @@ def visible_slice(x: np.ndarray, lo: float, hi: float) -> slice:
     a = max(int(np.searchsorted(x, lo)) - 1, 0)
     b = min(int(np.searchsorted(x, hi, side="right")) + 1, len(x))
     return slice(a, b)
+
+
+def unit_factor(val, unit: str) -> float | None:
+    """What a run's losses (nats/token) are multiplied by to show them in `unit`: 1 for nats/token; for bits/char
+    its validation split's bits per character over nats per token (tokens per character / ln 2), from its latest
+    evaluation, or None before it has one. `val` maps "loss" and "bpc" to arrays (a Series or a dict)."""
+    if unit == "nats/token":
+        return 1.0
+    loss, bpc = np.asarray(val["loss"]), np.asarray(val["bpc"])
+    ok = np.isfinite(loss) & np.isfinite(bpc) & (loss > 0)
+    return float(bpc[ok][-1] / loss[ok][-1]) if ok.any() else None

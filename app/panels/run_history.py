@@ -11,7 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
-from app.panels.loss_series import ema_debiased, minmax_downsample
+from app.panels.loss_series import ema_debiased, minmax_downsample, unit_factor
 from engine.api import resolve_config
 from engine.errors import PlaygroundError
 from engine.models import config_from_dict
@@ -27,7 +27,7 @@ class PastRun:
     label: str
     color: tuple[int, int, int]
     train: dict[str, np.ndarray]      # step, tokens, elapsed, loss: thinned copies
-    val: dict[str, np.ndarray]        # step, tokens, elapsed, loss: every validation point
+    val: dict[str, np.ndarray]        # step, tokens, elapsed, loss, bpc: every validation point
     curve: pg.PlotDataItem
     points: pg.PlotDataItem
     spec: dict                        # the run's RunSpec as a dict, for the next run's "as #n but ..." name
@@ -106,16 +106,21 @@ class RunHistory:
             if item.name() and item.isVisible():
                 legend.addItem(item, item.name())
 
-    def redraw(self, xcol: str, beta: float) -> None:
-        """Earlier runs are smoothed with the current run's smoothing, so curves compare like for like. A run is
-        redrawn only when the x axis or the smoothing changed since its last drawing: the live plot calls this on
-        every frame."""
+    def redraw(self, xcol: str, beta: float, unit: str = "nats/token") -> None:
+        """Earlier runs are smoothed with the current run's smoothing and shown in its unit, so curves compare like
+        for like. A run is redrawn only when the x axis, the smoothing or the unit changed since its last drawing:
+        the live plot calls this on every frame."""
         for run in self.runs:
-            if run.drawn != (xcol, beta):
-                smooth, _ = ema_debiased(run.train["loss"], beta)
-                run.curve.setData(run.train[xcol], smooth)
-                run.points.setData(run.val[xcol], run.val["loss"])
-                run.drawn = (xcol, beta)
+            if run.drawn != (xcol, beta, unit):
+                k = unit_factor(run.val, unit)
+                if k is None:     # no evaluation, so no characters-per-token figure: not drawn in bits/char
+                    run.curve.setData([], [])
+                    run.points.setData([], [])
+                else:
+                    smooth, _ = ema_debiased(run.train["loss"], beta)
+                    run.curve.setData(run.train[xcol], k * smooth)
+                    run.points.setData(run.val[xcol], k * run.val["loss"])
+                run.drawn = (xcol, beta, unit)
 
     def describe_at(self, x: float, xcol: str) -> str:
         """Each visible earlier run's validation loss nearest to x, for the readout under the plot."""

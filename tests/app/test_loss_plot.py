@@ -239,3 +239,33 @@ def test_run_names_tell_apart_corpus_seed_and_tokenizer_options():
     assert describe_run(dict(a, tokenizer_options={"vocab_size": 2000}), a, "#1").endswith("as #1 but vocab_size=2000")
     assert describe_run(dict(a), a, "#1").endswith("· as #1")
     assert describe_run(dict(a, tokenizer="char"), a, "#1") == "transformer · tiny-cpu-transformer"   # vs preset
+
+
+def _with_bpc(step, loss, val, bpc):
+    return StepReport(step=step, max_steps=100, tokens=step * 64, train_loss=loss, lr=1e-3, grad_norm=0.5,
+                      tokens_per_s=1.0, elapsed_s=step / 10, eta_s=None, val_loss=val, val_bpc=bpc, event="eval")
+
+
+def test_bits_per_character_put_runs_of_different_tokenizers_on_one_scale(plot):
+    """A word model's loss per token (about 5 nats) and a char model's (about 1.5) do not compare; in bits per
+    character each run is scaled by its own validation split's bits/char over nats/token."""
+    plot.add_reports([report(s, 5.0) for s in range(1, 10)] + [_with_bpc(10, 5.0, 4.8, 1.6)])
+    plot.keep_as_earlier_run(dict(LSTM, tokenizer="word"))
+    plot.clear()
+    plot.add_reports([report(s, 1.5) for s in range(1, 5)])
+    plot.y_unit.setCurrentText("bits/char")
+    plot.redraw()
+    assert plot.displayed_points()[0].size == 0                    # no evaluation yet: no factor, nothing drawn
+    assert "bits/char" in plot.loss_plot.getAxis("left").labelText
+    plot.add_reports([_with_bpc(5, 1.5, 1.4, 2.1)])
+    plot.redraw()
+    x, y = plot.displayed_points()
+    np.testing.assert_allclose(y, 1.5 * 2.1 / 1.4)                 # train loss x this run's bits per nat
+    np.testing.assert_allclose(plot.val_curve.getData()[1], [2.1])
+    run = plot.history.runs[0]
+    np.testing.assert_allclose(run.points.getData()[1], [1.6])     # the word run, in its own bits/char
+    np.testing.assert_allclose(run.curve.getData()[1], 5.0 * 1.6 / 4.8)
+    plot.y_unit.setCurrentText("nats/token")
+    plot.redraw()
+    np.testing.assert_allclose(plot.displayed_points()[1], 1.5)
+    np.testing.assert_allclose(run.points.getData()[1], [4.8])
