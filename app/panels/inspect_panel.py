@@ -10,6 +10,8 @@ Big tensors are shrunk for display only (block means); statistics, the hover rea
 come from the full float64 array."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
@@ -148,10 +150,10 @@ class TensorView(QWidget):
             self.colorbar.setColorMap(DIVERGING)
             top = float(np.abs(self._shown).max()) or 1.0
             self.colorbar.setLevels((-top, top))
-        if tokens is not None:
-            ticks = [(i + 0.5, t) for i, t in enumerate(tokens)]
-            left.setTicks([ticks])
-            bottom.setTicks([ticks])
+        if tokens is not None:     # every token while they fit (about 13 px a row, 9 px a column), else every k-th
+            for axis, room in ((left, self.plot.height() / 13), (bottom, self.plot.width() / 9)):
+                k = max(1, math.ceil(len(tokens) / max(room, 1)))
+                axis.setTicks([[(i + 0.5, t) for i, t in enumerate(tokens) if i % k == 0]])
         else:
             (rows, cols), (shown_rows, shown_cols) = self._matrix.shape, self._shown.shape
             left.setTicks([index_ticks(rows, shown_rows / rows, 0.5 * shown_rows / rows)])    # pixel centres

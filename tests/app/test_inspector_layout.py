@@ -97,3 +97,19 @@ def test_beam_tree_legend_is_whole_below_the_drawing_at_any_width(qtbot):
     assert heights[300] > heights[520] > heights[1400]                      # it wraps to the width
     assert "length^(length penalty)" in tree.legend.toolTip()
     assert not any("answer" in getattr(i, "toPlainText", lambda: "")() for i in tree.scene().items())
+
+
+def test_token_labels_thin_out_instead_of_overlapping(qtbot):
+    from app.panels.inspect_panel import TensorView
+    view = TensorView("attention weights")
+    qtbot.addWidget(view)
+    view.resize(320, 260)
+    view.show()
+
+    def labels(n):
+        view.show_array(np.full((n, n), 1.0 / n), "", tokens=[chr(97 + i % 26) for i in range(n)], probabilities=True)
+        return [len(view.plot.getAxis(side)._tickLevels[0]) for side in ("left", "bottom")]
+    assert labels(8) == [8, 8]                                     # every token while they fit
+    rows, cols = labels(60)
+    assert rows <= view.plot.height() / 13 + 1 and cols <= view.plot.width() / 9 + 1
+    assert rows >= 10 and cols >= 20                               # thinned, not dropped
