@@ -378,9 +378,9 @@ class MainWindow(QMainWindow):
         self.status_step.setText(f"step {step:,}")
         self.status_speed.setText("")
         self.status_eta.setText("ETA —")
-        resumable = meta.get("family") != "ngram"
+        further = "Resume trains it further, up to max_steps" + (f" (above {step:,})." if step >= max_steps else ".")
         self._set_notes(error="", about=self.source.describe(), eval=_eval_line(meta),
-                        note="Resume trains it further, up to max_steps." if resumable else "")
+                        note=further if meta.get("family") != "ngram" else "")
         self._set_state("loaded")
         self.statusBar().showMessage(f"loaded checkpoint {path}", 10000)
         return True

@@ -312,7 +312,9 @@ def resume_spec(ckpt_dir: str, *, max_steps: int | None = None, device: str = "a
     step = int(meta["step"])
     target = spec.max_steps or resolve_config(spec.family, spec.preset, spec.overrides, 1)[1]["max_steps"]
     if target <= step:
-        raise ConfigError(f"the checkpoint is already at step {step}; max_steps must be above that, not {target}")
+        given = "" if max_steps is not None else " (its own; give a larger one)"
+        raise ConfigError(f"the checkpoint is already at step {step}; max_steps must be above that, not "
+                          f"{target}{given}")
     return spec
 
 

@@ -509,6 +509,7 @@ def test_resume_trains_a_loaded_checkpoint_from_its_step(qtbot, window, tmp_path
     saved_tiny_checkpoint(qtbot, window, tmp_path / "ck")
     assert window.load_checkpoint(str(tmp_path / "ck"))
     p = window.panel
+    assert "up to max_steps (above 10)" in p.message.text()       # a finished run: say what Resume needs
     qtbot.mouseClick(p.resume_button, Qt.LeftButton)             # max_steps (10) leaves nothing to train
     assert window.thread is None and "already at step 10" in p.message.text() and window.state == "loaded"
     p.fields["train"]["max_steps"].setValue(16)

@@ -101,3 +101,9 @@ def test_resume_at_or_past_max_steps_is_an_error(capsys, saved, tmp_path, max_st
                         "--out", str(tmp_path / "o"))
     assert rc == 2 and out == "" and "already at step 6" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_resuming_a_finished_run_without_max_steps_says_the_limit_is_its_own(saved):
+    ck, _ = saved
+    with pytest.raises(ConfigError, match=r"not 6 \(its own; give a larger one\)"):
+        api.resume_run(str(ck), device="cpu")
