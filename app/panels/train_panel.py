@@ -347,7 +347,8 @@ class TrainPanel(QWidget):
         mark_invalid({**self.fields["train"], **self.fields[form_of(family)]}, problem)
         self.problem = problem
         if problem:
-            estimate = f"<span style='color:#b00020'>{escape(problem)}</span>"
+            # the estimate stays above the reason when there is one (a model refused for its size: how big it is)
+            estimate = (f"{estimate}<br>" if estimate else "") + f"<span style='color:#b00020'>{escape(problem)}</span>"
         elif warning:
             estimate = f"<span style='color:{WARN_COLOR}'>{estimate} ⚠</span>"
         self.estimate.setText(estimate)

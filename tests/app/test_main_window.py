@@ -597,6 +597,7 @@ def test_memory_estimate_near_the_machine_warns_and_beyond_it_blocks_start(windo
     monkeypatch.setattr(devices, "available_memory", lambda device="auto": (1024, "available RAM"))
     problem = p.check()                                           # beyond it: the run could not even be built
     assert "needs about" in problem and not p.start_button.isEnabled() and "batch_size" in problem
+    assert "parameters" in p.estimate.text()                      # how big it is, above why it is refused
     p.fields["transformer"]["n_layer"].setValue(256)
     p.fields["transformer"]["n_embd"].setValue(65_536)
     p.fields["transformer"]["block_size"].setValue(65_536)
