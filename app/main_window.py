@@ -23,7 +23,7 @@ from engine.history import LossHistory
 from .model_source import ModelSource
 from .panels.graph_view import GraphPanel
 from .panels.loss_plot import LossPlot
-from .panels.model_form import checkpoint_settings
+from .panels.model_form import checkpoint_eval_line, checkpoint_settings
 from .panels.sample_panel import SamplePanel
 from .panels.tokens_panel import TokensPanel
 from .panels.train_panel import TrainPanel, format_duration
@@ -58,8 +58,11 @@ class MainWindow(QMainWindow):
         self._notes = {"error": "", "about": "", "note": "", "eval": ""}   # the run message label, line by line
 
         self.panel = TrainPanel()
-        self.loss_plot, self.graph_panel, self.tabs = LossPlot(), GraphPanel(self.source, self), QTabWidget()
-        self.sample_panel, self.tokens_panel = SamplePanel(self.source, self), TokensPanel(self.source, self.panel)
+        self.loss_plot = LossPlot()
+        self.graph_panel = GraphPanel(self.source, self)
+        self.sample_panel = SamplePanel(self.source, self)
+        self.tokens_panel = TokensPanel(self.source, self.panel)
+        self.tabs = QTabWidget()
         for widget, name in ((self.loss_plot, "Loss"), (self.graph_panel, "Graph"), (self.sample_panel, "Sample"),
                              (self.tokens_panel, "Tokens")):
             self.tabs.addTab(widget, name)
@@ -174,8 +177,9 @@ class MainWindow(QMainWindow):
             spec = api.resume_spec(path, max_steps=form.max_steps, device=form.device, overrides=form.overrides,
                                    expect=expect)
         except (PlaygroundError, OSError) as e:
-            self._set_notes(note=f"Cannot resume: {error_message(e)}. Press Start for a new run with these "
-                                 f"settings.")
+            why = error_message(e)   # a changed model or data can only be a new run; a too-low max_steps, raised
+            self._set_notes(note=f"Cannot resume: {why}" + (". Start trains a new model with these settings."
+                                                             if why.startswith("cannot resume with") else ""))
             return False
         self._launch(TrainWorker(spec, start_run=lambda s: api.resume_run(
             path, max_steps=s.max_steps, device=s.device, overrides=form.overrides, expect=expect)),
@@ -379,7 +383,7 @@ class MainWindow(QMainWindow):
         self.status_speed.setText("")
         self.status_eta.setText("ETA —")
         further = "Resume trains it further, up to max_steps" + (f" (above {step:,})." if step >= max_steps else ".")
-        self._set_notes(error="", about=self.source.describe(), eval=_eval_line(meta),
+        self._set_notes(error="", about=self.source.describe(), eval=checkpoint_eval_line(meta),
                         note=further if meta.get("family") != "ngram" else "")
         self._set_state("loaded")
         self.statusBar().showMessage(f"loaded checkpoint {path}", 10000)
@@ -433,14 +437,6 @@ class MainWindow(QMainWindow):
             self.worker.stop()
             self.thread.wait()
             self._on_finished()
-
-
-def _eval_line(meta: dict) -> str:
-    s = meta.get("summary", {})
-    if s.get("val_loss") is None:
-        return ""
-    return (f"validation loss {s['val_loss']:.4f} nats/token, {s.get('val_bpc', float('nan')):.3f} bits/char, "
-            f"perplexity {s.get('val_ppl', float('nan')):,.2f} when saved")
 
 
 def _as_list(value) -> list[str]:

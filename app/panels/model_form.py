@@ -226,3 +226,12 @@ def checkpoint_settings(meta: dict) -> dict:
     elif kind == "bpe" and cap is not None:
         out["bpe_vocab"] = int(cap)
     return out
+
+
+def checkpoint_eval_line(meta: dict) -> str:
+    """The evaluation a checkpoint was saved with, as one line of the run message ("" when it has none)."""
+    s = meta.get("summary", {})
+    if s.get("val_loss") is None:
+        return ""
+    return (f"validation loss {s['val_loss']:.4f} nats/token, {s.get('val_bpc', float('nan')):.3f} bits/char, "
+            f"perplexity {s.get('val_ppl', float('nan')):,.2f} when saved")

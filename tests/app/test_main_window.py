@@ -512,6 +512,7 @@ def test_resume_trains_a_loaded_checkpoint_from_its_step(qtbot, window, tmp_path
     assert "up to max_steps (above 10)" in p.message.text()       # a finished run: say what Resume needs
     qtbot.mouseClick(p.resume_button, Qt.LeftButton)             # max_steps (10) leaves nothing to train
     assert window.thread is None and "already at step 10" in p.message.text() and window.state == "loaded"
+    assert "Start trains a new model" not in p.message.text()
     p.fields["train"]["max_steps"].setValue(16)
     qtbot.mouseClick(p.resume_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: window.state == "done", timeout=RUN_TIMEOUT_MS)
@@ -530,7 +531,7 @@ def test_resume_takes_the_forms_training_settings_and_refuses_a_changed_model(qt
     p.fields["transformer"]["n_embd"].setValue(32)                # not the checkpoint's 24
     qtbot.mouseClick(p.resume_button, Qt.LeftButton)
     assert window.thread is None and window.state == "loaded"     # refused before any work; still loaded
-    assert "n_embd" in p.message.text() and "Press Start" in p.message.text()
+    assert "n_embd" in p.message.text() and "Start trains a new model" in p.message.text()
     p.fields["transformer"]["n_embd"].setValue(24)
     p.fields["train"]["lr"].setValue(0.0005)
     p.fields["train"]["min_lr"].setValue(0.0001)
