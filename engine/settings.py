@@ -91,3 +91,13 @@ def estimate(family: str, model: dict, train: dict, vocab_size: int, train_token
         gates = {"rnn": 1, "lstm": 4, "gru": 3}[family]
         act = b * t * (layers * (gates + 2) * h + 2 * vocab_size)
     return {"params": params, "memory_bytes": 4 * (4 * params + act)}
+
+
+def all_settings(family: str, preset: str | None, overrides: dict) -> dict:
+    """Every model and train setting a run trains with, one flat dict: preset, then overrides, then the config
+    classes' defaults (what resolve_config leaves out). For telling two runs apart by what differs."""
+    from .models import config_from_dict
+    from .train import TrainConfig
+    model, train = resolve_config(family, preset, overrides, 2)
+    train = TrainConfig.from_dict(train).to_dict() if family != "ngram" else {}
+    return {**config_from_dict(family, model).to_dict(), **train}

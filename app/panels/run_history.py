@@ -12,10 +12,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
 from app.panels.loss_series import ema_debiased, minmax_downsample, unit_factor
-from engine.api import resolve_config
+from engine.api import all_settings
 from engine.errors import PlaygroundError
-from engine.models import config_from_dict
-from engine.train import TrainConfig
 
 MAX_RUNS = 6           # the oldest earlier run is dropped beyond this
 KEEP_POINTS = 4000     # train points kept per earlier run (min/max thinned, so spikes survive)
@@ -32,7 +30,7 @@ class PastRun:
     points: pg.PlotDataItem
     spec: dict                        # the run's RunSpec as a dict, for the next run's "as #n but ..." name
     note: str                         # "" for a fresh run; "checkpoint NAME" / "checkpoint NAME, resumed"
-    drawn: tuple = ()                 # (x column, smoothing) the curve was last drawn with
+    drawn: tuple = ()                 # (x column, smoothing, y unit) the curve was last drawn with
 
 
 def _thin(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -182,8 +180,4 @@ def _run_changes(spec: dict, before: dict) -> list[str]:
 
 
 def _settings(spec: dict) -> dict:
-    """Every model and train setting the spec trains with (preset, then overrides, then the configs' defaults)."""
-    family = spec["family"]
-    model, train = resolve_config(family, spec.get("preset"), spec.get("overrides") or {}, 2)
-    train = TrainConfig.from_dict(train).to_dict() if family != "ngram" else {}
-    return {**config_from_dict(family, model).to_dict(), **train}
+    return all_settings(spec["family"], spec.get("preset"), spec.get("overrides") or {})

@@ -16,7 +16,7 @@ from ..errors import TokenizerError
 from . import Tokenizer, build_tokenizer
 from .bpe import BPETokenizer, byte_decoder
 from .char import visible
-from .word import TOKEN_RE, UNK, WordTokenizer
+from .word import TOKEN_RE, WordTokenizer
 
 UNK_SHOWN = 200   # most frequent <unk>-mapped words kept for display
 
