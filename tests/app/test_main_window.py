@@ -667,3 +667,19 @@ def test_word_tokenizer_estimate_uses_the_corpus_own_vocabulary(qtbot, window, t
         assert p.vocab_guess() == run.tokenizer.vocab_size
         shown = int(p.estimate.text().split("<b>")[1].split("</b>")[0].replace(",", ""))
         assert shown == run.summary()["params"]
+
+
+def test_distinct_words_are_counted_exactly_across_slices():
+    """The loader counts in slices (so the GUI thread gets the GIL in between); slices end at whitespace, so no
+    word is cut in two and counted twice."""
+    import random
+
+    from app.panels.corpus_box import SET_CHUNK, _distinct_words
+    from engine.tokenizers.word import WordTokenizer
+    rng = random.Random(0)
+    words = ["".join(rng.choice("abcdefghij") for _ in range(rng.randint(3, 12))) for _ in range(3000)]
+    text = " ".join(rng.choice(words).capitalize() if rng.random() < 0.1 else rng.choice(words)
+                    for _ in range(3 * SET_CHUNK // 7))
+    assert len(text) > 2 * SET_CHUNK
+    assert _distinct_words(text) == (WordTokenizer.train(text).vocab_size - 1,
+                                     WordTokenizer.train(text, lowercase=True).vocab_size - 1)
