@@ -122,12 +122,13 @@ class TokenPreview(TokenView):
         cursor.beginEditBlock()
         gap = QTextCharFormat()
         gap.setForeground(GAP_COLOR)
-        pos = 0
-        for k, (span, tip) in enumerate(zip(spans, tips)):
+        pos, shade = 0, 0
+        for span, tip in zip(spans, tips):
             if span.start > pos:
                 cursor.insertText(display_form(text[pos:span.start]), gap)
             fmt = QTextCharFormat()
-            fmt.setBackground(TOKEN_BACKGROUNDS[k % 2])
+            fmt.setBackground(TOKEN_BACKGROUNDS[shade % 2])
+            shade += span.end > span.start   # empty spans (part of a character) must not break the alternation
             fmt.setForeground(UNK_COLOR if span.id == unk_id else QColor("#111111"))
             piece = text[span.start:span.end]
             self._starts.append(cursor.position())
@@ -191,6 +192,7 @@ class TokensPanel(QWidget):
         self.busy.hide()
         self.about = QLabel()
         self.about.setStyleSheet("color: #333;")
+        self.about.setWordWrap(True)   # a model's description is long: wrapped, it cannot widen the window
         top = QHBoxLayout()
         top.addWidget(QLabel("Tokenizer:"))
         top.addWidget(self.which)
@@ -295,8 +297,8 @@ class TokensPanel(QWidget):
         else:
             what = options_text(self.form.tokenizer.currentText(), self.form.tokenizer_options())
         stale = self.result is not None and self._settings() != self._key
-        hint = " — changed since: press Tokenize" if stale else ""
-        self.about.setText(f"{what} on {name}{hint}")
+        hint = f" — changed since; shown: {self.result.label}. Press Tokenize" if stale else ""
+        self.about.setText(f"{what} on {name}" + (" — tokenizing…" if not self.busy.isHidden() else hint))
 
     def tokenize(self) -> None:
         corpus = self.form.corpus_box.corpus
@@ -325,6 +327,7 @@ class TokensPanel(QWidget):
         self.busy.setVisible(busy)
         self.tokenize_btn.setEnabled(not busy)
         self.tokenize_btn.setText("Tokenizing…" if busy else "Tokenize")
+        self._describe()
 
     def _failed(self, request: int, message: str) -> None:
         if request == self._request:
@@ -358,9 +361,12 @@ class TokensPanel(QWidget):
         unk = max(s.unk_train, 1)
         self.unk_model.set_rows(len(s.unk_words), lambda r: (s.unk_words[r][0], s.unk_words[r][1],
                                                              s.unk_words[r][1] / unk))
+        shown = (f"the {len(s.unk_words):,} most frequent of {s.unk_distinct:,}"
+                 if s.unk_distinct > len(s.unk_words) else f"all {s.unk_distinct:,}")
+        cap = " A larger cap in the form keeps more of them." if self._key and self._key[0] == FORM else ""
         self.unk_about.setText(f"Words of the train split left out of the {tok.vocab_size - 1:,}-word vocabulary "
-                               f"(id 0 is <unk>): each of their {s.unk_train:,} occurrences encodes as <unk>, so "
-                               "the model never sees them. A larger cap in the form keeps more of them.")
+                               f"(id 0 is <unk>), {shown}: each of their {s.unk_train:,} occurrences encodes as "
+                               f"<unk>, so the model never sees them.{cap}")
         self._show_kind(tok.kind)
         self._show_try()
         self._describe()
@@ -369,7 +375,7 @@ class TokensPanel(QWidget):
         tok, s = self.result.tokenizer, self.result.stats
         rank = int((s.counts > s.counts[i]).sum()) + 1
         unk = "\n<unk>: a word outside the vocabulary" if tok.kind == "word" and i == 0 else ""
-        return (f"id {i}   {tok.token_str(i)!r}\n{int(s.counts[i]):,}× in the train split "
+        return (f"id {i}   '{tok.token_str(i)}'\n{int(s.counts[i]):,}× in the train split "
                 f"(rank {rank:,} of {tok.vocab_size:,}){unk}")
 
     def _show_kind(self, kind: str | None) -> None:

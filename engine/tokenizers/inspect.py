@@ -41,6 +41,7 @@ class TokenStats:
     unk_train: int = 0                    # <unk> tokens in the train split (word tokenizers; 0 otherwise)
     unk_val: int = 0
     unk_words: tuple[tuple[str, int], ...] = ()   # train-split words mapped to <unk>, most frequent first
+    unk_distinct: int = 0                 # how many distinct words that is in all (unk_words keeps UNK_SHOWN)
 
     @property
     def chars_per_token(self) -> float:
@@ -72,17 +73,25 @@ def token_stats(tokenizer: Tokenizer, train: str, val: str) -> TokenStats:
     order = np.lexsort((np.arange(len(counts)), -counts))
     extra = {}
     if isinstance(tokenizer, WordTokenizer):
+        missing = _missing_words(tokenizer, train)
         extra = dict(unk_train=int(counts[0]), unk_val=int(np.count_nonzero(val_ids == 0)),
-                     unk_words=unk_words(tokenizer, train))
+                     unk_words=_ranked(missing, UNK_SHOWN), unk_distinct=len(missing))
     return TokenStats(tokenizer.kind, tokenizer.vocab_size, len(train), len(val), len(train_ids), len(val_ids),
                       counts, order, **extra)
 
 
 def unk_words(tokenizer: WordTokenizer, text: str, limit: int = UNK_SHOWN) -> tuple[tuple[str, int], ...]:
     """The words the vocabulary cap cut away, as (word, count), most frequent first (ties alphabetical)."""
+    return _ranked(_missing_words(tokenizer, text), limit)
+
+
+def _missing_words(tokenizer: WordTokenizer, text: str) -> Counter:
     stoi = tokenizer.stoi
-    missing = Counter(w for w in tokenizer.split(text) if w not in stoi)
-    return tuple(sorted(missing.items(), key=lambda wc: (-wc[1], wc[0]))[:limit])
+    return Counter(w for w in tokenizer.split(text) if w not in stoi)
+
+
+def _ranked(counts: Counter, limit: int) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(counts.items(), key=lambda wc: (-wc[1], wc[0]))[:limit])
 
 
 def token_spans(tokenizer: Tokenizer, text: str) -> list[TokenSpan]:
@@ -105,12 +114,17 @@ def token_spans(tokenizer: Tokenizer, text: str) -> list[TokenSpan]:
 
 def _word_spans(tokenizer: WordTokenizer, text: str) -> list[TokenSpan]:
     lowered = text.lower() if tokenizer.lowercase else text
-    # Lower-casing can change a string's length ('İ' becomes two code points); then match on the original text
-    # so the offsets stay right, and lower-case each match instead.
-    searched = lowered if len(lowered) == len(text) else text
     get = tokenizer.stoi.get
-    return [TokenSpan(m.start(), m.end(), get(m.group().lower() if tokenizer.lowercase else m.group(), 0))
-            for m in TOKEN_RE.finditer(searched)]
+    if len(lowered) == len(text):
+        return [TokenSpan(m.start(), m.end(), get(m.group(), 0)) for m in TOKEN_RE.finditer(lowered)]
+    # Lower-casing changed the length ('İ' becomes 'i' and a combining dot, which is not a word character, so
+    # 'İstanbul' encodes as three tokens): match on the original text so the offsets stay right, and split each
+    # lower-cased match as encode() does; the extra tokens are empty spans at the match's end.
+    spans = []
+    for m in TOKEN_RE.finditer(text):
+        for k, piece in enumerate(TOKEN_RE.findall(m.group().lower())):
+            spans.append(TokenSpan(m.start() if k == 0 else m.end(), m.end(), get(piece, 0)))
+    return spans
 
 
 def readable(byte_chars: str) -> str:

@@ -90,7 +90,7 @@ def test_preview_hover_shows_id_and_string(qtbot, make_panel):
     i = view.token_at(view.token_center(1))
     assert i == 1
     word_id = tok.encode(TEXT)[1]
-    assert view._tips[1].startswith(f"id {word_id}   {tok.token_str(word_id)!r}")
+    assert view._tips[1].startswith(f"id {word_id}   '{tok.token_str(word_id)}'")   # escaped once, not twice
 
 
 def test_word_shows_unk_stats_and_words(qtbot, make_panel):
@@ -115,7 +115,7 @@ def test_switching_kind_marks_the_result_stale_and_retokenizes(qtbot, make_panel
     tokenize(qtbot, panel)
     assert "changed since" not in panel.about.text()
     panel.form.tokenizer.setCurrentText("word")
-    assert "changed since" in panel.about.text()
+    assert "changed since; shown: char" in panel.about.text()       # what the (old) figures below are
     tokenize(qtbot, panel)
     assert panel.result.tokenizer.kind == "word" and "changed since" not in panel.about.text()
     assert "&lt;unk&gt;" in panel.stats_label.text()
@@ -196,3 +196,41 @@ def test_in_the_window_and_closing_while_a_job_runs(qtbot, tmp_path):
     assert panel.busy.isVisibleTo(panel)
     w.close()
     assert not any(thread.isRunning() for thread, _ in panel.jobs._jobs)
+
+
+def test_a_long_model_description_wraps_instead_of_widening_the_window(qtbot, make_panel):
+    source = FakeSource(build_tokenizer("char", TEXT))
+    source.describe = lambda: "checkpoint a_long_checkpoint_name: transformer 76,384 params, word tokenizer, " * 3
+    panel = make_panel("char", source=source)
+    narrow = panel.minimumSizeHint().width()
+    panel.which.setCurrentText(MODEL)
+    assert "a_long_checkpoint_name" in panel.about.text() and panel.minimumSizeHint().width() <= narrow
+
+
+def test_token_shades_alternate_over_characters_split_across_bpe_tokens(qtbot, make_panel):
+    """A BPE token holding only part of a multi-byte character is an empty span; counting it in the alternation
+    drew neighbouring tokens of Greek or CJK text in one colour, as if they were one token."""
+    from PySide6.QtGui import QTextCursor
+    text = TEXT + "Ελληνικά 東京 😀😀 Café\n" * 5
+    panel = make_panel("bpe", text=text, bpe_vocab=260)
+    tokenize(qtbot, panel)
+    panel.try_text.setPlainText("Ελληνικά 東京 😀😀")
+    view = panel.try_view
+    shades = []
+    for start, end in zip(view._starts, view._ends):
+        if end > start:
+            cursor = QTextCursor(view.document())
+            cursor.setPosition(start + 1)
+            shades.append(cursor.charFormat().background().color().name())
+    assert len(shades) > 5 and all(a != b for a, b in zip(shades, shades[1:]))
+
+
+def test_unk_list_says_when_it_shows_only_the_most_frequent(qtbot, make_panel, monkeypatch):
+    from engine.tokenizers import inspect
+    monkeypatch.setattr(inspect, "UNK_SHOWN", 3)
+    panel = make_panel("word", cap=8)
+    tokenize(qtbot, panel)
+    s = panel.result.stats
+    assert len(s.unk_words) == 3 < s.unk_distinct
+    assert f"the 3 most frequent of {s.unk_distinct:,}" in panel.unk_about.text()
+    assert "larger cap in the form" in panel.unk_about.text()

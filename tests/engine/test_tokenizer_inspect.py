@@ -58,6 +58,7 @@ def test_word_unk_stats_count_what_the_cap_cut():
     counts = [c for _, c in s.unk_words]
     assert counts == sorted(counts, reverse=True)
     assert unk_words(tok, train, limit=3) == s.unk_words[:3]
+    assert s.unk_distinct == len(unk_words(tok, train, limit=10 ** 9)) >= len(s.unk_words)
 
 
 @pytest.mark.parametrize("kind, options", [("char", {}), ("word", {"lowercase": True}), ("bpe", {"vocab_size": 300})])
@@ -115,3 +116,13 @@ def test_bpe_replay_of_a_frequent_word_uses_merges(bpe):
 def test_bpe_replay_refuses_other_kinds():
     with pytest.raises(TokenizerError, match="BPE"):
         bpe_replay(build_tokenizer("char", "abc"), "abc")
+
+
+def test_lowercased_word_spans_follow_encode_when_lowercasing_changes_the_length():
+    """'İ'.lower() is 'i' plus a combining dot, which is not a word character: encode() splits 'İstanbul' into
+    three tokens, and the spans must say the same (offsets still into the original text)."""
+    tok = build_tokenizer("word", "café naïve istanbul the", lowercase=True)
+    text = "Café İstanbul naïve"
+    spans = token_spans(tok, text)
+    assert [s.id for s in spans] == tok.encode(text) and len(spans) == 5
+    assert "".join(text[s.start:s.end] for s in spans) == text.replace(" ", "")
