@@ -102,9 +102,10 @@ class LossPlot(QWidget):
         self.y_unit = QComboBox()
         self.y_unit.addItems(list(Y_UNITS))
         self.y_unit.setToolTip("Loss per token in nats, or in bits per character: losses per token of different "
-                               "tokenizers (char, word, BPE) do not compare, bits per character do. A run's train "
-                               "loss is converted with its validation split's characters per token, known from its "
-                               "first evaluation on.")
+                               "tokenizers (char, word, BPE) do not compare, bits per character do, with one "
+                               "caveat: a word model's figure is optimistic, since spaces and the spelling of "
+                               "<unk> words cost it nothing. A run's train loss is converted with its validation "
+                               "split's characters per token, known from its first evaluation on.")
         self.log_y = QCheckBox("log y")
         self.log_y.setToolTip("Logarithmic loss axis: late, small improvements stay visible next to the early drop.")
         self.smoothing = QSlider(Qt.Horizontal)
@@ -358,22 +359,23 @@ class LossPlot(QWidget):
 
     def describe_at(self, x: float) -> str:
         """Exact values of the recorded point nearest to x (not the downsampled one)."""
-        xcol = X_AXES[self.x_axis.currentText()][0]
+        xcol, unit = X_AXES[self.x_axis.currentText()][0], self.y_unit.currentText()
         tx = self.train[xcol]
-        earlier = self.history.describe_at(x, xcol)
+        earlier = self.history.describe_at(x, xcol, unit)
         if len(tx) == 0:
             return f"earlier runs: {earlier}" if earlier else "no train points yet"
         i = int(np.clip(np.searchsorted(tx, x), 0, len(tx) - 1))
         if i > 0 and abs(tx[i - 1] - x) < abs(tx[i] - x):
             i -= 1
-        t = self.train
+        t, k = self.train, unit_factor(self.val, unit)
+        loss = (f"loss {k * t['loss'][i]:.4f} · smoothed {k * self._smooth[i]:.4f} {unit}" if k is not None
+                else f"loss: {unit} from this run's first evaluation on")
         text = (f"step {int(t['step'][i]):,} · tokens {int(t['tokens'][i]):,} · time {t['elapsed'][i]:.1f} s · "
-                f"loss {t['loss'][i]:.4f} · smoothed {self._smooth[i]:.4f} · grad norm {t['grad_norm'][i]:.3g} · "
-                f"lr {t['lr'][i]:.3g}")
+                f"{loss} · grad norm {t['grad_norm'][i]:.3g} · lr {t['lr'][i]:.3g}")
         if self.val.n:
             j = int(np.argmin(np.abs(self.val[xcol] - x)))
-            bpc = self.val["bpc"][j]
-            text += f" · val {self.val['loss'][j]:.4f}" + (f" ({bpc:.3f} bits/char)" if math.isfinite(bpc) else "")
+            loss, bpc = self.val["loss"][j], self.val["bpc"][j]
+            text += f" · val {loss:.4f} nats/token" + (f", {bpc:.3f} bits/char" if math.isfinite(bpc) else "")
             text += f" (step {int(self.val['step'][j]):,})"
         return f"{text} | earlier runs: {earlier}" if earlier else text
 
@@ -390,12 +392,17 @@ class LossPlot(QWidget):
         suffix = path.suffix.lower()
         if suffix == ".csv":
             self._export_csv(path)
-        elif suffix == ".png":
+        elif suffix in (".png", ".svg"):
             self.redraw()
-            pg.exporters.ImageExporter(self.graphics.scene()).export(str(path))
-        elif suffix == ".svg":
-            self.redraw()
-            self._export_svg(path)
+            shown = [line.isVisible() for line in self.crosshair]
+            for line in self.crosshair:   # the hover line is not part of the picture
+                line.hide()
+            if suffix == ".png":
+                pg.exporters.ImageExporter(self.graphics.scene()).export(str(path))
+            else:
+                self._export_svg(path)
+            for line, was in zip(self.crosshair, shown):
+                line.setVisible(was)
         else:
             raise ValueError(f"export to .png, .svg or .csv, not {path.suffix!r}")
         return path
@@ -417,13 +424,15 @@ class LossPlot(QWidget):
         """One row per train point; val_loss filled on the steps that had an evaluation."""
         val_at = {step: f"{v:.6g}" for step, v in zip(self.val["step"].astype(int).tolist(),
                                                        self.val["loss"].tolist())}
-        lines = ["step,tokens,elapsed_s,train_loss,smoothed_loss,lr,grad_norm,val_loss"]
+        bpc_at = {int(step): f"{v:.6g}" for step, v in zip(self.val["step"], self.val["bpc"]) if math.isfinite(v)}
+        lines = ["step,tokens,elapsed_s,train_loss,smoothed_loss,lr,grad_norm,val_loss,val_bpc"]
         t = self.train
         for i in range(t.n):
             step = int(t["step"][i])
             val = val_at.pop(step, "")
             lines.append(f"{step},{int(t['tokens'][i])},{t['elapsed'][i]:.3f},{t['loss'][i]:.6g},"
-                         f"{self._smooth[i]:.6g},{t['lr'][i]:.6g},{t['grad_norm'][i]:.6g},{val}")
+                         f"{self._smooth[i]:.6g},{t['lr'][i]:.6g},{t['grad_norm'][i]:.6g},{val},"
+                         f"{bpc_at.get(step, '') if val else ''}")
         for step, val in val_at.items():  # evals without a train point (an n-gram model's single evaluation)
-            lines.append(f"{step},,,,,,,{val}")
+            lines.append(f"{step},,,,,,,{val},{bpc_at.get(step, '')}")
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")

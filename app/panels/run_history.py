@@ -120,15 +120,17 @@ class RunHistory:
                     run.points.setData(run.val[xcol], k * run.val["loss"])
                 run.drawn = (xcol, beta, unit)
 
-    def describe_at(self, x: float, xcol: str) -> str:
-        """Each visible earlier run's validation loss nearest to x, for the readout under the plot."""
+    def describe_at(self, x: float, xcol: str, unit: str = "nats/token") -> str:
+        """Each visible earlier run's validation loss nearest to x, in the plot's unit, for the readout."""
         parts = []
         for run in self.runs if self.visible else []:
             vx = run.val[xcol]
             if len(vx):
                 j = int(np.argmin(np.abs(vx - x)))
-                parts.append(f"{run.label.split()[0]} val {run.val['loss'][j]:.4f}")
-        return " · ".join(parts)
+                value = run.val["bpc" if unit == "bits/char" else "loss"][j]
+                if np.isfinite(value):
+                    parts.append(f"{run.label.split()[0]} val {value:.4f}")
+        return f"{' · '.join(parts)} {unit}" if parts else ""
 
     def _drop(self, run: PastRun) -> None:
         for item in (run.curve, run.points):

@@ -106,11 +106,16 @@ def test_exports_png_svg_and_csv(plot, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<svg" in svg.read_text(encoding="utf-8")
     rows = csv.read_text(encoding="utf-8").splitlines()
-    assert rows[0].startswith("step,tokens,elapsed_s,train_loss,smoothed_loss,lr,grad_norm,val_loss")
-    assert len(rows) == 21 and rows[20].endswith(",2.9")
-    plot.add_reports([report(21, 2.7, val=2.123456789012345)])
+    assert rows[0] == "step,tokens,elapsed_s,train_loss,smoothed_loss,lr,grad_norm,val_loss,val_bpc"
+    assert len(rows) == 21 and rows[20].endswith(",2.9,")    # no bits/char known for that evaluation
+    plot.add_reports([_with_bpc(21, 2.7, 2.123456789012345, 3.1)])
     last = plot.export(tmp_path / "more.csv").read_text(encoding="utf-8").splitlines()[-1]
-    assert last.endswith(",2.12346")                         # 6 significant digits, like the other columns
+    assert last.endswith(",2.12346,3.1")                     # 6 significant digits, like the other columns
+    plain = plot.export(tmp_path / "plain.png").read_bytes()
+    plot._on_mouse(plot.loss_plot.vb.mapViewToScene(plot.loss_plot.vb.viewRect().center()))
+    assert plot.crosshair[0].isVisible()
+    assert plot.export(tmp_path / "hover.png").read_bytes() == plain   # the hover line is left out...
+    assert plot.crosshair[0].isVisible()                                # ...and back afterwards
     with pytest.raises(ValueError):
         plot.export(tmp_path / "loss.bmp")
 
@@ -265,7 +270,10 @@ def test_bits_per_character_put_runs_of_different_tokenizers_on_one_scale(plot):
     run = plot.history.runs[0]
     np.testing.assert_allclose(run.points.getData()[1], [1.6])     # the word run, in its own bits/char
     np.testing.assert_allclose(run.curve.getData()[1], 5.0 * 1.6 / 4.8)
+    readout = plot.describe_at(5)                                  # the readout speaks the plot's unit
+    assert f"smoothed {1.5 * 2.1 / 1.4:.4f} bits/char" in readout and "#1 val 1.6000 bits/char" in readout
     plot.y_unit.setCurrentText("nats/token")
     plot.redraw()
+    assert "#1 val 4.8000 nats/token" in plot.describe_at(5)
     np.testing.assert_allclose(plot.displayed_points()[1], 1.5)
     np.testing.assert_allclose(run.points.getData()[1], [4.8])
