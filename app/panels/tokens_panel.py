@@ -230,7 +230,7 @@ class TokensPanel(QWidget):
         left.setSizes([700, 200])
 
         self.vocab_model = RowsModel(("rank", "token", "id", "count", "share"), self)
-        self.merge_model = RowsModel(("#", "left", "right", "→ token", "id", "count"), self)
+        self.merge_model = RowsModel(("#", "left", "right", "→ token", "id", "count in train"), self)
         self.unk_model = RowsModel(("word mapped to <unk>", "count", "share of <unk>"), self)
         self.replay = QTextEdit(readOnly=True)
         self.replay.setLineWrapMode(QTextEdit.NoWrap)
@@ -239,7 +239,10 @@ class TokensPanel(QWidget):
         bl.setContentsMargins(0, 0, 0, 0)
         how = QLabel("How the text typed in “Try it” is built: each piece (a word with its leading space ␣, or a run "
                      "of punctuation) starts as bytes; the earliest-learned pair of neighbours is merged, again and "
-                     "again, until no learned pair is left.")
+                     "again, until no learned pair is left. Below, every merge in the order it was learned; its "
+                     "count is how often the merged token is left in the tokenized train split (a token later "
+                     "merged into longer ones can be left 0 times). A vocabulary of 256 is the bytes alone: no "
+                     "merges.")
         how.setWordWrap(True)
         bl.addWidget(how)
         bl.addWidget(self.replay, 1)
