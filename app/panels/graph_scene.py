@@ -123,6 +123,7 @@ class EdgeItem(QGraphicsItem):
         super().__init__()
         self.mode = IDLE
         start, end = a + QPointF(NODE_W / 2, 0), b - QPointF(NODE_W / 2, 0)
+        self.ends = (start, end)      # the overview draws the edge as a straight line between them
         dx = max(40.0, (end.x() - start.x()) / 2)
         self.path = QPainterPath(start)
         self.path.cubicTo(start + QPointF(dx, 0), end - QPointF(dx, 0), end)
@@ -397,7 +398,23 @@ class Minimap(QWidget):
         self.picture = QPixmap(self.size())
         self.picture.fill(QColor(255, 255, 255, 235))
         painter = QPainter(self.picture)
-        scene.render(painter, self.target, rect, Qt.IgnoreAspectRatio)
+        painter.translate(self.target.topLeft())
+        painter.scale(k, k)
+        painter.translate(-rect.topLeft())
+        # Drawn from the items' geometry and state, not with scene.render(): rendering ~2,500 items this small
+        # took ~40 ms, a visible hitch every refresh while stepping; boxes and straight lines take a few ms.
+        for item in scene.items():
+            if isinstance(item, GroupBox):
+                painter.fillRect(item.rect(), GROUP_FILL)
+        painter.setPen(QPen(EDGE_PEN[IDLE].color(), 0))      # cosmetic: one pixel wide at any scale
+        for edge in scene.edge_items.values():
+            painter.drawLine(*edge.ends)
+        for unit in scene.units:
+            painter.fillRect(unit.rect.translated(unit.pos()), FILL[unit.state])
+        current = [u for u in scene.units if u.current]
+        painter.setPen(QPen(CURRENT, 0))
+        for unit in current:
+            painter.drawRect(unit.rect.translated(unit.pos()).adjusted(-6, -6, 6, 6))
         painter.end()
         self.update()
 

@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 
 from app.model_source import ModelSource
 from app.panels.graph_layout import COL_STEP, GraphSpec, default_collapsed, layout
-from app.panels.graph_scene import FIT_MIN, GRAD_DONE, GRADIENT, IDLE, PENDING
+from app.panels.graph_scene import CURRENT, FILL, FIT_MIN, GRAD_DONE, GRADIENT, IDLE, PENDING
 from app.panels.graph_controls import NEWLINE_MARK
 from app.panels.graph_view import MODEL, GraphPanel
 from engine.api import ModelHandle
@@ -319,6 +319,12 @@ def test_long_rnn_opens_collapsed_expands_and_shows_gradient_strip(qtbot, small_
     assert panel.scene.unit_item(h5).state == GRAD_DONE
     panel.buttons["back"].click()
     assert panel.stepper.position == panel.stepper.n_steps - 1
+    minimap = panel.view.minimap              # the overview draws every unit in its state's colour, current in red
+    minimap.resize(300, 80)
+    minimap.render_scene()
+    image = minimap.picture.toImage()
+    colours = {image.pixelColor(x, y).name() for x in range(image.width()) for y in range(image.height())}
+    assert {FILL[GRAD_DONE].name(), CURRENT.name()} <= colours
     panel.text.setText("abc§")                                    # unknown character: the tape and strip go
     _rebuild(qtbot, panel)
     assert "§" in panel.message.text()
