@@ -72,11 +72,8 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(1, 1)
         self.setCentralWidget(self.splitter)
 
-        self.status_device = QLabel()
-        self.status_state = QLabel()
-        self.status_step = QLabel()
-        self.status_speed = QLabel()
-        self.status_eta = QLabel()
+        self.status_device, self.status_state, self.status_step, self.status_speed, self.status_eta = (
+            QLabel() for _ in range(5))   # the status bar's fields, left to right
         for w in (self.status_device, self.status_state, self.status_step, self.status_speed, self.status_eta):
             w.setStyleSheet("padding: 0 8px; border-left: 1px solid palette(mid);")
             self.statusBar().addPermanentWidget(w)
@@ -242,11 +239,8 @@ class MainWindow(QMainWindow):
     def _on_prepared(self, run: api.Run) -> None:
         self.run = run
         self.source.set_run(run)
-        s = run.summary()
-        self.status_device.setText(f"device: {s['device']}")
-        self._set_notes(about=f"{s['model']}: {s['params']:,} parameters, {s['tokenizer']} tokenizer with "
-                              f"{s['vocab_size']:,} tokens, {s['train_tokens']:,} train / {s['val_tokens']:,} "
-                              f"validation tokens")
+        self.status_device.setText(f"device: {run.summary()['device']}")
+        self._describe_run()
         if self.state == "preparing":
             self._set_state("running")
 
@@ -265,11 +259,21 @@ class MainWindow(QMainWindow):
             if e.message and e.event != "error":
                 self._set_notes(note=e.message)
             if e.val_loss is not None:
+                caveat = self.run.summary().get("val_bpc_note", "") if self.run is not None else ""
                 self._set_notes(eval=f"step {e.step:,}: validation loss {e.val_loss:.4f} nats/token, "
-                                     f"{e.val_bpc:.3f} bits/char, perplexity {e.val_ppl:,.2f}")
+                                     f"{e.val_bpc:.3f} bits/char, perplexity {e.val_ppl:,.2f}"
+                                     + (f" ({caveat})" if caveat else ""))
                 self.source.notify()
+            if e.event == "done" and self.run is not None:
+                self._describe_run()     # an n-gram's size is known once it has counted
             if e.event == "error":
                 self._show_error(e.message)
+
+    def _describe_run(self) -> None:
+        s = self.run.summary()
+        self._set_notes(about=f"{s['model']}: {s['params']:,} parameters, {s['tokenizer']} tokenizer with "
+                              f"{s['vocab_size']:,} tokens, {s['train_tokens']:,} train / {s['val_tokens']:,} "
+                              f"validation tokens")
 
     def _set_notes(self, **lines: str) -> None:
         """The run message label holds what the run is (about), the engine's latest remark (note: device, paused,

@@ -203,7 +203,8 @@ class Run:
         el = time.perf_counter() - t0
         yield StepReport(step=n, max_steps=n, tokens=len(self.train_ids), train_loss=math.nan, lr=0.0,
                          grad_norm=0.0, tokens_per_s=len(self.train_ids) / max(el, 1e-9), elapsed_s=el, eta_s=0.0,
-                         val_loss=val_loss, val_bpc=self._bpc(val_loss), val_ppl=_ppl(val_loss), event="done")
+                         val_loss=val_loss, val_bpc=self._bpc(val_loss), val_ppl=_ppl(val_loss), event="done",
+                         message="finished")
 
     def _bpc(self, val_loss: float) -> float:
         return val_loss * len(self.val_ids) / (len(self.val_text) * math.log(2))
@@ -227,8 +228,9 @@ class Run:
                 out.update(val_loss=last_eval.val_loss, val_bpc=last_eval.val_bpc, val_ppl=last_eval.val_ppl)
         if self.tokenizer.kind == "word":
             unk = float(np.mean(self.val_ids == self.tokenizer.stoi["<unk>"])) if len(self.val_ids) else 0.0
-            out["val_bpc_note"] = (f"word tokens: {unk:.1%} of validation words are <unk>, whose spelling costs "
-                                   f"nothing, so bpc is optimistic next to char/BPE models")
+            out["val_bpc_note"] = (f"word tokens: spaces are not predicted and {unk:.1%} of validation words are "
+                                   f"<unk>, whose spelling costs nothing, so bpc is optimistic next to char/BPE "
+                                   f"models")
         return out
 
     def meta(self) -> dict:

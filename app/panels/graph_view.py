@@ -157,7 +157,7 @@ class GraphPanel(QWidget):
                 from engine.autodiff.bridge import max_tape_tokens
                 self.length.setMaximum(min(64, max_tape_tokens(self.handle.model) - 1))
         if self.handle is None:
-            self.show_message("No model has been trained yet: train one in the Train tab or load a checkpoint. "
+            self.show_message("No model has been trained yet: train one with the panel on the left or load a checkpoint. "
                               "Meanwhile the lecture example shows how the tape works.")
         return self.handle
 

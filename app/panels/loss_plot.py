@@ -167,7 +167,8 @@ class LossPlot(QWidget):
                                              symbolPen="w", name="this run: validation")
         self.history = RunHistory(self.loss_plot)
         self._update_compare_button()
-        self.aux_plot = self.graphics.addPlot(row=1, col=0, axisItems={"bottom": PlotAxis("bottom")})
+        self.aux_plot = self.graphics.addPlot(row=1, col=0, axisItems={"left": PlotAxis("left"),
+                                                                       "bottom": PlotAxis("bottom")})
         self.aux_plot.setXLink(self.loss_plot)
         self.aux_plot.showGrid(x=False, y=False, alpha=0.25)
         self.aux_plot.setLabel("left", "grad norm", color="#2ca02c")
@@ -186,6 +187,7 @@ class LossPlot(QWidget):
         self.loss_plot.showAxis("right")
         self.loss_plot.getAxis("right").setStyle(showValues=False)
         for plot in (self.loss_plot, self.aux_plot):
+            plot.getAxis("left").plain_numbers(compact=False)   # grad norms of 0.2-0.8 read as such, not "x0.001"
             plot.getAxis("left").setWidth(64)
             plot.getAxis("right").setWidth(64)
         self.graphics.ci.layout.setRowStretchFactor(0, 3)

@@ -312,7 +312,7 @@ class SamplePanel(QWidget):
         try:
             handle = self._model()
             if handle is None:
-                raise PlaygroundError("no model yet: start a training run (Train tab) or load a checkpoint")
+                raise PlaygroundError("no model yet: start a training run (the panel on the left) or load a checkpoint")
             cfg = self.decode_config()
             prompt = self.prompt.toPlainText()
             stop_flag = threading.Event()

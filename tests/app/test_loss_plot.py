@@ -277,3 +277,14 @@ def test_bits_per_character_put_runs_of_different_tokenizers_on_one_scale(plot):
     assert "#1 val 4.8000 nats/token" in plot.describe_at(5)
     np.testing.assert_allclose(plot.displayed_points()[1], 1.5)
     np.testing.assert_allclose(run.points.getData()[1], [4.8])
+
+
+def test_small_grad_norms_read_as_they_are(plot, qtbot):
+    """pyqtgraph scaled a 0.2-0.8 grad-norm axis to '(x0.001)' with ticks 200-800, which a learner misreads."""
+    plot.add_reports([StepReport(step=s, max_steps=100, tokens=s, train_loss=0.5, lr=1e-3, grad_norm=0.2 + s / 100,
+                                 tokens_per_s=1.0, elapsed_s=s, eta_s=None) for s in range(1, 61)])
+    plot.redraw()
+    qtbot.wait(50)
+    for p in (plot.loss_plot, plot.aux_plot):
+        axis = p.getAxis("left")
+        assert axis.autoSIPrefixScale == 1.0 and "x0.001" not in axis.labelString()

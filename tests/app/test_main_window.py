@@ -277,6 +277,9 @@ def test_ngram_counting_shows_progress_and_val_point(qtbot, window):
     start_and_wait(qtbot, window)
     assert p.progress.value() == p.progress.maximum() == 2
     assert window.loss_plot.val.n == 1 and window.loss_plot.train.n == 0
+    params = window.run.summary()["params"]                       # known once counted, and shown then
+    assert params > 0 and f"ngram: {params:,} parameters" in p.message.text()
+    assert "finished" in p.message.text() and "counting" not in p.message.text()
 
 
 def test_save_then_load_checkpoint(qtbot, window, tmp_path):
@@ -659,6 +662,8 @@ def test_word_tokenizer_estimate_uses_the_corpus_own_vocabulary(qtbot, window, t
     p.tokenizer.setCurrentText("word")
     p.word_cap.setValue(0)                                          # no cap
     make_tiny(window, max_steps=2)
+    start_and_wait(qtbot, window)                                  # a word model's bits/char comes with its caveat
+    assert "optimistic" in p.message.text() and "spaces are not predicted" in p.message.text()
     for lower in (False, True):
         p.word_lower.setChecked(lower)
         p.check()
