@@ -55,9 +55,9 @@ STEP_BUTTONS = (
 
 
 class SteppingBar(QHBoxLayout):
-    """The row of step buttons (tool buttons: as wide as their text) and the speed slider, with the step counter
-    and the loss at its right end. Shortcuts are installed on `host` (any widget inside it may have focus), and
-    the buttons take no focus so the arrow keys stay steps."""
+    """The row of step buttons (tool buttons: as wide as their text) and the speed slider; it also makes the step
+    counter and the loss labels, which the panel places. Shortcuts are installed on `host` (any widget inside it
+    may have focus), and the buttons take no focus so the arrow keys stay steps."""
 
     def __init__(self, host: QWidget):
         super().__init__()
@@ -80,12 +80,12 @@ class SteppingBar(QHBoxLayout):
         self.speed.setToolTip("Play speed: steps per second")
         self.addWidget(QLabel("speed"))
         self.addWidget(self.speed)
+        # made here, placed by the panel next to the step's sentence: their text grows as the run goes ("step 116 /
+        # 116 · backward ✓"), and at the end of this row it widened the whole window past a 1280-px screen
         self.counter = QLabel()
         self.counter.setStyleSheet("font-weight: bold")
         self.loss_label = QLabel()
         self.addStretch(1)
-        self.addWidget(self.loss_label)
-        self.addWidget(self.counter)
 
 
 class GradientStrip(QWidget):

@@ -99,7 +99,11 @@ class GraphPanel(QWidget):
         root.addWidget(split, 1)
         root.addWidget(legend())
         root.addLayout(controls)
-        root.addWidget(self.sentence)
+        bottom = QHBoxLayout()     # the sentence wraps, so the growing counter beside it cannot widen the tab
+        bottom.addWidget(self.sentence, 1)
+        bottom.addWidget(self.loss_label)
+        bottom.addWidget(self.counter)
+        root.addLayout(bottom)
 
         self.timer = QTimer(self)
         self.timer.timeout.connect(self._tick)

@@ -358,3 +358,17 @@ def test_newlines_show_as_a_mark_in_the_text_box_and_reach_the_model_as_newlines
     idx = next(n for n in panel.program.nodes if n.kind == "input")
     assert list(idx.value) == tok.encode(panel.text.text().replace(NEWLINE_MARK, "\n"))[:-1]
     assert tok.encode("\n")[0] in idx.value
+
+
+def test_the_tab_does_not_widen_as_the_counter_grows(qtbot, small_text):
+    """At the end of a model's tape the counter reads 'step 116 / 116 · backward ✓' next to the loss; beside the
+    buttons that pushed a 1280-px window to 1293."""
+    source = _model_source("transformer", {"block_size": 16, "n_layer": 1, "n_head": 2, "n_embd": 16}, small_text)
+    panel = _panel(qtbot, source)
+    panel.what.setCurrentText(MODEL)
+    panel.text.setText(small_text[:12])
+    _rebuild(qtbot, panel)
+    start = panel.minimumSizeHint().width()
+    panel.buttons["end"].click()
+    assert "backward" in panel.counter.text() and panel.loss_label.text()
+    assert panel.minimumSizeHint().width() <= start
