@@ -11,6 +11,7 @@ come from the full float64 array."""
 from __future__ import annotations
 
 import math
+from html import escape
 
 import numpy as np
 import pyqtgraph as pg
@@ -251,6 +252,16 @@ class InspectPanel(QScrollArea):
         self.program, self.stepper = program, stepper
         self.show_node(None)
 
+    def _rule_names(self, n) -> str:
+        """Which node each symbol of the rules is: the rules are the op's, written once (Linear's b = a ωᵀ), and
+        the lecture names its own values a, b too, so 'a' on screen could mean two things."""
+        symbols = n.module.rule_symbols() if n.kind == "op" and n.module is not None else None
+        if symbols is None:
+            return ""
+        args = [f"{sym} = {escape(self.program.nodes[i].label)}" for sym, i in zip(symbols[0], n.inputs)]
+        return (f"<br><span style='color:#607d8b'>here: {', '.join(args)}; {symbols[1]} = this node's value"
+                f"</span>")
+
     def show_node(self, node_id: int | None) -> None:
         self.node_id = node_id
         self.fd_result.setText("")
@@ -263,7 +274,8 @@ class InspectPanel(QScrollArea):
         self.title.setText(f"<b>{n.label}</b> — {n.op} ({n.kind}), shape {'×'.join(map(str, n.shape)) or 'scalar'}"
                            f"<br><span style='color:#607d8b'>{n.group or 'no group'}"
                            f"{' · ' + n.name if n.name else ''}</span>")
-        self.rules.setText(f"<b>forward</b>: {_marks(n.fwd_rule)}<br><b>backward</b>: {_marks(n.bwd_rule)}")
+        self.rules.setText(f"<b>forward</b>: {_marks(n.fwd_rule)}<br><b>backward</b>: {_marks(n.bwd_rule)}"
+                           + self._rule_names(n))
         self.fd_button.setVisible(n.kind == "op")
         self.attention = n.op == "Softmax" and "attention" in n.group and len(n.shape) == 3
         self.head_row.setVisible(self.attention)

@@ -10,6 +10,7 @@ This file holds the protocol (`Op`) and the linear-algebra and shape ops; the no
 losses are in activations.py, layer norm, the causal mask, RoPE and the GQA head repeat in transformer_ops.py."""
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -41,6 +42,17 @@ class Op(ABC):
 
     @abstractmethod
     def torch(self, *xs): ...
+
+    def rule_symbols(self) -> tuple[tuple[str, ...], str] | None:
+        """(the symbols the rules give the inputs, in argument order; the output's symbol), read from `forward`'s
+        parameters and the forward rule, so a viewer can say which node each symbol is. None for a variable
+        number of inputs (Concat)."""
+        params = list(inspect.signature(self.forward).parameters.values())
+        if any(p.kind is p.VAR_POSITIONAL for p in params):
+            return None
+        names = {"w": "W" if "W" in self.fwd_rule else "ω", "gamma": "γ", "beta": "β", "p": "ŷ"}
+        out = self.fwd_rule.split("=")[0].strip().split("_")[0]
+        return tuple(names.get(p.name, p.name) for p in params), out
 
 
 class Embedding(Op):

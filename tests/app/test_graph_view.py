@@ -208,6 +208,21 @@ def test_clicking_a_node_inspects_and_marks_it(qtbot):
     assert panel.scene.unit_item(softmax).inspected
 
 
+def test_the_inspector_says_which_node_each_rule_symbol_is(qtbot):
+    """The lecture calls Linear(α)'s output a, while Linear's rule b = a ωᵀ calls its input a: the inspector
+    names them for this node."""
+    panel = _panel(qtbot)
+    nodes = panel.program.nodes
+    lin = next(n for n in nodes if n.label == "Linear(α)")
+    panel.inspect(lin.id)
+    text = panel.inspector.rules.text()
+    assert "b = a ωᵀ" in text and "here: a = x, ω = α; b = this node" in text
+    loss = next(n for n in nodes if n.op == "CrossEntropy")
+    panel.inspect(loss.id)
+    labels = [nodes[i].label for i in loss.inputs]
+    assert "here: " in panel.inspector.rules.text() and all(label in panel.inspector.rules.text() for label in labels)
+
+
 def test_keyboard_steps_back_and_forth(qtbot):
     panel = _panel(qtbot)
     panel.view.setFocus()
