@@ -30,6 +30,7 @@ class PastRun:
     points: pg.PlotDataItem
     spec: dict                        # the run's RunSpec as a dict, for the next run's "as #n but ..." name
     note: str                         # "" for a fresh run; "checkpoint NAME" / "checkpoint NAME, resumed"
+    baseline: pg.InfiniteLine | None = None   # a run without train points (an n-gram): its val loss across the plot
     drawn: tuple = ()                 # (x column, smoothing, y unit) the curve was last drawn with
 
 
@@ -70,10 +71,22 @@ class RunHistory:
         curve = pg.PlotDataItem(pen=pg.mkPen(color + (170,), width=1.5, style=Qt.DashLine), name=name)
         points = pg.PlotDataItem(pen=None, symbol="t", symbolSize=7, symbolBrush=color, symbolPen="w")
         run = PastRun(name, color, _thin(train), {k: v.copy() for k, v in val.items()}, curve, points, spec, note)
-        for item in (curve, points):
+        if len(train["loss"]) == 0:
+            # counted, not trained (an n-gram): one evaluation, whose "step" is the order. Its loss is drawn as a
+            # level across the plot, the baseline the neural curves are to beat; the point alone was easy to miss
+            # and put on the tokens axis far to the right.
+            run.baseline = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen(color, width=1.5, style=Qt.DashLine))
+            self.plot.addItem(run.baseline, ignoreBounds=True)
+            # a transparent point at x = 0 keeps the level inside the autoranged view (a line does not count)
+            run.points.setSymbolBrush((0, 0, 0, 0))
+            run.points.setSymbolPen(None)
+        for item in (curve, points, run.baseline):
+            if item is None:
+                continue
             item.setZValue(-1)          # under the current run
             item.setVisible(self.visible)
-            self.plot.addItem(item)
+            if item is not run.baseline:
+                self.plot.addItem(item)
         self.runs.append(run)
         if len(self.runs) > MAX_RUNS:
             self._drop(self.runs.pop(0))
@@ -89,8 +102,10 @@ class RunHistory:
     def set_visible(self, on: bool) -> None:
         self.visible = on
         for run in self.runs:
-            run.curve.setVisible(on)
-            run.points.setVisible(on)
+            for item in (run.curve, run.points, run.baseline):
+                if item is not None:
+                    item.setVisible(on)
+            run.drawn = ()          # redrawn next frame: a baseline stays hidden where its unit is unknown
         self._rebuild_legend()      # a hidden run's legend row would name a curve that is not there
 
     def _rebuild_legend(self) -> None:
@@ -114,10 +129,15 @@ class RunHistory:
                 if k is None:     # no evaluation, so no characters-per-token figure: not drawn in bits/char
                     run.curve.setData([], [])
                     run.points.setData([], [])
+                elif run.baseline is not None:
+                    run.baseline.setPos(k * run.val["loss"][-1])
+                    run.points.setData([0.0], [k * run.val["loss"][-1]])
                 else:
                     smooth, _ = ema_debiased(run.train["loss"], beta)
                     run.curve.setData(run.train[xcol], k * smooth)
                     run.points.setData(run.val[xcol], k * run.val["loss"])
+                if run.baseline is not None:
+                    run.baseline.setVisible(self.visible and k is not None)
                 run.drawn = (xcol, beta, unit)
 
     def describe_at(self, x: float, xcol: str, unit: str = "nats/token") -> str:
@@ -133,8 +153,9 @@ class RunHistory:
         return f"{' · '.join(parts)} {unit}" if parts else ""
 
     def _drop(self, run: PastRun) -> None:
-        for item in (run.curve, run.points):
-            self.plot.removeItem(item)     # also takes the curve's row out of the legend
+        for item in (run.curve, run.points, run.baseline):
+            if item is not None:
+                self.plot.removeItem(item)
 
 
 # not named in the legend: no bearing on the curve's shape, or (max_steps) plain to see from its length

@@ -1,6 +1,8 @@
 """The loss plot: peak-keeping downsampling, the bias-corrected EMA, what the curves show, exports."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -288,3 +290,29 @@ def test_small_grad_norms_read_as_they_are(plot, qtbot):
     for p in (plot.loss_plot, plot.aux_plot):
         axis = p.getAxis("left")
         assert axis.autoSIPrefixScale == 1.0 and "x0.001" not in axis.labelString()
+
+
+def test_an_ngram_is_kept_as_a_baseline_level_across_the_plot(plot):
+    """An n-gram is counted, not trained: one evaluation at 'step' = its order. Kept as an earlier run it is a
+    horizontal line at its validation loss, the level later neural curves are compared with."""
+    plot.add_reports([_with_bpc(3, math.nan, 2.04, 2.95)])
+    plot.keep_as_earlier_run({"family": "ngram", "preset": None, "tokenizer": "char",
+                              "overrides": {"order": "3", "smoothing": "kneser-ney"}})
+    plot.clear()
+    plot.add_reports([report(s, 3.0 - s / 100) for s in range(1, 50)])
+    plot.redraw()
+    [run] = plot.history.runs
+    assert run.baseline is not None and run.baseline in plot.loss_plot.items
+    assert run.baseline.value() == pytest.approx(2.04) and run.baseline.isVisible()
+    plot.loss_plot.vb.updateAutoRange()
+    assert plot.loss_plot.vb.viewRange()[1][0] <= 2.04                 # the level is inside the view
+    assert run.label.startswith("#1 ngram · order 3, kneser-ney") and run.label in _legend_names(plot)
+    plot.y_unit.setCurrentText("bits/char")
+    plot.redraw()
+    assert run.baseline.value() == pytest.approx(2.95)
+    plot.show_earlier.setChecked(False)
+    plot.redraw()
+    assert not run.baseline.isVisible()
+    plot.show_earlier.setChecked(True)
+    plot.forget_earlier_runs()
+    assert run.baseline not in plot.loss_plot.items
