@@ -280,6 +280,8 @@ class GraphPanel(QWidget):
         self.scene.mark_inspected(self.inspector.node_id)
         self.current = self.stepper.history[-1].node_id if self.stepper.history else None
         self._refresh_units(range(len(self.scene.units)))
+        if self.current is not None:     # End lands on the last backward step: show it, as a step would
+            self.view.follow(self.scene.unit_item(self.current))
         self._light_last_step()
         self._update_labels()
         self._update_strip()
@@ -336,6 +338,8 @@ class GraphPanel(QWidget):
         fn()
         self.current = self.stepper.history[-1].node_id if self.stepper.history else None
         self._refresh_units(range(len(self.scene.units)))
+        if self.current is not None:     # End lands on the last backward step: show it, as a step would
+            self.view.follow(self.scene.unit_item(self.current))
         self._light_last_step()
         self._update_labels()
         self.inspector.refresh()

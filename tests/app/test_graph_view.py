@@ -384,6 +384,9 @@ def test_the_tab_does_not_widen_as_the_counter_grows(qtbot, small_text):
     panel.text.setText(small_text[:12])
     _rebuild(qtbot, panel)
     start = panel.minimumSizeHint().width()
+    panel.view.centerOn(panel.scene.unit_item(panel.program.nodes[-1].id))   # the loss end of the tape
     panel.buttons["end"].click()
     assert "backward" in panel.counter.text() and panel.loss_label.text()
     assert panel.minimumSizeHint().width() <= start
+    item = panel.scene.unit_item(panel.current)            # End shows where it ended: the first node's gradient
+    assert panel.view.viewport().rect().contains(panel.view.mapFromScene(item.pos()))
