@@ -216,7 +216,7 @@ class Run:
             "model": self.spec.family, "tokenizer": self.tokenizer.kind, "vocab_size": self.tokenizer.vocab_size,
             "corpus": self.corpus.name, "train_tokens": int(len(self.train_ids)), "val_tokens": int(len(self.val_ids)),
             "params": int(self.model.num_params()),
-            "device": "cpu (numpy)" if self.trainer is None else self.trainer.device_label,
+            "device": "CPU (numpy counting)" if self.trainer is None else self.trainer.device_label,
         }
         if self.trainer is not None:
             out["preset"] = self.spec.preset or DEFAULT_PRESET[self.spec.family]

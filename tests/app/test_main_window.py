@@ -280,6 +280,7 @@ def test_ngram_counting_shows_progress_and_val_point(qtbot, window):
     params = window.run.summary()["params"]                       # known once counted, and shown then
     assert params > 0 and f"ngram: {params:,} parameters" in p.message.text()
     assert "finished" in p.message.text() and "counting" not in p.message.text()
+    assert window.status_device.text() == "device: CPU (numpy counting)"   # worded like "CPU (1 thread)"
 
 
 def test_save_then_load_checkpoint(qtbot, window, tmp_path):
