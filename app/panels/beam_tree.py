@@ -163,11 +163,15 @@ class BeamTree(QGraphicsView):
         """Reserve the legend's wrapped height below the viewport (above the horizontal scroll bar) and put it there.
         The height is worked out as if the vertical scroll bar were shown, so it does not change when that bar comes
         and goes (which resizes the viewport and calls this again)."""
-        width = self.width() - 2 * self.frameWidth() - self.verticalScrollBar().sizeHint().width()
+        fw = self.frameWidth()
+        width = self.width() - 2 * fw - self.verticalScrollBar().sizeHint().width()
         height = self.legend.heightForWidth(width) if self.legend.isVisibleTo(self) else 0
         self.setViewportMargins(0, 0, 0, height)
-        vp = self.viewport().geometry()
-        self.legend.setGeometry(vp.left(), vp.bottom() + 1, vp.width(), height)
+        # placed from the widget's own size: the viewport's geometry is only updated by the next layout pass, and
+        # reading it here put the legend over the drawing's bottom row when the scroll bars had just changed
+        bar = self.horizontalScrollBar()
+        bottom = self.height() - fw - (bar.sizeHint().height() if bar.isVisibleTo(self) else 0)
+        self.legend.setGeometry(fw, bottom - height, width, height)
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
