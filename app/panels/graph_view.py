@@ -278,13 +278,15 @@ class GraphPanel(QWidget):
     def _redraw_all(self) -> None:
         self.scene.build(self.program.nodes, self.spec, self.lay)
         self.scene.mark_inspected(self.inspector.node_id)
+        self._refresh_all()
+        self._update_strip()
+
+    def _refresh_all(self) -> None:
+        """Every item from the stepper's state (after a rebuild, a reset or a run to the end)."""
         self.current = self.stepper.history[-1].node_id if self.stepper.history else None
         self._refresh_units(range(len(self.scene.units)))
-        if self.current is not None:     # End lands on the last backward step: show it, as a step would
-            self.view.follow(self.scene.unit_item(self.current))
         self._light_last_step()
         self._update_labels()
-        self._update_strip()
 
     def _light_last_step(self) -> None:
         if not self.stepper.history:
@@ -336,12 +338,9 @@ class GraphPanel(QWidget):
             return
         self.pause()
         fn()
-        self.current = self.stepper.history[-1].node_id if self.stepper.history else None
-        self._refresh_units(range(len(self.scene.units)))
+        self._refresh_all()
         if self.current is not None:     # End lands on the last backward step: show it, as a step would
             self.view.follow(self.scene.unit_item(self.current))
-        self._light_last_step()
-        self._update_labels()
         self.inspector.refresh()
         self._update_strip()
 
