@@ -71,22 +71,21 @@ class RunHistory:
         curve = pg.PlotDataItem(pen=pg.mkPen(color + (170,), width=1.5, style=Qt.DashLine), name=name)
         points = pg.PlotDataItem(pen=None, symbol="t", symbolSize=7, symbolBrush=color, symbolPen="w")
         run = PastRun(name, color, _thin(train), {k: v.copy() for k, v in val.items()}, curve, points, spec, note)
+        for item in (curve, points):
+            item.setZValue(-1)          # under the current run
+            item.setVisible(self.visible)
+            self.plot.addItem(item)
         if len(train["loss"]) == 0:
             # counted, not trained (an n-gram): one evaluation, whose "step" is the order. Its loss is drawn as a
             # level across the plot, the baseline the neural curves are to beat; the point alone was easy to miss
-            # and put on the tokens axis far to the right.
+            # and put on the tokens axis far to the right. A transparent point at x = 0 keeps the level inside
+            # the autoranged view (the line itself does not count).
             run.baseline = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen(color, width=1.5, style=Qt.DashLine))
+            run.baseline.setZValue(-1)
+            run.baseline.setVisible(self.visible)
             self.plot.addItem(run.baseline, ignoreBounds=True)
-            # a transparent point at x = 0 keeps the level inside the autoranged view (a line does not count)
-            run.points.setSymbolBrush((0, 0, 0, 0))
-            run.points.setSymbolPen(None)
-        for item in (curve, points, run.baseline):
-            if item is None:
-                continue
-            item.setZValue(-1)          # under the current run
-            item.setVisible(self.visible)
-            if item is not run.baseline:
-                self.plot.addItem(item)
+            points.setSymbolBrush((0, 0, 0, 0))
+            points.setSymbolPen(None)
         self.runs.append(run)
         if len(self.runs) > MAX_RUNS:
             self._drop(self.runs.pop(0))
