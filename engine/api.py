@@ -22,7 +22,7 @@ from .errors import CheckpointError, ConfigError, CorpusError, PlaygroundError, 
 from .models import FAMILIES, build_model
 from .settings import (DEFAULT_PRESET, NGRAM_DEFAULTS, all_settings, coerce as _coerce, estimate, list_presets,
                        resolve_config, validate_config)
-from .tokenizers import build_tokenizer, tokenizer_from_dict
+from .tokenizers import build_for_corpus, tokenizer_from_dict
 
 __all__ = ["RunSpec", "ModelHandle", "Run", "start_run", "resume_run", "resume_spec", "load_checkpoint",
            "prepare_corpus", "prepare_output_dir", "default_run_dir", "RESUMABLE", "NEURAL", "DEFAULT_PRESET",
@@ -64,12 +64,8 @@ def prepare_corpus(spec: RunSpec, tokenizer=None):
     corpus = load_corpus(spec.corpus, max_bytes=spec.max_corpus_bytes, on_bad_utf8=spec.on_bad_utf8)
     train_text, val_text = split_text(corpus.text, spec.val_fraction)
     tok_opts = {k: _coerce(v) for k, v in spec.tokenizer_options.items()}
-    # A char vocabulary is the set of characters of the whole text (as nanoGPT builds it), so validation never
-    # meets a character it cannot encode; word and BPE vocabularies learn from the training split only and map
-    # the unseen to <unk> / bytes.
     if tokenizer is None:
-        tokenizer = build_tokenizer(spec.tokenizer, corpus.text if spec.tokenizer == "char" else train_text,
-                                    **tok_opts)
+        tokenizer = build_for_corpus(spec.tokenizer, corpus.text, train_text, **tok_opts)
         train_ids = np.asarray(tokenizer.encode(train_text), dtype=np.int64)
         val_ids = np.asarray(tokenizer.encode(val_text), dtype=np.int64)
     else:

@@ -7,7 +7,6 @@ tokens as you type.
 The Qt-free work (spans, counts, the BPE replay) is `engine.tokenizers.inspect`; this file only draws it."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from html import escape
 
 from PySide6.QtCore import QAbstractTableModel, QEvent, QModelIndex, QObject, Qt
@@ -15,10 +14,9 @@ from PySide6.QtGui import QColor, QFont, QTextCharFormat
 from PySide6.QtWidgets import (QComboBox, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit, QProgressBar,
                                QPushButton, QSplitter, QTableView, QTabWidget, QTextEdit, QVBoxLayout, QWidget)
 
-from engine.corpus import split_text
 from engine.errors import PlaygroundError
-from engine.tokenizers.inspect import (BPEReplay, TokenSpan, TokenStats, bpe_replay, form_tokenizer, readable,
-                                       token_spans, token_stats)
+from engine.tokenizers.inspect import (BPEReplay, TokensResult, TokenSpan, TokenStats, analyse, bpe_replay, readable,
+                                       token_spans)
 
 from ..model_source import ModelSource
 from .corpus_box import PREVIEW_CHARS, VAL_FRACTION
@@ -31,26 +29,6 @@ GAP_COLOR = QColor("#9a9a9a")
 MAX_REPLAYED = 24          # pre-tokens replayed for the typed text; a long paste would make a wall of steps
 ERROR_STYLE = "color: #b00020;"
 PIECE_BACKGROUNDS = ("#c5dbf8", "#f8d8b0")   # stronger than the token views': a row of bytes is short
-
-
-@dataclass(frozen=True)
-class TokensResult:
-    """What the background job hands the GUI thread: a tokenizer and plain numbers, no tensors."""
-    tokenizer: object
-    stats: TokenStats
-    preview: str
-    spans: list[TokenSpan]
-    label: str
-
-
-def analyse(text: str, label: str, val_fraction: float, tokenizer=None, kind: str = "", options=None):
-    """Runs on the worker: build the form's tokenizer unless one is given (a model's), then count and split."""
-    if tokenizer is None:
-        tokenizer, train, val = form_tokenizer(kind, text, options or {}, val_fraction)
-    else:
-        train, val = split_text(text, val_fraction)
-    preview = text[:PREVIEW_CHARS]
-    return TokensResult(tokenizer, token_stats(tokenizer, train, val), preview, token_spans(tokenizer, preview), label)
 
 
 class RowsModel(QAbstractTableModel):
@@ -315,10 +293,12 @@ class TokensPanel(QWidget):
                 self.show_message("There is no model yet: train one or load a checkpoint, or use the form's settings.")
                 return
             tok = handle.tokenizer
-            job = (lambda: analyse(corpus.text, f"the model's {tok.kind} tokenizer", VAL_FRACTION, tokenizer=tok))
+            job = (lambda: analyse(corpus.text, f"the model's {tok.kind} tokenizer", VAL_FRACTION, tokenizer=tok,
+                                   preview_chars=PREVIEW_CHARS))
         else:
             kind, options = self.form.tokenizer.currentText(), self.form.tokenizer_options()
-            job = (lambda: analyse(corpus.text, kind, VAL_FRACTION, kind=kind, options=options))
+            job = (lambda: analyse(corpus.text, kind, VAL_FRACTION, kind=kind, options=options,
+                                   preview_chars=PREVIEW_CHARS))
         self.window().installEventFilter(self)   # so closing the window waits for the job (once is enough)
         self._request += 1
         request = self._request

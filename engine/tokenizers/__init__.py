@@ -41,6 +41,13 @@ def build_tokenizer(kind: str, text: str, **options) -> Tokenizer:
     return cls.train(text, **options)
 
 
+def build_for_corpus(kind: str, text: str, train: str, **options) -> Tokenizer:
+    """The tokenizer a run builds for a corpus (`text`, whose train split is `train`). A char vocabulary is the
+    set of characters of the whole text (as nanoGPT builds it), so validation never meets a character it cannot
+    encode; word and BPE vocabularies learn from the training split only and map the unseen to <unk> / bytes."""
+    return build_tokenizer(kind, text if kind == "char" else train, **options)
+
+
 def tokenizer_from_dict(d: dict) -> Tokenizer:
     if not isinstance(d, dict) or "kind" not in d:
         raise TokenizerError("stored tokenizer is not a dict with a 'kind'")
@@ -50,5 +57,5 @@ def tokenizer_from_dict(d: dict) -> Tokenizer:
         raise TokenizerError(f"stored {d['kind']} tokenizer is missing {e}") from None
 
 
-__all__ = ["Tokenizer", "CharTokenizer", "WordTokenizer", "BPETokenizer", "KINDS", "build_tokenizer",
+__all__ = ["Tokenizer", "CharTokenizer", "WordTokenizer", "BPETokenizer", "KINDS", "build_tokenizer", "build_for_corpus",
            "tokenizer_from_dict"]

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..corpus import split_text
 from ..errors import TokenizerError
-from . import Tokenizer, build_tokenizer
+from . import Tokenizer, build_for_corpus
 from .bpe import BPETokenizer, byte_decoder
 from .char import visible
 from .word import TOKEN_RE, WordTokenizer
@@ -61,7 +61,7 @@ def form_tokenizer(kind: str, text: str, options: dict, val_fraction: float = 0.
     """Build the tokenizer a run with these settings would build, with the same rule as `api.prepare_corpus`: a
     char vocabulary from the whole text, word and BPE from the train split only. Returns (tokenizer, train, val)."""
     train, val = split_text(text, val_fraction)
-    return build_tokenizer(kind, text if kind == "char" else train, **options), train, val
+    return build_for_corpus(kind, text, train, **options), train, val
 
 
 def token_stats(tokenizer: Tokenizer, train: str, val: str) -> TokenStats:
@@ -185,3 +185,25 @@ def _merge(parts: tuple[str, ...], pair: tuple[str, str]) -> tuple[str, ...]:
             merged.append(parts[k])
             k += 1
     return tuple(merged)
+
+
+@dataclass(frozen=True)
+class TokensResult:
+    """What the background job hands the GUI thread: a tokenizer and plain numbers, no tensors."""
+    tokenizer: object
+    stats: TokenStats
+    preview: str
+    spans: list[TokenSpan]
+    label: str
+
+
+def analyse(text: str, label: str, val_fraction: float, tokenizer=None, kind: str = "", options=None,
+            preview_chars: int = 3000) -> TokensResult:
+    """The Tokens tab's background job: build the form's tokenizer unless one is given (a model's), then count
+    both splits and find the spans of the text's first `preview_chars` characters."""
+    if tokenizer is None:
+        tokenizer, train, val = form_tokenizer(kind, text, options or {}, val_fraction)
+    else:
+        train, val = split_text(text, val_fraction)
+    preview = text[:preview_chars]
+    return TokensResult(tokenizer, token_stats(tokenizer, train, val), preview, token_spans(tokenizer, preview), label)
