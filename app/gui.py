@@ -15,7 +15,7 @@ def run_gui(argv: list[str]) -> int:
     app.setApplicationName("LM Playground")
     if STYLE.exists():
         app.setStyleSheet(STYLE.read_text(encoding="utf-8"))
-    from .main_window import MainWindow   # after QApplication: pyqtgraph widgets need it
+    from app.main_window import MainWindow   # after QApplication: pyqtgraph widgets need it
     window = MainWindow()
     window.show()
     return app.exec()

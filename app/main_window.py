@@ -20,14 +20,14 @@ from engine.device import device_name, resolve_device
 from engine.errors import PlaygroundError
 from engine.history import LossHistory
 
-from .model_source import ModelSource
-from .panels.graph_view import GraphPanel
-from .panels.loss_plot import LossPlot
-from .panels.model_form import checkpoint_eval_line, checkpoint_settings
-from .panels.sample_panel import SamplePanel
-from .panels.tokens_panel import TokensPanel
-from .panels.train_panel import TrainPanel, format_duration
-from .workers import TrainWorker, error_message, start_worker
+from app.common.model_source import ModelSource
+from app.common.workers import TrainWorker, error_message, start_worker
+from app.graph.graph_view import GraphPanel
+from app.sample.sample_panel import SamplePanel
+from app.tokens.tokens_panel import TokensPanel
+from app.training.loss_plot import LossPlot
+from app.training.model_form import checkpoint_eval_line, checkpoint_settings
+from app.training.train_panel import TrainPanel, format_duration
 
 log = logging.getLogger(__name__)
 

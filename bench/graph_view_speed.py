@@ -23,8 +23,8 @@ torch.set_num_threads(1)
 from PySide6.QtCore import QObject, Signal  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from app.panels.graph_layout import GraphSpec, default_collapsed, layout  # noqa: E402
-from app.panels.graph_view import MODEL, GraphPanel  # noqa: E402
+from app.graph.graph_layout import GraphSpec, default_collapsed, layout  # noqa: E402
+from app.graph.graph_view import MODEL, GraphPanel  # noqa: E402
 from engine.api import ModelHandle  # noqa: E402
 from engine.autodiff.bridge import build_tape  # noqa: E402
 from engine.models import build_model  # noqa: E402

@@ -71,7 +71,10 @@ def load_corpus(spec: str, *, max_bytes: int = 50_000_000, on_bad_utf8: str = "e
     return Corpus(path.name, text, str(path.resolve()))
 
 
-def split_text(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
+VAL_FRACTION = 0.1   # the default validation share: the last 10% of the text, as in nanoGPT
+
+
+def split_text(text: str, val_fraction: float = VAL_FRACTION) -> tuple[str, str]:
     """The last `val_fraction` of the text is validation, as in nanoGPT: a contiguous tail, so no validation
     sentence is half-seen in training."""
     if not isinstance(val_fraction, (int, float)) or not 0.0 < val_fraction < 1.0:

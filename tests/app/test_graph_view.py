@@ -8,11 +8,11 @@ import pytest
 import torch
 from PySide6.QtCore import Qt
 
-from app.model_source import ModelSource
-from app.panels.graph_layout import COL_STEP, GraphSpec, default_collapsed, layout
-from app.panels.graph_scene import CURRENT, FILL, FIT_MIN, GRAD_DONE, GRADIENT, IDLE, PENDING
-from app.panels.graph_controls import NEWLINE_MARK
-from app.panels.graph_view import MODEL, GraphPanel
+from app.common.model_source import ModelSource
+from app.graph.graph_layout import COL_STEP, GraphSpec, default_collapsed, layout
+from app.graph.graph_scene import CURRENT, FILL, FIT_MIN, GRAD_DONE, GRADIENT, IDLE, PENDING
+from app.graph.graph_controls import NEWLINE_MARK
+from app.graph.graph_view import MODEL, GraphPanel
 from engine.api import ModelHandle
 from engine.autodiff import lecture
 from engine.models import build_model

@@ -9,8 +9,8 @@ import numpy as np
 from PySide6.QtCore import QPoint
 from PySide6.QtWidgets import QApplication
 
-from app.panels.beam_tree import BeamTree, build_tree
-from app.panels.graph_view import MODEL
+from app.sample.beam_tree import BeamTree, build_tree
+from app.graph.graph_view import MODEL
 
 from .test_graph_view import _model_source, _panel, _rebuild
 
@@ -100,7 +100,7 @@ def test_beam_tree_legend_is_whole_below_the_drawing_at_any_width(qtbot):
 
 
 def test_token_labels_thin_out_instead_of_overlapping(qtbot):
-    from app.panels.inspect_panel import TensorView
+    from app.graph.node_inspector import TensorView
     view = TensorView("attention weights")
     qtbot.addWidget(view)
     view.resize(320, 260)

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from app.panels.loss_plot import LossPlot, compact_number
-from app.panels.loss_series import Series, ema_debiased, minmax_downsample
+from app.training.loss_plot import LossPlot, compact_number
+from app.training.loss_series import Series, ema_debiased, minmax_downsample
 from engine.train import StepReport
 
 
@@ -185,7 +185,7 @@ def test_earlier_runs_stay_on_the_plot_to_compare_against(plot):
 
 
 def test_earlier_runs_are_thinned_capped_and_empty_runs_not_kept(plot):
-    from app.panels.run_history import KEEP_POINTS, MAX_RUNS
+    from app.training.run_history import KEEP_POINTS, MAX_RUNS
     plot.keep_as_earlier_run(LSTM)
     assert not plot.history.runs
     losses = np.full(50_000, 2.0)
@@ -238,7 +238,7 @@ def test_the_legend_shrinks_back_when_a_long_named_run_is_hidden_or_forgotten(pl
 
 
 def test_run_names_tell_apart_corpus_seed_and_tokenizer_options():
-    from app.panels.run_history import describe_run
+    from app.training.run_history import describe_run
     a = {"family": "transformer", "preset": "tiny-cpu-transformer", "tokenizer": "bpe", "overrides": {},
          "corpus": "builtin:python-docs", "tokenizer_options": {"vocab_size": 512}, "seed": 1337, "val_fraction": 0.1}
     assert describe_run(dict(a, corpus="/data/my corpus.txt"), a, "#1").endswith("as #1 but corpus=my corpus.txt")

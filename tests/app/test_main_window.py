@@ -10,7 +10,7 @@ from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QMessageBox
 
 from app.main_window import MainWindow
-from app.panels.train_panel import WARN_COLOR
+from app.training.train_panel import WARN_COLOR
 from engine import api
 from engine import device as devices
 from engine.checkpoint import load_meta
@@ -165,7 +165,7 @@ def test_large_corpus_loads_in_the_background_and_the_window_stays_responsive(qt
 
     from PySide6.QtCore import QTimer
 
-    import app.panels.corpus_box as corpus_box
+    import app.training.corpus_box as corpus_box
     big = tmp_path / "big.txt"
     line = "the quick brown fox jumps over the lazy dog, caf\u00e9 \u00e0 la cr\u00e8me. 0123456789\n"
     big.write_text(line * (20_000_000 // len(line.encode("utf-8"))), encoding="utf-8")
@@ -201,7 +201,7 @@ def test_large_corpus_loads_in_the_background_and_the_window_stays_responsive(qt
 
 def test_newer_corpus_request_supersedes_a_running_one_and_failures_keep_the_corpus(qtbot, window, tmp_path,
                                                                                      monkeypatch):
-    import app.panels.corpus_box as corpus_box
+    import app.training.corpus_box as corpus_box
     box, p = window.panel.corpus_box, window.panel
     big, small = tmp_path / "big.txt", tmp_path / "small.txt"
     big.write_text("abcdefghij " * 1_000_000, encoding="utf-8")
@@ -426,7 +426,7 @@ class Sink(QObject):
 
 
 def test_worker_batches_reports_and_forwards_evals_at_once(qtbot):
-    from app.workers import TrainWorker, start_worker
+    from app.common.workers import TrainWorker, start_worker
     run = ScriptedRun(20_000, eval_at=7_000)
     worker = TrainWorker(api.RunSpec(device="cpu"), start_run=lambda spec: run)
     sink = Sink()
@@ -680,7 +680,7 @@ def test_distinct_words_are_counted_exactly_across_slices():
     word is cut in two and counted twice."""
     import random
 
-    from app.panels.corpus_box import SET_CHUNK, _distinct_words
+    from app.training.corpus_box import SET_CHUNK, _distinct_words
     from engine.tokenizers.word import WordTokenizer
     rng = random.Random(0)
     words = ["".join(rng.choice("abcdefghij") for _ in range(rng.randint(3, 12))) for _ in range(3000)]

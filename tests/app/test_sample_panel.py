@@ -13,10 +13,10 @@ from PySide6.QtCore import QEvent, QObject, QPoint, Qt, QThread, Signal
 from PySide6.QtGui import QHelpEvent
 from PySide6.QtWidgets import QToolTip
 
-from app.model_source import ModelSource
-from app.panels.beam_tree import BeamTree
-from app.panels.sample_panel import SamplePanel
-from app.workers import TrainWorker, start_worker
+from app.common.model_source import ModelSource
+from app.sample.beam_tree import BeamTree
+from app.sample.sample_panel import SamplePanel
+from app.common.workers import TrainWorker, start_worker
 from engine.api import ModelHandle, RunSpec
 from engine.decode import DecodeConfig, complete
 from engine.models import build_model
@@ -303,7 +303,7 @@ def test_samples_the_model_being_trained_without_stopping_it(qtbot, tmp_path, sm
 def test_text_held_back_until_the_end_joins_the_last_token(qtbot, small_text):
     """Byte-level BPE can end a token inside a character; decode holds that back and the final event carries it.
     The view must add it, so what it shows equals the final text."""
-    from app.panels.token_view import SampleView
+    from app.common.token_view import SampleView
     from engine.decode import DecodeEvent
     tok = build_tokenizer("char", small_text)
     view = SampleView()
@@ -319,5 +319,5 @@ def test_text_held_back_until_the_end_joins_the_last_token(qtbot, small_text):
 
 
 def test_cut_away_share_never_reads_minus_zero():
-    from app.panels.dist_chart import _share
+    from app.sample.dist_chart import _share
     assert _share(-1e-12) == "0.0%" and _share(0.25) == "25.0%"

@@ -7,10 +7,10 @@ from collections import Counter
 import pytest
 from PySide6.QtCore import Qt
 
-from app.model_source import ModelSource
-from app.panels.corpus_box import PREVIEW_CHARS
-from app.panels.tokens_panel import MODEL, TokensPanel
-from app.panels.train_panel import TrainPanel
+from app.common.model_source import ModelSource
+from app.common.token_view import PREVIEW_CHARS
+from app.tokens.tokens_panel import MODEL, TokensPanel
+from app.training.train_panel import TrainPanel
 from engine.api import ModelHandle
 from engine.corpus import Corpus
 from engine.tokenizers import build_tokenizer

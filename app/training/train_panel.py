@@ -19,8 +19,8 @@ from engine.device import format_bytes, resolve_device
 from engine.errors import PlaygroundError
 from engine.models import FAMILIES
 
-from .corpus_box import CorpusBox
-from .model_form import (FORMS, TRAIN, Knob, build_page, form_of, labelled, mark_invalid, ngram_defaults,
+from app.training.corpus_box import CorpusBox
+from app.training.model_form import (FORMS, TRAIN, Knob, build_page, form_of, labelled, mark_invalid, ngram_defaults,
                          override_text, read_values, set_value, show_smoothing_rows)
 
 DEVICES = ("auto", "cuda", "mps", "cpu")

@@ -7,7 +7,7 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from app.workers import error_message, start_worker
+from app.common.workers import error_message, start_worker
 
 
 class Job(QObject):

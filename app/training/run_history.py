@@ -11,7 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
-from app.panels.loss_series import ema_debiased, minmax_downsample, unit_factor
+from app.training.loss_series import ema_debiased, minmax_downsample, unit_factor
 from engine.api import all_settings
 from engine.errors import PlaygroundError
 

@@ -17,8 +17,8 @@ from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QMenu, QSlider,
                                QToolButton, QVBoxLayout, QWidget)
 
-from app.panels.loss_series import Series, ema_debiased, minmax_downsample, unit_factor, visible_slice
-from app.panels.run_history import RunHistory
+from app.training.loss_series import Series, ema_debiased, minmax_downsample, unit_factor, visible_slice
+from app.training.run_history import RunHistory
 
 REDRAW_MS = 33          # fastest redraw: ≤ 30 Hz
 SLOWEST_MS = 500        # slowest redraw, when drawing is expensive (a large window on a slow machine)

@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from app.panels.graph_layout import GraphSpec, default_collapsed, layout
+from app.graph.graph_layout import GraphSpec, default_collapsed, layout
 
 H_GROUP = re.compile(r"^RNN layer (\d+) / RNN step (\d+)$")
 

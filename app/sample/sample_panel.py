@@ -18,10 +18,10 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox
 from engine.decode import DecodeConfig, generate
 from engine.errors import ConfigError, PlaygroundError
 
-from ..workers import error_message, start_worker
-from .beam_tree import BeamTree, build_tree
-from .dist_chart import DistChart, axis_label
-from .token_view import SampleView
+from app.common.token_view import SampleView
+from app.common.workers import error_message, start_worker
+from app.sample.beam_tree import BeamTree, build_tree
+from app.sample.dist_chart import DistChart, axis_label
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ STRATEGY_HELP = {"greedy": "always take the most probable next token",
 
 
 class SamplePanel(QWidget):
-    """See docs/ARCHITECTURE.md "App panels". `source` is an app.model_source.ModelSource (or anything with its
+    """See docs/ARCHITECTURE.md "App panels". `source` is an app.common.model_source.ModelSource (or anything with its
     interface: snapshot(), describe(), is_training(), changed)."""
 
     def __init__(self, source, parent: QWidget | None = None):

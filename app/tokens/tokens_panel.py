@@ -14,14 +14,14 @@ from PySide6.QtGui import QColor, QFont, QTextCharFormat
 from PySide6.QtWidgets import (QComboBox, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit, QProgressBar,
                                QPushButton, QSplitter, QTableView, QTabWidget, QTextEdit, QVBoxLayout, QWidget)
 
+from engine.corpus import VAL_FRACTION
 from engine.errors import PlaygroundError
 from engine.tokenizers.inspect import (BPEReplay, TokensResult, TokenSpan, TokenStats, analyse, bpe_replay, readable,
                                        token_spans)
 
-from ..model_source import ModelSource
-from .corpus_box import PREVIEW_CHARS, VAL_FRACTION
-from .graph_jobs import JobRunner
-from .token_view import SELECTED_BACKGROUND, TOKEN_BACKGROUNDS, TokenView, display_form
+from app.common.jobs import JobRunner
+from app.common.model_source import ModelSource
+from app.common.token_view import PREVIEW_CHARS, SELECTED_BACKGROUND, TOKEN_BACKGROUNDS, TokenView, display_form
 
 FORM, MODEL = "the form's settings", "the current model's tokenizer"
 UNK_COLOR = QColor("#b00020")

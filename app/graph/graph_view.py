@@ -15,15 +15,15 @@ import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
 
-from app.panels.graph_controls import LECTURE, MODEL, NEWLINE_MARK, GradientStrip, SourceBar, SteppingBar, legend
-from app.panels.graph_data import (build_model_tape, finished_grad_norms, hidden_states_by_layer, random_window,
+from app.graph.graph_controls import LECTURE, MODEL, NEWLINE_MARK, GradientStrip, SourceBar, SteppingBar, legend
+from app.graph.graph_data import (build_model_tape, finished_grad_norms, hidden_states_by_layer, random_window,
                                    record_and_layout)
-from app.panels.graph_jobs import JobRunner
-from app.panels.graph_layout import layout
-from app.panels.graph_scene import (COMPUTED, FORWARD, GRAD_DONE, GRAD_PARTIAL, GRADIENT, PENDING, GraphScene,
+from app.common.jobs import JobRunner
+from app.graph.graph_layout import layout
+from app.graph.graph_scene import (COMPUTED, FORWARD, GRAD_DONE, GRAD_PARTIAL, GRADIENT, PENDING, GraphScene,
                                     GraphView)
-from app.panels.inspect_panel import InspectPanel
-from app.workers import error_message
+from app.common.workers import error_message
+from app.graph.node_inspector import NodeInspector
 from engine.autodiff.check import fd_check_node
 from engine.autodiff.lecture import lecture_example
 from engine.autodiff.stepper import Stepper
@@ -76,7 +76,7 @@ class GraphPanel(QWidget):
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(self.view, 1)
         ll.addWidget(self.strip_box)
-        self.inspector = InspectPanel()
+        self.inspector = NodeInspector()
         split = QSplitter(Qt.Horizontal)
         split.addWidget(left)
         split.addWidget(self.inspector)

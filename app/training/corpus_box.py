@@ -2,7 +2,7 @@
 (characters, distinct characters, train/val split) and a preview. A corpus that fails to load shows the engine's
 one-line reason here and the previous corpus stays selected, so a bad file never leaves the app without text.
 
-Loading runs on a worker thread (app/workers.py): reading, decoding, splitting and counting a file near the 50 MB
+Loading runs on a worker thread (app/common/workers.py): reading, decoding, splitting and counting a file near the 50 MB
 limit takes ~0.4 s from a warm cache on a 2-core CPU (longer from a slow disk), which would freeze the window. The previous corpus stays in use (and Start stays off) until the new
 one has loaded; a request made while another is loading waits for it and then replaces it, so only the newest
 request is ever shown, and at most one corpus is being read at a time (a 50 MB text costs about 50-200 MB)."""
@@ -18,17 +18,16 @@ from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
                                QPlainTextEdit, QProgressBar, QPushButton, QWidget)
 
-from engine.corpus import BUILTIN_CORPORA, BUILTIN_PREFIX, Corpus, load_corpus, split_text
+from engine.corpus import BUILTIN_CORPORA, BUILTIN_PREFIX, VAL_FRACTION, Corpus, load_corpus, split_text
 from engine.errors import PlaygroundError
 from engine.tokenizers.word import TOKEN_RE
 
-from ..workers import error_message, start_worker
+from app.common.token_view import PREVIEW_CHARS
+from app.common.workers import error_message, start_worker
 
 log = logging.getLogger(__name__)
 
 MAX_RECENT = 8
-PREVIEW_CHARS = 3000
-VAL_FRACTION = 0.1
 SET_CHUNK = 1 << 18   # characters per set.update: each call holds the GIL for ~2 ms, not ~0.3 s for 50 MB
 WORD_COUNT_CHARS = 10_000_000   # distinct words are counted for train splits up to this size
 _SPACE = re.compile(r"\s")
@@ -69,7 +68,7 @@ def _distinct_words(train: str) -> tuple[int, int] | None:
 
 
 class CorpusLoader(QObject):
-    """Reads one corpus on its own thread (started by app.workers.start_worker)."""
+    """Reads one corpus on its own thread (started by app.common.workers.start_worker)."""
     done = Signal(object)   # a LoadedCorpus
     failed = Signal(str)    # a one-line reason
     finished = Signal()     # always last

@@ -199,7 +199,7 @@ class TensorView(QWidget):
                 self.hover.setText(f"{self.title}[{i}] = {self.array[i]:.10g}")
 
 
-class InspectPanel(QScrollArea):
+class NodeInspector(QScrollArea):
     """Shows one node of the program the graph panel is stepping; `refresh()` after each step that touched it."""
 
     fd_requested = Signal(int)

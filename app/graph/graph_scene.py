@@ -9,7 +9,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, 
 from PySide6.QtWidgets import (QGraphicsItem, QGraphicsRectItem, QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView,
                                QStyleOptionGraphicsItem, QWidget)
 
-from app.panels.graph_layout import NODE_H, NODE_W, GraphSpec, Layout
+from app.graph.graph_layout import NODE_H, NODE_W, GraphSpec, Layout
 
 # node fill by state: not yet computed, value computed, some gradient arrived, gradient complete
 PENDING, COMPUTED, GRAD_PARTIAL, GRAD_DONE = range(4)

@@ -19,6 +19,8 @@ from PySide6.QtWidgets import QTextEdit, QToolTip, QWidget
 
 from engine.decode import DecodeConfig, DecodeEvent
 
+PREVIEW_CHARS = 3000   # how much of a corpus the training form and the Tokens tab show as its start
+
 TOKEN_BACKGROUNDS = (QColor("#dbe8fb"), QColor("#fbe7cf"))  # alternating, subtle enough to read through
 SELECTED_BACKGROUND = QColor("#ffd84d")
 PROMPT_COLOR = QColor("#6b6b6b")

@@ -1,0 +1,1 @@
+"""The Tokens tab: what the tokenizer does to the corpus."""
