@@ -292,6 +292,9 @@ def resume_spec(ckpt_dir: str, *, max_steps: int | None = None, device: str = "a
     meta = ckpt.load_meta(ckpt_dir)
     if meta.get("family") == "ngram":
         raise CheckpointError("an n-gram model is built in one counting pass; there is nothing to resume")
+    if "spec" not in meta:
+        raise CheckpointError(f"{ckpt_dir} has no run spec in meta.json (corpus, tokenizer, seed), so it cannot "
+                              f"be resumed; it can still be loaded for sampling")
     spec = RunSpec(**meta["spec"])
     overrides = dict(overrides or {})
     conflicts = _spec_conflicts(spec, expect or {}) + _setting_conflicts(meta, overrides)
@@ -355,18 +358,25 @@ def _setting_conflicts(meta: dict, overrides: dict) -> list[str]:
 
 
 def load_checkpoint(ckpt_dir) -> ModelHandle:
+    """The checkpoint's model (CPU, eval mode), tokenizer and meta. Every file is checked before it is used
+    (engine.checkpoint, engine.checkpoint_schema): any problem is one CheckpointError, and nothing is built from
+    a file that fails."""
     meta = ckpt.load_meta(ckpt_dir)
-    family = meta.get("family")
-    if family not in FAMILIES:
-        raise CheckpointError(f"{ckpt_dir} holds an unknown model family {family!r}")
-    tokenizer = tokenizer_from_dict(meta["tokenizer"])
+    family = meta["family"]
+    try:
+        tokenizer = tokenizer_from_dict(meta["tokenizer"])
+    except PlaygroundError as e:
+        raise CheckpointError(f"{ckpt_dir}: its tokenizer cannot be rebuilt: {e}") from None
     if family == "ngram":
         from .models.ngram import NGramConfig, NGramLM
-        model = NGramLM.from_arrays(NGramConfig.from_dict(meta["model"]),
-                                    ckpt.load_group(ckpt_dir, "ngram", as_torch=False))
+        arrays = ckpt.load_group(ckpt_dir, "ngram", as_torch=False, meta=meta, dtypes=("I64",))
+        if any(a.ndim != 1 for a in arrays.values()) or any(
+                (a < 1).any() for k, a in arrays.items() if k.startswith("counts_")):
+            raise CheckpointError(f"{ckpt_dir}: the n-gram counts are damaged (not positive, or not 1-D)")
+        model = NGramLM.from_arrays(NGramConfig.from_dict(meta["model"]), arrays)
     else:
         from .train_state import load_model_from_checkpoint
-        model, _ = load_model_from_checkpoint(ckpt_dir)
+        model, _ = load_model_from_checkpoint(ckpt_dir, meta=meta)
     return ModelHandle(family, model, tokenizer, meta)
 
 

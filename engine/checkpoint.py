@@ -1,97 +1,418 @@
-"""Checkpoint folders: `meta.json` (plain JSON: format version, family, configs, tokenizer, step, metrics) plus
-one safetensors file per tensor group (`model`, `optimizer`, ...). No pickle anywhere. Every file is written to a
-temporary name and renamed into place, so a crash mid-save never leaves a half-written checkpoint."""
+"""Checkpoint folders: `meta.json` (plain JSON: format version, family, configs, tokenizer, step, metrics, and a
+manifest of the other files) plus one safetensors file per tensor group (`model`, `optimizer`, ...). No pickle.
+
+Saving is atomic for the folder as a whole: everything is written into a new hidden sibling folder
+(`.NAME.saving-*`), fsynced, and then swapped with the old folder in one rename (renameat2's RENAME_EXCHANGE on
+Linux; elsewhere two renames, with the old folder put back by the next save or load if a crash falls between
+them). A reader sees the old checkpoint or the new one, never a mix. Leftovers of interrupted saves are removed
+by the next save into the same place.
+
+Loading trusts nothing: meta.json is read as a bounded regular file and checked against a schema
+(`engine.checkpoint_schema`), and every tensor file must match the manifest (size and SHA-256) and have a sane
+safetensors header (allowed dtypes, expected names and shapes) before its data is read. Every failure, on save or
+on load, is one `CheckpointError`."""
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
+import hashlib
 import json
+import logging
 import os
-import tempfile
+import shutil
+import struct
+import uuid
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file as _np_load, save_file as _np_save
-from safetensors.torch import load_file as _torch_load, save_file as _torch_save
+from safetensors import SafetensorError
 
-from .errors import CheckpointError
+from .errors import CheckpointError, PlaygroundError
+from .safe_read import parse_json, read_regular
 
-FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 2       # 2 added the manifest ("files"); format 1 folders (no manifest) still load
+READABLE_FORMATS = (1, 2)
 META = "meta.json"
+MAX_META_BYTES = 64 * 1024 * 1024          # a BPE vocabulary of 50k tokens and 2,000 history rows are ~4 MB
+MAX_HEADER_BYTES = 16 * 1024 * 1024        # a safetensors header lists names, dtypes and shapes only
+MAX_GROUP_BYTES = 64 * 1024 ** 3           # beyond any model this program can train
+FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
+_ITEMSIZE = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
+             "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1, "C64": 8}
+_SAVING, _OLD = "saving", "old"
+# what a checkpoint folder may contain besides its tensor files (earlier versions' per-file temporaries too)
+_LEGACY_TEMP_SUFFIX = ".tmp"
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=True).encode("utf-8"))
-
-
+# -- saving ---------------------------------------------------------------------------------------------------
 def prepare_dir(out_dir: str | os.PathLike) -> Path:
-    """Create the checkpoint folder, refusing a path that is an existing file."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise CheckpointError(f"output path {out} is a file, not a folder")
+    """Check that a checkpoint can be saved at `out_dir` before anything is trained: the parent folder exists (it
+    is created) and is writable, and `out_dir` is new, empty or a checkpoint (whose files a save replaces). The
+    folder is created empty. Returns the absolute path. Raises CheckpointError naming what is wrong."""
+    out = _target(out_dir)
+    _check_target(out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = out.parent / f".{out.name}.{_SAVING}-probe-{uuid.uuid4().hex[:8]}"
+        probe.mkdir()
+        probe.rmdir()
+        out.mkdir(exist_ok=True)
     except OSError as e:
-        raise CheckpointError(f"cannot create output folder {out}: {e.strerror}") from None
+        raise CheckpointError(f"cannot save a checkpoint at {out}: {_reason(e)}") from None
     return out
 
 
 def save_checkpoint(out_dir: str | os.PathLike, meta: Mapping[str, Any],
                     groups: Mapping[str, Mapping[str, torch.Tensor | np.ndarray]]) -> Path:
-    """Write tensor groups first and meta.json last, so meta.json existing means the checkpoint is complete."""
-    out = prepare_dir(out_dir)
-    for name, tensors in groups.items():
-        tmp = out / f".{name}.safetensors.tmp"
-        if any(isinstance(t, torch.Tensor) for t in tensors.values()):
-            _torch_save({k: torch.as_tensor(v).detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
-        else:
-            _np_save({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp))
-        os.replace(tmp, out / f"{name}.safetensors")
-    full_meta = dict(meta)
-    full_meta["format_version"] = FORMAT_VERSION
-    full_meta["groups"] = sorted(groups)
-    atomic_write_json(out / META, full_meta)
+    """Write a checkpoint atomically (see the module docstring) and return its absolute path.
+
+    meta: JSON-serialisable; `format_version`, `groups` and the manifest `files` are added. groups: group name ->
+    tensors (torch or numpy). Raises CheckpointError for every failure (full disk, read-only or missing
+    permission, a target that is a file or a folder of other things); the previous checkpoint at that place, if
+    any, is then left as it was."""
+    out = _target(out_dir)
+    _check_target(out)
+    tmp = out.parent / f".{out.name}.{_SAVING}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _recover(out)
+        _clean_leftovers(out)
+        tmp.mkdir()
+        files = {}
+        for name, tensors in groups.items():
+            data = _serialise(tensors)
+            fname = f"{name}.safetensors"
+            _write_synced(tmp / fname, data)
+            files[fname] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        full_meta = dict(meta)
+        full_meta.update(format_version=FORMAT_VERSION, groups=sorted(groups), files=files)
+        _write_synced(tmp / META, json.dumps(full_meta, indent=2, sort_keys=True).encode("utf-8"))
+        _fsync_dir(tmp)
+        _swap_in(tmp, out)
+    except PlaygroundError:
+        _remove_quietly(tmp)
+        raise
+    except (OSError, SafetensorError, ValueError, TypeError, RuntimeError) as e:
+        # OSError: disk full, read-only, permission; safetensors' SafetensorError is neither OSError nor ours
+        _remove_quietly(tmp)
+        raise CheckpointError(f"could not save the checkpoint to {out}: {_reason(e)}") from None
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
     return out
 
 
+def _target(out_dir) -> Path:
+    text = os.fspath(out_dir)
+    if not str(text).strip():
+        raise CheckpointError("no checkpoint folder given")
+    out = Path(os.path.abspath(text))
+    if out.is_symlink():   # save where the link points; the swap would otherwise replace the link itself
+        out = out.resolve()
+    if out.parent == out:
+        raise CheckpointError(f"cannot save a checkpoint as {out}")
+    return out
+
+
+def _check_target(out: Path) -> None:
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise CheckpointError(f"output path {out} is a file, not a folder")
+    try:
+        entries = list(out.iterdir())
+    except OSError as e:
+        raise CheckpointError(f"cannot save a checkpoint at {out}: {_reason(e)}") from None
+    foreign = [p.name for p in entries if not (p.name == META or p.name.endswith(".safetensors")
+                                               or (p.name.startswith(".") and p.name.endswith(_LEGACY_TEMP_SUFFIX)))]
+    if foreign or (entries and not (out / META).exists() and
+                   any(p.name.endswith(".safetensors") for p in entries)):
+        shown = ", ".join(sorted(foreign)[:3]) or "tensor files without meta.json"
+        raise CheckpointError(f"{out} holds other things ({shown}); save the checkpoint into a new or empty "
+                              f"folder, or over an earlier checkpoint")
+
+
+def _serialise(tensors: Mapping[str, Any]) -> bytes:
+    from safetensors.numpy import save as np_save
+    from safetensors.torch import save as torch_save
+    if any(isinstance(t, torch.Tensor) for t in tensors.values()):
+        return torch_save({k: torch.as_tensor(v).detach().contiguous().cpu() for k, v in tensors.items()})
+    return np_save({k: np.ascontiguousarray(v) for k, v in tensors.items()})
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "xb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return   # some platforms cannot open folders; the rename is still atomic there
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _swap_in(new: Path, out: Path) -> None:
+    """Put the finished folder `new` at `out` in one step. The old folder, if any, ends under a hidden name and
+    is removed."""
+    if not out.exists():
+        os.rename(new, out)
+    elif _exchange(new, out):
+        _remove_quietly(new)   # now holds the old checkpoint
+    else:
+        old = out.parent / f".{out.name}.{_OLD}-{uuid.uuid4().hex[:8]}"
+        os.rename(out, old)    # a crash right here leaves no `out`; _recover puts `old` back
+        os.rename(new, out)
+        _remove_quietly(old)
+    _fsync_dir(out.parent)
+
+
+_RENAME_EXCHANGE = 2
+_libc = None
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE). False where the system or file system lacks
+    it; other errors raise OSError."""
+    global _libc
+    if not hasattr(os, "uname") or os.uname().sysname != "Linux":
+        return False
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    fn = getattr(_libc, "renameat2", None)
+    if fn is None:
+        return False
+    at_fdcwd = -100
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _siblings(out: Path, kind: str) -> list[Path]:
+    prefix = f".{out.name}.{kind}-"
+    try:
+        return sorted(p for p in out.parent.iterdir() if p.name.startswith(prefix))
+    except OSError:
+        return []
+
+
+def _recover(out: Path) -> None:
+    """A crash between the two renames of the fallback swap leaves no checkpoint at `out` and the previous one
+    under `.NAME.old-*`: put it back."""
+    if out.exists():
+        return
+    for old in _siblings(out, _OLD):
+        if (old / META).is_file():
+            try:
+                os.rename(old, out)
+                log.warning("restored the checkpoint %s from an interrupted save", out)
+            except OSError:
+                pass
+            return
+
+
+def _clean_leftovers(out: Path) -> None:
+    """Remove what interrupted saves left: `.NAME.saving-*` and `.NAME.old-*` folders next to `out`, and the
+    per-file temporaries earlier versions wrote inside it."""
+    for p in _siblings(out, _SAVING) + _siblings(out, _OLD):
+        _remove_quietly(p)
+    if out.is_dir():
+        for p in out.iterdir():
+            if p.name.startswith(".") and p.name.endswith(_LEGACY_TEMP_SUFFIX):
+                _remove_quietly(p)
+
+
+def _remove_quietly(p: Path) -> None:
+    try:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+    except OSError as e:
+        log.warning("could not remove %s: %s", p, e)
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, OSError):
+        if e.errno == errno.ENOSPC:
+            return "the disk is full"
+        if e.errno == errno.EROFS:
+            return "the file system is read-only"
+        if e.errno in (errno.EACCES, errno.EPERM):
+            return "permission denied"
+        if e.errno == errno.EDQUOT:
+            return "the disk quota is exceeded"
+        return e.strerror or str(e)
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
+# -- loading --------------------------------------------------------------------------------------------------
 def load_meta(ckpt_dir: str | os.PathLike) -> dict[str, Any]:
+    """meta.json of a checkpoint folder, read with a byte cap and checked against the schema (types, ranges,
+    the tokenizer, the history, the manifest). Raises CheckpointError."""
     d = Path(ckpt_dir)
+    if not str(ckpt_dir).strip():
+        raise CheckpointError("no checkpoint folder given")
+    if not d.exists() and not d.is_symlink():
+        _recover(Path(os.path.abspath(d)))
     if d.exists() and not d.is_dir():
         raise CheckpointError(f"{d} is a file; a checkpoint is a folder (with meta.json inside)")
     if not d.is_dir():
         raise CheckpointError(f"checkpoint folder {d} does not exist")
-    try:
-        meta = json.loads((d / META).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{d} is not a checkpoint (no {META})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{d / META} is damaged: {e}") from None
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{d} has checkpoint format {meta.get('format_version')!r}; "
-                              f"this version reads format {FORMAT_VERSION}")
+    if not (d / META).exists() and not (d / META).is_symlink():
+        raise CheckpointError(f"{d} is not a checkpoint (no {META})")
+    meta = _raw_meta(d)
+    from .checkpoint_schema import check_meta
+    check_meta(meta, d)
     return meta
 
 
-def load_group(ckpt_dir: str | os.PathLike, name: str, *, as_torch: bool = True) -> dict[str, Any]:
-    path = Path(ckpt_dir) / f"{name}.safetensors"
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {ckpt_dir} has no '{name}' tensors")
+def _raw_meta(d: Path) -> dict[str, Any]:
+    """meta.json as a dict of a readable format, read with a byte cap, without the schema check."""
+    data = read_regular(d / META, MAX_META_BYTES, "checkpoint file", CheckpointError)
+    meta = parse_json(data, f"{d / META}", CheckpointError)
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{d / META} is damaged: it holds a {type(meta).__name__}, not an object")
+    version = meta.get("format_version")
+    if type(version) is not int or version not in READABLE_FORMATS:
+        raise CheckpointError(f"{d} has checkpoint format {version!r}; this version reads formats "
+                              f"{', '.join(map(str, READABLE_FORMATS))}")
+    files = meta.get("files")
+    if files is not None and not (isinstance(files, dict) and all(
+            isinstance(e, dict) and type(e.get("bytes")) is int and type(e.get("sha256")) is str
+            for e in files.values())):
+        raise CheckpointError(f"{d / META}: files must map file names to their bytes and sha256")
+    return meta
+
+
+def group_header(ckpt_dir: str | os.PathLike, name: str, meta: Mapping[str, Any]) -> dict[str, tuple[str, tuple]]:
+    """{tensor name: (dtype, shape)} from a group file's safetensors header, read without its data; the file is
+    checked against the manifest's size first. Raises CheckpointError."""
+    path = _group_path(ckpt_dir, name, meta)
+    size = _expected_size(path, name, meta)
     try:
-        return _torch_load(str(path)) if as_torch else _np_load(str(path))
-    except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
-        raise CheckpointError(f"{path} is damaged: {e}") from None
+        with open(path, "rb", buffering=0) as f:   # a regular file: checked by _group_path
+            head = f.read(8)
+            if len(head) < 8:
+                raise CheckpointError(f"{path} is damaged: shorter than a safetensors header")
+            n = struct.unpack("<Q", head)[0]
+            if n > min(MAX_HEADER_BYTES, size - 8):
+                raise CheckpointError(f"{path} is damaged: its header claims {n:,} bytes")
+            raw = f.read(n)
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {_reason(e)}") from None
+    return _parse_header(raw, size - 8 - n, path)
+
+
+def load_group(ckpt_dir: str | os.PathLike, name: str, *, as_torch: bool = True,
+               meta: Mapping[str, Any] | None = None, dtypes: Iterable[str] = FLOAT_DTYPES,
+               expect: Mapping[str, tuple] | None = None) -> dict[str, Any]:
+    """The tensors of group `name`, after checking the file against the manifest (size, SHA-256) and its header:
+    every dtype in `dtypes` (safetensors names: F32, I64, U8, ...), and with `expect` (name -> shape) exactly those
+    names with those shapes. meta: the checkpoint's, as load_meta returns it; None reads only its format and
+    manifest (for callers that check the rest themselves). Raises CheckpointError."""
+    meta = _raw_meta(Path(ckpt_dir)) if meta is None else meta
+    header = group_header(ckpt_dir, name, meta)
+    path = _group_path(ckpt_dir, name, meta)
+    allowed = set(dtypes)
+    for key, (dtype, shape) in header.items():
+        if dtype not in allowed:
+            raise CheckpointError(f"{path}: tensor {key} has dtype {dtype}; this group holds only "
+                                  f"{', '.join(sorted(allowed))}")
+    if expect is not None:
+        missing, extra = sorted(set(expect) - set(header)), sorted(set(header) - set(expect))
+        if missing or extra:
+            raise CheckpointError(f"{path} does not fit the model in meta.json (missing {missing[:3]}, "
+                                  f"unexpected {extra[:3]})")
+        for key, shape in expect.items():
+            if tuple(header[key][1]) != tuple(shape):
+                raise CheckpointError(f"{path}: tensor {key} has shape {tuple(header[key][1])}, the model in "
+                                      f"meta.json needs {tuple(shape)}")
+    size = _expected_size(path, name, meta)
+    data = read_regular(path, size, "checkpoint file", CheckpointError)
+    entry = (meta.get("files") or {}).get(path.name)
+    if entry is not None and hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise CheckpointError(f"{path} does not match the checksum in meta.json: the file is damaged or from "
+                              f"another save")
+    try:
+        if as_torch:
+            from safetensors.torch import load
+        else:
+            from safetensors.numpy import load
+        return load(data)
+    except Exception as e:  # safetensors raises its own error types for damaged data
+        raise CheckpointError(f"{path} is damaged: {str(e).splitlines()[0] if str(e) else type(e).__name__}") \
+            from None
+
+
+def _group_path(ckpt_dir, name: str, meta: Mapping[str, Any]) -> Path:
+    path = Path(ckpt_dir) / f"{name}.safetensors"
+    if name not in (meta.get("groups") or []) or not (path.exists() or path.is_symlink()):
+        raise CheckpointError(f"checkpoint {ckpt_dir} has no '{name}' tensors")
+    return path
+
+
+def _expected_size(path: Path, name: str, meta: Mapping[str, Any]) -> int:
+    """The file's size, which must equal the manifest's (format 2) and be a regular file."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {_reason(e)}") from None
+    import stat as _stat
+    if not _stat.S_ISREG(st.st_mode):
+        read_regular(path, 0, "checkpoint file", CheckpointError)   # raises, naming what it is
+    entry = (meta.get("files") or {}).get(path.name)
+    if entry is None:
+        if meta.get("format_version", 1) >= 2:
+            raise CheckpointError(f"{path.name} is not in the manifest of {path.parent / META}")
+        if st.st_size > MAX_GROUP_BYTES:
+            raise CheckpointError(f"{path} is {st.st_size:,} bytes, more than a checkpoint file can be")
+        return st.st_size
+    if st.st_size != entry["bytes"]:
+        raise CheckpointError(f"{path} is {st.st_size:,} bytes but meta.json says {entry['bytes']:,}: the file "
+                              f"is damaged or from another save")
+    return st.st_size
+
+
+def _parse_header(raw: bytes, data_bytes: int, path: Path) -> dict[str, tuple[str, tuple]]:
+    header = parse_json(raw, f"the header of {path}", CheckpointError, max_depth=4)
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path} is damaged: its header is not an object")
+    out, spans = {}, []
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        if not (isinstance(entry, dict) and isinstance(entry.get("dtype"), str)
+                and isinstance(entry.get("shape"), list) and isinstance(entry.get("data_offsets"), list)
+                and all(type(s) is int and s >= 0 for s in entry["shape"])
+                and len(entry["data_offsets"]) == 2 and all(type(o) is int for o in entry["data_offsets"])):
+            raise CheckpointError(f"{path} is damaged: bad header entry for {key!r}")
+        dtype = entry["dtype"]
+        if dtype not in _ITEMSIZE:
+            raise CheckpointError(f"{path}: tensor {key} has unknown dtype {dtype}")
+        numel = 1
+        for s in entry["shape"]:
+            numel *= s
+        begin, end = entry["data_offsets"]
+        if not 0 <= begin <= end <= data_bytes or end - begin != numel * _ITEMSIZE[dtype]:
+            raise CheckpointError(f"{path} is damaged: tensor {key}'s data does not fit the file")
+        spans.append((begin, end))
+        out[key] = (dtype, tuple(entry["shape"]))
+    return out

@@ -24,10 +24,11 @@ import torch
 
 from . import checkpoint
 from .device import device_name, is_out_of_memory, peak_flops, resolve_device
-from .errors import ConfigError
+from .errors import CheckpointError, ConfigError
 from .history import LossHistory
 from .models import ConfigMixin, build_model
-from .train_state import check_compatible, flatten_optimizer, load_model_tensors, model_tensors, unflatten_optimizer
+from .train_state import (check_compatible, checked_optimizer_state, checked_rng_state, flatten_optimizer,
+                          load_model_tensors, model_tensors, state_shapes)
 
 __all__ = ["TrainConfig", "StepReport", "Trainer", "resolve_device", "device_name"]
 
@@ -157,6 +158,7 @@ class Trainer:
         self.last_report: StepReport | None = None
         self.last_eval: StepReport | None = None  # the latest report carrying validation figures
         self.history = LossHistory()                # every report, thinned; saved with checkpoints
+        self.resume_warnings: list[str] = []        # what a resume had to start fresh (load_state)
         self._bad = torch.zeros((), device=self.device)              # sticky: a non-finite step happened
         self._bad_step = torch.zeros((), dtype=torch.long, device=self.device)
         # Held around each optimizer update; a caller that copies weights from another thread (engine.api's
@@ -239,7 +241,8 @@ class Trainer:
 
     def _hello(self) -> str:
         mfu = f"MFU against {self.peak_label}" if self.peak_flops else "MFU not estimated (no peak figure)"
-        return f"training on {self.device_label}; {mfu}"
+        warnings = "".join(f"; warning: {w}" for w in self.resume_warnings)
+        return f"training on {self.device_label}; {mfu}{warnings}"
 
     def _run_steps(self, n: int) -> tuple[int, float, float]:
         """n optimizer steps; returns (steps, summed loss, summed grad norm), reading the device once."""
@@ -373,25 +376,43 @@ class Trainer:
         return checkpoint.save_checkpoint(out_dir, meta, groups)
 
     def load_state(self, ckpt_dir) -> dict:
-        """Load a checkpoint of this same model into this trainer (weights, optimizer, step, RNG)."""
+        """Load a checkpoint of this same model into this trainer (weights, optimizer, step, RNG), each checked
+        before it is used. Weights that do not fit raise CheckpointError; an optimizer or random state that does
+        not fit is replaced by a fresh one, with a warning in `resume_warnings` (shown in the first report)."""
         meta = checkpoint.load_meta(ckpt_dir)
         check_compatible(meta, self.model)
-        load_model_tensors(self.model, checkpoint.load_group(ckpt_dir, "model"))
-        self.optimizer.load_state_dict(unflatten_optimizer(checkpoint.load_group(ckpt_dir, "optimizer"),
-                                                           meta["optimizer"], self.optimizer))
-        rng = checkpoint.load_group(ckpt_dir, "rng")
-        torch.set_rng_state(rng["cpu"])
-        if rng["batch"].numel() == self._gen.get_state().numel():
-            self._gen.set_state(rng["batch"])
-        else:  # saved on another kind of device (a CUDA generator's state is 16 bytes, the CPU's 5056)
-            self._gen.manual_seed(self.cfg.seed + int(meta["step"]))
-            log.warning("batch sampling restarts from a fresh seed: the checkpoint was saved on another device")
-        if "cuda" in rng and self.device.type == "cuda":
-            torch.cuda.set_rng_state(rng["cuda"], self.device)
-        self.step, self.tokens = int(meta["step"]), int(meta["tokens"])
+        load_model_tensors(self.model, checkpoint.load_group(ckpt_dir, "model", meta=meta,
+                                                             expect=state_shapes(self.model)))
+        step = int(meta["step"])
+        try:
+            self.optimizer.load_state_dict(checked_optimizer_state(ckpt_dir, meta, self.optimizer))
+        except (CheckpointError, ValueError, KeyError, RuntimeError) as e:
+            self.optimizer.state.clear()
+            self._warn(f"the saved optimizer state cannot be used ({e}); AdamW's moments start fresh at step "
+                       f"{step}")
+        try:
+            rng = checked_rng_state(ckpt_dir, meta)
+            torch.set_rng_state(rng["cpu"])
+            if rng["batch"].numel() == self._gen.get_state().numel():
+                self._gen.set_state(rng["batch"])
+            else:  # saved on another kind of device (a CUDA generator's state is 16 bytes, the CPU's 5056)
+                self._gen.manual_seed(self.cfg.seed + step)
+                log.warning("batch sampling restarts from a fresh seed: the checkpoint was saved on another device")
+            if "cuda" in rng and self.device.type == "cuda":
+                torch.cuda.set_rng_state(rng["cuda"], self.device)
+        except (CheckpointError, RuntimeError, ValueError) as e:
+            torch.manual_seed(self.cfg.seed + step)
+            self._gen.manual_seed(self.cfg.seed + step)
+            self._warn(f"the saved random state cannot be used ({e}); batches are drawn from a fresh seed "
+                       f"({self.cfg.seed} + step {step})")
+        self.step, self.tokens = step, int(meta.get("tokens", 0))
         self._elapsed_before = float(meta.get("elapsed_s", 0.0))
         self.history = LossHistory.from_dict(meta.get("history")).up_to(self.step)
         return meta
+
+    def _warn(self, message: str) -> None:
+        log.warning("%s", message)
+        self.resume_warnings.append(message)
 
     @classmethod
     def resume_from(cls, ckpt_dir, model, train_ids, val_ids, cfg: TrainConfig | None = None, *, val_chars: int,

@@ -12,7 +12,8 @@ from .errors import CheckpointError
 from .models import build_model
 
 __all__ = ["model_tensors", "load_model_tensors", "check_compatible", "load_model_from_checkpoint",
-           "flatten_optimizer", "unflatten_optimizer"]
+           "flatten_optimizer", "checked_optimizer_state",
+           "checked_rng_state", "state_shapes"]
 
 
 def model_tensors(model) -> dict[str, torch.Tensor]:
@@ -48,11 +49,21 @@ def check_compatible(meta: dict, model) -> None:
                               f"{model.family}: {', '.join(diff) or 'different family'}")
 
 
-def load_model_from_checkpoint(ckpt_dir, device: str = "cpu"):
-    """(model in eval mode, meta) rebuilt from a checkpoint's config and weights."""
-    meta = checkpoint.load_meta(ckpt_dir)
+def state_shapes(model) -> dict[str, tuple]:
+    """{name: shape} of the model's state_dict: what a checkpoint's weight file must hold exactly."""
+    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
+
+
+def load_model_from_checkpoint(ckpt_dir, device: str = "cpu", meta: dict | None = None):
+    """(model in eval mode, meta) rebuilt from a checkpoint's config and weights. The weight file's header is
+    checked against a model built on the meta device (no memory) before any weight is read: float dtypes only,
+    the names and shapes the config implies. Raises CheckpointError."""
+    meta = checkpoint.load_meta(ckpt_dir) if meta is None else meta
+    with torch.device("meta"):
+        shapes = state_shapes(build_model(meta["family"], meta["model"]))
+    tensors = checkpoint.load_group(ckpt_dir, "model", meta=meta, expect=shapes)
     model = build_model(meta["family"], meta["model"])
-    load_model_tensors(model, checkpoint.load_group(ckpt_dir, "model"))
+    load_model_tensors(model, tensors)
     return model.to(resolve_device(device)).eval(), meta
 
 
@@ -64,16 +75,52 @@ def flatten_optimizer(sd: dict) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, {"param_groups": json.loads(json.dumps(sd["param_groups"])), "state": state}
 
 
-def unflatten_optimizer(tensors: dict, layout: dict, optimizer) -> dict:
+ADAM_STATE = ("exp_avg", "exp_avg_sq", "step")
+
+
+def checked_optimizer_state(ckpt_dir, meta: dict, optimizer) -> dict:
+    """The saved AdamW state as a state_dict for `optimizer` (built for the same model), after checking that it
+    fits before anything is loaded: the layout's groups hold the same parameters, every state entry names a
+    parameter and has exp_avg and exp_avg_sq of that parameter's shape and a step, all float and finite (and
+    exp_avg_sq not negative). The groups' hyperparameters are the optimizer's own (the run's current settings).
+    Raises CheckpointError saying what does not fit."""
+    layout = meta.get("optimizer")
+    if not isinstance(layout, dict) or not isinstance(layout.get("param_groups"), list) \
+            or not isinstance(layout.get("state"), dict):
+        raise CheckpointError("meta.json has no optimizer layout")
+    current = optimizer.state_dict()["param_groups"]
+    saved_groups = layout["param_groups"]
+    if len(saved_groups) != len(current) or any(
+            not isinstance(s, dict) or s.get("params") != c["params"] for s, c in zip(saved_groups, current)):
+        raise CheckpointError("its parameter groups do not match this model's")
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    expect = {}
+    for pid, entry in layout["state"].items():
+        if not (pid.isdigit() and int(pid) < len(params)) or not isinstance(entry, dict) \
+                or set(entry) != set(ADAM_STATE):
+            raise CheckpointError(f"its state entry {pid!r} is not AdamW state of a parameter of this model")
+        for key in ADAM_STATE:
+            value = entry[key]
+            if value is None:
+                expect[f"{pid}.{key}"] = () if key == "step" else tuple(params[int(pid)].shape)
+            elif key != "step" or type(value) not in (int, float) or not 0 <= value < 2 ** 53:
+                raise CheckpointError(f"its state {pid}.{key} is {value!r}")
+    tensors = checkpoint.load_group(ckpt_dir, "optimizer", meta=meta, expect=expect)
+    for name, t in tensors.items():
+        if not bool(torch.isfinite(t).all()) or (name.endswith((".exp_avg_sq", ".step")) and bool((t < 0).any())):
+            raise CheckpointError(f"its tensor {name} holds non-finite or negative values")
     state = {int(pid): {k: tensors[f"{pid}.{k}"] if v is None else v for k, v in entry.items()}
              for pid, entry in layout["state"].items()}
-    groups = []
-    for saved, current in zip(layout["param_groups"], optimizer.param_groups):
-        g = dict(saved, betas=tuple(saved["betas"]))
-        # keep this device's implementation, and the settings the resumed run asks for (a resume may change the
-        # betas or the weight decay; the lr is set from the schedule every step)
-        for key in ("fused", "foreach", "capturable", "differentiable", "betas", "weight_decay"):
-            if key in current:
-                g[key] = current[key]
-        groups.append(g)
-    return {"state": state, "param_groups": groups}
+    return {"state": state, "param_groups": current}
+
+
+def checked_rng_state(ckpt_dir, meta: dict) -> dict[str, torch.Tensor]:
+    """The saved random states (uint8 tensors): `cpu` of torch's CPU generator size, and `batch`/`cuda` if
+    present. Raises CheckpointError when the group is missing, damaged or of the wrong sizes."""
+    rng = checkpoint.load_group(ckpt_dir, "rng", meta=meta, dtypes=("U8",))
+    if set(rng) - {"cpu", "batch", "cuda"} or "cpu" not in rng or "batch" not in rng:
+        raise CheckpointError(f"its random states are {sorted(rng)}, not cpu and batch")
+    if rng["cpu"].shape != torch.get_rng_state().shape:
+        raise CheckpointError(f"its CPU random state has {rng['cpu'].numel()} bytes, not "
+                              f"{torch.get_rng_state().numel()}")
+    return rng

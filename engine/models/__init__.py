@@ -97,3 +97,31 @@ def coerce_value(cls: type, key: str, text: str) -> Any:
         return typ(raw)
     except ValueError:
         raise ConfigError(f"{key}={text!r}: expected {getattr(typ, '__name__', typ)}") from None
+
+
+def param_count(family: str, cfg) -> int:
+    """The number of parameters a torch model of this config has (equal to `build_model(...).num_params()`),
+    computed arithmetically: a config read from a file may describe a model far too large to build, and this
+    answers in microseconds whatever n_layer says. `cfg` is a config object of the family; ngram: 0."""
+    if family == "ngram":
+        return 0
+    if family == "transformer":
+        c, b = cfg.n_embd, int(bool(cfg.bias))
+        kv = cfg.kv_heads * (c // cfg.n_head)
+        ln = c * (1 + b)
+        attn = 2 * (c * c + b * c) + 2 * (c * kv + b * kv)
+        mlp = (c * 4 * c + b * 4 * c) + (4 * c * c + b * c)
+        block = 2 * ln + attn + mlp
+        n = cfg.vocab_size * c + cfg.n_layer * block + ln
+        if cfg.pos == "learned":
+            n += cfg.block_size * c
+        if not cfg.tie_weights:
+            n += cfg.vocab_size * c
+        return n
+    gates = {"rnn": 1, "lstm": 4, "gru": 3}[cfg.cell]
+    e, h, v = cfg.n_embd, cfg.n_hidden, cfg.vocab_size
+    rnn = gates * h * (e + h + 2) + (cfg.n_layer - 1) * gates * h * (2 * h + 2)
+    n = v * e + rnn + h * v + v
+    if cfg.tie_weights:
+        n -= v * e
+    return n

@@ -13,12 +13,11 @@ import weakref
 import pytest
 import torch
 import torch._dynamo
-from safetensors.torch import save_file
 from torch._dynamo.utils import counters
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from engine.checkpoint import load_group, load_meta
+from engine.checkpoint import load_group, load_meta, save_checkpoint
 from engine.decode import DecodeConfig, generate
 from engine.models import build_model
 from engine.tokenizers.char import CharTokenizer
@@ -228,8 +227,12 @@ def test_cuda_out_of_memory_returns_the_memory(data, monkeypatch):
 
 
 def _swap_batch_rng(ckpt, state: torch.Tensor):
-    rng = load_group(ckpt, "rng")
-    save_file(dict(rng, batch=state), str(ckpt / "rng.safetensors"))
+    """Rewrite the checkpoint with another batch-generator state (through save_checkpoint, so its manifest
+    agrees)."""
+    meta = load_meta(ckpt)
+    groups = {g: load_group(ckpt, g, meta=meta, dtypes=("F32", "U8")) for g in meta["groups"]}
+    groups["rng"]["batch"] = state
+    save_checkpoint(ckpt, {k: v for k, v in meta.items() if k not in ("files", "groups", "format_version")}, groups)
 
 
 def test_checkpoint_from_another_device_resumes(data, tmp_path):
