@@ -6,7 +6,9 @@ come from the Python installation itself, so the app works offline and the same 
 """
 from __future__ import annotations
 
+import codecs
 import logging
+import os
 import sysconfig
 from collections.abc import Sized
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ class Corpus:
     name: str    # "builtin:python-docs", a file name, or a folder name
     text: str    # the whole corpus, decoded
     source: str  # absolute path or "builtin:..."
+    skipped: tuple[tuple[str, str], ...] = ()   # a folder's files left out: (path relative to it, why)
 
 
 def load_corpus(spec: str, *, max_bytes: int = 50_000_000, on_bad_utf8: str = "error") -> Corpus:
@@ -48,6 +51,8 @@ def load_corpus(spec: str, *, max_bytes: int = 50_000_000, on_bad_utf8: str = "e
     if on_bad_utf8 not in ("error", "replace"):
         raise ConfigError(f"on_bad_utf8 must be 'error' or 'replace', not {on_bad_utf8!r}")
     spec = str(spec)
+    if not spec.strip():
+        raise CorpusError("no corpus given: name a text file, a folder or builtin:python-docs")
     if spec.startswith(BUILTIN_PREFIX):
         name = spec[len(BUILTIN_PREFIX):]
         if name not in BUILTIN_CORPORA:
@@ -59,8 +64,9 @@ def load_corpus(spec: str, *, max_bytes: int = 50_000_000, on_bad_utf8: str = "e
     path = Path(spec).expanduser()
     if not path.exists():
         raise CorpusError(f"no such file or folder: {spec}")
+    skipped: tuple = ()
     if path.is_dir():
-        text = _load_folder(path, max_bytes, on_bad_utf8)
+        text, skipped = _load_folder(path, max_bytes, on_bad_utf8)
     elif not path.is_file():
         raise CorpusError(f"{spec} is not a regular file or folder")
     else:
@@ -68,7 +74,7 @@ def load_corpus(spec: str, *, max_bytes: int = 50_000_000, on_bad_utf8: str = "e
         text = _decode(path, data, on_bad_utf8)
         if not text.strip():
             raise CorpusError(f"{path} contains only whitespace")
-    return Corpus(path.name, text, str(path.resolve()))
+    return Corpus(path.name, text, str(path.resolve()), skipped)
 
 
 VAL_FRACTION = 0.1   # the default validation share: the last 10% of the text, as in nanoGPT
@@ -107,46 +113,110 @@ def _read_checked(path: Path, max_bytes: int) -> bytes:
         _check_size(str(path), path.stat().st_size, max_bytes)
         data = path.read_bytes()
     except OSError as e:
-        raise CorpusError(f"cannot read {path}: {e.strerror}") from None
+        raise CorpusError(f"cannot read {path}: {_why(e)}") from None
     if not data:
         raise CorpusError(f"{path} is empty")
-    if b"\x00" in data:
+    if _looks_binary(data):
         raise CorpusError(f"{path} looks binary (it contains NUL bytes), not text")
     return data
 
 
+def _why(e: OSError) -> str:
+    return "permission denied" if isinstance(e, PermissionError) else (e.strerror or str(e))
+
+
+# Byte-order marks, longest first (UTF-32 LE starts with UTF-16 LE's mark).
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF8, "utf-8"),
+         (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+
+
+def _bom(data: bytes) -> tuple[str, int] | None:
+    """(encoding, length of the mark) when the data starts with a byte-order mark."""
+    for mark, encoding in _BOMS:
+        if data.startswith(mark):
+            return encoding, len(mark)
+    return None
+
+
+def _looks_binary(data: bytes) -> bool:
+    """NUL bytes mean binary, except in UTF-16/32 text announced by its byte-order mark."""
+    found = _bom(data)
+    return (found is None or found[0] == "utf-8") and b"\x00" in data
+
+
 def _decode(path: Path, data: bytes, on_bad_utf8: str) -> str:
+    """The text of a file: UTF-8 (a leading byte-order mark dropped, so it never becomes a token), or UTF-16/32
+    when a byte-order mark says so."""
+    encoding, skip = _bom(data) or ("utf-8", 0)
     try:
-        return data.decode("utf-8", errors="strict" if on_bad_utf8 == "error" else "replace")
+        return data[skip:].decode(encoding, errors="strict" if on_bad_utf8 == "error" else "replace")
     except UnicodeDecodeError as e:
-        raise CorpusError(f"{path} is not valid UTF-8 at byte offset {e.start} "
-                          f"(byte 0x{data[e.start]:02x}); use on_bad_utf8='replace' to substitute") from None
+        if encoding != "utf-8":
+            raise CorpusError(f"{path} starts with a {encoding.upper()} byte-order mark but is not valid "
+                              f"{encoding.upper()} at byte offset {e.start + skip}") from None
+        raise CorpusError(f"{path} is not valid UTF-8 at byte offset {e.start + skip} "
+                          f"(byte 0x{data[e.start + skip]:02x}); use on_bad_utf8='replace' to substitute") from None
 
 
-def _load_folder(folder: Path, max_bytes: int, on_bad_utf8: str) -> str:
-    """Concatenate the folder's text files (recursively, hidden entries skipped) in sorted relative-path order so
-    the same folder always gives the same corpus. Binary and empty files are skipped with a log line: a folder of
-    notes with a stray image in it should still load. Bad UTF-8 in a text file is not skipped silently."""
-    files = sorted((p for p in folder.rglob("*") if p.is_file()
-                    and not any(part.startswith(".") for part in p.relative_to(folder).parts)),
-                   key=lambda p: p.relative_to(folder).as_posix())
+SNIFF_BYTES = 8192   # enough of a file's start to tell binary from text without reading a whole video
+
+
+def _folder_files(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """The folder's files (recursively, hidden entries skipped) in sorted relative-path order, and the
+    subfolders that could not be read, as (relative path, why). CorpusError when the folder itself cannot be
+    read."""
+    unreadable: list[tuple[str, str]] = []
+
+    def note(e: OSError) -> None:
+        where = Path(e.filename) if e.filename else folder
+        if where == folder:
+            raise CorpusError(f"cannot read folder {folder}: {_why(e)}")
+        unreadable.append((where.relative_to(folder).as_posix() + "/", f"unreadable folder: {_why(e)}"))
+
+    files = []
+    for root, dirs, names in os.walk(folder, onerror=note):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        files.extend(Path(root) / n for n in names if not n.startswith("."))
+    return sorted(files, key=lambda p: p.relative_to(folder).as_posix()), unreadable
+
+
+def _load_folder(folder: Path, max_bytes: int, on_bad_utf8: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """Concatenate the folder's text files in sorted relative-path order, so the same folder always gives the
+    same corpus. Binary, empty, unreadable and non-regular files are skipped and returned as (relative path,
+    why): a folder of notes with a stray video in it still loads, and only the text kept counts towards
+    `max_bytes`. Bad UTF-8 in a text file is not skipped silently."""
+    files, skipped = _folder_files(folder)
     parts, total = [], 0
     for p in files:
+        rel = p.relative_to(folder).as_posix()
         try:
-            _check_size(f"the text in {folder}", total + p.stat().st_size, max_bytes)
-            data = p.read_bytes()
+            if not p.is_file():
+                skipped.append((rel, "not a regular file"))
+                continue
+            with open(p, "rb") as f:
+                head = f.read(SNIFF_BYTES)
+                if not head.strip() or _looks_binary(head):
+                    skipped.append((rel, "empty" if not head.strip() else "binary (NUL bytes)"))
+                    continue
+                size = os.fstat(f.fileno()).st_size
+                _check_size(f"the text files in {folder} (at {rel})", total + size, max_bytes)
+                data = head + f.read(max_bytes - total - len(head) + 1)
         except OSError as e:
-            log.warning("skipping %s: %s", p, e.strerror)
+            skipped.append((rel, f"unreadable: {_why(e)}"))
             continue
-        if not data.strip() or b"\x00" in data:
-            log.info("skipping %s (empty or binary)", p)
+        _check_size(f"the text files in {folder} (at {rel})", total + len(data), max_bytes)
+        if not data.strip() or _looks_binary(data):
+            skipped.append((rel, "empty" if not data.strip() else "binary (NUL bytes)"))
             continue
         total += len(data)
         text = _decode(p, data, on_bad_utf8)
         parts.append(text if text.endswith("\n") else text + "\n")
+    for rel, why in skipped:
+        log.info("skipping %s in %s: %s", rel, folder, why)
     if not parts:
-        raise CorpusError(f"folder {folder} contains no text files")
-    return "".join(parts)
+        shown = "; ".join(f"{rel} ({why})" for rel, why in skipped[:5])
+        raise CorpusError(f"folder {folder} contains no text files" + (f" (skipped: {shown})" if shown else ""))
+    return "".join(parts), tuple(skipped)
 
 
 def _python_docs() -> str:

@@ -124,3 +124,82 @@ def test_special_file_is_refused_without_reading_it():
         pytest.skip("no /dev/zero on this system")
     with pytest.raises(CorpusError, match="not a regular file"):
         load_corpus("/dev/zero")  # endless: reading it would hang
+
+
+# ---------------------------------------------------------------- issue 14: what a folder or a file may hold
+
+def test_folder_limit_counts_only_the_text_that_is_kept(tmp_path):
+    (tmp_path / "notes.txt").write_text("a note\n")
+    with open(tmp_path / "video.mp4", "wb") as f:   # 3 MB of binary, limit 1 MB
+        f.write(b"\x00\x01" * 1_500_000)
+    corpus = load_corpus(str(tmp_path), max_bytes=1_000_000)
+    assert corpus.text == "a note\n"
+    assert corpus.skipped == (("video.mp4", "binary (NUL bytes)"),)
+    (tmp_path / "big.txt").write_text("x" * 1_200_000)
+    with pytest.raises(CorpusError, match=r"text files in .* \(at big.txt\).*over the 1.0 MB limit"):
+        load_corpus(str(tmp_path), max_bytes=1_000_000)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_utf16_and_utf32_with_a_bom_are_decoded(tmp_path, encoding):
+    data = "héllo wörld\n".encode(encoding)
+    if encoding == "utf-16-be":
+        data = b"\xfe\xff" + data
+    (tmp_path / "a.txt").write_bytes(data)
+    assert load_corpus(str(tmp_path / "a.txt")).text == "héllo wörld\n"
+    assert load_corpus(str(tmp_path)).text == "héllo wörld\n"
+
+
+def test_a_leading_utf8_bom_is_dropped(tmp_path):
+    (tmp_path / "a.txt").write_bytes(b"\xef\xbb\xbfhello\n")
+    assert load_corpus(str(tmp_path / "a.txt")).text == "hello\n"
+
+
+def test_broken_utf16_is_named(tmp_path):
+    (tmp_path / "a.txt").write_bytes(b"\xff\xfeh\x00\x00\xd8")   # an unpaired surrogate
+    with pytest.raises(CorpusError, match="UTF-16-LE byte-order mark but is not valid"):
+        load_corpus(str(tmp_path / "a.txt"))
+
+
+@pytest.mark.parametrize("spec", ["", "   "])
+def test_an_empty_corpus_path_is_refused(spec):
+    with pytest.raises(CorpusError, match="no corpus given"):
+        load_corpus(spec)
+
+
+def test_skipped_files_are_listed_with_the_reason(tmp_path):
+    (tmp_path / "a.txt").write_text("text\n")
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "pipe")
+    corpus = load_corpus(str(tmp_path))
+    assert dict(corpus.skipped) == {"empty.txt": "empty", "pipe": "not a regular file", "zero": "not a regular file"}
+
+
+def test_unreadable_files_and_folders_are_named(tmp_path, monkeypatch):
+    """Simulated (as root, chmod does not stop reads): os.walk meets an unreadable folder, open an unreadable
+    file."""
+    (tmp_path / "a.txt").write_text("text\n")
+    (tmp_path / "secret.txt").write_text("text\n")
+    (tmp_path / "locked").mkdir()
+    real_scandir, real_open = os.scandir, open
+
+    def scandir(path="."):
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    def fake_open(file, *a, **k):
+        if str(file).endswith("secret.txt"):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *a, **k)
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr("builtins.open", fake_open)
+    corpus = load_corpus(str(tmp_path))
+    assert dict(corpus.skipped) == {"locked/": "unreadable folder: permission denied",
+                                    "secret.txt": "unreadable: permission denied"}
+    (tmp_path / "a.txt").unlink()
+    with pytest.raises(CorpusError, match=r"no text files \(skipped: locked/ \(unreadable folder"):
+        load_corpus(str(tmp_path))
+    with pytest.raises(CorpusError, match="cannot read folder .*locked: permission denied"):
+        load_corpus(str(tmp_path / "locked"))
