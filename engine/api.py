@@ -89,6 +89,7 @@ class Run:
         if spec.family == "ngram" and spec.preset:
             raise ConfigError(f"presets are for neural models; an n-gram takes --set order=N smoothing=NAME "
                               f"(got preset {spec.preset!r})")
+        _check_spec_values(spec)
         self.spec = spec
         self.t_start = time.perf_counter()
         (self.corpus, self.tokenizer, self.train_text, self.val_text,
@@ -242,6 +243,10 @@ class Run:
                 return ckpt.save_checkpoint(out, meta, {"ngram": self.model.state_arrays()})
             return self.trainer.save(out, self.meta())
 
+    def warnings(self) -> list[str]:
+        """What a resume had to start afresh (an optimizer or random state that did not fit), one line each."""
+        return list(getattr(self.trainer, "resume_warnings", None) or [])
+
     def snapshot(self) -> ModelHandle:
         """A CPU copy of the current weights, for sampling or the tape viewer while training continues."""
         with self._lock:
@@ -255,6 +260,27 @@ class Run:
                 model.eval()
             meta = self.meta()
         return ModelHandle(self.spec.family, model, self.tokenizer, meta)
+
+
+MAX_SEED = 2 ** 63 - 1
+
+
+def _check_spec_values(spec: RunSpec) -> None:
+    """ConfigError for values a run would otherwise drop or crash on: a seed outside 0..2^63-1, a vocab_size
+    override (the tokenizer decides the vocabulary), max_steps given both as RunSpec.max_steps and as a different
+    override."""
+    if type(spec.seed) is not int or not 0 <= spec.seed <= MAX_SEED:
+        raise ConfigError(f"seed must be a whole number from 0 to 2^63-1, not {spec.seed!r}")
+    if type(spec.max_corpus_bytes) is not int or spec.max_corpus_bytes < 1:
+        raise ConfigError(f"max_corpus_bytes must be a positive whole number, not {spec.max_corpus_bytes!r}")
+    for key, value in spec.overrides.items():
+        name = key.rpartition(".")[2]
+        if name == "vocab_size":
+            raise ConfigError(f"{key}={value}: the vocabulary size comes from the tokenizer; for word or bpe set "
+                              f"it with the tokenizer option vocab_size (--tok-set vocab_size=N)")
+        if name == "max_steps" and spec.max_steps is not None and _coerce(str(value)) != spec.max_steps:
+            raise ConfigError(f"max_steps is given twice, {spec.max_steps} (--max-steps) and {value} ({key}); "
+                              f"give one")
 
 
 def _ppl(loss: float) -> float:
@@ -305,7 +331,12 @@ def resume_spec(ckpt_dir: str, *, max_steps: int | None = None, device: str = "a
         raise ConfigError(f"cannot resume with {', '.join(conflicts)}: {why}")
     for key in [k for k in overrides if k.rpartition(".")[2] == "max_steps"]:
         value = overrides.pop(key)   # the RunSpec's max_steps would otherwise win over it
-        max_steps = int(_coerce(str(value))) if max_steps is None else max_steps
+        steps = _coerce(str(value))
+        if type(steps) is not int:
+            raise ConfigError(f"{key}={value}: max_steps must be a whole number")
+        if max_steps is not None and steps != max_steps:
+            raise ConfigError(f"max_steps is given twice, {max_steps} and {value} ({key}); give one")
+        max_steps = steps
     spec.overrides = {**spec.overrides, **overrides}
     spec.device = device
     if max_steps is not None:

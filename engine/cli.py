@@ -35,6 +35,38 @@ def _json_number(x: Any) -> Any:
     return x
 
 
+MAX_SEED = 2 ** 63 - 1   # torch.manual_seed takes 64-bit seeds; a larger one is refused, not wrapped
+
+
+def _seed(text: str) -> int:
+    """argparse type: a seed from 0 to 2^63-1 (argparse turns the ValueError into `error:` and exit 2)."""
+    value = int(text)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed must be between 0 and 2^63-1, not {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, not {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:   # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), not {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python main.py", description="LM Playground headless commands "
                                 "(run with no arguments to open the desktop app)")
@@ -53,11 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any hyperparameter, e.g. order=3, n_layer=4, lr=3e-4; with --resume only "
                    "training settings (lr, batch_size, train.block_size, eval_interval, ...)")
-    t.add_argument("--max-steps", type=int, default=None)
+    t.add_argument("--max-steps", type=_positive_int, default=None)
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    t.add_argument("--seed", type=int, help="seeds initialisation and batches (default 1337)")
-    t.add_argument("--val-fraction", type=float, help="the last fraction of the text is validation (default 0.1)")
-    t.add_argument("--max-corpus-mb", type=float, help="refuse corpora larger than this (default 50)")
+    t.add_argument("--seed", type=_seed, help="seeds initialisation and batches (default 1337)")
+    t.add_argument("--val-fraction", type=_fraction, help="the last fraction of the text is validation (default 0.1)")
+    t.add_argument("--max-corpus-mb", type=_positive_float, help="refuse corpora larger than this (default 50)")
     t.add_argument("--replace-bad-utf8", action="store_true",
                    help="replace invalid UTF-8 bytes with U+FFFD instead of refusing the file")
     t.add_argument("--resume", default=None, metavar="DIR",
@@ -79,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--length-penalty", type=float, default=1.0)
     s.add_argument("--max-new-tokens", type=int, default=200)
     s.add_argument("--stop", default=None, help="stop when this string appears")
-    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--seed", type=_seed, default=None)
     s.add_argument("--json", action="store_true", help="print one JSON line instead of streaming text")
 
     a = sub.add_parser("tape", help="replay a checkpoint's model on the autodiff tape and compare with torch")
@@ -95,7 +127,7 @@ def _train(args: argparse.Namespace) -> int:
     asked = {"corpus": args.corpus, "tokenizer": args.tokenizer, "family": args.model, "preset": args.preset,
              "tokenizer_options": _key_values(args.tok_set, "--tok-set") if args.tok_set else None,
              "seed": args.seed, "val_fraction": args.val_fraction,
-             "max_corpus_bytes": None if args.max_corpus_mb is None else int(args.max_corpus_mb * 1_000_000),
+             "max_corpus_bytes": None if args.max_corpus_mb is None else max(1, int(args.max_corpus_mb * 1_000_000)),
              "on_bad_utf8": "replace" if args.replace_bad_utf8 else None}
     asked = {k: v for k, v in asked.items() if v is not None}
     overrides = _key_values(args.set, "--set")
@@ -107,6 +139,13 @@ def _train(args: argparse.Namespace) -> int:
                            max_steps=args.max_steps)
         run = api.start_run(spec)
     out_dir = api.prepare_output_dir(args.out or api.default_run_dir(run))
+    for warning in run.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
+    skipped = run.corpus.skipped
+    if skipped:
+        print(f"note: {len(skipped)} file(s) of the corpus folder were skipped: "
+              + "; ".join(f"{path} ({why})" for path, why in skipped[:20])
+              + (f"; and {len(skipped) - 20} more" if len(skipped) > 20 else ""), file=sys.stderr)
     info = run.summary()
     if not args.quiet:
         size = "counting n-grams" if info["model"] == "ngram" else f"{info['params']:,} params"
@@ -133,7 +172,10 @@ def _train(args: argparse.Namespace) -> int:
             if r.message:
                 line += f"  {r.message}"
             print(line, file=sys.stderr)
-    path = run.save(out_dir)
+    try:
+        path = run.save(out_dir)
+    except PlaygroundError as e:
+        return _save_elsewhere(run, out_dir, e)
     result = run.summary()
     result.update(wall_s=round(time.perf_counter() - _T0, 3), checkpoint=str(path))
     if final is not None and final.event == "error":
@@ -143,6 +185,27 @@ def _train(args: argparse.Namespace) -> int:
               "token (unsmoothed MLE meets an unseen n-gram); choose a smoothing method", file=sys.stderr)
     print(json.dumps({k: _json_number(v) for k, v in result.items()}))
     return 1 if "error" in result else 0
+
+
+def _save_elsewhere(run, out_dir, error: PlaygroundError) -> int:
+    """The run trained but could not be saved where asked: save it in a rescue folder (the system's temporary
+    folder, then the home folder) and say where, or say that it could not be saved at all. Exit status 2."""
+    import tempfile
+    from pathlib import Path
+    from . import api
+    name = f"lm-playground-rescue-{Path(out_dir).name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    tried = []
+    for place in (Path(tempfile.gettempdir()), Path.home()):
+        try:
+            path = run.save(api.prepare_output_dir(place / name))
+        except PlaygroundError as e:
+            tried.append(f"{place / name}: {e}")
+            continue
+        print(f"error: {error}; the trained model was saved to {path} instead", file=sys.stderr)
+        return 2
+    print(f"error: {error}; the trained model could not be saved anywhere (also tried {'; '.join(tried)})",
+          file=sys.stderr)
+    return 2
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -212,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
         return {"train": _train, "sample": _sample, "tape": _tape}[args.command](args)
     except PlaygroundError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:   # a file the user named could not be read or written
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
