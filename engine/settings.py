@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from .errors import ConfigError
-from .models import build_model
 
 DEFAULT_PRESET = {"rnn": "tiny-cpu-rnn", "lstm": "tiny-cpu-lstm", "gru": "tiny-cpu-gru",
                   "transformer": "tiny-cpu-transformer"}
@@ -73,23 +70,22 @@ def validate_config(family: str, model: dict, train: dict) -> list[tuple[str, st
 
 
 def estimate(family: str, model: dict, train: dict, vocab_size: int, train_tokens: int = 0) -> dict:
-    """Parameter count (exact, from a model built on the meta device: no memory used) and a rough training
-    memory estimate: fp32 weights, grads and two AdamW moments, plus the main activations of one batch."""
+    """Parameter count (exact, computed arithmetically from the config: nothing is built, so a config of a
+    million layers is judged in microseconds) and a rough training memory estimate: fp32 weights, grads and two
+    AdamW moments, plus the main activations of one batch. ConfigError for an invalid config."""
     if family == "ngram":
         order = int(model.get("order", 3))
         entries = train_tokens * order
         return {"params": entries, "memory_bytes": entries * 24}
-    with torch.device("meta"):
-        m = build_model(family, dict(model, vocab_size=vocab_size))
-    params = int(m.num_params())
+    from .models import config_from_dict, param_count
+    cfg = config_from_dict(family, dict(model, vocab_size=vocab_size))
+    params = param_count(family, cfg)
     b, t = int(train.get("batch_size", 1)), int(train.get("block_size", 1))
     if family == "transformer":
-        c, layers = m.config.n_embd, m.config.n_layer
-        act = b * t * (layers * 16 * c + 2 * vocab_size)
+        act = b * t * (cfg.n_layer * 16 * cfg.n_embd + 2 * vocab_size)
     else:
-        h, layers = m.config.n_hidden, m.config.n_layer
         gates = {"rnn": 1, "lstm": 4, "gru": 3}[family]
-        act = b * t * (layers * (gates + 2) * h + 2 * vocab_size)
+        act = b * t * (cfg.n_layer * (gates + 2) * cfg.n_hidden + 2 * vocab_size)
     return {"params": params, "memory_bytes": 4 * (4 * params + act)}
 
 

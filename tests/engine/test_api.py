@@ -234,3 +234,25 @@ def test_mfu_peak_is_the_cards_own(name, peak):
     """The PCIe H100 runs at lower clocks than the SXM part: crediting it 989 TFLOP/s would understate its MFU."""
     found = devices.peak_for_name(name)
     assert (found[0] if found else None) == peak
+
+
+@pytest.mark.parametrize("family,cfg", [
+    ("transformer", {"n_layer": 2, "n_head": 2, "n_embd": 8, "block_size": 8}),
+    ("transformer", {"n_layer": 3, "n_head": 4, "n_kv_head": 2, "n_embd": 16, "block_size": 8, "bias": True,
+                     "pos": "learned", "tie_weights": False}),
+    ("lstm", {"n_layer": 3, "n_embd": 6, "n_hidden": 5}), ("gru", {"n_layer": 1, "n_embd": 6, "n_hidden": 6,
+                                                                   "tie_weights": True}),
+    ("rnn", {"n_layer": 2, "n_embd": 4, "n_hidden": 9}),
+])
+def test_arithmetic_parameter_count_equals_the_built_model(family, cfg):
+    from engine.models import build_model, param_count
+    model = build_model(family, dict(cfg, vocab_size=13))
+    assert param_count(family, model.config) == model.num_params()
+    assert api.estimate(family, cfg, {"batch_size": 2, "block_size": 8}, 13)["params"] == model.num_params()
+
+
+def test_a_huge_config_is_judged_without_building_it():
+    """A million layers would take minutes and gigabytes to build; the estimate is arithmetic."""
+    e = api.estimate("transformer", {"n_layer": 1_000_000, "n_head": 6, "n_embd": 384, "block_size": 256},
+                     {"batch_size": 64, "block_size": 256}, 65)
+    assert e["params"] > 1_000_000 * 12 * 384 ** 2
