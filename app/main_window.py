@@ -10,7 +10,7 @@ from dataclasses import asdict
 from html import escape
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QThread, Slot
+from PySide6.QtCore import QByteArray, QSettings, Qt, QThread, Slot
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QWidget
 
@@ -27,7 +27,7 @@ from app.sample.sample_panel import SamplePanel
 from app.tokens.tokens_panel import TokensPanel
 from app.training.loss_plot import LossPlot
 from app.training.model_form import checkpoint_eval_line, checkpoint_settings
-from app.training.train_panel import TrainPanel, format_duration
+from app.training.train_panel import WARN_COLOR, TrainPanel, format_duration
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ class MainWindow(QMainWindow):
         self._stop_requested = False
         self._plotted: tuple[dict, str] | None = None   # the spec (and a note) of the run on the loss plot
         self.loaded: tuple[str, dict] | None = None   # (folder, meta) of the checkpoint loaded since the last run
-        self._notes = {"error": "", "about": "", "note": "", "eval": ""}   # the run message label, line by line
+        self._notes = {"error": "", "warning": "", "about": "", "note": "", "eval": ""}   # the run message label
+        self.reset_settings: list[str] = []   # saved settings that failed validation at start, "key: why"
 
         self.panel = TrainPanel()
         self.loss_plot = LossPlot()
@@ -95,24 +96,57 @@ class MainWindow(QMainWindow):
         s = self.settings
         device = resolve_device("auto")
         self.status_device.setText(f"device: {device_name(device)}")
+        reset: list[str] = []   # saved entries that failed validation, each reset on its own
         geometry = s.value("window/geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
+        if geometry is None or not self._restore_bytes("window/geometry", geometry, self.restoreGeometry, reset):
             self.resize(1400, 900)
         splitter = s.value("window/splitter")
-        if splitter is None or not self.splitter.restoreState(splitter):
+        if splitter is None or not self._restore_bytes("window/splitter", splitter, self.splitter.restoreState,
+                                                       reset):
             self.splitter.setSizes([380, self.width() - 380])   # the panel near its minimum: the tabs need the room
-        self.panel.corpus_box.set_recent(_as_list(s.value("corpus/recent", [])))
-        self.panel.corpus_box.load(s.value("corpus/last", FIRST_CORPUS) or FIRST_CORPUS, fallback=FIRST_CORPUS)
+        recent = _as_list(s.value("corpus/recent", []))
+        if recent is None:
+            reset.append("corpus/recent: not a list of corpora")
+            s.remove("corpus/recent")
+        self.panel.corpus_box.set_recent(recent or [])
+        last = s.value("corpus/last", FIRST_CORPUS)
+        if not isinstance(last, str):
+            reset.append(f"corpus/last: {last!r} is not a corpus path")
+            s.remove("corpus/last")
+            last = FIRST_CORPUS
+        self.panel.corpus_box.load(last or FIRST_CORPUS, fallback=FIRST_CORPUS)
         saved = s.value("settings/last")
+        applied = False
         if saved:
             try:
-                self.panel.apply_settings(json.loads(saved))
-                return
-            except (ValueError, TypeError, PlaygroundError) as e:
-                log.warning("ignoring stored settings: %s", e)
-        self._choose_first_preset(device.type)
+                values = json.loads(saved) if isinstance(saved, str) else saved
+                bad = self.panel.apply_settings(values)
+                applied = isinstance(values, dict)
+            except (ValueError, TypeError, RecursionError, PlaygroundError) as e:
+                bad = [f"not readable ({e})"]
+            if bad:
+                reset.extend(f"settings/last {b}" for b in bad)
+                s.setValue("settings/last", json.dumps(self.panel.settings()))   # the valid rest is kept
+        if not applied:
+            self._choose_first_preset(device.type)
+        if reset:
+            self.reset_settings = reset
+            message = "Saved settings reset to defaults: " + "; ".join(reset)
+            log.warning("%s", message)
+            self._set_notes(note=message)
+            self.statusBar().showMessage(message, 30000)
+
+    def _restore_bytes(self, key: str, value, restore, reset: list[str]) -> bool:
+        """Apply a saved geometry/state blob; a value of the wrong type or one Qt refuses is removed and noted."""
+        if isinstance(value, (bytes, bytearray, QByteArray)):
+            try:
+                if restore(value):
+                    return True
+            except (TypeError, ValueError):
+                pass
+        reset.append(f"{key}: not a saved window state")
+        self.settings.remove(key)
+        return False
 
     def _choose_first_preset(self, device_type: str) -> None:
         """On a GPU the fast char preset; on the CPU the tiny transformer, which trains in seconds."""
@@ -193,7 +227,7 @@ class MainWindow(QMainWindow):
         self.statusBar().clearMessage()       # nor does an earlier run's error
         self.run, self.last_report, self.unsaved, self._stop_requested = None, None, False, False
         self.loaded = None
-        self._set_notes(error="", about="", note="", eval="")
+        self._set_notes(error="", warning="", about="", note="", eval="")
         self.worker = worker
         self.worker.prepared.connect(self._on_prepared, Qt.QueuedConnection)
         self.worker.reports.connect(self._on_reports, Qt.QueuedConnection)
@@ -240,6 +274,7 @@ class MainWindow(QMainWindow):
         self.run = run
         self.source.set_run(run)
         self.status_device.setText(f"device: {run.summary()['device']}")
+        self._set_notes(warning="; ".join(f"Warning: {w}" for w in run.warnings()))   # stays for the whole run
         self._describe_run()
         if self.state == "preparing":
             self._set_state("running")
@@ -279,8 +314,10 @@ class MainWindow(QMainWindow):
         """The run message label holds what the run is (about), the engine's latest remark (note: device, paused,
         finished) and the latest evaluation (eval), one line each; long ones wrap instead of widening the panel."""
         self._notes.update(lines)
-        self.panel.message.setText("<br>".join(f"<span style='color:#b00020'>{escape(t)}</span>" if key == "error"
-                                               else escape(t) for key, t in self._notes.items() if t))
+        colors = {"error": "#b00020", "warning": WARN_COLOR}
+        self.panel.message.setText("<br>".join(f"<span style='color:{colors[key]}'>{escape(t)}</span>"
+                                               if key in colors else escape(t)
+                                               for key, t in self._notes.items() if t))
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
@@ -339,8 +376,9 @@ class MainWindow(QMainWindow):
                 return None
         try:
             out = self.run.save(path)
-        except (PlaygroundError, OSError) as e:
+        except (PlaygroundError, OSError) as e:   # the run stays, unsaved, so Save can be tried elsewhere
             self._set_notes(error=f"Could not save: {error_message(e)}")
+            self.statusBar().showMessage(f"Could not save: {error_message(e)}", 30000)
             return None
         self.unsaved = False
         if self._notes["error"].startswith("Could not"):
@@ -372,7 +410,7 @@ class MainWindow(QMainWindow):
         corpus = meta.get("spec", {}).get("corpus")
         if corpus and corpus != self.panel.corpus_box.spec():
             self.panel.corpus_box.load(corpus)   # in the background; _on_corpus_loaded/_failed finish the job
-        self.panel.apply_settings(checkpoint_settings(meta))
+        unshown = self.panel.apply_settings(checkpoint_settings(meta))
         self.run, self.last_report, self.unsaved, self.loaded = None, None, False, (path, meta)
         self._new_plot(meta.get("spec", {}), f"checkpoint {Path(path).name}")
         step = int(meta.get("step", meta.get("summary", {}).get("step", 0)) or 0)
@@ -387,8 +425,11 @@ class MainWindow(QMainWindow):
         self.status_speed.setText("")
         self.status_eta.setText("ETA —")
         further = "Resume trains it further, up to max_steps" + (f" (above {step:,})." if step >= max_steps else ".")
-        self._set_notes(error="", about=self.source.describe(), eval=checkpoint_eval_line(meta),
-                        note=further if meta.get("family") != "ngram" else "")
+        further = further if meta.get("family") != "ngram" else ""
+        if unshown:
+            further += " Not shown in the form (outside its ranges): " + "; ".join(unshown) + "."
+        self._set_notes(error="", warning="", about=self.source.describe(), eval=checkpoint_eval_line(meta),
+                        note=further.strip())
         self._set_state("loaded")
         self.statusBar().showMessage(f"loaded checkpoint {path}", 10000)
         return True
@@ -443,8 +484,13 @@ class MainWindow(QMainWindow):
             self._on_finished()
 
 
-def _as_list(value) -> list[str]:
-    """QSettings hands back a str for a one-element list in INI files, and None for an empty one."""
+def _as_list(value) -> list[str] | None:
+    """QSettings hands back a str for a one-element list in INI files, and None for an empty one. None when the
+    value is not a list of strings (a damaged settings file)."""
     if value is None:
         return []
-    return [value] if isinstance(value, str) else list(value)
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    return None

@@ -16,6 +16,7 @@ CAPS = {"vocab_size": 4_000_000, "block_size": 65_536, "n_layer": 256, "n_head":
         "n_embd": 65_536, "n_hidden": 65_536}
 MAX_HISTORY_ROWS = 100_000
 MAX_SEED = 2 ** 63 - 1
+MAX_COUNT = 2 ** 31 - 1   # steps and other training counts: what the window's spin boxes and progress bar hold
 GROUPS = {"ngram": ("ngram",), "neural": ("model", "optimizer", "rng")}
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -92,9 +93,15 @@ def check_meta(meta: dict, where: Path) -> None:
         elapsed = _need(meta, "elapsed_s", (int, float), where, optional=True)
         if elapsed is not None and not (math.isfinite(elapsed) and elapsed >= 0):
             _fail(where, "elapsed_s", f"must be a finite number of seconds, not {elapsed}")
+        if meta["step"] > MAX_COUNT:
+            _fail(where, "step", f"is {meta['step']:,}; at most {MAX_COUNT:,} is supported")
+        train = _need(meta, "train", dict, where)
+        for key, value in train.items():
+            if _is_int(value) and abs(value) > MAX_COUNT:
+                _fail(where, f"train.{key}", f"is {value:,}; at most {MAX_COUNT:,} is supported")
         from .train import TrainConfig
         try:
-            TrainConfig.from_dict(_need(meta, "train", dict, where))
+            TrainConfig.from_dict(train)
         except (PlaygroundError, TypeError, ValueError, OverflowError) as e:
             _fail(where, "train", f"is not a valid training config: {e}")
         opt = _need(meta, "optimizer", dict, where, optional=True)

@@ -31,6 +31,7 @@ MAX_RECENT = 8
 SET_CHUNK = 1 << 18   # characters per set.update: each call holds the GIL for ~2 ms, not ~0.3 s for 50 MB
 WORD_COUNT_CHARS = 10_000_000   # distinct words are counted for train splits up to this size
 _SPACE = re.compile(r"\s")
+MAX_SKIPPED_SHOWN = 5   # skipped files named in the summary; the tooltip lists them all
 
 
 @dataclass(frozen=True)
@@ -209,10 +210,17 @@ class CorpusBox(QGroupBox):
             self._recent = [corpus.source] + [p for p in self._recent if p != corpus.source]
             del self._recent[MAX_RECENT:]
         self._fill_choices()
+        skipped = ""
+        if corpus.skipped:   # a folder's binary, empty or unreadable files: named, not silently left out
+            shown = ", ".join(f"{rel} ({why})" for rel, why in corpus.skipped[:MAX_SKIPPED_SHOWN])
+            more = len(corpus.skipped) - MAX_SKIPPED_SHOWN
+            skipped = (f"<br>skipped {len(corpus.skipped):,} file(s): {escape(shown)}"
+                       + (f" and {more:,} more (see the tooltip)" if more > 0 else ""))
         self.summary.setText(
             f"<b>{escape(corpus.name)}</b><br>{len(corpus.text):,} characters, {self.vocab_chars:,} distinct<br>"
-            f"train {result.train_chars:,} · validation {len(result.val_text):,} (the last {VAL_FRACTION:.0%})")
-        self.summary.setToolTip(corpus.source)
+            f"train {result.train_chars:,} · validation {len(result.val_text):,} (the last {VAL_FRACTION:.0%})"
+            + skipped)
+        self.summary.setToolTip(corpus.source + "".join(f"\nskipped {rel}: {why}" for rel, why in corpus.skipped))
         self.preview.setPlainText(corpus.text[:PREVIEW_CHARS])
         self.loading.hide()
         self.loading_changed.emit(False)

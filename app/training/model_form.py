@@ -173,6 +173,31 @@ def get_value(w: QWidget):
     return w.currentText()
 
 
+def value_problem(w: QWidget, value) -> str:
+    """Why `value` cannot go into the field `w` ("" when it can): the wrong type, not finite, or outside the
+    field's range. Values read from a file (saved settings, a checkpoint) are checked with this first, since a
+    spin box given 2^40 raises OverflowError and one given 1e30 cannot hold it."""
+    if isinstance(w, QSpinBox):
+        if value is None and w.specialValueText():
+            return ""
+        if type(value) is not int:
+            return f"{value!r} is not a whole number"
+        if not w.minimum() <= value <= w.maximum():
+            return f"{value:,} is outside {w.minimum():,}..{w.maximum():,}"
+        return ""
+    if isinstance(w, QDoubleSpinBox):
+        if type(value) not in (int, float):
+            return f"{value!r} is not a number"
+        if not (w.minimum() <= value <= w.maximum()):   # also refuses nan
+            return f"{value} is outside {w.minimum():g}..{w.maximum():g}"
+        return ""
+    if isinstance(w, QCheckBox):
+        return "" if type(value) is bool else f"{value!r} is not true/false"
+    if not isinstance(value, str) or w.findText(value) < 0:
+        return f"{value!r} is not one of the choices"
+    return ""
+
+
 def set_value(w: QWidget, value) -> None:
     if isinstance(w, QSpinBox):
         w.setValue(w.minimum() if value is None else int(value))
@@ -222,10 +247,18 @@ def checkpoint_settings(meta: dict) -> dict:
            "model": meta.get("model", {}), "train": meta.get("train", {}), "device": spec.get("device", "auto"),
            "seed": spec.get("seed", 1337)}
     if kind == "word":
-        out.update(word_cap=int(cap or 0), word_lower=str(options.get("lowercase", False)).lower() == "true")
+        out.update(word_cap=_whole(cap or 0), word_lower=str(options.get("lowercase", False)).lower() == "true")
     elif kind == "bpe" and cap is not None:
-        out["bpe_vocab"] = int(cap)
+        out["bpe_vocab"] = _whole(cap)
     return out
+
+
+def _whole(value):
+    """An option stored as text ("512") as an int; anything else as it is, for value_problem to name."""
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return value
 
 
 def checkpoint_eval_line(meta: dict) -> str:

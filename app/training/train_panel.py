@@ -21,7 +21,8 @@ from engine.models import FAMILIES
 
 from app.training.corpus_box import CorpusBox
 from app.training.model_form import (FORMS, TRAIN, Knob, build_page, form_of, labelled, mark_invalid, ngram_defaults,
-                         override_text, read_values, set_value, show_smoothing_rows)
+                         override_text, read_values, set_value, show_smoothing_rows,
+                                     value_problem)
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 WARN_COLOR = "#b35c00"   # orange: allowed, but probably not what the user wants
@@ -404,25 +405,46 @@ class TrainPanel(QWidget):
                 "model": self.model_values(), "train": self.train_values(),
                 "device": self.device.currentText(), "seed": self.seed.value()}
 
-    def apply_settings(self, s: dict) -> None:
-        """Restore `settings()` output; unknown or stale entries are skipped (presets and fields change)."""
-        self.tokenizer.setCurrentText(s.get("tokenizer", "char"))
-        self.word_cap.setValue(int(s.get("word_cap", self.word_cap.value())))
-        self.word_lower.setChecked(bool(s.get("word_lower", False)))
-        self.bpe_vocab.setValue(int(s.get("bpe_vocab", self.bpe_vocab.value())))
+    def apply_settings(self, s: dict) -> list[str]:
+        """Restore `settings()` output, one entry at a time. Unknown or stale names (presets and fields change)
+        are skipped; a value of the wrong type or outside its field's range leaves the field as it is and is
+        returned as "name: why", so a caller can reset that entry and say so. Never raises for bad data."""
+        if not isinstance(s, dict):
+            return [f"the saved settings are a {type(s).__name__}, not an object"]
+        bad: list[str] = []
+
+        def put(name: str, widget, value) -> None:
+            problem = value_problem(widget, value)
+            if problem:
+                bad.append(f"{name}: {problem}")
+            else:
+                set_value(widget, value)
+
+        for name, widget in (("tokenizer", self.tokenizer), ("word_cap", self.word_cap),
+                             ("word_lower", self.word_lower), ("bpe_vocab", self.bpe_vocab)):
+            if name in s:
+                put(name, widget, s[name])
         if s.get("family") in FAMILIES:
             self.family.setCurrentText(s["family"])
-        if self.preset.findText(s.get("preset", "")) >= 0:
-            self.preset.setCurrentText(s["preset"])
+        preset = s.get("preset", "")
+        if isinstance(preset, str) and self.preset.findText(preset) >= 0:
+            self.preset.setCurrentText(preset)
         for form_name, key in ((form_of(self.family.currentText()), "model"), ("train", "train")):
-            for name, value in s.get(key, {}).items():
+            values = s.get(key, {})
+            if not isinstance(values, dict):
+                bad.append(f"{key}: a {type(values).__name__}, not an object")
+                continue
+            for name, value in values.items():
                 if name in self.fields[form_name]:
-                    set_value(self.fields[form_name][name], value)
-        index = self.device.findText(s.get("device", "auto"))
+                    put(f"{key}.{name}", self.fields[form_name][name], value)
+        device = s.get("device", "auto")
+        index = self.device.findText(device) if isinstance(device, str) else -1
         if index >= 0 and self.device.model().item(index).isEnabled():
             self.device.setCurrentIndex(index)
-        self.seed.setValue(int(s.get("seed", self.seed.value())))
+        if "seed" in s:
+            put("seed", self.seed, s["seed"])
         self.check()
+        return bad
 
 
 def format_duration(seconds: float) -> str:

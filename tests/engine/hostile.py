@@ -404,3 +404,5 @@ def judge(expect: str, loader_name: str, outcome: str, message: str) -> bool:
     if expect == "warn" and resume:
         return outcome == "ok" and "warning:" in message
     return outcome == "ok"
+
+CASES_BY_NAME = {name: mutate for name, mutate, _ in CASES}
