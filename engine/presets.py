@@ -1,7 +1,6 @@
 """Presets (resources/presets/NAME.json) and `--set key=value` overrides applied on top of them."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .errors import ConfigError
@@ -11,6 +10,7 @@ from .train import TrainConfig
 __all__ = ["PRESET_DIR", "list_presets", "load_preset", "apply_overrides"]
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "resources" / "presets"
+MAX_PRESET_BYTES = 1_000_000
 
 
 def list_presets() -> list[str]:
@@ -21,9 +21,14 @@ def load_preset(name: str, family: str | None = None) -> dict:
     """{"family", "model": {...}, "train": {...}, "description"} from resources/presets/NAME.json. With `family`,
     a preset for another family is refused by name (its settings would otherwise read as unknown ones)."""
     path = PRESET_DIR / f"{name}.json"
-    if not path.is_file():
+    if not isinstance(name, str) or name not in list_presets():   # also refuses a path such as ../x
         raise ConfigError(f"unknown preset {name!r}; available: {', '.join(list_presets())}")
-    preset = json.loads(path.read_text(encoding="utf-8"))
+    from .safe_read import parse_json, read_regular
+    preset = parse_json(read_regular(path, MAX_PRESET_BYTES, "preset file", ConfigError), f"preset {path}",
+                        ConfigError)
+    if not (isinstance(preset, dict) and isinstance(preset.get("family"), str)
+            and isinstance(preset.get("model"), dict) and isinstance(preset.get("train"), dict)):
+        raise ConfigError(f"preset {path} must be an object with family (text), model and train (objects)")
     if family is not None and preset["family"] != family:
         raise ConfigError(f"preset {name} is for {preset['family']}, not {family}")
     config_from_dict(preset["family"], {"vocab_size": 1, **preset["model"]})  # fail early on a bad preset

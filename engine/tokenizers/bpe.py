@@ -32,6 +32,38 @@ def byte_decoder() -> dict[str, int]:
     return table
 
 
+MAX_JSON_BYTES = 64 * 1024 * 1024   # a 50,000-token vocabulary with its merges is about 2 MB
+
+
+def check_json(text) -> int:
+    """The vocabulary size of the tokenizers library's JSON `text`, after checking its structure without the
+    library (whose Rust parser is not bounded in depth or size): at most MAX_JSON_BYTES, nesting at most 8 deep,
+    a BPE model whose vocabulary maps distinct strings to the ids 0..n-1 and whose merges are pairs of strings.
+    Raises TokenizerError."""
+    from ..safe_read import parse_json
+    if type(text) is not str:
+        raise TokenizerError(f"stored BPE tokenizer must be JSON text, not {type(text).__name__}")
+    if len(text) > MAX_JSON_BYTES:
+        raise TokenizerError(f"stored BPE tokenizer is {len(text):,} characters, more than {MAX_JSON_BYTES:,}")
+    d = parse_json(text, "stored BPE tokenizer", TokenizerError, max_depth=8)
+    model = d.get("model") if isinstance(d, dict) else None
+    if not isinstance(model, dict) or model.get("type") != "BPE":
+        raise TokenizerError("stored tokenizer JSON is not a BPE tokenizer")
+    vocab, merges = model.get("vocab"), model.get("merges")
+    if not isinstance(vocab, dict) or not vocab:
+        raise TokenizerError("stored BPE tokenizer has no vocabulary")
+    ids = list(vocab.values())
+    if any(type(i) is not int for i in ids) or sorted(ids) != list(range(len(ids))):
+        raise TokenizerError("stored BPE tokenizer has vocabulary ids that are not 0..n-1, each once")
+    if not isinstance(merges, list) or not all(
+            (type(m) is str and " " in m) or (type(m) is list and len(m) == 2 and all(type(p) is str for p in m))
+            for m in merges):
+        raise TokenizerError("stored BPE tokenizer has merges that are not pairs of strings")
+    if d.get("added_tokens") not in (None, []):
+        raise TokenizerError("stored BPE tokenizer has added tokens; this program never makes any")
+    return len(vocab)
+
+
 class BPETokenizer:
     kind = "bpe"
 
@@ -81,16 +113,24 @@ class BPETokenizer:
 
     @classmethod
     def load(cls, path: str | Path) -> "BPETokenizer":
+        """A tokenizer from the library's JSON file: a regular file of at most MAX_JSON_BYTES, checked by
+        check_json before the library parses it. Raises TokenizerError."""
+        from ..safe_read import read_regular
+        data = read_regular(path, MAX_JSON_BYTES, "tokenizer file", TokenizerError)
         try:
-            return cls(Tokenizer.from_file(str(path)))
-        except Exception as e:  # the library raises plain Exception subclasses for unreadable JSON
-            raise TokenizerError(f"cannot load BPE tokenizer from {path}: {e}") from None
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise TokenizerError(f"tokenizer file {path} is not UTF-8 (byte offset {e.start})") from None
+        return cls.from_dict({"kind": "bpe", "tokenizer_json": text})
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "tokenizer_json": self.tok.to_str()}
 
     @classmethod
     def from_dict(cls, d: dict) -> "BPETokenizer":
+        """Raises TokenizerError when the stored JSON is not a BPE tokenizer (check_json) or the library refuses
+        it."""
+        check_json(d["tokenizer_json"])
         try:
             return cls(Tokenizer.from_str(d["tokenizer_json"]))
         except Exception as e:

@@ -68,4 +68,7 @@ class CharTokenizer:
 
     @classmethod
     def from_dict(cls, d: dict) -> "CharTokenizer":
+        """TokenizerError unless d["chars"] is a string of distinct characters."""
+        if type(d["chars"]) is not str:
+            raise TokenizerError(f"stored char vocabulary must be a string, not {type(d['chars']).__name__}")
         return cls(d["chars"])

@@ -81,4 +81,8 @@ class WordTokenizer:
 
     @classmethod
     def from_dict(cls, d: dict) -> "WordTokenizer":
-        return cls(d["tokens"], d.get("lowercase", False))
+        """TokenizerError unless d["tokens"] is a list of distinct strings starting with <unk>."""
+        tokens = d["tokens"]
+        if type(tokens) is not list or any(type(t) is not str for t in tokens) or len(set(tokens)) != len(tokens):
+            raise TokenizerError("stored word vocabulary must be a list of distinct strings")
+        return cls(tokens, d.get("lowercase", False) is True)

@@ -1,4 +1,5 @@
 """Tokenizers: round trips (property-tested), vocabularies, readable token strings and the user-facing errors."""
+import os
 from functools import lru_cache
 
 import pytest
@@ -155,12 +156,20 @@ def test_bpe_token_str_shows_spaces_newlines_and_partial_bytes():
 def test_bpe_rejects_tiny_vocab_and_bad_json(tmp_path):
     with pytest.raises(TokenizerError, match="at least 256"):
         build_tokenizer("bpe", CORPUS, vocab_size=100)
-    with pytest.raises(TokenizerError, match="not valid tokenizers JSON"):
+    with pytest.raises(TokenizerError, match="is not valid JSON"):
         tokenizer_from_dict({"kind": "bpe", "tokenizer_json": "{not json"})
+    with pytest.raises(TokenizerError, match="nested 100000 levels deep"):
+        tokenizer_from_dict({"kind": "bpe", "tokenizer_json": "[" * 100_000 + "]" * 100_000})
     bad = tmp_path / "bad.json"
     bad.write_text("[]")
-    with pytest.raises(TokenizerError, match="cannot load BPE tokenizer"):
+    with pytest.raises(TokenizerError, match="not a BPE tokenizer"):
         BPETokenizer.load(bad)
+    os.mkfifo(tmp_path / "pipe.json")
+    with pytest.raises(TokenizerError, match="is a FIFO"):
+        BPETokenizer.load(tmp_path / "pipe.json")
+    good = tmp_path / "good.json"
+    build_tokenizer("bpe", CORPUS, vocab_size=300).save(good)
+    assert BPETokenizer.load(good).vocab_size == 300
 
 
 # -- factory -------------------------------------------------------------------------------------------------
