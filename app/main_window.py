@@ -10,7 +10,7 @@ from dataclasses import asdict
 from html import escape
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QThread, Slot
+from PySide6.QtCore import QByteArray, QSettings, Qt, QThread, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QWidget
 
@@ -20,6 +20,7 @@ from engine.device import device_name, resolve_device
 from engine.errors import PlaygroundError
 from engine.history import LossHistory
 
+from app.common.jobs import JobRunner
 from app.common.model_source import ModelSource
 from app.common.workers import TrainWorker, error_message, start_worker
 from app.graph.graph_view import GraphPanel
@@ -40,6 +41,7 @@ STATE_TEXT = {"idle": "idle", "preparing": "preparing (tokenizing, building the 
 
 
 class MainWindow(QMainWindow):
+    load_finished = Signal(bool)   # a load_checkpoint() ended: True when the checkpoint is now shown
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.settings = settings if settings is not None else QSettings()
@@ -57,6 +59,8 @@ class MainWindow(QMainWindow):
         self.loaded: tuple[str, dict] | None = None   # (folder, meta) of the checkpoint loaded since the last run
         self._notes = {"error": "", "warning": "", "about": "", "note": "", "eval": ""}   # the run message label
         self.reset_settings: list[str] = []   # saved settings that failed validation at start, "key: why"
+        self._loading: str | None = None      # the checkpoint being read on a worker thread
+        self._load_jobs = JobRunner(self)
 
         self.panel = TrainPanel()
         self.loss_plot = LossPlot()
@@ -388,19 +392,39 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def load_checkpoint(self, path: str | None = None) -> bool:
-        """Make the checkpoint the window's model: the form shows its settings, the loss plot and progress start
-        from it, Save is off (the run it came from is gone; the checkpoint is already on disk) and Resume trains
-        it further. An unsaved run is offered for saving first, since loading replaces it."""
-        if self.thread is not None:
+        """Start loading a checkpoint on a worker thread (reading and checking its files, building the model);
+        the window stays responsive and `load_finished(bool)` tells how it ended. True when a load started;
+        False when a run is active, another load is under way, or the folder dialog was cancelled.
+        A refused checkpoint (any CheckpointError) leaves the window as it was, with the reason shown."""
+        if self.thread is not None or self._loading is not None:
             return False
         if path is None:
             path = QFileDialog.getExistingDirectory(self, "Load checkpoint folder", "runs")
             if not path:
                 return False
-        try:
-            handle = api.load_checkpoint(path)
-        except (PlaygroundError, OSError) as e:
-            self._set_notes(error=f"Could not load: {error_message(e)}")   # what is on screen stays described
+        path = str(path)
+        self._loading = path
+        self.statusBar().showMessage(f"loading checkpoint {path}…")
+        self._load_jobs.run(lambda: api.load_checkpoint(path), self._on_checkpoint_read, self._on_checkpoint_refused)
+        return True
+
+    def _on_checkpoint_refused(self, message: str) -> None:
+        self._loading = None
+        self._set_notes(error=f"Could not load: {message}")   # what is on screen stays described
+        self.statusBar().showMessage(f"could not load the checkpoint: {message}", 15000)
+        self.load_finished.emit(False)
+
+    def _on_checkpoint_read(self, handle: api.ModelHandle) -> None:
+        path, self._loading = self._loading, None
+        ok = self._show_checkpoint(path, handle)
+        self.load_finished.emit(ok)
+
+    def _show_checkpoint(self, path: str, handle: api.ModelHandle) -> bool:
+        """Make the loaded checkpoint the window's model: the form shows its settings, the loss plot and progress
+        start from it, Save is off (the run it came from is gone; the checkpoint is already on disk) and Resume
+        trains it further. An unsaved run is offered for saving first, since loading replaces it."""
+        if self.thread is not None:   # a run was started while the checkpoint was read
+            self.statusBar().showMessage(f"checkpoint {path} not shown: a run started meanwhile", 15000)
             return False
         if self.run is not None and self.unsaved:
             answer = self.ask_save_before_load()
@@ -472,6 +496,7 @@ class MainWindow(QMainWindow):
         self.sample_panel.shutdown()
         self.graph_panel.shutdown()
         self.panel.corpus_box.shutdown()
+        self._load_jobs.wait()   # a checkpoint being read: its thread must end before the window goes
         self.save_settings()
         event.accept()
 

@@ -54,6 +54,14 @@ def make_tiny(w: MainWindow, *, max_steps: int = 30, eval_interval: int = 10) ->
     assert w.panel.check() == ""
 
 
+def load_ckpt(qtbot, w: MainWindow, path) -> bool:
+    """The window's Load, which reads the checkpoint on a worker thread: start it, wait for load_finished, and
+    return whether the checkpoint is now shown."""
+    with qtbot.waitSignal(w.load_finished, timeout=RUN_TIMEOUT_MS) as blocker:
+        assert w.load_checkpoint(str(path))
+    return blocker.args[0]
+
+
 def start_and_wait(qtbot, w: MainWindow, state: str = "done") -> None:
     qtbot.mouseClick(w.panel.start_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: w.state == state, timeout=RUN_TIMEOUT_MS)
@@ -290,12 +298,12 @@ def test_save_then_load_checkpoint(qtbot, window, tmp_path):
     assert out is not None and (tmp_path / "ckpt" / "meta.json").exists() and not window.unsaved
     changes = []
     window.source.changed.connect(lambda: changes.append(1))
-    assert window.load_checkpoint(str(tmp_path / "ckpt"))
+    assert load_ckpt(qtbot, window, str(tmp_path / "ckpt"))
     assert changes and window.source.describe().startswith("checkpoint ckpt: transformer")
     handle = window.source.snapshot()
     assert handle.family == "transformer" and handle.meta["summary"]["step"] == 10
     assert window.source.validation_text()
-    assert not window.load_checkpoint(str(tmp_path / "missing"))
+    assert not load_ckpt(qtbot, window, str(tmp_path / "missing"))
     assert "Could not load" in window.panel.message.text()
     assert "checkpoint ckpt: transformer" in window.panel.message.text()   # the loaded model is still described
 
@@ -474,7 +482,7 @@ def test_loading_a_checkpoint_replaces_the_run_in_the_whole_window(qtbot, window
     assert window.unsaved
     asked = []
     window.ask_save_before_load = lambda: asked.append(1) or QMessageBox.Discard
-    assert window.load_checkpoint(str(tmp_path / "ck"))
+    assert load_ckpt(qtbot, window, str(tmp_path / "ck"))
     assert asked                                                   # the unsaved run was offered for saving
     assert window.state == "loaded" and window.status_state.text() == "checkpoint loaded"
     assert p.fields["transformer"]["n_embd"].value() == 24 and p.fields["train"]["max_steps"].value() == 10
@@ -496,14 +504,14 @@ def test_loading_a_checkpoint_brings_back_its_corpus_in_the_background(qtbot, wi
     assert load_and_wait(qtbot, box, str(notes))
     saved_tiny_checkpoint(qtbot, window, tmp_path / "ck")
     assert load_and_wait(qtbot, box, "builtin:python-docs")
-    assert window.load_checkpoint(str(tmp_path / "ck"))
+    assert load_ckpt(qtbot, window, str(tmp_path / "ck"))
     assert box.is_loading() and window.source.validation_text() == box.validation_text()   # a stand-in so far
     qtbot.waitUntil(lambda: not box.is_loading(), timeout=RUN_TIMEOUT_MS)
     assert box.spec() == str(notes.resolve()) and window.state == "loaded"
     assert window.source.validation_text() == box.validation_text() and "notes to train" in box.validation_text()
     assert load_and_wait(qtbot, box, "builtin:python-docs")
     notes.unlink()                                                 # the checkpoint's corpus is gone now
-    assert window.load_checkpoint(str(tmp_path / "ck"))
+    assert load_ckpt(qtbot, window, str(tmp_path / "ck"))
     qtbot.waitUntil(lambda: not box.is_loading(), timeout=RUN_TIMEOUT_MS)
     assert box.spec() == "builtin:python-docs" and "could not be loaded" in window.panel.message.text()
     assert window.source.validation_text() == box.validation_text()
@@ -511,7 +519,7 @@ def test_loading_a_checkpoint_brings_back_its_corpus_in_the_background(qtbot, wi
 
 def test_resume_trains_a_loaded_checkpoint_from_its_step(qtbot, window, tmp_path):
     saved_tiny_checkpoint(qtbot, window, tmp_path / "ck")
-    assert window.load_checkpoint(str(tmp_path / "ck"))
+    assert load_ckpt(qtbot, window, str(tmp_path / "ck"))
     p = window.panel
     assert "up to max_steps (above 10)" in p.message.text()       # a finished run: say what Resume needs
     qtbot.mouseClick(p.resume_button, Qt.LeftButton)             # max_steps (10) leaves nothing to train
@@ -529,7 +537,7 @@ def test_resume_trains_a_loaded_checkpoint_from_its_step(qtbot, window, tmp_path
 
 def test_resume_takes_the_forms_training_settings_and_refuses_a_changed_model(qtbot, window, tmp_path):
     saved_tiny_checkpoint(qtbot, window, tmp_path / "ck")
-    assert window.load_checkpoint(str(tmp_path / "ck"))
+    assert load_ckpt(qtbot, window, str(tmp_path / "ck"))
     p = window.panel
     p.fields["train"]["max_steps"].setValue(14)
     p.fields["transformer"]["n_embd"].setValue(32)                # not the checkpoint's 24
@@ -633,7 +641,7 @@ def test_each_new_run_keeps_the_previous_one_on_the_plot(qtbot, window, tmp_path
     assert first.label.startswith("#1 transformer · tiny-cpu-transformer") and "n_embd=16" in first.label
     assert list(first.val["step"]) == [5, 10] and len(first.train["step"]) == 10
     out = window.save_checkpoint(str(tmp_path / "ck"))
-    assert out is not None and window.load_checkpoint(str(out))
+    assert out is not None and load_ckpt(qtbot, window, str(out))
     second = window.loss_plot.history.runs[-1]
     assert second.label == "#2 transformer · tiny-cpu-transformer · as #1 but lr=0.002"
     assert list(window.loss_plot.train["step"]) == list(range(1, 11))   # the checkpoint's own curve

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from app.main_window import MainWindow
 from engine import checkpoint
-from tests.app.test_main_window import RUN_TIMEOUT_MS, load_and_wait, make_tiny, start_and_wait
+from tests.app.test_main_window import RUN_TIMEOUT_MS, load_and_wait, load_ckpt, make_tiny, start_and_wait
 from tests.engine import hostile
 
 
@@ -85,13 +85,13 @@ def test_hostile_checkpoints_leave_the_window_as_it_was(qtbot, window, tmp_path,
         if expect != "error":
             continue
         case = hostile.make_case(good_checkpoint, tmp_path / f"case{i}", mutate)
-        assert not window.load_checkpoint(str(case)), name
+        assert not load_ckpt(qtbot, window, str(case)), name
         assert "Could not load" in p.message.text(), name
         assert (window.state, json.dumps(p.settings()), window.loss_plot.train.n,
                 window.source.snapshot()) == before, name
         refused += 1
     assert refused >= 100
-    assert window.load_checkpoint(str(good_checkpoint)) and window.state == "loaded"
+    assert load_ckpt(qtbot, window, str(good_checkpoint)) and window.state == "loaded"
 
 
 DAMAGED = {
@@ -151,8 +151,30 @@ def test_a_resume_that_restarts_the_optimizer_says_so(qtbot, window, tmp_path):
     start_and_wait(qtbot, window)
     assert window.save_checkpoint(str(tmp_path / "ck")) is not None
     hostile.CASES_BY_NAME["optimizer a moment of the wrong shape"](tmp_path / "ck")
-    assert window.load_checkpoint(str(tmp_path / "ck"))
+    assert load_ckpt(qtbot, window, str(tmp_path / "ck"))
     window.panel.fields["train"]["max_steps"].setValue(8)
     assert window.resume_checkpoint()
     qtbot.waitUntil(lambda: window.thread is None, timeout=RUN_TIMEOUT_MS)
     assert "Warning: the saved optimizer state cannot be used" in window.panel.message.text()
+
+
+def test_loading_runs_off_the_gui_thread(qtbot, window, tmp_path, good_checkpoint, monkeypatch):
+    """load_checkpoint returns at once; the files are read on a worker while the GUI thread goes on."""
+    import threading
+
+    from engine import api
+    release, threads = threading.Event(), []
+    real = api.load_checkpoint
+
+    def slow_load(path):
+        threads.append(threading.current_thread())
+        assert release.wait(RUN_TIMEOUT_MS / 1000)
+        return real(path)
+    monkeypatch.setattr(api, "load_checkpoint", slow_load)
+    assert window.load_checkpoint(str(good_checkpoint))
+    assert not window.load_checkpoint(str(good_checkpoint))          # one load at a time
+    qtbot.waitUntil(lambda: bool(threads), timeout=RUN_TIMEOUT_MS)
+    assert threads[0] is not threading.main_thread() and window.state != "loaded"
+    with qtbot.waitSignal(window.load_finished, timeout=RUN_TIMEOUT_MS) as blocker:
+        release.set()
+    assert blocker.args == [True] and window.state == "loaded"
