@@ -144,3 +144,16 @@ def test_unwritable_place_is_named(tmp_path, monkeypatch, err, reason):
         checkpoint.prepare_dir(tmp_path / "ck")
     with pytest.raises(CheckpointError, match=reason):
         save_checkpoint(tmp_path / "ck", *_version(1, 16))
+
+
+def test_format_1_checkpoints_without_a_manifest_still_load(tmp_path):
+    """Saved before the manifest existed: the header, dtype and shape checks still apply, the hash cannot."""
+    import json
+    save_checkpoint(tmp_path / "ck", *_version(1, 16))
+    meta = json.loads((tmp_path / "ck" / "meta.json").read_text())
+    del meta["files"]
+    meta["format_version"] = 1
+    (tmp_path / "ck" / "meta.json").write_text(json.dumps(meta))
+    _assert_whole(tmp_path / "ck", (1,))
+    save_checkpoint(tmp_path / "ck", *_version(2, 16))      # saving over it writes format 2
+    assert load_meta(tmp_path / "ck")["format_version"] == 2 and "files" in load_meta(tmp_path / "ck")
