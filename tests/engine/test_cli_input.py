@@ -40,6 +40,7 @@ def _run(capsys, *argv):
     (["--set", "model.vocab_size=10"], "vocabulary size comes from the tokenizer"),
     (["--set", "max_steps=5"], "max_steps is given twice, 2 (--max-steps) and 5"),
     (["--corpus", ""], "no corpus given"),
+    (["--set", "n_layer=100000000"], "training this model needs about"),   # judged by arithmetic, not built
 ])
 def test_bad_numbers_and_dropped_values_are_refused(capsys, tmp_path, corpus, args, needle):
     rc, out, err = _run(capsys, "train", "--corpus", corpus, *TINY, "--max-steps", "2", "--out", tmp_path / "o",
