@@ -130,9 +130,8 @@ def _check_target(out: Path) -> None:
         raise CheckpointError(f"cannot save a checkpoint at {out}: {_reason(e)}") from None
     foreign = [p.name for p in entries if not (p.name == META or p.name.endswith(".safetensors")
                                                or (p.name.startswith(".") and p.name.endswith(_LEGACY_TEMP_SUFFIX)))]
-    if foreign or (entries and not (out / META).exists() and
-                   any(p.name.endswith(".safetensors") for p in entries)):
-        shown = ", ".join(sorted(foreign)[:3]) or "tensor files without meta.json"
+    if foreign:   # a checkpoint's own files (also those of an interrupted earlier-version save) may be replaced
+        shown = ", ".join(sorted(foreign)[:3])
         raise CheckpointError(f"{out} holds other things ({shown}); save the checkpoint into a new or empty "
                               f"folder, or over an earlier checkpoint")
 

@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
     kinds = Counter(e for _, _, e in hostile.CASES)
     print(f"\n{n_cases} hostile checkpoints x {len(hostile.LOADERS)} loaders = {n_cases * len(hostile.LOADERS)} "
           f"attempts ({kinds['error']} refused by every loader, {kinds['resume']} refused by resume only, "
-          f"{kinds['warn']} resumed with fresh optimizer/RNG state and a warning)")
+          f"{kinds['warn']} resumed with fresh optimizer/RNG state and a warning, {kinds['ok']} odd but harmless)")
     print(f"outcomes: {counts['error']} clear errors, {counts['ok']} loaded/ran as they should, "
           f"{counts['crash']} crashes (tracebacks), {counts['hang']} hangs; "
           f"{counts['right']} right, {counts['wrong']} wrong")

@@ -264,7 +264,11 @@ def _whole(value):
 def checkpoint_eval_line(meta: dict) -> str:
     """The evaluation a checkpoint was saved with, as one line of the run message ("" when it has none)."""
     s = meta.get("summary", {})
-    if s.get("val_loss") is None:
+
+    def number(key: str) -> float:   # meta.json is checked for types, but a figure may be missing or null
+        value = s.get(key)
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
+    if not isinstance(s.get("val_loss"), (int, float)):
         return ""
-    return (f"validation loss {s['val_loss']:.4f} nats/token, {s.get('val_bpc', float('nan')):.3f} bits/char, "
-            f"perplexity {s.get('val_ppl', float('nan')):,.2f} when saved")
+    return (f"validation loss {number('val_loss'):.4f} nats/token, {number('val_bpc'):.3f} bits/char, "
+            f"perplexity {number('val_ppl'):,.2f} when saved")

@@ -91,6 +91,10 @@ def test_hostile_checkpoints_leave_the_window_as_it_was(qtbot, window, tmp_path,
                 window.source.snapshot()) == before, name
         refused += 1
     assert refused >= 100
+    for i, (name, mutate, expect) in enumerate(hostile.CASES):   # odd but loadable: shown without a crash
+        if expect != "error":
+            case = hostile.make_case(good_checkpoint, tmp_path / f"case{i}", mutate)
+            assert load_ckpt(qtbot, window, str(case)) and window.state == "loaded", name
     assert load_ckpt(qtbot, window, str(good_checkpoint)) and window.state == "loaded"
 
 
