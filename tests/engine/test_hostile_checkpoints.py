@@ -26,3 +26,40 @@ def test_hostile_checkpoint(good, tmp_path, name, mutate, expect):
         if not hostile.judge(expect, loader_name, outcome, message):
             wrong[loader_name] = (outcome, message)
     assert not wrong, wrong
+
+
+@pytest.fixture(scope="module")
+def good_ngram(tmp_path_factory):
+    from engine import api
+    d = tmp_path_factory.mktemp("hostile-ngram")
+    (d / "c.txt").write_text(hostile.TEXT, encoding="utf-8")
+    run = api.start_run(api.RunSpec(corpus=str(d / "c.txt"), family="ngram", overrides={"order": "3"}))
+    list(run.reports())
+    return run.save(d / "kn3")
+
+
+NGRAM_CASES = [
+    ("counts negative", hostile._tensors(lambda t: dict(t, counts_1=-t["counts_1"]), "ngram")),
+    ("counts float", hostile._tensors(lambda t: dict(t, counts_1=t["counts_1"].double()), "ngram")),
+    ("an order's arrays missing", hostile._tensors(lambda t: {k: v for k, v in t.items() if not k.endswith("_3")},
+                                                   "ngram")),
+    ("keys unsorted", hostile._tensors(lambda t: dict(t, keys_2=t["keys_2"].flip(0).contiguous()), "ngram")),
+    ("keys beyond the vocabulary", hostile._tensors(lambda t: dict(t, keys_1=t["keys_1"] + 10 ** 6), "ngram")),
+    ("arrays 2-D", hostile._tensors(lambda t: {k: v.reshape(1, -1).contiguous() for k, v in t.items()}, "ngram")),
+    ("order 9", hostile._set("model.order", 9)),
+    ("smoothing unknown", hostile._set("model.smoothing", "magic")),
+    ("groups say model", hostile._set("groups", ["model"])),
+]
+
+
+@pytest.mark.parametrize("name,mutate", NGRAM_CASES, ids=[c[0] for c in NGRAM_CASES])
+def test_hostile_ngram_checkpoint(good_ngram, tmp_path, name, mutate):
+    """An n-gram checkpoint's count arrays are checked like weights: dtype, shape, order, range."""
+    from engine import api
+    from engine.errors import CheckpointError
+    api.load_checkpoint(good_ngram)
+    case = hostile.make_case(good_ngram, tmp_path / "case", mutate)
+    with pytest.raises(CheckpointError):
+        api.load_checkpoint(case)
+    outcome, message = hostile.run_loader(hostile.load_sample, case, tmp_path)
+    assert outcome == "error", message
