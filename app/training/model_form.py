@@ -3,7 +3,6 @@ widget for each, reading and writing their values, and marking the fields a conf
 about runs; the training panel decides which page shows and turns the values into a RunSpec."""
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -11,8 +10,7 @@ from typing import Callable
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QSpinBox, QWidget
 
-from engine import api
-from engine.models import RNN_CELLS, config_class
+from engine.models import RNN_CELLS
 
 
 @dataclass(frozen=True)
@@ -74,14 +72,6 @@ FORMS = {"ngram": NGRAM, "rnn": RNN, "transformer": TRANSFORMER}
 
 def form_of(family: str) -> str:
     return "rnn" if family in RNN_CELLS else family
-
-
-def ngram_defaults() -> dict:
-    """The n-gram config's own field defaults, then what a run uses when the form says nothing."""
-    fields = dataclasses.fields(config_class("ngram"))
-    defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
-    model, _ = api.resolve_config("ngram", None, {}, vocab_size=1)
-    return {**defaults, **model}
 
 
 class FloatBox(QDoubleSpinBox):
