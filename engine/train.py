@@ -127,7 +127,7 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.device_label = device_name(self.device)
         peak = peak_flops(self.device)
-        self.peak_flops, self.peak_label = peak if peak else (None, "no peak figure for this device")
+        self.peak_flops, self.peak_label = peak if peak else (None, "no peak speed on record for this device")
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -238,8 +238,12 @@ class Trainer:
                                "" if self.last_report else self._hello())
 
     def _hello(self) -> str:
-        mfu = f"MFU against {self.peak_label}" if self.peak_flops else "MFU not estimated (no peak figure)"
-        return f"training on {self.device_label}; {mfu}"
+        """The first report's remark: the device, and whether MFU (model FLOPs utilisation: the share of the
+        device's peak arithmetic speed the training uses) can be shown."""
+        if self.peak_flops:
+            return f"training on {self.device_label}; MFU (share of peak speed used) against {self.peak_label}"
+        return (f"training on {self.device_label}; no MFU (share of peak speed used): "
+                f"no peak speed on record for this device")
 
     def _run_steps(self, n: int) -> tuple[int, float, float]:
         """n optimizer steps; returns (steps, summed loss, summed grad norm), reading the device once."""
