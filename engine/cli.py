@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any
 
-from .errors import ConfigError, PlaygroundError
+from .errors import BadUtf8Error, ConfigError, PlaygroundError
 
 _T0 = time.perf_counter()
 
@@ -210,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"train": _train, "sample": _sample, "tape": _tape}[args.command](args)
+    except BadUtf8Error as e:
+        print(f"error: {e}; add --replace-bad-utf8 to read such bytes as U+FFFD (�)", file=sys.stderr)
+        return 2
     except PlaygroundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

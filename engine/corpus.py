@@ -12,7 +12,7 @@ from collections.abc import Sized
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError, CorpusError
+from .errors import BadUtf8Error, ConfigError, CorpusError
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +119,7 @@ def _decode(path: Path, data: bytes, on_bad_utf8: str) -> str:
     try:
         return data.decode("utf-8", errors="strict" if on_bad_utf8 == "error" else "replace")
     except UnicodeDecodeError as e:
-        raise CorpusError(f"{path} is not valid UTF-8 at byte offset {e.start} "
-                          f"(byte 0x{data[e.start]:02x}); use on_bad_utf8='replace' to substitute") from None
+        raise BadUtf8Error(f"{path} is not valid UTF-8 at byte offset {e.start} (byte 0x{data[e.start]:02x})") from None
 
 
 def _load_folder(folder: Path, max_bytes: int, on_bad_utf8: str) -> str:

@@ -297,7 +297,8 @@ class TrainPanel(QWidget):
                            tokenizer_options=self.tokenizer_options(), family=family,
                            preset=self.preset.currentText() if neural else None,
                            overrides={k: override_text(v) for k, v in overrides.items()},
-                           device=self.device.currentText(), seed=self.seed.value(), max_steps=max_steps)
+                           device=self.device.currentText(), seed=self.seed.value(), max_steps=max_steps,
+                           on_bad_utf8=self.corpus_box.on_bad_utf8())
 
     def vocab_guess(self) -> int:
         """The vocabulary the tokenizer will build, for the estimate only (the real one needs the tokenizer)."""
