@@ -73,3 +73,23 @@ def test_the_n_gram_message_reads_plainly(panel):
     panel.family.textActivated.emit("ngram")
     assert panel.message.text() == ("The form now holds the n-gram model's default settings "
                                     "(your earlier edits to the fields were replaced).")
+
+
+def test_spin_box_text_is_not_clipped_under_the_app_style(qtbot, qapp):
+    """With the app's style sheet, spin boxes were 19 px tall with a 13 px text area for a 14 px font: the
+    underscore of '= n_head' (and every descender) was cut off."""
+    from app.gui import STYLE
+    qapp.setStyleSheet(STYLE.read_text(encoding="utf-8"))
+    try:
+        p = TrainPanel()
+        qtbot.addWidget(p)
+        p.family.setCurrentText("transformer")
+        p.show()
+        qtbot.waitExposed(p)
+        spins = [w for page in ("transformer", "train") for w in p.fields[page].values()
+                 if isinstance(w, (QSpinBox, QDoubleSpinBox))]
+        assert p.fields["transformer"]["n_kv_head"].text() == "= n_head"
+        for w in spins:
+            assert w.lineEdit().height() >= w.fontMetrics().height(), w.toolTip()
+    finally:
+        qapp.setStyleSheet("")
