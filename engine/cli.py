@@ -35,9 +35,18 @@ def _json_number(x: Any) -> Any:
     return x
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its complaints in the form every other bad input gets: one `error: ...` line (after the
+    usage), exit status 2. Sub-command parsers are made with the same class."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python main.py", description="LM Playground headless commands "
-                                "(run with no arguments to open the desktop app)")
+    p = _Parser(prog="python main.py", description="LM Playground headless commands "
+                "(run with no arguments to open the desktop app)")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model and write a checkpoint")

@@ -26,7 +26,7 @@ from . import checkpoint
 from .device import device_name, is_out_of_memory, peak_flops, resolve_device
 from .errors import ConfigError
 from .history import LossHistory
-from .models import ConfigMixin, build_model
+from .models import ConfigMixin, build_model, check_finite
 from .train_state import check_compatible, flatten_optimizer, load_model_tensors, model_tensors, unflatten_optimizer
 
 __all__ = ["TrainConfig", "StepReport", "Trainer", "resolve_device", "device_name"]
@@ -55,6 +55,7 @@ class TrainConfig(ConfigMixin):
     seed: int = 1337               # seeds batch sampling and dropout
 
     def __post_init__(self):
+        check_finite(self)
         for name in ("max_steps", "batch_size", "block_size", "eval_interval", "steps_per_yield"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive integer, not {getattr(self, name)!r}")

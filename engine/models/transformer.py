@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from . import ConfigMixin
+from . import ConfigMixin, check_finite
 
 POSITIONS = ("rope", "learned", "sinusoidal")
 
@@ -41,6 +41,7 @@ class GPTConfig(ConfigMixin):
     tie_weights: bool = True       # lm_head shares the token embedding matrix
 
     def __post_init__(self):
+        check_finite(self)
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive integer, not {getattr(self, name)!r}")

@@ -93,3 +93,32 @@ def test_spin_box_text_is_not_clipped_under_the_app_style(qtbot, qapp):
             assert w.lineEdit().height() >= w.fontMetrics().height(), w.toolTip()
     finally:
         qapp.setStyleSheet("")
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "infinity", "1e999"])
+def test_float_fields_refuse_non_finite_numbers(panel, qtbot, text):
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QValidator
+    panel.family.setCurrentText("transformer")
+    for name in ("lr", "min_lr", "weight_decay", "grad_clip"):
+        w = panel.fields["train"][name]
+        before = w.value()
+        assert w.validate(text, 0)[0] != QValidator.Acceptable
+        w.lineEdit().selectAll()
+        qtbot.keyClicks(w.lineEdit(), text)
+        qtbot.keyClick(w.lineEdit(), Qt.Key_Return)
+        w.interpretText()
+        # "nan" cannot be typed at all; "1e999" stops at its last finite prefix ("1"), never clamped to the maximum
+        assert w.value() == (1.0 if text == "1e999" else before) and w.text() != text, name
+    assert panel.fields["train"]["grad_clip"].validate("2.5e-1", 0)[0] == QValidator.Acceptable
+
+
+def test_restored_settings_with_a_non_finite_number_keep_the_field(panel):
+    """A settings file with NaN in it (JSON allows it) was clamped to the range's end: grad_clip 1000, which is
+    no clipping at all."""
+    panel.family.setCurrentText("transformer")
+    s = panel.settings()
+    s["train"]["grad_clip"] = float("nan")
+    s["train"]["lr"] = float("inf")
+    panel.apply_settings(s)
+    assert panel.fields["train"]["grad_clip"].value() == 1.0 and panel.fields["train"]["lr"].value() == 0.003
