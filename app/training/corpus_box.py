@@ -109,6 +109,7 @@ class CorpusBox(QGroupBox):
         self._val_text = ""
         self._read_as = "error"        # how the corpus in use was read: "error" (strict UTF-8) or "replace"
         self._bad_utf8 = ""            # the last spec refused for bad UTF-8, retried when replacing is ticked
+        self._gone = ""                # which recent entries set_recent dropped, said until a load has finished
         self._recent: list[str] = []
         self._wanted: tuple[str, str | None] | None = None   # (spec, fallback) of the newest unanswered request
         self._thread: QThread | None = None
@@ -185,8 +186,9 @@ class CorpusBox(QGroupBox):
         self._recent = [p for p in paths if os.path.exists(p)]
         self._fill_choices()
         gone = [p for p in paths if p not in self._recent]
-        if gone:
-            self.error.setText(f"Removed from the recent list, no longer on disk: {', '.join(map(_short, gone))}")
+        if gone:   # shown now and kept past the load that follows (the window's first corpus), then forgotten
+            self._gone = f"Removed from the recent list, no longer on disk: {', '.join(map(_short, gone))}"
+            self.error.setText(self._gone)
             self.error.setToolTip("\n".join(gone))
             self.error.show()
 
@@ -232,7 +234,10 @@ class CorpusBox(QGroupBox):
             return
         self._wanted = None
         corpus = result.corpus
-        self.clear_error()
+        if self._gone:
+            self._gone = ""
+        else:
+            self.clear_error()
         self.corpus, self.vocab_chars, self._val_text = corpus, result.vocab_chars, result.val_text
         self._read_as, self._bad_utf8 = self._loader.on_bad_utf8, ""
         self.vocab_words = result.vocab_words

@@ -67,6 +67,9 @@ def test_recent_entries_that_are_gone_are_dropped_with_a_message(qtbot, box, tmp
     box.set_recent([str(kept), str(gone), str(later)])
     assert box.recent() == [str(kept), str(later)]
     assert "Removed from the recent list" in box.error.text() and "gone.txt" in box.error.text()
+    assert load_and_wait(qtbot, box, "builtin:python-docs") is False     # the window's first load keeps it shown
+    assert "gone.txt" in box.error.text()
+    assert load_and_wait(qtbot, box, str(kept))                          # and the next one clears it
     recent_items = [box.choice.itemData(i) for i in range(box.choice.count())]
     assert str(gone) not in recent_items
     shutil.rmtree(later)                                # deleted while the app runs, then chosen
