@@ -48,18 +48,26 @@ def _mark_codepoints(planes=(0, 1, 14)) -> list[int]:
             if unicodedata.category(chr(c))[0] == "M"]
 
 
-_MARK = _char_class(_mark_codepoints())
+_MARKS = _mark_codepoints()
+# Marks in two classes: re turns a class of BMP characters into a bitmap, but one with astral ranges is scanned
+# range by range, which after every word doubled the time to split a corpus. The astral class is only tried on an
+# astral character.
+_BMP_MARKS = _char_class([c for c in _MARKS if c < 0x10000])
+_ASTRAL_MARKS = _char_class([c for c in _MARKS if c >= 0x10000])
+_ASTRAL = r"(?=[\U00010000-\U0010ffff])"
+_MARK = rf"(?:[{_BMP_MARKS}]|{_ASTRAL}[{_ASTRAL_MARKS}])"
+# what may follow a symbol: marks (variation selectors, the keycap), skin-tone modifiers, emoji tag characters
+_SYMBOL_EXTEND = rf"(?:[{_BMP_MARKS}]|{_ASTRAL}[{_ASTRAL_MARKS}\U0001f3fb-\U0001f3ff\U000e0020-\U000e007f])"
 _JOINERS = r"\u200c\u200d"        # zero-width non-joiner and joiner, written inside Indic and Persian words
-_SYMBOL_EXTEND = _MARK + r"\U0001f3fb-\U0001f3ff\U000e0020-\U000e007f"   # marks, skin tones, emoji tags
-_WORD_PART = rf"\w[\w{_MARK}]*"
-_SYMBOL_PART = rf"[^\w\s][{_SYMBOL_EXTEND}]*"
+_WORD_PART = rf"\w+(?:{_MARK}+\w*)*"
+_SYMBOL_PART = rf"[^\w\s]{_SYMBOL_EXTEND}*"
 # A newline; or a word with its marks and inner apostrophes, hyphens or joiners ("don't", "well-known",
 # "नमस्ते"); or a flag (two regional indicators) or one other non-space character, with what extends it and any
 # ZWJ-joined symbols after it.
 TOKEN_RE = re.compile(
     r"\n"
     rf"|{_WORD_PART}(?:['’\-{_JOINERS}]{_WORD_PART})*"
-    rf"|[\U0001f1e6-\U0001f1ff]{{2}}[{_SYMBOL_EXTEND}]*"
+    rf"|[\U0001f1e6-\U0001f1ff]{{2}}{_SYMBOL_EXTEND}*"
     rf"|{_SYMBOL_PART}(?:\u200d{_SYMBOL_PART})*")
 
 _CLOSERS = set(".,;:!?)]}%…")

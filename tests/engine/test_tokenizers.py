@@ -121,6 +121,14 @@ def test_word_decode_puts_no_space_around_non_ascii_punctuation():
     assert tok.decode(tok.encode(text)) == text
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_word_split_loses_no_character_but_spaces(text):
+    import re
+    from engine.tokenizers.word import TOKEN_RE
+    assert "".join(TOKEN_RE.findall(text)) == re.sub(r"[^\S\n]", "", text)
+
+
 def test_word_mark_table_covers_all_of_unicode():
     from engine.tokenizers import word
     assert word._mark_codepoints() == word._mark_codepoints(planes=range(17))
