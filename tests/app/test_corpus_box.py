@@ -100,4 +100,13 @@ def test_a_file_dropped_during_a_run_is_refused_with_a_reason(qtbot, tmp_path):
     assert not box.is_loading() and box.spec() == "builtin:python-docs"
     assert w.statusBar().currentMessage() == ("dropped.txt was not loaded: the corpus cannot change during a run. "
                                               "Stop the run, then drop it again.")
+    w.stop()
+    qtbot.waitUntil(lambda: w.state == "stopped", timeout=TIMEOUT_MS)
+    other = tmp_path / "other.txt"
+    other.write_text(TEXT, encoding="utf-8")
+    mime.setUrls([QUrl.fromLocalFile(str(p)), QUrl.fromLocalFile(str(other))])   # two at once: the first is used
+    w.dropEvent(QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier))
+    assert "the other 1 dropped item(s) were left out" in w.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: not box.is_loading(), timeout=TIMEOUT_MS)
+    assert box.spec() == str(p)
     w.shutdown_run()
