@@ -118,7 +118,8 @@ class MainWindow(QMainWindow):
             reset.append(f"corpus/last: {last!r} is not a corpus path")
             s.remove("corpus/last")
             last = FIRST_CORPUS
-        self.panel.corpus_box.load(last or FIRST_CORPUS, fallback=FIRST_CORPUS)
+        self.panel.corpus_box.load(last or FIRST_CORPUS, fallback=FIRST_CORPUS,
+                                   on_bad_utf8=s.value("corpus/on_bad_utf8", "error"))
         saved = s.value("settings/last")
         applied = False
         if saved:
@@ -168,6 +169,7 @@ class MainWindow(QMainWindow):
         if self.panel.corpus_box.spec():   # closed before the first corpus loaded: keep the stored one
             self.settings.setValue("corpus/last", self.panel.corpus_box.spec())
         self.settings.setValue("corpus/recent", self.panel.corpus_box.recent())
+        self.settings.setValue("corpus/on_bad_utf8", self.panel.corpus_box.on_bad_utf8())
 
     @Slot(object)
     def _on_corpus_loaded(self, corpus) -> None:
@@ -431,9 +433,10 @@ class MainWindow(QMainWindow):
             if answer == QMessageBox.Cancel or (answer == QMessageBox.Save and self.save_checkpoint() is None):
                 return False
         meta = handle.meta
-        corpus = meta.get("spec", {}).get("corpus")
-        if corpus and corpus != self.panel.corpus_box.spec():
-            self.panel.corpus_box.load(corpus)   # in the background; _on_corpus_loaded/_failed finish the job
+        corpus, read_as = meta.get("spec", {}).get("corpus"), meta.get("spec", {}).get("on_bad_utf8", "error")
+        if corpus and (corpus, read_as) != (self.panel.corpus_box.spec(), self.panel.corpus_box.on_bad_utf8()):
+            # in the background, read as the run read it; _on_corpus_loaded/_failed finish the job
+            self.panel.corpus_box.load(corpus, on_bad_utf8=read_as)
         unshown = self.panel.apply_settings(checkpoint_settings(meta))
         self.run, self.last_report, self.unsaved, self.loaded = None, None, False, (path, meta)
         self._new_plot(meta.get("spec", {}), f"checkpoint {Path(path).name}")
@@ -472,9 +475,19 @@ class MainWindow(QMainWindow):
 
     def dropEvent(self, event: QDropEvent) -> None:
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
-        if paths and not self.panel._running:
-            self.panel.corpus_box.load(paths[0])
-            event.acceptProposedAction()
+        if not paths:
+            return
+        if self.panel._running:   # the form is locked during a run; a drop must not vanish without a word
+            self.statusBar().showMessage(f"{Path(paths[0]).name} was not loaded: the corpus cannot change during a "
+                                         f"run. Stop the run, then drop it again.", 15000)
+            event.ignore()
+            return
+        self.panel.corpus_box.load(paths[0])
+        event.acceptProposedAction()
+        if len(paths) > 1:
+            self.statusBar().showMessage(f"loading {Path(paths[0]).name}: one corpus at a time, the other "
+                                         f"{len(paths) - 1} dropped item(s) were left out (a folder loads all its "
+                                         f"files)", 15000)
 
     # -- closing ---------------------------------------------------------------------------------------------
     def ask_save_on_close(self) -> QMessageBox.StandardButton:

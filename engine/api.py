@@ -20,14 +20,14 @@ from .corpus import load_corpus, split_text
 from .device import SHRINK, format_bytes, is_out_of_memory, memory_problem
 from .errors import CheckpointError, ConfigError, CorpusError, PlaygroundError, TrainingError
 from .models import FAMILIES, build_model
-from .settings import (DEFAULT_PRESET, NGRAM_DEFAULTS, all_settings, coerce as _coerce, estimate, list_presets,
-                       resolve_config, validate_config)
+from .settings import (DEFAULT_PRESET, NGRAM_DEFAULTS, all_settings, coerce as _coerce, estimate, full_config,
+                       list_presets, resolve_config, validate_config)
 from .tokenizers import build_for_corpus, tokenizer_from_dict
 
 __all__ = ["RunSpec", "ModelHandle", "Run", "start_run", "resume_run", "resume_spec", "load_checkpoint",
            "prepare_corpus", "prepare_output_dir", "default_run_dir", "RESUMABLE", "NEURAL", "DEFAULT_PRESET",
            # the training form's helpers, from engine.settings
-           "list_presets", "resolve_config", "validate_config", "estimate", "all_settings"]
+           "list_presets", "resolve_config", "validate_config", "estimate", "all_settings", "full_config"]
 
 NEURAL = ("rnn", "lstm", "gru", "transformer")
 

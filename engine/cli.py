@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any
 
-from .errors import ConfigError, PlaygroundError
+from .errors import BadUtf8Error, ConfigError, PlaygroundError
 
 _T0 = time.perf_counter()
 
@@ -35,41 +35,64 @@ def _json_number(x: Any) -> Any:
     return x
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its complaints in the form every other bad input gets: one `error: ...` line (after the
+    usage), exit status 2. Sub-command parsers are made with the same class."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 MAX_SEED = 2 ** 63 - 1   # torch.manual_seed takes 64-bit seeds; a larger one is refused, not wrapped
 
 
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+
+
 def _seed(text: str) -> int:
-    """argparse type: a seed from 0 to 2^63-1 (argparse turns the ValueError into `error:` and exit 2)."""
-    value = int(text)
+    """argparse type: a seed from 0 to 2^63-1 (argparse turns the ArgumentTypeError into `error:` and exit 2)."""
+    value = _int(text)
     if not 0 <= value <= MAX_SEED:
         raise argparse.ArgumentTypeError(f"a seed must be between 0 and 2^63-1, not {text}")
     return value
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {text}")
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
+    value = _float(text)
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a finite number above 0, not {text}")
     return value
 
 
 def _fraction(text: str) -> float:
-    value = float(text)
+    value = _float(text)
     if not 0 < value < 1:   # also refuses nan
         raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), not {text}")
     return value
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python main.py", description="LM Playground headless commands "
-                                "(run with no arguments to open the desktop app)")
+    p = _Parser(prog="python main.py", description="LM Playground headless commands "
+                "(run with no arguments to open the desktop app)")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model and write a checkpoint")
@@ -273,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"train": _train, "sample": _sample, "tape": _tape}[args.command](args)
+    except BadUtf8Error as e:
+        print(f"error: {e}; add --replace-bad-utf8 to read such bytes as U+FFFD (�)", file=sys.stderr)
+        return 2
     except PlaygroundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ from collections.abc import Sized
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError, CorpusError
+from .errors import BadUtf8Error, ConfigError, CorpusError
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +154,8 @@ def _decode(path: Path, data: bytes, on_bad_utf8: str) -> str:
         if encoding != "utf-8":
             raise CorpusError(f"{path} starts with a {encoding.upper()} byte-order mark but is not valid "
                               f"{encoding.upper()} at byte offset {e.start + skip}") from None
-        raise CorpusError(f"{path} is not valid UTF-8 at byte offset {e.start + skip} "
-                          f"(byte 0x{data[e.start + skip]:02x}); use on_bad_utf8='replace' to substitute") from None
+        raise BadUtf8Error(f"{path} is not valid UTF-8 at byte offset {e.start + skip} "
+                           f"(byte 0x{data[e.start + skip]:02x})") from None
 
 
 SNIFF_BYTES = 8192   # enough of a file's start to tell binary from text without reading a whole video

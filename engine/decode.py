@@ -28,6 +28,7 @@ import torch
 
 from .beam import BeamInfo, BeamSearch
 from .errors import ConfigError, PlaygroundError, TokenizerError
+from .models import check_finite
 
 STRATEGIES = ("greedy", "sample", "beam")
 
@@ -49,6 +50,7 @@ class DecodeConfig:
     use_cache: bool = True           # carry RNN state / KV cache; False recomputes the context every token
 
     def __post_init__(self):
+        check_finite(self)
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
         object.__setattr__(self, "stop", stop)
         if self.strategy not in STRATEGIES:
@@ -67,6 +69,8 @@ class DecodeConfig:
             raise ConfigError(f"beam_width must be a whole number of at least 1, not {self.beam_width!r}")
         if not np.isfinite(self.length_penalty):
             raise ConfigError(f"length_penalty must be a finite number, not {self.length_penalty}")
+        if self.seed is not None and (not isinstance(self.seed, int) or self.seed < 0):
+            raise ConfigError(f"seed must be a whole number, 0 or more, not {self.seed!r}")
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be a whole number of at least 1, not {self.max_new_tokens!r}")
         if not isinstance(self.top_n, int) or self.top_n < 0:

@@ -10,6 +10,11 @@ class CorpusError(PlaygroundError):
     pass
 
 
+class BadUtf8Error(CorpusError):
+    """A corpus file is not valid UTF-8. The message names the file and byte; each front end adds how to read
+    such bytes as U+FFFD instead (the CLI's --replace-bad-utf8, the window's "replace bad bytes" box)."""
+
+
 class TokenizerError(PlaygroundError):
     pass
 

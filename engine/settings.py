@@ -89,11 +89,19 @@ def estimate(family: str, model: dict, train: dict, vocab_size: int, train_token
     return {"params": params, "memory_bytes": 4 * (4 * params + act)}
 
 
+def full_config(family: str, preset: str | None, overrides: dict, vocab_size: int) -> tuple[dict, dict]:
+    """resolve_config, then the config classes' own defaults for every setting it leaves out: the model and train
+    config dicts with a value for every field (train is {} for an n-gram). What choosing a preset in the training
+    form writes into every field, so nothing typed before survives the choice unseen."""
+    from .models import config_from_dict
+    from .train import TrainConfig
+    model, train = resolve_config(family, preset, overrides, vocab_size)
+    train = TrainConfig.from_dict(train).to_dict() if family != "ngram" else {}
+    return config_from_dict(family, model).to_dict(), train
+
+
 def all_settings(family: str, preset: str | None, overrides: dict) -> dict:
     """Every model and train setting a run trains with, one flat dict: preset, then overrides, then the config
     classes' defaults (what resolve_config leaves out). For telling two runs apart by what differs."""
-    from .models import config_from_dict
-    from .train import TrainConfig
-    model, train = resolve_config(family, preset, overrides, 2)
-    train = TrainConfig.from_dict(train).to_dict() if family != "ngram" else {}
-    return {**config_from_dict(family, model).to_dict(), **train}
+    model, train = full_config(family, preset, overrides, 2)
+    return {**model, **train}

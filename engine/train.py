@@ -26,7 +26,7 @@ from . import checkpoint
 from .device import device_name, is_out_of_memory, peak_flops, resolve_device
 from .errors import CheckpointError, ConfigError
 from .history import LossHistory
-from .models import ConfigMixin, build_model
+from .models import ConfigMixin, build_model, check_finite
 from .train_state import (check_compatible, checked_optimizer_state, checked_rng_state, flatten_optimizer,
                           load_model_tensors, model_tensors, state_shapes)
 
@@ -56,6 +56,7 @@ class TrainConfig(ConfigMixin):
     seed: int = 1337               # seeds batch sampling and dropout
 
     def __post_init__(self):
+        check_finite(self)
         for name in ("max_steps", "batch_size", "block_size", "eval_interval", "steps_per_yield"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive integer, not {getattr(self, name)!r}")
@@ -128,7 +129,7 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.device_label = device_name(self.device)
         peak = peak_flops(self.device)
-        self.peak_flops, self.peak_label = peak if peak else (None, "no peak figure for this device")
+        self.peak_flops, self.peak_label = peak if peak else (None, "no peak speed on record for this device")
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -240,9 +241,14 @@ class Trainer:
                                "" if self.last_report else self._hello())
 
     def _hello(self) -> str:
-        mfu = f"MFU against {self.peak_label}" if self.peak_flops else "MFU not estimated (no peak figure)"
+        """The first report's remark: the device, whether MFU (model FLOPs utilisation: the share of the
+        device's peak arithmetic speed the training uses) can be shown, and any warning from resuming."""
         warnings = "".join(f"; warning: {w}" for w in self.resume_warnings)
-        return f"training on {self.device_label}; {mfu}{warnings}"
+        if self.peak_flops:
+            return (f"training on {self.device_label}; MFU (share of peak speed used) against {self.peak_label}"
+                    f"{warnings}")
+        return (f"training on {self.device_label}; no MFU (share of peak speed used): "
+                f"no peak speed on record for this device{warnings}")
 
     def _run_steps(self, n: int) -> tuple[int, float, float]:
         """n optimizer steps; returns (steps, summed loss, summed grad norm), reading the device once."""

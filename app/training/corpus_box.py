@@ -1,6 +1,9 @@
 """The corpus part of the training panel: built-in corpora, Open file / Open folder, a recent list, a summary
 (characters, distinct characters, train/val split) and a preview. A corpus that fails to load shows the engine's
 one-line reason here and the previous corpus stays selected, so a bad file never leaves the app without text.
+A file or folder of the recent list that is gone is dropped from it, saying so. "replace bad bytes" reads bytes
+that are not UTF-8 as U+FFFD instead of refusing the file; the corpus in use remembers how it was read, and a run
+reads it the same way.
 
 Loading runs on a worker thread (app/common/workers.py): reading, decoding, splitting and counting a file near the 50 MB
 limit takes ~0.4 s from a warm cache on a 2-core CPU (longer from a slow disk), which would freeze the window. The previous corpus stays in use (and Start stays off) until the new
@@ -9,17 +12,18 @@ request is ever shown, and at most one corpus is being read at a time (a 50 MB t
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass
 from html import escape
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from PySide6.QtGui import QFontDatabase
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
                                QPlainTextEdit, QProgressBar, QPushButton, QWidget)
 
 from engine.corpus import BUILTIN_CORPORA, BUILTIN_PREFIX, VAL_FRACTION, Corpus, load_corpus, split_text
-from engine.errors import PlaygroundError
+from engine.errors import BadUtf8Error, PlaygroundError
 from engine.tokenizers.word import TOKEN_RE
 
 from app.common.token_view import PREVIEW_CHARS
@@ -32,6 +36,7 @@ SET_CHUNK = 1 << 18   # characters per set.update: each call holds the GIL for ~
 WORD_COUNT_CHARS = 10_000_000   # distinct words are counted for train splits up to this size
 _SPACE = re.compile(r"\s")
 MAX_SKIPPED_SHOWN = 5   # skipped files named in the summary; the tooltip lists them all
+REPLACE_TIP = "Read bytes that are not valid UTF-8 as U+FFFD (�) instead of refusing the file."
 
 
 @dataclass(frozen=True)
@@ -43,9 +48,10 @@ class LoadedCorpus:
     vocab_words: tuple[int, int] | None = None   # distinct word tokens in the train split, as is and lower-cased
 
 
-def read_corpus(spec: str) -> LoadedCorpus:
-    """Everything about a corpus that costs time in proportion to its size, done once (on the loader thread)."""
-    corpus = load_corpus(spec)
+def read_corpus(spec: str, on_bad_utf8: str = "error") -> LoadedCorpus:
+    """Everything about a corpus that costs time in proportion to its size, done once (on the loader thread).
+    on_bad_utf8: "error" or "replace", as engine.corpus.load_corpus takes it."""
+    corpus = load_corpus(spec, on_bad_utf8=on_bad_utf8)
     train, val = split_text(corpus.text, VAL_FRACTION)
     chars: set[str] = set()
     for i in range(0, len(corpus.text), SET_CHUNK):   # in slices, so the GUI thread gets the GIL in between
@@ -70,22 +76,23 @@ def _distinct_words(train: str) -> tuple[int, int] | None:
 
 class CorpusLoader(QObject):
     """Reads one corpus on its own thread (started by app.common.workers.start_worker)."""
-    done = Signal(object)   # a LoadedCorpus
-    failed = Signal(str)    # a one-line reason
-    finished = Signal()     # always last
+    done = Signal(object)      # a LoadedCorpus
+    failed = Signal(str, bool)  # a one-line reason; whether it is bad UTF-8 (which "replace bad bytes" cures)
+    finished = Signal()        # always last
 
-    def __init__(self, spec: str):
+    def __init__(self, spec: str, on_bad_utf8: str = "error"):
         super().__init__()
         self.spec = spec
+        self.on_bad_utf8 = on_bad_utf8
 
     @Slot()
     def run(self) -> None:
         try:
-            self.done.emit(read_corpus(self.spec))
+            self.done.emit(read_corpus(self.spec, self.on_bad_utf8))
         except Exception as e:  # noqa: BLE001 — a bad file (or a bug) is shown in the box, never kills the thread
             if not isinstance(e, PlaygroundError):
                 log.exception("loading %s failed", self.spec)
-            self.failed.emit(error_message(e))
+            self.failed.emit(error_message(e), isinstance(e, BadUtf8Error))
         finally:
             self.finished.emit()
 
@@ -101,6 +108,9 @@ class CorpusBox(QGroupBox):
         self.vocab_chars = 0           # distinct characters of the loaded corpus
         self.vocab_words: tuple[int, int] | None = None   # distinct words of its train split (cased, lower)
         self._val_text = ""
+        self._read_as = "error"        # how the corpus in use was read: "error" (strict UTF-8) or "replace"
+        self._bad_utf8 = ""            # the last spec refused for bad UTF-8, retried when replacing is ticked
+        self._gone = ""                # which recent entries set_recent dropped, said until a load has finished
         self._recent: list[str] = []
         self._wanted: tuple[str, str | None] | None = None   # (spec, fallback) of the newest unanswered request
         self._thread: QThread | None = None
@@ -114,6 +124,8 @@ class CorpusBox(QGroupBox):
         open_file.setToolTip("Load a UTF-8 .txt file (you can also drop files onto the window).")
         open_folder = QPushButton("Open folder…")
         open_folder.setToolTip("Load every text file in a folder, concatenated in sorted path order.")
+        self.replace_bad = QCheckBox("replace bad bytes")
+        self.replace_bad.setToolTip(REPLACE_TIP)
         self.loading = QWidget()
         self.loading_label = QLabel()
         self.loading_label.setTextFormat(Qt.PlainText)
@@ -145,14 +157,16 @@ class CorpusBox(QGroupBox):
         grid = QGridLayout(self)
         grid.addWidget(self.choice, 0, 0)
         grid.addLayout(buttons, 1, 0)
-        grid.addWidget(self.loading, 2, 0)
-        grid.addWidget(self.error, 3, 0)
-        grid.addWidget(self.summary, 4, 0)
-        grid.addWidget(self.preview, 5, 0)
+        grid.addWidget(self.replace_bad, 2, 0)
+        grid.addWidget(self.loading, 3, 0)
+        grid.addWidget(self.error, 4, 0)
+        grid.addWidget(self.summary, 5, 0)
+        grid.addWidget(self.preview, 6, 0)
 
         open_file.clicked.connect(self._open_file)
         open_folder.clicked.connect(self._open_folder)
         self.choice.activated.connect(self._on_choice)
+        self.replace_bad.toggled.connect(self._on_replace_toggled)
         self._fill_choices()
 
     # -- state -----------------------------------------------------------------------------------------------
@@ -160,12 +174,24 @@ class CorpusBox(QGroupBox):
         """The corpus in use (during a load still the previous one: the one a run started now would get)."""
         return self.corpus.source if self.corpus is not None else ""
 
+    def on_bad_utf8(self) -> str:
+        """How the corpus in use was read ("error" or "replace"), for the RunSpec: a run reads it the same way."""
+        return self._read_as
+
     def recent(self) -> list[str]:
         return list(self._recent)
 
     def set_recent(self, paths: list[str]) -> None:
-        self._recent = [p for p in paths if p and not p.startswith(BUILTIN_PREFIX)][:MAX_RECENT]
+        """The remembered recent list, without the files and folders that are gone (saying which)."""
+        paths = [p for p in paths if p and not p.startswith(BUILTIN_PREFIX)][:MAX_RECENT]
+        self._recent = [p for p in paths if os.path.exists(p)]
         self._fill_choices()
+        gone = [p for p in paths if p not in self._recent]
+        if gone:   # shown now and kept past the load that follows (the window's first corpus), then forgotten
+            self._gone = f"Removed from the recent list, no longer on disk: {', '.join(map(_short, gone))}"
+            self.error.setText(self._gone)
+            self.error.setToolTip("\n".join(gone))
+            self.error.show()
 
     def validation_text(self) -> str:
         return self._val_text
@@ -174,10 +200,16 @@ class CorpusBox(QGroupBox):
         return self._wanted is not None
 
     # -- loading ---------------------------------------------------------------------------------------------
-    def load(self, spec: str, fallback: str | None = None) -> None:
+    def load(self, spec: str, fallback: str | None = None, on_bad_utf8: str | None = None) -> None:
         """Start loading `spec` in the background; `loaded` or `failed` tells how it went. On failure the reason
         is shown and the previous corpus stays, or `fallback` is loaded instead (the app's first corpus when the
-        remembered one is gone). A newer request replaces this one if it comes before this one has loaded."""
+        remembered one is gone). A newer request replaces this one if it comes before this one has loaded.
+        on_bad_utf8 ("error" | "replace", a checkpoint's own way of reading its corpus) sets the "replace bad
+        bytes" box first; None reads as the box says."""
+        if on_bad_utf8 is not None:
+            self.replace_bad.blockSignals(True)
+            self.replace_bad.setChecked(on_bad_utf8 == "replace")
+            self.replace_bad.blockSignals(False)
         self._wanted = (spec, fallback)
         self.loading_label.setText(f"loading {_short(spec)}…")
         self.loading_label.setToolTip(spec)
@@ -187,7 +219,7 @@ class CorpusBox(QGroupBox):
         self.loading_changed.emit(True)
 
     def _start(self, spec: str) -> None:
-        self._loader = CorpusLoader(spec)
+        self._loader = CorpusLoader(spec, "replace" if self.replace_bad.isChecked() else "error")
         self._loader.done.connect(self._on_done, Qt.QueuedConnection)        # bound slots of this GUI-thread
         self._loader.failed.connect(self._on_failed, Qt.QueuedConnection)    # widget: Qt runs them here
         self._loader.finished.connect(self._on_finished, Qt.QueuedConnection)
@@ -203,8 +235,12 @@ class CorpusBox(QGroupBox):
             return
         self._wanted = None
         corpus = result.corpus
-        self.clear_error()
+        if self._gone:
+            self._gone = ""
+        else:
+            self.clear_error()
         self.corpus, self.vocab_chars, self._val_text = corpus, result.vocab_chars, result.val_text
+        self._read_as, self._bad_utf8 = self._loader.on_bad_utf8, ""
         self.vocab_words = result.vocab_words
         if not corpus.source.startswith(BUILTIN_PREFIX):
             self._recent = [corpus.source] + [p for p in self._recent if p != corpus.source]
@@ -226,12 +262,19 @@ class CorpusBox(QGroupBox):
         self.loading_changed.emit(False)
         self.loaded.emit(corpus)
 
-    @Slot(str)
-    def _on_failed(self, message: str) -> None:
+    @Slot(str, bool)
+    def _on_failed(self, message: str, bad_utf8: bool) -> None:
         if self._superseded():
             return
         spec, fallback = self._wanted
+        self._bad_utf8 = spec if bad_utf8 else ""
+        if bad_utf8:
+            message += ". Tick “replace bad bytes” to read such bytes as U+FFFD (�)"
+        elif spec in self._recent and not os.path.exists(spec):
+            self._recent.remove(spec)
+            message += " (removed from the recent list)"
         self.error.setText(f"Could not load {spec}: {message}")
+        self.error.setToolTip("")
         self.error.show()
         self._fill_choices()   # put the combo back on the corpus still in use
         if fallback and fallback != spec:
@@ -259,6 +302,14 @@ class CorpusBox(QGroupBox):
         if self._thread is not None:
             self._thread.wait()
             self._thread = self._loader = None
+
+    @Slot(bool)
+    def _on_replace_toggled(self, _: bool) -> None:
+        """Read again as the box now says: the file just refused for bad UTF-8, else the file in use."""
+        if self._bad_utf8:
+            self.load(self._bad_utf8)
+        elif self.corpus is not None and not self.corpus.source.startswith(BUILTIN_PREFIX):
+            self.load(self.corpus.source)
 
     def clear_error(self) -> None:
         """Forget the last failed load's reason (a run starting, or a good load, makes it old news)."""

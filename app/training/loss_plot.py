@@ -28,6 +28,9 @@ TRAIN_COLS = ("step", "tokens", "elapsed", "loss", "lr", "grad_norm")
 VAL_COLS = ("step", "tokens", "elapsed", "loss", "bpc")
 Y_UNITS = ("nats/token", "bits/char")
 HOVER_HINT = "hover over the plots for exact values"
+# the exported columns; losses are natural-log cross-entropies, so the unit is in the name
+CSV_HEADER = ("step,tokens,elapsed_s,train_loss_nats_per_token,smoothed_train_loss_nats_per_token,lr,grad_norm,"
+              "val_loss_nats_per_token,val_bits_per_char")
 
 
 def compact_number(v: float) -> str:
@@ -423,11 +426,13 @@ class LossPlot(QWidget):
         painter.end()
 
     def _export_csv(self, path: Path) -> None:
-        """One row per train point; val_loss filled on the steps that had an evaluation."""
+        """One row per train point; the validation columns filled on the steps that had an evaluation. Losses are
+        natural-log cross-entropies, in nats per token (the header says so); val_bits_per_char is the validation
+        loss in bits per character of text, comparable across tokenizers."""
         val_at = {step: f"{v:.6g}" for step, v in zip(self.val["step"].astype(int).tolist(),
                                                        self.val["loss"].tolist())}
         bpc_at = {int(step): f"{v:.6g}" for step, v in zip(self.val["step"], self.val["bpc"]) if math.isfinite(v)}
-        lines = ["step,tokens,elapsed_s,train_loss,smoothed_loss,lr,grad_norm,val_loss,val_bpc"]
+        lines = [CSV_HEADER]
         t = self.train
         for i in range(t.n):
             step = int(t["step"][i])

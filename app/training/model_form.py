@@ -3,7 +3,8 @@ widget for each, reading and writing their values, and marking the fields a conf
 about runs; the training panel decides which page shows and turns the values into a RunSpec."""
 from __future__ import annotations
 
-import dataclasses
+import logging
+import math
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -11,8 +12,9 @@ from typing import Callable
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QSpinBox, QWidget
 
-from engine import api
-from engine.models import RNN_CELLS, config_class
+from engine.models import RNN_CELLS
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,14 +78,6 @@ def form_of(family: str) -> str:
     return "rnn" if family in RNN_CELLS else family
 
 
-def ngram_defaults() -> dict:
-    """The n-gram config's own field defaults, then what a run uses when the form says nothing."""
-    fields = dataclasses.fields(config_class("ngram"))
-    defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
-    model, _ = api.resolve_config("ngram", None, {}, vocab_size=1)
-    return {**defaults, **model}
-
-
 class FloatBox(QDoubleSpinBox):
     """A float field that shows 0.003 and 3e-05 rather than 0.003000 and 0.000030 (fixed decimals)."""
 
@@ -102,17 +96,19 @@ class FloatBox(QDoubleSpinBox):
             return self.value()
 
     def validate(self, text: str, pos: int):
+        """Digits, a point and an exponent may be typed; only a finite number within the range is accepted (as
+        Qt's own spin boxes do; an unfinished one reverts when editing ends). Python's float() also reads "nan",
+        "inf" and "1e999" (infinite): those would reach the engine as non-finite settings."""
         ok = re.fullmatch(r"[0-9]*\.?[0-9]*(e-?[0-9]*)?", text.strip(), re.IGNORECASE) is not None
-        return (QValidator.Acceptable if _is_float(text) else QValidator.Intermediate if ok
+        return (QValidator.Acceptable if ok and self._in_range(text) else QValidator.Intermediate if ok
                 else QValidator.Invalid), text, pos
 
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
+    def _in_range(self, text: str) -> bool:
+        try:
+            value = float(text)
+        except ValueError:
+            return False
+        return math.isfinite(value) and self.minimum() <= value <= self.maximum()
 
 
 def labelled(text: str, w: QWidget) -> QLabel:
@@ -202,7 +198,10 @@ def set_value(w: QWidget, value) -> None:
     if isinstance(w, QSpinBox):
         w.setValue(w.minimum() if value is None else int(value))
     elif isinstance(w, QDoubleSpinBox):
-        w.setValue(float(value))
+        if math.isfinite(float(value)):   # Qt would clamp NaN and inf to the range's end without a word
+            w.setValue(float(value))
+        else:
+            log.warning("ignoring the non-finite value %r for a number field", value)
     elif isinstance(w, QCheckBox):
         w.setChecked(bool(value))
     elif w.findText(str(value)) >= 0:

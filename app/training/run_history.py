@@ -176,8 +176,7 @@ def describe_run(spec: dict, before: dict | None = None, before_name: str = "") 
         base = _settings(before) if same else _settings(dict(spec, overrides={}))
     except (PlaygroundError, KeyError, TypeError, ValueError):
         return " · ".join(parts)
-    changed = [f"{k}={used[k]:g}" if isinstance(used[k], float) else f"{k}={used[k]}"
-               for k in used if k not in QUIET and used[k] != base.get(k)]
+    changed = [f"{k}={_shown(k, used[k])}" for k in used if k not in QUIET and used[k] != base.get(k)]
     if same:     # what else a user changes between two runs of one model: the data, its split, the seed
         changed = _run_changes(spec, before) + changed
     if len(changed) > 4:
@@ -187,6 +186,22 @@ def describe_run(spec: dict, before: dict | None = None, before_name: str = "") 
     if same:
         return " · ".join(parts + [f"as {before_name} but {', '.join(changed)}" if changed else f"as {before_name}"])
     return " · ".join(parts + ([", ".join(changed)] if changed else []))
+
+
+# what a setting left unset (None) means, in the legend's words
+UNSET = {"n_kv_head": "n_head", "lambdas": "default"}
+
+
+def _shown(key: str, value) -> str:
+    """A setting's value as a legend shows it: floats short, and an unset value as what it means ("n_kv_head=
+    n_head", not "n_kv_head=None")."""
+    if value is None:
+        return UNSET.get(key, "unset")
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (tuple, list)):
+        return ",".join(_shown(key, v) for v in value)
+    return str(value)
 
 
 def _run_changes(spec: dict, before: dict) -> list[str]:

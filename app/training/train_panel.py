@@ -20,9 +20,8 @@ from engine.errors import PlaygroundError
 from engine.models import FAMILIES
 
 from app.training.corpus_box import CorpusBox
-from app.training.model_form import (FORMS, TRAIN, Knob, build_page, form_of, labelled, mark_invalid, ngram_defaults,
-                         override_text, read_values, set_value, show_smoothing_rows,
-                                     value_problem)
+from app.training.model_form import (FORMS, TRAIN, Knob, build_page, form_of, labelled, mark_invalid,
+                                     override_text, read_values, set_value, show_smoothing_rows, value_problem)
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 WARN_COLOR = "#b35c00"   # orange: allowed, but probably not what the user wants
@@ -164,8 +163,8 @@ class TrainPanel(QWidget):
         self.tokenizer.currentTextChanged.connect(self._on_tokenizer)
         self.family.currentTextChanged.connect(self._on_family)
         self.preset.currentTextChanged.connect(self._on_preset)
-        self.family.textActivated.connect(self._say_form_refilled)   # only the user's own choices, not restores
-        self.preset.textActivated.connect(self._say_form_refilled)
+        self.family.textActivated.connect(self._refill_by_user)   # only the user's own choices, not restores
+        self.preset.textActivated.connect(self._refill_by_user)
         self.device.currentTextChanged.connect(self.schedule_check)   # the memory check depends on the device
         self.corpus_box.loaded.connect(self.check)   # at once: the window may have been waiting for its first corpus
         self.corpus_box.loading_changed.connect(self._update_start)   # at once: no Start while a corpus loads
@@ -221,9 +220,7 @@ class TrainPanel(QWidget):
         self.preset.blockSignals(True)
         self.preset.clear()
         if family == "ngram":
-            for name, value in ngram_defaults().items():
-                if name in self.fields["ngram"]:
-                    set_value(self.fields["ngram"][name], value)
+            self._fill_form(family, None)
             self._on_smoothing(self.fields["ngram"]["smoothing"].currentText())
         else:
             self.preset.addItems(api.list_presets(family))
@@ -235,26 +232,36 @@ class TrainPanel(QWidget):
 
     @Slot(str)
     def _on_preset(self, name: str) -> None:
-        """Fill the form from the preset (the engine's resolution of it, so defaults live in one place)."""
-        if not name:
-            return
-        family = self.family.currentText()
-        model, train = api.resolve_config(family, name, {}, vocab_size=1)
-        fields = self.fields[form_of(family)]
-        for key, value in {**model, **train}.items():
-            target = fields.get(key) or self.fields["train"].get(key)
-            if target is not None:
-                set_value(target, value)
-        self.schedule_check()
+        if name:
+            self._fill_form(self.family.currentText(), name)
+            self.schedule_check()
+
+    def _fill_form(self, family: str, preset: str | None) -> None:
+        """Write every field of the family's page and of the training page: the preset's value where it has one,
+        else the config class's default (the engine's resolution, so defaults live in one place). Every field, so
+        a value typed before (n_kv_head, say, which no preset names) cannot outlive the choice unseen."""
+        model, train = api.full_config(family, preset, {}, vocab_size=1)
+        pages = [(self.fields[form_of(family)], model)] + ([] if family == "ngram" else [(self.fields["train"], train)])
+        for fields, values in pages:
+            missing = set(fields) - set(values)
+            if missing:   # a form field the config class does not have: a programming error, not a user's
+                raise KeyError(f"form fields {sorted(missing)} are not {family} settings")
+            for key, w in fields.items():
+                set_value(w, values[key])
 
     @Slot(str)
-    def _say_form_refilled(self, _: str) -> None:
-        """Choosing a family or preset overwrites every field, max_steps and lr included; say so, since edits
-        the user made a moment ago are gone."""
+    def _refill_by_user(self, _: str) -> None:
+        """The user chose a family or preset, perhaps the one already shown (which changes no text, so the
+        currentTextChanged handlers did not run): refill the form from it, and say so, since edits the user made a
+        moment ago are gone, max_steps and lr included."""
         family = self.family.currentText()
-        source = "n-gram defaults" if family == "ngram" else f"preset {self.preset.currentText()}"
-        self.message.setText(f"The form now holds the {escape(source)} values for {escape(family)} "
-                             f"(your earlier edits to the fields were replaced).")
+        if self.sender() is self.family:
+            self._on_family(family)
+        else:
+            self._on_preset(self.preset.currentText())
+        source = ("the n-gram model's default settings" if family == "ngram"
+                  else f"the settings of preset {escape(self.preset.currentText())} for {escape(family)}")
+        self.message.setText(f"The form now holds {source} (your earlier edits to the fields were replaced).")
 
     # -- reading the form ------------------------------------------------------------------------------------
     def model_values(self) -> dict:
@@ -290,7 +297,8 @@ class TrainPanel(QWidget):
                            tokenizer_options=self.tokenizer_options(), family=family,
                            preset=self.preset.currentText() if neural else None,
                            overrides={k: override_text(v) for k, v in overrides.items()},
-                           device=self.device.currentText(), seed=self.seed.value(), max_steps=max_steps)
+                           device=self.device.currentText(), seed=self.seed.value(), max_steps=max_steps,
+                           on_bad_utf8=self.corpus_box.on_bad_utf8())
 
     def vocab_guess(self) -> int:
         """The vocabulary the tokenizer will build, for the estimate only (the real one needs the tokenizer)."""

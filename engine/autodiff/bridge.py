@@ -119,6 +119,7 @@ class _Builder:
                 pe = self.tape.apply(M.Embedding(), pos, self.param("wpe.weight", "wpe"), label="Embedding(wpe)")
                 x = self.tape.apply(M.Add(), x, pe, label="token + position")
             elif cfg.pos == "sinusoidal":
+                x = self.tape.apply(M.Scale(self.model.embd_scale, "√n_embd"), x, label="token · √n_embd")
                 table = sinusoidal_table(0, T, cfg.n_embd, "cpu", torch.float64).numpy()
                 pe = self.tape.input(table, "sinusoidal table", constant=True)
                 x = self.tape.apply(M.Add(), x, pe, label="token + position")

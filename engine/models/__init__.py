@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import typing
 from typing import Any
 
@@ -20,6 +21,17 @@ _REGISTRY = {
     "rnn": ("rnn", "RNNConfig", "RNNLM"),
     "transformer": ("transformer", "GPTConfig", "GPT"),
 }
+
+
+def check_finite(config) -> None:
+    """ConfigError naming the first setting of a config dataclass that is a float (or holds floats) and is not
+    finite. Range checks written as `x < 0` or `x <= 1` let NaN through (every comparison with NaN is false), and
+    an infinite lr, grad_clip or rope_base is never what was meant; each config's __post_init__ calls this first."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        for x in value if isinstance(value, (tuple, list)) else (value,):
+            if isinstance(x, float) and not math.isfinite(x):
+                raise ConfigError(f"{f.name} must be a finite number, not {x}")
 
 
 class ConfigMixin:

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..corpus import require_min_length
 from ..errors import CheckpointError, ConfigError, TrainingError
-from . import ConfigMixin
+from . import ConfigMixin, check_finite
 
 SMOOTHINGS = ("mle", "add-k", "interpolation", "stupid-backoff", "katz", "kneser-ney")
 MAX_ORDER = 6
@@ -41,6 +41,7 @@ class NGramConfig(ConfigMixin):
     backoff_alpha: float = 0.4                # stupid-backoff factor for each shorter context (Brants et al. 2007)
 
     def __post_init__(self):
+        check_finite(self)
         if not isinstance(self.vocab_size, int) or self.vocab_size < 1:
             raise ConfigError(f"vocab_size must be a positive integer, not {self.vocab_size!r}")
         if not isinstance(self.order, int) or not 1 <= self.order <= MAX_ORDER:

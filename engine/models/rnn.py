@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from . import RNN_CELLS, ConfigMixin
+from . import RNN_CELLS, ConfigMixin, check_finite
 
 _MODULES = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -29,6 +29,7 @@ class RNNConfig(ConfigMixin):
     tie_weights: bool = False    # share the embedding matrix with the head (needs n_hidden == n_embd)
 
     def __post_init__(self):
+        check_finite(self)
         if self.cell not in RNN_CELLS:
             raise ConfigError(f"cell must be one of {', '.join(RNN_CELLS)}, not {self.cell!r}")
         for name in ("vocab_size", "block_size", "n_layer", "n_embd", "n_hidden"):

@@ -2,7 +2,15 @@
 
 Positions are learned, sinusoidal or rotary (RoPE); the tables are computed in float64 and cast to the
 activations' dtype, so after `model.double()` every number is exact float64 and the autodiff tape can be compared
-to torch to 1e-9. Module names follow docs/ARCHITECTURE.md (the tape bridge maps weights by name)."""
+to torch to 1e-9. Module names follow docs/ARCHITECTURE.md (the tape bridge maps weights by name).
+
+Sinusoidal positions follow Vaswani et al. 2017 ("Attention is all you need", section 3.4): "In the embedding
+layers, we multiply those weights by sqrt(d_model)", so the token embeddings are multiplied by sqrt(n_embd) before
+the fixed table is added. The table's rows have length sqrt(n_embd / 2) (each sin/cos pair has length 1): ~5.7 at
+n_embd 64, against ~0.16 for a GPT-2 token embedding of std 0.02. Added unscaled, the table drowned the tokens
+(LayerNorm sees mostly position) and the model stayed near the unigram loss; scaled, a token starts at length
+~1.3 and grows as it learns. Learned and rotary positions keep GPT-2's unscaled embeddings.
+bench/positions.py measures the three encodings against each other."""
 from __future__ import annotations
 
 import math
@@ -13,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from . import ConfigMixin
+from . import ConfigMixin, check_finite
 
 POSITIONS = ("rope", "learned", "sinusoidal")
 
@@ -33,6 +41,7 @@ class GPTConfig(ConfigMixin):
     tie_weights: bool = True       # lm_head shares the token embedding matrix
 
     def __post_init__(self):
+        check_finite(self)
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive integer, not {getattr(self, name)!r}")
@@ -181,6 +190,8 @@ class GPT(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.config = config
+        # token embeddings are multiplied by this before positions are added (see the module docstring)
+        self.embd_scale = math.sqrt(config.n_embd) if config.pos == "sinusoidal" else 1.0
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         if config.pos == "learned":
             self.wpe = nn.Embedding(config.block_size, config.n_embd)
@@ -230,7 +241,7 @@ class GPT(nn.Module):
         if self.config.pos == "learned":
             x = x + self.wpe(torch.arange(start, start + T, device=idx.device))
         elif self.config.pos == "sinusoidal":
-            x = x + sinusoidal_table(start, T, self.config.n_embd, idx.device, x.dtype)
+            x = x * self.embd_scale + sinusoidal_table(start, T, self.config.n_embd, idx.device, x.dtype)
         else:
             rope = rope_tables(start, T, self.config.n_embd // self.config.n_head, self.config.rope_base,
                                idx.device, x.dtype)

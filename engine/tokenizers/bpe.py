@@ -32,6 +32,8 @@ def byte_decoder() -> dict[str, int]:
     return table
 
 
+MAX_VOCAB = 1_000_000   # far above what any corpus here yields; the tokenizers library overflows past 2**64
+
 MAX_JSON_BYTES = 64 * 1024 * 1024   # a 50,000-token vocabulary with its merges is about 2 MB
 
 
@@ -74,8 +76,9 @@ class BPETokenizer:
     @classmethod
     def train(cls, text: str, vocab_size: int = 512) -> "BPETokenizer":
         """Learn merges until the vocabulary has `vocab_size` entries (fewer if the corpus runs out of pairs)."""
-        if not isinstance(vocab_size, int) or vocab_size < 256:
-            raise TokenizerError(f"byte-level BPE needs vocab_size of at least 256 (the bytes), not {vocab_size!r}")
+        if not isinstance(vocab_size, int) or not 256 <= vocab_size <= MAX_VOCAB:
+            raise TokenizerError(f"byte-level BPE needs a vocab_size from 256 (the bytes) to {MAX_VOCAB:,}, "
+                                 f"not {vocab_size!r}")
         if not text:
             raise TokenizerError("cannot train BPE on empty text")
         tok = Tokenizer(models.BPE())

@@ -1,11 +1,23 @@
-"""Word tokenizer: words and single punctuation marks, newlines kept as tokens, a capped vocabulary with <unk>.
+"""Word tokenizer: words and single punctuation marks or symbols, newlines kept as tokens, a capped vocabulary
+with <unk>.
 
-Spaces are not tokens; `decode` puts them back by simple English rules (none before closing punctuation, none after
-opening brackets, quotes alternate open/close). Newlines are tokens so that verse and code keep their line shape.
+A token is one user-perceived unit in any script: a word keeps its combining marks (Devanagari vowel signs and
+virama, Arabic harakat, decomposed accents such as "e\u0301") and the zero-width (non-)joiners some scripts write
+inside words; a symbol keeps its variation selector, skin-tone modifier and emoji tags, and ZWJ sequences
+("👨‍👩‍👧") and flags (a pair of regional indicators) stay one token. This follows the parts of Unicode's
+extended grapheme cluster rules (UAX #29, rules GB9-GB9c, GB11-GB13) that cross a word boundary, using only the
+standard library's `re` and `unicodedata`.
+
+Spaces are not tokens; `decode` puts them back by simple rules: none before closing punctuation (in any script:
+"。", "،", "।", "»", ...), none after opening punctuation ("(", "¿", "«", "「"), ASCII quotes alternate
+open/close, and none between two wide (CJK) characters, since Chinese and Japanese are written without spaces.
+Newlines are tokens so that verse and code keep their line shape.
 """
 from __future__ import annotations
 
 import re
+import sys
+import unicodedata
 from collections import Counter
 from typing import Sequence
 
@@ -13,11 +25,91 @@ from ..errors import TokenizerError
 from .char import check_ids, visible
 
 UNK = "<unk>"
-# A newline; or a word with inner apostrophes/hyphens ("don't", "well-known"); or one punctuation mark.
-TOKEN_RE = re.compile(r"\n|\w+(?:['’-]\w+)*|[^\w\s]")
+
+
+def _char_class(codepoints: list[int]) -> str:
+    """A regex character class body (no brackets) of the given sorted code points, as ranges."""
+    parts, i = [], 0
+    while i < len(codepoints):
+        j = i
+        while j + 1 < len(codepoints) and codepoints[j + 1] == codepoints[j] + 1:
+            j += 1
+        lo, hi = chr(codepoints[i]), chr(codepoints[j])
+        parts.append(re.escape(lo) if i == j else f"{re.escape(lo)}-{re.escape(hi)}")
+        i = j + 1
+    return "".join(parts)
+
+
+def _mark_codepoints(planes=(0, 1, 14)) -> list[int]:
+    """Every combining mark (categories Mn, Mc, Me) in the given Unicode planes, for the Python's Unicode
+    version. Marks are assigned only in planes 0, 1 and 14 (variation selectors supplement); the other planes
+    hold ideographs and private use. A test checks this against a scan of all of Unicode."""
+    return [c for p in planes for c in range(p << 16, min((p + 1) << 16, sys.maxunicode + 1))
+            if unicodedata.category(chr(c))[0] == "M"]
+
+
+_MARKS = _mark_codepoints()
+# Marks in two classes: re turns a class of BMP characters into a bitmap, but one with astral ranges is scanned
+# range by range, which after every word doubled the time to split a corpus. The astral class is only tried on an
+# astral character.
+_BMP_MARKS = _char_class([c for c in _MARKS if c < 0x10000])
+_ASTRAL_MARKS = _char_class([c for c in _MARKS if c >= 0x10000])
+_ASTRAL = r"(?=[\U00010000-\U0010ffff])"
+_MARK = rf"(?:[{_BMP_MARKS}]|{_ASTRAL}[{_ASTRAL_MARKS}])"
+# what may follow a symbol: marks (variation selectors, the keycap), skin-tone modifiers, emoji tag characters
+_SYMBOL_EXTEND = rf"(?:[{_BMP_MARKS}]|{_ASTRAL}[{_ASTRAL_MARKS}\U0001f3fb-\U0001f3ff\U000e0020-\U000e007f])"
+_JOINERS = r"\u200c\u200d"        # zero-width non-joiner and joiner, written inside Indic and Persian words
+_WORD_PART = rf"\w+(?:{_MARK}+\w*)*"
+_SYMBOL_PART = rf"[^\w\s]{_SYMBOL_EXTEND}*"
+# A newline; or a word with its marks and inner apostrophes, hyphens or joiners ("don't", "well-known",
+# "नमस्ते"); or a flag (two regional indicators) or one other non-space character, with what extends it and any
+# ZWJ-joined symbols after it.
+TOKEN_RE = re.compile(
+    r"\n"
+    rf"|{_WORD_PART}(?:['’\-{_JOINERS}]{_WORD_PART})*"
+    rf"|[\U0001f1e6-\U0001f1ff]{{2}}{_SYMBOL_EXTEND}*"
+    rf"|{_SYMBOL_PART}(?:\u200d{_SYMBOL_PART})*")
+
 _CLOSERS = set(".,;:!?)]}%…")
 _OPENERS = set("([{")
 _QUOTES = set("\"'")
+# Words in the Unicode names of "other punctuation" (Po) that ends a clause or sentence, in any script.
+_TERMINAL_NAMES = ("FULL STOP", "COMMA", "COLON", "QUESTION MARK", "EXCLAMATION MARK", "DANDA", "ELLIPSIS",
+                   "TELEIA", "PER MILLE", "PER TEN THOUSAND")
+# How decode spaces a token: WORD gets a space on both sides, CLOSE none before, OPEN none after, QUOTE
+# alternates open and close, NEWLINE none on either side.
+WORD, CLOSE, OPEN, QUOTE, NEWLINE = range(5)
+
+
+def _spacing(tok: str) -> int:
+    """The spacing kind of one token, from its first character (the rest are marks or joined symbols)."""
+    if tok == "\n":
+        return NEWLINE
+    c = tok[0]
+    if c in _QUOTES:
+        return QUOTE
+    if c in _CLOSERS:
+        return CLOSE
+    if c in _OPENERS:
+        return OPEN
+    cat = unicodedata.category(c)
+    if cat in ("Pe", "Pf"):
+        return CLOSE
+    if cat in ("Ps", "Pi"):
+        return OPEN
+    if cat == "Po":
+        name = unicodedata.name(c, "")
+        if "INVERTED" in name:          # Spanish ¿ ¡ open a sentence
+            return OPEN
+        if any(word in name for word in _TERMINAL_NAMES):
+            return CLOSE
+    return WORD
+
+
+def _wide(c: str) -> bool:
+    """A wide or fullwidth letter or punctuation mark (CJK): no space is written between two of them. Emoji are
+    wide too, but are symbols (So), and keep their spaces."""
+    return unicodedata.east_asian_width(c) in ("W", "F") and unicodedata.category(c)[0] in "LP"
 
 
 class WordTokenizer:
@@ -29,6 +121,7 @@ class WordTokenizer:
         self.tokens = list(tokens)
         self.lowercase = bool(lowercase)
         self.stoi = {t: i for i, t in enumerate(self.tokens)}
+        self._spacing = [_spacing(t) for t in self.tokens]     # decode's rule for each token
         self.vocab_size = len(self.tokens)
 
     @classmethod
@@ -56,21 +149,23 @@ class WordTokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         out: list[str] = []
         glue = True          # no space before the next token (start of text, after a newline or an opener)
+        prev_wide = False    # the text so far ends in a wide (CJK) character
         open_quote = {q: False for q in _QUOTES}
         for i in check_ids(ids, self.vocab_size):
-            tok = self.tokens[i]
-            if tok == "\n":
+            tok, kind = self.tokens[i], self._spacing[i]
+            if kind == NEWLINE:
                 out.append("\n")
-                glue = True
+                glue, prev_wide = True, False
                 continue
-            space = not glue and tok not in _CLOSERS
-            glue = tok in _OPENERS
-            if tok in _QUOTES:
-                closing = open_quote[tok]
-                open_quote[tok] = not closing
+            space = not glue and kind != CLOSE and not (prev_wide and _wide(tok[0]))
+            glue = kind == OPEN
+            if kind == QUOTE:
+                closing = open_quote[tok[0]]
+                open_quote[tok[0]] = not closing
                 space = space and not closing
                 glue = not closing
             out.append(" " + tok if space else tok)
+            prev_wide = _wide(tok[-1])
         return "".join(out)
 
     def token_str(self, i: int) -> str:

@@ -108,7 +108,8 @@ def test_exports_png_svg_and_csv(plot, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<svg" in svg.read_text(encoding="utf-8")
     rows = csv.read_text(encoding="utf-8").splitlines()
-    assert rows[0] == "step,tokens,elapsed_s,train_loss,smoothed_loss,lr,grad_norm,val_loss,val_bpc"
+    assert rows[0] == ("step,tokens,elapsed_s,train_loss_nats_per_token,smoothed_train_loss_nats_per_token,lr,"
+                       "grad_norm,val_loss_nats_per_token,val_bits_per_char")
     assert len(rows) == 21 and rows[20].endswith(",2.9,")    # no bits/char known for that evaluation
     plot.add_reports([_with_bpc(21, 2.7, 2.123456789012345, 3.1)])
     last = plot.export(tmp_path / "more.csv").read_text(encoding="utf-8").splitlines()[-1]
@@ -246,6 +247,19 @@ def test_run_names_tell_apart_corpus_seed_and_tokenizer_options():
     assert describe_run(dict(a, tokenizer_options={"vocab_size": 2000}), a, "#1").endswith("as #1 but vocab_size=2000")
     assert describe_run(dict(a), a, "#1").endswith("· as #1")
     assert describe_run(dict(a, tokenizer="char"), a, "#1") == "transformer · tiny-cpu-transformer"   # vs preset
+
+
+def test_run_names_say_what_an_unset_setting_means():
+    from app.training.run_history import describe_run
+    a = {"family": "transformer", "preset": "tiny-cpu-transformer", "tokenizer": "char", "overrides": {}}
+    gqa = dict(a, overrides={"n_kv_head": "2"})
+    assert describe_run(gqa).endswith("n_kv_head=2")
+    assert describe_run(a, gqa, "#1") == "transformer · tiny-cpu-transformer · as #1 but n_kv_head=n_head"
+    kn = {"family": "ngram", "tokenizer": "char", "overrides": {"order": "2"}}
+    assert describe_run(dict(kn, overrides={"order": "2", "lambdas": "0.3,0.7"}), kn, "#1").endswith(
+        "as #1 but lambdas=0.3,0.7")
+    assert describe_run(kn, dict(kn, overrides={"order": "2", "lambdas": "0.3,0.7"}), "#1").endswith(
+        "as #1 but lambdas=default")
 
 
 def _with_bpc(step, loss, val, bpc):

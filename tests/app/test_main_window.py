@@ -179,10 +179,10 @@ def test_large_corpus_loads_in_the_background_and_the_window_stays_responsive(qt
     big.write_text(line * (20_000_000 // len(line.encode("utf-8"))), encoding="utf-8")
     ticked, real_load = threading.Event(), corpus_box.load_corpus
 
-    def load_after_a_tick(spec):
+    def load_after_a_tick(spec, **options):
         if not ticked.wait(10):
             raise RuntimeError("the GUI thread never ticked while the corpus was loading")
-        return real_load(spec)
+        return real_load(spec, **options)
     monkeypatch.setattr(corpus_box, "load_corpus", load_after_a_tick)
     box, p = window.panel.corpus_box, window.panel
     ticks = []

@@ -105,6 +105,10 @@ def test_bad_input_is_one_line_error(capsys, tmp_path, corpus_file, setup, args,
 def test_replace_bad_utf8_option_trains(capsys, tmp_path, small_text):
     p = tmp_path / "u.txt"
     p.write_bytes(small_text.encode() + b"\xff\xfe tail of the text\n")
+    rc, out, err = _run(capsys, "train", "--corpus", str(p), "--model", "ngram", "--out", str(tmp_path / "o"))
+    assert rc == 2 and err.strip().splitlines()[-1] == (
+        f"error: {p} is not valid UTF-8 at byte offset {len(small_text.encode())} (byte 0xff); "
+        f"add --replace-bad-utf8 to read such bytes as U+FFFD (�)")
     rc, out, err = _run(capsys, "train", "--corpus", str(p), "--model", "ngram", "--replace-bad-utf8",
                         "--out", str(tmp_path / "o"))
     assert rc == 0, err

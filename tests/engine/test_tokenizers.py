@@ -91,6 +91,50 @@ def test_word_token_str_and_bad_vocab_size():
         build_tokenizer("word", "   ")
 
 
+@pytest.mark.parametrize("text, tokens", [
+    ("नमस्ते दुनिया।", ["नमस्ते", "दुनिया", "।"]),                       # Devanagari vowel signs and virama
+    ("cafe\u0301 nai\u0308ve", ["cafe\u0301", "nai\u0308ve"]),          # decomposed accents
+    ("Ça va, señor", ["Ça", "va", ",", "señor"]),                        # precomposed Latin
+    ("Привет, мир!", ["Привет", ",", "мир", "!"]),
+    ("Γειά σου κόσμε;", ["Γειά", "σου", "κόσμε", ";"]),
+    ("مَرْحَبًا، كيف؟", ["مَرْحَبًا", "،", "كيف", "؟"]),                     # Arabic with harakat (marks)
+    ("می\u200cخواهم", ["می\u200cخواهم"]),                                # Persian zero-width non-joiner
+    ("你好，世界。", ["你好", "，", "世界", "。"]),
+    ("👍🏽 👨\u200d👩\u200d👧 🇫🇷 ❤\ufe0f 1\ufe0f\u20e3",                     # skin tone, ZWJ, flag, VS16, keycap
+     ["👍🏽", "👨\u200d👩\u200d👧", "🇫🇷", "❤\ufe0f", "1\ufe0f\u20e3"]),
+    ("🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f!",        # a tag sequence flag
+     ["🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f", "!"]),
+])
+def test_word_keeps_words_and_emoji_whole_in_every_script(text, tokens):
+    tok = build_tokenizer("word", text)
+    assert tok.split(text) == tokens
+    assert tok.decode(tok.encode(text)) == text
+
+
+def test_word_flags_pair_regional_indicators_in_order():
+    assert build_tokenizer("word", "x").split("🇫🇷🇩🇪🇯") == ["🇫🇷", "🇩🇪", "🇯"]
+
+
+def test_word_decode_puts_no_space_around_non_ascii_punctuation():
+    text = ("¿Cómo estás? «Bien», dijo él.\n你好，世界。 Привет, мир! Γειά σου κόσμε; नमस्ते दुनिया। "
+            "مرحبا، كيف حالك؟\n「東京」へ行く。 I ❤\ufe0f 👍🏽 — fine (really).")
+    tok = build_tokenizer("word", text)
+    assert tok.decode(tok.encode(text)) == text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_word_split_loses_no_character_but_spaces(text):
+    import re
+    from engine.tokenizers.word import TOKEN_RE
+    assert "".join(TOKEN_RE.findall(text)) == re.sub(r"[^\S\n]", "", text)
+
+
+def test_word_mark_table_covers_all_of_unicode():
+    from engine.tokenizers import word
+    assert word._mark_codepoints() == word._mark_codepoints(planes=range(17))
+
+
 # -- bpe -----------------------------------------------------------------------------------------------------
 
 @settings(max_examples=200, deadline=None)
@@ -154,8 +198,10 @@ def test_bpe_token_str_shows_spaces_newlines_and_partial_bytes():
 
 
 def test_bpe_rejects_tiny_vocab_and_bad_json(tmp_path):
-    with pytest.raises(TokenizerError, match="at least 256"):
+    with pytest.raises(TokenizerError, match="from 256"):
         build_tokenizer("bpe", CORPUS, vocab_size=100)
+    with pytest.raises(TokenizerError, match="to 1,000,000"):    # the tokenizers library overflowed on this
+        build_tokenizer("bpe", CORPUS, vocab_size=10**23)
     with pytest.raises(TokenizerError, match="is not valid JSON"):
         tokenizer_from_dict({"kind": "bpe", "tokenizer_json": "{not json"})
     with pytest.raises(TokenizerError, match="nested 100000 levels deep"):

@@ -49,6 +49,7 @@ def test_training_lowers_loss_and_reports_plain_data(seed, data, family):
             assert v is None or isinstance(v, (int, float, str))
     assert reports[-1].tokens == 60 * 4 * 16
     assert reports[0].message.startswith("training on CPU")
+    assert reports[0].message.endswith("no MFU (share of peak speed used): no peak speed on record for this device")
     assert reports[-1].mfu is None  # no honest peak for a CPU
     assert reports[-1].val_ppl == pytest.approx(math.exp(reports[-1].val_loss))
 
