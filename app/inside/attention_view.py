@@ -37,9 +37,11 @@ class Heatmap(QWidget):
             self.setMinimumSize(200, 200)
         self.setCursor(Qt.PointingHandCursor if side is not None else Qt.CrossCursor)
 
-    def set_weights(self, weights: np.ndarray, tokens: list[str], layer: int, head: int) -> None:
+    def set_weights(self, weights: np.ndarray, tokens: list[str], layer: int, head: int,
+                    rgb: np.ndarray | None = None) -> None:
+        """weights (T, T); rgb (T, T, 3) uint8 its colours when already made (on the worker thread)."""
         self.weights, self.tokens, self.layer, self.head = weights, tokens, layer, head
-        rgb = np.ascontiguousarray(sequential(weights))
+        rgb = np.ascontiguousarray(sequential(weights) if rgb is None else rgb)
         T = weights.shape[0]
         self._rgb = rgb          # the QImage borrows this buffer
         self.image = QImage(rgb.data, T, T, 3 * T, QImage.Format_RGB888)
@@ -151,9 +153,13 @@ class AttentionView(QWidget):
         self.entropy = None
         self.tokens: list[str] = []
 
-    def set_attention(self, attention: np.ndarray, entropy: np.ndarray, tokens: list[str]) -> None:
-        """attention (n_layer, n_head, T, T), entropy (n_layer, n_head) nats."""
-        self.attention, self.entropy, self.tokens = attention, entropy, tokens
+    def set_attention(self, attention: np.ndarray, entropy: np.ndarray, tokens: list[str],
+                      rgb: np.ndarray | None = None) -> None:
+        """attention (n_layer, n_head, T, T), entropy (n_layer, n_head) nats; rgb (n_layer, n_head, T, T, 3) uint8
+        the maps' colours (scales.sequential), made on the worker thread by the panel."""
+        if rgb is None:
+            rgb = sequential(attention)
+        self.attention, self.entropy, self.tokens, self.rgb = attention, entropy, tokens, rgb
         L, H = attention.shape[:2]
         if len(self.cells) != L * H:
             for w in self.cells + self.titles:
@@ -171,16 +177,17 @@ class AttentionView(QWidget):
         for layer in range(L):
             for head in range(H):
                 k = layer * H + head
-                self.cells[k].set_weights(attention[layer, head], tokens, layer, head)
+                self.cells[k].set_weights(attention[layer, head], tokens, layer, head, rgb[layer, head])
                 self.titles[k].setText(f"L{layer + 1} H{head + 1} · H = {entropy[layer, head]:.2f} nats")
                 self.titles[k].setToolTip("mean entropy of this head's attention rows, in nats")
         big = (self.big.layer, self.big.head) if self.big.image is not None else (0, 0)
         self.enlarge(*(big if big[0] < L and big[1] < H else (0, 0)))
 
     def enlarge(self, layer: int, head: int) -> None:
-        self.big.set_weights(self.attention[layer, head], self.tokens, layer, head)
+        self.big.set_weights(self.attention[layer, head], self.tokens, layer, head, self.rgb[layer, head])
         self.big_title.setText(f"Layer {layer + 1}, head {head + 1}: mean entropy "
                                f"{self.entropy[layer, head]:.3f} nats. Hover for the exact weight.")
-        for k, cell in enumerate(self.cells):
-            chosen = (cell.layer, cell.head) == (layer, head)
-            self.titles[k].setStyleSheet("font-weight: bold; color: #0d47a1" if chosen else "")
+        for k, cell in enumerate(self.cells):   # a font, not a style sheet: re-polishing 24 labels is slow
+            font = self.titles[k].font()
+            font.setBold((cell.layer, cell.head) == (layer, head))
+            self.titles[k].setFont(font)

@@ -19,6 +19,7 @@ from app.inside.attention_view import AttentionView
 from app.inside.gradient_view import GradientView
 from app.inside.lens_view import LensView
 from app.inside.neuron_view import NeuronView
+from app.inside.scales import sequential
 from engine.inside import bptt_norms, look_inside
 
 DEFAULT_TOKENS = 128
@@ -181,8 +182,8 @@ class InsidePanel(QWidget):
 
         def work():
             inside = look_inside(model, tokenizer, text, loss_at)
-            other = _compare_bptt(compare, text, loss_at)
-            return inside, other
+            colours = None if inside.attention is None else sequential(inside.attention)   # off the GUI thread
+            return inside, colours, _compare_bptt(compare, text, loss_at)
 
         self._request += 1
         request = self._request
@@ -192,9 +193,9 @@ class InsidePanel(QWidget):
     def _done(self, request: int, text: str, result) -> None:
         if request != self._request:
             return
-        inside, other = result
+        inside, colours, other = result
         self.inside, self.shown_text = inside, text
-        self._show(inside)
+        self._show(inside, colours)
         if other is not None:
             self.gradients.set_result(1, other)
         done = f"{len(inside.tokens)} tokens, {inside.family.upper()}."
@@ -208,13 +209,13 @@ class InsidePanel(QWidget):
         self._show_reason_everywhere(message)
         self._say(message, warn=True)
 
-    def _show(self, ins) -> None:
+    def _show(self, ins, attention_colours=None) -> None:
         self.neurons.set_inside(ins)
         self.stacks["Neurons"].setCurrentIndex(1)
         shown = {"Attention": ins.attention is not None, "Logit lens": ins.lens is not None,
                  "Gradients (BPTT)": ins.bptt is not None}
         if ins.attention is not None:
-            self.attention.set_attention(ins.attention, ins.head_entropy, ins.tokens)
+            self.attention.set_attention(ins.attention, ins.head_entropy, ins.tokens, attention_colours)
         if ins.lens is not None:
             self.lens.set_lens(ins.lens, ins.tokens)
         if ins.bptt is not None:

@@ -10,7 +10,7 @@ MIDDLE = np.array([247, 247, 247], dtype=float)
 POSITIVE = np.array([214, 47, 39], dtype=float)     # red at the high end
 SEQ_LOW = np.array([255, 255, 255], dtype=float)
 SEQ_HIGH = np.array([8, 69, 148], dtype=float)
-MAX_SATURATION = 0.75   # diverging ends stop short of the full colour, so black text reads on them
+MAX_SATURATION = 0.65   # diverging ends stop short of the full colour, so black text reads on them
 
 SIGMOID_SITES = ("i", "f", "o", "r", "z")   # gates in (0, 1): centred at 0.5, not 0
 
@@ -31,10 +31,14 @@ def diverging(values: np.ndarray, centre: float, half: float) -> np.ndarray:
     return rgb.round().astype(np.uint8)
 
 
+_SEQ_LUT = (SEQ_LOW + (SEQ_HIGH - SEQ_LOW) * np.linspace(0.0, 1.0, 256)[:, None]).round().astype(np.uint8)
+
+
 def sequential(values: np.ndarray, vmax: float = 1.0) -> np.ndarray:
-    """RGB (..., 3) uint8 from white (0) to dark blue (vmax and above)."""
-    s = np.clip(np.asarray(values, dtype=float) / vmax, 0.0, 1.0)[..., None]
-    return (SEQ_LOW + (SEQ_HIGH - SEQ_LOW) * s).round().astype(np.uint8)
+    """RGB (..., 3) uint8 from white (0) to dark blue (vmax and above), in 256 steps (a table lookup: the
+    attention maps of a 256-token text are a million weights)."""
+    s = np.clip(np.asarray(values, dtype=np.float32) * np.float32(255.0 / vmax), 0.0, 255.0)
+    return _SEQ_LUT[(s + 0.5).astype(np.uint8)]
 
 
 def text_color_on(rgb) -> str:

@@ -156,8 +156,9 @@ def logit_lens(model, resid: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack([F.log_softmax(model.lm_head(model.ln_f(r)), dim=-1) for r in resid])
 
 
-def entropy_per_head(att: np.ndarray) -> np.ndarray:
-    """Mean over query positions of each head's attention entropy in nats: (n_layer, n_head) from (L, H, T, T).
-    A head that always looks at one token scores 0; one spreading evenly over the t+1 visible tokens ln(t+1)."""
-    p = np.clip(att, 1e-30, 1.0)
-    return -(att * np.log(p)).sum(axis=-1).mean(axis=-1)
+def entropy_per_head(att: torch.Tensor) -> np.ndarray:
+    """Mean over query positions of each head's attention entropy in nats: (n_layer, n_head) float64 from
+    (L, H, T, T). A head that always looks at one token scores 0; one spreading evenly over the t+1 visible tokens
+    ln(t+1). Masked weights are exactly 0 and add nothing (0 · log 0 taken as 0)."""
+    ent = -(att * att.clamp_min(1e-30).log()).sum(dim=-1).mean(dim=-1)
+    return ent.detach().to("cpu", torch.float64).numpy()

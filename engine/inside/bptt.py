@@ -53,19 +53,26 @@ def bptt_norms(model, ids, loss_at="last", tokens: list[str] | None = None) -> B
     """‖∂L/∂h_t‖ for an RNNLM on token ids (inputs ids[:-1], targets ids[1:]), computed by torch.autograd through
     the step-by-step forward (rnn_unrolled's probe): the total derivative, through every later time step, that
     truncated BPTT would carry back to h_t. Runs in the model's own dtype; the model's weights get no .grad."""
+    return bptt_and_sites(model, ids, loss_at, tokens)[0]
+
+
+def bptt_and_sites(model, ids, loss_at="last", tokens: list[str] | None = None):
+    """bptt_norms, plus what the same forward pass computed over all of ids (the last token too, which no loss
+    reads, so its h gets no gradient and leaving it out of the norms is exact): (BPTT, sites) with the sites
+    detached, as rnn_unrolled returns them. One pass instead of two for the Inside tab."""
     if len(ids) < 2:
         raise InsideError(f"the text must be at least 2 tokens long (an input and its next token); got {len(ids)}")
     T = len(ids) - 1
     at = resolve_loss_at(loss_at, T)
     p = next(model.parameters())
-    idx = torch.as_tensor(np.asarray(ids[:-1]), device=p.device)
-    targets = torch.as_tensor(np.asarray(ids[1:]), device=p.device)
-    probe = torch.zeros(model.config.n_layer, T, model.config.n_hidden, dtype=p.dtype, device=p.device,
+    idx = torch.as_tensor(np.asarray(ids), device=p.device)
+    probe = torch.zeros(model.config.n_layer, T + 1, model.config.n_hidden, dtype=p.dtype, device=p.device,
                         requires_grad=True)
     with torch.enable_grad():
-        logits, _ = rnn_unrolled(model, idx, probe)
-        losses = F.cross_entropy(logits, targets, reduction="none")     # (T,)
+        logits, sites = rnn_unrolled(model, idx, probe)
+        losses = F.cross_entropy(logits[:-1], idx[1:], reduction="none")     # (T,)
         loss = losses.mean() if at == "mean" else losses[at - 1]
         (grad,) = torch.autograd.grad(loss, probe)
-    norms = grad.detach().to("cpu", torch.float64).norm(dim=-1).numpy()
-    return BPTT(norms, at, float(loss.detach()), tokens if tokens is not None else [str(i) for i in ids[:-1]])
+    norms = grad[:, :T].detach().to("cpu", torch.float64).norm(dim=-1).numpy()
+    tokens = tokens if tokens is not None else [str(i) for i in ids[:-1]]
+    return BPTT(norms, at, float(loss.detach()), tokens), {k: v.detach() for k, v in sites.items()}

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from engine.inside.activations import entropy_per_head, logit_lens, rnn_unrolled, transformer_pass
-from engine.inside.bptt import BPTT, InsideError, bptt_norms
+from engine.inside.bptt import BPTT, InsideError, bptt_and_sites
 from engine.inside.features import UnitMatch, rank_units, text_features
 
 MAX_RNN_TOKENS = 2048      # the step-by-step loop costs ~0.1 ms a step per layer; past this a refresh drags
@@ -83,7 +83,8 @@ def look_inside(model, tokenizer, text: str, loss_at="last", per_feature: int = 
     if len(ids) < 2:
         raise InsideError(f"the text must be at least 2 tokens long; got {len(ids)}")
     tokens = [tokenizer.token_str(i) for i in ids]
-    pieces = [tokenizer.decode([i]) for i in ids]
+    piece_of = {i: tokenizer.decode([i]) for i in set(ids)}
+    pieces = [piece_of[i] for i in ids]
     p = next(model.parameters())
     idx = torch.tensor(ids, device=p.device)
     missing: dict[str, str] = {}
@@ -98,9 +99,14 @@ def look_inside(model, tokenizer, text: str, loss_at="last", per_feature: int = 
                 sites[f"layer {k} resid"] = r
             lens = _lens(model, resid, logits, ids, tokenizer)
             attention = _np(att)
-            head_entropy = entropy_per_head(attention.astype(np.float64))
+            head_entropy = entropy_per_head(att)
             missing["bptt"] = ("a transformer has no recurrence: every position reaches every earlier one "
                                "directly through attention, so there is no chain of h_t to vanish along")
+        elif with_bptt:    # one pass gives the activations and, with autograd, the gradient norms
+            bptt, sites = bptt_and_sites(model, ids, loss_at, tokens[:-1])
+            missing["attention"] = f"an {family.upper()} has no attention: it carries the past in its state h_t"
+            missing["lens"] = ("the logit lens reads a residual stream after each block; a recurrent model's "
+                               "layers have no shared stream to read through the output head")
         else:
             logits, sites = rnn_unrolled(model, idx)
             missing["attention"] = f"an {family.upper()} has no attention: it carries the past in its state h_t"
@@ -109,8 +115,6 @@ def look_inside(model, tokenizer, text: str, loss_at="last", per_feature: int = 
     sites = {k: _np(v) for k, v in sites.items()}
     names, feats = text_features(pieces)
     by_feature, best = rank_units(list(sites.items()), names, feats, per_feature)
-    if family != "transformer" and with_bptt:
-        bptt = bptt_norms(model, ids, loss_at, tokens[:-1])
     return Inside(family, tokens, pieces, np.array(ids), sites, names, feats, by_feature, best, attention,
                   head_entropy, lens, bptt, missing, note)
 

@@ -152,12 +152,12 @@ def test_transformer_attention_grid_and_lens(qtbot):
     assert att.big.cell_at(pos) == (9, 3)
     assert f"weight {ins.attention[1, 1, 9, 3]:.4f}" in att.big.tip_at(pos)
     # logit lens: two bands of embeddings + 2 blocks; the model's own row matches its softmax
-    table = panel.lens.table
-    assert table.rowCount() == 6 and table.columnCount() == T
+    lens = panel.lens
+    assert lens.model.rowCount() == 6 and lens.model.columnCount() == T
     with torch.no_grad():
         probs = torch.softmax(handle.model(torch.tensor([handle.tokenizer.encode(TEXT[:30])]))[0][0], -1)
-    assert table.item(5, 7).text() == f"{float(probs[7].max()):.3f}"
-    assert table.item(2, 7).text().endswith(f"{float(probs[7].max()):.2f}")
+    assert lens.cell_text(5, 7) == f"{float(probs[7].max()):.3f}"
+    assert lens.cell_text(2, 7).endswith(f"{float(probs[7].max()):.2f}")
     assert panel.stacks["Gradients (BPTT)"].currentIndex() == 0
     assert "recurrence" in panel.reasons["Gradients (BPTT)"].text()
     sites = [panel.neurons.site.itemText(i) for i in range(panel.neurons.site.count())]

@@ -178,7 +178,12 @@ def test_long_text_is_cut_to_the_context_with_a_note(tok):
 
 
 def test_recurrent_inside_has_sites_bptt_and_says_what_is_missing(tok):
-    inside = look_inside(_rnn("gru", tok), tok, TEXT, loss_at="mean")
+    model = _rnn("gru", tok)
+    inside = look_inside(model, tok, TEXT, loss_at="mean")
+    with torch.no_grad():   # the one pass with autograd gives the same activations as the checked plain forward
+        _, plain = rnn_unrolled(model, torch.tensor(tok.encode(TEXT)))
+    assert all(np.allclose(inside.sites[k], v.numpy(), atol=1e-6) for k, v in plain.items())
+    np.testing.assert_allclose(inside.bptt.norms, bptt_norms(model, tok.encode(TEXT), "mean").norms)
     assert list(inside.sites)[:4] == ["layer 1 h", "layer 1 r", "layer 1 z", "layer 1 n"]
     assert inside.sites["layer 2 h"].shape == (len(TEXT), 16) and inside.sites["layer 2 h"].dtype == np.float32
     assert inside.bptt.loss_at == "mean" and inside.bptt.norms.shape == (2, len(TEXT) - 1)
