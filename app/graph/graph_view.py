@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSplitte
 from app.graph.graph_controls import LECTURE, MODEL, NEWLINE_MARK, GradientStrip, SourceBar, SteppingBar, legend
 from app.graph.graph_data import (build_model_tape, finished_grad_norms, hidden_states_by_layer, random_window,
                                    record_and_layout)
+from app.common.bptt_chart import describe_loss
 from app.common.jobs import JobRunner
 from app.graph.graph_layout import layout
 from app.graph.graph_scene import (COMPUTED, FORWARD, GRAD_DONE, GRAD_PARTIAL, GRADIENT, PENDING, GraphScene,
@@ -40,6 +41,9 @@ class GraphPanel(QWidget):
         self.collapsed: set[str] = set()
         self.current: int | None = None
         self.h_by_layer: dict[int, list[int]] = {}   # RNN layer -> its h_t node ids, for the gradient strip
+        self.tape_source = None     # (model, tokenizer, text) the shown tape was recorded from; None: lecture
+        self.bptt = None            # engine.inside.BPTT for the strip's chosen single-position loss
+        self._bptt_request = 0
         self._h_nodes: set[int] = set()
         self.jobs = JobRunner(self)
         self._request = 0
@@ -129,6 +133,7 @@ class GraphPanel(QWidget):
         self.scene.group_toggled.connect(self.toggle_group)
         self.inspector.fd_requested.connect(self.fd_check)
         self.strip_box.layer.currentIndexChanged.connect(lambda _: self._update_strip())
+        self.strip_box.loss.changed.connect(self._loss_choice_changed)
         self._mode_changed(LECTURE)
         self._update_controls()
 
@@ -186,6 +191,7 @@ class GraphPanel(QWidget):
         """Record the chosen tape on a worker thread; the result replaces the graph when it arrives."""
         self.pause()
         from_model = self.what.currentText() == MODEL
+        source = None
         if not from_model:
             fn = lecture_example
         else:
@@ -194,11 +200,12 @@ class GraphPanel(QWidget):
                 return
             model, tokenizer, text = handle.model, handle.tokenizer, self.text.text().replace(NEWLINE_MARK, "\n")
             fn = lambda: build_model_tape(model, tokenizer, text)  # noqa: E731
+            source = (model, tokenizer, text)
         self._request += 1
         request = self._request
         self.message_bar.hide()
         self.counter.setText("recording the tape…")
-        self.jobs.run(lambda: record_and_layout(fn), lambda r: self._built(request, r, from_model),
+        self.jobs.run(lambda: record_and_layout(fn), lambda r: self._built(request, r, source),
                       lambda msg: self._build_failed(request, msg))
 
     def shutdown(self) -> None:
@@ -226,6 +233,7 @@ class GraphPanel(QWidget):
         self._show_model_label(stale=False)
         self.current = None
         self.h_by_layer, self._h_nodes = {}, set()
+        self.tape_source = self.bptt = None
         self.scene.clear_graph()
         self.view.update_minimap(refit=True)
         self.strip_box.hide()
@@ -235,11 +243,12 @@ class GraphPanel(QWidget):
         self.sentence.setText("")
         self._update_controls()
 
-    def _built(self, request: int, result, from_model: bool) -> None:
+    def _built(self, request: int, result, source) -> None:
         if request != self._request:
             return                    # an older build finished after a newer one was asked for
         self.program, self.spec, self.collapsed, self.lay = result
-        self.program_from_model = from_model
+        self.program_from_model = source is not None
+        self.tape_source, self.bptt = source, None
         self._show_model_label(stale=False)
         self.stepper = Stepper(self.program)
         self._fwd_index = np.full(len(self.program.nodes), -1)
@@ -434,14 +443,57 @@ class GraphPanel(QWidget):
         self.strip_box.layer.setVisible(len(self.h_by_layer) > 1)
         self.strip_box.layer.blockSignals(False)
         self.strip_box.setVisible(bool(self.h_by_layer))
+        if self.h_by_layer:
+            self.strip_box.loss.set_positions(len(next(iter(self.h_by_layer.values()))))
+            self._request_bptt()
 
     def strip_norms(self) -> np.ndarray:
-        """‖∂L/∂h_t‖ for the chosen layer; 0 where the backward pass has not finished with h_t yet."""
+        """‖∂J/∂h_t‖ of the tape's loss J for the chosen layer; 0 where the backward pass has not finished with h_t
+        yet."""
         layers = list(self.h_by_layer)
         ids = self.h_by_layer[layers[max(0, self.strip_box.layer.currentIndex())]]
         return finished_grad_norms(self.stepper, ids)
 
+    def _loss_choice_changed(self) -> None:
+        self._request_bptt()
+        self._update_strip()
+
+    def _request_bptt(self) -> None:
+        """One position's loss is not the tape's J: torch.autograd computes its ‖∂L/∂h_t‖ on a job."""
+        loss_at = self.strip_box.loss.value()
+        self._bptt_request += 1
+        if loss_at == "mean" or self.tape_source is None or not self.h_by_layer:
+            return
+        from engine.inside import bptt_norms    # torch model code, only when needed
+        model, tokenizer, text = self.tape_source
+        request = self._bptt_request
+        self.jobs.run(lambda: bptt_norms(model, tokenizer.encode(text), loss_at),
+                      lambda b: self._bptt_done(request, b), lambda msg: self._bptt_done(request, None, msg))
+
+    def _bptt_done(self, request: int, bptt, message: str = "") -> None:
+        if request != self._bptt_request:
+            return
+        self.bptt = bptt
+        if message:
+            self.show_message(message)
+        self._update_strip()
+
     def _update_strip(self) -> None:
         if not self.h_by_layer:
             return
-        self.strip_box.show_norms(self.strip_norms())
+        loss_at = self.strip_box.loss.value()
+        layer = max(0, self.strip_box.layer.currentIndex())
+        T = len(self.h_by_layer[list(self.h_by_layer)[layer]])
+        if loss_at == "mean":
+            norms = self.strip_norms()
+            title = (f"‖∂J/∂h_t‖ as the backward pass reaches each h_t; J = the tape's loss, the mean over all "
+                     f"{T} positions, so every h_t also gets its own direct term")
+            waiting = ("No gradient has reached the hidden states yet: step the backward pass (or run to the end) "
+                       "and a bar appears for each h_t.")
+        else:
+            b = self.bptt
+            norms = b.norms[min(layer, len(b.norms) - 1)] if b is not None else np.zeros(T)
+            title = (f"{describe_loss(loss_at, T)}, by torch.autograd on this model and text. Bars shrinking "
+                     f"towards t = 1 mean vanishing gradients (the tape steps the mean J: choose it to watch)")
+            waiting = "Computing ‖∂L/∂h_t‖ with torch.autograd…"
+        self.strip_box.show_norms(norms, title, waiting)
