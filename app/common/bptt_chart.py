@@ -58,6 +58,25 @@ def describe_loss(loss_at, n: int) -> str:
     return f"L = the loss at position {t} (predicting token {t + 1})"
 
 
+def log_span(series: list[np.ndarray]) -> tuple[float, float]:
+    """(low, high) in log10 units covering every positive value of every series, in whole decades."""
+    positive = [np.log10(s[s > 0]) for s in series if np.any(s > 0)]
+    if not positive:
+        return -1.0, 1.0
+    lo = min(float(p.min()) for p in positive)
+    hi = max(float(p.max()) for p in positive)
+    return np.floor(lo) - 0.5, max(np.ceil(hi), np.floor(lo) + 1)
+
+
+def underflow_note(norms: np.ndarray, loss_at) -> str:
+    """Zeros before the loss position are not "no dependence" but a gradient below float64's ~1e-308."""
+    before = norms if loss_at == "mean" else norms[:len(norms) if loss_at == "last" else int(loss_at)]
+    zeros = np.flatnonzero(before == 0)
+    if not len(zeros):
+        return ""
+    return f"t = 1…{zeros.max() + 1}: below 1e-308, float64's smallest number (underflow), so no bar"
+
+
 class BPTTChart(pg.PlotWidget):
     """Bars of ‖∂L/∂h_t‖ for t = 1..T on a log axis; zeros (h_t after the loss position, which the loss does not
     depend on) are left out and said so in the title."""
@@ -76,14 +95,15 @@ class BPTTChart(pg.PlotWidget):
         self.addItem(self.bars)
         self.norms = np.zeros(0)
 
-    def show_norms(self, norms: np.ndarray, title: str = "") -> None:
+    def show_norms(self, norms: np.ndarray, title: str = "", span: tuple[float, float] | None = None) -> None:
+        """span: the (low, high) log10 range to draw, so that two charts side by side share one scale (default:
+        this one's own bars)."""
         self.norms = np.asarray(norms, dtype=float)
         t = np.flatnonzero(self.norms > 0)
         logs = np.log10(self.norms[t]) if len(t) else np.zeros(0)
-        floor = np.floor(logs.min()) - 0.5 if len(t) else -1.0
+        floor, top = span if span is not None else log_span([self.norms])
         self.bars.setOpts(x=t + 1, y0=np.full(len(t), floor), y1=logs, width=0.8, brush=self.color)
-        if len(t):
-            self.setYRange(floor, max(np.ceil(logs.max()), floor + 1), padding=0.02)
+        self.setYRange(floor, top, padding=0.02)
         self.setXRange(0.4, len(self.norms) + 0.6, padding=0)
         self.setTitle(title, size="9pt")
 

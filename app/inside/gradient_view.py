@@ -6,7 +6,7 @@ import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from app.common.bptt_chart import BPTTChart, LossChoice, describe_loss
+from app.common.bptt_chart import BPTTChart, LossChoice, describe_loss, log_span, underflow_note
 
 
 class GradientView(QWidget):
@@ -30,7 +30,6 @@ class GradientView(QWidget):
         top.addWidget(self.compare_btn)
         top.addWidget(self.clear_btn)
         self.charts = [BPTTChart("#ef6c00", 260), BPTTChart("#1565c0", 260)]
-        self.charts[1].setYLink(self.charts[0])
         self.charts[1].hide()
         row = QHBoxLayout()
         for c in self.charts:
@@ -71,17 +70,17 @@ class GradientView(QWidget):
 
     def _draw(self) -> None:
         lines = []
-        for chart, result in zip(self.charts, self.results):
-            if result is None:
-                continue
-            name, b = result
+        shown = [(chart, result) for chart, result in zip(self.charts, self.results) if result is not None]
+        span = log_span([self._norms(b) for _, (_, b) in shown])     # one scale for both charts
+        for chart, (name, b) in shown:
             norms = self._norms(b)
-            chart.show_norms(norms, f"{name}: {describe_loss(b.loss_at, len(norms))}")
+            chart.show_norms(norms, f"{name}: {describe_loss(b.loss_at, len(norms))}", span)
             nz = norms[norms > 0]
             if len(nz):
+                under = underflow_note(norms, b.loss_at)
                 lines.append(f"{name}: ‖∂L/∂h_t‖ from {nz[-1]:.3g} at t = {np.flatnonzero(norms)[-1] + 1} to "
                              f"{nz[0]:.3g} at t = {np.flatnonzero(norms)[0] + 1} (ratio {nz[0] / nz[-1]:.2g}); "
-                             f"L = {b.loss:.4f} nats")
+                             f"L = {b.loss:.4f} nats" + (f"; {under}" if under else ""))
         self.summary.setText("\n".join(lines) + ("\nEach bar is torch.autograd's gradient of L with respect to "
                                                  "h_t, through every later step. Bars shrinking towards t = 1 "
                                                  "mean vanishing gradients." if lines else ""))

@@ -7,6 +7,7 @@ the gradient shrinks (vanishes) or grows (explodes) with distance: Bengio, Simar
 Mikolov & Bengio, "On the difficulty of training recurrent neural networks" (2013)."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,7 +53,10 @@ def resolve_loss_at(loss_at, n_positions: int) -> int | str:
 def bptt_norms(model, ids, loss_at="last", tokens: list[str] | None = None) -> BPTT:
     """‖∂L/∂h_t‖ for an RNNLM on token ids (inputs ids[:-1], targets ids[1:]), computed by torch.autograd through
     the step-by-step forward (rnn_unrolled's probe): the total derivative, through every later time step, that
-    truncated BPTT would carry back to h_t. Runs in the model's own dtype; the model's weights get no .grad."""
+    truncated BPTT would carry back to h_t. Computed in float64 on a copy of the model: a tanh RNN's gradient
+    falls below float32's smallest number (1e-45) within a couple of hundred steps, and a 0 there would read as
+    "no dependence" rather than "vanished". A norm of exactly 0 before the loss position means it fell below
+    float64's ~1e-308. The model itself is left as it was (no .grad, same dtype)."""
     return bptt_and_sites(model, ids, loss_at, tokens)[0]
 
 
@@ -65,6 +69,9 @@ def bptt_and_sites(model, ids, loss_at="last", tokens: list[str] | None = None):
     T = len(ids) - 1
     at = resolve_loss_at(loss_at, T)
     p = next(model.parameters())
+    if p.dtype != torch.float64:
+        model = copy.deepcopy(model).to(torch.float64)
+        p = next(model.parameters())
     idx = torch.as_tensor(np.asarray(ids), device=p.device)
     probe = torch.zeros(model.config.n_layer, T + 1, model.config.n_hidden, dtype=p.dtype, device=p.device,
                         requires_grad=True)
