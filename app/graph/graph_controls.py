@@ -13,6 +13,7 @@ from app.graph.graph_scene import (BORDER, COMPUTED, CURRENT, EDGE_PEN, FILL, FO
                                     GRADIENT, PENDING, SELECTED, STATE_NAMES)
 
 LECTURE, MODEL = "Lecture example", "Current model"
+FANOUT = "Lecture example: one value, two consumers"   # Version B's accumulation, visible
 NEWLINE_MARK = "⏎"    # a newline in the one-line text box (where it would be invisible); typed or pasted, it is one
 
 
@@ -22,7 +23,7 @@ class SourceBar(QHBoxLayout):
     def __init__(self):
         super().__init__()
         self.what = QComboBox()
-        self.what.addItems([LECTURE, MODEL])
+        self.what.addItems([LECTURE, FANOUT, MODEL])
         self.what.setToolTip("Step through the seed lecture's tiny network, or the model you trained")
         self.text = QLineEdit()
         self.text.setPlaceholderText("text to run the model on (its inputs and next-token targets)")

@@ -15,7 +15,7 @@ import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
 
-from app.graph.graph_controls import LECTURE, MODEL, NEWLINE_MARK, GradientStrip, SourceBar, SteppingBar, legend
+from app.graph.graph_controls import FANOUT, LECTURE, MODEL, NEWLINE_MARK, GradientStrip, SourceBar, SteppingBar, legend
 from app.graph.graph_data import (build_model_tape, finished_grad_norms, hidden_states_by_layer, random_window,
                                    record_and_layout)
 from app.common.bptt_chart import describe_loss
@@ -25,8 +25,9 @@ from app.graph.graph_scene import (COMPUTED, FORWARD, GRAD_DONE, GRAD_PARTIAL, G
                                     GraphView)
 from app.common.workers import error_message
 from app.graph.node_inspector import NodeInspector
+from app.graph.tape_stack import TapeStack
 from engine.autodiff.check import fd_check_node
-from engine.autodiff.lecture import lecture_example
+from engine.autodiff.lecture import lecture_example, lecture_fanout_example
 from engine.autodiff.stepper import Stepper
 from engine.autodiff.tape import Tape
 
@@ -81,9 +82,16 @@ class GraphPanel(QWidget):
         ll.addWidget(self.view, 1)
         ll.addWidget(self.strip_box)
         self.inspector = NodeInspector()
+        self.tape_stack = TapeStack()
+        right = QSplitter(Qt.Vertical)      # the tape as the lecture's stack above the node inspector
+        right.addWidget(self.tape_stack)
+        right.addWidget(self.inspector)
+        right.setStretchFactor(0, 1)
+        right.setStretchFactor(1, 2)
+        right.setSizes([300, 600])
         split = QSplitter(Qt.Horizontal)
         split.addWidget(left)
-        split.addWidget(self.inspector)
+        split.addWidget(right)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
         split.setSizes([3000, 1100])   # proportions; the inspector gets about a quarter
@@ -130,6 +138,7 @@ class GraphPanel(QWidget):
         b["fit"].clicked.connect(lambda: self.view.fit(None if self.current is None else
                                                        self.scene.unit_item(self.current).pos()))
         self.scene.node_clicked.connect(self.inspect)
+        self.tape_stack.list.clicked.connect(lambda i: self.inspect(self.tape_stack.model.node_at(i.row())))
         self.scene.group_toggled.connect(self.toggle_group)
         self.inspector.fd_requested.connect(self.fd_check)
         self.strip_box.layer.currentIndexChanged.connect(lambda _: self._update_strip())
@@ -193,7 +202,7 @@ class GraphPanel(QWidget):
         from_model = self.what.currentText() == MODEL
         source = None
         if not from_model:
-            fn = lecture_example
+            fn = lecture_fanout_example if self.what.currentText() == FANOUT else lecture_example
         else:
             handle = self._model()
             if handle is None:
@@ -238,6 +247,7 @@ class GraphPanel(QWidget):
         self.view.update_minimap(refit=True)
         self.strip_box.hide()
         self.inspector.set_program(None, None)
+        self.tape_stack.set_program(None)
         self.counter.setText("no graph")
         self.loss_label.setText("")
         self.sentence.setText("")
@@ -251,6 +261,7 @@ class GraphPanel(QWidget):
         self.tape_source, self.bptt = source, None
         self._show_model_label(stale=False)
         self.stepper = Stepper(self.program)
+        self.tape_stack.set_program(self.stepper)
         self._fwd_index = np.full(len(self.program.nodes), -1)
         self._fwd_index[self.stepper.ops] = np.arange(self.stepper.n_forward)
         self._find_hidden_states()
@@ -334,6 +345,7 @@ class GraphPanel(QWidget):
         self._refresh_units({int(self.lay.unit_of[i]) for i in touched})
         self._light_last_step()
         self._update_labels(undone=info if undone else None)
+        self.tape_stack.update_state()
         if self.inspector.node_id in touched:
             self.inspector.refresh()
         if touched & self._h_nodes:
@@ -348,6 +360,7 @@ class GraphPanel(QWidget):
         self.pause()
         fn()
         self._refresh_all()
+        self.tape_stack.update_state()
         if self.current is not None:     # End lands on the last backward step: show it, as a step would
             self.view.follow(self.scene.unit_item(self.current))
         self.inspector.refresh()
