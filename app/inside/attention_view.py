@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QGridLayout, QLabel, QScrollArea, QSplitter, QToo
 from app.common.token_view import display_form
 from app.inside.scales import sequential
 
-SMALL = 150   # px, a grid cell's heatmap side
+SMALL = 120   # px, a grid cell's heatmap side
 
 
 def _short(tok: str) -> str:
@@ -48,7 +48,7 @@ class Heatmap(QWidget):
         self.update()
 
     def _margin(self) -> int:
-        return 44 if self.labels and self._cell_for(44) >= 9 else 0
+        return 44 if self.labels and self._cell_for(44) >= 7 else 0
 
     def _cell_for(self, margin: int) -> float:
         T = max(1, len(self.tokens))
@@ -80,7 +80,7 @@ class Heatmap(QWidget):
         if m:
             cell = r.width() / len(self.tokens)
             font = QFont(self.font())
-            font.setPointSizeF(max(6.0, min(9.0, cell * 0.7)))
+            font.setPixelSize(max(7, min(12, int(cell * 0.95))))
             p.setFont(font)
             p.setPen(QColor("#263238"))
             for t, tok in enumerate(self.tokens):
@@ -124,6 +124,7 @@ class AttentionView(QWidget):
         self.grid_box = QWidget()
         self.grid = QGridLayout(self.grid_box)
         self.grid.setSpacing(8)
+        self.grid.setAlignment(Qt.AlignTop | Qt.AlignLeft)   # titles stay on their maps, not spread out
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.grid_box)
@@ -137,18 +138,19 @@ class AttentionView(QWidget):
         rl.addWidget(self.big_title)
         rl.addWidget(self.big, 1)
         note = QLabel("Row = the token attending (query), column = the token it reads (key); each row sums to 1. "
-                      "White 0 → dark blue 1. Entropy H: 0 nats = looks at one token; ln(t) = spread evenly.")
+                      "White 0 → dark blue 1. Entropy H: 0 nats = looks at one token; ln(t) = spread evenly. "
+                      "Hover any map for its tokens and the exact weight.")
         note.setWordWrap(True)
         note.setStyleSheet("color: #546e7a")
         rl.addWidget(note)
-        split = QSplitter(Qt.Horizontal)
-        split.addWidget(scroll)
-        split.addWidget(right)
-        split.setStretchFactor(0, 1)
-        split.setStretchFactor(1, 1)
+        self.split = QSplitter(Qt.Horizontal)
+        self.split.addWidget(scroll)
+        self.split.addWidget(right)
+        self.split.setStretchFactor(0, 1)
+        self.split.setStretchFactor(1, 1)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(split)
+        lay.addWidget(self.split)
         self.attention = None
         self.entropy = None
         self.tokens: list[str] = []
@@ -169,6 +171,7 @@ class AttentionView(QWidget):
                 for head in range(H):
                     cell, title = Heatmap(SMALL), QLabel()
                     title.setAlignment(Qt.AlignCenter)
+                    title.setFixedWidth(SMALL)
                     cell.clicked.connect(self.enlarge)
                     self.grid.addWidget(title, 2 * layer, head)
                     self.grid.addWidget(cell, 2 * layer + 1, head)
@@ -178,8 +181,12 @@ class AttentionView(QWidget):
             for head in range(H):
                 k = layer * H + head
                 self.cells[k].set_weights(attention[layer, head], tokens, layer, head, rgb[layer, head])
-                self.titles[k].setText(f"L{layer + 1} H{head + 1} · H = {entropy[layer, head]:.2f} nats")
+                self.titles[k].setText(f"layer {layer + 1} head {head + 1}\nH = {entropy[layer, head]:.2f} nats")
                 self.titles[k].setToolTip("mean entropy of this head's attention rows, in nats")
+        # the grid gets the width its columns need (up to 60%), the enlarged head the rest
+        need = H * (SMALL + self.grid.spacing()) + 40
+        total = max(self.split.width(), 2 * need)
+        self.split.setSizes([min(need, int(0.6 * total)), total - min(need, int(0.6 * total))])
         big = (self.big.layer, self.big.head) if self.big.image is not None else (0, 0)
         self.enlarge(*(big if big[0] < L and big[1] < H else (0, 0)))
 

@@ -142,7 +142,7 @@ def test_transformer_attention_grid_and_lens(qtbot):
     ins = panel.inside
     att = panel.attention
     assert len(att.cells) == 4 and panel.stacks["Attention"].currentIndex() == 1
-    assert att.titles[3].text() == f"L2 H2 · H = {ins.head_entropy[1, 1]:.2f} nats"
+    assert att.titles[3].text() == f"layer 2 head 2\nH = {ins.head_entropy[1, 1]:.2f} nats"
     att.cells[3].clicked.emit(1, 1)
     assert (att.big.layer, att.big.head) == (1, 1) and "Layer 2, head 2" in att.big_title.text()
     att.big.resize(600, 600)
