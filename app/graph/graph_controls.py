@@ -31,7 +31,10 @@ class SourceBar(QHBoxLayout):
         self.length = QSpinBox()
         self.length.setRange(2, 64)
         self.length.setValue(12)
+        self.length.setPrefix("window ")
         self.length.setSuffix(" tokens")
+        self.length.setToolTip("How many tokens a random window has; changing it draws a new window of that length "
+                               "(typed text is used as typed)")
         self.random_btn = QPushButton("Random window")
         self.random_btn.setToolTip("Fill in a random stretch of the validation text, as many tokens as chosen")
         self.build_btn = QPushButton("Build graph")

@@ -43,6 +43,7 @@ class GraphPanel(QWidget):
         self.current: int | None = None
         self.h_by_layer: dict[int, list[int]] = {}   # RNN layer -> its h_t node ids, for the gradient strip
         self.tape_source = None     # (model, tokenizer, text) the shown tape was recorded from; None: lecture
+        self._random_text = ""      # the text box's content as the last random window filled it
         self.bptt = None            # engine.inside.BPTT for the strip's chosen single-position loss
         self._bptt_request = 0
         self._h_nodes: set[int] = set()
@@ -126,6 +127,8 @@ class GraphPanel(QWidget):
         self.build_btn.clicked.connect(self.build)
         self.refresh_btn.clicked.connect(self.refresh_model)
         self.text.returnPressed.connect(self.build)
+        self.text.textChanged.connect(self._text_changed)
+        self.length.valueChanged.connect(self._length_changed)
         self.lecture_btn.clicked.connect(self.show_lecture)
         b = self.buttons
         b["reset"].clicked.connect(lambda: self._jump(self.stepper.reset))
@@ -154,7 +157,24 @@ class GraphPanel(QWidget):
 
     def _show_model_label(self, stale: bool) -> None:
         hint = " — press Refresh model to see the new weights" if stale else ""
+        text = self.text.text().replace(NEWLINE_MARK, "\n")
+        if self.tape_source is not None and text != self.tape_source[2]:
+            shown = self.tape_source[2].replace("\n", NEWLINE_MARK)
+            shown = shown if len(shown) <= 24 else shown[:23] + "…"
+            hint += (f" — the graph below is of the earlier text “{shown}”: press Build graph (Enter) for the "
+                     f"text above")
         self.model_label.setText(f"Model: {self.source.describe()}{hint}")
+        self.model_label.setStyleSheet("color: #546e7a" if not hint else "color: #bf360c")
+
+    def _text_changed(self) -> None:
+        """Typed or pasted text: the graph (if of a model) is now of another text, and says so."""
+        self._show_model_label(stale=self.handle is None and self.program_from_model)
+
+    def _length_changed(self) -> None:
+        """The window length applies to random windows: a random window on show is redrawn at the new length,
+        so the spin never looks ignored; typed text stays as typed."""
+        if self.what.currentText() == MODEL and self.text.text() and self.text.text() == self._random_text:
+            self.random_validation_window()
 
     def _mode_changed(self, mode: str) -> None:
         model = mode == MODEL
@@ -187,8 +207,9 @@ class GraphPanel(QWidget):
         handle = self._model()
         if handle is not None:
             try:
-                self.text.setText(random_window(val, handle.tokenizer, self.length.value(), self.rng)
-                                  .replace("\n", NEWLINE_MARK))
+                self._random_text = (random_window(val, handle.tokenizer, self.length.value(), self.rng)
+                                     .replace("\n", NEWLINE_MARK))
+                self.text.setText(self._random_text)
             except Exception as e:  # noqa: BLE001 — a tokenizer's complaint is shown, not raised
                 self.show_message(error_message(e))
 
@@ -239,10 +260,10 @@ class GraphPanel(QWidget):
         self.pause()
         self.program = self.stepper = self.spec = self.lay = None
         self.program_from_model = False
+        self.tape_source = self.bptt = None
         self._show_model_label(stale=False)
         self.current = None
         self.h_by_layer, self._h_nodes = {}, set()
-        self.tape_source = self.bptt = None
         self.scene.clear_graph()
         self.view.update_minimap(refit=True)
         self.strip_box.hide()

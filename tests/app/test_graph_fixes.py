@@ -20,3 +20,49 @@ def test_lecture_example_built_before_the_tab_is_shown_opens_whole(qtbot):
     assert visible.contains(panel.scene.sceneRect()), (visible, panel.scene.sceneRect())
     panel.buttons["fit"].click()               # once the user takes the view, a resize leaves it alone
     assert not view._opening
+
+
+def _model_panel(qtbot, small_text):
+    import torch
+
+    from app.graph.graph_controls import MODEL
+    from engine.api import ModelHandle
+    from engine.models import build_model
+    from engine.tokenizers import build_tokenizer
+    torch.manual_seed(0)
+    tok = build_tokenizer("char", small_text)
+    model = build_model("lstm", {"vocab_size": tok.vocab_size, "n_layer": 1, "n_embd": 8, "n_hidden": 8}).eval()
+    source = ModelSource()
+    source.set_checkpoint(ModelHandle("lstm", model, tok, {}), "tiny", small_text)
+    panel = GraphPanel(source)
+    qtbot.addWidget(panel)
+    panel.resize(1280, 800)
+    panel.show()
+    qtbot.waitUntil(lambda: panel.stepper is not None, timeout=WAIT_MS)
+    panel.what.setCurrentText(MODEL)
+    return panel
+
+
+def test_editing_the_text_marks_the_graph_as_of_the_earlier_text(qtbot, small_text):
+    panel = _model_panel(qtbot, small_text)
+    panel.text.setText(small_text[:10])
+    old = panel.program
+    panel.build_btn.click()
+    qtbot.waitUntil(lambda: panel.program is not old, timeout=WAIT_MS)
+    assert "earlier text" not in panel.model_label.text()
+    panel.text.setText(small_text[:10] + "x")
+    assert "earlier text" in panel.model_label.text() and "press Build graph" in panel.model_label.text()
+    panel.text.setText(small_text[:10])                       # back to what the graph is of
+    assert "earlier text" not in panel.model_label.text()
+
+
+def test_window_length_redraws_a_random_window_and_leaves_typed_text(qtbot, small_text):
+    panel = _model_panel(qtbot, small_text)
+    tok = panel.source.snapshot().tokenizer
+    panel.random_btn.click()
+    panel.length.setValue(5)
+    assert len(tok.encode(panel.text.text().replace("⏎", "\n"))) == 6        # a new window: 5 inputs + target
+    panel.text.setText("typed by hand")
+    panel.length.setValue(7)
+    assert panel.text.text() == "typed by hand"
+    assert "random window" in panel.length.toolTip()
