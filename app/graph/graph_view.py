@@ -9,6 +9,8 @@ Qt-free preparation (recording, layout, text windows, h_t gradient norms) in gra
 from __future__ import annotations
 
 import random
+import threading
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -31,6 +33,9 @@ from engine.autodiff.lecture import lecture_example, lecture_fanout_example
 from engine.autodiff.stepper import Stepper
 from engine.autodiff.tape import Tape
 
+END_INLINE_S = 0.08   # End runs this long on the GUI thread before handing the rest of the steps to a worker
+
+
 class GraphPanel(QWidget):
     def __init__(self, source, parent: QWidget | None = None):
         super().__init__(parent)
@@ -44,6 +49,10 @@ class GraphPanel(QWidget):
         self.h_by_layer: dict[int, list[int]] = {}   # RNN layer -> its h_t node ids, for the gradient strip
         self.tape_source = None     # (model, tokenizer, text) the shown tape was recorded from; None: lecture
         self._random_text = ""      # the text box's content as the last random window filled it
+        self._end_cancel: threading.Event | None = None   # set while End runs on a worker; set() cancels it
+        self._end_timer = QTimer(self)
+        self._end_timer.setInterval(100)
+        self._end_timer.timeout.connect(self._end_progress)
         self.bptt = None            # engine.inside.BPTT for the strip's chosen single-position loss
         self._bptt_request = 0
         self._h_nodes: set[int] = set()
@@ -137,7 +146,7 @@ class GraphPanel(QWidget):
         b["backward"].clicked.connect(lambda: self._step(self.stepper.step_backward))
         b["step"].clicked.connect(lambda: self._step(self.stepper.step))
         b["play"].clicked.connect(self.toggle_play)
-        b["end"].clicked.connect(lambda: self._jump(self.stepper.run_to_end))
+        b["end"].clicked.connect(self.run_to_end)
         b["fit"].clicked.connect(lambda: self.view.fit(None if self.current is None else
                                                        self.scene.unit_item(self.current).pos()))
         self.scene.node_clicked.connect(self.inspect)
@@ -239,7 +248,9 @@ class GraphPanel(QWidget):
                       lambda msg: self._build_failed(request, msg))
 
     def shutdown(self) -> None:
-        """Wait for running jobs (the main window calls this before closing)."""
+        """Cancel a running End and wait for running jobs (the main window calls this before closing)."""
+        if self._end_cancel is not None:
+            self._end_cancel.set()
         self.jobs.wait()
 
     def show_message(self, text: str) -> None:
@@ -386,6 +397,76 @@ class GraphPanel(QWidget):
             self.view.follow(self.scene.unit_item(self.current))
         self.inspector.refresh()
         self._update_strip()
+
+    def run_to_end(self) -> None:
+        """End: finish the forward and backward pass. Up to END_INLINE_S of steps run here; a longer tape (an
+        LSTM on 257 characters is 8,000 steps, ~10 s) goes on on a worker with progress and a Cancel, while the
+        stepping controls and the graph wait. The Stepper is not thread-safe, so nothing on this thread touches
+        it until the worker is done; a cancelled run stops between two steps, a state like any other."""
+        if self.stepper is None:
+            return
+        if self._end_cancel is not None:          # the End button reads Cancel while the worker runs
+            self._end_cancel.set()
+            return
+        self.pause()
+        s = self.stepper
+        deadline = time.perf_counter() + END_INLINE_S
+        while s.phase != "done" and time.perf_counter() < deadline:
+            s.step()
+        if s.phase == "done":
+            self._jump(lambda: None)
+            return
+        cancel = self._end_cancel = threading.Event()
+
+        def finish():
+            while s.phase != "done" and not cancel.is_set():
+                s.step()
+                if s.position % 16 == 0:
+                    time.sleep(0.0002)    # hand the GIL to the GUI thread often: the steps are small numpy ops
+            return s
+
+        self._set_end_busy(True)
+        self.jobs.run(finish, self._end_done, self._end_failed)
+
+    def _set_end_busy(self, busy: bool) -> None:
+        end = self.buttons["end"]
+        end.setText("Cancel" if busy else "End")
+        end.setToolTip("Stop running to the end; the steps done so far stay done" if busy else
+                       "Run to end: finish the forward and the backward pass (End)")
+        for key, btn in self.buttons.items():
+            if key != "end":
+                btn.setEnabled(not busy)
+        for w in (self.inspector, self.tape_stack, self.strip_box, self.build_btn, self.what):
+            w.setEnabled(not busy)
+        self.view.setInteractive(not busy)   # no clicks on nodes; disabling the view would repaint 4,000 items
+        if busy:
+            self._end_timer.start()
+            self._end_progress()
+        else:
+            self._end_timer.stop()
+
+    def _end_progress(self) -> None:
+        s = self.stepper
+        if s is None or self._end_cancel is None:
+            return
+        done = s.position                         # an int read: safe while the worker steps
+        self.counter.setText(f"running to the end: step {done:,} / {s.n_steps:,} ({100 * done // s.n_steps}%)")
+        self.sentence.setText("Running the rest of the tape on a worker thread, so the window stays responsive; "
+                              "Cancel stops after the current step.")
+
+    def _end_done(self, stepper) -> None:
+        self._end_cancel = None
+        self._set_end_busy(False)
+        if stepper is not self.stepper:           # a new graph was built meanwhile
+            return
+        self._jump(lambda: None)
+
+    def _end_failed(self, message: str) -> None:
+        self._end_cancel = None
+        self._set_end_busy(False)
+        self.show_message(message)
+        if self.stepper is not None:
+            self._jump(lambda: None)
 
     def toggle_play(self) -> None:
         if self.timer.isActive():

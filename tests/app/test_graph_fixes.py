@@ -66,3 +66,32 @@ def test_window_length_redraws_a_random_window_and_leaves_typed_text(qtbot, smal
     panel.length.setValue(7)
     assert panel.text.text() == "typed by hand"
     assert "random window" in panel.length.toolTip()
+
+
+def test_end_on_a_long_tape_runs_on_a_worker_with_progress_and_cancel(qtbot, small_text, monkeypatch):
+    import time
+
+    from app.graph import graph_view
+    monkeypatch.setattr(graph_view, "END_INLINE_S", 0.0)      # whatever the machine's speed: the worker path
+    panel = _model_panel(qtbot, small_text)
+    panel.text.setText(small_text[:30])
+    old = panel.program
+    panel.build_btn.click()
+    qtbot.waitUntil(lambda: panel.program is not old, timeout=WAIT_MS)
+    s = panel.stepper
+    step = s.step
+    s.step = lambda: (time.sleep(0.002), step())[1]           # slow enough that Cancel lands mid-way
+    end = panel.buttons["end"]
+    end.click()
+    assert end.text() == "Cancel" and not panel.buttons["step"].isEnabled() and not panel.view.isInteractive()
+    qtbot.waitUntil(lambda: s.position > 20, timeout=WAIT_MS)
+    panel._end_progress()
+    assert panel.counter.text().startswith("running to the end: step ")
+    end.click()                                               # Cancel
+    qtbot.waitUntil(lambda: panel._end_cancel is None, timeout=WAIT_MS)
+    assert 0 < s.position < s.n_steps and end.text() == "End" and panel.buttons["back"].isEnabled()
+    assert panel.counter.text().startswith(f"step {s.position} / {s.n_steps}")
+    s.step = step
+    end.click()                                               # and End again finishes the job
+    qtbot.waitUntil(lambda: panel._end_cancel is None and s.phase == "done", timeout=WAIT_MS)
+    assert panel.counter.text().endswith("✓") and panel.strip_norms().all()
