@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QGraphicsItem, QGraphicsRectItem, QGraphicsScene,
                                QStyleOptionGraphicsItem, QWidget)
 
 from app.graph.graph_layout import NODE_H, NODE_W, GraphSpec, Layout
+from app.graph.rule_text import readable
 
 # node fill by state: not yet computed, value computed, some gradient arrived, gradient complete
 PENDING, COMPUTED, GRAD_PARTIAL, GRAD_DONE = range(4)
@@ -192,8 +193,10 @@ class GraphScene(QGraphicsScene):
         self.layout: Layout | None = None
         self._lit: list[EdgeItem] = []
 
-    def build(self, nodes, spec: GraphSpec, layout: Layout) -> None:
-        """Replace every item. `nodes` gives labels, ops and shapes for text and tooltips."""
+    def build(self, nodes, spec: GraphSpec, layout: Layout, titles: dict[int, str] | None = None) -> None:
+        """Replace every item. `nodes` gives labels, ops and shapes for text and tooltips; `titles` replaces the
+        label on the nodes it names (the lecture's "a = Linear(α)")."""
+        titles = titles or {}
         self.clear()
         self.layout, self.units, self.edge_items, self._lit, self.inspected = layout, [], {}, [], None
         self.members = [np.flatnonzero(layout.unit_of == u) for u in range(len(layout.unit_node))]
@@ -202,8 +205,9 @@ class GraphScene(QGraphicsScene):
                 n = nodes[node_id]
                 shape = "scalar" if not n.shape else "×".join(map(str, n.shape))
                 sub = f"{n.op} · {shape}" if n.kind == "op" else f"{n.kind} · {shape}"
-                tip = f"{n.label}  [{n.op}, {shape}]\n{n.group}\nforward: {n.fwd_rule}\nbackward: {n.bwd_rule}"
-                item = UnitItem(u, n.kind, n.label, sub, tip)
+                tip = readable(f"{n.label}  [{n.op}, {shape}]\n{n.group}\nforward: {n.fwd_rule}\n"
+                               f"backward: {n.bwd_rule}")
+                item = UnitItem(u, n.kind, titles.get(node_id, n.label), sub, tip)
             else:
                 k = len(self.members[u])
                 item = UnitItem(u, "group", key.split(" / ")[-1], f"{key.split(' / ')[0]} · {k} nodes",

@@ -27,6 +27,7 @@ from app.graph.graph_scene import (COMPUTED, FORWARD, GRAD_DONE, GRAD_PARTIAL, G
                                     GraphView)
 from app.common.workers import error_message
 from app.graph.node_inspector import NodeInspector
+from app.graph.rule_text import convention, lecture_titles, readable, symbol_key
 from app.graph.tape_stack import TapeStack
 from engine.autodiff.check import fd_check_node
 from engine.autodiff.lecture import lecture_example, lecture_fanout_example
@@ -44,6 +45,7 @@ class GraphPanel(QWidget):
         self.handle = None          # cached snapshot, dropped on source.changed
         self.program = self.stepper = self.spec = self.lay = None
         self.program_from_model = False   # the graph shown is of a model snapshot (not the lecture)
+        self.titles: dict[int, str] = {}  # node id -> title with the lecture's name ("a = Linear(α)")
         self.collapsed: set[str] = set()
         self.current: int | None = None
         self.h_by_layer: dict[int, list[int]] = {}   # RNN layer -> its h_t node ids, for the gradient strip
@@ -293,7 +295,8 @@ class GraphPanel(QWidget):
         self.tape_source, self.bptt = source, None
         self._show_model_label(stale=False)
         self.stepper = Stepper(self.program)
-        self.tape_stack.set_program(self.stepper)
+        self.titles = lecture_titles(self.program)    # "a = Linear(α)": the lecture's names on its nodes
+        self.tape_stack.set_program(self.stepper, self.titles)
         self._fwd_index = np.full(len(self.program.nodes), -1)
         self._fwd_index[self.stepper.ops] = np.arange(self.stepper.n_forward)
         self._find_hidden_states()
@@ -328,7 +331,7 @@ class GraphPanel(QWidget):
             item.set_state(state, u == cur, (fwd, bwd))
 
     def _redraw_all(self) -> None:
-        self.scene.build(self.program.nodes, self.spec, self.lay)
+        self.scene.build(self.program.nodes, self.spec, self.lay, self.titles)
         self.scene.mark_inspected(self.inspector.node_id)
         self._refresh_all()
         self._update_strip()
@@ -492,12 +495,20 @@ class GraphPanel(QWidget):
         self.counter.setText(f"step {s.position} / {s.n_steps} · {phase}{done}")
         self.loss_label.setText("loss J = —" if s.loss is None else f"loss J = {s.loss:.6f}")
         if undone is not None:
-            self.sentence.setText(f"↶ Undid: {undone.description}")
+            self.sentence.setText(readable(f"↶ Undid: {undone.description}") + self._key(undone))
         elif s.history:
-            self.sentence.setText(s.history[-1].description)
+            self.sentence.setText(readable(s.history[-1].description) + self._key(s.history[-1]))
         else:
             self.sentence.setText(f"{self.program.title}. Press → (Step) to compute the first node.")
         self._update_controls()
+
+    def _key(self, info) -> str:
+        """Which node each of the rule's symbols is (and, for a Linear on one vector, the row convention), so the
+        rule's generic a and b do not read as the lecture's a and b."""
+        node = self.program.nodes[info.node_id]
+        parts = [p for p in (symbol_key(node, self.program.nodes, self.titles),
+                             convention(node, self.program.nodes)) if p]
+        return f"  [{'; '.join(parts)}]" if parts else ""
 
     def _update_controls(self) -> None:
         s = self.stepper

@@ -25,11 +25,13 @@ def stack_depth(stepper) -> int:
     return p if p <= stepper.n_forward else stepper.n_steps - p
 
 
-def lecture_sentence(stepper, consumers: list[list[int]]) -> str:
+def lecture_sentence(stepper, consumers: list[list[int]], titles: dict[int, str] | None = None) -> str:
     """The last step in the lecture's words (module, apply_fwd, tape.push, tape_bwd, tape.pop, apply_bwd,
     out_gradient, in_gradients), naming every input whose out_gradient it added into and, for a value read by
-    several modules, how many of their increments it now holds."""
+    several modules, how many of their increments it now holds. `titles` gives the lecture's value names
+    ("z = Sigmoid"): z.out_gradient rather than Sigmoid.out_gradient."""
     nodes = stepper.nodes
+    titles = titles or {}
     depth = stack_depth(stepper)
     if not stepper.history:
         return ("The tape is an empty stack. Each forward step is a module's apply_fwd: it computes out_tensor = "
@@ -38,21 +40,23 @@ def lecture_sentence(stepper, consumers: list[list[int]]) -> str:
     node = nodes[info.node_id]
     title = module_title(node)
     ins = [nodes[i] for i in dict.fromkeys(node.inputs)]
+    name = {n.id: titles[n.id].split(" = ")[0] if n.id in titles else n.label for n in ins}
     if info.phase == "forward":
-        return (f"{title}.apply_fwd: out_tensor = forward(in_tensors) with in_tensors = "
-                f"[{', '.join(n.label for n in ins)}]; tape.push({title}). The stack holds {depth} "
+        made = f" (the lecture's {titles[node.id].split(' = ')[0]})" if node.id in titles else ""
+        return (f"{title}.apply_fwd: out_tensor{made} = forward(in_tensors) with in_tensors = "
+                f"[{', '.join(name[n.id] for n in ins)}]; tape.push({title}). The stack holds {depth} "
                 f"module{'s' if depth != 1 else ''}.")
     done = set(stepper.ops[depth:])                      # the modules popped so far, this one included
     parts = []
     for k, src in enumerate(ins):
         if src.id not in info.grads:
-            parts.append(f"{src.label} is data (no out_gradient)")
+            parts.append(f"{name[src.id]} is data (no out_gradient)")
             continue
         readers = [c for c in consumers[src.id] if c in stepper.ops]
         got = sum(c in done for c in readers)
-        acc = (f" — increment {got} of {len(readers)}: {src.label} is read by {len(readers)} modules, so its "
+        acc = (f" — increment {got} of {len(readers)}: {name[src.id]} is read by {len(readers)} modules, so its "
                f"out_gradient accumulates (Version B)" if len(readers) > 1 else "")
-        parts.append(f"{src.label}.out_gradient += in_gradients[{node.inputs.index(src.id)}]{acc}")
+        parts.append(f"{name[src.id]}.out_gradient += in_gradients[{node.inputs.index(src.id)}]{acc}")
     seed = "out_gradient = 1 (dJ/dJ, the base case); " if stepper.position == stepper.n_forward + 1 else ""
     adds = "; ".join(parts) if parts else "nothing to add into"
     return (f"tape_bwd: tape.pop() → {title}; {seed}{title}.apply_bwd: in_gradients = backward(in_tensors, "
@@ -136,9 +140,10 @@ class TapeStack(QWidget):
         lay.addWidget(self.sentence)
         self.stepper = None
         self.consumers: list[list[int]] = []
+        self.titles: dict[int, str] = {}
 
-    def set_program(self, stepper) -> None:
-        self.stepper = stepper
+    def set_program(self, stepper, titles: dict[int, str] | None = None) -> None:
+        self.stepper, self.titles = stepper, titles or {}
         self.consumers = stepper.tape.consumers() if stepper is not None else []
         self.model.set_program(stepper)
         self.update_state()
@@ -151,4 +156,4 @@ class TapeStack(QWidget):
             return
         self.model.set_depth(stack_depth(s))
         self.title.setText(f"Tape (a stack): {self.model.depth} of {s.n_forward} modules")
-        self.sentence.setText(lecture_sentence(s, self.consumers))
+        self.sentence.setText(lecture_sentence(s, self.consumers, self.titles))

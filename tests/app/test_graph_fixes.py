@@ -95,3 +95,42 @@ def test_end_on_a_long_tape_runs_on_a_worker_with_progress_and_cancel(qtbot, sma
     end.click()                                               # and End again finishes the job
     qtbot.waitUntil(lambda: panel._end_cancel is None and s.phase == "done", timeout=WAIT_MS)
     assert panel.counter.text().endswith("✓") and panel.strip_norms().all()
+
+
+def test_lecture_names_on_nodes_and_rule_symbols_tied_to_them(qtbot):
+    panel = GraphPanel(ModelSource())
+    qtbot.addWidget(panel)
+    panel.resize(1280, 800)
+    panel.show()
+    qtbot.waitUntil(lambda: panel.stepper is not None, timeout=WAIT_MS)
+    titles = {item.title for item in panel.scene.units}       # what is drawn on the nodes
+    assert {"a = Linear(α)", "z = Sigmoid", "b = Linear(β)", "ŷ = Softmax", "J = CrossEntropy"} <= titles
+    nodes = panel.program.nodes
+    lin_beta = next(n.id for n in nodes if n.label == "Linear(β)")
+    while not (panel.stepper.history and panel.stepper.history[-1].node_id == lin_beta
+               and panel.stepper.history[-1].phase == "backward"):
+        panel.buttons["step"].click()
+    text = panel.sentence.text()
+    assert "g_a = g_b ω" in text and "in this rule a = z, ω = β, b = this node (b)" in text
+    assert "outer product" in text                           # the row-vector convention, on a 1-D example
+
+
+def test_constants_do_not_promise_a_gradient(qtbot):
+    panel = GraphPanel(ModelSource())
+    qtbot.addWidget(panel)
+    qtbot.waitUntil(lambda: panel.stepper is not None, timeout=WAIT_MS)
+    y = next(n for n in panel.program.nodes if n.label == "y")
+    x = next(n for n in panel.program.nodes if n.label == "x")
+    assert "accumulates" not in y.bwd_rule and "constant" in y.bwd_rule
+    assert "accumulates" in x.bwd_rule                        # the lecture's x does collect g_x
+    panel.buttons["end"].click()
+    panel.inspect(y.id)
+    shown = panel.inspector.rules.text() + panel.inspector.grad_view.header.text()
+    assert "accumulates" not in shown and "constant" in shown
+
+
+def test_layernorm_hat_is_spelled_out_in_every_place_a_rule_shows():
+    from app.graph.rule_text import readable
+    from engine.autodiff.transformer_ops import LayerNorm
+    rule = LayerNorm().bwd_rule
+    assert "\u0302" in rule and "\u0302" not in readable(rule) and "x^" in readable(rule)

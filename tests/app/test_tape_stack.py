@@ -30,7 +30,8 @@ def test_forward_pushes_backward_pops_in_the_lectures_words(qtbot):
     panel.buttons["step"].click()
     panel.buttons["step"].click()
     assert _rows(panel) == ["2. Sigmoid   ← top", "1. Linear(α)"]
-    assert stack.sentence.text().startswith("Sigmoid.apply_fwd") and "tape.push(Sigmoid)" in stack.sentence.text()
+    assert stack.sentence.text().startswith("Sigmoid.apply_fwd: out_tensor (the lecture's z)")
+    assert "in_tensors = [a]" in stack.sentence.text() and "tape.push(Sigmoid)" in stack.sentence.text()
     for _ in range(3):
         panel.buttons["step"].click()
     assert len(_rows(panel)) == 5 and "Tape (a stack): 5 of 5" in stack.title.text()
@@ -38,7 +39,7 @@ def test_forward_pushes_backward_pops_in_the_lectures_words(qtbot):
     assert _rows(panel)[0] == "4. Softmax   ← top" and len(_rows(panel)) == 4
     text = stack.sentence.text()
     assert text.startswith("tape_bwd: tape.pop() → CrossEntropy") and "out_gradient = 1" in text
-    assert "y is data" in text and "Softmax.out_gradient += in_gradients[1]" in text
+    assert "y is data" in text and "ŷ.out_gradient += in_gradients[1]" in text    # the lecture's names
     panel.buttons["back"].click()                                        # undo the pop: pushed back
     assert len(_rows(panel)) == 5
     panel.buttons["end"].click()
@@ -62,7 +63,7 @@ def test_fanout_example_shows_accumulation(qtbot):
         if s.history[-1].phase == "backward" and s_ids[0] in s.history[-1].grads:
             sentences.append(panel.tape_stack.sentence.text())
     assert len(sentences) == 2
-    assert "Sigmoid.out_gradient" in sentences[0] and "increment 1 of 2" in sentences[0]
+    assert "z.out_gradient" in sentences[0] and "increment 1 of 2" in sentences[0]
     assert "increment 2 of 2" in sentences[1] and "Version B" in sentences[1]
     row = panel.tape_stack.model
     assert row.rowCount() == 0
