@@ -1,5 +1,8 @@
 """`main.py inspect` prints the same numbers the engine computes (and the Inside tab draws)."""
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,3 +86,12 @@ def test_inspect_transformer_prints_lens_and_entropies(capsys, gpt_ckpt):
 def test_inspect_bad_loss_position_is_one_line_error(capsys, lstm_ckpt, position, needle):
     rc, out, err = _inspect(capsys, "--checkpoint", lstm_ckpt, "--text", "the cat", "--loss-position", position)
     assert rc == 2 and out == "" and err.startswith("error: ") and needle in err and len(err.splitlines()) == 1
+
+
+def test_main_py_runs_inspect(lstm_ckpt):
+    """The entry point itself knows the command (main.py keeps its own list of headless commands)."""
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "main.py", "inspect", "--checkpoint", lstm_ckpt, "--text", "the cat",
+                          "--json"], cwd=root, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["bptt"]["loss_position"] == 6
