@@ -34,7 +34,7 @@ from engine.autodiff.lecture import lecture_example, lecture_fanout_example
 from engine.autodiff.stepper import Stepper
 from engine.autodiff.tape import Tape
 
-END_INLINE_S = 0.08   # End runs this long on the GUI thread before handing the rest of the steps to a worker
+END_INLINE_S = 0.05   # End runs this long on the GUI thread before handing the rest of the steps to a worker
 
 
 class GraphPanel(QWidget):

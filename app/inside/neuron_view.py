@@ -98,8 +98,9 @@ class NeuronView(QWidget):
         self.ranked.setEditTriggers(QAbstractItemView.NoEditTriggers)
         # fixed widths: a ResizeToContents column re-measures on every setItem (150 items took 0.2 s)
         self.ranked.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
-        self.ranked.setColumnWidth(0, 120)
-        self.ranked.setColumnWidth(2, 60)
+        self.ranked.setColumnWidth(0, 112)
+        self.ranked.setColumnWidth(2, 56)
+        self.ranked.setWordWrap(False)       # one line a unit: a long feature name is elided, its tooltip whole
         self.ranked.setToolTip("Pearson correlation r between the unit's activation and the feature over this "
                                "text; click a row to colour the text by that unit")
         self.rank_note = QLabel()
@@ -207,6 +208,8 @@ class NeuronView(QWidget):
             for col, text in enumerate((f"{u.site} #{u.unit}", u.feature, f"{u.r:+.3f}")):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.UserRole, (u.site, u.unit))
+                item.setToolTip(f"{u.site}, unit {u.unit}: r = {u.r:+.4f} with “{u.feature}” "
+                                f"({FEATURES[u.feature]})")
                 if col == 2:
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 self.ranked.setItem(row, col, item)
