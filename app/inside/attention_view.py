@@ -183,12 +183,27 @@ class AttentionView(QWidget):
                 self.cells[k].set_weights(attention[layer, head], tokens, layer, head, rgb[layer, head])
                 self.titles[k].setText(f"layer {layer + 1} head {head + 1}\nH = {entropy[layer, head]:.2f} nats")
                 self.titles[k].setToolTip("mean entropy of this head's attention rows, in nats")
-        # the grid gets the width its columns need (up to 60%), the enlarged head the rest
-        need = H * (SMALL + self.grid.spacing()) + 40
-        total = max(self.split.width(), 2 * need)
-        self.split.setSizes([min(need, int(0.6 * total)), total - min(need, int(0.6 * total))])
+        self._fit_grid()
         big = (self.big.layer, self.big.head) if self.big.image is not None else (0, 0)
         self.enlarge(*(big if big[0] < L and big[1] < H else (0, 0)))
+
+    def _fit_grid(self) -> None:
+        """The grid gets up to 60% of the width, its maps shrinking (down to 64 px) so every head's column fits;
+        the enlarged head gets the rest. Redone on resize: a hidden page has no real width yet."""
+        if self.attention is None:
+            return
+        H = self.attention.shape[1]
+        total = max(self.width(), 400)
+        side = max(64, min(SMALL, (int(0.6 * total) - 40) // H - self.grid.spacing()))
+        for cell, title in zip(self.cells, self.titles):
+            cell.setFixedSize(side, side)
+            title.setFixedWidth(max(side, 96))
+        need = min(H * (max(side, 96) + self.grid.spacing()) + 40, total - 200)
+        self.split.setSizes([need, total - need])
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_grid()
 
     def enlarge(self, layer: int, head: int) -> None:
         self.big.set_weights(self.attention[layer, head], self.tokens, layer, head, self.rgb[layer, head])

@@ -13,6 +13,7 @@ projection weights, with the RoPE tables the block itself received."""
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import torch
@@ -110,14 +111,23 @@ def transformer_pass(model, idx: torch.Tensor):
     blocks = model.blocks
     resid_in, resid_out, ln1, mlp, ropes = {}, {}, {}, {}, {}
     handles = []
+    # Hooks belong to the module, not to this call: the app shares one model object between tabs, and a Sample
+    # tab decoding (or a second Inside request) on another thread would fire them too. Only this thread's forward
+    # pass is recorded.
+    me = threading.get_ident()
 
     def keep(store, i, what="out"):
         if what == "pre":
             def hook(mod, args, kwargs):
-                store[i] = args[0] if args else kwargs["x"]
-                ropes[i] = args[1] if len(args) > 1 else kwargs.get("rope")
+                if threading.get_ident() == me:
+                    store[i] = args[0] if args else kwargs["x"]
+                    ropes[i] = args[1] if len(args) > 1 else kwargs.get("rope")
             return hook
-        return lambda mod, args, out: store.__setitem__(i, out)
+
+        def hook(mod, args, out):
+            if threading.get_ident() == me:
+                store[i] = out
+        return hook
 
     try:
         for i, b in enumerate(blocks):

@@ -219,3 +219,33 @@ def test_correlation_ranking_finds_a_planted_unit():
     assert best[0] == top
     assert by_feature["upper case"] == []          # no capital letter in the text: nothing to track
     assert len(by_feature["space"]) == 5
+
+
+def test_concurrent_looks_at_one_shared_model_do_not_mix(tok):
+    """The app shares one model object between tabs: two look_inside calls on two threads (hooks on the same
+    modules) each get exactly what a call alone gets."""
+    import threading
+    model = _gpt(tok)
+    texts = [TEXT[:40], TEXT[5:30]]
+    alone = [look_inside(model, tok, t) for t in texts]
+    got, errors = [None, None], []
+    start = threading.Barrier(2)
+
+    def run(k):
+        start.wait()
+        try:
+            for _ in range(20):
+                got[k] = look_inside(model, tok, texts[k])
+        except Exception as e:  # noqa: BLE001 — a thread's exception would otherwise only be a warning
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for a, g in zip(alone, got):
+        np.testing.assert_array_equal(a.attention, g.attention)
+        np.testing.assert_array_equal(a.lens.logits, g.lens.logits)
+        assert all(np.array_equal(a.sites[k], g.sites[k]) for k in a.sites)
