@@ -104,6 +104,10 @@ class GradientStrip(QWidget):
         super().__init__()
         self.loss = LossChoice()
         self.plot = BPTTChart(height=140)
+        self.plot.setFixedHeight(150)     # the graph above keeps the height; a long title would not wrap here
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: #546e7a")
         self.no_grad_note = QLabel()
         self.no_grad_note.setWordWrap(True)
         self.no_grad_note.setAlignment(Qt.AlignCenter)
@@ -117,12 +121,15 @@ class GradientStrip(QWidget):
         row.addStretch(1)
         row.addWidget(self.layer)
         sl.addLayout(row)
+        sl.addWidget(self.note)
         sl.addWidget(self.plot)
         sl.addWidget(self.no_grad_note)
 
-    def show_norms(self, norms, title: str, waiting: str) -> None:
-        """Bars for t = 1…T, or the `waiting` note while every norm is still 0."""
+    def show_norms(self, norms, title: str, waiting: str, note: str = "") -> None:
+        """Bars for t = 1…T under a short `title`, the longer `note` wrapped above; or the `waiting` line while
+        every norm is still 0."""
         self.plot.show_norms(norms, title)
+        self.note.setText(note)
         self.plot.setVisible(bool(norms.any()))
         self.no_grad_note.setVisible(not norms.any())
         self.no_grad_note.setText(waiting)

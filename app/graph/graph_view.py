@@ -612,14 +612,17 @@ class GraphPanel(QWidget):
         T = len(self.h_by_layer[list(self.h_by_layer)[layer]])
         if loss_at == "mean":
             norms = self.strip_norms()
-            title = (f"‖∂J/∂h_t‖ as the backward pass reaches each h_t; J = the tape's loss, the mean over all "
-                     f"{T} positions, so every h_t also gets its own direct term")
+            title = f"J = the tape's loss, the mean over all {T} positions"
+            note = ("‖∂J/∂h_t‖ as the backward pass reaches each h_t. With the mean, every h_t also gets its own "
+                    "position's direct term, so the bars stay level even when older gradients vanish.")
             waiting = ("No gradient has reached the hidden states yet: step the backward pass (or run to the end) "
                        "and a bar appears for each h_t.")
         else:
             b = self.bptt
             norms = b.norms[min(layer, len(b.norms) - 1)] if b is not None else np.zeros(T)
-            title = (f"{describe_loss(loss_at, T)}, by torch.autograd on this model and text. Bars shrinking "
-                     f"towards t = 1 mean vanishing gradients (the tape steps the mean J: choose it to watch)")
+            title = f"{describe_loss(loss_at, T)} · torch.autograd"
+            note = ("‖∂L/∂h_t‖ for one position's loss: it reaches earlier h_t only back through the recurrence, so "
+                    "bars shrinking towards t = 1 mean vanishing gradients. The tape steps the mean J; choose it to "
+                    "watch these bars fill in step by step.")
             waiting = "Computing ‖∂L/∂h_t‖ with torch.autograd…"
-        self.strip_box.show_norms(norms, title, waiting)
+        self.strip_box.show_norms(norms, title, waiting, note)
