@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QPoint
 
 from app.common.model_source import ModelSource
 from app.inside.inside_panel import InsidePanel
