@@ -24,6 +24,7 @@ from app.common.jobs import JobRunner
 from app.common.model_source import ModelSource
 from app.common.workers import TrainWorker, error_message, start_worker
 from app.graph.graph_view import GraphPanel
+from app.inside.inside_panel import InsidePanel
 from app.sample.sample_panel import SamplePanel
 from app.tokens.tokens_panel import TokensPanel
 from app.training.loss_plot import LossPlot
@@ -67,9 +68,10 @@ class MainWindow(QMainWindow):
         self.graph_panel = GraphPanel(self.source, self)
         self.sample_panel = SamplePanel(self.source, self)
         self.tokens_panel = TokensPanel(self.source, self.panel)
+        self.inside_panel = InsidePanel(self.source, self)
         self.tabs = QTabWidget()
         for widget, name in ((self.loss_plot, "Loss"), (self.graph_panel, "Graph"), (self.sample_panel, "Sample"),
-                             (self.tokens_panel, "Tokens")):
+                             (self.tokens_panel, "Tokens"), (self.inside_panel, "Inside")):
             self.tabs.addTab(widget, name)
         self.splitter = QSplitter(Qt.Horizontal)
         self.splitter.addWidget(self.panel)
@@ -508,6 +510,7 @@ class MainWindow(QMainWindow):
                 return
         self.sample_panel.shutdown()
         self.graph_panel.shutdown()
+        self.inside_panel.shutdown()
         self.panel.corpus_box.shutdown()
         self._load_jobs.wait()   # a checkpoint being read: its thread must end before the window goes
         self.save_settings()

@@ -1,4 +1,4 @@
-"""Headless commands: `train`, `sample`, `tape`. Progress goes to stderr, the machine-readable result to stdout
+"""Headless commands: `train`, `sample`, `tape`, `inspect`. Progress goes to stderr, the machine-readable result to stdout
 as one JSON line. A PlaygroundError becomes `error: <message>` and exit status 2, never a traceback."""
 from __future__ import annotations
 
@@ -141,6 +141,15 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--checkpoint", required=True, metavar="DIR")
     a.add_argument("--text", required=True)
     a.add_argument("--check", action="store_true", help="also run finite-difference checks on a sample of nodes")
+
+    i = sub.add_parser("inspect", help="look inside a checkpoint's model on a text: logit lens, units that track "
+                       "text features, attention entropies, BPTT gradient norms")
+    i.add_argument("--checkpoint", required=True, metavar="DIR")
+    i.add_argument("--text", required=True)
+    i.add_argument("--loss-position", default="last", metavar="N|last|mean",
+                   help="whose loss the BPTT norms carry back: position N (1..tokens-1), the last (default) or "
+                   "the mean over all positions")
+    i.add_argument("--json", action="store_true", help="one JSON object (the only output form; kept explicit)")
     return p
 
 
@@ -291,11 +300,18 @@ def _tape(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    from .inside.report import inspect_report
+
+    print(json.dumps(inspect_report(args.checkpoint, args.text, args.loss_position)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
     try:
-        return {"train": _train, "sample": _sample, "tape": _tape}[args.command](args)
+        return {"train": _train, "sample": _sample, "tape": _tape, "inspect": _inspect}[args.command](args)
     except BadUtf8Error as e:
         print(f"error: {e}; add --replace-bad-utf8 to read such bytes as U+FFFD (�)", file=sys.stderr)
         return 2

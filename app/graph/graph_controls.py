@@ -3,16 +3,17 @@ the stepping toolbar (buttons with their keyboard shortcuts, play speed, loss an
 and edge colours, and the RNN gradient strip's chart."""
 from __future__ import annotations
 
-import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSlider, QSpinBox,
                                QToolButton, QVBoxLayout, QWidget)
 
+from app.common.bptt_chart import BPTTChart, LossChoice
 from app.graph.graph_scene import (BORDER, COMPUTED, CURRENT, EDGE_PEN, FILL, FORWARD, GRAD_DONE, GRAD_PARTIAL,
                                     GRADIENT, PENDING, SELECTED, STATE_NAMES)
 
 LECTURE, MODEL = "Lecture example", "Current model"
+FANOUT = "Lecture example: one value, two consumers"   # Version B's accumulation, visible
 NEWLINE_MARK = "⏎"    # a newline in the one-line text box (where it would be invisible); typed or pasted, it is one
 
 
@@ -22,7 +23,7 @@ class SourceBar(QHBoxLayout):
     def __init__(self):
         super().__init__()
         self.what = QComboBox()
-        self.what.addItems([LECTURE, MODEL])
+        self.what.addItems([LECTURE, FANOUT, MODEL])
         self.what.setToolTip("Step through the seed lecture's tiny network, or the model you trained")
         self.text = QLineEdit()
         self.text.setPlaceholderText("text to run the model on (its inputs and next-token targets)")
@@ -30,7 +31,10 @@ class SourceBar(QHBoxLayout):
         self.length = QSpinBox()
         self.length.setRange(2, 64)
         self.length.setValue(12)
+        self.length.setPrefix("window ")
         self.length.setSuffix(" tokens")
+        self.length.setToolTip("How many tokens a random window has; changing it draws a new window of that length "
+                               "(typed text is used as typed)")
         self.random_btn = QPushButton("Random window")
         self.random_btn.setToolTip("Fill in a random stretch of the validation text, as many tokens as chosen")
         self.build_btn = QPushButton("Build graph")
@@ -89,46 +93,46 @@ class SteppingBar(QHBoxLayout):
 
 
 class GradientStrip(QWidget):
-    """Bars of ‖∂L/∂h_t‖ per time step under an RNN's graph, with a title and a layer chooser; the panel fills
-    them in as the backward pass reaches each h_t. Until a first gradient arrives a line of text stands in the
-    chart's place (an empty chart only shows a meaningless −50…50 axis)."""
+    """‖∂L/∂h_t‖ per time step under an RNN's graph, on a log axis, with whose loss L is and a layer chooser.
 
-    TITLE = ("‖∂L/∂h_t‖ per time step — shrinking bars towards t = 1 mean vanishing gradients, growing ones "
-             "exploding")
+    With the mean loss (the tape's own J) the panel fills the bars in from the stepper as the backward pass
+    reaches each h_t. One position's loss (the default: the last) is not the tape's J, so those bars come from
+    torch.autograd on the same model and text (engine.inside.bptt_norms), all at once. Until there is a value a
+    line of text stands in the chart's place."""
 
     def __init__(self):
         super().__init__()
-        self.plot = pg.PlotWidget(background="w")
-        self.plot.setFixedHeight(130)
-        self.plot.setLabel("bottom", "time step t")
-        self.plot.getAxis("left").enableAutoSIPrefix(False)   # a "(x0.001)" unit label would not fit the height
-        self.plot.setMouseEnabled(False, False)
-        self.plot.setMenuEnabled(False)
-        self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#ef6c00")
-        self.plot.addItem(self.bars)
-        self.no_grad_note = QLabel("No gradient has reached the hidden states yet: step the backward pass (or run to "
-                                  "the end) and a bar appears for each h_t.")
+        self.loss = LossChoice()
+        self.plot = BPTTChart(height=140)
+        self.plot.setFixedHeight(150)     # the graph above keeps the height; a long title would not wrap here
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: #546e7a")
+        self.no_grad_note = QLabel()
         self.no_grad_note.setWordWrap(True)
         self.no_grad_note.setAlignment(Qt.AlignCenter)
-        self.no_grad_note.setFixedHeight(130)
+        self.no_grad_note.setFixedHeight(140)
         self.no_grad_note.setStyleSheet("color: #607d8b; background: white")
         self.layer = QComboBox()
         sl = QVBoxLayout(self)
         sl.setContentsMargins(0, 0, 0, 0)
         row = QHBoxLayout()
-        self.title = QLabel(self.TITLE)
-        self.title.setWordWrap(True)
-        row.addWidget(self.title, 1)
+        row.addWidget(self.loss)
+        row.addStretch(1)
         row.addWidget(self.layer)
         sl.addLayout(row)
+        sl.addWidget(self.note)
         sl.addWidget(self.plot)
         sl.addWidget(self.no_grad_note)
 
-    def show_norms(self, norms) -> None:
-        """Bars for t = 1…T, or the note while every norm is still 0."""
-        self.bars.setOpts(x=list(range(1, len(norms) + 1)), height=norms, width=0.8)
+    def show_norms(self, norms, title: str, waiting: str, note: str = "") -> None:
+        """Bars for t = 1…T under a short `title`, the longer `note` wrapped above; or the `waiting` line while
+        every norm is still 0."""
+        self.plot.show_norms(norms, title)
+        self.note.setText(note)
         self.plot.setVisible(bool(norms.any()))
         self.no_grad_note.setVisible(not norms.any())
+        self.no_grad_note.setText(waiting)
 
 
 def legend() -> QWidget:

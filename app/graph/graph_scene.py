@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QGraphicsItem, QGraphicsRectItem, QGraphicsScene,
                                QStyleOptionGraphicsItem, QWidget)
 
 from app.graph.graph_layout import NODE_H, NODE_W, GraphSpec, Layout
+from app.graph.rule_text import readable
 
 # node fill by state: not yet computed, value computed, some gradient arrived, gradient complete
 PENDING, COMPUTED, GRAD_PARTIAL, GRAD_DONE = range(4)
@@ -192,8 +193,10 @@ class GraphScene(QGraphicsScene):
         self.layout: Layout | None = None
         self._lit: list[EdgeItem] = []
 
-    def build(self, nodes, spec: GraphSpec, layout: Layout) -> None:
-        """Replace every item. `nodes` gives labels, ops and shapes for text and tooltips."""
+    def build(self, nodes, spec: GraphSpec, layout: Layout, titles: dict[int, str] | None = None) -> None:
+        """Replace every item. `nodes` gives labels, ops and shapes for text and tooltips; `titles` replaces the
+        label on the nodes it names (the lecture's "a = Linear(α)")."""
+        titles = titles or {}
         self.clear()
         self.layout, self.units, self.edge_items, self._lit, self.inspected = layout, [], {}, [], None
         self.members = [np.flatnonzero(layout.unit_of == u) for u in range(len(layout.unit_node))]
@@ -202,8 +205,9 @@ class GraphScene(QGraphicsScene):
                 n = nodes[node_id]
                 shape = "scalar" if not n.shape else "×".join(map(str, n.shape))
                 sub = f"{n.op} · {shape}" if n.kind == "op" else f"{n.kind} · {shape}"
-                tip = f"{n.label}  [{n.op}, {shape}]\n{n.group}\nforward: {n.fwd_rule}\nbackward: {n.bwd_rule}"
-                item = UnitItem(u, n.kind, n.label, sub, tip)
+                tip = readable(f"{n.label}  [{n.op}, {shape}]\n{n.group}\nforward: {n.fwd_rule}\n"
+                               f"backward: {n.bwd_rule}")
+                item = UnitItem(u, n.kind, titles.get(node_id, n.label), sub, tip)
             else:
                 k = len(self.members[u])
                 item = UnitItem(u, "group", key.split(" / ")[-1], f"{key.split(' / ')[0]} · {k} nodes",
@@ -282,8 +286,13 @@ class GraphView(QGraphicsView):
         self.setViewportUpdateMode(QGraphicsView.MinimalViewportUpdate)
         self.setBackgroundBrush(QColor("#fafafa"))
         self.minimap = Minimap(self)
+        # True from start_view until the user or a step moves the view: a graph built while the tab was hidden
+        # (the window opening on another tab) was fitted to a placeholder viewport, so a resize redoes the
+        # opening view instead of leaving the lecture example cut off at the right until Fit
+        self._opening = False
 
     def wheelEvent(self, event) -> None:
+        self._opening = False
         factor = 1.0015 ** event.angleDelta().y()
         scale = self.transform().m11() * factor
         if 0.03 < scale < 4.0:
@@ -295,19 +304,22 @@ class GraphView(QGraphicsView):
         should not fill the screen); otherwise as much as fits at FIT_MIN zoom (the whole height, for all but
         very deep graphs), centred on `focus` (the current node) or on the graph's beginning, so a long tape
         becomes a strip to scroll rather than a line of specks."""
+        self._opening = False
         rect = self.scene().sceneRect()
         if not rect.isEmpty():
             k = min(self.viewport().width() / rect.width(), self.viewport().height() / rect.height(), 1.0)
             self._zoom(max(k, FIT_MIN), focus)
 
     def start_view(self) -> None:
-        """Fit the graph if it stays readable that way; otherwise show its beginning at a readable zoom (the
-        minimap shows the whole, and stepping scrolls along)."""
+        """Fit the graph if it stays legible that way (down to FIT_MIN: the lecture example in a 1280-px window
+        needs about 0.6, and cutting CrossEntropy off at READABLE hid the loss the example is about); otherwise
+        show its beginning at a readable zoom (the minimap shows the whole, and stepping scrolls along)."""
         rect = self.scene().sceneRect()
         if rect.isEmpty():
             return
         k = min(self.viewport().width() / rect.width(), self.viewport().height() / rect.height(), 1.0)
-        self._zoom(max(k, READABLE), None)
+        self._zoom(0.97 * k if k >= FIT_MIN else READABLE, None)   # 3% margin: no edge cut by rounding
+        self._opening = True
 
     def _zoom(self, k: float, focus: QPointF | None) -> None:
         """Scale by k; centre on the whole graph if it fits, else on `focus`, else on the graph's left end."""
@@ -329,6 +341,7 @@ class GraphView(QGraphicsView):
         repaints far less than scrolling a little on every step."""
         inner = self.viewport().rect().adjusted(60, 40, -60, -40)
         if not inner.contains(self.mapFromScene(item.pos())):
+            self._opening = False
             self.centerOn(item)
 
     def update_minimap(self, refit: bool = False) -> None:
@@ -351,9 +364,16 @@ class GraphView(QGraphicsView):
         super().scrollContentsBy(dx, dy)
         self.update_minimap()
 
+    def mousePressEvent(self, event) -> None:
+        self._opening = False      # a drag or a click: the user has taken the view over
+        super().mousePressEvent(event)
+
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
-        self.update_minimap(refit=True)
+        if self._opening:
+            self.start_view()
+        else:
+            self.update_minimap(refit=True)
 
     def _place_minimap(self) -> None:
         """Bottom-right corner, a quarter of the width, as tall as the graph's proportions need (a long thin
@@ -443,6 +463,7 @@ class Minimap(QWidget):
 
     def mousePressEvent(self, event) -> None:
         if not self.target.isEmpty():
+            self.main._opening = False
             self.main.centerOn(self._to_scene(event.position()))
 
     def mouseMoveEvent(self, event) -> None:

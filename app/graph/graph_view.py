@@ -9,25 +9,33 @@ Qt-free preparation (recording, layout, text windows, h_t gradient norms) in gra
 from __future__ import annotations
 
 import random
+import threading
+import time
 from dataclasses import replace
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
 
-from app.graph.graph_controls import LECTURE, MODEL, NEWLINE_MARK, GradientStrip, SourceBar, SteppingBar, legend
+from app.graph.graph_controls import FANOUT, LECTURE, MODEL, NEWLINE_MARK, GradientStrip, SourceBar, SteppingBar, legend
 from app.graph.graph_data import (build_model_tape, finished_grad_norms, hidden_states_by_layer, random_window,
                                    record_and_layout)
+from app.common.bptt_chart import describe_loss
 from app.common.jobs import JobRunner
 from app.graph.graph_layout import layout
 from app.graph.graph_scene import (COMPUTED, FORWARD, GRAD_DONE, GRAD_PARTIAL, GRADIENT, PENDING, GraphScene,
                                     GraphView)
 from app.common.workers import error_message
 from app.graph.node_inspector import NodeInspector
+from app.graph.rule_text import convention, lecture_titles, readable, symbol_key
+from app.graph.tape_stack import TapeStack
 from engine.autodiff.check import fd_check_node
-from engine.autodiff.lecture import lecture_example
+from engine.autodiff.lecture import lecture_example, lecture_fanout_example
 from engine.autodiff.stepper import Stepper
 from engine.autodiff.tape import Tape
+
+END_INLINE_S = 0.05   # End runs this long on the GUI thread before handing the rest of the steps to a worker
+
 
 class GraphPanel(QWidget):
     def __init__(self, source, parent: QWidget | None = None):
@@ -37,9 +45,18 @@ class GraphPanel(QWidget):
         self.handle = None          # cached snapshot, dropped on source.changed
         self.program = self.stepper = self.spec = self.lay = None
         self.program_from_model = False   # the graph shown is of a model snapshot (not the lecture)
+        self.titles: dict[int, str] = {}  # node id -> title with the lecture's name ("a = Linear(α)")
         self.collapsed: set[str] = set()
         self.current: int | None = None
         self.h_by_layer: dict[int, list[int]] = {}   # RNN layer -> its h_t node ids, for the gradient strip
+        self.tape_source = None     # (model, tokenizer, text) the shown tape was recorded from; None: lecture
+        self._random_text = ""      # the text box's content as the last random window filled it
+        self._end_cancel: threading.Event | None = None   # set while End runs on a worker; set() cancels it
+        self._end_timer = QTimer(self)
+        self._end_timer.setInterval(100)
+        self._end_timer.timeout.connect(self._end_progress)
+        self.bptt = None            # engine.inside.BPTT for the strip's chosen single-position loss
+        self._bptt_request = 0
         self._h_nodes: set[int] = set()
         self.jobs = JobRunner(self)
         self._request = 0
@@ -77,9 +94,16 @@ class GraphPanel(QWidget):
         ll.addWidget(self.view, 1)
         ll.addWidget(self.strip_box)
         self.inspector = NodeInspector()
+        self.tape_stack = TapeStack()
+        right = QSplitter(Qt.Vertical)      # the tape as the lecture's stack above the node inspector
+        right.addWidget(self.tape_stack)
+        right.addWidget(self.inspector)
+        right.setStretchFactor(0, 1)
+        right.setStretchFactor(1, 2)
+        right.setSizes([300, 600])
         split = QSplitter(Qt.Horizontal)
         split.addWidget(left)
-        split.addWidget(self.inspector)
+        split.addWidget(right)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
         split.setSizes([3000, 1100])   # proportions; the inspector gets about a quarter
@@ -114,6 +138,8 @@ class GraphPanel(QWidget):
         self.build_btn.clicked.connect(self.build)
         self.refresh_btn.clicked.connect(self.refresh_model)
         self.text.returnPressed.connect(self.build)
+        self.text.textChanged.connect(self._text_changed)
+        self.length.valueChanged.connect(self._length_changed)
         self.lecture_btn.clicked.connect(self.show_lecture)
         b = self.buttons
         b["reset"].clicked.connect(lambda: self._jump(self.stepper.reset))
@@ -122,13 +148,15 @@ class GraphPanel(QWidget):
         b["backward"].clicked.connect(lambda: self._step(self.stepper.step_backward))
         b["step"].clicked.connect(lambda: self._step(self.stepper.step))
         b["play"].clicked.connect(self.toggle_play)
-        b["end"].clicked.connect(lambda: self._jump(self.stepper.run_to_end))
+        b["end"].clicked.connect(self.run_to_end)
         b["fit"].clicked.connect(lambda: self.view.fit(None if self.current is None else
                                                        self.scene.unit_item(self.current).pos()))
         self.scene.node_clicked.connect(self.inspect)
+        self.tape_stack.list.clicked.connect(lambda i: self.inspect(self.tape_stack.model.node_at(i.row())))
         self.scene.group_toggled.connect(self.toggle_group)
         self.inspector.fd_requested.connect(self.fd_check)
         self.strip_box.layer.currentIndexChanged.connect(lambda _: self._update_strip())
+        self.strip_box.loss.changed.connect(self._loss_choice_changed)
         self._mode_changed(LECTURE)
         self._update_controls()
 
@@ -140,7 +168,24 @@ class GraphPanel(QWidget):
 
     def _show_model_label(self, stale: bool) -> None:
         hint = " — press Refresh model to see the new weights" if stale else ""
+        text = self.text.text().replace(NEWLINE_MARK, "\n")
+        if self.tape_source is not None and text != self.tape_source[2]:
+            shown = self.tape_source[2].replace("\n", NEWLINE_MARK)
+            shown = shown if len(shown) <= 24 else shown[:23] + "…"
+            hint += (f" — the graph below is of the earlier text “{shown}”: press Build graph (Enter) for the "
+                     f"text above")
         self.model_label.setText(f"Model: {self.source.describe()}{hint}")
+        self.model_label.setStyleSheet("color: #546e7a" if not hint else "color: #bf360c")
+
+    def _text_changed(self) -> None:
+        """Typed or pasted text: the graph (if of a model) is now of another text, and says so."""
+        self._show_model_label(stale=self.handle is None and self.program_from_model)
+
+    def _length_changed(self) -> None:
+        """The window length applies to random windows: a random window on show is redrawn at the new length,
+        so the spin never looks ignored; typed text stays as typed."""
+        if self.what.currentText() == MODEL and self.text.text() and self.text.text() == self._random_text:
+            self.random_validation_window()
 
     def _mode_changed(self, mode: str) -> None:
         model = mode == MODEL
@@ -173,8 +218,9 @@ class GraphPanel(QWidget):
         handle = self._model()
         if handle is not None:
             try:
-                self.text.setText(random_window(val, handle.tokenizer, self.length.value(), self.rng)
-                                  .replace("\n", NEWLINE_MARK))
+                self._random_text = (random_window(val, handle.tokenizer, self.length.value(), self.rng)
+                                     .replace("\n", NEWLINE_MARK))
+                self.text.setText(self._random_text)
             except Exception as e:  # noqa: BLE001 — a tokenizer's complaint is shown, not raised
                 self.show_message(error_message(e))
 
@@ -186,23 +232,27 @@ class GraphPanel(QWidget):
         """Record the chosen tape on a worker thread; the result replaces the graph when it arrives."""
         self.pause()
         from_model = self.what.currentText() == MODEL
+        source = None
         if not from_model:
-            fn = lecture_example
+            fn = lecture_fanout_example if self.what.currentText() == FANOUT else lecture_example
         else:
             handle = self._model()
             if handle is None:
                 return
             model, tokenizer, text = handle.model, handle.tokenizer, self.text.text().replace(NEWLINE_MARK, "\n")
             fn = lambda: build_model_tape(model, tokenizer, text)  # noqa: E731
+            source = (model, tokenizer, text)
         self._request += 1
         request = self._request
         self.message_bar.hide()
         self.counter.setText("recording the tape…")
-        self.jobs.run(lambda: record_and_layout(fn), lambda r: self._built(request, r, from_model),
+        self.jobs.run(lambda: record_and_layout(fn), lambda r: self._built(request, r, source),
                       lambda msg: self._build_failed(request, msg))
 
     def shutdown(self) -> None:
-        """Wait for running jobs (the main window calls this before closing)."""
+        """Cancel a running End and wait for running jobs (the main window calls this before closing)."""
+        if self._end_cancel is not None:
+            self._end_cancel.set()
         self.jobs.wait()
 
     def show_message(self, text: str) -> None:
@@ -223,6 +273,7 @@ class GraphPanel(QWidget):
         self.pause()
         self.program = self.stepper = self.spec = self.lay = None
         self.program_from_model = False
+        self.tape_source = self.bptt = None
         self._show_model_label(stale=False)
         self.current = None
         self.h_by_layer, self._h_nodes = {}, set()
@@ -230,18 +281,22 @@ class GraphPanel(QWidget):
         self.view.update_minimap(refit=True)
         self.strip_box.hide()
         self.inspector.set_program(None, None)
+        self.tape_stack.set_program(None)
         self.counter.setText("no graph")
         self.loss_label.setText("")
         self.sentence.setText("")
         self._update_controls()
 
-    def _built(self, request: int, result, from_model: bool) -> None:
+    def _built(self, request: int, result, source) -> None:
         if request != self._request:
             return                    # an older build finished after a newer one was asked for
         self.program, self.spec, self.collapsed, self.lay = result
-        self.program_from_model = from_model
+        self.program_from_model = source is not None
+        self.tape_source, self.bptt = source, None
         self._show_model_label(stale=False)
         self.stepper = Stepper(self.program)
+        self.titles = lecture_titles(self.program)    # "a = Linear(α)": the lecture's names on its nodes
+        self.tape_stack.set_program(self.stepper, self.titles)
         self._fwd_index = np.full(len(self.program.nodes), -1)
         self._fwd_index[self.stepper.ops] = np.arange(self.stepper.n_forward)
         self._find_hidden_states()
@@ -276,7 +331,7 @@ class GraphPanel(QWidget):
             item.set_state(state, u == cur, (fwd, bwd))
 
     def _redraw_all(self) -> None:
-        self.scene.build(self.program.nodes, self.spec, self.lay)
+        self.scene.build(self.program.nodes, self.spec, self.lay, self.titles)
         self.scene.mark_inspected(self.inspector.node_id)
         self._refresh_all()
         self._update_strip()
@@ -325,6 +380,7 @@ class GraphPanel(QWidget):
         self._refresh_units({int(self.lay.unit_of[i]) for i in touched})
         self._light_last_step()
         self._update_labels(undone=info if undone else None)
+        self.tape_stack.update_state()
         if self.inspector.node_id in touched:
             self.inspector.refresh()
         if touched & self._h_nodes:
@@ -339,10 +395,81 @@ class GraphPanel(QWidget):
         self.pause()
         fn()
         self._refresh_all()
+        self.tape_stack.update_state()
         if self.current is not None:     # End lands on the last backward step: show it, as a step would
             self.view.follow(self.scene.unit_item(self.current))
         self.inspector.refresh()
         self._update_strip()
+
+    def run_to_end(self) -> None:
+        """End: finish the forward and backward pass. Up to END_INLINE_S of steps run here; a longer tape (an
+        LSTM on 257 characters is 8,000 steps, ~10 s) goes on on a worker with progress and a Cancel, while the
+        stepping controls and the graph wait. The Stepper is not thread-safe, so nothing on this thread touches
+        it until the worker is done; a cancelled run stops between two steps, a state like any other."""
+        if self.stepper is None:
+            return
+        if self._end_cancel is not None:          # the End button reads Cancel while the worker runs
+            self._end_cancel.set()
+            return
+        self.pause()
+        s = self.stepper
+        deadline = time.perf_counter() + END_INLINE_S
+        while s.phase != "done" and time.perf_counter() < deadline:
+            s.step()
+        if s.phase == "done":
+            self._jump(lambda: None)
+            return
+        cancel = self._end_cancel = threading.Event()
+
+        def finish():
+            while s.phase != "done" and not cancel.is_set():
+                s.step()
+                if s.position % 16 == 0:
+                    time.sleep(0.0002)    # hand the GIL to the GUI thread often: the steps are small numpy ops
+            return s
+
+        self._set_end_busy(True)
+        self.jobs.run(finish, self._end_done, self._end_failed)
+
+    def _set_end_busy(self, busy: bool) -> None:
+        end = self.buttons["end"]
+        end.setText("Cancel" if busy else "End")
+        end.setToolTip("Stop running to the end; the steps done so far stay done" if busy else
+                       "Run to end: finish the forward and the backward pass (End)")
+        for key, btn in self.buttons.items():
+            if key != "end":
+                btn.setEnabled(not busy)
+        for w in (self.inspector, self.tape_stack, self.strip_box, self.build_btn, self.what):
+            w.setEnabled(not busy)
+        self.view.setInteractive(not busy)   # no clicks on nodes; disabling the view would repaint 4,000 items
+        if busy:
+            self._end_timer.start()
+            self._end_progress()
+        else:
+            self._end_timer.stop()
+
+    def _end_progress(self) -> None:
+        s = self.stepper
+        if s is None or self._end_cancel is None:
+            return
+        done = s.position                         # an int read: safe while the worker steps
+        self.counter.setText(f"running to the end: step {done:,} / {s.n_steps:,} ({100 * done // s.n_steps}%)")
+        self.sentence.setText("Running the rest of the tape on a worker thread, so the window stays responsive; "
+                              "Cancel stops after the current step.")
+
+    def _end_done(self, stepper) -> None:
+        self._end_cancel = None
+        self._set_end_busy(False)
+        if stepper is not self.stepper:           # a new graph was built meanwhile
+            return
+        self._jump(lambda: None)
+
+    def _end_failed(self, message: str) -> None:
+        self._end_cancel = None
+        self._set_end_busy(False)
+        self.show_message(message)
+        if self.stepper is not None:
+            self._jump(lambda: None)
 
     def toggle_play(self) -> None:
         if self.timer.isActive():
@@ -368,12 +495,20 @@ class GraphPanel(QWidget):
         self.counter.setText(f"step {s.position} / {s.n_steps} · {phase}{done}")
         self.loss_label.setText("loss J = —" if s.loss is None else f"loss J = {s.loss:.6f}")
         if undone is not None:
-            self.sentence.setText(f"↶ Undid: {undone.description}")
+            self.sentence.setText(readable(f"↶ Undid: {undone.description}") + self._key(undone))
         elif s.history:
-            self.sentence.setText(s.history[-1].description)
+            self.sentence.setText(readable(s.history[-1].description) + self._key(s.history[-1]))
         else:
             self.sentence.setText(f"{self.program.title}. Press → (Step) to compute the first node.")
         self._update_controls()
+
+    def _key(self, info) -> str:
+        """Which node each of the rule's symbols is (and, for a Linear on one vector, the row convention), so the
+        rule's generic a and b do not read as the lecture's a and b."""
+        node = self.program.nodes[info.node_id]
+        parts = [p for p in (symbol_key(node, self.program.nodes, self.titles),
+                             convention(node, self.program.nodes)) if p]
+        return f"  [{'; '.join(parts)}]" if parts else ""
 
     def _update_controls(self) -> None:
         s = self.stepper
@@ -434,14 +569,60 @@ class GraphPanel(QWidget):
         self.strip_box.layer.setVisible(len(self.h_by_layer) > 1)
         self.strip_box.layer.blockSignals(False)
         self.strip_box.setVisible(bool(self.h_by_layer))
+        if self.h_by_layer:
+            self.strip_box.loss.set_positions(len(next(iter(self.h_by_layer.values()))))
+            self._request_bptt()
 
     def strip_norms(self) -> np.ndarray:
-        """‖∂L/∂h_t‖ for the chosen layer; 0 where the backward pass has not finished with h_t yet."""
+        """‖∂J/∂h_t‖ of the tape's loss J for the chosen layer; 0 where the backward pass has not finished with h_t
+        yet."""
         layers = list(self.h_by_layer)
         ids = self.h_by_layer[layers[max(0, self.strip_box.layer.currentIndex())]]
         return finished_grad_norms(self.stepper, ids)
 
+    def _loss_choice_changed(self) -> None:
+        self._request_bptt()
+        self._update_strip()
+
+    def _request_bptt(self) -> None:
+        """One position's loss is not the tape's J: torch.autograd computes its ‖∂L/∂h_t‖ on a job."""
+        loss_at = self.strip_box.loss.value()
+        self._bptt_request += 1
+        if loss_at == "mean" or self.tape_source is None or not self.h_by_layer:
+            return
+        from engine.inside import bptt_norms    # torch model code, only when needed
+        model, tokenizer, text = self.tape_source
+        request = self._bptt_request
+        self.jobs.run(lambda: bptt_norms(model, tokenizer.encode(text), loss_at),
+                      lambda b: self._bptt_done(request, b), lambda msg: self._bptt_done(request, None, msg))
+
+    def _bptt_done(self, request: int, bptt, message: str = "") -> None:
+        if request != self._bptt_request:
+            return
+        self.bptt = bptt
+        if message:
+            self.show_message(message)
+        self._update_strip()
+
     def _update_strip(self) -> None:
         if not self.h_by_layer:
             return
-        self.strip_box.show_norms(self.strip_norms())
+        loss_at = self.strip_box.loss.value()
+        layer = max(0, self.strip_box.layer.currentIndex())
+        T = len(self.h_by_layer[list(self.h_by_layer)[layer]])
+        if loss_at == "mean":
+            norms = self.strip_norms()
+            title = f"J = the tape's loss, the mean over all {T} positions"
+            note = ("‖∂J/∂h_t‖ as the backward pass reaches each h_t. With the mean, every h_t also gets its own "
+                    "position's direct term, so the bars stay level even when older gradients vanish.")
+            waiting = ("No gradient has reached the hidden states yet: step the backward pass (or run to the end) "
+                       "and a bar appears for each h_t.")
+        else:
+            b = self.bptt
+            norms = b.norms[min(layer, len(b.norms) - 1)] if b is not None else np.zeros(T)
+            title = f"{describe_loss(loss_at, T)} · torch.autograd"
+            note = ("‖∂L/∂h_t‖ for one position's loss: it reaches earlier h_t only back through the recurrence, so "
+                    "bars shrinking towards t = 1 mean vanishing gradients. The tape steps the mean J; choose it to "
+                    "watch these bars fill in step by step.")
+            waiting = "Computing ‖∂L/∂h_t‖ with torch.autograd…"
+        self.strip_box.show_norms(norms, title, waiting, note)

@@ -20,6 +20,8 @@ from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QScrollArea, QSpinBox,
                                QVBoxLayout, QWidget)
 
+from app.graph.rule_text import readable
+
 MAX_PIXELS = 192          # heatmap side shown; a longer axis is averaged down in blocks
 MAX_BARS = 256            # bars shown for a vector
 MAX_LISTED = 64           # entries printed in full
@@ -68,12 +70,6 @@ def stats(a: np.ndarray) -> str:
     if f.size < a.size:
         parts.append(f"{a.size - f.size} masked (−∞)")
     return " · ".join(p.replace(" ", "\u00a0") for p in parts)
-
-
-def _marks(rule: str) -> str:
-    """Combining accents (the x̂ of LayerNorm) come out of Qt's text layout above the wrong line when the label
-    wraps, so they are spelled out as a following ^."""
-    return rule.replace("\u0302", "^")
 
 
 class TensorView(QWidget):
@@ -274,7 +270,7 @@ class NodeInspector(QScrollArea):
         self.title.setText(f"<b>{n.label}</b> — {n.op} ({n.kind}), shape {'×'.join(map(str, n.shape)) or 'scalar'}"
                            f"<br><span style='color:#607d8b'>{n.group or 'no group'}"
                            f"{' · ' + n.name if n.name else ''}</span>")
-        self.rules.setText(f"<b>forward</b>: {_marks(n.fwd_rule)}<br><b>backward</b>: {_marks(n.bwd_rule)}"
+        self.rules.setText(f"<b>forward</b>: {readable(n.fwd_rule)}<br><b>backward</b>: {readable(n.bwd_rule)}"
                            + self._rule_names(n))
         self.fd_button.setVisible(n.kind == "op")
         self.attention = n.op == "Softmax" and "attention" in n.group and len(n.shape) == 3
@@ -290,7 +286,8 @@ class NodeInspector(QScrollArea):
         n = self.program.nodes[self.node_id]
         value, grad = n.value, n.grad
         no_value = "not computed yet — step the forward pass to this node"
-        no_grad = ("this node does not lead to the loss's gradient (data)" if not n.differentiable else
+        no_grad = ("none kept: a constant (token ids, targets, a fixed table), not something the loss is "
+                   "differentiated with respect to" if not n.differentiable else
                    "no gradient yet — the backward pass has not reached this node")
         if self.attention:   # one head; its gradient follows the value's head and token labels
             h = self.head.value()

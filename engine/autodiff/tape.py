@@ -79,9 +79,12 @@ class Tape:
         value = np.array(value)
         if np.issubdtype(value.dtype, np.floating):
             value = value.astype(np.float64)
+        differentiable = not constant and bool(np.issubdtype(value.dtype, np.floating))
+        # a constant's rule must not promise a gradient that its consumers never send
+        bwd = ("g accumulates from every consumer" if differentiable else
+               f"none: {label} is a constant (token ids, targets or a fixed table), so no gradient is kept for it")
         return self._push(op="Input", inputs=(), kind="input", label=label, shape=value.shape, value=value,
-                          fwd_rule=f"{label} is given", bwd_rule="g accumulates from every consumer",
-                          differentiable=not constant and bool(np.issubdtype(value.dtype, np.floating)))
+                          fwd_rule=f"{label} is given", bwd_rule=bwd, differentiable=differentiable)
 
     def apply(self, module, *inputs: Node, label: str | None = None) -> Node:
         """apply_fwd: compute the module's output from its inputs' values now, then push the record."""

@@ -15,6 +15,7 @@ from app.graph.graph_controls import NEWLINE_MARK
 from app.graph.graph_view import MODEL, GraphPanel
 from engine.api import ModelHandle
 from engine.autodiff import lecture
+from engine.inside import bptt_norms
 from engine.models import build_model
 from engine.tokenizers import build_tokenizer
 
@@ -318,11 +319,25 @@ def test_long_rnn_opens_collapsed_expands_and_shows_gradient_strip(qtbot, small_
     _rebuild(qtbot, panel)
     assert len(panel.program.nodes) > 150
     assert len(panel.scene.units) < len(panel.program.nodes) / 3       # opened collapsed
+    strip = panel.strip_box
+    # by default the last position's loss flows back: torch.autograd's norms, on a log axis, all at once
+    qtbot.waitUntil(lambda: panel.bptt is not None, timeout=WAIT_MS)
+    want = bptt_norms(source.snapshot().model, source.snapshot().tokenizer.encode(small_text[:41]), "last")
+    np.testing.assert_allclose(strip.plot.norms, want.norms[0], rtol=1e-9)
+    np.testing.assert_allclose(strip.plot.bar_tops(), want.norms[0], rtol=1e-9)
+    assert strip.plot.getAxis("left").logMode and "position 40" in strip.plot.plotItem.titleLabel.text
+    strip.loss.mode.setCurrentIndex(1)                                 # one position's loss: t = 12
+    strip.loss.position.setValue(12)
+    qtbot.waitUntil(lambda: panel.bptt is not None and panel.bptt.loss_at == 12, timeout=WAIT_MS)
+    assert (strip.plot.norms[12:] == 0).all() and (strip.plot.norms[:12] > 0).all()
+    strip.loss.mode.setCurrentIndex(2)                                 # the tape's own mean loss: filled by steps
     assert panel.strip_box.isVisible() and not panel.strip_norms().any()
     assert panel.strip_box.no_grad_note.isVisible() and not panel.strip_box.plot.isVisible()
     panel.buttons["end"].click()
     norms = panel.strip_norms()
     assert len(norms) == 40 and (norms > 0).all()
+    mean = bptt_norms(source.snapshot().model, source.snapshot().tokenizer.encode(small_text[:41]), "mean")
+    np.testing.assert_allclose(norms, mean.norms[0], rtol=1e-5)     # the tape (float64) agrees with autograd
     assert panel.strip_box.plot.isVisible() and not panel.strip_box.no_grad_note.isVisible()
     # with the strip, the finished counter and the loss shown, the tab still fits a 1,000 px wide window
     assert panel.minimumSizeHint().width() <= 1000

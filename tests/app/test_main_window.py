@@ -77,7 +77,8 @@ def test_first_run_loads_builtin_corpus_and_cpu_preset(window):
     assert p.start_button.isEnabled() and not p.stop_button.isEnabled()
     assert "CPU" in window.status_device.text()
     assert "parameters" in p.estimate.text()
-    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Loss", "Graph", "Sample", "Tokens"]
+    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Loss", "Graph", "Sample", "Tokens",
+                                                                                  "Inside"]
     cuda = p.device.model().item(p.device.findText("cuda"))
     assert cuda.isEnabled() == torch.cuda.is_available()
     if not cuda.isEnabled():

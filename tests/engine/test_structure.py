@@ -44,10 +44,10 @@ def test_app_reads_as_one_folder_per_tab():
     top = sorted(p.name for p in app.glob("*.py"))
     assert top == ["__init__.py", "gui.py", "launch.py", "main_window.py"], top
     folders = sorted(p.name for p in app.iterdir() if p.is_dir() and p.name != "__pycache__")
-    assert folders == ["common", "graph", "sample", "tokens", "training"], folders
+    assert folders == ["common", "graph", "inside", "sample", "tokens", "training"], folders
     # a tab's module may use its own folder and app/common, never another tab's folder
     import re
-    for folder in ["graph", "sample", "tokens"]:
+    for folder in ["graph", "inside", "sample", "tokens"]:
         for f in (app / folder).glob("*.py"):
             used = set(re.findall(r"^from app\.(\w+)", f.read_text(), flags=re.M))
             assert used <= {folder, "common"}, f"{f.relative_to(ROOT)} imports from app.{sorted(used)}"
