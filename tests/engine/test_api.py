@@ -135,10 +135,10 @@ def test_snapshot_does_not_wait_for_a_validation_pass(corpus_file):
     in_eval, release = threading.Event(), threading.Event()
     original = run.trainer.evaluate
 
-    def slow_evaluate():
+    def slow_evaluate(cancel=None):
         in_eval.set()
         release.wait(10)
-        return original()
+        return original(cancel=cancel)
     run.trainer.evaluate = slow_evaluate
     worker = threading.Thread(target=lambda: list(run.reports()))
     worker.start()
@@ -234,3 +234,17 @@ def test_mfu_peak_is_the_cards_own(name, peak):
     """The PCIe H100 runs at lower clocks than the SXM part: crediting it 989 TFLOP/s would understate its MFU."""
     found = devices.peak_for_name(name)
     assert (found[0] if found else None) == peak
+
+
+def test_a_stopped_run_ends_without_validating_and_validates_on_request(corpus_file):
+    run = api.start_run(_spec(corpus_file, max_steps=50, overrides={"n_layer": "1", "steps_per_yield": "1",
+                                                                    "eval_interval": "1000"}))
+    gen = run.reports()
+    next(gen)
+    run.stop()
+    done = list(gen)[-1]
+    assert done.event == "done" and done.val_loss is None and run.needs_final_evaluation()
+    assert run.final_evaluation(cancel=lambda: True) is None and run.needs_final_evaluation()
+    rep = run.final_evaluation()
+    assert rep.event == "eval" and rep.step == done.step and np.isfinite(rep.val_loss)
+    assert run.summary()["val_loss"] == rep.val_loss and not run.needs_final_evaluation()
