@@ -35,7 +35,7 @@ FIRST_CORPUS = BUILTIN_PREFIX + "python-docs"
 CPU_PRESET = "tiny-cpu-transformer"
 GPU_PRESETS = ("fast-gpu-char", "nanogpt-char")
 STATE_TEXT = {"idle": "idle", "preparing": "preparing (tokenizing, building the model)…", "running": "training",
-              "paused": "paused", "stopping": "stopping…", "done": "finished", "stopped": "stopped",
+              "paused": "paused", "stopping": "stopping…", "validating": "stopping… (final validation)", "done": "finished", "stopped": "stopped",
               "error": "error", "loaded": "checkpoint loaded"}
 
 
@@ -53,6 +53,7 @@ class MainWindow(QMainWindow):
         self.state = "idle"
         self.unsaved = False          # the current run has trained steps not written to a checkpoint
         self._stop_requested = False
+        self._saved_step: int | None = None   # the step the run was last saved at
         self._plotted: tuple[dict, str] | None = None   # the spec (and a note) of the run on the loss plot
         self.loaded: tuple[str, dict] | None = None   # (folder, meta) of the checkpoint loaded since the last run
         self._notes = {"error": "", "about": "", "note": "", "eval": ""}   # the run message label, line by line
@@ -192,12 +193,13 @@ class MainWindow(QMainWindow):
         self.panel.corpus_box.clear_error()   # an old corpus error says nothing about this run
         self.statusBar().clearMessage()       # nor does an earlier run's error
         self.run, self.last_report, self.unsaved, self._stop_requested = None, None, False, False
-        self.loaded = None
+        self.loaded, self._saved_step = None, None
         self._set_notes(error="", about="", note="", eval="")
         self.worker = worker
         self.worker.prepared.connect(self._on_prepared, Qt.QueuedConnection)
         self.worker.reports.connect(self._on_reports, Qt.QueuedConnection)
         self.worker.failed.connect(self._on_failed, Qt.QueuedConnection)
+        self.worker.evaluating.connect(self._on_evaluating, Qt.QueuedConnection)
         self.worker.finished.connect(self._on_finished, Qt.QueuedConnection)
         self._set_state("preparing")
         self.thread = start_worker(self.worker, "train")
@@ -230,10 +232,19 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def stop(self) -> None:
+        """Stop ends the run after its current step; pressed again during the final validation, it skips it."""
         if self.worker is not None and self.state in ("preparing", "running", "paused"):
             self._stop_requested = True
             self.worker.stop()
             self._set_state("stopping")
+        elif self.worker is not None and self.state == "validating":
+            self.worker.skip_evaluation()
+
+    @Slot()
+    def _on_evaluating(self) -> None:
+        """The run has ended (it can be saved now); its final validation pass runs on the worker thread."""
+        if self.state == "stopping":
+            self._set_state("validating")
 
     @Slot(object)
     def _on_prepared(self, run: api.Run) -> None:
@@ -247,12 +258,13 @@ class MainWindow(QMainWindow):
     @Slot(list)
     def _on_reports(self, reports: list) -> None:
         self.loss_plot.add_reports(reports)
-        self.unsaved = True
         r = self.last_report = reports[-1]
-        self.panel.show_report(r)
+        self.unsaved = self.unsaved or r.step != self._saved_step   # a final validation changes no weights
+        self.panel.show_report(r, eta=self.state not in ("stopping", "validating"))
         self.status_step.setText(f"step {r.step:,}/{r.max_steps:,}")
         self.status_speed.setText(f"{r.tokens_per_s:,.0f} tok/s")
-        self.status_eta.setText("ETA —" if r.eta_s is None else f"ETA {format_duration(r.eta_s)}")
+        self.status_eta.setText("ETA —" if r.eta_s is None or self.state in ("stopping", "validating")
+                                else f"ETA {format_duration(r.eta_s)}")
         if self.state == "paused":
             self._show_paused()
         for e in reports:
@@ -314,8 +326,10 @@ class MainWindow(QMainWindow):
             self.panel.progress.setFormat("preparing: tokenizing the corpus, building the model…")
         if state == "paused":
             self._show_paused()
-        if state in ("done", "stopped", "error"):
+        if state in ("stopping", "validating", "done", "stopped", "error"):
             self.status_eta.setText("ETA —")
+        if state in ("stopping", "validating"):
+            self.panel.progress.setFormat(self.panel.progress.format().split(" · ")[0] + f" · {STATE_TEXT[state]}")
         if state in ("done", "stopped"):
             self.panel.progress.setFormat(self.panel.progress.format().split(" · ETA")[0] + f" · {state}")
         if self.run is not None:
@@ -343,6 +357,7 @@ class MainWindow(QMainWindow):
             self._set_notes(error=f"Could not save: {error_message(e)}")
             return None
         self.unsaved = False
+        self._saved_step = self.last_report.step if self.last_report is not None else None
         if self._notes["error"].startswith("Could not"):
             self._set_notes(error="")
         self.statusBar().showMessage(f"saved checkpoint to {out}", 10000)
@@ -435,9 +450,11 @@ class MainWindow(QMainWindow):
         event.accept()
 
     def shutdown_run(self) -> None:
-        """Stop the worker and wait for it (the run stops after its current step)."""
+        """Stop the worker and wait for it: the run stops after its current step, and a final validation pass
+        is skipped (or cut short within one batch), so closing never waits for a pass over the whole split."""
         if self.thread is not None:
             self._stop_requested = True
+            self.worker.skip_evaluation()
             self.worker.stop()
             self.thread.wait()
             self._on_finished()

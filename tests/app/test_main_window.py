@@ -126,7 +126,8 @@ def test_pause_resume_stop_change_buttons_and_state(qtbot, window, tmp_path):
                     timeout=RUN_TIMEOUT_MS)
     qtbot.mouseClick(p.stop_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: window.state == "stopped", timeout=RUN_TIMEOUT_MS)
-    assert window.run.last_report.event == "done"
+    assert window.run.last_report.event == "eval"   # the final validation, run after the end
+    assert window.run.last_report.val_loss is not None and "validation loss" in p.message.text()
     assert p.start_button.isEnabled() and not p.stop_button.isEnabled() and p.save_button.isEnabled()
     assert window.status_state.text() == "stopped"
     assert window.status_eta.text() == "ETA —"  # a stopped run has nothing left to wait for
