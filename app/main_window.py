@@ -1,32 +1,33 @@
-"""The main window: the training panel on the left, tabs Loss / Graph / Sample on the right, a status bar with the
-device, run state, step, tokens/s and ETA. It owns the run's worker thread and the ModelSource the tabs read, and
-remembers geometry, corpora and the last settings in QSettings."""
+"""The main window: the training panel on the left, tabs Loss / Graph / Sample / Tokens on the right, a menu bar
+(menus.py), a notice across the top when a run ends (run_notice.py), a status bar with the device, run state, step,
+tokens/s and ETA. It owns the run's worker thread and the ModelSource the tabs read, and remembers geometry, corpora
+and the last settings in QSettings. Saving and loading checkpoints are in checkpoint_actions.py."""
 from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import asdict
 from html import escape
-from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QThread, Slot
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QWidget
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
+from PySide6.QtWidgets import (QApplication, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget,
+                               QVBoxLayout, QWidget)
 
 from engine import api
 from engine.corpus import BUILTIN_PREFIX
-from engine.device import device_name, resolve_device
+from engine.device import resolve_device
 from engine.errors import PlaygroundError
-from engine.history import LossHistory
 
+from app.checkpoint_actions import CheckpointActions
 from app.common.model_source import ModelSource
-from app.common.workers import TrainWorker, error_message, start_worker
+from app.common.workers import TrainWorker, error_message, run_device_label, start_worker
 from app.graph.graph_view import GraphPanel
+from app.menus import build_menus
+from app.run_notice import RunNotice, first_geometry
 from app.sample.sample_panel import SamplePanel
 from app.tokens.tokens_panel import TokensPanel
 from app.training.loss_plot import LossPlot
-from app.training.model_form import checkpoint_eval_line, checkpoint_settings
 from app.training.train_panel import TrainPanel, format_duration
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ STATE_TEXT = {"idle": "idle", "preparing": "preparing (tokenizing, building the 
               "error": "error", "loaded": "checkpoint loaded"}
 
 
-class MainWindow(QMainWindow):
+class MainWindow(CheckpointActions, QMainWindow):
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.settings = settings if settings is not None else QSettings()
@@ -71,14 +72,22 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(self.panel)
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(1, 1)
-        self.setCentralWidget(self.splitter)
+        self.notice = RunNotice()
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.notice)
+        layout.addWidget(self.splitter, 1)
+        self.setCentralWidget(central)
 
         self.status_device, self.status_state, self.status_step, self.status_speed, self.status_eta = (
             QLabel() for _ in range(5))   # the status bar's fields, left to right
         for w in (self.status_device, self.status_state, self.status_step, self.status_speed, self.status_eta):
             w.setStyleSheet("padding: 0 8px; border-left: 1px solid palette(mid);")
             self.statusBar().addPermanentWidget(w)
-        self.status_device.setToolTip("The device 'auto' resolves to on this machine.")
+        self.status_device.setToolTip("The device a run uses with the form's device setting. On the CPU a run "
+                                      "trains with one thread, leaving the other cores to the window.")
 
         p = self.panel
         p.start_clicked.connect(self.start)
@@ -89,18 +98,19 @@ class MainWindow(QMainWindow):
         p.load_clicked.connect(self.load_checkpoint)
         p.corpus_box.loaded.connect(self._on_corpus_loaded)
         p.corpus_box.failed.connect(self._on_corpus_failed)
+        p.device.currentTextChanged.connect(self._show_device)
+        self.actions = build_menus(self)
         self._restore()
+        self._show_device()
         self._set_state("idle")
 
     def _restore(self) -> None:
         s = self.settings
         device = resolve_device("auto")
-        self.status_device.setText(f"device: {device_name(device)}")
         geometry = s.value("window/geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1400, 900)
+        if geometry is None or not self.restoreGeometry(geometry):
+            screen = self.screen() or QGuiApplication.primaryScreen()
+            self.setGeometry(first_geometry(screen.availableGeometry(), self.minimumSizeHint()))
         splitter = s.value("window/splitter")
         if splitter is None or not self.splitter.restoreState(splitter):
             self.splitter.setSizes([380, self.width() - 380])   # the panel near its minimum: the tabs need the room
@@ -114,6 +124,12 @@ class MainWindow(QMainWindow):
             except (ValueError, TypeError, PlaygroundError) as e:
                 log.warning("ignoring stored settings: %s", e)
         self._choose_first_preset(device.type)
+
+    @Slot()
+    def _show_device(self, *_) -> None:
+        """The device a run would use with the form's choice; a run's own label stays until the choice changes."""
+        if self.thread is None:
+            self.status_device.setText(f"device: {run_device_label(self.panel.device.currentText())}")
 
     def _choose_first_preset(self, device_type: str) -> None:
         """On a GPU the fast char preset; on the CPU the tiny transformer, which trains in seconds."""
@@ -191,6 +207,7 @@ class MainWindow(QMainWindow):
         else:
             self._new_plot(asdict(worker.spec))
         self.panel.corpus_box.clear_error()   # an old corpus error says nothing about this run
+        self.notice.clear()                   # nor how the last run ended
         self.statusBar().clearMessage()       # nor does an earlier run's error
         self.run, self.last_report, self.unsaved, self._stop_requested = None, None, False, False
         self.loaded, self._saved_step = None, None
@@ -303,6 +320,12 @@ class MainWindow(QMainWindow):
                         note="The model so far can still be saved." if self.run is not None else "")
         self.statusBar().showMessage(f"error: {message}", 15000)
         self.state = "error"
+        if self.run is None:   # it never started: nothing of "preparing…" or an earlier run's speed is true now
+            self.panel.progress.setValue(0)
+            self.panel.progress.setFormat("could not start")
+            self.panel.speed.setText(" ")
+            for label in (self.status_step, self.status_speed, self.status_eta):
+                label.setText("")
 
     @Slot()
     def _on_finished(self) -> None:
@@ -315,6 +338,25 @@ class MainWindow(QMainWindow):
         else:
             self._set_state("error")
         self.source.set_training(False)
+        self._announce_end()
+
+    def _announce_end(self) -> None:
+        """The notice across the window and, when the window is not the active one, the platform's alert (a
+        flashing taskbar entry): a run of minutes should not end unnoticed."""
+        r = self.last_report
+        at = f" at step {r.step:,} of {r.max_steps:,}" if r is not None else ""
+        val = ""
+        if self.run is not None and self.run.summary().get("val_loss") is not None:
+            s = self.run.summary()
+            val = f"; validation loss {s['val_loss']:.4f} nats/token ({s['val_bpc']:.3f} bits/char)"
+        if self.state == "error":
+            self.notice.show_notice("error", self._notes["error"] + (" The model so far can still be saved."
+                                                                     if self.run is not None else ""))
+        elif self.state == "stopped":
+            self.notice.show_notice("stopped", f"Training stopped{at}{val}. Save checkpoint keeps the model.")
+        else:
+            self.notice.show_notice("done", f"Training finished{at}{val}.")
+        QApplication.alert(self)
 
     def _set_state(self, state: str) -> None:
         self.state = state
@@ -339,81 +381,6 @@ class MainWindow(QMainWindow):
         """No ETA while paused: it would count down a run that is not moving."""
         self.status_eta.setText("ETA — (paused)")
         self.panel.progress.setFormat(self.panel.progress.format().split(" · ")[0] + " · paused")
-
-    # -- checkpoints -----------------------------------------------------------------------------------------
-    @Slot()
-    def save_checkpoint(self, path: str | None = None) -> Path | None:
-        if self.run is None:
-            return None
-        if path is None:
-            step = self.last_report.step if self.last_report is not None else 0
-            default = f"runs/{self.run.spec.family}-step{step}-{time.strftime('%Y%m%d-%H%M%S')}"
-            path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint (a folder)", default)
-            if not path:
-                return None
-        try:
-            out = self.run.save(path)
-        except (PlaygroundError, OSError) as e:
-            self._set_notes(error=f"Could not save: {error_message(e)}")
-            return None
-        self.unsaved = False
-        self._saved_step = self.last_report.step if self.last_report is not None else None
-        if self._notes["error"].startswith("Could not"):
-            self._set_notes(error="")
-        self.statusBar().showMessage(f"saved checkpoint to {out}", 10000)
-        return out
-
-    @Slot()
-    def load_checkpoint(self, path: str | None = None) -> bool:
-        """Make the checkpoint the window's model: the form shows its settings, the loss plot and progress start
-        from it, Save is off (the run it came from is gone; the checkpoint is already on disk) and Resume trains
-        it further. An unsaved run is offered for saving first, since loading replaces it."""
-        if self.thread is not None:
-            return False
-        if path is None:
-            path = QFileDialog.getExistingDirectory(self, "Load checkpoint folder", "runs")
-            if not path:
-                return False
-        try:
-            handle = api.load_checkpoint(path)
-        except (PlaygroundError, OSError) as e:
-            self._set_notes(error=f"Could not load: {error_message(e)}")   # what is on screen stays described
-            return False
-        if self.run is not None and self.unsaved:
-            answer = self.ask_save_before_load()
-            if answer == QMessageBox.Cancel or (answer == QMessageBox.Save and self.save_checkpoint() is None):
-                return False
-        meta = handle.meta
-        corpus = meta.get("spec", {}).get("corpus")
-        if corpus and corpus != self.panel.corpus_box.spec():
-            self.panel.corpus_box.load(corpus)   # in the background; _on_corpus_loaded/_failed finish the job
-        self.panel.apply_settings(checkpoint_settings(meta))
-        self.run, self.last_report, self.unsaved, self.loaded = None, None, False, (path, meta)
-        self._new_plot(meta.get("spec", {}), f"checkpoint {Path(path).name}")
-        step = int(meta.get("step", meta.get("summary", {}).get("step", 0)) or 0)
-        max_steps = int(meta.get("train", {}).get("max_steps", step) or step)
-        self.loss_plot.add_reports(LossHistory.from_dict(meta.get("history")).reports(max_steps))
-        self.source.set_checkpoint(handle, path, self.panel.corpus_box.validation_text())
-        self.panel.progress.setMaximum(max(max_steps, 1))
-        self.panel.progress.setValue(min(step, max_steps))
-        self.panel.progress.setFormat(f"checkpoint at step {step:,} / {max_steps:,}")
-        self.panel.speed.setText(" ")
-        self.status_step.setText(f"step {step:,}")
-        self.status_speed.setText("")
-        self.status_eta.setText("ETA —")
-        further = "Resume trains it further, up to max_steps" + (f" (above {step:,})." if step >= max_steps else ".")
-        self._set_notes(error="", about=self.source.describe(), eval=checkpoint_eval_line(meta),
-                        note=further if meta.get("family") != "ngram" else "")
-        self._set_state("loaded")
-        self.statusBar().showMessage(f"loaded checkpoint {path}", 10000)
-        return True
-
-    def ask_save_before_load(self) -> QMessageBox.StandardButton:
-        """Save, Discard or Cancel. Tests replace this method to answer without a dialog."""
-        return QMessageBox.question(self, "Save the model?",
-                                    "Loading a checkpoint replaces the current run, which has not been saved. "
-                                    "Save it first?",
-                                    QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, QMessageBox.Save)
 
     # -- drag and drop ---------------------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:

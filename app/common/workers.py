@@ -20,6 +20,7 @@ from engine.errors import PlaygroundError
 log = logging.getLogger(__name__)
 
 EMIT_INTERVAL_S = 1 / 25
+TRAIN_CPU_THREADS = 1     # torch threads a run on the CPU uses (see TrainWorker._limit_cpu_threads)
 URGENT_EVENTS = ("eval", "paused", "done", "error")
 
 
@@ -152,4 +153,15 @@ class TrainWorker(QObject):
         import torch
         from engine.device import resolve_device
         if resolve_device(self.spec.device).type == "cpu":
-            torch.set_num_threads(1)
+            torch.set_num_threads(TRAIN_CPU_THREADS)
+
+
+def run_device_label(choice: str) -> str:
+    """The device a run started with the form's `choice` (auto, cpu, cuda, mps) trains on, threads included, as
+    the run will report it: the status bar shows it before a run starts."""
+    from engine.device import device_name, resolve_device
+    try:
+        device = resolve_device(choice)
+    except PlaygroundError as e:
+        return str(e)
+    return device_name(device, TRAIN_CPU_THREADS if device.type == "cpu" else None)
