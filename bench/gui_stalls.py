@@ -171,7 +171,7 @@ def main() -> int:
     graph.what.setCurrentText(MODEL)
     graph.random_validation_window()
     graph.build()
-    t = pump(until=lambda: graph.stepper is not None or graph.message_bar.isVisible())
+    t = pump(until=lambda: graph.program_from_model or graph.message_bar.isVisible())
     pump(0.3)
     w.tabs.setCurrentWidget(w.loss_plot)
     pump(0.1)
@@ -180,8 +180,7 @@ def main() -> int:
 
     probe.start("stop")
     w.stop()
-    t_end = pump(until=lambda: w.run is not None and w.run.last_report is not None
-                 and w.run.last_report.event == "done" and w.panel.save_button.isEnabled())
+    t_end = pump(until=lambda: w.state in ("validating", "stopped") and w.panel.save_button.isEnabled())
     t_all = t_end + pump(until=lambda: w.thread is None)
     probe.end()
     timings["stop"] = f"run ended, Save enabled after {t_end:.2f} s; final validation done after {t_all:.2f} s"

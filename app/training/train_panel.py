@@ -32,6 +32,7 @@ STOP_TIP = ("End the run after the current step; it can be saved at once, while 
 SKIP_TIP = "Skip the final validation pass (the model stays as trained and can be saved)."
 
 
+MESSAGE_LINES = 6   # lines the run message keeps room for: the run, the engine's note, the evaluation, an error
 NEAR_FULL = 0.8   # an estimate above this fraction of the available memory is shown as a warning
 
 
@@ -128,6 +129,18 @@ class TrainPanel(QWidget):
         self.message.setObjectName("runMessage")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.message.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+        # Fixed heights: the run box sits at the bottom, so a label that grew when training started (the run's
+        # description, the first evaluation) pushed the buttons up by ~70 px, under the pointer that had just
+        # clicked Start. The message scrolls inside its reserved lines instead.
+        line = self.fontMetrics().lineSpacing()
+        self.speed.setFixedHeight(2 * line + 4)
+        message_area = QScrollArea()
+        message_area.setWidget(self.message)
+        message_area.setWidgetResizable(True)
+        message_area.setFrameShape(QFrame.NoFrame)
+        message_area.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        message_area.setFixedHeight(MESSAGE_LINES * line + 6)
         buttons = QGridLayout()
         for i, b in enumerate((self.start_button, self.pause_button, self.resume_button, self.stop_button)):
             buttons.addWidget(b, 0, i)
@@ -138,7 +151,7 @@ class TrainPanel(QWidget):
         run_layout.addLayout(buttons)
         run_layout.addWidget(self.progress)
         run_layout.addWidget(self.speed)
-        run_layout.addWidget(self.message)
+        run_layout.addWidget(message_area)
 
         # the settings scroll; the run controls stay in view below them
         form = QWidget()
