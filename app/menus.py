@@ -101,7 +101,9 @@ def build_menus(w: MainWindow) -> dict[str, QAction]:
 
     run = bar.addMenu("&Run")
     add(run, "start", "&Start training", START_KEY, mirror=[p.start_button])
-    add(run, "pause", "&Pause", PAUSE_KEY, mirror=[p.pause_button, p.resume_button], texts=["&Pause", "&Resume"])
+    pause = add(run, "pause", "&Pause", PAUSE_KEY, mirror=[p.pause_button, p.resume_button],
+                texts=["&Pause", "&Resume"])
+    pause.setData("Pause / resume")   # its text follows the state; the shortcuts list names both
     add(run, "stop", "S&top", STOP_KEY, mirror=[p.stop_button])
 
     view = bar.addMenu("&View")
@@ -133,7 +135,7 @@ def _fill_recent(w: MainWindow, menu: QMenu) -> None:
 
 def shortcuts_text(actions: dict[str, QAction]) -> str:
     """An HTML table of every action with a shortcut, in menu order (ampersands are mnemonics, not text)."""
-    rows = [f"<tr><td>{escape(a.text().replace('&', ''))}</td><td><b>{escape(key_text(a.shortcut()))}</b></td></tr>"
+    rows = [f"<tr><td>{escape(a.data() or a.text().replace('&', ''))}</td><td><b>{escape(key_text(a.shortcut()))}</b></td></tr>"
             for a in actions.values() if not a.shortcut().isEmpty()]
     graph = ("<tr><td colspan='2'><br><i>Graph tab</i>: ← step back, → step, space play/pause, Home reset, "
              "End run to the end</td></tr>")

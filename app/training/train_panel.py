@@ -122,6 +122,7 @@ class TrainPanel(QWidget):
         self.start_button.setObjectName("startButton")
         self.progress = QProgressBar()
         self.progress.setFormat("idle")
+        self.progress.setValue(0)   # a bar with no value yet (-1) draws no text at all, "idle" included
         self.progress.setToolTip("Steps done out of max_steps, and the estimated time left.")
         self.speed = QLabel(" ")
         self.speed.setWordWrap(True)   # a long line must not widen the panel (and with it the window)
@@ -141,6 +142,8 @@ class TrainPanel(QWidget):
         message_area.setFrameShape(QFrame.NoFrame)
         message_area.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         message_area.setFixedHeight(MESSAGE_LINES * line + 6)
+        message_area.viewport().setAutoFillBackground(False)   # no grey box where there is no message yet
+        self.message.setAutoFillBackground(False)
         buttons = QGridLayout()
         for i, b in enumerate((self.start_button, self.pause_button, self.resume_button, self.stop_button)):
             buttons.addWidget(b, 0, i)

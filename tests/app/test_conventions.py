@@ -78,10 +78,10 @@ def test_view_keys_switch_tabs_and_close_closes(qtbot, window):
     window.activateWindow()
     qtbot.keyClick(window, Qt.Key_2, Qt.ControlModifier)
     assert window.tabs.currentWidget() is window.graph_panel
-    dialog = None
     window.actions["shortcuts"].trigger()
     dialog = window._shortcuts_dialog
-    assert dialog.isVisible() and not dialog.isModal() and "F5" in dialog.findChild(type(window.status_step)).text()
+    text = dialog.findChild(type(window.status_step)).text()
+    assert dialog.isVisible() and not dialog.isModal() and "F5" in text and "Pause / resume" in text
     window.actions["close"].trigger()
     assert not window.isVisible()
 
@@ -119,7 +119,7 @@ def test_a_failed_start_says_so_and_clears_what_is_no_longer_true(qtbot, window,
 
 
 def test_status_reads_idle_and_the_device_a_run_uses(qtbot, window):
-    assert window.status_state.text() == "idle"
+    assert window.status_state.text() == "idle" and window.panel.progress.text() == "idle"
     if window.panel.device.currentText() in ("auto", "cpu") and "CPU" in window.status_device.text():
         assert window.status_device.text() == "device: CPU (1 thread)"   # what a run here trains with
     make_tiny(window, max_steps=100_000, eval_interval=100_000)
