@@ -1,7 +1,7 @@
 """How long the GUI thread freezes during each user action while a tiny model trains. A 5 ms QTimer probe on the
 GUI thread records how late each tick fires; the real main window is driven through the actions a user takes:
-idle on the Loss tab, resizing, the Tokens tab (a BPE and a word tokenizer's result arriving, then switching tabs),
-a Graph build, Stop, loading a checkpoint, and closing the window mid-run with Discard. One line per action:
+idle on the Loss tab, the Tokens tab (a BPE and a word tokenizer's result arriving, then switching tabs), resizing
+the window on the Tokens and the Loss tab, a Graph build, Stop, loading a checkpoint, and closing the window mid-run with Discard. One line per action:
 
     action max_stall_ms p99_ms
 
@@ -91,6 +91,14 @@ def make_checkpoint(corpus: str, folder: str) -> str:
     return str(run.save(os.path.join(folder, "ckpt")))
 
 
+def resize_back_and_forth(w, size: tuple[int, int], times: int = 12) -> None:
+    """Between 1280x800 and `size`, as a user dragging the window's corner does, a pause after each step."""
+    for i in range(times):
+        w.resize(*((1280, 800) if i % 2 == 0 else size))
+        pump(0.15)
+    w.resize(*size)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", default=str(SHAKESPEARE) if SHAKESPEARE.exists() else "builtin:python-docs")
@@ -99,7 +107,7 @@ def main() -> int:
     args = ap.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
 
-    app = QApplication.instance() or QApplication([])
+    app = QApplication.instance() or QApplication([])  # noqa: F841  (before any widget)
     from app.main_window import MainWindow
     tmp = tempfile.mkdtemp(prefix="lmp-stalls-")
     ckpt = make_checkpoint(args.corpus, tmp)
@@ -133,13 +141,6 @@ def main() -> int:
     pump(args.idle)
     probe.end()
 
-    probe.start("resize")
-    for i in range(12):
-        w.resize(*((1280, 800) if i % 2 == 0 else (width, height)))
-        pump(0.15)
-    w.resize(width, height)
-    probe.end()
-
     tokens = w.tokens_panel
     for kind in ("bpe", "word"):
         p.tokenizer.setCurrentText(kind)
@@ -160,7 +161,13 @@ def main() -> int:
         pump(0.2)
         w.tabs.setCurrentWidget(tokens)
         pump(0.2)
+    probe.end()
+    probe.start("resize_tokens_tab")     # with a whole word vocabulary in its table
+    resize_back_and_forth(w, (width, height))
+    probe.end()
     w.tabs.setCurrentWidget(w.loss_plot)
+    probe.start("resize_loss_tab")
+    resize_back_and_forth(w, (width, height))
     probe.end()
     p.tokenizer.setCurrentText("char")
 

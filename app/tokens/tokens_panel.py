@@ -35,6 +35,9 @@ CELL_PADDING = 14         # a cell's margins around its text, in pixels
 WIDTH_ROWS = 32            # rows a table's column widths are measured on (the most frequent tokens come first)
 
 
+ANSWERED_ROLES = frozenset((Qt.DisplayRole, Qt.TextAlignmentRole, Qt.FontRole))
+
+
 class RowsModel(QAbstractTableModel):
     """A read-only table whose rows come from a function on demand, so a 50,000-token vocabulary costs nothing
     until it is scrolled to. Ints show with thousands separators, floats as percentages, strings in monospace."""
@@ -66,7 +69,8 @@ class RowsModel(QAbstractTableModel):
         return f"{value:,}" if isinstance(value, int) else f"{value:.2%}" if isinstance(value, float) else value
 
     def data(self, index, role=Qt.DisplayRole):
-        if not index.isValid():
+        """Painting a cell asks for a dozen roles; the row is looked up only for the three this model answers."""
+        if role not in ANSWERED_ROLES or not index.isValid():
             return None
         value = self._row(index.row())[index.column()]
         if role == Qt.DisplayRole:
