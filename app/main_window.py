@@ -19,12 +19,12 @@ from engine.corpus import BUILTIN_PREFIX
 from engine.device import resolve_device
 from engine.errors import PlaygroundError
 
-from app.checkpoint_actions import CheckpointActions
+from app.window.checkpoint_actions import CheckpointActions
 from app.common.model_source import ModelSource
 from app.common.workers import TrainWorker, error_message, run_device_label, start_worker
 from app.graph.graph_view import GraphPanel
-from app.menus import build_menus
-from app.run_notice import RunNotice, first_geometry
+from app.window.menus import build_menus
+from app.window.run_notice import RunNotice, first_geometry
 from app.sample.sample_panel import SamplePanel
 from app.tokens.tokens_panel import TokensPanel
 from app.training.loss_plot import LossPlot
@@ -36,7 +36,8 @@ FIRST_CORPUS = BUILTIN_PREFIX + "python-docs"
 CPU_PRESET = "tiny-cpu-transformer"
 GPU_PRESETS = ("fast-gpu-char", "nanogpt-char")
 STATE_TEXT = {"idle": "idle", "preparing": "preparing (tokenizing, building the model)…", "running": "training",
-              "paused": "paused", "stopping": "stopping…", "validating": "stopping… (final validation)", "done": "finished", "stopped": "stopped",
+              "paused": "paused", "stopping": "stopping…", "validating": "stopping… (final validation)",
+              "done": "finished", "stopped": "stopped",
               "error": "error", "loaded": "checkpoint loaded"}
 
 
@@ -316,7 +317,8 @@ class MainWindow(CheckpointActions, QMainWindow):
         self._show_error(message)
 
     def _show_error(self, message: str) -> None:
-        self._set_notes(error=f"Training stopped: {message}",
+        why = f"Training stopped: {message}" if self.run is not None else f"Could not start: {message}"
+        self._set_notes(error=why,
                         note="The model so far can still be saved." if self.run is not None else "")
         self.statusBar().showMessage(f"error: {message}", 15000)
         self.state = "error"

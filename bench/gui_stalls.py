@@ -1,7 +1,8 @@
 """How long the GUI thread freezes during each user action while a tiny model trains. A 5 ms QTimer probe on the
 GUI thread records how late each tick fires; the real main window is driven through the actions a user takes:
 idle on the Loss tab, the Tokens tab (a BPE and a word tokenizer's result arriving, then switching tabs), resizing
-the window on the Tokens and the Loss tab, a Graph build, Stop, loading a checkpoint, and closing the window mid-run with Discard. One line per action:
+the window on the Tokens and the Loss tab, a Graph build, Stop, loading a checkpoint, and closing the window mid-run
+with Discard. One line per action:
 
     action max_stall_ms p99_ms
 
@@ -107,7 +108,7 @@ def main() -> int:
     args = ap.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
 
-    app = QApplication.instance() or QApplication([])  # noqa: F841  (before any widget)
+    qapp = QApplication.instance() or QApplication([])   # before any widget
     from app.main_window import MainWindow
     tmp = tempfile.mkdtemp(prefix="lmp-stalls-")
     ckpt = make_checkpoint(args.corpus, tmp)
@@ -212,7 +213,7 @@ def main() -> int:
 
     load = os.getloadavg()
     print(f"# {os.cpu_count()} CPU cores, load average {load[0]:.2f} {load[1]:.2f}; platform "
-          f"{QApplication.platformName()}, window {width}x{height}, corpus {Path(args.corpus).name}, "
+          f"{qapp.platformName()}, window {width}x{height}, corpus {Path(args.corpus).name}, "
           f"probe every {PROBE_MS} ms")
     print("action max_stall_ms p99_ms")
     for action, late in probe.late.items():

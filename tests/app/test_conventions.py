@@ -3,19 +3,25 @@ first launch that fits the screen, run buttons that stay put, and status text th
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QPoint, QRect, QSize, Qt
+from PySide6.QtCore import QSettings, QPoint, QRect, QSize, Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.main_window import MainWindow
-from app.run_notice import first_geometry
+from app.window.run_notice import first_geometry
 from engine import api
 from engine.errors import CorpusError
-from tests.app.test_main_window import RUN_TIMEOUT_MS, make_tiny, settings  # noqa: F401  (fixture)
+from tests.app.test_main_window import RUN_TIMEOUT_MS, make_tiny
 
 
 @pytest.fixture
-def window(qtbot, settings):  # noqa: F811
+def settings(tmp_path):
+    """A settings file of the test's own, so nothing reads or writes the user's QSettings."""
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, settings):
     w = MainWindow(settings)
     qtbot.addWidget(w)
     w.ask_save_on_close = lambda: QMessageBox.Discard

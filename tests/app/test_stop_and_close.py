@@ -5,15 +5,21 @@ from __future__ import annotations
 import threading
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QMessageBox
 
 from app.main_window import MainWindow
-from tests.app.test_main_window import RUN_TIMEOUT_MS, make_tiny, settings  # noqa: F401  (fixture)
+from tests.app.test_main_window import RUN_TIMEOUT_MS, make_tiny
 
 
 @pytest.fixture
-def window(qtbot, settings):  # noqa: F811
+def settings(tmp_path):
+    """A settings file of the test's own, so nothing reads or writes the user's QSettings."""
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, settings):
     w = MainWindow(settings)
     qtbot.addWidget(w)
     w.ask_save_on_close = lambda: QMessageBox.Discard

@@ -135,7 +135,8 @@ def _fill_recent(w: MainWindow, menu: QMenu) -> None:
 
 def shortcuts_text(actions: dict[str, QAction]) -> str:
     """An HTML table of every action with a shortcut, in menu order (ampersands are mnemonics, not text)."""
-    rows = [f"<tr><td>{escape(a.data() or a.text().replace('&', ''))}</td><td><b>{escape(key_text(a.shortcut()))}</b></td></tr>"
+    rows = [f"<tr><td>{escape(a.data() or a.text().replace('&', ''))}</td>"
+            f"<td><b>{escape(key_text(a.shortcut()))}</b></td></tr>"
             for a in actions.values() if not a.shortcut().isEmpty()]
     graph = ("<tr><td colspan='2'><br><i>Graph tab</i>: ← step back, → step, space play/pause, Home reset, "
              "End run to the end</td></tr>")
