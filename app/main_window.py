@@ -375,7 +375,8 @@ class MainWindow(CheckpointActions, QMainWindow):
         if state in ("stopping", "validating"):
             self.panel.progress.setFormat(self.panel.progress.format().split(" · ")[0] + f" · {STATE_TEXT[state]}")
         if state in ("done", "stopped"):
-            self.panel.progress.setFormat(self.panel.progress.format().split(" · ETA")[0] + f" · {state}")
+            # the steps alone, then how it ended: no ETA, no "stopping…" left from the moment before
+            self.panel.progress.setFormat(self.panel.progress.format().split(" · ")[0] + f" · {state}")
         if self.run is not None:
             self.source.set_training(state == "running")
 

@@ -71,6 +71,7 @@ def test_stop_offers_save_during_the_final_validation_and_stop_again_skips_it(qt
     qtbot.waitUntil(lambda: window.state == "stopped", timeout=RUN_TIMEOUT_MS)
     assert seen["cancelled"] and window.run.last_report.event == "done"
     assert window.status_state.text() == "stopped" and p.start_button.isEnabled()
+    assert p.progress.format().endswith(" · stopped") and "stopping" not in p.progress.format()
 
 
 def test_closing_mid_run_with_discard_does_not_wait_for_a_validation_pass(qtbot, window):
