@@ -20,6 +20,7 @@ from engine.device import resolve_device
 from engine.errors import PlaygroundError
 
 from app.window.checkpoint_actions import CheckpointActions
+from app.common.jobs import JobRunner
 from app.common.model_source import ModelSource
 from app.common.workers import TrainWorker, error_message, run_device_label, start_worker
 from app.graph.graph_view import GraphPanel
@@ -48,6 +49,8 @@ class MainWindow(CheckpointActions, QMainWindow):
         self.setWindowTitle("LM Playground")
         self.setAcceptDrops(True)
         self.source = ModelSource(self)
+        self.jobs = JobRunner(self)       # saving checkpoints in the background
+        self._saving = False
         self.run: api.Run | None = None
         self.last_report = None       # the newest StepReport the worker delivered
         self.worker: TrainWorker | None = None
@@ -95,7 +98,7 @@ class MainWindow(CheckpointActions, QMainWindow):
         p.pause_clicked.connect(self.pause)
         p.resume_clicked.connect(self.resume)
         p.stop_clicked.connect(self.stop)
-        p.save_clicked.connect(self.save_checkpoint)
+        p.save_clicked.connect(self.save_in_background)
         p.load_clicked.connect(self.load_checkpoint)
         p.corpus_box.loaded.connect(self._on_corpus_loaded)
         p.corpus_box.failed.connect(self._on_corpus_failed)
@@ -363,7 +366,7 @@ class MainWindow(CheckpointActions, QMainWindow):
     def _set_state(self, state: str) -> None:
         self.state = state
         self.status_state.setText(STATE_TEXT[state])
-        self.panel.set_state(state, can_save=self.run is not None,
+        self.panel.set_state(state, can_save=self.run is not None and not self._saving,
                              can_continue=self.loaded is not None and self.loaded[1].get("family") != "ngram")
         if state == "preparing":
             self.panel.progress.setValue(0)
@@ -404,18 +407,25 @@ class MainWindow(CheckpointActions, QMainWindow):
                                     QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, QMessageBox.Save)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        """Unsaved work asks first. Discard stops the run at once (a final validation is skipped); Save writes the
+        checkpoint in the background, the window responsive meanwhile, and closes when it is written."""
+        if self._saving:
+            event.ignore()   # a save is being written; the window closes when it is done if Save on close began it
+            return
         if self.thread is not None or (self.run is not None and self.unsaved):
             answer = self.ask_save_on_close()
             if answer == QMessageBox.Cancel:
                 event.ignore()
                 return
             self.shutdown_run()
-            if answer == QMessageBox.Save and self.save_checkpoint() is None and self.unsaved:
-                event.ignore()   # the save dialog was cancelled or failed: keep the window
+            if answer == QMessageBox.Save:
+                event.ignore()   # closed again once saved; a cancelled dialog or a failed save keeps the window
+                self.save_in_background(then=self.close)
                 return
         self.sample_panel.shutdown()
         self.graph_panel.shutdown()
         self.panel.corpus_box.shutdown()
+        self.jobs.wait()
         self.save_settings()
         event.accept()
 

@@ -90,3 +90,22 @@ def test_closing_while_training_skips_the_final_validation(qtbot, window):
     seen = slow_validation(window)
     window.close()
     assert not seen["started"].is_set() and window.thread is None and not window.isVisible()
+
+
+def test_save_writes_in_the_background_and_the_window_waits_for_it(qtbot, window, tmp_path):
+    make_tiny(window, max_steps=6, eval_interval=100)
+    window.actions["start"].trigger()
+    qtbot.waitUntil(lambda: window.state == "done", timeout=RUN_TIMEOUT_MS)
+    release, real_save = threading.Event(), window.run.save
+    window.run.save = lambda path: release.wait(30) and real_save(path)   # a big checkpoint, slow to write
+    window.ask_save_path = lambda: str(tmp_path / "ck")
+    p = window.panel
+    qtbot.mouseClick(p.save_button, Qt.LeftButton)
+    assert window.unsaved and not p.save_button.isEnabled()   # the GUI thread came back while it writes
+    assert "saving" in window.statusBar().currentMessage()
+    window.close()
+    assert window.isVisible()                                 # a save being written keeps the window open
+    release.set()
+    qtbot.waitUntil(lambda: not window.unsaved, timeout=RUN_TIMEOUT_MS)
+    assert (tmp_path / "ck" / "meta.json").exists() and p.save_button.isEnabled()
+    assert "saved checkpoint" in window.statusBar().currentMessage()
