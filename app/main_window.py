@@ -50,7 +50,7 @@ class MainWindow(CheckpointActions, QMainWindow):
         self.setAcceptDrops(True)
         self.source = ModelSource(self)
         self.jobs = JobRunner(self)       # saving checkpoints in the background
-        self._saving = False
+        self._saving = self._loading = False
         self.run: api.Run | None = None
         self.last_report = None       # the newest StepReport the worker delivered
         self.worker: TrainWorker | None = None
@@ -99,7 +99,7 @@ class MainWindow(CheckpointActions, QMainWindow):
         p.resume_clicked.connect(self.resume)
         p.stop_clicked.connect(self.stop)
         p.save_clicked.connect(self.save_in_background)
-        p.load_clicked.connect(self.load_checkpoint)
+        p.load_clicked.connect(self.load_in_background)
         p.corpus_box.loaded.connect(self._on_corpus_loaded)
         p.corpus_box.failed.connect(self._on_corpus_failed)
         p.device.currentTextChanged.connect(self._show_device)
@@ -368,6 +368,8 @@ class MainWindow(CheckpointActions, QMainWindow):
         self.status_state.setText(STATE_TEXT[state])
         self.panel.set_state(state, can_save=self.run is not None and not self._saving,
                              can_continue=self.loaded is not None and self.loaded[1].get("family") != "ngram")
+        if self._loading:
+            self.panel.load_button.setEnabled(False)   # one checkpoint at a time
         if state == "preparing":
             self.panel.progress.setValue(0)
             self.panel.progress.setFormat("preparing: tokenizing the corpus, building the model…")

@@ -94,15 +94,54 @@ class CheckpointActions:
         it further. An unsaved run is offered for saving first, since loading replaces it."""
         if self.thread is not None:
             return False
-        if path is None:
-            path = QFileDialog.getExistingDirectory(self, "Load checkpoint folder", "runs")
-            if not path:
-                return False
+        path = path or self.ask_load_path()
+        if not path:
+            return False
         try:
             handle = api.load_checkpoint(path)
         except (PlaygroundError, OSError) as e:
-            self._set_notes(error=f"Could not load: {error_message(e)}")   # what is on screen stays described
+            self._load_failed(error_message(e))
             return False
+        return self.show_checkpoint(path, handle)
+
+    def ask_load_path(self) -> str:
+        """The checkpoint folder to load ("" when the dialog is cancelled). Tests replace this method."""
+        return QFileDialog.getExistingDirectory(self, "Load checkpoint folder", "runs")
+
+    @Slot()
+    def load_in_background(self) -> bool:
+        """The Load button: ask for a folder, read the checkpoint on a worker thread (weights of a large model are
+        hundreds of MB), then show it. False when nothing was started."""
+        if self.thread is not None or self._loading:
+            return False
+        path = self.ask_load_path()
+        if not path:
+            return False
+        self._loading = True
+        self.panel.load_button.setEnabled(False)
+        self.statusBar().showMessage(f"loading checkpoint {path}…")
+
+        def done(handle) -> None:
+            self._load_ended()
+            if self.thread is None:   # a run started meanwhile would be replaced
+                self.show_checkpoint(path, handle)
+
+        def failed(message: str) -> None:
+            self._load_ended()
+            self._load_failed(message)
+        self.jobs.run(lambda: api.load_checkpoint(path), done, failed)
+        return True
+
+    def _load_ended(self) -> None:
+        self._loading = False
+        self.statusBar().clearMessage()
+        self._set_state(self.state)
+
+    def _load_failed(self, message: str) -> None:
+        self._set_notes(error=f"Could not load: {message}")   # what is on screen stays described
+
+    def show_checkpoint(self, path: str, handle) -> bool:
+        """Make a read checkpoint the window's model (see load_checkpoint); False when the user keeps the run."""
         if self.run is not None and self.unsaved:
             answer = self.ask_save_before_load()
             if answer == QMessageBox.Cancel or (answer == QMessageBox.Save and self.save_checkpoint() is None):

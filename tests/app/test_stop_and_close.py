@@ -109,3 +109,27 @@ def test_save_writes_in_the_background_and_the_window_waits_for_it(qtbot, window
     qtbot.waitUntil(lambda: not window.unsaved, timeout=RUN_TIMEOUT_MS)
     assert (tmp_path / "ck" / "meta.json").exists() and p.save_button.isEnabled()
     assert "saved checkpoint" in window.statusBar().currentMessage()
+
+
+def test_load_reads_the_checkpoint_in_the_background(qtbot, window, tmp_path, monkeypatch):
+    make_tiny(window, max_steps=6, eval_interval=100)
+    window.actions["start"].trigger()
+    qtbot.waitUntil(lambda: window.state == "done", timeout=RUN_TIMEOUT_MS)
+    saved = window.save_checkpoint(str(tmp_path / "ck"))
+    from app.window import checkpoint_actions
+    read_on, release = [], threading.Event()
+    real_load = checkpoint_actions.api.load_checkpoint
+
+    def slow_load(path):
+        read_on.append(threading.current_thread())
+        release.wait(30)
+        return real_load(path)
+    monkeypatch.setattr(checkpoint_actions.api, "load_checkpoint", slow_load)
+    window.ask_load_path = lambda: str(saved)
+    qtbot.mouseClick(window.panel.load_button, Qt.LeftButton)
+    assert window.state == "done" and not window.panel.load_button.isEnabled()   # the GUI thread came back
+    assert "loading checkpoint" in window.statusBar().currentMessage()
+    release.set()
+    qtbot.waitUntil(lambda: window.state == "loaded", timeout=RUN_TIMEOUT_MS)
+    assert read_on and read_on[0] is not threading.main_thread()
+    assert window.panel.load_button.isEnabled() and window.source.snapshot() is not None
