@@ -103,7 +103,7 @@ class MainWindow(CheckpointActions, QMainWindow):
         p.corpus_box.loaded.connect(self._on_corpus_loaded)
         p.corpus_box.failed.connect(self._on_corpus_failed)
         p.device.currentTextChanged.connect(self._show_device)
-        self.actions = build_menus(self)
+        self.menu_actions = build_menus(self)   # by name; not `actions`, which is QWidget.actions()
         self._restore()
         self._show_device()
         self._set_state("idle")

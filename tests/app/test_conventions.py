@@ -44,7 +44,7 @@ def test_menus_hold_the_commands_with_standard_shortcuts(window):
     assert menus["Run"][0] == "Start training" and menus["Run"][2] == "Stop"
     assert menus["View"] == ["Loss tab", "Graph tab", "Sample tab", "Tokens tab"]
     assert menus["Help"] == ["Keyboard shortcuts", "About LM Playground"]
-    a = window.actions
+    a = window.menu_actions
     for name, key in (("open_file", QKeySequence.Open), ("save", QKeySequence.Save), ("quit", QKeySequence.Quit),
                       ("close", QKeySequence.Close), ("shortcuts", QKeySequence.HelpContents)):
         assert a[name].shortcut() == QKeySequence(key), name
@@ -53,7 +53,7 @@ def test_menus_hold_the_commands_with_standard_shortcuts(window):
 
 
 def test_menu_items_follow_their_buttons_and_tooltips_name_the_keys(qtbot, window):
-    p, a = window.panel, window.actions
+    p, a = window.panel, window.menu_actions
     assert a["start"].isEnabled() and not a["stop"].isEnabled() and not a["save"].isEnabled()
     assert p.start_button.toolTip().endswith("(F5)") and p.stop_button.toolTip().endswith("(Shift+F5)")
     assert p.save_button.toolTip().endswith("(Ctrl+S)")
@@ -79,16 +79,16 @@ def test_menu_items_follow_their_buttons_and_tooltips_name_the_keys(qtbot, windo
 
 
 def test_view_keys_switch_tabs_and_close_closes(qtbot, window):
-    window.actions["tab_3"].trigger()
+    window.menu_actions["tab_3"].trigger()
     assert window.tabs.currentWidget() is window.tokens_panel
     window.activateWindow()
     qtbot.keyClick(window, Qt.Key_2, Qt.ControlModifier)
     assert window.tabs.currentWidget() is window.graph_panel
-    window.actions["shortcuts"].trigger()
+    window.menu_actions["shortcuts"].trigger()
     dialog = window._shortcuts_dialog
     text = dialog.findChild(type(window.status_step)).text()
     assert dialog.isVisible() and not dialog.isModal() and "F5" in text and "Pause / resume" in text
-    window.actions["close"].trigger()
+    window.menu_actions["close"].trigger()
     assert not window.isVisible()
 
 
@@ -97,7 +97,7 @@ def test_a_finished_run_leaves_a_notice_and_alerts(qtbot, window, monkeypatch):
     monkeypatch.setattr(QApplication, "alert", staticmethod(lambda widget, msec=0: alerts.append(widget)))
     make_tiny(window, max_steps=12, eval_interval=100)
     assert window.notice.isHidden()
-    window.actions["start"].trigger()
+    window.menu_actions["start"].trigger()
     qtbot.waitUntil(lambda: window.state == "done", timeout=RUN_TIMEOUT_MS)
     assert window.notice.isVisible() and window.notice.kind == "done"
     assert "finished at step 12 of 12" in window.notice.label.text()
@@ -108,14 +108,14 @@ def test_a_finished_run_leaves_a_notice_and_alerts(qtbot, window, monkeypatch):
 
 def test_a_failed_start_says_so_and_clears_what_is_no_longer_true(qtbot, window, monkeypatch):
     make_tiny(window, max_steps=8, eval_interval=100)
-    window.actions["start"].trigger()
+    window.menu_actions["start"].trigger()
     qtbot.waitUntil(lambda: window.state == "done", timeout=RUN_TIMEOUT_MS)
     assert "tokens/s" in window.panel.speed.text() and window.status_speed.text()
 
     def refuse(spec):
         raise CorpusError("the corpus vanished")
     monkeypatch.setattr(api, "start_run", refuse)
-    window.actions["start"].trigger()
+    window.menu_actions["start"].trigger()
     qtbot.waitUntil(lambda: window.thread is None and window.state == "error", timeout=RUN_TIMEOUT_MS)
     p = window.panel
     assert "preparing" not in p.progress.format() and p.progress.format() == "could not start"
@@ -129,7 +129,7 @@ def test_status_reads_idle_and_the_device_a_run_uses(qtbot, window):
     if window.panel.device.currentText() in ("auto", "cpu") and "CPU" in window.status_device.text():
         assert window.status_device.text() == "device: CPU (1 thread)"   # what a run here trains with
     make_tiny(window, max_steps=100_000, eval_interval=100_000)
-    window.actions["start"].trigger()
+    window.menu_actions["start"].trigger()
     qtbot.waitUntil(lambda: window.state == "running", timeout=RUN_TIMEOUT_MS)
     assert window.status_device.text() == f"device: {window.run.summary()['device']}"
     window.stop()

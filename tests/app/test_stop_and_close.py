@@ -94,7 +94,7 @@ def test_closing_while_training_skips_the_final_validation(qtbot, window):
 
 def test_save_writes_in_the_background_and_the_window_waits_for_it(qtbot, window, tmp_path):
     make_tiny(window, max_steps=6, eval_interval=100)
-    window.actions["start"].trigger()
+    window.menu_actions["start"].trigger()
     qtbot.waitUntil(lambda: window.state == "done", timeout=RUN_TIMEOUT_MS)
     release, real_save = threading.Event(), window.run.save
     window.run.save = lambda path: release.wait(30) and real_save(path)   # a big checkpoint, slow to write
@@ -113,7 +113,7 @@ def test_save_writes_in_the_background_and_the_window_waits_for_it(qtbot, window
 
 def test_load_reads_the_checkpoint_in_the_background(qtbot, window, tmp_path, monkeypatch):
     make_tiny(window, max_steps=6, eval_interval=100)
-    window.actions["start"].trigger()
+    window.menu_actions["start"].trigger()
     qtbot.waitUntil(lambda: window.state == "done", timeout=RUN_TIMEOUT_MS)
     saved = window.save_checkpoint(str(tmp_path / "ck"))
     from app.window import checkpoint_actions
