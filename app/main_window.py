@@ -50,7 +50,7 @@ class MainWindow(CheckpointActions, QMainWindow):
         self.setAcceptDrops(True)
         self.source = ModelSource(self)
         self.jobs = JobRunner(self)       # saving checkpoints in the background
-        self._saving = self._loading = False
+        self._saving = self._loading = self._close_when_saved = False
         self.run: api.Run | None = None
         self.last_report = None       # the newest StepReport the worker delivered
         self.worker: TrainWorker | None = None
@@ -411,8 +411,10 @@ class MainWindow(CheckpointActions, QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         """Unsaved work asks first. Discard stops the run at once (a final validation is skipped); Save writes the
         checkpoint in the background, the window responsive meanwhile, and closes when it is written."""
-        if self._saving:
-            event.ignore()   # a save is being written; the window closes when it is done if Save on close began it
+        if self._saving:   # a checkpoint is being written: close once it is, not halfway through
+            event.ignore()
+            self._close_when_saved = True
+            self.statusBar().showMessage("closing once the checkpoint is written…")
             return
         if self.thread is not None or (self.run is not None and self.unsaved):
             answer = self.ask_save_on_close()

@@ -64,9 +64,12 @@ class CheckpointActions:
                 self._saved(step, out)
             if then is not None:
                 then()
+            elif self._close_when_saved:
+                self.close()
 
         def failed(message: str) -> None:
             self._save_ended()
+            self._close_when_saved = False   # the window stays, saying why the save failed
             self._save_failed(message)
         self.jobs.run(lambda: run.save(path), done, failed)
         return True

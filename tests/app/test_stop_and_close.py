@@ -103,12 +103,16 @@ def test_save_writes_in_the_background_and_the_window_waits_for_it(qtbot, window
     qtbot.mouseClick(p.save_button, Qt.LeftButton)
     assert window.unsaved and not p.save_button.isEnabled()   # the GUI thread came back while it writes
     assert "saving" in window.statusBar().currentMessage()
+    release.set()
+    qtbot.waitUntil(lambda: not window.unsaved, timeout=RUN_TIMEOUT_MS)
+    assert p.save_button.isEnabled() and "saved checkpoint" in window.statusBar().currentMessage()
+    release.clear()
+    qtbot.mouseClick(p.save_button, Qt.LeftButton)           # again, then close while it writes
     window.close()
     assert window.isVisible()                                 # a save being written keeps the window open
     release.set()
-    qtbot.waitUntil(lambda: not window.unsaved, timeout=RUN_TIMEOUT_MS)
-    assert (tmp_path / "ck" / "meta.json").exists() and p.save_button.isEnabled()
-    assert "saved checkpoint" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=RUN_TIMEOUT_MS)   # and closes once it is written
+    assert (tmp_path / "ck" / "meta.json").exists() and not window.unsaved
 
 
 def test_load_reads_the_checkpoint_in_the_background(qtbot, window, tmp_path, monkeypatch):
