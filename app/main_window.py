@@ -1,35 +1,37 @@
-"""The main window: the training panel on the left, tabs Loss / Graph / Sample on the right, a status bar with the
-device, run state, step, tokens/s and ETA. It owns the run's worker thread and the ModelSource the tabs read, and
-remembers geometry, corpora and the last settings in QSettings."""
+"""The main window: the training panel on the left, tabs Loss / Graph / Sample / Tokens on the right, a menu bar
+(menus.py), a notice across the top when a run ends (run_notice.py), a status bar with the device, run state, step,
+tokens/s and ETA. It owns the run's worker thread and the ModelSource the tabs read, and remembers geometry, corpora
+and the last settings in QSettings. Saving and loading checkpoints are in checkpoint_actions.py."""
 from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import asdict
 from html import escape
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QThread, Signal, Slot
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QWidget
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
+from PySide6.QtWidgets import (QApplication, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget,
+                               QVBoxLayout, QWidget)
 
 from engine import api
 from engine.corpus import BUILTIN_PREFIX
-from engine.device import device_name, resolve_device
+from engine.device import resolve_device
 from engine.errors import PlaygroundError
-from engine.history import LossHistory
 
 from app.common.jobs import JobRunner
 from app.common.model_source import ModelSource
-from app.common.workers import TrainWorker, error_message, start_worker
+from app.common.workers import TrainWorker, error_message, run_device_label, start_worker
 from app.graph.graph_view import GraphPanel
 from app.inside.inside_panel import InsidePanel
 from app.sample.sample_panel import SamplePanel
 from app.tokens.tokens_panel import TokensPanel
 from app.training.loss_plot import LossPlot
-from app.training.model_form import checkpoint_eval_line, checkpoint_settings
 from app.training.train_panel import WARN_COLOR, TrainPanel, format_duration
+from app.window.checkpoint_actions import CheckpointActions
+from app.window.menus import build_menus
+from app.window.run_notice import RunNotice, first_geometry
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +39,12 @@ FIRST_CORPUS = BUILTIN_PREFIX + "python-docs"
 CPU_PRESET = "tiny-cpu-transformer"
 GPU_PRESETS = ("fast-gpu-char", "nanogpt-char")
 STATE_TEXT = {"idle": "idle", "preparing": "preparing (tokenizing, building the model)…", "running": "training",
-              "paused": "paused", "stopping": "stopping…", "done": "finished", "stopped": "stopped",
+              "paused": "paused", "stopping": "stopping…", "validating": "stopping… (final validation)",
+              "done": "finished", "stopped": "stopped",
               "error": "error", "loaded": "checkpoint loaded"}
 
 
-class MainWindow(QMainWindow):
+class MainWindow(CheckpointActions, QMainWindow):
     load_finished = Signal(bool)   # a load_checkpoint() ended: True when the checkpoint is now shown
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -49,6 +52,9 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("LM Playground")
         self.setAcceptDrops(True)
         self.source = ModelSource(self)
+        self.jobs = JobRunner(self)       # saving and reading checkpoints in the background
+        self._saving = self._close_when_saved = False
+        self._loading: str | None = None  # the checkpoint being read on a worker thread
         self.run: api.Run | None = None
         self.last_report = None       # the newest StepReport the worker delivered
         self.worker: TrainWorker | None = None
@@ -56,12 +62,11 @@ class MainWindow(QMainWindow):
         self.state = "idle"
         self.unsaved = False          # the current run has trained steps not written to a checkpoint
         self._stop_requested = False
+        self._saved_step: int | None = None   # the step the run was last saved at
         self._plotted: tuple[dict, str] | None = None   # the spec (and a note) of the run on the loss plot
         self.loaded: tuple[str, dict] | None = None   # (folder, meta) of the checkpoint loaded since the last run
         self._notes = {"error": "", "warning": "", "about": "", "note": "", "eval": ""}   # the run message label
         self.reset_settings: list[str] = []   # saved settings that failed validation at start, "key: why"
-        self._loading: str | None = None      # the checkpoint being read on a worker thread
-        self._load_jobs = JobRunner(self)
 
         self.panel = TrainPanel()
         self.loss_plot = LossPlot()
@@ -77,35 +82,46 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(self.panel)
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(1, 1)
-        self.setCentralWidget(self.splitter)
+        self.notice = RunNotice()
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.notice)
+        layout.addWidget(self.splitter, 1)
+        self.setCentralWidget(central)
 
         self.status_device, self.status_state, self.status_step, self.status_speed, self.status_eta = (
             QLabel() for _ in range(5))   # the status bar's fields, left to right
         for w in (self.status_device, self.status_state, self.status_step, self.status_speed, self.status_eta):
             w.setStyleSheet("padding: 0 8px; border-left: 1px solid palette(mid);")
             self.statusBar().addPermanentWidget(w)
-        self.status_device.setToolTip("The device 'auto' resolves to on this machine.")
+        self.status_device.setToolTip("The device a run uses with the form's device setting. On the CPU a run "
+                                      "trains with one thread, leaving the other cores to the window.")
 
         p = self.panel
         p.start_clicked.connect(self.start)
         p.pause_clicked.connect(self.pause)
         p.resume_clicked.connect(self.resume)
         p.stop_clicked.connect(self.stop)
-        p.save_clicked.connect(self.save_checkpoint)
-        p.load_clicked.connect(self.load_checkpoint)
+        p.save_clicked.connect(self.save_in_background)
+        p.load_clicked.connect(self.load_in_background)
         p.corpus_box.loaded.connect(self._on_corpus_loaded)
         p.corpus_box.failed.connect(self._on_corpus_failed)
+        p.device.currentTextChanged.connect(self._show_device)
+        self.menu_actions = build_menus(self)   # by name; not `actions`, which is QWidget.actions()
         self._restore()
+        self._show_device()
         self._set_state("idle")
 
     def _restore(self) -> None:
         s = self.settings
         device = resolve_device("auto")
-        self.status_device.setText(f"device: {device_name(device)}")
         reset: list[str] = []   # saved entries that failed validation, each reset on its own
         geometry = s.value("window/geometry")
         if geometry is None or not self._restore_bytes("window/geometry", geometry, self.restoreGeometry, reset):
-            self.resize(1400, 900)
+            screen = self.screen() or QGuiApplication.primaryScreen()
+            self.setGeometry(first_geometry(screen.availableGeometry(), self.minimumSizeHint()))
         splitter = s.value("window/splitter")
         if splitter is None or not self._restore_bytes("window/splitter", splitter, self.splitter.restoreState,
                                                        reset):
@@ -154,6 +170,12 @@ class MainWindow(QMainWindow):
         reset.append(f"{key}: not a saved window state")
         self.settings.remove(key)
         return False
+
+    @Slot()
+    def _show_device(self, *_) -> None:
+        """The device a run would use with the form's choice; a run's own label stays until the choice changes."""
+        if self.thread is None:
+            self.status_device.setText(f"device: {run_device_label(self.panel.device.currentText())}")
 
     def _choose_first_preset(self, device_type: str) -> None:
         """On a GPU the fast char preset; on the CPU the tiny transformer, which trains in seconds."""
@@ -232,14 +254,16 @@ class MainWindow(QMainWindow):
         else:
             self._new_plot(asdict(worker.spec))
         self.panel.corpus_box.clear_error()   # an old corpus error says nothing about this run
+        self.notice.clear()                   # nor how the last run ended
         self.statusBar().clearMessage()       # nor does an earlier run's error
         self.run, self.last_report, self.unsaved, self._stop_requested = None, None, False, False
-        self.loaded = None
+        self.loaded, self._saved_step = None, None
         self._set_notes(error="", warning="", about="", note="", eval="")
         self.worker = worker
         self.worker.prepared.connect(self._on_prepared, Qt.QueuedConnection)
         self.worker.reports.connect(self._on_reports, Qt.QueuedConnection)
         self.worker.failed.connect(self._on_failed, Qt.QueuedConnection)
+        self.worker.evaluating.connect(self._on_evaluating, Qt.QueuedConnection)
         self.worker.finished.connect(self._on_finished, Qt.QueuedConnection)
         self._set_state("preparing")
         self.thread = start_worker(self.worker, "train")
@@ -272,10 +296,19 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def stop(self) -> None:
+        """Stop ends the run after its current step; pressed again during the final validation, it skips it."""
         if self.worker is not None and self.state in ("preparing", "running", "paused"):
             self._stop_requested = True
             self.worker.stop()
             self._set_state("stopping")
+        elif self.worker is not None and self.state == "validating":
+            self.worker.skip_evaluation()
+
+    @Slot()
+    def _on_evaluating(self) -> None:
+        """The run has ended (it can be saved now); its final validation pass runs on the worker thread."""
+        if self.state == "stopping":
+            self._set_state("validating")
 
     @Slot(object)
     def _on_prepared(self, run: api.Run) -> None:
@@ -290,12 +323,13 @@ class MainWindow(QMainWindow):
     @Slot(list)
     def _on_reports(self, reports: list) -> None:
         self.loss_plot.add_reports(reports)
-        self.unsaved = True
         r = self.last_report = reports[-1]
-        self.panel.show_report(r)
+        self.unsaved = self.unsaved or r.step != self._saved_step   # a final validation changes no weights
+        self.panel.show_report(r, eta=self.state not in ("stopping", "validating"))
         self.status_step.setText(f"step {r.step:,}/{r.max_steps:,}")
         self.status_speed.setText(f"{r.tokens_per_s:,.0f} tok/s")
-        self.status_eta.setText("ETA —" if r.eta_s is None else f"ETA {format_duration(r.eta_s)}")
+        self.status_eta.setText("ETA —" if r.eta_s is None or self.state in ("stopping", "validating")
+                                else f"ETA {format_duration(r.eta_s)}")
         if self.state == "paused":
             self._show_paused()
         for e in reports:
@@ -332,10 +366,17 @@ class MainWindow(QMainWindow):
         self._show_error(message)
 
     def _show_error(self, message: str) -> None:
-        self._set_notes(error=f"Training stopped: {message}",
+        why = f"Training stopped: {message}" if self.run is not None else f"Could not start: {message}"
+        self._set_notes(error=why,
                         note="The model so far can still be saved." if self.run is not None else "")
         self.statusBar().showMessage(f"error: {message}", 15000)
         self.state = "error"
+        if self.run is None:   # it never started: nothing of "preparing…" or an earlier run's speed is true now
+            self.panel.progress.setValue(0)
+            self.panel.progress.setFormat("could not start")
+            self.panel.speed.setText(" ")
+            for label in (self.status_step, self.status_speed, self.status_eta):
+                label.setText("")
 
     @Slot()
     def _on_finished(self) -> None:
@@ -348,21 +389,45 @@ class MainWindow(QMainWindow):
         else:
             self._set_state("error")
         self.source.set_training(False)
+        self._announce_end()
+
+    def _announce_end(self) -> None:
+        """The notice across the window and, when the window is not the active one, the platform's alert (a
+        flashing taskbar entry): a run of minutes should not end unnoticed."""
+        r = self.last_report
+        at = f" at step {r.step:,} of {r.max_steps:,}" if r is not None else ""
+        val = ""
+        if self.run is not None and self.run.summary().get("val_loss") is not None:
+            s = self.run.summary()
+            val = f"; validation loss {s['val_loss']:.4f} nats/token ({s['val_bpc']:.3f} bits/char)"
+        if self.state == "error":
+            self.notice.show_notice("error", self._notes["error"] + (" The model so far can still be saved."
+                                                                     if self.run is not None else ""))
+        elif self.state == "stopped":
+            self.notice.show_notice("stopped", f"Training stopped{at}{val}. Save checkpoint keeps the model.")
+        else:
+            self.notice.show_notice("done", f"Training finished{at}{val}.")
+        QApplication.alert(self)
 
     def _set_state(self, state: str) -> None:
         self.state = state
         self.status_state.setText(STATE_TEXT[state])
-        self.panel.set_state(state, can_save=self.run is not None,
+        self.panel.set_state(state, can_save=self.run is not None and not self._saving,
                              can_continue=self.loaded is not None and self.loaded[1].get("family") != "ngram")
+        if self._loading:
+            self.panel.load_button.setEnabled(False)   # one checkpoint at a time
         if state == "preparing":
             self.panel.progress.setValue(0)
             self.panel.progress.setFormat("preparing: tokenizing the corpus, building the model…")
         if state == "paused":
             self._show_paused()
-        if state in ("done", "stopped", "error"):
+        if state in ("stopping", "validating", "done", "stopped", "error"):
             self.status_eta.setText("ETA —")
+        if state in ("stopping", "validating"):
+            self.panel.progress.setFormat(self.panel.progress.format().split(" · ")[0] + f" · {STATE_TEXT[state]}")
         if state in ("done", "stopped"):
-            self.panel.progress.setFormat(self.panel.progress.format().split(" · ETA")[0] + f" · {state}")
+            # the steps alone, then how it ended: no ETA, no "stopping…" left from the moment before
+            self.panel.progress.setFormat(self.panel.progress.format().split(" · ")[0] + f" · {state}")
         if self.run is not None:
             self.source.set_training(state == "running")
 
@@ -370,105 +435,6 @@ class MainWindow(QMainWindow):
         """No ETA while paused: it would count down a run that is not moving."""
         self.status_eta.setText("ETA — (paused)")
         self.panel.progress.setFormat(self.panel.progress.format().split(" · ")[0] + " · paused")
-
-    # -- checkpoints -----------------------------------------------------------------------------------------
-    @Slot()
-    def save_checkpoint(self, path: str | None = None) -> Path | None:
-        if self.run is None:
-            return None
-        if path is None:
-            step = self.last_report.step if self.last_report is not None else 0
-            default = f"runs/{self.run.spec.family}-step{step}-{time.strftime('%Y%m%d-%H%M%S')}"
-            path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint (a folder)", default)
-            if not path:
-                return None
-        try:
-            out = self.run.save(path)
-        except (PlaygroundError, OSError) as e:   # the run stays, unsaved, so Save can be tried elsewhere
-            self._set_notes(error=f"Could not save: {error_message(e)}")
-            self.statusBar().showMessage(f"Could not save: {error_message(e)}", 30000)
-            return None
-        self.unsaved = False
-        if self._notes["error"].startswith("Could not"):
-            self._set_notes(error="")
-        self.statusBar().showMessage(f"saved checkpoint to {out}", 10000)
-        return out
-
-    @Slot()
-    def load_checkpoint(self, path: str | None = None) -> bool:
-        """Start loading a checkpoint on a worker thread (reading and checking its files, building the model);
-        the window stays responsive and `load_finished(bool)` tells how it ended. True when a load started;
-        False when a run is active, another load is under way, or the folder dialog was cancelled.
-        A refused checkpoint (any CheckpointError) leaves the window as it was, with the reason shown."""
-        if self.thread is not None or self._loading is not None:
-            return False
-        if path is None:
-            path = QFileDialog.getExistingDirectory(self, "Load checkpoint folder", "runs")
-            if not path:
-                return False
-        path = str(path)
-        self._loading = path
-        self.statusBar().showMessage(f"loading checkpoint {path}…")
-        self._load_jobs.run(lambda: api.load_checkpoint(path), self._on_checkpoint_read, self._on_checkpoint_refused)
-        return True
-
-    def _on_checkpoint_refused(self, message: str) -> None:
-        self._loading = None
-        self._set_notes(error=f"Could not load: {message}")   # what is on screen stays described
-        self.statusBar().showMessage(f"could not load the checkpoint: {message}", 15000)
-        self.load_finished.emit(False)
-
-    def _on_checkpoint_read(self, handle: api.ModelHandle) -> None:
-        path, self._loading = self._loading, None
-        ok = self._show_checkpoint(path, handle)
-        self.load_finished.emit(ok)
-
-    def _show_checkpoint(self, path: str, handle: api.ModelHandle) -> bool:
-        """Make the loaded checkpoint the window's model: the form shows its settings, the loss plot and progress
-        start from it, Save is off (the run it came from is gone; the checkpoint is already on disk) and Resume
-        trains it further. An unsaved run is offered for saving first, since loading replaces it."""
-        if self.thread is not None:   # a run was started while the checkpoint was read
-            self.statusBar().showMessage(f"checkpoint {path} not shown: a run started meanwhile", 15000)
-            return False
-        if self.run is not None and self.unsaved:
-            answer = self.ask_save_before_load()
-            if answer == QMessageBox.Cancel or (answer == QMessageBox.Save and self.save_checkpoint() is None):
-                return False
-        meta = handle.meta
-        corpus, read_as = meta.get("spec", {}).get("corpus"), meta.get("spec", {}).get("on_bad_utf8", "error")
-        if corpus and (corpus, read_as) != (self.panel.corpus_box.spec(), self.panel.corpus_box.on_bad_utf8()):
-            # in the background, read as the run read it; _on_corpus_loaded/_failed finish the job
-            self.panel.corpus_box.load(corpus, on_bad_utf8=read_as)
-        unshown = self.panel.apply_settings(checkpoint_settings(meta))
-        self.run, self.last_report, self.unsaved, self.loaded = None, None, False, (path, meta)
-        self._new_plot(meta.get("spec", {}), f"checkpoint {Path(path).name}")
-        step = int(meta.get("step", meta.get("summary", {}).get("step", 0)) or 0)
-        max_steps = int(meta.get("train", {}).get("max_steps", step) or step)
-        self.loss_plot.add_reports(LossHistory.from_dict(meta.get("history")).reports(max_steps))
-        self.source.set_checkpoint(handle, path, self.panel.corpus_box.validation_text())
-        self.panel.progress.setMaximum(max(max_steps, 1))
-        self.panel.progress.setValue(min(step, max_steps))
-        self.panel.progress.setFormat(f"checkpoint at step {step:,} / {max_steps:,}")
-        self.panel.speed.setText(" ")
-        self.status_step.setText(f"step {step:,}")
-        self.status_speed.setText("")
-        self.status_eta.setText("ETA —")
-        further = "Resume trains it further, up to max_steps" + (f" (above {step:,})." if step >= max_steps else ".")
-        further = further if meta.get("family") != "ngram" else ""
-        if unshown:
-            further += " Not shown in the form (outside its ranges): " + "; ".join(unshown) + "."
-        self._set_notes(error="", warning="", about=self.source.describe(), eval=checkpoint_eval_line(meta),
-                        note=further.strip())
-        self._set_state("loaded")
-        self.statusBar().showMessage(f"loaded checkpoint {path}", 10000)
-        return True
-
-    def ask_save_before_load(self) -> QMessageBox.StandardButton:
-        """Save, Discard or Cancel. Tests replace this method to answer without a dialog."""
-        return QMessageBox.question(self, "Save the model?",
-                                    "Loading a checkpoint replaces the current run, which has not been saved. "
-                                    "Save it first?",
-                                    QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, QMessageBox.Save)
 
     # -- drag and drop ---------------------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
@@ -499,27 +465,37 @@ class MainWindow(QMainWindow):
                                     QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, QMessageBox.Save)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        """Unsaved work asks first. Discard stops the run at once (a final validation is skipped); Save writes the
+        checkpoint in the background, the window responsive meanwhile, and closes when it is written."""
+        if self._saving:   # a checkpoint is being written: close once it is, not halfway through
+            event.ignore()
+            self._close_when_saved = True
+            self.statusBar().showMessage("closing once the checkpoint is written…")
+            return
         if self.thread is not None or (self.run is not None and self.unsaved):
             answer = self.ask_save_on_close()
             if answer == QMessageBox.Cancel:
                 event.ignore()
                 return
             self.shutdown_run()
-            if answer == QMessageBox.Save and self.save_checkpoint() is None and self.unsaved:
-                event.ignore()   # the save dialog was cancelled or failed: keep the window
+            if answer == QMessageBox.Save:
+                event.ignore()   # closed again once saved; a cancelled dialog or a failed save keeps the window
+                self.save_in_background(then=self.close)
                 return
         self.sample_panel.shutdown()
         self.graph_panel.shutdown()
         self.inside_panel.shutdown()
         self.panel.corpus_box.shutdown()
-        self._load_jobs.wait()   # a checkpoint being read: its thread must end before the window goes
+        self.jobs.wait()   # a checkpoint being written or read: its thread must end before the window goes
         self.save_settings()
         event.accept()
 
     def shutdown_run(self) -> None:
-        """Stop the worker and wait for it (the run stops after its current step)."""
+        """Stop the worker and wait for it: the run stops after its current step, and a final validation pass
+        is skipped (or cut short within one batch), so closing never waits for a pass over the whole split."""
         if self.thread is not None:
             self._stop_requested = True
+            self.worker.skip_evaluation()
             self.worker.stop()
             self.thread.wait()
             self._on_finished()

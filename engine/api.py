@@ -184,6 +184,23 @@ class Run:
             self.trainer.stop()
         self._running.set()
 
+    def needs_final_evaluation(self) -> bool:
+        """True when a neural run ended (stopped, or an evaluation cut short) without validating its last step."""
+        last = self.last_report
+        return (self.trainer is not None and last is not None and last.event == "done" and last.val_loss is None
+                and not last.message.startswith("out of memory"))
+
+    def final_evaluation(self, cancel=None):
+        """The whole-split validation a stopped run skipped (Trainer.final_evaluation): an event="eval"
+        StepReport, or None when `cancel()` turned true first. Call it after reports() has ended; save() and
+        snapshot() may run meanwhile on another thread."""
+        if not self.needs_final_evaluation():
+            return None
+        rep = self.trainer.final_evaluation(cancel)
+        if rep is not None:
+            self.last_report = rep
+        return rep
+
     def _ngram_reports(self) -> Iterator:
         """The counting pass as reports (one per order), then the evaluation over the whole validation split.
         Counting a few MB takes about a second (bench/ngram_build.py), so a stop request lets it finish."""

@@ -49,13 +49,14 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def device_name(device: torch.device) -> str:
-    """A readable name for reports: the GPU model, "Apple MPS", or "CPU (N threads)"."""
+def device_name(device: torch.device, threads: int | None = None) -> str:
+    """A readable name for reports: the GPU model, "Apple MPS", or "CPU (N threads)" (N: `threads`, or torch's
+    current intra-op thread count)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "mps":
         return "Apple MPS"
-    n = torch.get_num_threads()
+    n = torch.get_num_threads() if threads is None else threads
     return f"CPU ({n} thread{'s' if n != 1 else ''})"
 
 

@@ -16,7 +16,7 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -194,7 +194,8 @@ class Trainer:
         cfg = self.cfg
         active, session_steps, step_time = 0.0, 0, 0.0   # step_time: in optimizer steps only (no evals, no pauses)
         while True:
-            finishing = self._stop.is_set() or self.step >= cfg.max_steps
+            stopped = self._stop.is_set()
+            finishing = stopped or self.step >= cfg.max_steps
             if not finishing and not self._running.is_set():
                 yield self._report(0.0, None, active, session_steps, "paused", None, f"paused at step {self.step}")
                 self._running.wait()
@@ -207,8 +208,8 @@ class Trainer:
                 if not finishing:
                     sums = self._run_steps(n)
                     dt = time.perf_counter() - t0
-                if finishing or (self.step % cfg.eval_interval == 0 and self.step < cfg.max_steps):
-                    val = self.evaluate()
+                if (finishing and not stopped) or (self.step % cfg.eval_interval == 0 and self.step < cfg.max_steps):
+                    val = self.evaluate(cancel=self._stop.is_set)   # None when a stop cut it short
             except (MemoryError, RuntimeError) as e:   # CUDA/MPS OutOfMemoryError; the CPU allocator's RuntimeError
                 if not is_out_of_memory(e):
                     raise
@@ -332,10 +333,25 @@ class Trainer:
         return rep
 
     # -- validation -----------------------------------------------------------------------------------------
+    def final_evaluation(self, cancel=None) -> StepReport | None:
+        """The whole-split validation that a stopped run skips, so Stop ends the run at once (on a 50 MB corpus
+        the pass takes half a minute): run it afterwards, cancellably, while the model can already be saved.
+        Returns an event="eval" report for the current step (kept as last_report, last_eval and in the history),
+        or None when `cancel()` turned true first."""
+        last = self.last_report
+        val = self.evaluate(cancel=cancel)
+        if val is None or last is None:
+            return None
+        rep = replace(last, val_loss=val[0], val_bpc=val[1], val_ppl=val[2], event="eval")   # message: the end's
+        self.last_report = self.last_eval = rep
+        self.history.add(rep)
+        return rep
+
     @torch.no_grad()
-    def evaluate(self) -> tuple[float, float, float]:
+    def evaluate(self, cancel=None) -> tuple[float, float, float] | None:
         """(val_loss, val_bpc, val_ppl) over every validation token: non-overlapping block_size windows (the
-        last one shorter), each starting from an empty context, so the figure does not depend on sampling."""
+        last one shorter), each starting from an empty context, so the figure does not depend on sampling.
+        cancel: a callable checked between batches of windows; None is returned once it is true."""
         T = self.cfg.block_size
         eb = self.cfg.eval_batch_size or 4 * self.cfg.batch_size
         data = self.val_data
@@ -349,6 +365,8 @@ class Trainer:
         sums = []
         try:
             for x, y in chunks:
+                if cancel is not None and cancel():
+                    return None
                 with self._autocast():
                     logits, _ = self.model(x)
                 sums.append(torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), y.flatten(),

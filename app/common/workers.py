@@ -20,6 +20,7 @@ from engine.errors import PlaygroundError
 log = logging.getLogger(__name__)
 
 EMIT_INTERVAL_S = 1 / 25
+TRAIN_CPU_THREADS = 1     # torch threads a run on the CPU uses (see TrainWorker._limit_cpu_threads)
 URGENT_EVENTS = ("eval", "paused", "done", "error")
 
 
@@ -51,6 +52,7 @@ class TrainWorker(QObject):
     prepared = Signal(object)   # the api.Run, once corpus, tokenizer, model and optimizer exist
     reports = Signal(list)      # a batch of engine.train.StepReport, in order
     failed = Signal(str)        # a one-line message; the run (if it was built) is kept for saving
+    evaluating = Signal()       # the run has ended; its final validation pass starts (skip_evaluation ends it)
     finished = Signal()         # always last
 
     def __init__(self, spec: api.RunSpec, start_run: Callable[[api.RunSpec], api.Run] | None = None):
@@ -59,6 +61,7 @@ class TrainWorker(QObject):
         self._start_run = start_run or api.start_run
         self._run: api.Run | None = None
         self._stopping = threading.Event()
+        self._skip_eval = threading.Event()
         self._resumed = threading.Event()
         self._resumed.set()
 
@@ -78,6 +81,10 @@ class TrainWorker(QObject):
         if self._run is not None:
             self._run.stop()
         self._resumed.set()  # wake a paused loop so it can see the stop
+
+    def skip_evaluation(self) -> None:
+        """No final validation pass after a stop, or end the one running (within one batch of windows)."""
+        self._skip_eval.set()
 
     # -- runs on the worker thread ---------------------------------------------------------------------------
     @Slot()
@@ -114,6 +121,8 @@ class TrainWorker(QObject):
                     run.stop()
             if batch:
                 self.reports.emit(batch)
+                batch = []
+            self._final_evaluation(run)
         except Exception as e:  # noqa: BLE001 — whatever happens in a run must reach the user, not kill the app
             if not isinstance(e, PlaygroundError):
                 log.exception("training failed")
@@ -122,6 +131,16 @@ class TrainWorker(QObject):
             self.failed.emit(error_message(e))
         finally:
             self.finished.emit()
+
+    def _final_evaluation(self, run: api.Run) -> None:
+        """A stopped run ends at once, unvalidated (the GUI can save it meanwhile); its whole-split validation
+        runs here, after the end, and is cancelled by skip_evaluation (Stop again, or closing the window)."""
+        if self._skip_eval.is_set() or not run.needs_final_evaluation():
+            return
+        self.evaluating.emit()
+        report = run.final_evaluation(cancel=self._skip_eval.is_set)
+        if report is not None:
+            self.reports.emit([report])
 
     def _wait_while_paused(self) -> None:
         """Sleep here, between two `next()` calls, rather than inside the trainer: the run's lock is free, so the
@@ -134,4 +153,15 @@ class TrainWorker(QObject):
         import torch
         from engine.device import resolve_device
         if resolve_device(self.spec.device).type == "cpu":
-            torch.set_num_threads(1)
+            torch.set_num_threads(TRAIN_CPU_THREADS)
+
+
+def run_device_label(choice: str) -> str:
+    """The device a run started with the form's `choice` (auto, cpu, cuda, mps) trains on, threads included, as
+    the run will report it: the status bar shows it before a run starts."""
+    from engine.device import device_name, resolve_device
+    try:
+        device = resolve_device(choice)
+    except PlaygroundError as e:
+        return str(e)
+    return device_name(device, TRAIN_CPU_THREADS if device.type == "cpu" else None)

@@ -24,6 +24,9 @@ class SourceBar(QHBoxLayout):
         super().__init__()
         self.what = QComboBox()
         self.what.addItems([LECTURE, FANOUT, MODEL])
+        # sized for the short names: the long fan-out name would widen the whole window past a 1280-px screen
+        self.what.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.what.setMinimumContentsLength(len(MODEL))
         self.what.setToolTip("Step through the seed lecture's tiny network, or the model you trained")
         self.text = QLineEdit()
         self.text.setPlaceholderText("text to run the model on (its inputs and next-token targets)")

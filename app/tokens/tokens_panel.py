@@ -7,10 +7,12 @@ tokens as you type.
 The Qt-free work (spans, counts, the BPE replay) is `engine.tokenizers.inspect`; this file only draws it."""
 from __future__ import annotations
 
+from functools import lru_cache
 from html import escape
 
+import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QEvent, QModelIndex, QObject, Qt
-from PySide6.QtGui import QColor, QFont, QTextCharFormat
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QTextCharFormat
 from PySide6.QtWidgets import (QComboBox, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit, QProgressBar,
                                QPushButton, QSplitter, QTableView, QTabWidget, QTextEdit, QVBoxLayout, QWidget)
 
@@ -29,6 +31,11 @@ GAP_COLOR = QColor("#9a9a9a")
 MAX_REPLAYED = 24          # pre-tokens replayed for the typed text; a long paste would make a wall of steps
 ERROR_STYLE = "color: #b00020;"
 PIECE_BACKGROUNDS = ("#c5dbf8", "#f8d8b0")   # stronger than the token views': a row of bytes is short
+CELL_PADDING = 14         # a cell's margins around its text, in pixels
+WIDTH_ROWS = 32            # rows a table's column widths are measured on (the most frequent tokens come first)
+
+
+ANSWERED_ROLES = frozenset((Qt.DisplayRole, Qt.TextAlignmentRole, Qt.FontRole))
 
 
 class RowsModel(QAbstractTableModel):
@@ -38,12 +45,14 @@ class RowsModel(QAbstractTableModel):
     def __init__(self, headers: tuple[str, ...], parent: QObject | None = None):
         super().__init__(parent)
         self.headers, self._n, self._row = headers, 0, None
-        self._mono = QFont("DejaVu Sans Mono")
-        self._mono.setStyleHint(QFont.Monospace)
+        self.mono = QFont("DejaVu Sans Mono")
+        self.mono.setStyleHint(QFont.Monospace)
 
     def set_rows(self, n: int, row) -> None:
+        """row(i) builds the whole row; it is cached, since a view asks for each cell several times (text,
+        alignment, font, ...) and sizing a column asks for a column of rows at once."""
         self.beginResetModel()
-        self._n, self._row = n, row
+        self._n, self._row = n, lru_cache(maxsize=512)(row)
         self.endResetModel()
 
     def row(self, i: int) -> tuple:
@@ -55,16 +64,21 @@ class RowsModel(QAbstractTableModel):
     def columnCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.headers)
 
+    @staticmethod
+    def display(value) -> str:
+        return f"{value:,}" if isinstance(value, int) else f"{value:.2%}" if isinstance(value, float) else value
+
     def data(self, index, role=Qt.DisplayRole):
-        if not index.isValid():
+        """Painting a cell asks for a dozen roles; the row is looked up only for the three this model answers."""
+        if role not in ANSWERED_ROLES or not index.isValid():
             return None
         value = self._row(index.row())[index.column()]
         if role == Qt.DisplayRole:
-            return f"{value:,}" if isinstance(value, int) else f"{value:.2%}" if isinstance(value, float) else value
+            return self.display(value)
         if role == Qt.TextAlignmentRole:
             return int((Qt.AlignLeft if isinstance(value, str) else Qt.AlignRight) | Qt.AlignVCenter)
         if role == Qt.FontRole and isinstance(value, str):
-            return self._mono
+            return self.mono
         return None
 
     def headerData(self, section, orientation, role=Qt.DisplayRole):
@@ -74,6 +88,9 @@ class RowsModel(QAbstractTableModel):
 
 
 def table(model: RowsModel, stretch: int) -> QTableView:
+    """Columns are sized once per new result, from the header and the first WIDTH_ROWS rows, and can be dragged
+    wider. ResizeToContents would ask the model for every row's text again on every show and resize: with a
+    25,000-word vocabulary that is ~100,000 data() calls, a freeze of over a second each time the tab appears."""
     view = QTableView()
     view.setModel(model)
     view.verticalHeader().hide()
@@ -81,9 +98,26 @@ def table(model: RowsModel, stretch: int) -> QTableView:
     view.setAlternatingRowColors(True)
     view.setSelectionBehavior(QTableView.SelectRows)
     header = view.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeToContents)
+    header.setSectionResizeMode(QHeaderView.Interactive)
     header.setSectionResizeMode(stretch, QHeaderView.Stretch)
+    header.setResizeContentsPrecision(WIDTH_ROWS)
+    model.modelReset.connect(lambda: fit_columns(view))
     return view
+
+
+def fit_columns(view: QTableView) -> None:
+    """Widths from the header, the first WIDTH_ROWS rows and the last one (the longest rank: 25,000 next to the
+    top's 1), measured here with font metrics: Qt's own sizing asks the model for every role of every cell."""
+    model: RowsModel = view.model()
+    n, header = model.rowCount(), view.horizontalHeader()
+    rows = [model.row(i) for i in [*range(min(n, WIDTH_ROWS)), *([n - 1] if n > WIDTH_ROWS else [])]]
+    plain, mono = view.fontMetrics(), QFontMetrics(model.mono)
+    for c in range(model.columnCount()):
+        if header.sectionResizeMode(c) == QHeaderView.Stretch:
+            continue
+        texts = [(model.display(r[c]), isinstance(r[c], str)) for r in rows]
+        cells = max((mono if is_str else plain).horizontalAdvance(t) for t, is_str in texts) if texts else 0
+        view.setColumnWidth(c, max(cells + CELL_PADDING, header.sectionSizeHint(c)))
 
 
 class TokenPreview(TokenView):
@@ -329,6 +363,8 @@ class TokensPanel(QWidget):
         self.show_message("")
         self.result, self._key = result, key
         tok, s = result.tokenizer, result.stats
+        # a token's rank is 1 + how many tokens are more frequent: once here, not once per hovered span
+        self._ranks = np.searchsorted(np.sort(-s.counts), -s.counts, side="left") + 1
         self.stats_label.setText(stats_html(s))
         self.preview.show_spans(result.preview, result.spans, [self._tip(sp.id) for sp in result.spans],
                                 0 if tok.kind == "word" else None)
@@ -356,7 +392,7 @@ class TokensPanel(QWidget):
 
     def _tip(self, i: int) -> str:
         tok, s = self.result.tokenizer, self.result.stats
-        rank = int((s.counts > s.counts[i]).sum()) + 1
+        rank = int(self._ranks[i])
         unk = "\n<unk>: a word outside the vocabulary" if tok.kind == "word" and i == 0 else ""
         return (f"id {i}   '{tok.token_str(i)}'\n{int(s.counts[i]):,}× in the train split "
                 f"(rank {rank:,} of {tok.vocab_size:,}){unk}")

@@ -120,9 +120,9 @@ class CorpusBox(QGroupBox):
         self.choice.setToolTip("The text the model learns from: a built-in corpus or one you opened recently.")
         self.choice.setMinimumContentsLength(18)
         self.choice.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
-        open_file = QPushButton("Open file…")
+        self.open_file_button = open_file = QPushButton("Open file…")   # the File menu mirrors both buttons
         open_file.setToolTip("Load a UTF-8 .txt file (you can also drop files onto the window).")
-        open_folder = QPushButton("Open folder…")
+        self.open_folder_button = open_folder = QPushButton("Open folder…")
         open_folder.setToolTip("Load every text file in a folder, concatenated in sorted path order.")
         self.replace_bad = QCheckBox("replace bad bytes")
         self.replace_bad.setToolTip(REPLACE_TIP)

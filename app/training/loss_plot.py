@@ -123,11 +123,12 @@ class LossPlot(QWidget):
         self.readout.setWordWrap(True)     # with earlier runs it grows long; wrapping keeps the window's width
         export = QToolButton(text="Export")
         export.setPopupMode(QToolButton.InstantPopup)
-        menu = QMenu(export)
+        menu = QMenu("Export loss plot", export)
         menu.addAction("PNG image…", lambda: self._export_dialog("png"))
         menu.addAction("SVG image…", lambda: self._export_dialog("svg"))
         menu.addAction("CSV data…", lambda: self._export_dialog("csv"))
         export.setMenu(menu)
+        self.export_menu = menu   # the window's File menu shows the same menu
         export.setToolTip("Save the plots as PNG or SVG, or all recorded points as CSV.")
         self.compare = QToolButton()
         self.compare.setPopupMode(QToolButton.InstantPopup)

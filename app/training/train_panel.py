@@ -27,8 +27,12 @@ DEVICES = ("auto", "cuda", "mps", "cpu")
 WARN_COLOR = "#b35c00"   # orange: allowed, but probably not what the user wants
 ESTIMATE_TIP = "Parameter count of this configuration and a rough training-memory estimate."
 RESUME_TIP = "Continue a paused run, or go on training a loaded checkpoint up to max_steps."
+STOP_TIP = ("End the run after the current step; it can be saved at once, while a final validation pass over the "
+            "whole validation split runs.")
+SKIP_TIP = "Skip the final validation pass (the model stays as trained and can be saved)."
 
 
+MESSAGE_LINES = 6   # lines the run message keeps room for: the run, the engine's note, the evaluation, an error
 NEAR_FULL = 0.8   # an estimate above this fraction of the available memory is shown as a warning
 
 
@@ -111,13 +115,14 @@ class TrainPanel(QWidget):
         for b, tip in ((self.start_button, "Build the model and train it with these settings."),
                        (self.pause_button, "Pause after the current step; the model can be saved or sampled."),
                        (self.resume_button, RESUME_TIP),
-                       (self.stop_button, "End the run after the current step (it can still be saved)."),
+                       (self.stop_button, STOP_TIP),
                        (self.save_button, "Write the run's model, optimizer and settings to a folder."),
                        (self.load_button, "Open a saved checkpoint for sampling and the graph view.")):
             b.setToolTip(tip)
         self.start_button.setObjectName("startButton")
         self.progress = QProgressBar()
         self.progress.setFormat("idle")
+        self.progress.setValue(0)   # a bar with no value yet (-1) draws no text at all, "idle" included
         self.progress.setToolTip("Steps done out of max_steps, and the estimated time left.")
         self.speed = QLabel(" ")
         self.speed.setWordWrap(True)   # a long line must not widen the panel (and with it the window)
@@ -125,6 +130,20 @@ class TrainPanel(QWidget):
         self.message.setObjectName("runMessage")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.message.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+        # Fixed heights: the run box sits at the bottom, so a label that grew when training started (the run's
+        # description, the first evaluation) pushed the buttons up by ~70 px, under the pointer that had just
+        # clicked Start. The message scrolls inside its reserved lines instead.
+        line = self.fontMetrics().lineSpacing()
+        self.speed.setFixedHeight(2 * line + 4)
+        message_area = QScrollArea()
+        message_area.setWidget(self.message)
+        message_area.setWidgetResizable(True)
+        message_area.setFrameShape(QFrame.NoFrame)
+        message_area.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        message_area.setFixedHeight(MESSAGE_LINES * line + 6)
+        message_area.viewport().setAutoFillBackground(False)   # no grey box where there is no message yet
+        self.message.setAutoFillBackground(False)
         buttons = QGridLayout()
         for i, b in enumerate((self.start_button, self.pause_button, self.resume_button, self.stop_button)):
             buttons.addWidget(b, 0, i)
@@ -135,7 +154,7 @@ class TrainPanel(QWidget):
         run_layout.addLayout(buttons)
         run_layout.addWidget(self.progress)
         run_layout.addWidget(self.speed)
-        run_layout.addWidget(self.message)
+        run_layout.addWidget(message_area)
 
         # the settings scroll; the run controls stay in view below them
         form = QWidget()
@@ -376,14 +395,16 @@ class TrainPanel(QWidget):
 
     # -- run state -------------------------------------------------------------------------------------------
     def set_state(self, state: str, *, can_save: bool, can_continue: bool = False) -> None:
-        """state: idle | preparing | running | paused | stopping | done | stopped | error | loaded (a checkpoint
-        was loaded; `can_continue`: it can be trained further, which Resume then does)."""
-        self._running = state in ("preparing", "running", "paused", "stopping")
+        """state: idle | preparing | running | paused | stopping | validating (the run has ended, its final
+        validation pass runs; it can be saved, and Stop skips the pass) | done | stopped | error | loaded (a
+        checkpoint was loaded; `can_continue`: it can be trained further, which Resume then does)."""
+        self._running = state in ("preparing", "running", "paused", "stopping", "validating")
         ngram = self.family.currentText() == "ngram"
         self.pause_button.setEnabled(state == "running" and not ngram)
         self.resume_button.setEnabled(state == "paused" or (state == "loaded" and can_continue))
-        self.stop_button.setEnabled(state in ("preparing", "running", "paused"))
-        self.save_button.setEnabled(can_save and state in ("paused", "done", "stopped", "error"))
+        self.stop_button.setEnabled(state in ("preparing", "running", "paused", "validating"))
+        self.stop_button.setToolTip(SKIP_TIP if state == "validating" else STOP_TIP)
+        self.save_button.setEnabled(can_save and state in ("paused", "validating", "done", "stopped", "error"))
         self.load_button.setEnabled(not self._running)
         for w in (self.corpus_box, self.tok_box, self.model_box, self.train_box):
             w.setEnabled(not self._running)   # whole groups: titles and row labels grey out with the fields
@@ -396,10 +417,11 @@ class TrainPanel(QWidget):
         self.start_button.setToolTip(f"Cannot start: {why}" if why
                                      else "Build the model and train it with these settings.")
 
-    def show_report(self, r) -> None:
+    def show_report(self, r, eta: bool = True) -> None:
+        """eta False: the run is ending, so no time left is shown (it would count down a run that has stopped)."""
         self.progress.setMaximum(max(r.max_steps, 1))
         self.progress.setValue(min(r.step, r.max_steps))
-        eta = "" if r.eta_s is None else f" · ETA {format_duration(r.eta_s)}"
+        eta = "" if r.eta_s is None or not eta else f" · ETA {format_duration(r.eta_s)}"
         unit = "order" if self.family.currentText() == "ngram" else "step"   # n-grams count one order at a time
         self.progress.setFormat(f"{unit} {r.step:,} / {r.max_steps:,} (%p%){eta}")
         self.speed.setText(f"{r.tokens_per_s:,.0f} tokens/s · {r.tokens:,} tokens · "

@@ -66,6 +66,28 @@ def check_json(text) -> int:
     return len(vocab)
 
 
+ENCODE_PIECE = 1 << 16   # characters per piece of a long text's encode_batch
+
+
+def split_at_word_starts(text: str, size: int) -> list[str]:
+    """`text` in pieces of about `size` characters, each cut just before a space that sits between two
+    non-space characters. GPT-2's pre-tokenizer starts a pre-token there (the space joins the following word, the
+    previous pre-token ends before it), so encoding the pieces one by one gives exactly the ids of the whole. A
+    stretch without such a space stays in one piece."""
+    pieces, start = [], 0
+    while len(text) - start > size:
+        cut = start + size
+        while cut < len(text) - 1 and not (text[cut] == " " and not text[cut - 1].isspace()
+                                           and not text[cut + 1].isspace()):
+            cut += 1
+        if cut >= len(text) - 1:
+            break
+        pieces.append(text[start:cut])
+        start = cut
+    pieces.append(text[start:])
+    return pieces
+
+
 class BPETokenizer:
     kind = "bpe"
 
@@ -90,7 +112,12 @@ class BPETokenizer:
         return cls(tok)
 
     def encode(self, text: str) -> list[int]:
-        return self.tok.encode(text).ids
+        """Long texts are encoded as pieces with `encode_batch`, which releases the GIL (a single `encode` of a
+        1 MB text holds it for most of a second, freezing every other Python thread: the GUI's, in the app).
+        The pieces are cut only where the byte-level pre-tokenizer cuts anyway, so the ids are the same."""
+        if len(text) <= ENCODE_PIECE:
+            return self.tok.encode(text).ids
+        return [i for e in self.tok.encode_batch(split_at_word_starts(text, ENCODE_PIECE)) for i in e.ids]
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tok.decode(check_ids(ids, self.vocab_size), skip_special_tokens=False)

@@ -3,6 +3,8 @@ invalid hyperparameters, checkpoints, errors in the worker, closing mid-run. Run
 model) so the whole file takes seconds."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 from PySide6.QtCore import QMimeData, QObject, QPointF, QSettings, Qt, QUrl, Slot
@@ -135,7 +137,8 @@ def test_pause_resume_stop_change_buttons_and_state(qtbot, window, tmp_path):
                     timeout=RUN_TIMEOUT_MS)
     qtbot.mouseClick(p.stop_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: window.state == "stopped", timeout=RUN_TIMEOUT_MS)
-    assert window.run.last_report.event == "done"
+    assert window.run.last_report.event == "eval"   # the final validation, run after the end
+    assert window.run.last_report.val_loss is not None and "validation loss" in p.message.text()
     assert p.start_button.isEnabled() and not p.stop_button.isEnabled() and p.save_button.isEnabled()
     assert window.status_state.text() == "stopped"
     assert window.status_eta.text() == "ETA —"  # a stopped run has nothing left to wait for
@@ -350,11 +353,15 @@ def test_closing_mid_run_stops_it_and_asks_to_save(qtbot, window, tmp_path):
     assert asked and window.isVisible() and window.state == "running"   # Cancel keeps the run going
     window.ask_save_on_close = lambda: asked.append(2) or QMessageBox.Save
     saved_to = tmp_path / "on-close"
-    window.save_checkpoint = lambda path=None, _save=window.save_checkpoint: _save(str(saved_to))
+    window.ask_save_path = lambda: str(saved_to)
+    saved_on = []
+    real_save = window.run.save
+    window.run.save = lambda path: saved_on.append(threading.current_thread()) or real_save(path)
     window.close()
-    assert asked == [1, 2] and not window.isVisible()
-    assert window.thread is None and window.run.last_report.event == "done"
+    assert asked == [1, 2] and window.thread is None and window.run.last_report.event == "done"
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=RUN_TIMEOUT_MS)   # closed once the save is written
     assert (saved_to / "meta.json").exists()
+    assert saved_on and saved_on[0] is not threading.main_thread()   # written off the GUI thread
 
 
 def test_settings_persist_between_windows(qtbot, window, settings, tmp_path):

@@ -61,14 +61,15 @@ def test_closing_with_save_on_a_full_disk_keeps_the_window_and_the_run(qtbot, wi
     make_tiny(window, max_steps=4)
     start_and_wait(qtbot, window)
     window.ask_save_on_close = lambda: QMessageBox.Save
-    window.save_checkpoint = lambda path=None, _save=window.save_checkpoint: _save(str(tmp_path / "ck"))
+    window.ask_save_path = lambda: str(tmp_path / "ck")
     with monkeypatch.context() as m:
         _full_disk(m)
-        window.close()
+        window.close()                                              # the save runs on a worker thread
+        qtbot.waitUntil(lambda: "the disk is full" in window.panel.message.text(), timeout=RUN_TIMEOUT_MS)
         assert window.isVisible() and window.run is not None and window.unsaved
-        assert "the disk is full" in window.panel.message.text()
     window.close()                                                  # the disk has room again
-    assert not window.isVisible() and (tmp_path / "ck" / "meta.json").exists()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=RUN_TIMEOUT_MS)
+    assert (tmp_path / "ck" / "meta.json").exists()
 
 
 @pytest.fixture(scope="module")

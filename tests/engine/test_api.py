@@ -135,10 +135,10 @@ def test_snapshot_does_not_wait_for_a_validation_pass(corpus_file):
     in_eval, release = threading.Event(), threading.Event()
     original = run.trainer.evaluate
 
-    def slow_evaluate():
+    def slow_evaluate(cancel=None):
         in_eval.set()
         release.wait(10)
-        return original()
+        return original(cancel=cancel)
     run.trainer.evaluate = slow_evaluate
     worker = threading.Thread(target=lambda: list(run.reports()))
     worker.start()
@@ -256,3 +256,17 @@ def test_a_huge_config_is_judged_without_building_it():
     e = api.estimate("transformer", {"n_layer": 1_000_000, "n_head": 6, "n_embd": 384, "block_size": 256},
                      {"batch_size": 64, "block_size": 256}, 65)
     assert e["params"] > 1_000_000 * 12 * 384 ** 2
+
+
+def test_a_stopped_run_ends_without_validating_and_validates_on_request(corpus_file):
+    run = api.start_run(_spec(corpus_file, max_steps=50, overrides={"n_layer": "1", "steps_per_yield": "1",
+                                                                    "eval_interval": "1000"}))
+    gen = run.reports()
+    next(gen)
+    run.stop()
+    done = list(gen)[-1]
+    assert done.event == "done" and done.val_loss is None and run.needs_final_evaluation()
+    assert run.final_evaluation(cancel=lambda: True) is None and run.needs_final_evaluation()
+    rep = run.final_evaluation()
+    assert rep.event == "eval" and rep.step == done.step and np.isfinite(rep.val_loss)
+    assert run.summary()["val_loss"] == rep.val_loss and not run.needs_final_evaluation()

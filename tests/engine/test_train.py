@@ -93,9 +93,32 @@ def test_pause_blocks_until_resume_and_stop_finishes(seed, data):
     timer.join()
     trainer.stop()
     final = next(gen)
-    assert final.event == "done" and final.step == 10 and final.val_loss is not None
+    assert final.event == "done" and final.step == 10
+    assert final.val_loss is None   # a stop ends the run at once; the validation pass is left for later
     assert "stopped" in final.message
     assert next(gen, None) is None
+    evaluated = trainer.final_evaluation()
+    assert evaluated.event == "eval" and evaluated.step == 10 and evaluated.val_loss is not None
+    assert trainer.last_eval is evaluated and trainer.history.rows[-1][6] == evaluated.val_loss
+
+
+def test_a_cancelled_evaluation_returns_none_and_a_stop_cuts_one_short(seed, data, monkeypatch):
+    trainer = make(data, max_steps=10)
+    gen = trainer.reports()
+    next(gen)
+    checks = []
+    assert trainer.final_evaluation(cancel=lambda: checks.append(1) or True) is None and checks == [1]
+    assert trainer.last_eval is None
+    # a stop that arrives during the last step's evaluation cuts it short: the run ends without a finished pass
+    real = trainer.evaluate
+
+    def stop_then_evaluate(cancel=None):
+        trainer.stop()
+        return real(cancel=cancel)
+    monkeypatch.setattr(trainer, "evaluate", stop_then_evaluate)
+    rest = list(gen)
+    assert [r.event for r in rest] == ["step", "done"] and rest[-1].step == 10
+    assert all(r.val_loss is None for r in rest)
 
 
 def test_stop_wakes_a_paused_generator(seed, data):

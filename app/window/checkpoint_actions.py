@@ -1,0 +1,183 @@
+"""The main window's checkpoint commands, Save and Load, kept apart from the run control in main_window.py.
+`CheckpointActions` is mixed into MainWindow and uses its run, form, plot, ModelSource and JobRunner. The Save
+button (and Save when closing) writes on a worker thread, and a checkpoint is read and checked on a worker thread too;
+MainWindow's `load_finished(bool)` signal says how a load ended."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Slot
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from engine import api
+from engine.errors import PlaygroundError
+from engine.history import LossHistory
+
+from app.common.workers import error_message
+from app.training.model_form import checkpoint_eval_line, checkpoint_settings
+
+
+class CheckpointActions:
+    # -- checkpoints -----------------------------------------------------------------------------------------
+    def ask_save_path(self) -> str:
+        """The folder to save the run in ("" when the dialog is cancelled). Tests replace this method."""
+        step = self.last_report.step if self.last_report is not None else 0
+        default = f"runs/{self.run.spec.family}-step{step}-{time.strftime('%Y%m%d-%H%M%S')}"
+        path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint (a folder)", default)
+        return path
+
+    @Slot()
+    def save_checkpoint(self, path: str | None = None) -> Path | None:
+        """Save here and now, on this thread (for callers that need the result at once); the Save button and
+        closing with Save use save_in_background."""
+        if self.run is None:
+            return None
+        path = path or self.ask_save_path()
+        if not path:
+            return None
+        try:
+            out = self.run.save(path)
+        except (PlaygroundError, OSError) as e:
+            self._save_failed(error_message(e))
+            return None
+        self._saved(self.last_report.step if self.last_report is not None else None, out)
+        return out
+
+    @Slot()
+    def save_in_background(self, then=None) -> bool:
+        """Ask for a folder, then write the checkpoint on a worker thread: a 10M-parameter model with its AdamW
+        moments is over 100 MB and took ~0.3 s, a frozen window, on the GUI thread. `then()` runs once it is
+        saved. False when nothing was started (no run, a save already running, the dialog cancelled)."""
+        if self.run is None or self._saving:
+            return False
+        path = self.ask_save_path()
+        if not path:
+            return False
+        run, step = self.run, self.last_report.step if self.last_report is not None else None
+        self._saving = True
+        self.panel.save_button.setEnabled(False)
+        self.statusBar().showMessage(f"saving checkpoint to {path}…")
+
+        def done(out: Path) -> None:
+            self._save_ended()
+            if run is self.run:
+                self._saved(step, out)
+            if then is not None:
+                then()
+            elif self._close_when_saved:
+                self.close()
+
+        def failed(message: str) -> None:
+            self._save_ended()
+            self._close_when_saved = False   # the window stays, saying why the save failed
+            self._save_failed(message)
+        self.jobs.run(lambda: run.save(path), done, failed)
+        return True
+
+    def _save_ended(self) -> None:
+        self._saving = False
+        self._set_state(self.state)   # Save back as the state allows
+
+    def _saved(self, step: int | None, out: Path) -> None:
+        """step: the run's step when the save began (a run that trained on meanwhile is still unsaved)."""
+        self._saved_step = step
+        self.unsaved = self.last_report is not None and self.last_report.step != step
+        if self._notes["error"].startswith("Could not"):
+            self._set_notes(error="")
+        self.statusBar().showMessage(f"saved checkpoint to {out}", 10000)
+
+    def _save_failed(self, message: str) -> None:
+        self.statusBar().clearMessage()
+        self._set_notes(error=f"Could not save: {message}")
+
+    @Slot()
+    def load_checkpoint(self, path: str | None = None) -> bool:
+        """Start loading a checkpoint on a worker thread (reading and checking its files, building the model); the
+        window stays responsive and `load_finished(bool)` tells how it ended. True when a load started; False when
+        a run is active, another load is under way, or the folder dialog was cancelled. A refused checkpoint (any
+        CheckpointError) leaves the window as it was, with the reason shown."""
+        if self.thread is not None or self._loading:
+            return False
+        path = path or self.ask_load_path()
+        if not path:
+            return False
+        path = str(path)
+        self._loading = path
+        self.panel.load_button.setEnabled(False)
+        self.statusBar().showMessage(f"loading checkpoint {path}…")
+        self.jobs.run(lambda: api.load_checkpoint(path), self._on_checkpoint_read, self._on_checkpoint_refused)
+        return True
+
+    def ask_load_path(self) -> str:
+        """The checkpoint folder to load ("" when the dialog is cancelled). Tests replace this method."""
+        return QFileDialog.getExistingDirectory(self, "Load checkpoint folder", "runs")
+
+    @Slot()
+    def load_in_background(self) -> bool:
+        """The Load button and File → Load: ask for a folder, then load it (see load_checkpoint)."""
+        return self.load_checkpoint()
+
+    def _load_ended(self) -> None:
+        self._loading = None
+        self.statusBar().clearMessage()
+        self._set_state(self.state)
+
+    def _on_checkpoint_refused(self, message: str) -> None:
+        self._load_ended()
+        self._set_notes(error=f"Could not load: {message}")   # what is on screen stays described
+        self.statusBar().showMessage(f"could not load the checkpoint: {message}", 15000)
+        self.load_finished.emit(False)
+
+    def _on_checkpoint_read(self, handle: api.ModelHandle) -> None:
+        path = self._loading
+        self._load_ended()
+        self.load_finished.emit(self.show_checkpoint(path, handle))
+
+    def show_checkpoint(self, path: str, handle: api.ModelHandle) -> bool:
+        """Make a read checkpoint the window's model: the form shows its settings, the loss plot and progress
+        start from it, Save is off (the run it came from is gone; the checkpoint is already on disk) and Resume
+        trains it further. An unsaved run is offered for saving first, since loading replaces it. False when the
+        user keeps the run, or a run started while the checkpoint was read."""
+        if self.thread is not None:
+            self.statusBar().showMessage(f"checkpoint {path} not shown: a run started meanwhile", 15000)
+            return False
+        if self.run is not None and self.unsaved:
+            answer = self.ask_save_before_load()
+            if answer == QMessageBox.Cancel or (answer == QMessageBox.Save and self.save_checkpoint() is None):
+                return False
+        meta = handle.meta
+        corpus, read_as = meta.get("spec", {}).get("corpus"), meta.get("spec", {}).get("on_bad_utf8", "error")
+        if corpus and (corpus, read_as) != (self.panel.corpus_box.spec(), self.panel.corpus_box.on_bad_utf8()):
+            # in the background, read as the run read it; _on_corpus_loaded/_failed finish the job
+            self.panel.corpus_box.load(corpus, on_bad_utf8=read_as)
+        unshown = self.panel.apply_settings(checkpoint_settings(meta))
+        self.run, self.last_report, self.unsaved, self.loaded = None, None, False, (path, meta)
+        self._new_plot(meta.get("spec", {}), f"checkpoint {Path(path).name}")
+        step = int(meta.get("step", meta.get("summary", {}).get("step", 0)) or 0)
+        max_steps = int(meta.get("train", {}).get("max_steps", step) or step)
+        self.loss_plot.add_reports(LossHistory.from_dict(meta.get("history")).reports(max_steps))
+        self.source.set_checkpoint(handle, path, self.panel.corpus_box.validation_text())
+        self.panel.progress.setMaximum(max(max_steps, 1))
+        self.panel.progress.setValue(min(step, max_steps))
+        self.panel.progress.setFormat(f"checkpoint at step {step:,} / {max_steps:,}")
+        self.panel.speed.setText(" ")
+        self.status_step.setText(f"step {step:,}")
+        self.status_speed.setText("")
+        self.status_eta.setText("ETA —")
+        further = "Resume trains it further, up to max_steps" + (f" (above {step:,})." if step >= max_steps else ".")
+        further = further if meta.get("family") != "ngram" else ""
+        if unshown:
+            further += " Not shown in the form (outside its ranges): " + "; ".join(unshown) + "."
+        self._set_notes(error="", warning="", about=self.source.describe(), eval=checkpoint_eval_line(meta),
+                        note=further.strip())
+        self._set_state("loaded")
+        self.statusBar().showMessage(f"loaded checkpoint {path}", 10000)
+        return True
+
+    def ask_save_before_load(self) -> QMessageBox.StandardButton:
+        """Save, Discard or Cancel. Tests replace this method to answer without a dialog."""
+        return QMessageBox.question(self, "Save the model?",
+                                    "Loading a checkpoint replaces the current run, which has not been saved. "
+                                    "Save it first?",
+                                    QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, QMessageBox.Save)
