@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from .errors import ConfigError, PlaygroundError
+from .interrupt import StopOnSignal
 
 _T0 = time.perf_counter()
 
@@ -154,24 +155,42 @@ def _train(args: argparse.Namespace) -> int:
               f"{info['train_tokens']:,} train / {info['val_tokens']:,} val tokens", file=sys.stderr)
     last_print = 0.0
     final = None
-    for r in run.reports():
-        final = r
-        now = time.perf_counter()
-        if r.event == "error":
-            print(f"error: {r.message}", file=sys.stderr)
-            break
-        if args.quiet:
-            continue
-        if r.event == "eval" or r.event == "done" or now - last_print > 1.0:
-            last_print = now
-            line = f"step {r.step}/{r.max_steps}"
-            if not math.isnan(r.train_loss):
-                line += f"  loss {r.train_loss:.4f}  lr {r.lr:.2e}  {r.tokens_per_s:,.0f} tok/s"
-            if r.val_loss is not None:
-                line += f"  val {r.val_loss:.4f} ({r.val_bpc:.3f} bpc)"
-            if r.message:
-                line += f"  {r.message}"
-            print(line, file=sys.stderr)
+    with StopOnSignal(run) as interrupt:
+        for r in run.reports():
+            final = r
+            if interrupt.requested and info["model"] != "ngram":   # counting takes seconds: let it finish
+                break
+            if _show_report(r, args.quiet, last_print):
+                last_print = time.perf_counter()
+            if r.event == "error":
+                break
+        return _finish_train(run, out_dir, final, interrupt)
+
+
+def _show_report(r, quiet: bool, last_print: float) -> bool:
+    """Print a progress line for an error, an eval, the end, or once a second; True when one was printed."""
+    now = time.perf_counter()
+    if r.event == "error":
+        print(f"error: {r.message}", file=sys.stderr)
+        return True
+    if quiet:
+        return False
+    if r.event == "eval" or r.event == "done" or now - last_print > 1.0:
+        line = f"step {r.step}/{r.max_steps}"
+        if not math.isnan(r.train_loss):
+            line += f"  loss {r.train_loss:.4f}  lr {r.lr:.2e}  {r.tokens_per_s:,.0f} tok/s"
+        if r.val_loss is not None:
+            line += f"  val {r.val_loss:.4f} ({r.val_bpc:.3f} bpc)"
+        if r.message:
+            line += f"  {r.message}"
+        print(line, file=sys.stderr)
+        return True
+    return False
+
+
+def _finish_train(run, out_dir, final, interrupt: StopOnSignal) -> int:
+    """Save the run and print its JSON line. Exit status: 0, 1 after a training error, 128 + signal number when
+    a signal stopped it (the checkpoint then holds the last completed step), 2 when it could not be saved."""
     try:
         path = run.save(out_dir)
     except PlaygroundError as e:
@@ -180,10 +199,15 @@ def _train(args: argparse.Namespace) -> int:
     result.update(wall_s=round(time.perf_counter() - _T0, 3), checkpoint=str(path))
     if final is not None and final.event == "error":
         result["error"] = final.message
+    if interrupt.requested:
+        result["interrupted"] = True
+        print(f"saved step {result.get('step', 0)} to {path}", file=sys.stderr)
     if isinstance(result.get("val_ppl"), float) and math.isinf(result["val_ppl"]):
         print("note: validation perplexity is infinite: the model gives probability 0 to some validation "
               "token (unsmoothed MLE meets an unseen n-gram); choose a smoothing method", file=sys.stderr)
     print(json.dumps({k: _json_number(v) for k, v in result.items()}))
+    if interrupt.requested:
+        return interrupt.exit_status
     return 1 if "error" in result else 0
 
 
