@@ -22,9 +22,11 @@ from .errors import CheckpointError, ConfigError, CorpusError, PlaygroundError, 
 from .models import FAMILIES, build_model
 from .settings import (DEFAULT_PRESET, NGRAM_DEFAULTS, all_settings, coerce as _coerce, estimate, list_presets,
                        resolve_config, validate_config)
+from .finetune import parent_record
 from .tokenizers import build_for_corpus, tokenizer_from_dict
+from .train_state import load_model_tensors, state_shapes
 
-__all__ = ["RunSpec", "ModelHandle", "Run", "start_run", "resume_run", "resume_spec", "load_checkpoint",
+__all__ = ["RunSpec", "ModelHandle", "Run", "start_run", "resume_run", "resume_spec", "finetune_run", "finetune_spec", "load_checkpoint",
            "prepare_corpus", "prepare_output_dir", "default_run_dir", "RESUMABLE", "NEURAL", "DEFAULT_PRESET",
            # the training form's helpers, from engine.settings
            "list_presets", "resolve_config", "validate_config", "estimate", "all_settings"]
@@ -58,13 +60,22 @@ class ModelHandle:
     meta: dict
 
 
-def prepare_corpus(spec: RunSpec, tokenizer=None):
+def prepare_corpus(spec: RunSpec, tokenizer=None, *, fine_tune: bool = False, map_unknown: str | None = None):
     """Load, tokenize and split the corpus (shared by runs and by the GUI's corpus summary). A resumed run passes
-    its checkpoint's tokenizer: token ids must keep meaning what the weights learned, even if the file changed."""
+    its checkpoint's tokenizer: token ids must keep meaning what the weights learned, even if the file changed.
+    A fine-tuning run (fine_tune=True) passes its parent's tokenizer for another corpus: what it cannot encode is
+    a ConfigError naming it, or, with map_unknown, becomes that token (engine.finetune)."""
     corpus = load_corpus(spec.corpus, max_bytes=spec.max_corpus_bytes, on_bad_utf8=spec.on_bad_utf8)
     train_text, val_text = split_text(corpus.text, spec.val_fraction)
     tok_opts = {k: _coerce(v) for k, v in spec.tokenizer_options.items()}
-    if tokenizer is None:
+    if fine_tune:
+        from .finetune import describe_unencodable, encode_mapped, unencodable
+        missing = unencodable(tokenizer, corpus.text)
+        if missing and map_unknown is None:
+            raise ConfigError(describe_unencodable(tokenizer, missing, corpus.name))
+        train_ids = encode_mapped(tokenizer, train_text, map_unknown)
+        val_ids = encode_mapped(tokenizer, val_text, map_unknown)
+    elif tokenizer is None:
         tokenizer = build_for_corpus(spec.tokenizer, corpus.text, train_text, **tok_opts)
         train_ids = np.asarray(tokenizer.encode(train_text), dtype=np.int64)
         val_ids = np.asarray(tokenizer.encode(val_text), dtype=np.int64)
@@ -83,7 +94,10 @@ def prepare_corpus(spec: RunSpec, tokenizer=None):
 class Run:
     """One training run of any family. `reports()` yields StepReports; pause/resume/stop are thread-safe."""
 
-    def __init__(self, spec: RunSpec, *, _resume_dir: str | None = None, _tokenizer=None):
+    def __init__(self, spec: RunSpec, *, _resume_dir: str | None = None, _tokenizer=None,
+                 _init_from: tuple[str, dict] | None = None, _map_unknown: str | None = None):
+        """_resume_dir: continue that checkpoint's run. _init_from: (folder, meta) of the checkpoint whose weights
+        a fine-tuning run starts from (with _tokenizer its tokenizer; _map_unknown see prepare_corpus)."""
         if spec.family not in FAMILIES:
             raise ConfigError(f"unknown model {spec.family!r}; choose one of {', '.join(FAMILIES)}")
         if spec.family == "ngram" and spec.preset:
@@ -93,7 +107,9 @@ class Run:
         self.spec = spec
         self.t_start = time.perf_counter()
         (self.corpus, self.tokenizer, self.train_text, self.val_text,
-         self.train_ids, self.val_ids) = prepare_corpus(spec, _tokenizer)
+         self.train_ids, self.val_ids) = prepare_corpus(spec, _tokenizer, fine_tune=_init_from is not None,
+                                                        map_unknown=_map_unknown)
+        self.parent = None if _init_from is None else parent_record(*_init_from)
         self.last_report = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -112,6 +128,8 @@ class Run:
             preset = load_preset(spec.preset or DEFAULT_PRESET[spec.family], spec.family)
             preset = apply_overrides(preset, {k: v for k, v in spec.overrides.items()})
             model_cfg = dict(preset["model"], vocab_size=self.tokenizer.vocab_size)
+            if _init_from is not None:   # the parent's architecture, whatever the preset says today
+                model_cfg = dict(_init_from[1]["model"])
             train_cfg = dict(preset["train"], device=spec.device, seed=spec.seed)
             if spec.max_steps is not None:
                 train_cfg["max_steps"] = spec.max_steps
@@ -125,6 +143,9 @@ class Run:
             try:
                 torch.manual_seed(spec.seed)  # the initial weights, not only the batches, follow the run's seed
                 self.model = build_model(spec.family, model_cfg)
+                if _init_from is not None:
+                    load_model_tensors(self.model, ckpt.load_group(_init_from[0], "model", meta=_init_from[1],
+                                                                   expect=state_shapes(self.model)))
                 if _resume_dir is not None:
                     self.trainer = Trainer.resume_from(_resume_dir, self.model, self.train_ids, self.val_ids,
                                                        cfg, val_chars=len(self.val_text), tokenizer=self.tokenizer)
@@ -231,8 +252,11 @@ class Run:
         return out
 
     def meta(self) -> dict:
-        return {"family": self.spec.family, "tokenizer": self.tokenizer.to_dict(), "spec": asdict(self.spec),
-                "summary": self.summary()}
+        out = {"family": self.spec.family, "tokenizer": self.tokenizer.to_dict(), "spec": asdict(self.spec),
+               "summary": self.summary()}
+        if self.parent is not None:
+            out["parent"] = self.parent
+        return out
 
     def save(self, out_dir) -> Path:
         """Write a complete checkpoint (atomic). Safe to call after an error: the last good weights are saved."""
@@ -348,6 +372,44 @@ def resume_spec(ckpt_dir: str, *, max_steps: int | None = None, device: str = "a
         raise ConfigError(f"the checkpoint is already at step {step}; max_steps must be above that, not "
                           f"{target}{given}")
     return spec
+
+
+def finetune_spec(ckpt_dir: str, corpus: str, *, max_steps: int | None = None, device: str = "auto",
+                  overrides: dict | None = None, seed: int | None = None, val_fraction: float | None = None,
+                  max_corpus_bytes: int | None = None, on_bad_utf8: str | None = None) -> tuple[RunSpec, dict]:
+    """(RunSpec, checkpoint meta) of a fine-tuning run, after its checks, without reading the corpus: the parent's
+    spec with the new corpus; model settings in `overrides` are refused (the weights fix the architecture),
+    training settings (lr, max_steps, ...) apply. max_steps counts the new run's own steps (default: the
+    parent's run length). ConfigError, CheckpointError."""
+    meta = ckpt.load_meta(ckpt_dir)
+    if meta.get("family") == "ngram":
+        raise CheckpointError("an n-gram model is counted, not trained: count a new one on the other corpus")
+    if "spec" not in meta or meta.get("tokenizer") is None:
+        raise CheckpointError(f"{ckpt_dir} has no run spec or tokenizer in meta.json, so a run cannot start "
+                              f"from it")
+    overrides = dict(overrides or {})
+    conflicts = [c for c in _setting_conflicts(meta, overrides)]
+    if conflicts:
+        raise ConfigError(f"cannot fine-tune with {', '.join(conflicts)}: a fine-tuning run keeps the "
+                          f"checkpoint's model")
+    parent = RunSpec(**meta["spec"])
+    spec = replace(parent, corpus=corpus, device=device, overrides={**parent.overrides, **overrides},
+                   max_steps=max_steps if max_steps is not None else parent.max_steps)
+    for key, value in (("seed", seed), ("val_fraction", val_fraction), ("max_corpus_bytes", max_corpus_bytes),
+                       ("on_bad_utf8", on_bad_utf8)):
+        if value is not None:
+            setattr(spec, key, value)
+    return spec, meta
+
+
+def finetune_run(ckpt_dir: str, corpus: str, *, map_unknown: str | None = None, **kw) -> Run:
+    """A new run on `corpus` starting from the checkpoint's weights, with its tokenizer kept and a fresh AdamW,
+    schedule and step count (keyword arguments as finetune_spec). Characters or words the tokenizer cannot
+    encode are a ConfigError naming them unless `map_unknown` names a token to map them to. The run's
+    checkpoints record the parent (meta["parent"], engine.finetune.parent_record)."""
+    spec, meta = finetune_spec(ckpt_dir, corpus, **kw)
+    return Run(spec, _tokenizer=tokenizer_from_dict(meta["tokenizer"]), _init_from=(str(ckpt_dir), meta),
+               _map_unknown=map_unknown)
 
 
 def _spec_conflicts(spec: RunSpec, expect: dict) -> list[str]:

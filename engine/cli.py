@@ -96,6 +96,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", default=None, metavar="DIR",
                    help="continue the run saved in this checkpoint (same model, corpus and tokenizer; "
                    "--max-steps, --device and training --set values may change)")
+    t.add_argument("--init-from", default=None, metavar="DIR",
+                   help="fine-tune: start a new run on --corpus from this checkpoint's weights, keeping its "
+                   "tokenizer (training --set values, --max-steps and --seed may change)")
+    t.add_argument("--map-unknown", default=None, metavar="TOKEN",
+                   help="with --init-from: map characters/words the checkpoint's tokenizer cannot encode to this "
+                   "token (e.g. ' ' for char, '<unk>' for word) instead of refusing the corpus")
     t.add_argument("--out", default=None, metavar="DIR", help="checkpoint folder (default runs/<model>-<time>)")
     t.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
@@ -132,7 +138,11 @@ def _train(args: argparse.Namespace) -> int:
              "on_bad_utf8": "replace" if args.replace_bad_utf8 else None}
     asked = {k: v for k, v in asked.items() if v is not None}
     overrides = _key_values(args.set, "--set")
-    if args.resume:
+    if args.init_from:
+        run = _finetune(args, asked, overrides)
+    elif args.map_unknown is not None:
+        raise ConfigError("--map-unknown applies to fine-tuning (--init-from DIR)")
+    elif args.resume:
         run = api.resume_run(args.resume, max_steps=args.max_steps, device=args.device, overrides=overrides,
                              expect=asked)
     else:
@@ -165,6 +175,23 @@ def _train(args: argparse.Namespace) -> int:
             if r.event == "error":
                 break
         return _finish_train(run, out_dir, final, interrupt)
+
+
+def _finetune(args: argparse.Namespace, asked: dict, overrides: dict):
+    """`train --init-from DIR --corpus OTHER`: a new run from the checkpoint's weights (engine.api.finetune_run)."""
+    from . import api
+    if args.resume:
+        raise ConfigError("give --resume DIR (continue a run) or --init-from DIR (fine-tune), not both")
+    if not args.corpus:
+        raise ConfigError("--init-from needs --corpus: the text to fine-tune on")
+    fixed = [flag for flag, key in (("--tokenizer", "tokenizer"), ("--tok-set", "tokenizer_options"),
+                                    ("--model", "family"), ("--preset", "preset")) if key in asked]
+    if fixed:
+        raise ConfigError(f"{', '.join(fixed)}: a fine-tuning run keeps the checkpoint's model and tokenizer")
+    return api.finetune_run(args.init_from, args.corpus, map_unknown=args.map_unknown, max_steps=args.max_steps,
+                            device=args.device, overrides=overrides, seed=args.seed,
+                            val_fraction=args.val_fraction, max_corpus_bytes=asked.get("max_corpus_bytes"),
+                            on_bad_utf8=asked.get("on_bad_utf8"))
 
 
 def _show_report(r, quiet: bool, last_print: float) -> bool:

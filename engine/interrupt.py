@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 
 __all__ = ["StopOnSignal"]
 
@@ -35,6 +36,8 @@ class StopOnSignal:
         return 128 + self.signum if self.signum is not None else 0
 
     def __enter__(self) -> StopOnSignal:
+        if threading.current_thread() is not threading.main_thread():
+            return self   # only the main thread may set handlers; a caller on another thread keeps Python's own
         for s in _NAMES:
             self._old[s] = signal.signal(s, self._handle)
         return self
