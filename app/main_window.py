@@ -18,6 +18,7 @@ from engine import api
 from engine.corpus import BUILTIN_PREFIX
 from engine.device import device_name, resolve_device
 from engine.errors import PlaygroundError
+from engine.finetune import describe_unencodable
 from engine.history import LossHistory
 
 from app.common.jobs import JobRunner
@@ -26,6 +27,7 @@ from app.common.workers import TrainWorker, error_message, start_worker
 from app.graph.graph_view import GraphPanel
 from app.sample.sample_panel import SamplePanel
 from app.tokens.tokens_panel import TokensPanel
+from app.training.finetune_action import default_replacement, missing_symbols, start_step
 from app.training.loss_plot import LossPlot
 from app.training.model_form import checkpoint_eval_line, checkpoint_settings
 from app.training.train_panel import WARN_COLOR, TrainPanel, format_duration
@@ -91,6 +93,7 @@ class MainWindow(QMainWindow):
         p.stop_clicked.connect(self.stop)
         p.save_clicked.connect(self.save_checkpoint)
         p.load_clicked.connect(self.load_checkpoint)
+        p.finetune_clicked.connect(self.finetune_checkpoint)
         p.corpus_box.loaded.connect(self._on_corpus_loaded)
         p.corpus_box.failed.connect(self._on_corpus_failed)
         self._restore()
@@ -220,6 +223,43 @@ class MainWindow(QMainWindow):
             path, max_steps=s.max_steps, device=s.device, overrides=form.overrides, expect=expect)),
             continues_plot=True)
         return True
+
+    @Slot()
+    def finetune_checkpoint(self) -> bool:
+        """Start a new run from the loaded checkpoint's weights on the form's corpus, with its tokenizer and model
+        and the form's training settings (the GUI's side of `train --init-from`). Symbols the tokenizer cannot
+        encode are named in a question that offers to map them to one token; the new curve continues after the
+        checkpoint's on the step axis, its curve kept on the plot as an earlier run."""
+        if self.loaded is None or self.thread is not None or self.panel.corpus_box.corpus is None:
+            return False
+        path, meta = self.loaded
+        form = self.panel.spec()
+        try:
+            spec, _ = api.finetune_spec(path, form.corpus, max_steps=form.max_steps, device=form.device,
+                                        overrides=form.overrides, seed=form.seed)
+            tok, missing = missing_symbols(meta, self.panel.corpus_box.corpus.text)
+        except (PlaygroundError, OSError) as e:
+            self._set_notes(note=f"Cannot fine-tune: {error_message(e)}")
+            return False
+        mapping = None
+        if missing:
+            mapping = self.ask_map_unknown(describe_unencodable(tok, missing, self.panel.corpus_box.corpus.name),
+                                           default_replacement(tok))
+            if mapping is None:
+                return False
+        self._launch(TrainWorker(spec, start_run=lambda s: api.finetune_run(
+            path, s.corpus, map_unknown=mapping, max_steps=s.max_steps, device=s.device, overrides=form.overrides,
+            seed=s.seed)))
+        self.loss_plot.step_offset = start_step(meta)
+        self._plotted = (self._plotted[0], f"fine-tuned from {Path(path).name}")
+        return True
+
+    def ask_map_unknown(self, message: str, replacement: str) -> str | None:
+        """The token to map unencodable symbols to, or None to cancel. Tests replace this method."""
+        shown = "a space" if replacement == " " else repr(replacement)
+        answer = QMessageBox.question(self, "Fine-tune", f"{message.split('. Map them')[0]}.\n\nMap them to "
+                                      f"{shown} and fine-tune?", QMessageBox.Yes | QMessageBox.Cancel)
+        return replacement if answer == QMessageBox.Yes else None
 
     def _launch(self, worker: TrainWorker, continues_plot: bool = False) -> None:
         """continues_plot: the run resumes the loaded checkpoint, whose history the plot shows; it carries on."""
@@ -439,6 +479,7 @@ class MainWindow(QMainWindow):
         self._new_plot(meta.get("spec", {}), f"checkpoint {Path(path).name}")
         step = int(meta.get("step", meta.get("summary", {}).get("step", 0)) or 0)
         max_steps = int(meta.get("train", {}).get("max_steps", step) or step)
+        self.loss_plot.show_parent(meta.get("parent"))   # a fine-tuned checkpoint: its parent's curve before it
         self.loss_plot.add_reports(LossHistory.from_dict(meta.get("history")).reports(max_steps))
         self.source.set_checkpoint(handle, path, self.panel.corpus_box.validation_text())
         self.panel.progress.setMaximum(max(max_steps, 1))

@@ -91,6 +91,9 @@ class LossPlot(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.train = Series(TRAIN_COLS)
+        # added to every report's step: a fine-tuning run's curve continues after its parent's last step on the
+        # step axis (engine.finetune.parent_record); clear() sets it back to 0
+        self.step_offset = 0
         self.val = Series(VAL_COLS)
         self._smooth = np.empty(0)
         self._ema_state = (0.0, 0)
@@ -229,12 +232,13 @@ class LossPlot(QWidget):
         are not train points; their evals still are validation points."""
         start = self.train.n
         for r in reports:
+            step = r.step + self.step_offset
             if math.isfinite(r.train_loss) and r.event in ("step", "eval", "done"):
-                if self.train.n == 0 or r.step > self.train["step"][-1]:
-                    self.train.append(step=r.step, tokens=r.tokens, elapsed=r.elapsed_s, loss=r.train_loss,
+                if self.train.n == 0 or step > self.train["step"][-1]:
+                    self.train.append(step=step, tokens=r.tokens, elapsed=r.elapsed_s, loss=r.train_loss,
                                       lr=r.lr, grad_norm=r.grad_norm)
             if r.val_loss is not None and math.isfinite(r.val_loss):
-                self.val.append(step=r.step, tokens=r.tokens, elapsed=r.elapsed_s, loss=r.val_loss,
+                self.val.append(step=step, tokens=r.tokens, elapsed=r.elapsed_s, loss=r.val_loss,
                                 bpc=math.nan if r.val_bpc is None else r.val_bpc)
         if self.train.n > start:
             new, self._ema_state = ema_debiased(self.train["loss"][start:], self._beta(), self._ema_state)
@@ -242,6 +246,7 @@ class LossPlot(QWidget):
         self._dirty = True
 
     def clear(self) -> None:
+        self.step_offset = 0
         self.train.clear()
         self.val.clear()
         self._smooth = np.empty(0)
@@ -261,6 +266,22 @@ class LossPlot(QWidget):
         if self.history.keep(spec, note, {c: self.train[c] for c in cols}, {c: self.val[c] for c in VAL_COLS}):
             self._update_compare_button()
             self._dirty = True
+
+    def show_parent(self, parent: dict | None) -> None:
+        """For a fine-tuned checkpoint (`parent`: its meta["parent"], engine.finetune.parent_record): keep the
+        parent's saved curve as an earlier run, at its place on the step axis, and start this run's curve after
+        it. Call after clear() and before adding the checkpoint's own history; None does nothing."""
+        if not parent:
+            return
+        from engine.history import LossHistory
+        start = int(parent.get("offset", 0))
+        self.step_offset = start
+        self.add_reports(LossHistory.from_dict(parent.get("history")).reports(int(parent.get("step", 0))))
+        corpus = str(parent.get("corpus", ""))
+        self.keep_as_earlier_run({"corpus": corpus, "family": "parent"},
+                                 f"{Path(str(parent.get('checkpoint', ''))).name}, {corpus}")
+        self.clear()
+        self.step_offset = start + int(parent.get("step", 0))
 
     def forget_earlier_runs(self) -> None:
         self.history.forget()
