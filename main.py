@@ -1,7 +1,7 @@
-"""LM Playground. No arguments: open the desktop app. `train`, `sample`, `tape`: headless sub-commands."""
+"""LM Playground. No arguments: open the desktop app. `train`, `sample`, `tape`, `export`: headless sub-commands."""
 import sys
 
-COMMANDS = ("train", "sample", "tape", "-h", "--help")
+COMMANDS = ("train", "sample", "tape", "export", "-h", "--help")
 
 
 def main(argv: list[str]) -> int:
@@ -9,7 +9,7 @@ def main(argv: list[str]) -> int:
         from engine.cli import main as cli_main
         return cli_main(argv)
     if argv:  # a mistyped command must not open a window the user did not ask for
-        print(f"error: unknown command {argv[0]!r}; use train, sample or tape, or no arguments for the window",
+        print(f"error: unknown command {argv[0]!r}; use train, sample, tape or export, or no arguments for the window",
               file=sys.stderr)
         return 2
     from app.launch import launch

@@ -1,4 +1,4 @@
-"""Headless commands: `train`, `sample`, `tape`. Progress goes to stderr, the machine-readable result to stdout
+"""Headless commands: `train`, `sample`, `tape`, `export`. Progress goes to stderr, the machine-readable result to stdout
 as one JSON line. A PlaygroundError becomes `error: <message>` and exit status 2, never a traceback."""
 from __future__ import annotations
 
@@ -120,6 +120,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--stop", default=None, help="stop when this string appears")
     s.add_argument("--seed", type=_seed, default=None)
     s.add_argument("--json", action="store_true", help="print one JSON line instead of streaming text")
+
+    e = sub.add_parser("export", help="write a checkpoint's run as one plain PyTorch script")
+    e.add_argument("--checkpoint", required=True, metavar="DIR")
+    e.add_argument("--out", required=True, metavar="FILE.py")
 
     a = sub.add_parser("tape", help="replay a checkpoint's model on the autodiff tape and compare with torch")
     a.add_argument("--checkpoint", required=True, metavar="DIR")
@@ -311,6 +315,13 @@ def _beam_tokens(hypotheses: dict, text: str) -> list[dict]:
     return out
 
 
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_script
+    result = export_script(args.checkpoint, args.out)
+    print(json.dumps(result))
+    return 0
+
+
 def _tape(args: argparse.Namespace) -> int:
     from .autodiff.report import tape_report
 
@@ -323,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
     try:
-        return {"train": _train, "sample": _sample, "tape": _tape}[args.command](args)
+        return {"train": _train, "sample": _sample, "tape": _tape, "export": _export}[args.command](args)
     except PlaygroundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -128,7 +128,7 @@ def test_mistyped_command_is_an_error_not_the_window(capsys, monkeypatch, argv):
     opened = []
     monkeypatch.setitem(sys.modules, "app.launch", types.SimpleNamespace(launch=lambda a: opened.append(a) or 0))
     assert entry.main(argv) == 2
-    assert capsys.readouterr().err.strip() == (f"error: unknown command {argv[0]!r}; use train, sample or tape, "
+    assert capsys.readouterr().err.strip() == (f"error: unknown command {argv[0]!r}; use train, sample, tape or export, "
                                                f"or no arguments for the window")
     assert opened == []
     assert entry.main([]) == 0 and opened == [[]]   # no arguments still opens the window
