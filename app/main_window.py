@@ -18,6 +18,7 @@ from engine import api
 from engine.corpus import BUILTIN_PREFIX
 from engine.device import device_name, resolve_device
 from engine.errors import PlaygroundError
+from engine.export import export_script
 from engine.finetune import describe_unencodable
 from engine.history import LossHistory
 
@@ -44,6 +45,7 @@ STATE_TEXT = {"idle": "idle", "preparing": "preparing (tokenizing, building the 
 
 class MainWindow(QMainWindow):
     load_finished = Signal(bool)   # a load_checkpoint() ended: True when the checkpoint is now shown
+    exported = Signal(str)         # an export_checkpoint() ended: the script's path, or "" when it failed
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.settings = settings if settings is not None else QSettings()
@@ -94,6 +96,7 @@ class MainWindow(QMainWindow):
         p.save_clicked.connect(self.save_checkpoint)
         p.load_clicked.connect(self.load_checkpoint)
         p.finetune_clicked.connect(self.finetune_checkpoint)
+        p.export_clicked.connect(self.export_checkpoint)
         p.corpus_box.loaded.connect(self._on_corpus_loaded)
         p.corpus_box.failed.connect(self._on_corpus_failed)
         self._restore()
@@ -252,6 +255,31 @@ class MainWindow(QMainWindow):
             seed=s.seed)))
         self.loss_plot.step_offset = start_step(meta)
         self._plotted = (self._plotted[0], f"fine-tuned from {Path(path).name}")
+        return True
+
+    @Slot()
+    def export_checkpoint(self, path: str | None = None) -> bool:
+        """Write the loaded checkpoint's run as a plain PyTorch script (engine.export), on a worker thread since
+        it reads the corpus; the status bar says where it went, or why not. False when nothing is loaded or the
+        dialog was cancelled."""
+        if self.loaded is None:
+            return False
+        folder = self.loaded[0]
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export the run as a PyTorch script",
+                                                  str(Path(folder).with_suffix(".py")), "Python (*.py)")
+            if not path:
+                return False
+
+        def done(result: dict) -> None:
+            self.statusBar().showMessage(f"exported {result['script']} (reads {result['corpus']})", 15000)
+            self.exported.emit(result["script"])
+
+        def failed(message: str) -> None:
+            self._set_notes(error=f"Could not export: {message}")
+            self.exported.emit("")
+
+        self._load_jobs.run(lambda: export_script(folder, path), done, failed)
         return True
 
     def ask_map_unknown(self, message: str, replacement: str) -> str | None:

@@ -43,6 +43,7 @@ class TrainPanel(QWidget):
     save_clicked = Signal()
     load_clicked = Signal()
     finetune_clicked = Signal()
+    export_clicked = Signal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -113,13 +114,16 @@ class TrainPanel(QWidget):
         self.save_button = QPushButton("Save checkpoint…")
         self.load_button = QPushButton("Load checkpoint…")
         self.finetune_button = QPushButton("Fine-tune on this corpus")
+        self.export_button = QPushButton("Export as script…")
         for b, tip in ((self.start_button, "Build the model and train it with these settings."),
                        (self.pause_button, "Pause after the current step; the model can be saved or sampled."),
                        (self.resume_button, RESUME_TIP),
                        (self.stop_button, "End the run after the current step (it can still be saved)."),
                        (self.save_button, "Write the run's model, optimizer and settings to a folder."),
                        (self.load_button, "Open a saved checkpoint for sampling and the graph view."),
-                       (self.finetune_button, FINETUNE_TIP)):
+                       (self.finetune_button, FINETUNE_TIP),
+                       (self.export_button, "Write the loaded checkpoint's run as one plain PyTorch script (torch "
+                                            "and numpy only) that trains it from scratch and samples.")):
             b.setToolTip(tip)
         self.start_button.setObjectName("startButton")
         self.progress = QProgressBar()
@@ -136,7 +140,8 @@ class TrainPanel(QWidget):
             buttons.addWidget(b, 0, i)
         buttons.addWidget(self.save_button, 1, 0, 1, 2)
         buttons.addWidget(self.load_button, 1, 2, 1, 2)
-        buttons.addWidget(self.finetune_button, 2, 0, 1, 4)
+        buttons.addWidget(self.finetune_button, 2, 0, 1, 2)
+        buttons.addWidget(self.export_button, 2, 2, 1, 2)
         run_box = QGroupBox("Run")
         run_layout = QVBoxLayout(run_box)
         run_layout.addLayout(buttons)
@@ -168,6 +173,7 @@ class TrainPanel(QWidget):
         self.save_button.clicked.connect(self.save_clicked)
         self.load_button.clicked.connect(self.load_clicked)
         self.finetune_button.clicked.connect(self.finetune_clicked)
+        self.export_button.clicked.connect(self.export_clicked)
         self.tokenizer.currentTextChanged.connect(self._on_tokenizer)
         self.family.currentTextChanged.connect(self._on_family)
         self.preset.currentTextChanged.connect(self._on_preset)
@@ -385,6 +391,7 @@ class TrainPanel(QWidget):
         self.save_button.setEnabled(can_save and state in ("paused", "done", "stopped", "error"))
         self.load_button.setEnabled(not self._running)
         self.finetune_button.setEnabled(state == "loaded" and not ngram)
+        self.export_button.setEnabled(state == "loaded" and not ngram)
         for w in (self.corpus_box, self.tok_box, self.model_box, self.train_box):
             w.setEnabled(not self._running)   # whole groups: titles and row labels grey out with the fields
         self._update_start()

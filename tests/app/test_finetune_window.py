@@ -52,3 +52,20 @@ def test_finetune_a_loaded_checkpoint_on_another_corpus(qtbot, window, tmp_path,
     assert load_ckpt(qtbot, window, child)
     assert window.loss_plot.history.runs[-1].train["step"][-1] == 6
     assert window.loss_plot.train["step"][0] > 6 and window.loss_plot.train["step"][-1] == 10
+
+
+def test_export_the_loaded_checkpoint_as_a_script(qtbot, window, tmp_path):
+    make_tiny(window, max_steps=4, eval_interval=2)
+    start_and_wait(qtbot, window)
+    assert not window.panel.export_button.isEnabled()          # a run in the window: save it, load it, export
+    ck = window.save_checkpoint(str(tmp_path / "ck"))
+    assert load_ckpt(qtbot, window, ck)
+    assert window.panel.export_button.isEnabled()
+    with qtbot.waitSignal(window.exported, timeout=RUN_TIMEOUT_MS) as blocker:
+        assert window.export_checkpoint(str(tmp_path / "run.py"))
+    assert blocker.args == [str(tmp_path / "run.py")]
+    assert "def main():" in (tmp_path / "run.py").read_text()
+    assert "exported" in window.statusBar().currentMessage()
+    with qtbot.waitSignal(window.exported, timeout=RUN_TIMEOUT_MS) as blocker:
+        assert window.export_checkpoint(str(tmp_path / "run.txt"))   # not a .py: refused with the reason
+    assert blocker.args == [""] and "must be a .py file" in window.panel.message.text()
