@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, Q
 
 from app.training.loss_series import Series, ema_debiased, minmax_downsample, unit_factor, visible_slice
 from app.training.run_history import RunHistory
+from app.training.svg_fix import bake_transforms
 
 REDRAW_MS = 33          # fastest redraw: ≤ 30 Hz
 SLOWEST_MS = 500        # slowest redraw, when drawing is expensive (a large window on a slow machine)
@@ -438,10 +439,25 @@ class LossPlot(QWidget):
         generator.setFileName(str(path))
         generator.setSize(size)
         generator.setViewBox(QRect(0, 0, size.width(), size.height()))
+        # the generator's default 72 dpi would make Qt scale every cached QPicture (the axes' ticks and labels are
+        # drawn through one) by 72/96: axes at 0.75 of the data's scale. Paint at the screen's resolution instead.
+        generator.setResolution(self.graphics.logicalDpiX())
         generator.setTitle("LM Playground loss curves")
         painter = QPainter(generator)
-        self.graphics.render(painter)
-        painter.end()
+        # export mode: scatter symbols are drawn as paths, not as fragments of a cached pixmap, which SVG viewers
+        # show garbled; pyqtgraph's own exporters switch items the same way
+        items = [i for i in self.graphics.scene().items() if hasattr(i, "setExportMode")]
+        opts = {"antialias": True, "background": self.graphics.backgroundBrush().color(), "painter": painter,
+                "resolutionScale": 1.0}
+        for item in items:
+            item.setExportMode(True, opts)
+        try:
+            self.graphics.render(painter)
+        finally:
+            for item in items:
+                item.setExportMode(False)
+            painter.end()
+        path.write_text(bake_transforms(path.read_text(encoding="utf-8")), encoding="utf-8")
 
     def _export_csv(self, path: Path) -> None:
         """One row per train point; val_loss filled on the steps that had an evaluation."""
