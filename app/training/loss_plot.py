@@ -194,6 +194,7 @@ class LossPlot(QWidget):
             plot.getAxis("left").plain_numbers(compact=False)   # grad norms of 0.2-0.8 read as such, not "x0.001"
             plot.getAxis("left").setWidth(64)
             plot.getAxis("right").setWidth(64)
+        self._auto_ranges()
         self.graphics.ci.layout.setRowStretchFactor(0, 3)
         self.graphics.ci.layout.setRowStretchFactor(1, 1)
         self.crosshair = [pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((120, 120, 120), style=Qt.DashLine))
@@ -255,10 +256,18 @@ class LossPlot(QWidget):
         for line in self.crosshair:
             line.hide()
         self.readout.setText(HOVER_HINT)
-        self.loss_plot.enableAutoRange()
-        self.aux_plot.enableAutoRange()
-        self.lr_view.enableAutoRange()
+        self._auto_ranges()
         self._dirty = True
+
+    def _auto_ranges(self) -> None:
+        """The loss plot alone decides the shared x range (its curves include the earlier runs); the aux plot
+        and the lr axis only follow it in x. Autoranging them in x too made them set the linked loss plot to the
+        current run's steps, which switched its own autorange off and cut longer earlier runs off."""
+        self.loss_plot.enableAutoRange()
+        self.aux_plot.enableAutoRange(axis="y")
+        self.aux_plot.disableAutoRange(axis="x")
+        self.lr_view.enableAutoRange(axis="y")
+        self.lr_view.disableAutoRange(axis="x")
 
     def keep_as_earlier_run(self, spec: dict, note: str = "") -> None:
         """Keep the run on screen (its RunSpec as a dict names it) as an earlier run, drawn faintly from now on;

@@ -66,3 +66,22 @@ def test_bake_transforms_moves_a_groups_matrix_into_its_points():
     assert 'd="M 5.000,100.000 L 7.000,90.000 Z"' in out
     assert 'x="5.000" y="80.000" width="6.000" height="20.000"' in out
     assert out.count('matrix(1,0,0,1,0,0)') == 1 and '<g transform="matrix(2,0,0,2,0,0)"><text>kept' in out
+
+
+def test_earlier_longer_runs_stay_in_view_during_a_shorter_run(qtbot, plot):
+    """The x range covers a 1000-step earlier run while a 100-step run is drawn, and View All keeps it."""
+    plot.add_reports([report(s, 3 * math.exp(-s / 300) + 1, val=2.0 if s % 250 == 0 else None)
+                      for s in range(1, 1001)])
+    plot.redraw()
+    plot.keep_as_earlier_run({"family": "transformer"}, "long")
+    plot.clear()
+    plot.add_reports([report(s, 3 * math.exp(-s / 300) + 1.2) for s in range(1, 101)])
+    for _ in range(3):
+        plot.redraw()
+        qtbot.wait(10)
+    lo, hi = plot.loss_plot.vb.viewRange()[0]
+    assert lo <= 1 and hi >= 1000
+    assert plot.loss_plot.vb.autoRangeEnabled()[0]
+    plot.loss_plot.vb.autoRange()            # View All
+    assert plot.loss_plot.vb.viewRange()[0][1] >= 1000
+    assert plot.aux_plot.vb.viewRange()[0][1] >= 1000   # the aux plot follows the shared x range
