@@ -29,7 +29,7 @@ from app.graph.graph_view import GraphPanel
 from app.sample.sample_panel import SamplePanel
 from app.tokens.tokens_panel import TokensPanel
 from app.training.finetune_action import default_replacement, missing_symbols, start_step
-from app.training.loss_plot import LossPlot
+from app.training.loss_plot import LossPlot, chars_per_token
 from app.training.model_form import checkpoint_eval_line, checkpoint_settings
 from app.training.train_panel import WARN_COLOR, TrainPanel, format_duration
 
@@ -345,6 +345,7 @@ class MainWindow(QMainWindow):
     def _on_prepared(self, run: api.Run) -> None:
         self.run = run
         self.source.set_run(run)
+        self.loss_plot.set_train_chars_per_token(chars_per_token(run.summary()))
         self.status_device.setText(f"device: {run.summary()['device']}")
         self._set_notes(warning="; ".join(f"Warning: {w}" for w in run.warnings()))   # stays for the whole run
         self._describe_run()
@@ -508,6 +509,7 @@ class MainWindow(QMainWindow):
         step = int(meta.get("step", meta.get("summary", {}).get("step", 0)) or 0)
         max_steps = int(meta.get("train", {}).get("max_steps", step) or step)
         self.loss_plot.show_parent(meta.get("parent"))   # a fine-tuned checkpoint: its parent's curve before it
+        self.loss_plot.set_train_chars_per_token(chars_per_token(meta.get("summary", {})))
         self.loss_plot.add_reports(LossHistory.from_dict(meta.get("history")).reports(max_steps))
         self.source.set_checkpoint(handle, path, self.panel.corpus_box.validation_text())
         self.panel.progress.setMaximum(max(max_steps, 1))

@@ -233,6 +233,7 @@ class Run:
         out = {
             "model": self.spec.family, "tokenizer": self.tokenizer.kind, "vocab_size": self.tokenizer.vocab_size,
             "corpus": self.corpus.name, "train_tokens": int(len(self.train_ids)), "val_tokens": int(len(self.val_ids)),
+            "train_chars": len(self.train_text),   # with train_tokens: the train split's characters per token
             "params": int(self.model.num_params()),
             "device": "CPU (numpy counting)" if self.trainer is None else self.trainer.device_label,
         }

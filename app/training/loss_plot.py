@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, Q
 
 from app.training.loss_series import Series, ema_debiased, minmax_downsample, unit_factor, visible_slice
 from app.training.run_history import RunHistory
+from app.training.run_list import RunList
 from app.training.svg_fix import bake_transforms
 
 REDRAW_MS = 33          # fastest redraw: ≤ 30 Hz
@@ -76,6 +77,15 @@ class PlotAxis(pg.AxisItem):
         return super().tickStrings(values, scale, spacing)
 
 
+def chars_per_token(summary: dict) -> float | None:
+    """The train split's characters per token from a run's summary (engine.api.Run.summary), None when it does
+    not say (a checkpoint saved before train_chars was recorded)."""
+    chars, tokens = summary.get("train_chars"), summary.get("train_tokens")
+    if isinstance(chars, int) and isinstance(tokens, int) and chars > 0 and tokens > 0:
+        return chars / tokens
+    return None
+
+
 class _TimedGraphics(pg.GraphicsLayoutWidget):
     """Remembers how long its last paint took, so the plot can slow its redraw rate when painting is costly."""
     paint_s = 0.0
@@ -95,6 +105,7 @@ class LossPlot(QWidget):
         # added to every report's step: a fine-tuning run's curve continues after its parent's last step on the
         # step axis (engine.finetune.parent_record); clear() sets it back to 0
         self.step_offset = 0
+        self.train_chars_per_token: float | None = None   # set_train_chars_per_token
         self.val = Series(VAL_COLS)
         self._smooth = np.empty(0)
         self._ema_state = (0.0, 0)
@@ -108,8 +119,9 @@ class LossPlot(QWidget):
         self.y_unit.setToolTip("Loss per token in nats, or in bits per character: losses per token of different "
                                "tokenizers (char, word, BPE) do not compare, bits per character do, with one "
                                "caveat: a word model's figure is optimistic, since spaces and the spelling of "
-                               "<unk> words cost it nothing. A run's train loss is converted with its validation "
-                               "split's characters per token, known from its first evaluation on.")
+                               "<unk> words cost it nothing. A run's train loss is converted with its train split's "
+                               "characters per token (for a checkpoint saved before that was recorded: its "
+                               "validation split's, known from its first evaluation on).")
         self.log_y = QCheckBox("log y")
         self.log_y.setToolTip("Logarithmic loss axis: late, small improvements stay visible next to the early drop.")
         self.smoothing = QSlider(Qt.Horizontal)
@@ -209,10 +221,15 @@ class LossPlot(QWidget):
         self.loss_plot.addItem(self.hint, ignoreBounds=True)
         self.hint.setPos(0.5, 0.5)
 
+        self.run_list = RunList(self.history)
+        self.run_list.changed.connect(self._on_runs_changed)
+        plots = QHBoxLayout()
+        plots.addWidget(self.graphics, 1)
+        plots.addWidget(self.run_list)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(bar)
-        layout.addWidget(self.graphics, 1)
+        layout.addLayout(plots, 1)
         layout.addWidget(self.readout)
 
         self.x_axis.currentTextChanged.connect(self._on_axis_changed)
@@ -249,6 +266,7 @@ class LossPlot(QWidget):
 
     def clear(self) -> None:
         self.step_offset = 0
+        self.train_chars_per_token = None
         self.train.clear()
         self.val.clear()
         self._smooth = np.empty(0)
@@ -273,9 +291,9 @@ class LossPlot(QWidget):
         """Keep the run on screen (its RunSpec as a dict names it) as an earlier run, drawn faintly from now on;
         then `clear` for the next one."""
         cols = ("step", "tokens", "elapsed", "loss")
-        if self.history.keep(spec, note, {c: self.train[c] for c in cols}, {c: self.val[c] for c in VAL_COLS}):
-            self._update_compare_button()
-            self._dirty = True
+        if self.history.keep(spec, note, {c: self.train[c] for c in cols}, {c: self.val[c] for c in VAL_COLS},
+                             train_bpc_factor=self.train_bpc_factor()):
+            self._on_runs_changed()
 
     def show_parent(self, parent: dict | None) -> None:
         """For a fine-tuned checkpoint (`parent`: its meta["parent"], engine.finetune.parent_record): keep the
@@ -295,8 +313,26 @@ class LossPlot(QWidget):
 
     def forget_earlier_runs(self) -> None:
         self.history.forget()
+        self._on_runs_changed()
+
+    @Slot()
+    def _on_runs_changed(self) -> None:
         self._update_compare_button()
+        if hasattr(self, "run_list") and len(self.history.runs) != self.run_list.list.count():
+            self.run_list.refresh()
         self._dirty = True
+
+    def set_train_chars_per_token(self, chars_per_token: float | None) -> None:
+        """Characters per token of the current run's train split (train text length / train tokens), which
+        converts its train loss to bits/char; None: unknown (an older checkpoint), the validation split's
+        figure is used instead."""
+        self.train_chars_per_token = chars_per_token if chars_per_token and chars_per_token > 0 else None
+        self._dirty = True
+
+    def train_bpc_factor(self) -> float | None:
+        """Bits per character per nat per token of the train split: 1 / (chars per token × ln 2)."""
+        cpt = self.train_chars_per_token
+        return 1.0 / (cpt * math.log(2)) if cpt else None
 
     def _on_show_earlier(self, on: bool) -> None:
         self.history.set_visible(on)
@@ -336,7 +372,7 @@ class LossPlot(QWidget):
         (lo, hi) = self.loss_plot.vb.viewRange()[0]
         auto = self.loss_plot.vb.autoRangeEnabled()[0]
         view = slice(0, len(tx)) if auto or len(tx) == 0 else visible_slice(tx, lo, hi)
-        k = unit_factor(self.val, self.y_unit.currentText())
+        k = self._train_factor()
         if k is None:     # bits/char before this run's first evaluation: no factor yet, nothing to draw
             tx, view, k = tx[:0], slice(0, 0), 1.0
         self.raw_curve.setData(*minmax_downsample(tx[view], k * self.train["loss"][view], max_points))
@@ -348,6 +384,14 @@ class LossPlot(QWidget):
         self.val_curve.setData(self.val[xcol], self.val["bpc" if self.y_unit.currentText() == "bits/char" else "loss"])
         self.history.redraw(xcol, self._beta(), self.y_unit.currentText())
         self.hint.setVisible(self.train.n == 0 and self.val.n == 0 and not self.history.runs)
+
+    def _train_factor(self) -> float | None:
+        """What the train loss is multiplied by for the chosen unit: in bits/char the train split's own
+        characters per token when known, else the validation split's (from the latest evaluation)."""
+        unit = self.y_unit.currentText()
+        if unit == "bits/char" and self.train_bpc_factor():
+            return self.train_bpc_factor()
+        return unit_factor(self.val, unit)
 
     def displayed_points(self) -> tuple[np.ndarray, np.ndarray]:
         """What the raw train curve shows right now (after downsampling)."""
@@ -400,7 +444,7 @@ class LossPlot(QWidget):
         i = int(np.clip(np.searchsorted(tx, x), 0, len(tx) - 1))
         if i > 0 and abs(tx[i - 1] - x) < abs(tx[i] - x):
             i -= 1
-        t, k = self.train, unit_factor(self.val, unit)
+        t, k = self.train, self._train_factor()
         loss = (f"loss {k * t['loss'][i]:.4f} · smoothed {k * self._smooth[i]:.4f} {unit}" if k is not None
                 else f"loss: {unit} from this run's first evaluation on")
         text = (f"step {int(t['step'][i]):,} · tokens {int(t['tokens'][i]):,} · time {t['elapsed'][i]:.1f} s · "
