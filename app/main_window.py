@@ -68,6 +68,7 @@ class MainWindow(QMainWindow):
 
         self.panel = TrainPanel()
         self.loss_plot = LossPlot()
+        self.loss_plot.remember_in(self.settings)
         self.graph_panel = GraphPanel(self.source, self)
         self.sample_panel = SamplePanel(self.source, self)
         self.tokens_panel = TokensPanel(self.source, self.panel)

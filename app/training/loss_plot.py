@@ -17,7 +17,8 @@ from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QMenu, QSlider,
                                QToolButton, QVBoxLayout, QWidget)
 
-from app.training.loss_series import Series, ema_debiased, minmax_downsample, unit_factor, visible_slice
+from app.training.loss_series import (Series, ema_debiased, minmax_downsample, robust_y_range, unit_factor,
+                                      visible_slice)
 from app.training.run_history import RunHistory
 from app.training.run_list import RunList
 from app.training.svg_fix import bake_transforms
@@ -110,6 +111,8 @@ class LossPlot(QWidget):
         self._smooth = np.empty(0)
         self._ema_state = (0.0, 0)
         self._dirty = False
+        self._y_fit = True        # the loss axis follows the curves (robust_y_range) until the user zooms
+        self.y_clipped = False    # a curve is cut off at the top (a diverged run)
 
         self.x_axis = QComboBox()
         self.x_axis.addItems(list(X_AXES))
@@ -237,6 +240,7 @@ class LossPlot(QWidget):
         self.y_unit.currentTextChanged.connect(self._on_y_unit)
         self.smoothing.valueChanged.connect(self._on_smoothing_changed)
         self.loss_plot.sigXRangeChanged.connect(self._mark_dirty)
+        self.loss_plot.vb.sigRangeChangedManually.connect(self._on_user_range)
         self._on_axis_changed(self.x_axis.currentText())
         self._on_y_unit(self.y_unit.currentText())
         self._on_smoothing_changed(self.smoothing.value())
@@ -244,6 +248,22 @@ class LossPlot(QWidget):
         self.timer.setInterval(REDRAW_MS)
         self.timer.timeout.connect(self.redraw_if_dirty)
         self.timer.start()
+
+    def remember_in(self, settings) -> None:
+        """Restore the x axis, unit and log-y choices from `settings` (a QSettings) and save each change there,
+        so the plot opens as the user left it. Unknown or damaged values are ignored."""
+        self._settings = settings
+        x, unit = settings.value("loss_plot/x_axis"), settings.value("loss_plot/unit")
+        log = settings.value("loss_plot/log_y")
+        if x in X_AXES:
+            self.x_axis.setCurrentText(x)
+        if unit in Y_UNITS:
+            self.y_unit.setCurrentText(unit)
+        if log in ("true", "false", True, False):
+            self.log_y.setChecked(log in ("true", True))
+        self.x_axis.currentTextChanged.connect(lambda v: settings.setValue("loss_plot/x_axis", v))
+        self.y_unit.currentTextChanged.connect(lambda v: settings.setValue("loss_plot/unit", v))
+        self.log_y.toggled.connect(lambda on: settings.setValue("loss_plot/log_y", "true" if on else "false"))
 
     # -- data ------------------------------------------------------------------------------------------------
     def add_reports(self, reports) -> None:
@@ -278,9 +298,10 @@ class LossPlot(QWidget):
         self._dirty = True
 
     def _auto_ranges(self) -> None:
-        """The loss plot alone decides the shared x range (its curves include the earlier runs); the aux plot
+        """Also turns the diverged-run clipping (_fit_y) back on. The loss plot alone decides the shared x range (its curves include the earlier runs); the aux plot
         and the lr axis only follow it in x. Autoranging them in x too made them set the linked loss plot to the
         current run's steps, which switched its own autorange off and cut longer earlier runs off."""
+        self._y_fit = True
         self.loss_plot.enableAutoRange()
         self.aux_plot.enableAutoRange(axis="y")
         self.aux_plot.disableAutoRange(axis="x")
@@ -383,7 +404,42 @@ class LossPlot(QWidget):
         self.lr_curve.setData(*minmax_downsample(tx[view], self.train["lr"][view], max_points))
         self.val_curve.setData(self.val[xcol], self.val["bpc" if self.y_unit.currentText() == "bits/char" else "loss"])
         self.history.redraw(xcol, self._beta(), self.y_unit.currentText())
+        self._fit_y()
         self.hint.setVisible(self.train.n == 0 and self.val.n == 0 and not self.history.runs)
+
+    def _fit_y(self) -> None:
+        """Unless the user zoomed or panned the loss axis, keep every curve's own range in view but cut off a
+        curve where it climbs far above its start (a diverged run), so it does not squash the others
+        (loss_series.robust_y_range); without such a curve pyqtgraph's autorange is left to do its job."""
+        vb = self.loss_plot.vb
+        if vb.autoRangeEnabled()[1]:
+            self._y_fit = True      # the autorange button or a reset: fitting is on again
+        if not self._y_fit:
+            return
+        curves = [c.getData()[1] for c in (self.raw_curve, self.smooth_curve, self.val_curve)]
+        for run in self.history.shown():
+            curves += [run.curve.getData()[1], run.points.getData()[1]]
+        curves = [c for c in curves if c is not None]
+        log = self.log_y.isChecked()
+        if log:
+            curves = [c[c > 0] for c in curves]
+        fit = robust_y_range(curves)
+        clipped = bool(fit and fit[2])
+        if clipped != self.y_clipped:
+            self.y_clipped = clipped
+            self._set_y_label()
+        if not self.y_clipped:
+            if not vb.autoRangeEnabled()[1]:
+                vb.enableAutoRange(axis="y")
+            return
+        lo, hi = (math.log10(fit[0]), math.log10(fit[1])) if log else fit[:2]
+        pad = 0.05 * (hi - lo) or 0.1
+        if vb.viewRange()[1] != [lo - pad, hi + pad]:
+            self.loss_plot.setYRange(lo - pad, hi + pad, padding=0)   # turns pyqtgraph's y autorange off
+
+    @Slot()
+    def _on_user_range(self, *_) -> None:
+        self._y_fit = False         # the user zoomed or panned: their range stays
 
     def _train_factor(self) -> float | None:
         """What the train loss is multiplied by for the chosen unit: in bits/char the train split's own
@@ -413,8 +469,14 @@ class LossPlot(QWidget):
         self._on_y_unit(self.y_unit.currentText())
 
     @Slot(str)
+    def _set_y_label(self) -> None:
+        unit = self.y_unit.currentText()
+        label = f"loss ({unit}, log scale)" if self.log_y.isChecked() else f"loss ({unit})"
+        self.loss_plot.setLabel("left", label + (" · a diverged curve is cut off" if self.y_clipped else ""))
+
     def _on_y_unit(self, unit: str) -> None:
-        self.loss_plot.setLabel("left", f"loss ({unit}, log scale)" if self.log_y.isChecked() else f"loss ({unit})")
+        self._set_y_label()
+        self._y_fit = True
         self.loss_plot.enableAutoRange()
         self._dirty = True
 

@@ -85,3 +85,56 @@ def test_earlier_longer_runs_stay_in_view_during_a_shorter_run(qtbot, plot):
     plot.loss_plot.vb.autoRange()            # View All
     assert plot.loss_plot.vb.viewRange()[0][1] >= 1000
     assert plot.aux_plot.vb.viewRange()[0][1] >= 1000   # the aux plot follows the shared x range
+
+
+def test_a_diverged_run_does_not_squash_the_others(qtbot, plot):
+    """An lr-10 run climbing to 1400 is cut off above 1.25 × its start; the healthy runs keep the axis. After the
+    user zooms, their range stays; the autorange button brings the fitting back."""
+    from app.training.loss_series import robust_y_range
+    plot.add_reports([report(s, 4.6 + (1400 - 4.6) * (s / 100) ** 2) for s in range(1, 101)])
+    plot.keep_as_earlier_run({"family": "transformer", "overrides": {"lr": "10"}}, "diverged")
+    plot.clear()
+    plot.add_reports([report(s, 3 * math.exp(-s / 30) + 1.5) for s in range(1, 101)])
+    for _ in range(3):
+        plot.redraw()
+        qtbot.wait(10)
+    lo, hi = plot.loss_plot.vb.viewRange()[1]
+    assert hi < 10 and lo < 1.6 and plot.y_clipped
+    assert "cut off" in plot.loss_plot.getAxis("left").labelText
+    plot.log_y.setChecked(True)                      # in log scale too (the range is in log10 units)
+    plot.redraw()
+    lo, hi = plot.loss_plot.vb.viewRange()[1]
+    assert hi < 1.0 and plot.y_clipped
+    plot.log_y.setChecked(False)
+    plot.loss_plot.vb.sigRangeChangedManually.emit([False, True])   # what a mouse zoom emits
+    plot.loss_plot.setYRange(0, 2000)
+    plot.redraw()
+    assert plot.loss_plot.vb.viewRange()[1][1] >= 2000
+    assert robust_y_range([np.array([4.0, 3.0, 2.0]), np.array([np.nan, 2.5, 2.2])]) == (2.0, 4.0, False)
+    assert robust_y_range([np.array([4.0, 9.0])]) == (4.0, 5.0, True)
+    assert robust_y_range([np.array([np.nan])]) is None
+
+
+def test_axis_unit_and_log_choices_persist(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from app.training.loss_plot import LossPlot
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat)
+    first = LossPlot()
+    qtbot.addWidget(first)
+    first.remember_in(settings)
+    first.x_axis.setCurrentText("tokens")
+    first.y_unit.setCurrentText("bits/char")
+    first.log_y.setChecked(True)
+    settings.sync()
+    second = LossPlot()
+    qtbot.addWidget(second)
+    second.remember_in(QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
+    assert (second.x_axis.currentText(), second.y_unit.currentText(), second.log_y.isChecked()) == \
+        ("tokens", "bits/char", True)
+    damaged = QSettings(str(tmp_path / "d.ini"), QSettings.IniFormat)
+    damaged.setValue("loss_plot/x_axis", "furlongs")
+    third = LossPlot()
+    qtbot.addWidget(third)
+    third.remember_in(damaged)
+    assert third.x_axis.currentText() == "step"
