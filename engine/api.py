@@ -110,6 +110,7 @@ class Run:
          self.train_ids, self.val_ids) = prepare_corpus(spec, _tokenizer, fine_tune=_init_from is not None,
                                                         map_unknown=_map_unknown)
         self.parent = None if _init_from is None else parent_record(*_init_from)
+        self._snapshots = None   # keep_snapshots
         self.last_report = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -179,6 +180,9 @@ class Run:
                 r = next(source, None)   # an n-gram fills its tables in place; a trainer locks each update
             if r is None:
                 return
+            if self._snapshots is not None and self.trainer is not None and r.event in ("step", "eval", "done"):
+                with self._lock:   # between updates: the weights are those of r.step
+                    self._snapshots.offer(r.step, r.val_loss is not None, self.trainer.raw_model)
             if self.trainer is not None and self.trainer.paused:
                 # A pause the trainer holds (asked for mid-report, or its own after an out-of-memory step) is
                 # taken over here, so the generator waits outside the lock and the user can still save.
@@ -271,6 +275,28 @@ class Run:
     def warnings(self) -> list[str]:
         """What a resume had to start afresh (an optimizer or random state that did not fit), one line each."""
         return list(getattr(self.trainer, "resume_warnings", None) or [])
+
+    def keep_snapshots(self, folder) -> None:
+        """From now on keep past models in `folder` (engine.snapshots: log-spaced steps and every evaluation, at
+        most 32), for scrubbing the loss curve. Neural runs only; call before iterating reports()."""
+        from .snapshots import SnapshotKeeper
+        if self.trainer is not None:
+            self._snapshots = SnapshotKeeper(folder)
+
+    def snapshot_steps(self) -> list[int]:
+        """The steps whose models are kept (ascending); empty without keep_snapshots."""
+        return self._snapshots.steps() if self._snapshots is not None else []
+
+    def snapshot_disk_bytes(self) -> int:
+        return self._snapshots.disk_bytes() if self._snapshots is not None else 0
+
+    def snapshot_at(self, step: int) -> ModelHandle:
+        """The model as it was after `step` (one of snapshot_steps()), on the CPU; meta["snapshot_step"] names
+        the step. CheckpointError when it is not kept."""
+        if self._snapshots is None:
+            raise CheckpointError("this run keeps no past models")
+        model = self._snapshots.load(step, self.spec.family, self.trainer.raw_model.config.to_dict())
+        return ModelHandle(self.spec.family, model, self.tokenizer, dict(self.meta(), snapshot_step=step))
 
     def snapshot(self) -> ModelHandle:
         """A CPU copy of the current weights, for sampling or the tape viewer while training continues."""
