@@ -10,7 +10,7 @@ from dataclasses import asdict
 from html import escape
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QByteArray, QSettings, Qt, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QWidget
 
@@ -21,6 +21,7 @@ from engine.errors import PlaygroundError
 from engine.export import export_script
 from engine.finetune import describe_unencodable
 from engine.history import LossHistory
+from engine.runs_dir import runs_root
 
 from app.common.jobs import JobRunner
 from app.common.model_source import ModelSource
@@ -30,6 +31,7 @@ from app.sample.sample_panel import SamplePanel
 from app.tokens.tokens_panel import TokensPanel
 from app.training.finetune_action import default_replacement, missing_symbols, start_step
 from app.training.loss_plot import LossPlot, chars_per_token
+from app.training.run_keeper import RunKeeper
 from app.training.model_form import checkpoint_eval_line, checkpoint_settings
 from app.training.train_panel import WARN_COLOR, TrainPanel, format_duration
 
@@ -65,10 +67,13 @@ class MainWindow(QMainWindow):
         self.reset_settings: list[str] = []   # saved settings that failed validation at start, "key: why"
         self._loading: str | None = None      # the checkpoint being read on a worker thread
         self._load_jobs = JobRunner(self)
+        self.keeper = RunKeeper(self)      # run folders: autosaves, snapshots, crash recovery
+        self.keeper.failed.connect(lambda why: self.statusBar().showMessage(why, 30000))
 
         self.panel = TrainPanel()
         self.loss_plot = LossPlot()
         self.loss_plot.remember_in(self.settings)
+        self.loss_plot.step_chosen.connect(self._on_step_chosen)
         self.graph_panel = GraphPanel(self.source, self)
         self.sample_panel = SamplePanel(self.source, self)
         self.tokens_panel = TokensPanel(self.source, self.panel)
@@ -101,6 +106,7 @@ class MainWindow(QMainWindow):
         p.corpus_box.loaded.connect(self._on_corpus_loaded)
         p.corpus_box.failed.connect(self._on_corpus_failed)
         self._restore()
+        QTimer.singleShot(0, self.offer_recovery)   # once the window is up: a run a crash left behind
         self._set_state("idle")
 
     def _restore(self) -> None:
@@ -283,6 +289,40 @@ class MainWindow(QMainWindow):
         self._load_jobs.run(lambda: export_script(folder, path), done, failed)
         return True
 
+    @Slot(int)
+    def _on_step_chosen(self, step: int) -> None:
+        """The scrub marker was dropped on kept step `step` (-1: back to the newest): the Sample and Graph tabs
+        use that step's model, read from the run's snapshots."""
+        if step < 0 or self.run is None:
+            self.source.set_past(None)
+            return
+        try:
+            handle = self.run.snapshot_at(step)
+        except PlaygroundError as e:
+            self.statusBar().showMessage(f"cannot use step {step}: {error_message(e)}", 15000)
+            return
+        self.source.set_past(handle, step)
+        self.statusBar().showMessage(f"the Sample and Graph tabs now use the model of step {step:,}", 10000)
+
+    @Slot()
+    def offer_recovery(self) -> bool:
+        """A run whose window died (its folder still marked running, its process gone) is offered for loading
+        from its last autosave; either answer settles it. True when a load started."""
+        found = self.keeper.unfinished()
+        if not found or self.thread is not None:
+            return False
+        folder = found[0]
+        yes = self.ask_recover(folder)
+        self.keeper.settle(folder, yes)
+        return bool(yes) and self.load_checkpoint(str(folder / "checkpoint"))
+
+    def ask_recover(self, folder: Path) -> bool:
+        """Whether to load the autosave of a run a crash left behind. Tests replace this method."""
+        answer = QMessageBox.question(self, "Recover a run", f"The window closed unexpectedly while training the "
+                                      f"run in {folder}.\nLoad its last autosave (at its latest evaluation)?",
+                                      QMessageBox.Yes | QMessageBox.No)
+        return answer == QMessageBox.Yes
+
     def ask_map_unknown(self, message: str, replacement: str) -> str | None:
         """The token to map unencodable symbols to, or None to cancel. Tests replace this method."""
         shown = "a space" if replacement == " " else repr(replacement)
@@ -302,6 +342,7 @@ class MainWindow(QMainWindow):
         self.loaded = None
         self._set_notes(error="", warning="", about="", note="", eval="")
         self.worker = worker
+        worker.snapshot_folder = self.keeper.begin(worker.spec.family)
         self.worker.prepared.connect(self._on_prepared, Qt.QueuedConnection)
         self.worker.reports.connect(self._on_reports, Qt.QueuedConnection)
         self.worker.failed.connect(self._on_failed, Qt.QueuedConnection)
@@ -356,6 +397,10 @@ class MainWindow(QMainWindow):
     @Slot(list)
     def _on_reports(self, reports: list) -> None:
         self.loss_plot.add_reports(reports)
+        if self.run is not None:
+            self.loss_plot.set_kept_steps(self.run.snapshot_steps(), self.run.snapshot_disk_bytes())
+            if any(e.val_loss is not None for e in reports):
+                self.keeper.autosave(self.run)      # every evaluation: the run is never only in memory
         self.unsaved = True
         r = self.last_report = reports[-1]
         self.panel.show_report(r)
@@ -409,6 +454,7 @@ class MainWindow(QMainWindow):
             return
         self.thread.wait()
         self.thread, self.worker = None, None
+        self.keeper.autosave(self.run, final=True)
         if self.state != "error":
             self._set_state("stopped" if self._stop_requested else "done")
         else:
@@ -444,7 +490,7 @@ class MainWindow(QMainWindow):
             return None
         if path is None:
             step = self.last_report.step if self.last_report is not None else 0
-            default = f"runs/{self.run.spec.family}-step{step}-{time.strftime('%Y%m%d-%H%M%S')}"
+            default = str(runs_root() / f"{self.run.spec.family}-step{step}-{time.strftime('%Y%m%d-%H%M%S')}")
             path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint (a folder)", default)
             if not path:
                 return None
@@ -469,7 +515,7 @@ class MainWindow(QMainWindow):
         if self.thread is not None or self._loading is not None:
             return False
         if path is None:
-            path = QFileDialog.getExistingDirectory(self, "Load checkpoint folder", "runs")
+            path = QFileDialog.getExistingDirectory(self, "Load checkpoint folder", str(runs_root()))
             if not path:
                 return False
         path = str(path)
@@ -569,6 +615,7 @@ class MainWindow(QMainWindow):
         self.graph_panel.shutdown()
         self.panel.corpus_box.shutdown()
         self._load_jobs.wait()   # a checkpoint being read: its thread must end before the window goes
+        self.keeper.finish_quietly()   # closed on purpose: the run's folder is not offered for recovery
         self.save_settings()
         event.accept()
 
@@ -579,6 +626,7 @@ class MainWindow(QMainWindow):
             self.worker.stop()
             self.thread.wait()
             self._on_finished()
+        self.keeper.finish_quietly()   # an autosave under way ends before the window can go
 
 
 def _as_list(value) -> list[str] | None:

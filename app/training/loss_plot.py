@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 import pyqtgraph.exporters  # noqa: F401  (registers pg.exporters)
-from PySide6.QtCore import QRect, Qt, QTimer, Slot
+from PySide6.QtCore import QRect, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QPainter
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QMenu, QSlider,
@@ -98,6 +98,7 @@ class _TimedGraphics(pg.GraphicsLayoutWidget):
 
 
 class LossPlot(QWidget):
+    step_chosen = Signal(int)   # the scrub marker was dropped on a kept step; -1: back to the newest model
     """Feed it batches of StepReports with `add_reports`; it draws on its own timer."""
 
     def __init__(self, parent: QWidget | None = None):
@@ -145,6 +146,14 @@ class LossPlot(QWidget):
         menu.addAction("CSV data…", lambda: self._export_dialog("csv"))
         export.setMenu(menu)
         export.setToolTip("Save the plots as PNG or SVG, or all recorded points as CSV.")
+        self.latest = QToolButton(text="Newest model")
+        self.latest.setToolTip("Put the scrub marker back on the newest model: the Sample and Graph tabs follow the "
+                               "run again instead of a past step.")
+        self.latest.clicked.connect(self.back_to_newest)
+        self.latest.setEnabled(False)
+        self.kept_label = QLabel()
+        self.kept_label.setToolTip("Past models kept for scrubbing: drag the marker on the loss curve to a kept "
+                                   "step and the Sample and Graph tabs use the model as it was then.")
         self.compare = QToolButton()
         self.compare.setPopupMode(QToolButton.InstantPopup)
         self.compare.setToolTip("Earlier runs stay on the plot, dashed, each in its own colour, so a change of model "
@@ -168,6 +177,8 @@ class LossPlot(QWidget):
         bar.addWidget(self.smoothing)
         bar.addWidget(self.smoothing_label)
         bar.addStretch(1)
+        bar.addWidget(self.kept_label)
+        bar.addWidget(self.latest)
         bar.addWidget(self.compare)
         bar.addWidget(export)
 
@@ -219,6 +230,19 @@ class LossPlot(QWidget):
         self.loss_plot.addItem(self.crosshair[0], ignoreBounds=True)
         self.aux_plot.addItem(self.crosshair[1], ignoreBounds=True)
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse)
+        # the scrub marker: drag it along the curve to pick a past model (it snaps to the kept steps)
+        self.kept_steps: list[int] = []
+        self.marker = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen((60, 60, 60), width=2),
+                                      hoverPen=pg.mkPen((0, 0, 0), width=3),
+                                      label="model at step {value:.0f}", labelOpts={"position": 0.93,
+                                                                                   "color": (40, 40, 40),
+                                                                                   "fill": (255, 255, 255, 200)})
+        self.marker.setZValue(5)
+        self.marker.hide()
+        self.loss_plot.addItem(self.marker, ignoreBounds=True)
+        self.marker.sigPositionChanged.connect(self._snap_marker)
+        self.marker.sigPositionChangeFinished.connect(self._on_marker_dropped)
+        self.chosen_step: int | None = None     # the past step the tabs use (None: the newest model)
         self.hint = pg.TextItem("Press Start: the train loss appears here as the model learns.",
                                 color=(110, 110, 110), anchor=(0.5, 0.5))
         self.loss_plot.addItem(self.hint, ignoreBounds=True)
@@ -248,6 +272,61 @@ class LossPlot(QWidget):
         self.timer.setInterval(REDRAW_MS)
         self.timer.timeout.connect(self.redraw_if_dirty)
         self.timer.start()
+
+    # -- scrubbing -------------------------------------------------------------------------------------------
+    def set_kept_steps(self, steps: list[int], disk_bytes: int = 0) -> None:
+        """The steps whose models the run keeps (engine.snapshots); the marker snaps to them. Shown on the step
+        axis only, where a kept step has one place."""
+        if steps == self.kept_steps:
+            return
+        self.kept_steps = list(steps)
+        from engine.device import format_bytes
+        self.kept_label.setText(f"{len(steps)} past models · {format_bytes(disk_bytes)}" if steps else "")
+        if self.chosen_step is None and steps:
+            self.marker.blockSignals(True)
+            self.marker.setValue(steps[-1] + self.step_offset)
+            self.marker.blockSignals(False)
+        self.marker.setVisible(bool(steps) and self.x_axis.currentText() == "step")
+
+    def nearest_kept(self, x: float) -> int | None:
+        """The kept step nearest to x on the step axis (x includes a fine-tune's step offset)."""
+        if not self.kept_steps:
+            return None
+        steps = np.asarray(self.kept_steps)
+        return int(steps[np.argmin(np.abs(steps + self.step_offset - x))])
+
+    @Slot()
+    def _snap_marker(self) -> None:
+        step = self.nearest_kept(self.marker.value())
+        if step is not None and self.marker.value() != step + self.step_offset:
+            self.marker.setValue(step + self.step_offset)
+
+    @Slot()
+    def _on_marker_dropped(self) -> None:
+        step = self.nearest_kept(self.marker.value())
+        if step is None:
+            return
+        self.choose_step(step)
+
+    def choose_step(self, step: int) -> None:
+        """Use the model of kept step `step` (the marker moves there); the newest kept step of a finished run
+        is the run's own model."""
+        self.chosen_step = step
+        self.marker.blockSignals(True)
+        self.marker.setValue(step + self.step_offset)
+        self.marker.blockSignals(False)
+        self.latest.setEnabled(True)
+        self.step_chosen.emit(step)
+
+    @Slot()
+    def back_to_newest(self) -> None:
+        self.chosen_step = None
+        self.latest.setEnabled(False)
+        if self.kept_steps:
+            self.marker.blockSignals(True)
+            self.marker.setValue(self.kept_steps[-1] + self.step_offset)
+            self.marker.blockSignals(False)
+        self.step_chosen.emit(-1)
 
     def remember_in(self, settings) -> None:
         """Restore the x axis, unit and log-y choices from `settings` (a QSettings) and save each change there,
@@ -286,6 +365,10 @@ class LossPlot(QWidget):
 
     def clear(self) -> None:
         self.step_offset = 0
+        self.kept_steps, self.chosen_step = [], None
+        self.marker.hide()
+        self.kept_label.setText("")
+        self.latest.setEnabled(False)
         self.train_chars_per_token = None
         self.train.clear()
         self.val.clear()
@@ -456,6 +539,8 @@ class LossPlot(QWidget):
 
     @Slot(str)
     def _on_axis_changed(self, name: str) -> None:
+        if hasattr(self, "marker"):
+            self.marker.setVisible(bool(self.kept_steps) and name == "step")
         label = X_AXES[name][1]
         self.aux_plot.setLabel("bottom", label)
         for plot in (self.loss_plot, self.aux_plot):
@@ -533,14 +618,15 @@ class LossPlot(QWidget):
             self._export_csv(path)
         elif suffix in (".png", ".svg"):
             self.redraw()
-            shown = [line.isVisible() for line in self.crosshair]
-            for line in self.crosshair:   # the hover line is not part of the picture
+            lines = self.crosshair + [self.marker]
+            shown = [line.isVisible() for line in lines]
+            for line in lines:   # the hover line and the scrub marker are not part of the picture
                 line.hide()
             if suffix == ".png":
                 pg.exporters.ImageExporter(self.graphics.scene()).export(str(path))
             else:
                 self._export_svg(path)
-            for line, was in zip(self.crosshair, shown):
+            for line, was in zip(lines, shown):
                 line.setVisible(was)
         else:
             raise ValueError(f"export to .png, .svg or .csv, not {path.suffix!r}")
