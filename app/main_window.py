@@ -32,6 +32,7 @@ from app.tokens.tokens_panel import TokensPanel
 from app.training.finetune_action import default_replacement, missing_symbols, start_step
 from app.training.loss_plot import LossPlot, chars_per_token
 from app.training.run_keeper import RunKeeper
+from app.training.samples_over_time import SamplesOverTime
 from app.training.model_form import checkpoint_eval_line, checkpoint_settings
 from app.training.train_panel import WARN_COLOR, TrainPanel, format_duration
 
@@ -74,6 +75,7 @@ class MainWindow(QMainWindow):
         self.loss_plot = LossPlot()
         self.loss_plot.remember_in(self.settings)
         self.loss_plot.step_chosen.connect(self._on_step_chosen)
+        self.loss_plot.samples_over_time_clicked.connect(self.show_samples_over_time)
         self.graph_panel = GraphPanel(self.source, self)
         self.sample_panel = SamplePanel(self.source, self)
         self.tokens_panel = TokensPanel(self.source, self.panel)
@@ -303,6 +305,16 @@ class MainWindow(QMainWindow):
             return
         self.source.set_past(handle, step)
         self.statusBar().showMessage(f"the Sample and Graph tabs now use the model of step {step:,}", 10000)
+
+    @Slot()
+    def show_samples_over_time(self) -> SamplesOverTime | None:
+        """Open the samples-over-time view for the current run's kept past models."""
+        if self.run is None or not self.run.snapshot_steps():
+            return None
+        dialog = SamplesOverTime(self.run, self)
+        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
 
     @Slot()
     def offer_recovery(self) -> bool:

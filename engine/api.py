@@ -298,6 +298,23 @@ class Run:
         model = self._snapshots.load(step, self.spec.family, self.trainer.raw_model.config.to_dict())
         return ModelHandle(self.spec.family, model, self.tokenizer, dict(self.meta(), snapshot_step=step))
 
+    def samples_over_time(self, prompt: str, seed: int, max_new_tokens: int = 80,
+                          temperature: float = 1.0) -> list[tuple[int, str]]:
+        """(step, text) for every kept step, oldest first: the same prompt sampled with the same seed from each
+        past model, so the rows differ only by what training changed. ConfigError/TokenizerError for a bad
+        prompt or setting; CheckpointError when a snapshot cannot be read."""
+        from .decode import DecodeConfig, generate
+        cfg = DecodeConfig(strategy="sample", temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+        rows = []
+        for step in self.snapshot_steps():
+            handle = self.snapshot_at(step)
+            text = ""
+            for ev in generate(handle.model, handle.tokenizer, prompt, cfg):
+                if ev.done:
+                    text = ev.final_text
+            rows.append((step, text))
+        return rows
+
     def snapshot(self) -> ModelHandle:
         """A CPU copy of the current weights, for sampling or the tape viewer while training continues."""
         with self._lock:

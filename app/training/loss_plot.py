@@ -99,6 +99,7 @@ class _TimedGraphics(pg.GraphicsLayoutWidget):
 
 class LossPlot(QWidget):
     step_chosen = Signal(int)   # the scrub marker was dropped on a kept step; -1: back to the newest model
+    samples_over_time_clicked = Signal()
     """Feed it batches of StepReports with `add_reports`; it draws on its own timer."""
 
     def __init__(self, parent: QWidget | None = None):
@@ -151,6 +152,10 @@ class LossPlot(QWidget):
                                "run again instead of a past step.")
         self.latest.clicked.connect(self.back_to_newest)
         self.latest.setEnabled(False)
+        self.over_time = QToolButton(text="Samples over time…")
+        self.over_time.setToolTip("The same prompt and seed sampled from every kept past model, one row per step.")
+        self.over_time.clicked.connect(self.samples_over_time_clicked)
+        self.over_time.setEnabled(False)
         self.kept_label = QLabel()
         self.kept_label.setToolTip("Past models kept for scrubbing: drag the marker on the loss curve to a kept "
                                    "step and the Sample and Graph tabs use the model as it was then.")
@@ -179,6 +184,7 @@ class LossPlot(QWidget):
         bar.addStretch(1)
         bar.addWidget(self.kept_label)
         bar.addWidget(self.latest)
+        bar.addWidget(self.over_time)
         bar.addWidget(self.compare)
         bar.addWidget(export)
 
@@ -287,6 +293,7 @@ class LossPlot(QWidget):
             self.marker.setValue(steps[-1] + self.step_offset)
             self.marker.blockSignals(False)
         self.marker.setVisible(bool(steps) and self.x_axis.currentText() == "step")
+        self.over_time.setEnabled(bool(steps))
 
     def nearest_kept(self, x: float) -> int | None:
         """The kept step nearest to x on the step axis (x includes a fine-tune's step offset)."""
@@ -369,6 +376,7 @@ class LossPlot(QWidget):
         self.marker.hide()
         self.kept_label.setText("")
         self.latest.setEnabled(False)
+        self.over_time.setEnabled(False)
         self.train_chars_per_token = None
         self.train.clear()
         self.val.clear()

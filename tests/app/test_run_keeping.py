@@ -58,8 +58,19 @@ def test_a_run_is_autosaved_in_its_folder_and_keeps_past_models(qtbot, window, r
     assert all(torch.equal(v, saved[k]) for k, v in past.model.state_dict().items())
     newest = window.run.snapshot().model.state_dict()
     assert not all(torch.equal(v, newest[k]) for k, v in past.model.state_dict().items())
+    assert "as it was at step 4" in window.sample_panel.model_label.text()   # named where it is used
+    assert "as it was at step 4" in window.graph_panel.model_label.text()
     plot.back_to_newest()
     assert window.source.past_step() is None and "as it was" not in window.source.describe()
+
+    dialog = window.show_samples_over_time()
+    dialog.prompt.setText("The ")
+    with qtbot.waitSignal(dialog.finished_rows, timeout=RUN_TIMEOUT_MS) as blocker:
+        dialog.generate_button.click()
+    assert blocker.args == [len(kept)] and dialog.table.rowCount() == len(kept)
+    assert [dialog.table.item(i, 0).text() for i in range(len(kept))] == [f"{s:,}" for s in kept]
+    assert all(dialog.table.item(i, 1).text().startswith("The ") for i in range(len(kept)))
+    dialog.close()
 
 
 def test_a_run_left_running_by_a_dead_window_is_offered_for_recovery(qtbot, window, tmp_path, monkeypatch):

@@ -47,3 +47,20 @@ def test_at_most_32_snapshots_spread_in_log_steps(tmp_path):
     gaps = [math.log(b) - math.log(a) for a, b in zip(steps, steps[1:])]
     assert max(gaps) < 4 * (math.log(5000) / (MAX_SNAPSHOTS - 1))   # no stretch of log(step) left bare
     assert SnapshotKeeper(tmp_path).steps() == steps              # a new keeper finds the files
+
+
+def test_samples_over_time_use_one_prompt_and_seed_at_every_kept_step(tmp_path, small_text):
+    from engine.decode import DecodeConfig, generate
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(small_text, encoding="utf-8")
+    run = api.start_run(api.RunSpec(corpus=str(corpus), overrides=dict(TINY), device="cpu", max_steps=12))
+    run.keep_snapshots(tmp_path / "snaps")
+    list(run.reports())
+    rows = run.samples_over_time("The king", seed=3, max_new_tokens=20)
+    assert [s for s, _ in rows] == run.snapshot_steps()
+    step, text = rows[2]
+    past = run.snapshot_at(step)
+    cfg = DecodeConfig(strategy="sample", max_new_tokens=20, seed=3)
+    again = [ev.final_text for ev in generate(past.model, past.tokenizer, "The king", cfg) if ev.done][0]
+    assert text == again and len(text) > 0
+    assert rows[0][1] != rows[-1][1]                 # training changed what the model writes
