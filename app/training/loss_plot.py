@@ -182,9 +182,6 @@ class LossPlot(QWidget):
         bar.addWidget(self.smoothing)
         bar.addWidget(self.smoothing_label)
         bar.addStretch(1)
-        bar.addWidget(self.kept_label)
-        bar.addWidget(self.latest)
-        bar.addWidget(self.over_time)
         bar.addWidget(self.compare)
         bar.addWidget(export)
 
@@ -263,6 +260,12 @@ class LossPlot(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(bar)
         layout.addLayout(plots, 1)
+        scrub = QHBoxLayout()        # under the plots: the main bar must fit a 1280-pixel window
+        scrub.addWidget(self.kept_label)
+        scrub.addWidget(self.latest)
+        scrub.addWidget(self.over_time)
+        scrub.addStretch(1)
+        layout.addLayout(scrub)
         layout.addWidget(self.readout)
 
         self.x_axis.currentTextChanged.connect(self._on_axis_changed)
@@ -287,7 +290,8 @@ class LossPlot(QWidget):
             return
         self.kept_steps = list(steps)
         from engine.device import format_bytes
-        self.kept_label.setText(f"{len(steps)} past models · {format_bytes(disk_bytes)}" if steps else "")
+        self.kept_label.setText(f"Past models: {len(steps)} kept ({format_bytes(disk_bytes)} on disk); drag the "
+                                f"marker on the curve to use one" if steps else "")
         if self.chosen_step is None and steps:
             self.marker.blockSignals(True)
             self.marker.setValue(steps[-1] + self.step_offset)
