@@ -64,6 +64,7 @@ class MainWindow(QMainWindow):
         self._stop_requested = False
         self._plotted: tuple[dict, str] | None = None   # the spec (and a note) of the run on the loss plot
         self.loaded: tuple[str, dict] | None = None   # (folder, meta) of the checkpoint loaded since the last run
+        self.past: api.PastModels | None = None       # the loaded checkpoint's kept past models (scrubbing)
         self._notes = {"error": "", "warning": "", "about": "", "note": "", "eval": ""}   # the run message label
         self.reset_settings: list[str] = []   # saved settings that failed validation at start, "key: why"
         self._loading: str | None = None      # the checkpoint being read on a worker thread
@@ -295,11 +296,12 @@ class MainWindow(QMainWindow):
     def _on_step_chosen(self, step: int) -> None:
         """The scrub marker was dropped on kept step `step` (-1: back to the newest): the Sample and Graph tabs
         use that step's model, read from the run's snapshots."""
-        if step < 0 or self.run is None:
+        source = self.run if self.run is not None else self.past
+        if step < 0 or source is None:
             self.source.set_past(None)
             return
         try:
-            handle = self.run.snapshot_at(step)
+            handle = source.snapshot_at(step)
         except PlaygroundError as e:
             self.statusBar().showMessage(f"cannot use step {step}: {error_message(e)}", 15000)
             return
@@ -309,9 +311,10 @@ class MainWindow(QMainWindow):
     @Slot()
     def show_samples_over_time(self) -> SamplesOverTime | None:
         """Open the samples-over-time view for the current run's kept past models."""
-        if self.run is None or not self.run.snapshot_steps():
+        source = self.run if self.run is not None else self.past
+        if source is None or not source.snapshot_steps():
             return None
-        dialog = SamplesOverTime(self.run, self)
+        dialog = SamplesOverTime(source, self)
         dialog.setAttribute(Qt.WA_DeleteOnClose)
         dialog.show()
         return dialog
@@ -351,7 +354,7 @@ class MainWindow(QMainWindow):
         self.panel.corpus_box.clear_error()   # an old corpus error says nothing about this run
         self.statusBar().clearMessage()       # nor does an earlier run's error
         self.run, self.last_report, self.unsaved, self._stop_requested = None, None, False, False
-        self.loaded = None
+        self.loaded, self.past = None, None
         self._set_notes(error="", warning="", about="", note="", eval="")
         self.worker = worker
         worker.snapshot_folder = self.keeper.begin(worker.spec.family)
@@ -569,6 +572,9 @@ class MainWindow(QMainWindow):
         max_steps = int(meta.get("train", {}).get("max_steps", step) or step)
         self.loss_plot.show_parent(meta.get("parent"))   # a fine-tuned checkpoint: its parent's curve before it
         self.loss_plot.set_train_chars_per_token(chars_per_token(meta.get("summary", {})))
+        self.past = api.past_models(path, handle)     # a window run's folder: its past models can be scrubbed
+        if self.past is not None:
+            self.loss_plot.set_kept_steps(self.past.snapshot_steps(), self.past.snapshot_disk_bytes())
         self.loss_plot.add_reports(LossHistory.from_dict(meta.get("history")).reports(max_steps))
         self.source.set_checkpoint(handle, path, self.panel.corpus_box.validation_text())
         self.panel.progress.setMaximum(max(max_steps, 1))

@@ -26,7 +26,7 @@ from .finetune import parent_record
 from .tokenizers import build_for_corpus, tokenizer_from_dict
 from .train_state import load_model_tensors, state_shapes
 
-__all__ = ["RunSpec", "ModelHandle", "Run", "start_run", "resume_run", "resume_spec", "finetune_run", "finetune_spec", "load_checkpoint",
+__all__ = ["RunSpec", "ModelHandle", "Run", "start_run", "resume_run", "resume_spec", "finetune_run", "finetune_spec", "past_models", "PastModels", "load_checkpoint",
            "prepare_corpus", "prepare_output_dir", "default_run_dir", "RESUMABLE", "NEURAL", "DEFAULT_PRESET",
            # the training form's helpers, from engine.settings
            "list_presets", "resolve_config", "validate_config", "estimate", "all_settings"]
@@ -303,17 +303,7 @@ class Run:
         """(step, text) for every kept step, oldest first: the same prompt sampled with the same seed from each
         past model, so the rows differ only by what training changed. ConfigError/TokenizerError for a bad
         prompt or setting; CheckpointError when a snapshot cannot be read."""
-        from .decode import DecodeConfig, generate
-        cfg = DecodeConfig(strategy="sample", temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
-        rows = []
-        for step in self.snapshot_steps():
-            handle = self.snapshot_at(step)
-            text = ""
-            for ev in generate(handle.model, handle.tokenizer, prompt, cfg):
-                if ev.done:
-                    text = ev.final_text
-            rows.append((step, text))
-        return rows
+        return _samples_over_time(self, prompt, seed, max_new_tokens, temperature)
 
     def snapshot(self) -> ModelHandle:
         """A CPU copy of the current weights, for sampling or the tape viewer while training continues."""
@@ -515,6 +505,57 @@ def load_checkpoint(ckpt_dir) -> ModelHandle:
         from .train_state import load_model_from_checkpoint
         model, _ = load_model_from_checkpoint(ckpt_dir, meta=meta)
     return ModelHandle(family, model, tokenizer, meta)
+
+
+def _samples_over_time(source, prompt: str, seed: int, max_new_tokens: int, temperature: float):
+    from .decode import DecodeConfig, generate
+    cfg = DecodeConfig(strategy="sample", temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+    rows = []
+    for step in source.snapshot_steps():
+        handle = source.snapshot_at(step)
+        text = ""
+        for ev in generate(handle.model, handle.tokenizer, prompt, cfg):
+            if ev.done:
+                text = ev.final_text
+        rows.append((step, text))
+    return rows
+
+
+class PastModels:
+    """The past models kept beside a checkpoint the window autosaved (its run folder's snapshots/, next to
+    checkpoint/), so a loaded run can be scrubbed like a live one. Built by past_models()."""
+
+    def __init__(self, keeper, handle: ModelHandle):
+        self._keeper, self._handle = keeper, handle
+
+    def snapshot_steps(self) -> list[int]:
+        return self._keeper.steps()
+
+    def snapshot_disk_bytes(self) -> int:
+        return self._keeper.disk_bytes()
+
+    def samples_over_time(self, prompt: str, seed: int, max_new_tokens: int = 80,
+                          temperature: float = 1.0) -> list[tuple[int, str]]:
+        """As Run.samples_over_time, for the loaded checkpoint's kept steps."""
+        return _samples_over_time(self, prompt, seed, max_new_tokens, temperature)
+
+    def snapshot_at(self, step: int) -> ModelHandle:
+        """The model after `step` (CPU, eval mode) with the checkpoint's tokenizer; CheckpointError when that
+        step is not kept or its file does not fit the checkpoint's model."""
+        model = self._keeper.load(step, self._handle.family, self._handle.meta["model"])
+        return ModelHandle(self._handle.family, model, self._handle.tokenizer,
+                           dict(self._handle.meta, snapshot_step=step))
+
+
+def past_models(ckpt_dir, handle: ModelHandle) -> PastModels | None:
+    """The kept past models of a loaded neural checkpoint (`handle` from load_checkpoint(ckpt_dir)), or None when
+    there is no snapshots/ folder with any beside it."""
+    from .snapshots import SnapshotKeeper
+    folder = Path(ckpt_dir).parent / "snapshots"
+    if handle.family == "ngram" or not folder.is_dir():
+        return None
+    keeper = SnapshotKeeper(folder)
+    return PastModels(keeper, handle) if keeper.steps() else None   # same interface as a Run's snapshots
 
 
 def prepare_output_dir(path) -> Path:

@@ -237,7 +237,7 @@ class LossPlot(QWidget):
         self.kept_steps: list[int] = []
         self.marker = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen((60, 60, 60), width=2),
                                       hoverPen=pg.mkPen((0, 0, 0), width=3),
-                                      label="model at step {value:.0f}", labelOpts={"position": 0.93,
+                                      label="model at step {value:.0f}", labelOpts={"position": 0.04,
                                                                                    "color": (40, 40, 40),
                                                                                    "fill": (255, 255, 255, 200)})
         self.marker.setZValue(5)

@@ -104,3 +104,28 @@ def test_save_and_load_dialogs_start_in_the_runs_location(qtbot, window, monkeyp
     window.save_checkpoint()
     window.load_checkpoint()
     assert seen[0].startswith(str(runs_location) + "/") and seen[1] == str(runs_location)
+
+
+def test_a_loaded_run_folder_can_be_scrubbed(qtbot, window):
+    """Loading the autosave of a window run brings its past models along: the marker snaps to them and the tabs
+    use the chosen step's model."""
+    from tests.app.test_main_window import load_ckpt
+    make_tiny(window, max_steps=10, eval_interval=5)
+    start_and_wait(qtbot, window)
+    folder = window.keeper.folder
+    qtbot.waitUntil(lambda: json.loads((folder / "run.json").read_text())["state"] == "ended",
+                    timeout=RUN_TIMEOUT_MS)
+    kept = window.run.snapshot_steps()
+    five = window.run.snapshot_at(5).model.state_dict()
+    window.ask_save_before_load = lambda: QMessageBox.Discard   # it is autosaved; no question in a test
+    assert load_ckpt(qtbot, window, folder / "checkpoint")
+    assert window.run is None and window.loss_plot.kept_steps == kept
+    window.loss_plot.choose_step(5)
+    assert window.source.past_step() == 5 and "as it was at step 5" in window.sample_panel.model_label.text()
+    past = window.source.snapshot().model.state_dict()
+    assert all(torch.equal(v, five[k]) for k, v in past.items())
+    dialog = window.show_samples_over_time()
+    with qtbot.waitSignal(dialog.finished_rows, timeout=RUN_TIMEOUT_MS) as blocker:
+        dialog.generate_button.click()
+    assert blocker.args == [len(kept)]
+    dialog.close()
