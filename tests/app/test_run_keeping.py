@@ -78,8 +78,9 @@ def test_a_run_left_running_by_a_dead_window_is_offered_for_recovery(qtbot, wind
     make_tiny(window, max_steps=4, eval_interval=2)
     start_and_wait(qtbot, window)
     folder = window.keeper.folder
-    qtbot.waitUntil(lambda: (folder / "checkpoint" / "meta.json").exists(), timeout=RUN_TIMEOUT_MS)
-    window.keeper.finish_quietly()
+    # the final autosave has ended (its callback marks the folder ended); then fake the crash
+    qtbot.waitUntil(lambda: json.loads((folder / "run.json").read_text())["state"] == "ended",
+                    timeout=RUN_TIMEOUT_MS)
     runs_dir.mark(folder, "running")                                   # as a crash leaves it...
     record = json.loads((folder / "run.json").read_text())
     record["pid"] = 2 ** 22 + 12345                                    # ...by a process that is gone
