@@ -10,15 +10,17 @@ from dataclasses import asdict
 from html import escape
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QByteArray, QSettings, Qt, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
-from PySide6.QtWidgets import (QApplication, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter,
+                               QTabWidget, QVBoxLayout, QWidget)
 
 from engine import api
 from engine.corpus import BUILTIN_PREFIX
 from engine.device import resolve_device
 from engine.errors import PlaygroundError
+from engine.export import export_script
+from engine.finetune import describe_unencodable
 
 from app.common.jobs import JobRunner
 from app.common.model_source import ModelSource
@@ -27,7 +29,10 @@ from app.graph.graph_view import GraphPanel
 from app.inside.inside_panel import InsidePanel
 from app.sample.sample_panel import SamplePanel
 from app.tokens.tokens_panel import TokensPanel
-from app.training.loss_plot import LossPlot
+from app.training.finetune_action import default_replacement, missing_symbols, start_step
+from app.training.loss_plot import LossPlot, chars_per_token
+from app.training.run_keeper import RunKeeper
+from app.training.samples_over_time import SamplesOverTime
 from app.training.train_panel import WARN_COLOR, TrainPanel, format_duration
 from app.window.checkpoint_actions import CheckpointActions
 from app.window.menus import build_menus
@@ -46,6 +51,7 @@ STATE_TEXT = {"idle": "idle", "preparing": "preparing (tokenizing, building the 
 
 class MainWindow(CheckpointActions, QMainWindow):
     load_finished = Signal(bool)   # a load_checkpoint() ended: True when the checkpoint is now shown
+    exported = Signal(str)         # an export_checkpoint() ended: the script's path, or "" when it failed
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.settings = settings if settings is not None else QSettings()
@@ -65,11 +71,17 @@ class MainWindow(CheckpointActions, QMainWindow):
         self._saved_step: int | None = None   # the step the run was last saved at
         self._plotted: tuple[dict, str] | None = None   # the spec (and a note) of the run on the loss plot
         self.loaded: tuple[str, dict] | None = None   # (folder, meta) of the checkpoint loaded since the last run
+        self.past: api.PastModels | None = None       # the loaded checkpoint's kept past models (scrubbing)
         self._notes = {"error": "", "warning": "", "about": "", "note": "", "eval": ""}   # the run message label
         self.reset_settings: list[str] = []   # saved settings that failed validation at start, "key: why"
+        self.keeper = RunKeeper(self)      # run folders: autosaves, snapshots, crash recovery
+        self.keeper.failed.connect(lambda why: self.statusBar().showMessage(why, 30000))
 
         self.panel = TrainPanel()
         self.loss_plot = LossPlot()
+        self.loss_plot.remember_in(self.settings)
+        self.loss_plot.step_chosen.connect(self._on_step_chosen)
+        self.loss_plot.samples_over_time_clicked.connect(self.show_samples_over_time)
         self.graph_panel = GraphPanel(self.source, self)
         self.sample_panel = SamplePanel(self.source, self)
         self.tokens_panel = TokensPanel(self.source, self.panel)
@@ -106,12 +118,15 @@ class MainWindow(CheckpointActions, QMainWindow):
         p.stop_clicked.connect(self.stop)
         p.save_clicked.connect(self.save_in_background)
         p.load_clicked.connect(self.load_in_background)
+        p.finetune_clicked.connect(self.finetune_checkpoint)
+        p.export_clicked.connect(self.export_checkpoint)
         p.corpus_box.loaded.connect(self._on_corpus_loaded)
         p.corpus_box.failed.connect(self._on_corpus_failed)
         p.device.currentTextChanged.connect(self._show_device)
         self.menu_actions = build_menus(self)   # by name; not `actions`, which is QWidget.actions()
         self._restore()
         self._show_device()
+        QTimer.singleShot(0, self.offer_recovery)   # once the window is up: a run a crash left behind
         self._set_state("idle")
 
     def _restore(self) -> None:
@@ -247,6 +262,114 @@ class MainWindow(CheckpointActions, QMainWindow):
             continues_plot=True)
         return True
 
+    @Slot()
+    def finetune_checkpoint(self) -> bool:
+        """Start a new run from the loaded checkpoint's weights on the form's corpus, with its tokenizer and model
+        and the form's training settings (the GUI's side of `train --init-from`). Symbols the tokenizer cannot
+        encode are named in a question that offers to map them to one token; the new curve continues after the
+        checkpoint's on the step axis, its curve kept on the plot as an earlier run."""
+        if self.loaded is None or self.thread is not None or self.panel.corpus_box.corpus is None:
+            return False
+        path, meta = self.loaded
+        form = self.panel.spec()
+        try:
+            spec, _ = api.finetune_spec(path, form.corpus, max_steps=form.max_steps, device=form.device,
+                                        overrides=form.overrides, seed=form.seed)
+            tok, missing = missing_symbols(meta, self.panel.corpus_box.corpus.text)
+        except (PlaygroundError, OSError) as e:
+            self._set_notes(note=f"Cannot fine-tune: {error_message(e)}")
+            return False
+        mapping = None
+        if missing:
+            mapping = self.ask_map_unknown(describe_unencodable(tok, missing, self.panel.corpus_box.corpus.name),
+                                           default_replacement(tok))
+            if mapping is None:
+                return False
+        self._launch(TrainWorker(spec, start_run=lambda s: api.finetune_run(
+            path, s.corpus, map_unknown=mapping, max_steps=s.max_steps, device=s.device, overrides=form.overrides,
+            seed=s.seed)))
+        self.loss_plot.step_offset = start_step(meta)
+        self._plotted = (self._plotted[0], f"fine-tuned from {Path(path).name}")
+        return True
+
+    @Slot()
+    def export_checkpoint(self, path: str | None = None) -> bool:
+        """Write the loaded checkpoint's run as a plain PyTorch script (engine.export), on a worker thread since
+        it reads the corpus; the status bar says where it went, or why not. False when nothing is loaded or the
+        dialog was cancelled."""
+        if self.loaded is None:
+            return False
+        folder = self.loaded[0]
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export the run as a PyTorch script",
+                                                  str(Path(folder).with_suffix(".py")), "Python (*.py)")
+            if not path:
+                return False
+
+        def done(result: dict) -> None:
+            self.statusBar().showMessage(f"exported {result['script']} (reads {result['corpus']})", 15000)
+            self.exported.emit(result["script"])
+
+        def failed(message: str) -> None:
+            self._set_notes(error=f"Could not export: {message}")
+            self.exported.emit("")
+
+        self.jobs.run(lambda: export_script(folder, path), done, failed)
+        return True
+
+    @Slot(int)
+    def _on_step_chosen(self, step: int) -> None:
+        """The scrub marker was dropped on kept step `step` (-1: back to the newest): the Sample and Graph tabs
+        use that step's model, read from the run's snapshots."""
+        source = self.run if self.run is not None else self.past
+        if step < 0 or source is None:
+            self.source.set_past(None)
+            return
+        try:
+            handle = source.snapshot_at(step)
+        except PlaygroundError as e:
+            self.statusBar().showMessage(f"cannot use step {step}: {error_message(e)}", 15000)
+            return
+        self.source.set_past(handle, step)
+        self.statusBar().showMessage(f"the Sample and Graph tabs now use the model of step {step:,}", 10000)
+
+    @Slot()
+    def show_samples_over_time(self) -> SamplesOverTime | None:
+        """Open the samples-over-time view for the current run's kept past models."""
+        source = self.run if self.run is not None else self.past
+        if source is None or not source.snapshot_steps():
+            return None
+        dialog = SamplesOverTime(source, self)
+        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    @Slot()
+    def offer_recovery(self) -> bool:
+        """A run whose window died (its folder still marked running, its process gone) is offered for loading
+        from its last autosave; either answer settles it. True when a load started."""
+        found = self.keeper.unfinished()
+        if not found or self.thread is not None:
+            return False
+        folder = found[0]
+        yes = self.ask_recover(folder)
+        self.keeper.settle(folder, yes)
+        return bool(yes) and self.load_checkpoint(str(folder / "checkpoint"))
+
+    def ask_recover(self, folder: Path) -> bool:
+        """Whether to load the autosave of a run a crash left behind. Tests replace this method."""
+        answer = QMessageBox.question(self, "Recover a run", f"The window closed unexpectedly while training the "
+                                      f"run in {folder}.\nLoad its last autosave (at its latest evaluation)?",
+                                      QMessageBox.Yes | QMessageBox.No)
+        return answer == QMessageBox.Yes
+
+    def ask_map_unknown(self, message: str, replacement: str) -> str | None:
+        """The token to map unencodable symbols to, or None to cancel. Tests replace this method."""
+        shown = "a space" if replacement == " " else repr(replacement)
+        answer = QMessageBox.question(self, "Fine-tune", f"{message.split('. Map them')[0]}.\n\nMap them to "
+                                      f"{shown} and fine-tune?", QMessageBox.Yes | QMessageBox.Cancel)
+        return replacement if answer == QMessageBox.Yes else None
+
     def _launch(self, worker: TrainWorker, continues_plot: bool = False) -> None:
         """continues_plot: the run resumes the loaded checkpoint, whose history the plot shows; it carries on."""
         if continues_plot:
@@ -257,9 +380,10 @@ class MainWindow(CheckpointActions, QMainWindow):
         self.notice.clear()                   # nor how the last run ended
         self.statusBar().clearMessage()       # nor does an earlier run's error
         self.run, self.last_report, self.unsaved, self._stop_requested = None, None, False, False
-        self.loaded, self._saved_step = None, None
+        self.loaded, self._saved_step, self.past = None, None, None
         self._set_notes(error="", warning="", about="", note="", eval="")
         self.worker = worker
+        worker.snapshot_folder = self.keeper.begin(worker.spec.family)
         self.worker.prepared.connect(self._on_prepared, Qt.QueuedConnection)
         self.worker.reports.connect(self._on_reports, Qt.QueuedConnection)
         self.worker.failed.connect(self._on_failed, Qt.QueuedConnection)
@@ -314,6 +438,7 @@ class MainWindow(CheckpointActions, QMainWindow):
     def _on_prepared(self, run: api.Run) -> None:
         self.run = run
         self.source.set_run(run)
+        self.loss_plot.set_train_chars_per_token(chars_per_token(run.summary()))
         self.status_device.setText(f"device: {run.summary()['device']}")
         self._set_notes(warning="; ".join(f"Warning: {w}" for w in run.warnings()))   # stays for the whole run
         self._describe_run()
@@ -323,6 +448,10 @@ class MainWindow(CheckpointActions, QMainWindow):
     @Slot(list)
     def _on_reports(self, reports: list) -> None:
         self.loss_plot.add_reports(reports)
+        if self.run is not None:
+            self.loss_plot.set_kept_steps(self.run.snapshot_steps(), self.run.snapshot_disk_bytes())
+            if any(e.val_loss is not None for e in reports):
+                self.keeper.autosave(self.run)      # every evaluation: the run is never only in memory
         r = self.last_report = reports[-1]
         self.unsaved = self.unsaved or r.step != self._saved_step   # a final validation changes no weights
         self.panel.show_report(r, eta=self.state not in ("stopping", "validating"))
@@ -384,6 +513,7 @@ class MainWindow(CheckpointActions, QMainWindow):
             return
         self.thread.wait()
         self.thread, self.worker = None, None
+        self.keeper.autosave(self.run, final=True)
         if self.state != "error":
             self._set_state("stopped" if self._stop_requested else "done")
         else:
@@ -487,6 +617,7 @@ class MainWindow(CheckpointActions, QMainWindow):
         self.inside_panel.shutdown()
         self.panel.corpus_box.shutdown()
         self.jobs.wait()   # a checkpoint being written or read: its thread must end before the window goes
+        self.keeper.finish_quietly()   # closed on purpose: the run's folder is not offered for recovery
         self.save_settings()
         event.accept()
 
@@ -499,6 +630,7 @@ class MainWindow(CheckpointActions, QMainWindow):
             self.worker.stop()
             self.thread.wait()
             self._on_finished()
+        self.keeper.finish_quietly()   # an autosave under way ends before the window can go
 
 
 def _as_list(value) -> list[str] | None:

@@ -22,9 +22,11 @@ from .errors import CheckpointError, ConfigError, CorpusError, PlaygroundError, 
 from .models import FAMILIES, build_model
 from .settings import (DEFAULT_PRESET, NGRAM_DEFAULTS, all_settings, coerce as _coerce, estimate, full_config,
                        list_presets, resolve_config, validate_config)
+from .finetune import parent_record
 from .tokenizers import build_for_corpus, tokenizer_from_dict
+from .train_state import load_model_tensors, state_shapes
 
-__all__ = ["RunSpec", "ModelHandle", "Run", "start_run", "resume_run", "resume_spec", "load_checkpoint",
+__all__ = ["RunSpec", "ModelHandle", "Run", "start_run", "resume_run", "resume_spec", "finetune_run", "finetune_spec", "past_models", "PastModels", "load_checkpoint",
            "prepare_corpus", "prepare_output_dir", "default_run_dir", "RESUMABLE", "NEURAL", "DEFAULT_PRESET",
            # the training form's helpers, from engine.settings
            "list_presets", "resolve_config", "validate_config", "estimate", "all_settings", "full_config"]
@@ -58,13 +60,22 @@ class ModelHandle:
     meta: dict
 
 
-def prepare_corpus(spec: RunSpec, tokenizer=None):
+def prepare_corpus(spec: RunSpec, tokenizer=None, *, fine_tune: bool = False, map_unknown: str | None = None):
     """Load, tokenize and split the corpus (shared by runs and by the GUI's corpus summary). A resumed run passes
-    its checkpoint's tokenizer: token ids must keep meaning what the weights learned, even if the file changed."""
+    its checkpoint's tokenizer: token ids must keep meaning what the weights learned, even if the file changed.
+    A fine-tuning run (fine_tune=True) passes its parent's tokenizer for another corpus: what it cannot encode is
+    a ConfigError naming it, or, with map_unknown, becomes that token (engine.finetune)."""
     corpus = load_corpus(spec.corpus, max_bytes=spec.max_corpus_bytes, on_bad_utf8=spec.on_bad_utf8)
     train_text, val_text = split_text(corpus.text, spec.val_fraction)
     tok_opts = {k: _coerce(v) for k, v in spec.tokenizer_options.items()}
-    if tokenizer is None:
+    if fine_tune:
+        from .finetune import describe_unencodable, encode_mapped, unencodable
+        missing = unencodable(tokenizer, corpus.text)
+        if missing and map_unknown is None:
+            raise ConfigError(describe_unencodable(tokenizer, missing, corpus.name))
+        train_ids = encode_mapped(tokenizer, train_text, map_unknown)
+        val_ids = encode_mapped(tokenizer, val_text, map_unknown)
+    elif tokenizer is None:
         tokenizer = build_for_corpus(spec.tokenizer, corpus.text, train_text, **tok_opts)
         train_ids = np.asarray(tokenizer.encode(train_text), dtype=np.int64)
         val_ids = np.asarray(tokenizer.encode(val_text), dtype=np.int64)
@@ -83,7 +94,10 @@ def prepare_corpus(spec: RunSpec, tokenizer=None):
 class Run:
     """One training run of any family. `reports()` yields StepReports; pause/resume/stop are thread-safe."""
 
-    def __init__(self, spec: RunSpec, *, _resume_dir: str | None = None, _tokenizer=None):
+    def __init__(self, spec: RunSpec, *, _resume_dir: str | None = None, _tokenizer=None,
+                 _init_from: tuple[str, dict] | None = None, _map_unknown: str | None = None):
+        """_resume_dir: continue that checkpoint's run. _init_from: (folder, meta) of the checkpoint whose weights
+        a fine-tuning run starts from (with _tokenizer its tokenizer; _map_unknown see prepare_corpus)."""
         if spec.family not in FAMILIES:
             raise ConfigError(f"unknown model {spec.family!r}; choose one of {', '.join(FAMILIES)}")
         if spec.family == "ngram" and spec.preset:
@@ -93,7 +107,10 @@ class Run:
         self.spec = spec
         self.t_start = time.perf_counter()
         (self.corpus, self.tokenizer, self.train_text, self.val_text,
-         self.train_ids, self.val_ids) = prepare_corpus(spec, _tokenizer)
+         self.train_ids, self.val_ids) = prepare_corpus(spec, _tokenizer, fine_tune=_init_from is not None,
+                                                        map_unknown=_map_unknown)
+        self.parent = None if _init_from is None else parent_record(*_init_from)
+        self._snapshots = None   # keep_snapshots
         self.last_report = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -112,6 +129,8 @@ class Run:
             preset = load_preset(spec.preset or DEFAULT_PRESET[spec.family], spec.family)
             preset = apply_overrides(preset, {k: v for k, v in spec.overrides.items()})
             model_cfg = dict(preset["model"], vocab_size=self.tokenizer.vocab_size)
+            if _init_from is not None:   # the parent's architecture, whatever the preset says today
+                model_cfg = dict(_init_from[1]["model"])
             train_cfg = dict(preset["train"], device=spec.device, seed=spec.seed)
             if spec.max_steps is not None:
                 train_cfg["max_steps"] = spec.max_steps
@@ -125,6 +144,9 @@ class Run:
             try:
                 torch.manual_seed(spec.seed)  # the initial weights, not only the batches, follow the run's seed
                 self.model = build_model(spec.family, model_cfg)
+                if _init_from is not None:
+                    load_model_tensors(self.model, ckpt.load_group(_init_from[0], "model", meta=_init_from[1],
+                                                                   expect=state_shapes(self.model)))
                 if _resume_dir is not None:
                     self.trainer = Trainer.resume_from(_resume_dir, self.model, self.train_ids, self.val_ids,
                                                        cfg, val_chars=len(self.val_text), tokenizer=self.tokenizer)
@@ -158,6 +180,9 @@ class Run:
                 r = next(source, None)   # an n-gram fills its tables in place; a trainer locks each update
             if r is None:
                 return
+            if self._snapshots is not None and self.trainer is not None and r.event in ("step", "eval", "done"):
+                with self._lock:   # between updates: the weights are those of r.step
+                    self._snapshots.offer(r.step, r.val_loss is not None, self.trainer.raw_model)
             if self.trainer is not None and self.trainer.paused:
                 # A pause the trainer holds (asked for mid-report, or its own after an out-of-memory step) is
                 # taken over here, so the generator waits outside the lock and the user can still save.
@@ -229,6 +254,7 @@ class Run:
         out = {
             "model": self.spec.family, "tokenizer": self.tokenizer.kind, "vocab_size": self.tokenizer.vocab_size,
             "corpus": self.corpus.name, "train_tokens": int(len(self.train_ids)), "val_tokens": int(len(self.val_ids)),
+            "train_chars": len(self.train_text),   # with train_tokens: the train split's characters per token
             "params": int(self.model.num_params()),
             "device": "CPU (numpy counting)" if self.trainer is None else self.trainer.device_label,
         }
@@ -248,8 +274,11 @@ class Run:
         return out
 
     def meta(self) -> dict:
-        return {"family": self.spec.family, "tokenizer": self.tokenizer.to_dict(), "spec": asdict(self.spec),
-                "summary": self.summary()}
+        out = {"family": self.spec.family, "tokenizer": self.tokenizer.to_dict(), "spec": asdict(self.spec),
+               "summary": self.summary()}
+        if self.parent is not None:
+            out["parent"] = self.parent
+        return out
 
     def save(self, out_dir) -> Path:
         """Write a complete checkpoint (atomic). Safe to call after an error: the last good weights are saved."""
@@ -263,6 +292,35 @@ class Run:
     def warnings(self) -> list[str]:
         """What a resume had to start afresh (an optimizer or random state that did not fit), one line each."""
         return list(getattr(self.trainer, "resume_warnings", None) or [])
+
+    def keep_snapshots(self, folder) -> None:
+        """From now on keep past models in `folder` (engine.snapshots: log-spaced steps and every evaluation, at
+        most 32), for scrubbing the loss curve. Neural runs only; call before iterating reports()."""
+        from .snapshots import SnapshotKeeper
+        if self.trainer is not None:
+            self._snapshots = SnapshotKeeper(folder)
+
+    def snapshot_steps(self) -> list[int]:
+        """The steps whose models are kept (ascending); empty without keep_snapshots."""
+        return self._snapshots.steps() if self._snapshots is not None else []
+
+    def snapshot_disk_bytes(self) -> int:
+        return self._snapshots.disk_bytes() if self._snapshots is not None else 0
+
+    def snapshot_at(self, step: int) -> ModelHandle:
+        """The model as it was after `step` (one of snapshot_steps()), on the CPU; meta["snapshot_step"] names
+        the step. CheckpointError when it is not kept."""
+        if self._snapshots is None:
+            raise CheckpointError("this run keeps no past models")
+        model = self._snapshots.load(step, self.spec.family, self.trainer.raw_model.config.to_dict())
+        return ModelHandle(self.spec.family, model, self.tokenizer, dict(self.meta(), snapshot_step=step))
+
+    def samples_over_time(self, prompt: str, seed: int, max_new_tokens: int = 80,
+                          temperature: float = 1.0) -> list[tuple[int, str]]:
+        """(step, text) for every kept step, oldest first: the same prompt sampled with the same seed from each
+        past model, so the rows differ only by what training changed. ConfigError/TokenizerError for a bad
+        prompt or setting; CheckpointError when a snapshot cannot be read."""
+        return _samples_over_time(self, prompt, seed, max_new_tokens, temperature)
 
     def snapshot(self) -> ModelHandle:
         """A CPU copy of the current weights, for sampling or the tape viewer while training continues."""
@@ -367,6 +425,44 @@ def resume_spec(ckpt_dir: str, *, max_steps: int | None = None, device: str = "a
     return spec
 
 
+def finetune_spec(ckpt_dir: str, corpus: str, *, max_steps: int | None = None, device: str = "auto",
+                  overrides: dict | None = None, seed: int | None = None, val_fraction: float | None = None,
+                  max_corpus_bytes: int | None = None, on_bad_utf8: str | None = None) -> tuple[RunSpec, dict]:
+    """(RunSpec, checkpoint meta) of a fine-tuning run, after its checks, without reading the corpus: the parent's
+    spec with the new corpus; model settings in `overrides` are refused (the weights fix the architecture),
+    training settings (lr, max_steps, ...) apply. max_steps counts the new run's own steps (default: the
+    parent's run length). ConfigError, CheckpointError."""
+    meta = ckpt.load_meta(ckpt_dir)
+    if meta.get("family") == "ngram":
+        raise CheckpointError("an n-gram model is counted, not trained: count a new one on the other corpus")
+    if "spec" not in meta or meta.get("tokenizer") is None:
+        raise CheckpointError(f"{ckpt_dir} has no run spec or tokenizer in meta.json, so a run cannot start "
+                              f"from it")
+    overrides = dict(overrides or {})
+    conflicts = [c for c in _setting_conflicts(meta, overrides)]
+    if conflicts:
+        raise ConfigError(f"cannot fine-tune with {', '.join(conflicts)}: a fine-tuning run keeps the "
+                          f"checkpoint's model")
+    parent = RunSpec(**meta["spec"])
+    spec = replace(parent, corpus=corpus, device=device, overrides={**parent.overrides, **overrides},
+                   max_steps=max_steps if max_steps is not None else parent.max_steps)
+    for key, value in (("seed", seed), ("val_fraction", val_fraction), ("max_corpus_bytes", max_corpus_bytes),
+                       ("on_bad_utf8", on_bad_utf8)):
+        if value is not None:
+            setattr(spec, key, value)
+    return spec, meta
+
+
+def finetune_run(ckpt_dir: str, corpus: str, *, map_unknown: str | None = None, **kw) -> Run:
+    """A new run on `corpus` starting from the checkpoint's weights, with its tokenizer kept and a fresh AdamW,
+    schedule and step count (keyword arguments as finetune_spec). Characters or words the tokenizer cannot
+    encode are a ConfigError naming them unless `map_unknown` names a token to map them to. The run's
+    checkpoints record the parent (meta["parent"], engine.finetune.parent_record)."""
+    spec, meta = finetune_spec(ckpt_dir, corpus, **kw)
+    return Run(spec, _tokenizer=tokenizer_from_dict(meta["tokenizer"]), _init_from=(str(ckpt_dir), meta),
+               _map_unknown=map_unknown)
+
+
 def _spec_conflicts(spec: RunSpec, expect: dict) -> list[str]:
     """'name asked (the checkpoint's: saved)' for each RunSpec field the caller asked for that the run differs in."""
     out = []
@@ -426,6 +522,57 @@ def load_checkpoint(ckpt_dir) -> ModelHandle:
         from .train_state import load_model_from_checkpoint
         model, _ = load_model_from_checkpoint(ckpt_dir, meta=meta)
     return ModelHandle(family, model, tokenizer, meta)
+
+
+def _samples_over_time(source, prompt: str, seed: int, max_new_tokens: int, temperature: float):
+    from .decode import DecodeConfig, generate
+    cfg = DecodeConfig(strategy="sample", temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+    rows = []
+    for step in source.snapshot_steps():
+        handle = source.snapshot_at(step)
+        text = ""
+        for ev in generate(handle.model, handle.tokenizer, prompt, cfg):
+            if ev.done:
+                text = ev.final_text
+        rows.append((step, text))
+    return rows
+
+
+class PastModels:
+    """The past models kept beside a checkpoint the window autosaved (its run folder's snapshots/, next to
+    checkpoint/), so a loaded run can be scrubbed like a live one. Built by past_models()."""
+
+    def __init__(self, keeper, handle: ModelHandle):
+        self._keeper, self._handle = keeper, handle
+
+    def snapshot_steps(self) -> list[int]:
+        return self._keeper.steps()
+
+    def snapshot_disk_bytes(self) -> int:
+        return self._keeper.disk_bytes()
+
+    def samples_over_time(self, prompt: str, seed: int, max_new_tokens: int = 80,
+                          temperature: float = 1.0) -> list[tuple[int, str]]:
+        """As Run.samples_over_time, for the loaded checkpoint's kept steps."""
+        return _samples_over_time(self, prompt, seed, max_new_tokens, temperature)
+
+    def snapshot_at(self, step: int) -> ModelHandle:
+        """The model after `step` (CPU, eval mode) with the checkpoint's tokenizer; CheckpointError when that
+        step is not kept or its file does not fit the checkpoint's model."""
+        model = self._keeper.load(step, self._handle.family, self._handle.meta["model"])
+        return ModelHandle(self._handle.family, model, self._handle.tokenizer,
+                           dict(self._handle.meta, snapshot_step=step))
+
+
+def past_models(ckpt_dir, handle: ModelHandle) -> PastModels | None:
+    """The kept past models of a loaded neural checkpoint (`handle` from load_checkpoint(ckpt_dir)), or None when
+    there is no snapshots/ folder with any beside it."""
+    from .snapshots import SnapshotKeeper
+    folder = Path(ckpt_dir).parent / "snapshots"
+    if handle.family == "ngram" or not folder.is_dir():
+        return None
+    keeper = SnapshotKeeper(folder)
+    return PastModels(keeper, handle) if keeper.steps() else None   # same interface as a Run's snapshots
 
 
 def prepare_output_dir(path) -> Path:

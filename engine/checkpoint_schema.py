@@ -113,6 +113,17 @@ def check_meta(meta: dict, where: Path) -> None:
     history = _need(meta, "history", (dict, type(None)), where, optional=True)
     if history is not None:
         _check_history(history, where)
+    parent = _need(meta, "parent", dict, where, optional=True)
+    if parent is not None:   # a fine-tuned run's origin (engine.finetune.parent_record)
+        if type(parent.get("checkpoint")) is not str or type(parent.get("corpus", "")) is not str:
+            _fail(where, "parent", "must name the parent's checkpoint and corpus as text")
+        for key in ("step", "offset"):
+            if not _is_int(parent.get(key, 0)) or not 0 <= parent.get(key, 0) <= MAX_COUNT:
+                _fail(where, f"parent.{key}", f"must be a whole number of steps, not {_short(parent.get(key))}")
+        if parent.get("history") is not None:
+            if not isinstance(parent["history"], dict):
+                _fail(where, "parent.history", "must be an object")
+            _check_history(parent["history"], where)
     for key in ("summary", "metrics"):
         block = _need(meta, key, dict, where, optional=True)
         for name, value in (block or {}).items():

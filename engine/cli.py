@@ -1,4 +1,4 @@
-"""Headless commands: `train`, `sample`, `tape`, `inspect`. Progress goes to stderr, the machine-readable result to stdout
+"""Headless commands: `train`, `sample`, `tape`, `inspect`, `export`. Progress goes to stderr, the machine-readable result to stdout
 as one JSON line. A PlaygroundError becomes `error: <message>` and exit status 2, never a traceback."""
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from .errors import BadUtf8Error, ConfigError, PlaygroundError
+from .interrupt import StopOnSignal
 
 _T0 = time.perf_counter()
 
@@ -118,6 +119,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", default=None, metavar="DIR",
                    help="continue the run saved in this checkpoint (same model, corpus and tokenizer; "
                    "--max-steps, --device and training --set values may change)")
+    t.add_argument("--init-from", default=None, metavar="DIR",
+                   help="fine-tune: start a new run on --corpus from this checkpoint's weights, keeping its "
+                   "tokenizer (training --set values, --max-steps and --seed may change)")
+    t.add_argument("--map-unknown", default=None, metavar="TOKEN",
+                   help="with --init-from: map characters/words the checkpoint's tokenizer cannot encode to this "
+                   "token (e.g. ' ' for char, '<unk>' for word) instead of refusing the corpus")
     t.add_argument("--out", default=None, metavar="DIR", help="checkpoint folder (default runs/<model>-<time>)")
     t.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
@@ -136,6 +143,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--stop", default=None, help="stop when this string appears")
     s.add_argument("--seed", type=_seed, default=None)
     s.add_argument("--json", action="store_true", help="print one JSON line instead of streaming text")
+
+    e = sub.add_parser("export", help="write a checkpoint's run as one plain PyTorch script")
+    e.add_argument("--checkpoint", required=True, metavar="DIR")
+    e.add_argument("--out", required=True, metavar="FILE.py")
 
     a = sub.add_parser("tape", help="replay a checkpoint's model on the autodiff tape and compare with torch")
     a.add_argument("--checkpoint", required=True, metavar="DIR")
@@ -163,7 +174,11 @@ def _train(args: argparse.Namespace) -> int:
              "on_bad_utf8": "replace" if args.replace_bad_utf8 else None}
     asked = {k: v for k, v in asked.items() if v is not None}
     overrides = _key_values(args.set, "--set")
-    if args.resume:
+    if args.init_from:
+        run = _finetune(args, asked, overrides)
+    elif args.map_unknown is not None:
+        raise ConfigError("--map-unknown applies to fine-tuning (--init-from DIR)")
+    elif args.resume:
         run = api.resume_run(args.resume, max_steps=args.max_steps, device=args.device, overrides=overrides,
                              expect=asked)
     else:
@@ -186,24 +201,59 @@ def _train(args: argparse.Namespace) -> int:
               f"{info['train_tokens']:,} train / {info['val_tokens']:,} val tokens", file=sys.stderr)
     last_print = 0.0
     final = None
-    for r in run.reports():
-        final = r
-        now = time.perf_counter()
-        if r.event == "error":
-            print(f"error: {r.message}", file=sys.stderr)
-            break
-        if args.quiet:
-            continue
-        if r.event == "eval" or r.event == "done" or now - last_print > 1.0:
-            last_print = now
-            line = f"step {r.step}/{r.max_steps}"
-            if not math.isnan(r.train_loss):
-                line += f"  loss {r.train_loss:.4f}  lr {r.lr:.2e}  {r.tokens_per_s:,.0f} tok/s"
-            if r.val_loss is not None:
-                line += f"  val {r.val_loss:.4f} ({r.val_bpc:.3f} bpc)"
-            if r.message:
-                line += f"  {r.message}"
-            print(line, file=sys.stderr)
+    with StopOnSignal(run) as interrupt:
+        for r in run.reports():
+            final = r
+            if interrupt.requested and info["model"] != "ngram":   # counting takes seconds: let it finish
+                break
+            if _show_report(r, args.quiet, last_print):
+                last_print = time.perf_counter()
+            if r.event == "error":
+                break
+        return _finish_train(run, out_dir, final, interrupt)
+
+
+def _finetune(args: argparse.Namespace, asked: dict, overrides: dict):
+    """`train --init-from DIR --corpus OTHER`: a new run from the checkpoint's weights (engine.api.finetune_run)."""
+    from . import api
+    if args.resume:
+        raise ConfigError("give --resume DIR (continue a run) or --init-from DIR (fine-tune), not both")
+    if not args.corpus:
+        raise ConfigError("--init-from needs --corpus: the text to fine-tune on")
+    fixed = [flag for flag, key in (("--tokenizer", "tokenizer"), ("--tok-set", "tokenizer_options"),
+                                    ("--model", "family"), ("--preset", "preset")) if key in asked]
+    if fixed:
+        raise ConfigError(f"{', '.join(fixed)}: a fine-tuning run keeps the checkpoint's model and tokenizer")
+    return api.finetune_run(args.init_from, args.corpus, map_unknown=args.map_unknown, max_steps=args.max_steps,
+                            device=args.device, overrides=overrides, seed=args.seed,
+                            val_fraction=args.val_fraction, max_corpus_bytes=asked.get("max_corpus_bytes"),
+                            on_bad_utf8=asked.get("on_bad_utf8"))
+
+
+def _show_report(r, quiet: bool, last_print: float) -> bool:
+    """Print a progress line for an error, an eval, the end, or once a second; True when one was printed."""
+    now = time.perf_counter()
+    if r.event == "error":
+        print(f"error: {r.message}", file=sys.stderr)
+        return True
+    if quiet:
+        return False
+    if r.event == "eval" or r.event == "done" or now - last_print > 1.0:
+        line = f"step {r.step}/{r.max_steps}"
+        if not math.isnan(r.train_loss):
+            line += f"  loss {r.train_loss:.4f}  lr {r.lr:.2e}  {r.tokens_per_s:,.0f} tok/s"
+        if r.val_loss is not None:
+            line += f"  val {r.val_loss:.4f} ({r.val_bpc:.3f} bpc)"
+        if r.message:
+            line += f"  {r.message}"
+        print(line, file=sys.stderr)
+        return True
+    return False
+
+
+def _finish_train(run, out_dir, final, interrupt: StopOnSignal) -> int:
+    """Save the run and print its JSON line. Exit status: 0, 1 after a training error, 128 + signal number when
+    a signal stopped it (the checkpoint then holds the last completed step), 2 when it could not be saved."""
     try:
         path = run.save(out_dir)
     except PlaygroundError as e:
@@ -212,10 +262,15 @@ def _train(args: argparse.Namespace) -> int:
     result.update(wall_s=round(time.perf_counter() - _T0, 3), checkpoint=str(path))
     if final is not None and final.event == "error":
         result["error"] = final.message
+    if interrupt.requested:
+        result["interrupted"] = True
+        print(f"saved step {result.get('step', 0)} to {path}", file=sys.stderr)
     if isinstance(result.get("val_ppl"), float) and math.isinf(result["val_ppl"]):
         print("note: validation perplexity is infinite: the model gives probability 0 to some validation "
               "token (unsmoothed MLE meets an unseen n-gram); choose a smoothing method", file=sys.stderr)
     print(json.dumps({k: _json_number(v) for k, v in result.items()}))
+    if interrupt.requested:
+        return interrupt.exit_status
     return 1 if "error" in result else 0
 
 
@@ -292,6 +347,13 @@ def _beam_tokens(hypotheses: dict, text: str) -> list[dict]:
     return out
 
 
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_script
+    result = export_script(args.checkpoint, args.out)
+    print(json.dumps(result))
+    return 0
+
+
 def _tape(args: argparse.Namespace) -> int:
     from .autodiff.report import tape_report
 
@@ -311,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
     try:
-        return {"train": _train, "sample": _sample, "tape": _tape, "inspect": _inspect}[args.command](args)
+        return {"train": _train, "sample": _sample, "tape": _tape, "inspect": _inspect,
+                "export": _export}[args.command](args)
     except BadUtf8Error as e:
         print(f"error: {e}; add --replace-bad-utf8 to read such bytes as U+FFFD (�)", file=sys.stderr)
         return 2

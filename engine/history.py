@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 COLUMNS = ("step", "tokens", "elapsed_s", "train_loss", "lr", "grad_norm", "val_loss", "val_bpc")
-MAX_ROWS = 2000     # past this, every other row without an evaluation is dropped (about 100 KB of JSON at most)
+MAX_ROWS = 2000     # past this, rows without an evaluation are halved by min/max (about 100 KB of JSON at most)
 
 
 class LossHistory:
@@ -29,15 +29,31 @@ class LossHistory:
             self._thin()
 
     def _thin(self) -> None:
-        """Halve the rows without an evaluation (every other one), keep every evaluation and the newest row."""
-        kept, plain = [], 0
+        """Halve the rows without an evaluation by min/max, as the live plot does (app/training/loss_series.py):
+        each run of four consecutive plain rows keeps its lowest and its highest train loss (a non-finite loss,
+        stored as None, counts as highest), in step order, so a one-report spike or dip survives every thinning.
+        Every evaluation, the first row and the newest are kept."""
+        kept, group = [], []
+
+        def flush():
+            if len(group) <= 2:
+                kept.extend(group)
+            else:
+                loss = [math.inf if r[3] is None else r[3] for r in group]
+                lo = min(range(len(group)), key=loss.__getitem__)
+                hi = max(range(len(group)), key=loss.__getitem__)
+                kept.extend(group[i] for i in sorted({lo, hi}))
+            group.clear()
+
         for i, row in enumerate(self.rows):
-            if row[6] is not None or i == len(self.rows) - 1:
+            if row[6] is not None or i in (0, len(self.rows) - 1):
+                flush()
                 kept.append(row)
             else:
-                if plain % 2 == 0:
-                    kept.append(row)
-                plain += 1
+                group.append(row)
+                if len(group) == 4:
+                    flush()
+        flush()
         self.rows = kept
 
     def up_to(self, step: int) -> LossHistory:

@@ -27,6 +27,7 @@ from .device import device_name, is_out_of_memory, peak_flops, resolve_device
 from .errors import CheckpointError, ConfigError
 from .history import LossHistory
 from .models import ConfigMixin, build_model, check_finite
+from .rollback import Rollback
 from .train_state import (check_compatible, checked_optimizer_state, checked_rng_state, flatten_optimizer,
                           load_model_tensors, model_tensors, state_shapes)
 
@@ -162,6 +163,8 @@ class Trainer:
         self.resume_warnings: list[str] = []        # what a resume had to start fresh (load_state)
         self._bad = torch.zeros((), device=self.device)              # sticky: a non-finite step happened
         self._bad_step = torch.zeros((), dtype=torch.long, device=self.device)
+        self._bad_figures = torch.zeros(2, device=self.device)       # (loss, grad norm) at the first bad step
+        self._rollback = Rollback(self.optimizer)                    # the weights before the latest update
         # Held around each optimizer update; a caller that copies weights from another thread (engine.api's
         # snapshots) sets its own lock here, so a copy never sees half an update and never waits for an eval.
         self.update_lock = contextlib.nullcontext()
@@ -270,15 +273,22 @@ class Trainer:
             y = self.train_data[ix + self._offsets + 1]
             loss, norm = self._forward_backward(x, y, params)
             bad = ~(torch.isfinite(loss) & torch.isfinite(norm))
+            figures = torch.stack([loss.detach().float(), norm.detach().float()])
             if self.sync_free:
-                self._bad_step = torch.where(bad & (self._bad == 0), first + i + 1, self._bad_step)
+                new_bad = bad & (self._bad == 0)
+                self._bad_step = torch.where(new_bad, first + i + 1, self._bad_step)
+                self._bad_figures = torch.where(new_bad, figures, self._bad_figures)
                 self._bad = torch.maximum(self._bad, bad.float())
                 opt.found_inf = self._bad  # fused AdamW skips the update (and its step count) when set
+                self._rollback.keep(first + i, 1.0 - self._bad)
             elif bad.item():
                 opt.zero_grad(set_to_none=True)
                 self._bad_step.fill_(first + i + 1)
+                self._bad_figures = figures
                 self._bad.fill_(1.0)
                 break
+            else:
+                self._rollback.keep(first + i)
             with self.update_lock:
                 opt.step()
                 self.step += 1
@@ -288,12 +298,27 @@ class Trainer:
             loss_sum += torch.nan_to_num(loss.detach().float()) * good
             norm_sum += torch.nan_to_num(norm.float()) * good
         if self._bad.item():
-            bad_step = int(self._bad_step.item())
-            self.step = bad_step - 1
-            self.tokens = self.step * cfg.batch_size * cfg.block_size
-            raise _NonFinite(f"loss became NaN/inf at step {bad_step}; stopped with the weights of step "
-                             f"{bad_step - 1}: try a lower lr or stronger grad_clip")
+            raise _NonFinite(self._roll_back(int(self._bad_step.item())))
         return self.step - first, float(loss_sum.item()), float(norm_sum.item())
+
+    def _roll_back(self, bad_step: int) -> str:
+        """After a non-finite loss or gradient norm at `bad_step`: go back to the last weights whose loss and
+        gradients were finite (those from before the update that produced the bad ones, see engine.rollback) and
+        say what went non-finite, where, and which step's weights are kept."""
+        loss, norm = (float(v) for v in self._bad_figures.tolist())
+        with self.update_lock:
+            kept = self._rollback.restore()
+            kept = bad_step - 1 if kept is None else kept
+            # tokens counted back from the current count: a resumed run may have used another batch shape before
+            self.tokens = max(0, self.tokens - (self.step - kept) * self.cfg.batch_size * self.cfg.block_size)
+            self.step = kept
+            self.optimizer.zero_grad(set_to_none=True)
+        if not math.isfinite(loss):
+            what = f"the loss became {loss}"
+        else:
+            what = f"the gradient norm became {norm} (the loss was finite, {loss:.4g})"
+        return (f"{what} at step {bad_step}; stopped with the weights of step {self.step}, the last whose loss "
+                f"and gradients were finite: try a lower lr or a stronger grad_clip")
 
     def _forward_backward(self, x, y, params):
         with self._autocast():

@@ -14,6 +14,15 @@ torch.set_num_threads(1)  # the CI machine has two cores; one test process shoul
 SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "tinyshakespeare.txt"
 
 
+@pytest.fixture(autouse=True)
+def runs_location(tmp_path_factory, monkeypatch):
+    """The window's default runs location (engine/runs_dir.py) in a fresh temporary folder for every test, so
+    no test writes into the user's data folder or sees another test's runs."""
+    root = tmp_path_factory.mktemp("runs")
+    monkeypatch.setenv("LM_PLAYGROUND_RUNS", str(root))
+    return root
+
+
 @pytest.fixture
 def seed():
     random.seed(0)

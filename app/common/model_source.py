@@ -26,10 +26,15 @@ class ModelSource(QObject):
         self._label = ""
         self._val_text = ""
         self._training = False
+        self._past: ModelHandle | None = None   # a past step of the run chosen on the loss curve (scrubbing)
+        self._past_step: int | None = None
 
     # -- for panels ------------------------------------------------------------------------------------------
     def snapshot(self) -> ModelHandle | None:
-        """A fresh copy each call while a run is the source (it copies the weights: cache it until `changed`)."""
+        """A fresh copy each call while a run is the source (it copies the weights: cache it until `changed`);
+        the chosen past step's model while one is chosen."""
+        if self._past is not None:
+            return self._past
         if self._run is not None:
             return self._run.snapshot()
         return self._handle
@@ -40,7 +45,16 @@ class ModelSource(QObject):
     def is_training(self) -> bool:
         return self._training
 
+    def past_step(self) -> int | None:
+        """The step whose model is used instead of the newest (None: the newest)."""
+        return self._past_step
+
     def describe(self) -> str:
+        if self._past is not None:
+            s = self._past.meta.get("summary", {})
+            return (f"{self._past.family} {_params(int(self._past.model.num_params()))} params, "
+                    f"{self._past.tokenizer.kind} tokenizer, as it was at step {self._past_step:,} "
+                    f"(chosen on the loss curve; 'Newest model' goes back)")
         if self._run is not None:
             s = self._run.summary()
             r = self._run.last_report
@@ -59,13 +73,20 @@ class ModelSource(QObject):
         return "no model yet: train one or load a checkpoint"
 
     # -- for the main window ---------------------------------------------------------------------------------
+    def set_past(self, handle: ModelHandle | None, step: int | None = None) -> None:
+        """Use a past step's model (a kept snapshot, engine.snapshots) until set_past(None)."""
+        self._past, self._past_step = handle, (step if handle is not None else None)
+        self.changed.emit()
+
     def set_run(self, run: Run) -> None:
+        self._past = self._past_step = None
         self._run, self._handle = run, None
         self._val_text = run.val_text
         self._training = True
         self.changed.emit()
 
     def set_checkpoint(self, handle: ModelHandle, path: str | Path, validation_text: str) -> None:
+        self._past = self._past_step = None
         self._run, self._handle = None, handle
         self._label = Path(path).name
         self._val_text = validation_text

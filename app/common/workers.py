@@ -59,6 +59,7 @@ class TrainWorker(QObject):
         super().__init__()
         self.spec = spec
         self._start_run = start_run or api.start_run
+        self.snapshot_folder = None   # set before starting: the run keeps its past models there (scrubbing)
         self._run: api.Run | None = None
         self._stopping = threading.Event()
         self._skip_eval = threading.Event()
@@ -93,6 +94,8 @@ class TrainWorker(QObject):
         try:
             self._limit_cpu_threads()
             run = self._start_run(self.spec)
+            if self.snapshot_folder is not None:   # before the first report, so step 1 is kept too
+                run.keep_snapshots(self.snapshot_folder)
             self._run = run
             if self._stopping.is_set():
                 run.stop()

@@ -11,14 +11,17 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 import pyqtgraph.exporters  # noqa: F401  (registers pg.exporters)
-from PySide6.QtCore import QRect, Qt, QTimer, Slot
+from PySide6.QtCore import QRect, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QPainter
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QMenu, QSlider,
                                QToolButton, QVBoxLayout, QWidget)
 
-from app.training.loss_series import Series, ema_debiased, minmax_downsample, unit_factor, visible_slice
+from app.training.loss_series import (Series, ema_debiased, minmax_downsample, robust_y_range, unit_factor,
+                                      visible_slice)
 from app.training.run_history import RunHistory
+from app.training.run_list import RunList
+from app.training.svg_fix import bake_transforms
 
 REDRAW_MS = 33          # fastest redraw: ≤ 30 Hz
 SLOWEST_MS = 500        # slowest redraw, when drawing is expensive (a large window on a slow machine)
@@ -78,6 +81,15 @@ class PlotAxis(pg.AxisItem):
         return super().tickStrings(values, scale, spacing)
 
 
+def chars_per_token(summary: dict) -> float | None:
+    """The train split's characters per token from a run's summary (engine.api.Run.summary), None when it does
+    not say (a checkpoint saved before train_chars was recorded)."""
+    chars, tokens = summary.get("train_chars"), summary.get("train_tokens")
+    if isinstance(chars, int) and isinstance(tokens, int) and chars > 0 and tokens > 0:
+        return chars / tokens
+    return None
+
+
 class _TimedGraphics(pg.GraphicsLayoutWidget):
     """Remembers how long its last paint took, so the plot can slow its redraw rate when painting is costly."""
     paint_s = 0.0
@@ -89,15 +101,23 @@ class _TimedGraphics(pg.GraphicsLayoutWidget):
 
 
 class LossPlot(QWidget):
+    step_chosen = Signal(int)   # the scrub marker was dropped on a kept step; -1: back to the newest model
+    samples_over_time_clicked = Signal()
     """Feed it batches of StepReports with `add_reports`; it draws on its own timer."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.train = Series(TRAIN_COLS)
+        # added to every report's step: a fine-tuning run's curve continues after its parent's last step on the
+        # step axis (engine.finetune.parent_record); clear() sets it back to 0
+        self.step_offset = 0
+        self.train_chars_per_token: float | None = None   # set_train_chars_per_token
         self.val = Series(VAL_COLS)
         self._smooth = np.empty(0)
         self._ema_state = (0.0, 0)
         self._dirty = False
+        self._y_fit = True        # the loss axis follows the curves (robust_y_range) until the user zooms
+        self.y_clipped = False    # a curve is cut off at the top (a diverged run)
 
         self.x_axis = QComboBox()
         self.x_axis.addItems(list(X_AXES))
@@ -107,8 +127,9 @@ class LossPlot(QWidget):
         self.y_unit.setToolTip("Loss per token in nats, or in bits per character: losses per token of different "
                                "tokenizers (char, word, BPE) do not compare, bits per character do, with one "
                                "caveat: a word model's figure is optimistic, since spaces and the spelling of "
-                               "<unk> words cost it nothing. A run's train loss is converted with its validation "
-                               "split's characters per token, known from its first evaluation on.")
+                               "<unk> words cost it nothing. A run's train loss is converted with its train split's "
+                               "characters per token (for a checkpoint saved before that was recorded: its "
+                               "validation split's, known from its first evaluation on).")
         self.log_y = QCheckBox("log y")
         self.log_y.setToolTip("Logarithmic loss axis: late, small improvements stay visible next to the early drop.")
         self.smoothing = QSlider(Qt.Horizontal)
@@ -130,6 +151,18 @@ class LossPlot(QWidget):
         export.setMenu(menu)
         self.export_menu = menu   # the window's File menu shows the same menu
         export.setToolTip("Save the plots as PNG or SVG, or all recorded points as CSV.")
+        self.latest = QToolButton(text="Newest model")
+        self.latest.setToolTip("Put the scrub marker back on the newest model: the Sample and Graph tabs follow the "
+                               "run again instead of a past step.")
+        self.latest.clicked.connect(self.back_to_newest)
+        self.latest.setEnabled(False)
+        self.over_time = QToolButton(text="Samples over time…")
+        self.over_time.setToolTip("The same prompt and seed sampled from every kept past model, one row per step.")
+        self.over_time.clicked.connect(self.samples_over_time_clicked)
+        self.over_time.setEnabled(False)
+        self.kept_label = QLabel()
+        self.kept_label.setToolTip("Past models kept for scrubbing: drag the marker on the loss curve to a kept "
+                                   "step and the Sample and Graph tabs use the model as it was then.")
         self.compare = QToolButton()
         self.compare.setPopupMode(QToolButton.InstantPopup)
         self.compare.setToolTip("Earlier runs stay on the plot, dashed, each in its own colour, so a change of model "
@@ -194,6 +227,7 @@ class LossPlot(QWidget):
             plot.getAxis("left").plain_numbers(compact=False)   # grad norms of 0.2-0.8 read as such, not "x0.001"
             plot.getAxis("left").setWidth(64)
             plot.getAxis("right").setWidth(64)
+        self._auto_ranges()
         self.graphics.ci.layout.setRowStretchFactor(0, 3)
         self.graphics.ci.layout.setRowStretchFactor(1, 1)
         self.crosshair = [pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((120, 120, 120), style=Qt.DashLine))
@@ -203,15 +237,39 @@ class LossPlot(QWidget):
         self.loss_plot.addItem(self.crosshair[0], ignoreBounds=True)
         self.aux_plot.addItem(self.crosshair[1], ignoreBounds=True)
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse)
+        # the scrub marker: drag it along the curve to pick a past model (it snaps to the kept steps)
+        self.kept_steps: list[int] = []
+        self.marker = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen((60, 60, 60), width=2),
+                                      hoverPen=pg.mkPen((0, 0, 0), width=3),
+                                      label="model at step {value:.0f}", labelOpts={"position": 0.04,
+                                                                                   "color": (40, 40, 40),
+                                                                                   "fill": (255, 255, 255, 200)})
+        self.marker.setZValue(5)
+        self.marker.hide()
+        self.loss_plot.addItem(self.marker, ignoreBounds=True)
+        self.marker.sigPositionChanged.connect(self._snap_marker)
+        self.marker.sigPositionChangeFinished.connect(self._on_marker_dropped)
+        self.chosen_step: int | None = None     # the past step the tabs use (None: the newest model)
         self.hint = pg.TextItem("Press Start: the train loss appears here as the model learns.",
                                 color=(110, 110, 110), anchor=(0.5, 0.5))
         self.loss_plot.addItem(self.hint, ignoreBounds=True)
         self.hint.setPos(0.5, 0.5)
 
+        self.run_list = RunList(self.history)
+        self.run_list.changed.connect(self._on_runs_changed)
+        plots = QHBoxLayout()
+        plots.addWidget(self.graphics, 1)
+        plots.addWidget(self.run_list)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(bar)
-        layout.addWidget(self.graphics, 1)
+        layout.addLayout(plots, 1)
+        scrub = QHBoxLayout()        # under the plots: the main bar must fit a 1280-pixel window
+        scrub.addWidget(self.kept_label)
+        scrub.addWidget(self.latest)
+        scrub.addWidget(self.over_time)
+        scrub.addStretch(1)
+        layout.addLayout(scrub)
         layout.addWidget(self.readout)
 
         self.x_axis.currentTextChanged.connect(self._on_axis_changed)
@@ -219,6 +277,7 @@ class LossPlot(QWidget):
         self.y_unit.currentTextChanged.connect(self._on_y_unit)
         self.smoothing.valueChanged.connect(self._on_smoothing_changed)
         self.loss_plot.sigXRangeChanged.connect(self._mark_dirty)
+        self.loss_plot.vb.sigRangeChangedManually.connect(self._on_user_range)
         self._on_axis_changed(self.x_axis.currentText())
         self._on_y_unit(self.y_unit.currentText())
         self._on_smoothing_changed(self.smoothing.value())
@@ -227,18 +286,92 @@ class LossPlot(QWidget):
         self.timer.timeout.connect(self.redraw_if_dirty)
         self.timer.start()
 
+    # -- scrubbing -------------------------------------------------------------------------------------------
+    def set_kept_steps(self, steps: list[int], disk_bytes: int = 0) -> None:
+        """The steps whose models the run keeps (engine.snapshots); the marker snaps to them. Shown on the step
+        axis only, where a kept step has one place."""
+        if steps == self.kept_steps:
+            return
+        self.kept_steps = list(steps)
+        from engine.device import format_bytes
+        self.kept_label.setText(f"Past models: {len(steps)} kept ({format_bytes(disk_bytes)} on disk); drag the "
+                                f"marker on the curve to use one" if steps else "")
+        if self.chosen_step is None and steps:
+            self.marker.blockSignals(True)
+            self.marker.setValue(steps[-1] + self.step_offset)
+            self.marker.blockSignals(False)
+        self.marker.setVisible(bool(steps) and self.x_axis.currentText() == "step")
+        self.over_time.setEnabled(bool(steps))
+
+    def nearest_kept(self, x: float) -> int | None:
+        """The kept step nearest to x on the step axis (x includes a fine-tune's step offset)."""
+        if not self.kept_steps:
+            return None
+        steps = np.asarray(self.kept_steps)
+        return int(steps[np.argmin(np.abs(steps + self.step_offset - x))])
+
+    @Slot()
+    def _snap_marker(self) -> None:
+        step = self.nearest_kept(self.marker.value())
+        if step is not None and self.marker.value() != step + self.step_offset:
+            self.marker.setValue(step + self.step_offset)
+
+    @Slot()
+    def _on_marker_dropped(self) -> None:
+        step = self.nearest_kept(self.marker.value())
+        if step is None:
+            return
+        self.choose_step(step)
+
+    def choose_step(self, step: int) -> None:
+        """Use the model of kept step `step` (the marker moves there); the newest kept step of a finished run
+        is the run's own model."""
+        self.chosen_step = step
+        self.marker.blockSignals(True)
+        self.marker.setValue(step + self.step_offset)
+        self.marker.blockSignals(False)
+        self.latest.setEnabled(True)
+        self.step_chosen.emit(step)
+
+    @Slot()
+    def back_to_newest(self) -> None:
+        self.chosen_step = None
+        self.latest.setEnabled(False)
+        if self.kept_steps:
+            self.marker.blockSignals(True)
+            self.marker.setValue(self.kept_steps[-1] + self.step_offset)
+            self.marker.blockSignals(False)
+        self.step_chosen.emit(-1)
+
+    def remember_in(self, settings) -> None:
+        """Restore the x axis, unit and log-y choices from `settings` (a QSettings) and save each change there,
+        so the plot opens as the user left it. Unknown or damaged values are ignored."""
+        self._settings = settings
+        x, unit = settings.value("loss_plot/x_axis"), settings.value("loss_plot/unit")
+        log = settings.value("loss_plot/log_y")
+        if x in X_AXES:
+            self.x_axis.setCurrentText(x)
+        if unit in Y_UNITS:
+            self.y_unit.setCurrentText(unit)
+        if log in ("true", "false", True, False):
+            self.log_y.setChecked(log in ("true", True))
+        self.x_axis.currentTextChanged.connect(lambda v: settings.setValue("loss_plot/x_axis", v))
+        self.y_unit.currentTextChanged.connect(lambda v: settings.setValue("loss_plot/unit", v))
+        self.log_y.toggled.connect(lambda on: settings.setValue("loss_plot/log_y", "true" if on else "false"))
+
     # -- data ------------------------------------------------------------------------------------------------
     def add_reports(self, reports) -> None:
         """Append; never draws (the timer does). Non-finite train losses (the n-gram counting pass reports NaN)
         are not train points; their evals still are validation points."""
         start = self.train.n
         for r in reports:
+            step = r.step + self.step_offset
             if math.isfinite(r.train_loss) and r.event in ("step", "eval", "done"):
-                if self.train.n == 0 or r.step > self.train["step"][-1]:
-                    self.train.append(step=r.step, tokens=r.tokens, elapsed=r.elapsed_s, loss=r.train_loss,
+                if self.train.n == 0 or step > self.train["step"][-1]:
+                    self.train.append(step=step, tokens=r.tokens, elapsed=r.elapsed_s, loss=r.train_loss,
                                       lr=r.lr, grad_norm=r.grad_norm)
             if r.val_loss is not None and math.isfinite(r.val_loss):
-                self.val.append(step=r.step, tokens=r.tokens, elapsed=r.elapsed_s, loss=r.val_loss,
+                self.val.append(step=step, tokens=r.tokens, elapsed=r.elapsed_s, loss=r.val_loss,
                                 bpc=math.nan if r.val_bpc is None else r.val_bpc)
         if self.train.n > start:
             new, self._ema_state = ema_debiased(self.train["loss"][start:], self._beta(), self._ema_state)
@@ -246,6 +379,13 @@ class LossPlot(QWidget):
         self._dirty = True
 
     def clear(self) -> None:
+        self.step_offset = 0
+        self.kept_steps, self.chosen_step = [], None
+        self.marker.hide()
+        self.kept_label.setText("")
+        self.latest.setEnabled(False)
+        self.over_time.setEnabled(False)
+        self.train_chars_per_token = None
         self.train.clear()
         self.val.clear()
         self._smooth = np.empty(0)
@@ -253,23 +393,66 @@ class LossPlot(QWidget):
         for line in self.crosshair:
             line.hide()
         self.readout.setText(HOVER_HINT)
-        self.loss_plot.enableAutoRange()
-        self.aux_plot.enableAutoRange()
-        self.lr_view.enableAutoRange()
+        self._auto_ranges()
         self._dirty = True
+
+    def _auto_ranges(self) -> None:
+        """Also turns the diverged-run clipping (_fit_y) back on. The loss plot alone decides the shared x range (its curves include the earlier runs); the aux plot
+        and the lr axis only follow it in x. Autoranging them in x too made them set the linked loss plot to the
+        current run's steps, which switched its own autorange off and cut longer earlier runs off."""
+        self._y_fit = True
+        self.loss_plot.enableAutoRange()
+        self.aux_plot.enableAutoRange(axis="y")
+        self.aux_plot.disableAutoRange(axis="x")
+        self.lr_view.enableAutoRange(axis="y")
+        self.lr_view.disableAutoRange(axis="x")
 
     def keep_as_earlier_run(self, spec: dict, note: str = "") -> None:
         """Keep the run on screen (its RunSpec as a dict names it) as an earlier run, drawn faintly from now on;
         then `clear` for the next one."""
         cols = ("step", "tokens", "elapsed", "loss")
-        if self.history.keep(spec, note, {c: self.train[c] for c in cols}, {c: self.val[c] for c in VAL_COLS}):
-            self._update_compare_button()
-            self._dirty = True
+        if self.history.keep(spec, note, {c: self.train[c] for c in cols}, {c: self.val[c] for c in VAL_COLS},
+                             train_bpc_factor=self.train_bpc_factor()):
+            self._on_runs_changed()
+
+    def show_parent(self, parent: dict | None) -> None:
+        """For a fine-tuned checkpoint (`parent`: its meta["parent"], engine.finetune.parent_record): keep the
+        parent's saved curve as an earlier run, at its place on the step axis, and start this run's curve after
+        it. Call after clear() and before adding the checkpoint's own history; None does nothing."""
+        if not parent:
+            return
+        from engine.history import LossHistory
+        start = int(parent.get("offset", 0))
+        self.step_offset = start
+        self.add_reports(LossHistory.from_dict(parent.get("history")).reports(int(parent.get("step", 0))))
+        corpus = str(parent.get("corpus", ""))
+        self.keep_as_earlier_run({"corpus": corpus, "family": "parent"},
+                                 f"{Path(str(parent.get('checkpoint', ''))).name}, {corpus}")
+        self.clear()
+        self.step_offset = start + int(parent.get("step", 0))
 
     def forget_earlier_runs(self) -> None:
         self.history.forget()
+        self._on_runs_changed()
+
+    @Slot()
+    def _on_runs_changed(self) -> None:
         self._update_compare_button()
+        if hasattr(self, "run_list") and len(self.history.runs) != self.run_list.list.count():
+            self.run_list.refresh()
         self._dirty = True
+
+    def set_train_chars_per_token(self, chars_per_token: float | None) -> None:
+        """Characters per token of the current run's train split (train text length / train tokens), which
+        converts its train loss to bits/char; None: unknown (an older checkpoint), the validation split's
+        figure is used instead."""
+        self.train_chars_per_token = chars_per_token if chars_per_token and chars_per_token > 0 else None
+        self._dirty = True
+
+    def train_bpc_factor(self) -> float | None:
+        """Bits per character per nat per token of the train split: 1 / (chars per token × ln 2)."""
+        cpt = self.train_chars_per_token
+        return 1.0 / (cpt * math.log(2)) if cpt else None
 
     def _on_show_earlier(self, on: bool) -> None:
         self.history.set_visible(on)
@@ -309,7 +492,7 @@ class LossPlot(QWidget):
         (lo, hi) = self.loss_plot.vb.viewRange()[0]
         auto = self.loss_plot.vb.autoRangeEnabled()[0]
         view = slice(0, len(tx)) if auto or len(tx) == 0 else visible_slice(tx, lo, hi)
-        k = unit_factor(self.val, self.y_unit.currentText())
+        k = self._train_factor()
         if k is None:     # bits/char before this run's first evaluation: no factor yet, nothing to draw
             tx, view, k = tx[:0], slice(0, 0), 1.0
         self.raw_curve.setData(*minmax_downsample(tx[view], k * self.train["loss"][view], max_points))
@@ -320,7 +503,50 @@ class LossPlot(QWidget):
         self.lr_curve.setData(*minmax_downsample(tx[view], self.train["lr"][view], max_points))
         self.val_curve.setData(self.val[xcol], self.val["bpc" if self.y_unit.currentText() == "bits/char" else "loss"])
         self.history.redraw(xcol, self._beta(), self.y_unit.currentText())
+        self._fit_y()
         self.hint.setVisible(self.train.n == 0 and self.val.n == 0 and not self.history.runs)
+
+    def _fit_y(self) -> None:
+        """Unless the user zoomed or panned the loss axis, keep every curve's own range in view but cut off a
+        curve where it climbs far above its start (a diverged run), so it does not squash the others
+        (loss_series.robust_y_range); without such a curve pyqtgraph's autorange is left to do its job."""
+        vb = self.loss_plot.vb
+        if vb.autoRangeEnabled()[1]:
+            self._y_fit = True      # the autorange button or a reset: fitting is on again
+        if not self._y_fit:
+            return
+        curves = [c.getData()[1] for c in (self.raw_curve, self.smooth_curve, self.val_curve)]
+        for run in self.history.shown():
+            curves += [run.curve.getData()[1], run.points.getData()[1]]
+        curves = [c for c in curves if c is not None]
+        log = self.log_y.isChecked()
+        if log:
+            curves = [c[c > 0] for c in curves]
+        fit = robust_y_range(curves)
+        clipped = bool(fit and fit[2])
+        if clipped != self.y_clipped:
+            self.y_clipped = clipped
+            self._set_y_label()
+        if not self.y_clipped:
+            if not vb.autoRangeEnabled()[1]:
+                vb.enableAutoRange(axis="y")
+            return
+        lo, hi = (math.log10(fit[0]), math.log10(fit[1])) if log else fit[:2]
+        pad = 0.05 * (hi - lo) or 0.1
+        if vb.viewRange()[1] != [lo - pad, hi + pad]:
+            self.loss_plot.setYRange(lo - pad, hi + pad, padding=0)   # turns pyqtgraph's y autorange off
+
+    @Slot()
+    def _on_user_range(self, *_) -> None:
+        self._y_fit = False         # the user zoomed or panned: their range stays
+
+    def _train_factor(self) -> float | None:
+        """What the train loss is multiplied by for the chosen unit: in bits/char the train split's own
+        characters per token when known, else the validation split's (from the latest evaluation)."""
+        unit = self.y_unit.currentText()
+        if unit == "bits/char" and self.train_bpc_factor():
+            return self.train_bpc_factor()
+        return unit_factor(self.val, unit)
 
     def displayed_points(self) -> tuple[np.ndarray, np.ndarray]:
         """What the raw train curve shows right now (after downsampling)."""
@@ -329,6 +555,8 @@ class LossPlot(QWidget):
 
     @Slot(str)
     def _on_axis_changed(self, name: str) -> None:
+        if hasattr(self, "marker"):
+            self.marker.setVisible(bool(self.kept_steps) and name == "step")
         label = X_AXES[name][1]
         self.aux_plot.setLabel("bottom", label)
         for plot in (self.loss_plot, self.aux_plot):
@@ -342,8 +570,14 @@ class LossPlot(QWidget):
         self._on_y_unit(self.y_unit.currentText())
 
     @Slot(str)
+    def _set_y_label(self) -> None:
+        unit = self.y_unit.currentText()
+        label = f"loss ({unit}, log scale)" if self.log_y.isChecked() else f"loss ({unit})"
+        self.loss_plot.setLabel("left", label + (" · a diverged curve is cut off" if self.y_clipped else ""))
+
     def _on_y_unit(self, unit: str) -> None:
-        self.loss_plot.setLabel("left", f"loss ({unit}, log scale)" if self.log_y.isChecked() else f"loss ({unit})")
+        self._set_y_label()
+        self._y_fit = True
         self.loss_plot.enableAutoRange()
         self._dirty = True
 
@@ -373,7 +607,7 @@ class LossPlot(QWidget):
         i = int(np.clip(np.searchsorted(tx, x), 0, len(tx) - 1))
         if i > 0 and abs(tx[i - 1] - x) < abs(tx[i] - x):
             i -= 1
-        t, k = self.train, unit_factor(self.val, unit)
+        t, k = self.train, self._train_factor()
         loss = (f"loss {k * t['loss'][i]:.4f} · smoothed {k * self._smooth[i]:.4f} {unit}" if k is not None
                 else f"loss: {unit} from this run's first evaluation on")
         text = (f"step {int(t['step'][i]):,} · tokens {int(t['tokens'][i]):,} · time {t['elapsed'][i]:.1f} s · "
@@ -400,14 +634,15 @@ class LossPlot(QWidget):
             self._export_csv(path)
         elif suffix in (".png", ".svg"):
             self.redraw()
-            shown = [line.isVisible() for line in self.crosshair]
-            for line in self.crosshair:   # the hover line is not part of the picture
+            lines = self.crosshair + [self.marker]
+            shown = [line.isVisible() for line in lines]
+            for line in lines:   # the hover line and the scrub marker are not part of the picture
                 line.hide()
             if suffix == ".png":
                 pg.exporters.ImageExporter(self.graphics.scene()).export(str(path))
             else:
                 self._export_svg(path)
-            for line, was in zip(self.crosshair, shown):
+            for line, was in zip(lines, shown):
                 line.setVisible(was)
         else:
             raise ValueError(f"export to .png, .svg or .csv, not {path.suffix!r}")
@@ -421,10 +656,25 @@ class LossPlot(QWidget):
         generator.setFileName(str(path))
         generator.setSize(size)
         generator.setViewBox(QRect(0, 0, size.width(), size.height()))
+        # the generator's default 72 dpi would make Qt scale every cached QPicture (the axes' ticks and labels are
+        # drawn through one) by 72/96: axes at 0.75 of the data's scale. Paint at the screen's resolution instead.
+        generator.setResolution(self.graphics.logicalDpiX())
         generator.setTitle("LM Playground loss curves")
         painter = QPainter(generator)
-        self.graphics.render(painter)
-        painter.end()
+        # export mode: scatter symbols are drawn as paths, not as fragments of a cached pixmap, which SVG viewers
+        # show garbled; pyqtgraph's own exporters switch items the same way
+        items = [i for i in self.graphics.scene().items() if hasattr(i, "setExportMode")]
+        opts = {"antialias": True, "background": self.graphics.backgroundBrush().color(), "painter": painter,
+                "resolutionScale": 1.0}
+        for item in items:
+            item.setExportMode(True, opts)
+        try:
+            self.graphics.render(painter)
+        finally:
+            for item in items:
+                item.setExportMode(False)
+            painter.end()
+        path.write_text(bake_transforms(path.read_text(encoding="utf-8")), encoding="utf-8")
 
     def _export_csv(self, path: Path) -> None:
         """One row per train point; the validation columns filled on the steps that had an evaluation. Losses are

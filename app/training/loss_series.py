@@ -74,3 +74,27 @@ def unit_factor(val, unit: str) -> float | None:
     loss, bpc = np.asarray(val["loss"]), np.asarray(val["bpc"])
     ok = np.isfinite(loss) & np.isfinite(bpc) & (loss > 0)
     return float(bpc[ok][-1] / loss[ok][-1]) if ok.any() else None
+
+
+CLIP_ABOVE_START = 1.25   # a curve is shown up to this multiple of its first value; higher is cut off
+
+
+def robust_y_range(series: list[np.ndarray]) -> tuple[float, float, bool] | None:
+    """(low, high, clipped) for the loss axis over several curves, so that one diverged run does not squash the
+    rest: a healthy loss curve is highest near its start, so each curve counts up to CLIP_ABOVE_START × its first
+    value (all of it when it stays below that); `clipped` says some point lies above `high`. None when no curve
+    has a finite point. Each array holds a curve's y values in x order (NaN allowed)."""
+    lo, hi, top = math.inf, -math.inf, -math.inf
+    for y in series:
+        y = np.asarray(y, dtype=float)
+        y = y[np.isfinite(y)]
+        if len(y) == 0:
+            continue
+        first, ymax = float(y[0]), float(y.max())
+        lo = min(lo, float(y.min()))
+        hi = max(hi, min(ymax, CLIP_ABOVE_START * first) if first > 0 else ymax)
+        top = max(top, ymax)
+    if not math.isfinite(lo):
+        return None
+    hi = max(hi, lo)
+    return lo, hi, top > hi

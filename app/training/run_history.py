@@ -1,7 +1,8 @@
 """Earlier runs on the loss plot, for comparison: when a new run starts (or a checkpoint is loaded) the run on
-screen is kept as a faint smoothed train curve plus its validation points, each earlier run in its own colour and
-named in the legend. Only a thinned copy is kept (at most KEEP_POINTS train points), so any number of long runs
-costs little memory and no redraw time."""
+screen is kept as a faint smoothed train curve plus its validation points, each earlier run in its own colour.
+They are listed beside the plot (app/training/run_list.py), not in the legend over the curves, and each can be
+hidden or removed there; none is ever dropped silently. Only a thinned copy is kept (at most KEEP_POINTS train
+points), so any number of long runs costs little memory and no redraw time."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,9 +16,21 @@ from app.training.loss_series import ema_debiased, minmax_downsample, unit_facto
 from engine.api import all_settings
 from engine.errors import PlaygroundError
 
-MAX_RUNS = 6           # the oldest earlier run is dropped beyond this
 KEEP_POINTS = 4000     # train points kept per earlier run (min/max thinned, so spikes survive)
-COLORS = ((255, 127, 14), (140, 86, 75), (23, 190, 207), (188, 189, 34), (227, 119, 194), (127, 127, 127))
+# tab10 without the current run's blue and red, then lighter shades: ten runs before a colour repeats
+COLORS = ((255, 127, 14), (140, 86, 75), (23, 190, 207), (188, 189, 34), (227, 119, 194), (127, 127, 127),
+          (44, 160, 44), (148, 103, 189), (255, 187, 120), (152, 223, 138))
+
+
+def _thin(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Copies of about KEEP_POINTS rows, chosen by min/max of the loss so the curve's shape and spikes survive."""
+    n = len(columns["loss"])
+    if n <= KEEP_POINTS:
+        return {k: v.copy() for k, v in columns.items()}
+    idx = np.arange(n, dtype=np.float64)
+    kept, _ = minmax_downsample(idx, columns["loss"], KEEP_POINTS)
+    rows = np.unique(kept.astype(np.int64))
+    return {k: v[rows].copy() for k, v in columns.items()}
 
 
 @dataclass
@@ -32,17 +45,8 @@ class PastRun:
     note: str                         # "" for a fresh run; "checkpoint NAME" / "checkpoint NAME, resumed"
     baseline: pg.InfiniteLine | None = None   # a run without train points (an n-gram): its val loss across the plot
     drawn: tuple = ()                 # (x column, smoothing, y unit) the curve was last drawn with
-
-
-def _thin(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Copies of about KEEP_POINTS rows, chosen by min/max of the loss so the curve's shape and spikes survive."""
-    n = len(columns["loss"])
-    if n <= KEEP_POINTS:
-        return {k: v.copy() for k, v in columns.items()}
-    idx = np.arange(n, dtype=np.float64)
-    kept, _ = minmax_downsample(idx, columns["loss"], KEEP_POINTS)
-    rows = np.unique(kept.astype(np.int64))
-    return {k: v[rows].copy() for k, v in columns.items()}
+    train_bpc_factor: float | None = None   # bits/char per nat/token of its train split (None: use validation's)
+    hidden: bool = False              # hidden by the user in the run list
 
 
 class RunHistory:
@@ -54,7 +58,8 @@ class RunHistory:
         self.visible = True
         self._count = 0               # runs ever kept, for their numbers and colours
 
-    def keep(self, spec: dict, note: str, train: dict[str, np.ndarray], val: dict[str, np.ndarray]) -> PastRun | None:
+    def keep(self, spec: dict, note: str, train: dict[str, np.ndarray], val: dict[str, np.ndarray],
+             train_bpc_factor: float | None = None) -> PastRun | None:
         """Add a finished (or abandoned) run: its RunSpec as a dict, a note for its name ("checkpoint ck", set for
         a checkpoint or a resumed one), and its points as columns step, tokens, elapsed, loss (copied). A run with
         no points at all is not kept. A fresh run is named by what differs from the run kept before it; one with a
@@ -68,9 +73,10 @@ class RunHistory:
         name = f"#{self._count} " + describe_run(spec, before.spec if before else None,
                                                  before.label.split()[0] if before else "")
         name += f" ({note})" if note else ""
-        curve = pg.PlotDataItem(pen=pg.mkPen(color + (170,), width=1.5, style=Qt.DashLine), name=name)
+        curve = pg.PlotDataItem(pen=pg.mkPen(color + (170,), width=1.5, style=Qt.DashLine))   # no legend row
         points = pg.PlotDataItem(pen=None, symbol="t", symbolSize=7, symbolBrush=color, symbolPen="w")
-        run = PastRun(name, color, _thin(train), {k: v.copy() for k, v in val.items()}, curve, points, spec, note)
+        run = PastRun(name, color, _thin(train), {k: v.copy() for k, v in val.items()}, curve, points, spec, note,
+                      train_bpc_factor=train_bpc_factor)
         for item in (curve, points):
             item.setZValue(-1)          # under the current run
             item.setVisible(self.visible)
@@ -87,36 +93,37 @@ class RunHistory:
             points.setSymbolBrush((0, 0, 0, 0))
             points.setSymbolPen(None)
         self.runs.append(run)
-        if len(self.runs) > MAX_RUNS:
-            self._drop(self.runs.pop(0))
-            self._rebuild_legend()
         return run
 
     def forget(self) -> None:
         for run in self.runs:
             self._drop(run)
         self.runs = []
-        self._rebuild_legend()
+
+    def remove(self, run: PastRun) -> None:
+        """Take one earlier run off the plot and out of the list."""
+        self._drop(run)
+        self.runs.remove(run)
 
     def set_visible(self, on: bool) -> None:
+        """Show or hide all earlier runs at once (a run the user hid stays hidden)."""
         self.visible = on
         for run in self.runs:
-            for item in (run.curve, run.points, run.baseline):
-                if item is not None:
-                    item.setVisible(on)
-            run.drawn = ()          # redrawn next frame: a baseline stays hidden where its unit is unknown
-        self._rebuild_legend()      # a hidden run's legend row would name a curve that is not there
+            self._show(run)
 
-    def _rebuild_legend(self) -> None:
-        """The legend lists the plot's visible named curves. Rebuilt rather than edited: pyqtgraph's legend keeps
-        the width of the longest row it ever held after that row is removed."""
-        legend = self.plot.legend
-        if legend is None:
-            return
-        legend.clear()
-        for item in self.plot.listDataItems():
-            if item.name() and item.isVisible():
-                legend.addItem(item, item.name())
+    def set_run_visible(self, run: PastRun, on: bool) -> None:
+        run.hidden = not on
+        self._show(run)
+
+    def _show(self, run: PastRun) -> None:
+        on = self.visible and not run.hidden
+        for item in (run.curve, run.points, run.baseline):
+            if item is not None:
+                item.setVisible(on)
+        run.drawn = ()          # redrawn next frame: a baseline stays hidden where its unit is unknown
+
+    def shown(self) -> list[PastRun]:
+        return [r for r in self.runs if self.visible and not r.hidden]
 
     def redraw(self, xcol: str, beta: float, unit: str = "nats/token") -> None:
         """Earlier runs are smoothed with the current run's smoothing and shown in its unit, so curves compare like
@@ -125,6 +132,7 @@ class RunHistory:
         for run in self.runs:
             if run.drawn != (xcol, beta, unit):
                 k = unit_factor(run.val, unit)
+                k_train = run.train_bpc_factor if unit == "bits/char" and run.train_bpc_factor else k
                 if k is None:     # no evaluation, so no characters-per-token figure: not drawn in bits/char
                     run.curve.setData([], [])
                     run.points.setData([], [])
@@ -133,16 +141,16 @@ class RunHistory:
                     run.points.setData([0.0], [k * run.val["loss"][-1]])
                 else:
                     smooth, _ = ema_debiased(run.train["loss"], beta)
-                    run.curve.setData(run.train[xcol], k * smooth)
+                    run.curve.setData(run.train[xcol], k_train * smooth)
                     run.points.setData(run.val[xcol], k * run.val["loss"])
                 if run.baseline is not None:
-                    run.baseline.setVisible(self.visible and k is not None)
+                    run.baseline.setVisible(self.visible and not run.hidden and k is not None)
                 run.drawn = (xcol, beta, unit)
 
     def describe_at(self, x: float, xcol: str, unit: str = "nats/token") -> str:
         """Each visible earlier run's validation loss nearest to x, in the plot's unit, for the readout."""
         parts = []
-        for run in self.runs if self.visible else []:
+        for run in self.shown():
             vx = run.val[xcol]
             if len(vx):
                 j = int(np.argmin(np.abs(vx - x)))

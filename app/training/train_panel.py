@@ -26,6 +26,8 @@ from app.training.model_form import (FORMS, TRAIN, Knob, build_page, form_of, la
 DEVICES = ("auto", "cuda", "mps", "cpu")
 WARN_COLOR = "#b35c00"   # orange: allowed, but probably not what the user wants
 ESTIMATE_TIP = "Parameter count of this configuration and a rough training-memory estimate."
+FINETUNE_TIP = ("Start a new run from the loaded checkpoint's weights on the corpus chosen above, keeping its "
+                "tokenizer and model; max_steps, lr and the other training fields apply to the new run.")
 RESUME_TIP = "Continue a paused run, or go on training a loaded checkpoint up to max_steps."
 STOP_TIP = ("End the run after the current step; it can be saved at once, while a final validation pass over the "
             "whole validation split runs.")
@@ -43,6 +45,8 @@ class TrainPanel(QWidget):
     stop_clicked = Signal()
     save_clicked = Signal()
     load_clicked = Signal()
+    finetune_clicked = Signal()
+    export_clicked = Signal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -112,12 +116,17 @@ class TrainPanel(QWidget):
         self.stop_button = QPushButton("Stop")
         self.save_button = QPushButton("Save checkpoint…")
         self.load_button = QPushButton("Load checkpoint…")
+        self.finetune_button = QPushButton("Fine-tune on this corpus")
+        self.export_button = QPushButton("Export as script…")
         for b, tip in ((self.start_button, "Build the model and train it with these settings."),
                        (self.pause_button, "Pause after the current step; the model can be saved or sampled."),
                        (self.resume_button, RESUME_TIP),
                        (self.stop_button, STOP_TIP),
                        (self.save_button, "Write the run's model, optimizer and settings to a folder."),
-                       (self.load_button, "Open a saved checkpoint for sampling and the graph view.")):
+                       (self.load_button, "Open a saved checkpoint for sampling and the graph view."),
+                       (self.finetune_button, FINETUNE_TIP),
+                       (self.export_button, "Write the loaded checkpoint's run as one plain PyTorch script (torch "
+                                            "and numpy only) that trains it from scratch and samples.")):
             b.setToolTip(tip)
         self.start_button.setObjectName("startButton")
         self.progress = QProgressBar()
@@ -149,6 +158,8 @@ class TrainPanel(QWidget):
             buttons.addWidget(b, 0, i)
         buttons.addWidget(self.save_button, 1, 0, 1, 2)
         buttons.addWidget(self.load_button, 1, 2, 1, 2)
+        buttons.addWidget(self.finetune_button, 2, 0, 1, 2)
+        buttons.addWidget(self.export_button, 2, 2, 1, 2)
         run_box = QGroupBox("Run")
         run_layout = QVBoxLayout(run_box)
         run_layout.addLayout(buttons)
@@ -179,6 +190,8 @@ class TrainPanel(QWidget):
         self.stop_button.clicked.connect(self.stop_clicked)
         self.save_button.clicked.connect(self.save_clicked)
         self.load_button.clicked.connect(self.load_clicked)
+        self.finetune_button.clicked.connect(self.finetune_clicked)
+        self.export_button.clicked.connect(self.export_clicked)
         self.tokenizer.currentTextChanged.connect(self._on_tokenizer)
         self.family.currentTextChanged.connect(self._on_family)
         self.preset.currentTextChanged.connect(self._on_preset)
@@ -406,6 +419,8 @@ class TrainPanel(QWidget):
         self.stop_button.setToolTip(SKIP_TIP if state == "validating" else STOP_TIP)
         self.save_button.setEnabled(can_save and state in ("paused", "validating", "done", "stopped", "error"))
         self.load_button.setEnabled(not self._running)
+        self.finetune_button.setEnabled(state == "loaded" and not ngram)
+        self.export_button.setEnabled(state == "loaded" and not ngram)
         for w in (self.corpus_box, self.tok_box, self.model_box, self.train_box):
             w.setEnabled(not self._running)   # whole groups: titles and row labels grey out with the fields
         self._update_start()

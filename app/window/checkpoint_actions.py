@@ -13,8 +13,10 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 from engine import api
 from engine.errors import PlaygroundError
 from engine.history import LossHistory
+from engine.runs_dir import runs_root
 
 from app.common.workers import error_message
+from app.training.loss_plot import chars_per_token
 from app.training.model_form import checkpoint_eval_line, checkpoint_settings
 
 
@@ -23,7 +25,7 @@ class CheckpointActions:
     def ask_save_path(self) -> str:
         """The folder to save the run in ("" when the dialog is cancelled). Tests replace this method."""
         step = self.last_report.step if self.last_report is not None else 0
-        default = f"runs/{self.run.spec.family}-step{step}-{time.strftime('%Y%m%d-%H%M%S')}"
+        default = str(runs_root() / f"{self.run.spec.family}-step{step}-{time.strftime('%Y%m%d-%H%M%S')}")
         path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint (a folder)", default)
         return path
 
@@ -111,7 +113,7 @@ class CheckpointActions:
 
     def ask_load_path(self) -> str:
         """The checkpoint folder to load ("" when the dialog is cancelled). Tests replace this method."""
-        return QFileDialog.getExistingDirectory(self, "Load checkpoint folder", "runs")
+        return QFileDialog.getExistingDirectory(self, "Load checkpoint folder", str(runs_root()))
 
     @Slot()
     def load_in_background(self) -> bool:
@@ -156,6 +158,11 @@ class CheckpointActions:
         self._new_plot(meta.get("spec", {}), f"checkpoint {Path(path).name}")
         step = int(meta.get("step", meta.get("summary", {}).get("step", 0)) or 0)
         max_steps = int(meta.get("train", {}).get("max_steps", step) or step)
+        self.loss_plot.show_parent(meta.get("parent"))   # a fine-tuned checkpoint: its parent's curve before it
+        self.loss_plot.set_train_chars_per_token(chars_per_token(meta.get("summary", {})))
+        self.past = api.past_models(path, handle)     # a window run's folder: its past models can be scrubbed
+        if self.past is not None:
+            self.loss_plot.set_kept_steps(self.past.snapshot_steps(), self.past.snapshot_disk_bytes())
         self.loss_plot.add_reports(LossHistory.from_dict(meta.get("history")).reports(max_steps))
         self.source.set_checkpoint(handle, path, self.panel.corpus_box.validation_text())
         self.panel.progress.setMaximum(max(max_steps, 1))

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 
 from app.training.loss_plot import LossPlot, compact_number
 from app.training.loss_series import Series, ema_debiased, minmax_downsample
@@ -150,6 +151,11 @@ def _legend_names(plot: LossPlot) -> list[str]:
     return [label.text for _, label in plot.loss_plot.legend.items]
 
 
+def _rows(plot: LossPlot) -> list[tuple[str, bool]]:
+    lst = plot.run_list.list
+    return [(lst.item(i).text(), lst.item(i).checkState() == Qt.Checked) for i in range(lst.count())]
+
+
 def test_earlier_runs_stay_on_the_plot_to_compare_against(plot):
     plot.add_reports([report(s, 3.0 - s / 100, val=2.9 - s / 100 if s % 10 == 0 else None) for s in range(1, 51)])
     plot.keep_as_earlier_run(LSTM)
@@ -158,7 +164,8 @@ def test_earlier_runs_stay_on_the_plot_to_compare_against(plot):
     plot.redraw()
     assert plot.train.n == 5                                     # the new run alone is the current one
     [run] = plot.history.runs
-    assert run.label == "#1 lstm · tiny-cpu-lstm" and run.label in _legend_names(plot)
+    assert run.label == "#1 lstm · tiny-cpu-lstm" and _rows(plot) == [(run.label, True)]
+    assert run.label not in _legend_names(plot)                  # listed beside the plot, not over the curves
     x, y = run.curve.getData()
     np.testing.assert_array_equal(x, np.arange(1, 51))          # every step of the kept run, smoothed
     np.testing.assert_allclose(y, ema_debiased(3.0 - np.arange(1, 51) / 100, plot._beta())[0])
@@ -174,19 +181,23 @@ def test_earlier_runs_stay_on_the_plot_to_compare_against(plot):
     np.testing.assert_allclose(y, 3.0 - np.arange(1, 51) / 100)
 
     plot.show_earlier.setChecked(False)
-    assert not run.curve.isVisible() and "#1 lstm · tiny-cpu-lstm" not in _legend_names(plot)
+    assert not run.curve.isVisible()
     assert "#1" not in plot.describe_at(31)
     plot.show_earlier.setChecked(True)
-    assert run.curve.isVisible() and "#1 lstm · tiny-cpu-lstm" in _legend_names(plot)
+    assert run.curve.isVisible()
+    plot.run_list.list.item(0).setCheckState(Qt.Unchecked)       # one run hidden from the list
+    assert not run.curve.isVisible() and not run.points.isVisible() and "#1" not in plot.describe_at(31)
+    plot.run_list.list.item(0).setCheckState(Qt.Checked)
+    assert run.curve.isVisible()
 
     plot.forget_earlier_runs()
     assert not plot.history.runs and run.curve not in plot.loss_plot.items
     assert _legend_names(plot) == ["this run: train (raw)", "this run: train (smoothed)", "this run: validation"]
-    assert not plot.compare.isEnabled()
+    assert not plot.compare.isEnabled() and plot.run_list.list.count() == 0 and plot.run_list.isHidden()
 
 
-def test_earlier_runs_are_thinned_capped_and_empty_runs_not_kept(plot):
-    from app.training.run_history import KEEP_POINTS, MAX_RUNS
+def test_earlier_runs_are_thinned_never_dropped_and_empty_runs_not_kept(plot):
+    from app.training.run_history import KEEP_POINTS
     plot.keep_as_earlier_run(LSTM)
     assert not plot.history.runs
     losses = np.full(50_000, 2.0)
@@ -196,12 +207,20 @@ def test_earlier_runs_are_thinned_capped_and_empty_runs_not_kept(plot):
     kept = plot.history.runs[0].train
     assert len(kept["loss"]) <= KEEP_POINTS and kept["loss"].max() == 8.0
     assert kept["step"][np.argmax(kept["loss"])] == 31_338
-    for i in range(MAX_RUNS + 1):
+    for i in range(10):
         plot.clear()
         plot.add_reports([report(1, 1.0 + i)])
         plot.keep_as_earlier_run(dict(LSTM, overrides={"lr": str(0.001 * (i + 1))}))
-    assert len(plot.history.runs) == MAX_RUNS                      # the oldest went
-    assert plot.history.runs[0].label == "#3 lstm · tiny-cpu-lstm · as #2 but lr=0.002"
+    assert len(plot.history.runs) == 11 and plot.run_list.list.count() == 11   # none dropped, all listed
+    assert plot.history.runs[2].label == "#3 lstm · tiny-cpu-lstm · as #2 but lr=0.002"
+    assert len({r.color for r in plot.history.runs}) == 10         # ten colours before one repeats
+    plot.run_list.list.item(0).setSelected(True)
+    plot.run_list.list.item(2).setSelected(True)
+    first, third = plot.history.runs[0], plot.history.runs[2]
+    plot.run_list.remove_button.click()
+    assert first not in plot.history.runs and third not in plot.history.runs
+    assert first.curve not in plot.loss_plot.items and plot.run_list.list.count() == 9
+    assert plot.compare.text() == "Earlier runs (9)"
 
 
 def test_step_axis_reads_plain_numbers_after_a_sub_second_time_axis(plot, qtbot):
@@ -223,19 +242,13 @@ def test_a_long_readout_wraps_instead_of_widening_the_window(plot):
     assert plot.minimumSizeHint().width() <= narrow
 
 
-def test_the_legend_shrinks_back_when_a_long_named_run_is_hidden_or_forgotten(plot, qtbot):
+def test_the_legend_over_the_curves_names_this_run_only(plot, qtbot):
     narrow = plot.loss_plot.legend.boundingRect().width()
     plot.add_reports([report(s, 2.0) for s in range(1, 6)])
     plot.keep_as_earlier_run(dict(LSTM, overrides={"n_embd": "32", "n_hidden": "64", "dropout": "0.1"}))
     qtbot.wait(20)
-    assert plot.loss_plot.legend.boundingRect().width() > narrow + 50
-    plot.show_earlier.setChecked(False)
-    qtbot.wait(20)
     assert plot.loss_plot.legend.boundingRect().width() == pytest.approx(narrow)
-    plot.show_earlier.setChecked(True)
-    plot.forget_earlier_runs()
-    qtbot.wait(20)
-    assert plot.loss_plot.legend.boundingRect().width() == pytest.approx(narrow)
+    assert plot.run_list.isVisible() and "n_embd=32" in plot.run_list.list.item(0).text()
 
 
 def test_run_names_tell_apart_corpus_seed_and_tokenizer_options():
@@ -320,7 +333,7 @@ def test_an_ngram_is_kept_as_a_baseline_level_across_the_plot(plot):
     assert run.baseline.value() == pytest.approx(2.04) and run.baseline.isVisible()
     plot.loss_plot.vb.updateAutoRange()
     assert plot.loss_plot.vb.viewRange()[1][0] <= 2.04                 # the level is inside the view
-    assert run.label.startswith("#1 ngram · order 3, kneser-ney") and run.label in _legend_names(plot)
+    assert run.label.startswith("#1 ngram · order 3, kneser-ney") and _rows(plot) == [(run.label, True)]
     plot.y_unit.setCurrentText("bits/char")
     plot.redraw()
     assert run.baseline.value() == pytest.approx(2.95)
@@ -330,3 +343,23 @@ def test_an_ngram_is_kept_as_a_baseline_level_across_the_plot(plot):
     plot.show_earlier.setChecked(True)
     plot.forget_earlier_runs()
     assert run.baseline not in plot.loss_plot.items
+
+
+def test_train_curve_in_bits_per_char_uses_the_train_splits_characters_per_token(plot):
+    """A BPE run whose train split has 3.0 characters per token and validation 2.9: the train loss in bits/char
+    is loss / (3.0 ln 2), not the validation split's factor; kept as an earlier run it keeps its own factor."""
+    from app.training.loss_plot import chars_per_token
+    plot.set_train_chars_per_token(chars_per_token({"train_chars": 3000, "train_tokens": 1000}))
+    val_bpc = 4.0 / (2.9 * math.log(2))
+    plot.add_reports([report(s, 4.0) for s in range(1, 10)] + [_with_bpc(10, 4.0, 4.0, val_bpc)])
+    plot.y_unit.setCurrentText("bits/char")
+    plot.redraw()
+    np.testing.assert_allclose(plot.displayed_points()[1], 4.0 / (3.0 * math.log(2)))
+    np.testing.assert_allclose(plot.val_curve.getData()[1], [val_bpc])
+    plot.smoothing.setValue(0)
+    plot.keep_as_earlier_run(LSTM)
+    plot.clear()
+    plot.redraw()
+    np.testing.assert_allclose(plot.history.runs[0].curve.getData()[1], 4.0 / (3.0 * math.log(2)))
+    assert chars_per_token({"train_tokens": 5}) is None          # an older checkpoint: the val factor is used
+    assert plot.train_chars_per_token is None                     # cleared with the run

@@ -82,3 +82,24 @@ def test_history_records_bits_per_character_and_reads_older_layouts():
     older = {"columns": ["step", "tokens", "elapsed_s", "train_loss", "lr", "grad_norm", "val_loss"],
              "rows": [[5, 40, 0.5, 2.0, 1e-3, 0.5, 1.5]]}
     assert LossHistory.from_dict(older).rows == [[5, 40, 0.5, 2.0, 1e-3, 0.5, 1.5, None]]
+
+
+def test_saved_history_keeps_spikes_and_dips_past_the_thinning_threshold(seed, data, tmp_path):
+    """A 9.0 spike and a 0.5 dip among 2.0s survive several thinnings and a save + load through a checkpoint,
+    like the live plot's min/max downsampling keeps them."""
+    h = LossHistory()
+    n = 3 * MAX_ROWS
+    for step in range(1, n + 1):
+        loss = 9.0 if step == 1000 else 0.5 if step == 4001 else 2.0
+        h.add(_report(step, loss, val=1.5 if step % 997 == 0 else None))
+    assert len(h.rows) <= MAX_ROWS
+    trainer = make(data)
+    trainer.history = h
+    trainer.step = n
+    trainer.save(tmp_path / "ck")
+    loaded = LossHistory.from_dict(load_meta(tmp_path / "ck")["history"])
+    by_step = {r[0]: r[3] for r in loaded.rows}
+    assert by_step[1000] == 9.0 and by_step[4001] == 0.5
+    assert max(by_step.values()) == 9.0 and min(by_step.values()) == 0.5
+    assert sum(1 for r in loaded.rows if r[6] is not None) == n // 997   # every evaluation
+    assert loaded.rows[-1][0] == n

@@ -238,11 +238,48 @@ def test_nan_loss_stops_at_that_step_with_finite_weights(seed, data, monkeypatch
     monkeypatch.setattr(trainer.model, "forward", poisoned)
     reports = list(trainer.reports())
     assert [r.event for r in reports] == ["step", "error"]
-    assert "step 7" in reports[-1].message and reports[-1].step == 6
-    assert trainer.step == 6
+    # step 7's loss came from the weights of step 6, so those are not kept: step 5's were the last whose loss
+    # and gradients were finite
+    assert reports[-1].message.startswith("the loss became nan at step 7; stopped with the weights of step 5")
+    assert reports[-1].step == 5 and trainer.step == 5 and trainer.tokens == 5 * 4 * 16
     for k, v in trainer.model.state_dict().items():
         assert torch.isfinite(v).all()
-        torch.testing.assert_close(v, snapshots[6][k], rtol=0, atol=1e-6)
+        torch.testing.assert_close(v, snapshots[5][k], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("sync_free", [False, True])
+def test_an_infinite_gradient_norm_is_named_as_such(seed, data, monkeypatch, sync_free):
+    trainer = make(data, max_steps=20, sync_free=sync_free)
+    real = trainer._forward_backward
+    calls = []
+
+    def inf_norm(x, y, params):
+        calls.append(1)
+        loss, norm = real(x, y, params)
+        return loss, norm * math.inf if len(calls) == 4 else norm
+    monkeypatch.setattr(trainer, "_forward_backward", inf_norm)
+    last = list(trainer.reports())[-1]
+    assert last.event == "error"
+    assert last.message.startswith("the gradient norm became inf (the loss was finite, ")
+    assert "at step 4; stopped with the weights of step 2" in last.message and trainer.step == 2
+
+
+def test_after_a_divergence_a_resume_with_a_lower_lr_goes_on(seed, data, tmp_path):
+    """lr 1e4 without clipping blows the weights up; the kept weights are the last finite ones, so the same
+    checkpoint resumed with lr 1e-3 trains on instead of failing at its first step."""
+    blown = make(data, max_steps=200, lr=1e4, min_lr=0.0, warmup_steps=0, grad_clip=0.0, steps_per_yield=1)
+    reports = list(blown.reports())
+    assert reports[-1].event == "error", "lr 1e4 should diverge"
+    bad = int(reports[-1].message.split(" at step ")[1].split(";")[0])
+    assert blown.step == bad - 2 >= 0
+    blown.save(tmp_path / "ck")
+    model = build_model("transformer", dict(GPT_CFG, vocab_size=data["vocab"]))
+    cfg = TrainConfig(max_steps=blown.step + 20, batch_size=4, block_size=16, lr=1e-3, min_lr=1e-4, warmup_steps=0,
+                      eval_interval=1000, steps_per_yield=5, device="cpu")
+    again = Trainer.resume_from(tmp_path / "ck", model, data["train"], data["val"], cfg, val_chars=data["val_chars"])
+    more = list(again.reports())
+    assert [r.event for r in more if r.event == "error"] == []
+    assert more[-1].step == blown.step + 20 and math.isfinite(more[-1].val_loss)
 
 
 def test_sync_free_mode_matches_the_plain_loop(seed, data):

@@ -1,0 +1,394 @@
+"""Export a run as one plain PyTorch script: `main.py export --checkpoint DIR --out run.py`.
+
+The script imports torch and numpy only (and, for a BPE run, the tokenizers library, which reads the tokenizer
+JSON written beside it); nothing from this project. It rebuilds the tokenizer (a char or word vocabulary inline),
+the model, AdamW with the warmup + cosine schedule, reads the corpus, trains from scratch and samples. It mirrors
+engine/train.py and engine/models exactly — the same module construction order (so the same initial weights for a
+seed), the same parameter groups, clipping order, batch sampling generator and learning rates — so for the same
+seed on the CPU its losses equal the Trainer's (tests/engine/test_export.py checks 20 steps to 1e-5).
+
+The corpus: a single UTF-8 file is read from its own path; anything else (a built-in corpus, a folder, a file with
+a byte-order mark or another encoding) is written beside the script as NAME.corpus.txt, the exact text the run
+trained on. The script's --corpus option reads another file instead."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import checkpoint as ckpt
+from .corpus import load_corpus
+from .errors import CheckpointError, ConfigError
+
+__all__ = ["export_script"]
+
+
+def export_script(ckpt_dir, out_path) -> dict:
+    """Write the script for the checkpoint's run to `out_path` (and beside it the tokenizer JSON for BPE, the
+    corpus text when it cannot be read from its own path). Returns {"script", "files", "corpus"}: the script's
+    path, every file written, and the corpus path the script reads by default. Raises CheckpointError for an
+    n-gram or a checkpoint without its run spec, CorpusError when the corpus cannot be read, OSError on write."""
+    meta = ckpt.load_meta(ckpt_dir)
+    family = meta["family"]
+    if family == "ngram":
+        raise CheckpointError("an n-gram model is counted, not trained with PyTorch; there is no script to export")
+    if "spec" not in meta or not meta.get("tokenizer") or "train" not in meta:
+        raise CheckpointError(f"{ckpt_dir} has no run spec, tokenizer or training config, so its run cannot be "
+                              f"written as a script")
+    out = Path(out_path)
+    if out.suffix != ".py":
+        raise ConfigError(f"the script must be a .py file, not {out.name}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spec, tok = meta["spec"], meta["tokenizer"]
+    written = []
+    corpus_path = _corpus_path(spec, out, written)
+    tok_json = None
+    if tok["kind"] == "bpe":
+        tok_json = out.with_name(out.stem + ".tokenizer.json")
+        tok_json.write_text(tok["tokenizer_json"], encoding="utf-8")
+        written.append(tok_json)
+    settings = {
+        "family": family, "model": meta["model"], "train": meta["train"], "seed": int(meta["train"]["seed"]),
+        "val_fraction": float(spec.get("val_fraction", 0.1)), "corpus": str(corpus_path),
+        "tokenizer": {"kind": tok["kind"], **({"chars": tok["chars"]} if tok["kind"] == "char" else {}),
+                      **({"tokens": tok["tokens"], "lowercase": bool(tok.get("lowercase"))}
+                         if tok["kind"] == "word" else {}),
+                      **({"json": tok_json.name} if tok_json else {})},
+        "source": str(Path(ckpt_dir).resolve()),
+    }
+    text = SCRIPT.replace("@SETTINGS@", json.dumps(settings, indent=1, ensure_ascii=True))
+    out.write_text(text, encoding="utf-8")
+    written.insert(0, out)
+    return {"script": str(out), "files": [str(p) for p in written], "corpus": str(corpus_path)}
+
+
+def _corpus_path(spec: dict, out: Path, written: list) -> Path:
+    corpus = load_corpus(spec["corpus"], max_bytes=int(spec.get("max_corpus_bytes", 50_000_000)),
+                         on_bad_utf8=spec.get("on_bad_utf8", "error"))
+    source = Path(corpus.source)
+    if source.is_file():
+        try:
+            if source.read_bytes().decode("utf-8") == corpus.text:
+                return source.resolve()
+        except (OSError, UnicodeDecodeError):
+            pass
+    beside = out.with_name(out.stem + ".corpus.txt")
+    with open(beside, "w", encoding="utf-8", newline="") as f:
+        f.write(corpus.text)
+    written.append(beside)
+    return beside.resolve()
+
+
+SCRIPT = r'''"""A language-model training run as plain PyTorch, exported by LM Playground.
+
+Usage: python THIS.py [--corpus PATH] [--steps N] [--device cpu|cuda] [--sample-tokens N] [--losses]
+Needs torch and numpy (and the tokenizers library for a BPE tokenizer). It rebuilds the tokenizer, the model,
+AdamW with linear warmup and cosine decay, trains from scratch on the corpus and prints a sample.
+"""
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+SETTINGS = json.loads(r"""@SETTINGS@""")
+HERE = Path(__file__).resolve().parent
+
+
+# -- tokenizer ---------------------------------------------------------------------------------------------------
+class Tokenizer:
+    def __init__(self, spec):
+        self.kind = spec["kind"]
+        if self.kind == "char":
+            self.itos = list(spec["chars"])
+            self.stoi = {c: i for i, c in enumerate(self.itos)}
+        elif self.kind == "word":
+            self.itos = list(spec["tokens"])      # id 0 is <unk>
+            self.stoi = {t: i for i, t in enumerate(self.itos)}
+            self.lowercase = spec["lowercase"]
+            self.pattern = re.compile(r"\n|\w+(?:['’-]\w+)*|[^\w\s]")
+        else:
+            from tokenizers import Tokenizer as HFTokenizer   # byte-level BPE, the JSON written beside
+            self.bpe = HFTokenizer.from_file(str(HERE / spec["json"]))
+        self.vocab_size = len(self.itos) if self.kind != "bpe" else self.bpe.get_vocab_size()
+
+    def encode(self, text):
+        if self.kind == "char":
+            missing = sorted(set(text) - set(self.stoi))
+            if missing:
+                raise SystemExit(f"characters not in the vocabulary: {missing[:10]}")
+            return [self.stoi[c] for c in text]
+        if self.kind == "word":
+            words = self.pattern.findall(text.lower() if self.lowercase else text)
+            return [self.stoi.get(w, 0) for w in words]
+        return self.bpe.encode(text).ids
+
+    def decode(self, ids):
+        if self.kind == "char":
+            return "".join(self.itos[i] for i in ids)
+        if self.kind == "word":   # spaces between words, none around newlines
+            return " ".join(self.itos[i] for i in ids).replace(" \n ", "\n")
+        return self.bpe.decode(ids)
+
+
+# -- models (the same modules, in the same order, as LM Playground's, so a seed gives the same weights) ------------
+def rope_tables(length, head_size, base, device, dtype):
+    inv_freq = base ** (-torch.arange(0, head_size, 2, device=device, dtype=torch.float64) / head_size)
+    angles = torch.outer(torch.arange(0, length, device=device, dtype=torch.float64), inv_freq)
+    angles = torch.cat((angles, angles), dim=-1)
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+def apply_rope(x, cos, sin):
+    x1, x2 = x.chunk(2, dim=-1)
+    return (x * cos + torch.cat((-x2, x1), dim=-1) * sin).to(x.dtype)
+
+
+def sinusoidal_table(length, n_embd, device, dtype):
+    t = torch.arange(0, length, device=device, dtype=torch.float64)[:, None]
+    div = 10000.0 ** (torch.arange(0, n_embd, 2, device=device, dtype=torch.float64) / n_embd)
+    table = torch.zeros(length, n_embd, device=device, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(t / div)
+    table[:, 1::2] = torch.cos(t / div)
+    return table.to(dtype)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.n_head, self.n_kv_head = c["n_head"], c["n_kv_head"] or c["n_head"]
+        self.head_size = c["n_embd"] // c["n_head"]
+        kv_width = self.n_kv_head * self.head_size
+        self.q_proj = nn.Linear(c["n_embd"], c["n_embd"], bias=c["bias"])
+        self.k_proj = nn.Linear(c["n_embd"], kv_width, bias=c["bias"])
+        self.v_proj = nn.Linear(c["n_embd"], kv_width, bias=c["bias"])
+        self.c_proj = nn.Linear(c["n_embd"], c["n_embd"], bias=c["bias"])
+        self.dropout = c["dropout"]
+        self.resid_drop = nn.Dropout(c["dropout"])
+
+    def forward(self, x, rope=None):
+        B, T, C = x.size()
+        q = self.q_proj(x).view(B, T, self.n_head, self.head_size).transpose(1, 2)     # (B, nh, T, hs)
+        k = self.k_proj(x).view(B, T, self.n_kv_head, self.head_size).transpose(1, 2)  # (B, nkv, T, hs)
+        v = self.v_proj(x).view(B, T, self.n_kv_head, self.head_size).transpose(1, 2)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if self.n_kv_head != self.n_head:
+            rep = self.n_head // self.n_kv_head
+            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.resid_drop(self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C)))
+
+
+class MLP(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.c_fc = nn.Linear(c["n_embd"], 4 * c["n_embd"], bias=c["bias"])
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * c["n_embd"], c["n_embd"], bias=c["bias"])
+        self.drop = nn.Dropout(c["dropout"])
+
+    def forward(self, x):
+        return self.drop(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(c["n_embd"], bias=c["bias"])
+        self.attn = CausalSelfAttention(c)
+        self.ln_2 = nn.LayerNorm(c["n_embd"], bias=c["bias"])
+        self.mlp = MLP(c)
+
+    def forward(self, x, rope=None):
+        x = x + self.attn(self.ln_1(x), rope)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    """Pre-LayerNorm decoder-only transformer; positions learned, sinusoidal or rotary."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+        self.wte = nn.Embedding(c["vocab_size"], c["n_embd"])
+        if c["pos"] == "learned":
+            self.wpe = nn.Embedding(c["block_size"], c["n_embd"])
+        self.drop = nn.Dropout(c["dropout"])
+        self.blocks = nn.ModuleList(Block(c) for _ in range(c["n_layer"]))
+        self.ln_f = nn.LayerNorm(c["n_embd"], bias=c["bias"])
+        self.lm_head = nn.Linear(c["n_embd"], c["vocab_size"], bias=False)
+        if c["tie_weights"]:
+            self.lm_head.weight = self.wte.weight
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * c["n_layer"]))
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def forward(self, idx, targets=None):
+        B, T = idx.size()
+        x = self.wte(idx)                                           # (B, T, C)
+        rope = None
+        if self.c["pos"] == "learned":
+            x = x + self.wpe(torch.arange(0, T, device=idx.device))
+        elif self.c["pos"] == "sinusoidal":
+            x = x + sinusoidal_table(T, self.c["n_embd"], idx.device, x.dtype)
+        else:
+            rope = rope_tables(T, self.c["n_embd"] // self.c["n_head"], self.c["rope_base"], idx.device, x.dtype)
+        x = self.drop(x)
+        for block in self.blocks:
+            x = block(x, rope)
+        logits = self.lm_head(self.ln_f(x))                        # (B, T, V)
+        loss = None if targets is None else F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
+        return logits, loss
+
+
+class RNNLM(nn.Module):
+    """Embedding -> stacked RNN/LSTM/GRU -> linear head."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+        module = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[c["cell"]]
+        kwargs = {"nonlinearity": "tanh"} if c["cell"] == "rnn" else {}
+        self.wte = nn.Embedding(c["vocab_size"], c["n_embd"])
+        self.rnn = module(c["n_embd"], c["n_hidden"], c["n_layer"], batch_first=True,
+                          dropout=c["dropout"] if c["n_layer"] > 1 else 0.0, **kwargs)
+        self.drop = nn.Dropout(c["dropout"])
+        self.lm_head = nn.Linear(c["n_hidden"], c["vocab_size"])
+        if c["tie_weights"]:
+            self.lm_head.weight = self.wte.weight
+
+    def forward(self, idx, targets=None):
+        out, _ = self.rnn(self.drop(self.wte(idx)))                # (B, T, n_hidden)
+        logits = self.lm_head(self.drop(out))                      # (B, T, V)
+        loss = None if targets is None else F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
+        return logits, loss
+
+
+def build_model(family, c):
+    if family == "transformer":
+        c = dict({"n_kv_head": None, "dropout": 0.0, "bias": False, "pos": "rope", "rope_base": 10000.0,
+                  "tie_weights": True}, **c)
+        return GPT(c)
+    return RNNLM(dict({"dropout": 0.0, "tie_weights": False, "cell": family}, **c))
+
+
+# -- training ------------------------------------------------------------------------------------------------------
+def lr_at(t, step):
+    """Learning rate for the step after `step` completed ones: linear warmup, then cosine decay to min_lr."""
+    if step < t["warmup_steps"]:
+        return t["lr"] * (step + 1) / (t["warmup_steps"] + 1)
+    span = max(1, t["max_steps"] - t["warmup_steps"])
+    progress = min(1.0, (step - t["warmup_steps"]) / span)
+    return t["min_lr"] + 0.5 * (1.0 + math.cos(math.pi * progress)) * (t["lr"] - t["min_lr"])
+
+
+@torch.no_grad()
+def evaluate(model, data, block_size, batch):
+    """Mean loss (nats/token) over every validation token, in non-overlapping windows."""
+    n = data.numel() - 1
+    w = n // block_size
+    xs, ys = data[:w * block_size].view(w, block_size), data[1:w * block_size + 1].view(w, block_size)
+    chunks = [(xs[i:i + batch], ys[i:i + batch]) for i in range(0, w, batch)]
+    if n - w * block_size:
+        chunks.append((data[w * block_size:n][None], data[w * block_size + 1:][None]))
+    model.eval()
+    total = 0.0
+    for x, y in chunks:
+        logits, _ = model(x)
+        total += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum").item()
+    model.train()
+    return total / n
+
+
+@torch.no_grad()
+def sample(model, tok, prompt_ids, n, block_size, device, seed):
+    gen = torch.Generator(device=device).manual_seed(seed)
+    ids = list(prompt_ids)
+    model.eval()
+    for _ in range(n):
+        x = torch.tensor([ids[-block_size:]], dtype=torch.long, device=device)
+        logits, _ = model(x)
+        probs = torch.softmax(logits[0, -1].float(), dim=-1)
+        ids.append(int(torch.multinomial(probs, 1, generator=gen)))
+    model.train()
+    return tok.decode(ids)
+
+
+def main():
+    t = dict(SETTINGS["train"])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--corpus", default=SETTINGS["corpus"], help="UTF-8 text file (default: the run's corpus)")
+    p.add_argument("--steps", type=int, default=t["max_steps"], help="optimizer steps to run")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--sample-tokens", type=int, default=200)
+    p.add_argument("--losses", action="store_true", help="print every step's train loss as one JSON list")
+    args = p.parse_args()
+    device = torch.device(args.device)
+    seed = SETTINGS["seed"]
+
+    with open(args.corpus, encoding="utf-8", newline="") as f:   # newline="": line ends as they are in the file
+        text = f.read()
+    n_train = int(len(text) * (1.0 - SETTINGS["val_fraction"]))   # the last val_fraction is validation
+    train_text, val_text = text[:n_train], text[n_train:]
+    tok = Tokenizer(SETTINGS["tokenizer"])
+    train_data = torch.tensor(tok.encode(train_text), dtype=torch.long).to(device)
+    val_data = torch.tensor(tok.encode(val_text), dtype=torch.long).to(device)
+
+    torch.manual_seed(seed)                    # initial weights
+    model = build_model(SETTINGS["family"], SETTINGS["model"])
+    torch.manual_seed(seed)                    # dropout
+    model = model.to(device).train()
+    gen = torch.Generator(device=device)       # batch sampling has its own generator
+    gen.manual_seed(seed)
+    B, T = t["batch_size"], t["block_size"]
+    offsets = torch.arange(T, device=device)
+    params = list(model.parameters())
+    groups = [{"params": [q for q in params if q.dim() >= 2], "weight_decay": t["weight_decay"]},
+              {"params": [q for q in params if q.dim() < 2], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=t["lr"], betas=(t["beta1"], t["beta2"]))
+    ordered = [q for g in opt.param_groups for q in g["params"]]
+    clip = t["grad_clip"] if t["grad_clip"] > 0 else math.inf
+    print(f"{SETTINGS['family']}: {sum(q.numel() for q in params):,} parameters, {len(train_data):,} train "
+          f"tokens, vocabulary {tok.vocab_size}", file=sys.stderr)
+
+    losses = []
+    for step in range(args.steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(t, step)
+        ix = torch.randint(len(train_data) - T, (B, 1), device=device, generator=gen)
+        x, y = train_data[ix + offsets], train_data[ix + offsets + 1]     # (B, T)
+        _, loss = model(x, y)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(ordered, clip)
+        if not (torch.isfinite(loss) and torch.isfinite(norm)):
+            raise SystemExit(f"the loss or gradient norm became non-finite at step {step + 1}: try a lower lr")
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        if (step + 1) % t["eval_interval"] == 0 or step + 1 == args.steps:
+            val = evaluate(model, val_data, T, t.get("eval_batch_size") or 4 * B)
+            print(f"step {step + 1}: train loss {losses[-1]:.4f}, val loss {val:.4f}", file=sys.stderr)
+    if args.losses:
+        print(json.dumps(losses))
+    if args.sample_tokens > 0:
+        print(sample(model, tok, train_data[:1].tolist(), args.sample_tokens, T, device, seed), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
+'''

@@ -1,0 +1,71 @@
+"""Fine-tuning from the window: load a checkpoint, choose another corpus, "Fine-tune on this corpus"; the
+unencodable characters are named and mapped on request; both curves share one step axis; a fine-tuned
+checkpoint shows its parent's curve before its own when loaded."""
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QMessageBox
+
+from app.main_window import MainWindow
+from engine import checkpoint
+from tests.app.test_main_window import RUN_TIMEOUT_MS, load_and_wait, load_ckpt, make_tiny, start_and_wait
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
+    qtbot.addWidget(w)
+    w.ask_save_on_close = lambda: QMessageBox.Discard
+    w.show()
+    qtbot.waitUntil(lambda: not w.panel.corpus_box.is_loading(), timeout=RUN_TIMEOUT_MS)
+    yield w
+    w.shutdown_run()
+
+
+def test_finetune_a_loaded_checkpoint_on_another_corpus(qtbot, window, tmp_path, small_text):
+    make_tiny(window, max_steps=6, eval_interval=3)
+    start_and_wait(qtbot, window)
+    parent = window.save_checkpoint(str(tmp_path / "parent"))
+    assert load_ckpt(qtbot, window, parent)
+    assert window.panel.finetune_button.isEnabled()
+    other = tmp_path / "other.txt"
+    other.write_text(small_text + "¤¤ new symbol\n", encoding="utf-8")   # '¤' is not in python-docs' characters
+    assert load_and_wait(qtbot, window.panel.corpus_box, str(other))
+    window.panel.fields["train"]["max_steps"].setValue(4)
+    asked = []
+    window.ask_map_unknown = lambda message, replacement: asked.append((message, replacement)) or None
+    assert not window.finetune_checkpoint()          # cancelled: nothing starts
+    assert "'¤' ×2" in asked[0][0] and asked[0][1] == " " and window.thread is None
+    window.ask_map_unknown = lambda message, replacement: replacement
+    qtbot.mouseClick(window.panel.finetune_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: window.state == "done", timeout=RUN_TIMEOUT_MS)
+    steps = window.loss_plot.train["step"]
+    assert steps[0] > 6 and steps[-1] == 6 + 4       # after the parent's steps on one axis
+    earlier = window.loss_plot.history.runs
+    assert len(earlier) == 2 and earlier[-1].train["step"][-1] == 6   # the parent's curve is still shown
+    child = window.save_checkpoint(str(tmp_path / "child"))
+    meta = checkpoint.load_meta(child)
+    assert meta["parent"]["checkpoint"] == str(parent) and meta["parent"]["step"] == 6
+    assert meta["spec"]["corpus"] == str(other)
+    # loading the fine-tuned checkpoint shows the parent's curve, then its own after it
+    assert load_ckpt(qtbot, window, child)
+    assert window.loss_plot.history.runs[-1].train["step"][-1] == 6
+    assert window.loss_plot.train["step"][0] > 6 and window.loss_plot.train["step"][-1] == 10
+
+
+def test_export_the_loaded_checkpoint_as_a_script(qtbot, window, tmp_path):
+    make_tiny(window, max_steps=4, eval_interval=2)
+    start_and_wait(qtbot, window)
+    assert not window.panel.export_button.isEnabled()          # a run in the window: save it, load it, export
+    ck = window.save_checkpoint(str(tmp_path / "ck"))
+    assert load_ckpt(qtbot, window, ck)
+    assert window.panel.export_button.isEnabled()
+    with qtbot.waitSignal(window.exported, timeout=RUN_TIMEOUT_MS) as blocker:
+        assert window.export_checkpoint(str(tmp_path / "run.py"))
+    assert blocker.args == [str(tmp_path / "run.py")]
+    assert "def main():" in (tmp_path / "run.py").read_text()
+    assert "exported" in window.statusBar().currentMessage()
+    with qtbot.waitSignal(window.exported, timeout=RUN_TIMEOUT_MS) as blocker:
+        assert window.export_checkpoint(str(tmp_path / "run.txt"))   # not a .py: refused with the reason
+    assert blocker.args == [""] and "must be a .py file" in window.panel.message.text()

@@ -1,0 +1,68 @@
+"""`main.py export`: a checkpoint's run as one plain PyTorch script. Run on the CPU in a bare interpreter (no
+project on its path), its per-step losses equal the project's Trainer's for the same seed."""
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from engine import api
+from engine.cli import main
+from engine.errors import CheckpointError
+
+TINY = {"n_layer": "1", "n_embd": "16", "n_head": "2", "block_size": "16", "batch_size": "4", "eval_interval": "10",
+        "steps_per_yield": "1", "warmup_steps": "3"}
+
+
+def _trainer_losses(spec: api.RunSpec) -> tuple[list[float], api.Run]:
+    run = api.start_run(spec)
+    by_step = {}
+    for r in run.reports():
+        if r.event in ("step", "eval"):
+            by_step.setdefault(r.step, r.train_loss)
+    return [by_step[s] for s in sorted(by_step)], run
+
+
+@pytest.mark.parametrize("family, tokenizer, extra", [
+    ("transformer", "char", {}),
+    ("transformer", "bpe", {"pos": "learned", "dropout": "0.1"}),
+    ("lstm", "word", {"n_hidden": "16"}),
+])
+def test_exported_script_reproduces_the_trainers_losses(tmp_path, small_text, family, tokenizer, extra):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(small_text * 2, encoding="utf-8")
+    overrides = dict(TINY, **extra)
+    if family != "transformer":
+        overrides.pop("n_head")
+    spec = api.RunSpec(corpus=str(corpus), tokenizer=tokenizer, family=family, seed=7, device="cpu", max_steps=20,
+                       preset=None, overrides=overrides,
+                       tokenizer_options={"vocab_size": "300"} if tokenizer == "bpe" else {})
+    losses, run = _trainer_losses(spec)
+    assert len(losses) == 20
+    ck = run.save(tmp_path / "ck")
+    script = tmp_path / "out" / "run.py"
+    assert main(["export", "--checkpoint", str(ck), "--out", str(script)]) == 0
+    text = script.read_text()
+    imports = set(re.findall(r"^\s*(?:from|import) (\w+)", text, re.M))
+    assert imports <= {"argparse", "json", "math", "re", "sys", "pathlib", "numpy", "torch", "tokenizers"}
+    proc = subprocess.run([sys.executable, "-I", str(script), "--steps", "20", "--losses", "--sample-tokens", "20"],
+                          cwd=tmp_path / "out", capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    exported = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert exported == pytest.approx(losses, abs=1e-5, rel=0)
+    assert "step 20: train loss" in proc.stderr          # it trains, evaluates and samples
+    assert (tmp_path / "out" / "run.tokenizer.json").exists() == (tokenizer == "bpe")
+
+
+def test_export_refuses_an_ngram(tmp_path, small_text, capsys):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(small_text, encoding="utf-8")
+    run = api.start_run(api.RunSpec(corpus=str(corpus), family="ngram", device="cpu"))
+    list(run.reports())
+    ck = run.save(tmp_path / "ng")
+    assert main(["export", "--checkpoint", str(ck), "--out", str(tmp_path / "x.py")]) == 2
+    assert "n-gram" in capsys.readouterr().err
+    with pytest.raises(CheckpointError):
+        from engine.export import export_script
+        export_script(ck, tmp_path / "y.py")
