@@ -129,7 +129,7 @@ def _train(args: argparse.Namespace) -> int:
             if not math.isnan(r.train_loss):
                 line += f"  loss {r.train_loss:.4f}  lr {r.lr:.2e}  {r.tokens_per_s:,.0f} tok/s"
             if r.val_loss is not None:
-                line += f"  val {r.val_loss:.4f} ({r.val_bpc:.3f} bpc)"
+                line += f"  val {r.val_loss:.4f} ({r.val_bpc:.3f} bpc, {r.val_scope or 'whole split'})"
             if r.message:
                 line += f"  {r.message}"
             print(line, file=sys.stderr)

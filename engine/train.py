@@ -46,20 +46,24 @@ class TrainConfig(ConfigMixin):
     grad_clip: float = 1.0         # clip the global gradient norm to this; 0 turns clipping off
     beta1: float = 0.9             # AdamW first-moment decay
     beta2: float = 0.99            # AdamW second-moment decay (0.99 suits small-batch char models)
-    eval_interval: int = 250       # steps between full validation passes (one always runs at the end)
+    eval_interval: int = 250       # steps between validation passes (one over the whole split always ends a run)
+    eval_windows: int = 0          # validation windows scored by the evaluations during training (evenly spaced,
+                                   # the same ones every time); 0 = the whole split. The final one is always whole
     eval_batch_size: int = 0       # windows per validation forward; 0 means 4 × batch_size
     steps_per_yield: int = 10      # optimizer steps per report
     device: str = "auto"           # "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N", "mps"
     precision: str = "auto"        # "auto" (bf16 autocast for a transformer on CUDA, else fp32), "bf16", "fp32"
     compile: bool = False          # torch.compile the model for training (worth it on a GPU)
     seed: int = 1337               # seeds batch sampling and dropout
+    threads: int = 0               # torch CPU threads for the run; 0 = auto (one for a small model's steps,
+                                   # otherwise whatever torch is set to); ignored on a GPU
 
     def __post_init__(self):
         for name in ("max_steps", "batch_size", "block_size", "eval_interval", "steps_per_yield"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive integer, not {getattr(self, name)!r}")
-        if self.warmup_steps < 0 or self.eval_batch_size < 0:
-            raise ConfigError("warmup_steps and eval_batch_size must not be negative")
+        if self.warmup_steps < 0 or self.eval_batch_size < 0 or self.eval_windows < 0 or self.threads < 0:
+            raise ConfigError("warmup_steps, eval_batch_size, eval_windows and threads must not be negative")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"lr must be a positive number, not {self.lr}")
         if not 0 <= self.min_lr <= self.lr:
@@ -92,16 +96,31 @@ class StepReport:
     tokens_per_s: float
     elapsed_s: float               # time spent training (pauses excluded)
     eta_s: float | None
-    val_loss: float | None = None  # mean nats per token over the whole validation split
+    val_loss: float | None = None  # mean nats per token over the validation windows val_scope names
     val_bpc: float | None = None   # bits per character, comparable across tokenizers
     val_ppl: float | None = None
     event: str = "step"            # "step" | "eval" | "paused" | "done" | "error"
     message: str = ""
     mfu: float | None = None       # model FLOPs utilisation against the device's peak (None when unknown)
+    val_scope: str = ""            # what val_loss covers: "whole split" or "N windows" ("" without val_loss)
 
 
 class _NonFinite(Exception):
     pass
+
+
+# Below this many FLOPs per optimizer step a CPU run uses one thread: the ops are too small for torch to split
+# well, and a second thread that waits for a core someone else is using stalls every op. Measured on this
+# project's shared 2-core machine with nanogpt-cpu (about 4 GFLOP a step): 77 ms a step with one thread, 720 ms
+# with two while other work ran.
+ONE_THREAD_BELOW_FLOPS = 2e10
+
+
+def cpu_threads(model, cfg: TrainConfig) -> int:
+    """The auto thread count for training `model` on the CPU: 1 for small steps, else 0 (leave torch's setting,
+    which a caller such as the window may have lowered on purpose)."""
+    step_flops = model.flops_per_token(cfg.block_size) * cfg.batch_size * cfg.block_size
+    return 1 if step_flops < ONE_THREAD_BELOW_FLOPS else 0
 
 
 class Trainer:
@@ -125,6 +144,10 @@ class Trainer:
         if val_chars < 1:
             raise ConfigError("val_chars must be positive")
         self.device = resolve_device(cfg.device)
+        if self.device.type == "cpu":
+            threads = cfg.threads or cpu_threads(model, cfg)
+            if threads:
+                torch.set_num_threads(threads)
         self.device_label = device_name(self.device)
         peak = peak_flops(self.device)
         self.peak_flops, self.peak_label = peak if peak else (None, "no peak figure for this device")
@@ -139,8 +162,10 @@ class Trainer:
         self._gen = torch.Generator(device=self.device)
         self._gen.manual_seed(cfg.seed)
         self._offsets = torch.arange(cfg.block_size, device=self.device)
-        fused = self.device.type == "cuda" if sync_free is None else sync_free
-        self.sync_free = fused
+        self.sync_free = self.device.type == "cuda" if sync_free is None else sync_free
+        # The fused AdamW is one kernel for all parameters on CUDA and on the CPU too (torch >= 2.4), instead of
+        # ~8 small ops per parameter tensor; on the CPU without it torch would even pick the per-tensor loop.
+        fused = self.sync_free or self.device.type in ("cpu", "cuda")
         params = list(self.model.parameters())
         groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
                   {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
@@ -153,6 +178,7 @@ class Trainer:
         self._autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if bf16 \
             else contextlib.nullcontext
         self.step, self.tokens = 0, 0
+        self._val_scope = "whole split"
         self._elapsed_before = 0.0  # training time of the run this one resumes
         self.last_report: StepReport | None = None
         self.last_eval: StepReport | None = None  # the latest report carrying validation figures
@@ -204,8 +230,10 @@ class Trainer:
                 if not finishing:
                     sums = self._run_steps(n)
                     dt = time.perf_counter() - t0
-                if finishing or (self.step % cfg.eval_interval == 0 and self.step < cfg.max_steps):
+                if finishing:
                     val = self.evaluate()
+                elif self.step % cfg.eval_interval == 0 and self.step < cfg.max_steps:
+                    val = self.evaluate(cfg.eval_windows)
             except (MemoryError, RuntimeError) as e:   # CUDA/MPS OutOfMemoryError; the CPU allocator's RuntimeError
                 if not is_out_of_memory(e):
                     raise
@@ -315,7 +343,7 @@ class Trainer:
                if self.peak_flops and tps else None)
         rep = StepReport(self.step, cfg.max_steps, self.tokens, train_loss, cfg.lr_at(max(0, self.step - 1)),
                          grad_norm, tps, self._elapsed_before + active, eta, *(val or (None, None, None)), event,
-                         message, mfu)
+                         message, mfu, self._val_scope if val else "")
         self.last_report = rep
         self.history.add(rep)
         if val:
@@ -324,18 +352,29 @@ class Trainer:
 
     # -- validation -----------------------------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self) -> tuple[float, float, float]:
-        """(val_loss, val_bpc, val_ppl) over every validation token: non-overlapping block_size windows (the
-        last one shorter), each starting from an empty context, so the figure does not depend on sampling."""
+    def evaluate(self, windows: int = 0) -> tuple[float, float, float]:
+        """(val_loss, val_bpc, val_ppl). windows 0: over every validation token, in non-overlapping block_size
+        windows (the last one shorter), each starting from an empty context, so the figure does not depend on
+        sampling. windows k > 0: over k block_size windows spread evenly over the split, the same ones at every
+        call (so a curve of them is not noisy), at k/(split/block_size) of the cost; bits per character then use
+        the whole split's characters per token. Sets `_val_scope` to say which one it was."""
         T = self.cfg.block_size
         eb = self.cfg.eval_batch_size or 4 * self.cfg.batch_size
         data = self.val_data
         n = data.numel() - 1  # every token after the first is predicted once
         w = n // T
-        xs, ys = data[:w * T].view(w, T), data[1:w * T + 1].view(w, T)
-        chunks = [(xs[i:i + eb], ys[i:i + eb]) for i in range(0, w, eb)]
-        if n - w * T:
-            chunks.append((data[w * T:n][None], data[w * T + 1:][None]))
+        if 0 < windows < w:
+            starts = torch.linspace(0, n - T, windows, device=data.device).long()[:, None] + \
+                torch.arange(T, device=data.device)                     # (k, T) positions
+            xs, ys = data[starts], data[starts + 1]
+            chunks = [(xs[i:i + eb], ys[i:i + eb]) for i in range(0, windows, eb)]
+            scored, self._val_scope = windows * T, f"{windows} windows"
+        else:
+            xs, ys = data[:w * T].view(w, T), data[1:w * T + 1].view(w, T)
+            chunks = [(xs[i:i + eb], ys[i:i + eb]) for i in range(0, w, eb)]
+            if n - w * T:
+                chunks.append((data[w * T:n][None], data[w * T + 1:][None]))
+            scored, self._val_scope = n, "whole split"
         self.model.eval()
         sums = []
         try:
@@ -350,8 +389,9 @@ class Trainer:
         chars = self.val_chars * n / (n + 1)
         if self.tokenizer is not None:  # the first token is context only, so its characters are not scored
             chars = self.val_chars - len(self.tokenizer.decode([int(data[0])]))
-        loss = nats / n
-        return loss, nats / (max(chars, 1) * math.log(2)), math.exp(min(loss, 700.0))
+        loss = nats / scored
+        bpc = loss * n / (max(chars, 1) * math.log(2))
+        return loss, bpc, math.exp(min(loss, 700.0))
 
     # -- checkpoints ----------------------------------------------------------------------------------------
     def save(self, out_dir, meta_extra: dict | None = None) -> Path:
