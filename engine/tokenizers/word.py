@@ -54,24 +54,12 @@ class WordTokenizer:
         return [get(t, 0) for t in self.split(text)]
 
     def decode(self, ids: Sequence[int]) -> str:
-        out: list[str] = []
-        glue = True          # no space before the next token (start of text, after a newline or an opener)
-        open_quote = {q: False for q in _QUOTES}
-        for i in check_ids(ids, self.vocab_size):
-            tok = self.tokens[i]
-            if tok == "\n":
-                out.append("\n")
-                glue = True
-                continue
-            space = not glue and tok not in _CLOSERS
-            glue = tok in _OPENERS
-            if tok in _QUOTES:
-                closing = open_quote[tok]
-                open_quote[tok] = not closing
-                space = space and not closing
-                glue = not closing
-            out.append(" " + tok if space else tok)
-        return "".join(out)
+        joiner = _Joiner(self)
+        return "".join(joiner.add(i) for i in check_ids(ids, self.vocab_size))
+
+    def stream_decoder(self) -> "_Joiner":
+        """decode() one token at a time: the spacing state carries over (engine/tokenizers/stream.py)."""
+        return _Joiner(self)
 
     def token_str(self, i: int) -> str:
         return visible(self.tokens[check_ids([i], self.vocab_size)[0]])
@@ -82,3 +70,29 @@ class WordTokenizer:
     @classmethod
     def from_dict(cls, d: dict) -> "WordTokenizer":
         return cls(d["tokens"], d.get("lowercase", False))
+
+
+class _Joiner:
+    """The spacing rules as a state machine over tokens, so decode() and streaming share them."""
+
+    def __init__(self, tokenizer: WordTokenizer):
+        self.tokens, self.vocab_size = tokenizer.tokens, tokenizer.vocab_size
+        self.glue = True          # no space before the next token (start of text, after a newline or an opener)
+        self.open_quote = {q: False for q in _QUOTES}
+
+    def add(self, i: int) -> str:
+        tok = self.tokens[check_ids([i], self.vocab_size)[0]]
+        if tok == "\n":
+            self.glue = True
+            return "\n"
+        space = not self.glue and tok not in _CLOSERS
+        self.glue = tok in _OPENERS
+        if tok in _QUOTES:
+            closing = self.open_quote[tok]
+            self.open_quote[tok] = not closing
+            space = space and not closing
+            self.glue = not closing
+        return " " + tok if space else tok
+
+    def flush(self) -> str:
+        return ""

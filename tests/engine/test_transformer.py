@@ -158,3 +158,15 @@ def test_loss_falls_on_small_corpus(seed, small_text):
     m = build_model("transformer", dict(vocab_size=len(chars), block_size=32, n_layer=1, n_head=2, n_embd=32))
     losses = loss_curve(m, data, lr=3e-3)
     assert sum(losses[-10:]) / 10 < 0.75 * sum(losses[:10]) / 10
+
+
+@pytest.mark.parametrize("pos,kv", [("learned", None), ("rope", 1), ("sinusoidal", 2)])
+def test_last_logits_equal_the_forward_at_the_last_position(pos, kv):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, block_size=12, n_layer=3, n_head=2, n_kv_head=kv, n_embd=8,
+                          pos=pos)).double().eval()
+    idx = torch.randint(0, 11, (3, 12))
+    with torch.no_grad():
+        want = model(idx)[0][:, -1:]
+    assert model.last_logits(idx).shape == (3, 1, 11)
+    torch.testing.assert_close(model.last_logits(idx), want, rtol=1e-12, atol=1e-12)
