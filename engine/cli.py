@@ -147,9 +147,10 @@ def _train(args: argparse.Namespace) -> int:
 
 def _sample(args: argparse.Namespace) -> int:
     from . import api
-    from .decode import DecodeConfig, generate
+    from .decode import DecodeConfig, generate, inference_threads
 
     handle = api.load_checkpoint(args.checkpoint)
+    inference_threads(handle.model)
     cfg = DecodeConfig(strategy=args.strategy, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                        min_p=args.min_p, repetition_penalty=args.repetition_penalty, beam_width=args.beam_width,
                        length_penalty=args.length_penalty, max_new_tokens=args.max_new_tokens, stop=args.stop,
