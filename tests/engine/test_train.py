@@ -251,7 +251,7 @@ def test_lr_schedule_warms_up_then_decays_to_min_lr():
 def test_presets_load_and_validate():
     names = list_presets()
     for want in ("tiny-cpu-rnn", "tiny-cpu-lstm", "tiny-cpu-gru", "tiny-cpu-transformer", "char-rnn-lstm",
-                 "nanogpt-char", "nanogpt-cpu", "fast-gpu-char"):
+                 "nanogpt-char", "nanogpt-cpu", "fast-gpu-char", "fast-cpu-char"):
         assert want in names
     for name in names:
         p = load_preset(name)
