@@ -135,10 +135,10 @@ def test_snapshot_does_not_wait_for_a_validation_pass(corpus_file):
     in_eval, release = threading.Event(), threading.Event()
     original = run.trainer.evaluate
 
-    def slow_evaluate():
+    def slow_evaluate(*args):
         in_eval.set()
         release.wait(10)
-        return original()
+        return original(*args)
     run.trainer.evaluate = slow_evaluate
     worker = threading.Thread(target=lambda: list(run.reports()))
     worker.start()
