@@ -50,9 +50,7 @@ class TrainConfig(ConfigMixin):
     eval_windows: int = 0          # validation windows scored by the evaluations during training (evenly spaced,
                                    # the same ones every time); 0 = the whole split. The final one is always whole
     eval_batch_size: int = 0       # windows per validation forward; 0 means 4 × batch_size
-    steps_per_yield: int = 10      # optimizer steps per report (at most)
-    report_interval_s: float = 0.0 # also end a report once its steps took this long (0 = off): reports at a
-                                   # steady rate whatever the model's speed (the window asks for ~25 a second)
+    steps_per_yield: int = 10      # optimizer steps per report
     device: str = "auto"           # "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N", "mps"
     precision: str = "auto"        # "auto" (bf16 autocast for a transformer on CUDA, else fp32), "bf16", "fp32"
     compile: bool = False          # torch.compile the model for training (worth it on a GPU)
@@ -64,8 +62,6 @@ class TrainConfig(ConfigMixin):
         for name in ("max_steps", "batch_size", "block_size", "eval_interval", "steps_per_yield"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive integer, not {getattr(self, name)!r}")
-        if not (self.report_interval_s >= 0 and math.isfinite(self.report_interval_s)):
-            raise ConfigError(f"report_interval_s must be 0 or more, not {self.report_interval_s}")
         if self.warmup_steps < 0 or self.eval_batch_size < 0 or self.eval_windows < 0 or self.threads < 0:
             raise ConfigError("warmup_steps, eval_batch_size, eval_windows and threads must not be negative")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -280,12 +276,9 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         norm_sum = torch.zeros((), device=self.device)
         first = self.step
-        # on CUDA steps are queued, not done, so the clock says nothing there: the interval is for the CPU
-        until = time.perf_counter() + cfg.report_interval_s if cfg.report_interval_s and not self.sync_free \
-            else math.inf
         for i in range(n):
-            if i and (self._stop.is_set() or not self._running.is_set() or time.perf_counter() >= until):
-                break  # honour stop/pause between steps, not only between reports; report on time
+            if i and (self._stop.is_set() or not self._running.is_set()):
+                break  # honour stop/pause between steps, not only between reports
             lr = cfg.lr_at(first + i)
             for g in opt.param_groups:
                 g["lr"] = lr

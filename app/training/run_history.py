@@ -158,7 +158,7 @@ class RunHistory:
 
 
 # not named in the legend: no bearing on the curve's shape, or (max_steps) plain to see from its length
-QUIET = {"vocab_size", "steps_per_yield", "report_interval_s", "eval_batch_size", "device", "cell", "max_steps"}
+QUIET = {"vocab_size", "steps_per_yield", "eval_batch_size", "device", "cell", "max_steps"}
 
 
 def describe_run(spec: dict, before: dict | None = None, before_name: str = "") -> str:

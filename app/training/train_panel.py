@@ -30,7 +30,6 @@ RESUME_TIP = "Continue a paused run, or go on training a loaded checkpoint up to
 
 
 NEAR_FULL = 0.8   # an estimate above this fraction of the available memory is shown as a warning
-REPORT_INTERVAL_S = 1 / 25   # on the CPU a report ends after this long: the rate TrainWorker forwards them at
 
 
 class TrainPanel(QWidget):
@@ -283,12 +282,9 @@ class TrainPanel(QWidget):
             max_steps = train.pop("max_steps")
             overrides.update(train)
             if resolve_device(self.device.currentText()).type != "cuda":
-                # reports on time, about as often as the worker forwards them, not one per step: a tiny model
-                # steps ~60 times a second and each report is Python work on both threads (bench/gui_latency.py).
-                # Pause and Stop still act after the current step (the trainer checks between steps). On CUDA
-                # the preset's batching of steps between host syncs is kept (what makes small models fast there)
-                overrides["steps_per_yield"] = 1000
-                overrides["report_interval_s"] = REPORT_INTERVAL_S
+                # one step per report, so Pause and Stop act after the current step; on CUDA the preset's
+                # batching of steps between host syncs is kept (it is what makes small models fast there)
+                overrides["steps_per_yield"] = 1
         return api.RunSpec(corpus=self.corpus_box.spec(), tokenizer=self.tokenizer.currentText(),
                            tokenizer_options=self.tokenizer_options(), family=family,
                            preset=self.preset.currentText() if neural else None,

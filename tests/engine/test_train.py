@@ -335,13 +335,3 @@ def test_small_cpu_runs_train_on_one_thread_unless_told(seed, data):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
-
-
-def test_reports_can_come_on_time_rather_than_by_step_count(seed, data):
-    """report_interval_s ends a report once its steps took that long, so a tiny interval gives a report per step
-    however large steps_per_yield is; evaluations still fall on their steps."""
-    reports = list(make(data, max_steps=12, steps_per_yield=1000, report_interval_s=1e-9, eval_interval=5).reports())
-    assert [r.step for r in reports] == list(range(1, 13)) + [12]
-    assert [r.step for r in reports if r.event == "eval"] == [5, 10]
-    with pytest.raises(ConfigError, match="report_interval_s"):
-        TrainConfig(report_interval_s=-1.0)
