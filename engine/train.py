@@ -273,8 +273,9 @@ class Trainer:
         """n optimizer steps; returns (steps, summed loss, summed grad norm), reading the device once."""
         cfg, opt = self.cfg, self.optimizer
         params = [p for g in opt.param_groups for p in g["params"]]
-        loss_sum = torch.zeros((), device=self.device)
+        loss_sum = torch.zeros((), device=self.device)    # summed on the device when sync-free
         norm_sum = torch.zeros((), device=self.device)
+        host_loss, host_norm = 0.0, 0.0                      # else on the host
         first = self.step
         for i in range(n):
             if i and (self._stop.is_set() or not self._running.is_set()):
@@ -287,30 +288,40 @@ class Trainer:
             x = self.train_data[ix + self._offsets]      # (B, T) gathered on the device
             y = self.train_data[ix + self._offsets + 1]
             loss, norm = self._forward_backward(x, y, params)
-            bad = ~(torch.isfinite(loss) & torch.isfinite(norm))
             if self.sync_free:
+                bad = ~(torch.isfinite(loss) & torch.isfinite(norm))
                 self._bad_step = torch.where(bad & (self._bad == 0), first + i + 1, self._bad_step)
                 self._bad = torch.maximum(self._bad, bad.float())
                 opt.found_inf = self._bad  # fused AdamW skips the update (and its step count) when set
-            elif bad.item():
-                opt.zero_grad(set_to_none=True)
-                self._bad_step.fill_(first + i + 1)
-                self._bad.fill_(1.0)
-                break
+            else:
+                # read on the host: two reads instead of a dozen tiny tensor ops per step (each one a GIL round
+                # trip, which the window's painting thread competes for); free on the CPU, which has no queue
+                loss_f, norm_f = loss.item(), norm.item()
+                if not (math.isfinite(loss_f) and math.isfinite(norm_f)):
+                    opt.zero_grad(set_to_none=True)
+                    self._bad_step.fill_(first + i + 1)
+                    self._bad.fill_(1.0)
+                    break
             with self.update_lock:
                 opt.step()
                 self.step += 1
                 self.tokens += cfg.batch_size * cfg.block_size
             opt.zero_grad(set_to_none=True)
-            good = 1.0 - self._bad
-            loss_sum += torch.nan_to_num(loss.detach().float()) * good
-            norm_sum += torch.nan_to_num(norm.float()) * good
+            if self.sync_free:
+                good = 1.0 - self._bad
+                loss_sum += torch.nan_to_num(loss.detach().float()) * good
+                norm_sum += torch.nan_to_num(norm.float()) * good
+            else:
+                host_loss += loss_f
+                host_norm += norm_f
         if self._bad.item():
             bad_step = int(self._bad_step.item())
             self.step = bad_step - 1
             self.tokens = self.step * cfg.batch_size * cfg.block_size
             raise _NonFinite(f"loss became NaN/inf at step {bad_step}; stopped with the weights of step "
                              f"{bad_step - 1}: try a lower lr or stronger grad_clip")
+        if not self.sync_free:
+            return self.step - first, host_loss, host_norm
         return self.step - first, float(loss_sum.item()), float(norm_sum.item())
 
     def _forward_backward(self, x, y, params):
