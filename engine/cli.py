@@ -243,7 +243,7 @@ def _show_report(r, quiet: bool, last_print: float) -> bool:
         if not math.isnan(r.train_loss):
             line += f"  loss {r.train_loss:.4f}  lr {r.lr:.2e}  {r.tokens_per_s:,.0f} tok/s"
         if r.val_loss is not None:
-            line += f"  val {r.val_loss:.4f} ({r.val_bpc:.3f} bpc)"
+            line += f"  val {r.val_loss:.4f} ({r.val_bpc:.3f} bpc, {r.val_scope or 'whole split'})"
         if r.message:
             line += f"  {r.message}"
         print(line, file=sys.stderr)
@@ -297,9 +297,10 @@ def _save_elsewhere(run, out_dir, error: PlaygroundError) -> int:
 
 def _sample(args: argparse.Namespace) -> int:
     from . import api
-    from .decode import DecodeConfig, generate
+    from .decode import DecodeConfig, generate, inference_threads
 
     handle = api.load_checkpoint(args.checkpoint)
+    inference_threads(handle.model)
     cfg = DecodeConfig(strategy=args.strategy, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                        min_p=args.min_p, repetition_penalty=args.repetition_penalty, beam_width=args.beam_width,
                        length_penalty=args.length_penalty, max_new_tokens=args.max_new_tokens, stop=args.stop,

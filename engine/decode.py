@@ -29,6 +29,7 @@ import torch
 from .beam import BeamInfo, BeamSearch
 from .errors import ConfigError, PlaygroundError, TokenizerError
 from .models import check_finite
+from .tokenizers.stream import stream_decoder
 
 STRATEGIES = ("greedy", "sample", "beam")
 
@@ -86,11 +87,14 @@ class DecodeConfig:
 @dataclass
 class DecodeEvent:
     """One new token (done=False), or the end of decoding (done=True, token_id None, final_text set). For greedy
-    and sampling the events' `text`s, final event included, add up to the final text."""
+    and sampling the events' `text`s, final event included, add up to the final text. A token event carries only
+    its own piece of text, never the text so far, so a long generation costs the same per token and its events
+    hold the text once in all (a consumer that wants the running text joins the pieces)."""
     step: int                        # 1-based index of the token among the generated ones
     token_id: int | None             # the new token; None on the final event
     text: str                        # what the token added to the text (beam: to its own hypothesis)
-    full_text: str                   # the continuation so far (beam: the best hypothesis); the prompt excluded
+    final_text: str = ""             # final event only: the whole continuation (beam: the best hypothesis),
+                                     # the prompt excluded; "" on token events
     prob: float = 0.0                # under the final distribution (penalty, temperature, truncation)
     raw_prob: float = 0.0            # under the model's own softmax
     rank: int = 0                    # 0 = the most likely token before truncation (after the penalty)
@@ -107,10 +111,6 @@ class DecodeEvent:
     pruned: list[BeamInfo] | None = None  # beam: candidates dropped at this step
     done: bool = False
     finish_reason: str = ""          # final event: "max_tokens", "stop" or "stopped" (stop_flag)
-
-    @property
-    def final_text(self) -> str | None:
-        return self.full_text if self.done else None
 
 
 # ---------------------------------------------------------------- the next-token distribution
@@ -184,10 +184,10 @@ def _draw(probs: np.ndarray, rng: np.random.Generator) -> int:
     return i if i < len(probs) and probs[i] > 0 else int(np.flatnonzero(probs)[-1])
 
 
-def _token_event(step: int, tok: int, d: _Dist, top_n: int, text: str, full_text: str, **extra) -> DecodeEvent:
+def _token_event(step: int, tok: int, d: _Dist, top_n: int, text: str, **extra) -> DecodeEvent:
     ids = d.order[:top_n]
     rank = int(np.flatnonzero(d.order == tok)[0])
-    return DecodeEvent(step, tok, text, full_text, float(d.final[tok]), float(d.raw[tok]), rank,
+    return DecodeEvent(step, tok, text, "", float(d.final[tok]), float(d.raw[tok]), rank,
                        ids.astype(np.int64), d.final[ids], d.raw[ids], d.tempered[ids],
                        kept_mass=d.kept_mass, n_kept=d.n_kept, cut_top_k=d.cuts[0], cut_top_p=d.cuts[1],
                        cut_min_p=d.cuts[2], **extra)
@@ -273,15 +273,18 @@ class _GPTRunner(_TorchRunner):
     @torch.no_grad()
     def _prefill(self) -> np.ndarray:
         idx = self._tensor(self.rows)
-        if not self.use_cache:
-            return self._last(self.model(idx)[0])
+        if not self.use_cache or idx.size(1) >= self.block:
+            # uncached, or a full window: a cache filled now could take no further token (the next one slides the
+            # window and re-runs it), so only the last position's logits are computed
+            self.cache = None
+            return self._last(self.model.last_logits(idx))
         self.cache = self.model.new_cache(idx.size(0))
         return self._last(self.model.forward_cached(idx, self.cache))
 
     @torch.no_grad()
     def advance(self, parents: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
         self.rows = [(self.rows[p] + [t])[-self.block:] for p, t in zip(parents, tokens)]
-        if not self.use_cache or self.cache.length >= self.block:
+        if self.cache is None or self.cache.length >= self.block:
             return self._prefill()
         self.cache.reorder(self._tensor(parents))
         return self._last(self.model.forward_cached(self._tensor(tokens)[:, None], self.cache))
@@ -317,7 +320,7 @@ class _Text:
 
 def _delta(before: str, after: str) -> str:
     """What a token added to the text (for a tokenizer whose decoding is not prefix-stable, what it added after
-    the common prefix; full_text is the authority then)."""
+    the common prefix; the final text is the authority then)."""
     return after[len(os.path.commonprefix([before, after])):]
 
 
@@ -333,29 +336,63 @@ def _settled(text: str, stop: tuple[str, ...] = ()) -> str:
     return text
 
 
-def _sample(runner, text_of: _Text, prompt_ids: list[int], V: int, cfg: DecodeConfig, stopped: Callable[[], bool]):
+class _Stream:
+    """One hypothesis' text built token by token at a constant cost per token: the tokenizer's stream decoder
+    (engine/tokenizers: it carries the joins of the word tokenizer and the bytes of a character split over BPE
+    tokens) turns each token into its piece, fed the prompt first so the joins come out as in the whole text.
+    Decoded text that could still turn out to be the start of a stop string is held back in `pending`; a stop
+    string can only begin there (everything streamed before was checked to be no stop string's start), so only
+    `pending` and the new piece are searched."""
+
+    def __init__(self, tokenizer, prompt_ids: list[int], stop: tuple[str, ...]):
+        self.decoder = stream_decoder(tokenizer)
+        for i in prompt_ids:
+            self.decoder.add(i)
+        self.stop = stop
+        self.pending = ""
+        self.pieces: list[str] = []   # streamed so far; their concatenation is the text
+
+    def add(self, tok: int) -> tuple[str, bool]:
+        """(the piece safe to stream now, whether a stop string was reached: the text then ends before it)."""
+        return self._take(self.pending + self.decoder.add(tok))
+
+    def finish(self) -> tuple[str, bool]:
+        """What is still held back (and any incomplete bytes, as '\ufffd'), cut before a stop string in it."""
+        piece, hit = self._take(self.pending + self.decoder.flush(), final=True)
+        return piece, hit
+
+    def _take(self, buf: str, final: bool = False) -> tuple[str, bool]:
+        hits = [i for i in (buf.find(s) for s in self.stop) if i >= 0]
+        if hits:
+            piece, hit, self.pending = buf[:min(hits)], True, ""
+        else:
+            piece, hit = (buf if final else _settled(buf, self.stop)), False
+            self.pending = buf[len(piece):]
+        self.pieces.append(piece)
+        return piece, hit
+
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+
+def _sample(runner, text: _Stream, prompt_ids: list[int], V: int, cfg: DecodeConfig, stopped: Callable[[], bool]):
     """Greedy and ancestral sampling; returns (finish_reason, tokens generated, final text, text streamed)."""
     rng = np.random.default_rng(cfg.seed)
     seen = np.zeros(V, dtype=bool)
     seen[prompt_ids] = True
-    ids: list[int] = []
-    text = ""
     logits = _finite(runner.start()[0])
     for step in range(1, cfg.max_new_tokens + 1):
         d = _distribution(logits, seen, cfg)
         tok = int(d.order[0]) if cfg.greedy else _draw(d.final, rng)
-        ids.append(tok)
         seen[tok] = True
-        full, hit = text_of(ids)
-        shown = _settled(full, () if hit else cfg.stop)
-        yield _token_event(step, tok, d, cfg.top_n, _delta(text, shown), shown)
-        text = shown
+        piece, hit = text.add(tok)
+        yield _token_event(step, tok, d, cfg.top_n, piece)
         if hit:
-            return "stop", step, full, text
-        if step == cfg.max_new_tokens:
-            return "max_tokens", step, full, text
-        if stopped():
-            return "stopped", step, full, text
+            return "stop", step, text.text(), text.text()
+        if step == cfg.max_new_tokens or stopped():
+            streamed = text.text()
+            rest, _ = text.finish()   # a stop string found only now still ends the text before it
+            return "max_tokens" if step == cfg.max_new_tokens else "stopped", step, streamed + rest, streamed
         logits = _finite(runner.advance([0], [tok])[0])
 
 
@@ -371,7 +408,7 @@ def _beam(runner, text_of: _Text, prompt_ids: list[int], V: int, cfg: DecodeConf
         lead = (out.live or out.finished)[0]
         d = _distribution(logits[lead.parent], seen[lead.parent], cfg)
         yield _token_event(search.steps, lead.token_ids[-1], d, cfg.top_n, _delta(before[lead.parent].text, lead.text),
-                           lead.text, beams=out.live + out.finished, pruned=out.pruned)
+                           beams=out.live + out.finished, pruned=out.pruned)
         if search.done:
             best = search.best()
             return best.finish, search.steps, best.text, best.text
@@ -413,8 +450,9 @@ def generate(model, tokenizer, prompt: str, cfg: DecodeConfig, stop_flag=None) -
     ids = _prompt_ids(tokenizer, prompt, ngram=runner_class is _NGramRunner)
     runner = runner_class(model, ids, cfg.use_cache)
     stopped = (stop_flag.is_set if hasattr(stop_flag, "is_set") else stop_flag) or (lambda: False)
-    loop = _beam if cfg.strategy == "beam" else _sample
-    return _with_final(loop(runner, _Text(tokenizer, ids, cfg.stop), ids, V, cfg, stopped), stopped)
+    if cfg.strategy == "beam":
+        return _with_final(_beam(runner, _Text(tokenizer, ids, cfg.stop), ids, V, cfg, stopped), stopped)
+    return _with_final(_sample(runner, _Stream(tokenizer, ids, cfg.stop), ids, V, cfg, stopped), stopped)
 
 
 def _with_final(loop, stopped: Callable[[], bool]) -> Iterator[DecodeEvent]:
@@ -425,7 +463,26 @@ def _with_final(loop, stopped: Callable[[], bool]) -> Iterator[DecodeEvent]:
     yield DecodeEvent(steps, None, _delta(streamed, text), text, done=True, finish_reason=reason)
 
 
+def inference_threads(model) -> int:
+    """Set torch's CPU threads for decoding from `model` and return the count: one, unless a forward over the
+    model's whole context costs more than the trainer's one-thread limit. Decoding runs one small forward per
+    token, far too small to split across threads, and a second thread waiting for a busy core stalls every op
+    (the window once decoded 120 tokens in 103 s with 2 threads on a busy machine, in 1.2 s with 1). Process-wide,
+    like every torch thread setting; the window's training worker uses one thread on the CPU as well."""
+    from .train import ONE_THREAD_BELOW_FLOPS
+    flops = getattr(model, "flops_per_token", None)
+    if not isinstance(model, torch.nn.Module) or flops is None:
+        return torch.get_num_threads()      # the n-gram model is numpy
+    if next(model.parameters()).device.type != "cpu":
+        return torch.get_num_threads()
+    block = getattr(model.config, "block_size", 1)
+    if flops(block) / 3 * block >= ONE_THREAD_BELOW_FLOPS:   # forward only: a third of the training FLOPs
+        return torch.get_num_threads()
+    torch.set_num_threads(1)
+    return 1
+
+
 def complete(model, tokenizer, prompt: str, cfg: DecodeConfig, stop_flag=None) -> tuple[str, list[DecodeEvent]]:
     """Run generate to the end: (the continuation's text, every event)."""
     events = list(generate(model, tokenizer, prompt, cfg, stop_flag))
-    return events[-1].full_text, events
+    return events[-1].final_text, events

@@ -48,21 +48,25 @@ class TrainConfig(ConfigMixin):
     grad_clip: float = 1.0         # clip the global gradient norm to this; 0 turns clipping off
     beta1: float = 0.9             # AdamW first-moment decay
     beta2: float = 0.99            # AdamW second-moment decay (0.99 suits small-batch char models)
-    eval_interval: int = 250       # steps between full validation passes (one always runs at the end)
+    eval_interval: int = 250       # steps between validation passes (one over the whole split always ends a run)
+    eval_windows: int = 0          # validation windows scored by the evaluations during training (evenly spaced,
+                                   # the same ones every time); 0 = the whole split. The final one is always whole
     eval_batch_size: int = 0       # windows per validation forward; 0 means 4 × batch_size
     steps_per_yield: int = 10      # optimizer steps per report
     device: str = "auto"           # "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N", "mps"
     precision: str = "auto"        # "auto" (bf16 autocast for a transformer on CUDA, else fp32), "bf16", "fp32"
     compile: bool = False          # torch.compile the model for training (worth it on a GPU)
     seed: int = 1337               # seeds batch sampling and dropout
+    threads: int = 0               # torch CPU threads for the run; 0 = auto (one for a small model's steps,
+                                   # otherwise whatever torch is set to); ignored on a GPU
 
     def __post_init__(self):
         check_finite(self)
         for name in ("max_steps", "batch_size", "block_size", "eval_interval", "steps_per_yield"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive integer, not {getattr(self, name)!r}")
-        if self.warmup_steps < 0 or self.eval_batch_size < 0:
-            raise ConfigError("warmup_steps and eval_batch_size must not be negative")
+        if self.warmup_steps < 0 or self.eval_batch_size < 0 or self.eval_windows < 0 or self.threads < 0:
+            raise ConfigError("warmup_steps, eval_batch_size, eval_windows and threads must not be negative")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"lr must be a positive number, not {self.lr}")
         if not 0 <= self.min_lr <= self.lr:
@@ -95,16 +99,31 @@ class StepReport:
     tokens_per_s: float
     elapsed_s: float               # time spent training (pauses excluded)
     eta_s: float | None
-    val_loss: float | None = None  # mean nats per token over the whole validation split
+    val_loss: float | None = None  # mean nats per token over the validation windows val_scope names
     val_bpc: float | None = None   # bits per character, comparable across tokenizers
     val_ppl: float | None = None
     event: str = "step"            # "step" | "eval" | "paused" | "done" | "error"
     message: str = ""
     mfu: float | None = None       # model FLOPs utilisation against the device's peak (None when unknown)
+    val_scope: str = ""            # what val_loss covers: "whole split" or "N windows" ("" without val_loss)
 
 
 class _NonFinite(Exception):
     pass
+
+
+# Below this many FLOPs per optimizer step a CPU run uses one thread: the ops are too small for torch to split
+# well, and a second thread that waits for a core someone else is using stalls every op. Measured on this
+# project's shared 2-core machine with nanogpt-cpu (about 4 GFLOP a step): 77 ms a step with one thread, 720 ms
+# with two while other work ran.
+ONE_THREAD_BELOW_FLOPS = 2e10
+
+
+def cpu_threads(model, cfg: TrainConfig) -> int:
+    """The auto thread count for training `model` on the CPU: 1 for small steps, else 0 (leave torch's setting,
+    which a caller such as the window may have lowered on purpose)."""
+    step_flops = model.flops_per_token(cfg.block_size) * cfg.batch_size * cfg.block_size
+    return 1 if step_flops < ONE_THREAD_BELOW_FLOPS else 0
 
 
 class Trainer:
@@ -128,6 +147,10 @@ class Trainer:
         if val_chars < 1:
             raise ConfigError("val_chars must be positive")
         self.device = resolve_device(cfg.device)
+        if self.device.type == "cpu":
+            threads = cfg.threads or cpu_threads(model, cfg)
+            if threads:
+                torch.set_num_threads(threads)
         self.device_label = device_name(self.device)
         peak = peak_flops(self.device)
         self.peak_flops, self.peak_label = peak if peak else (None, "no peak speed on record for this device")
@@ -142,8 +165,10 @@ class Trainer:
         self._gen = torch.Generator(device=self.device)
         self._gen.manual_seed(cfg.seed)
         self._offsets = torch.arange(cfg.block_size, device=self.device)
-        fused = self.device.type == "cuda" if sync_free is None else sync_free
-        self.sync_free = fused
+        self.sync_free = self.device.type == "cuda" if sync_free is None else sync_free
+        # The fused AdamW is one kernel for all parameters on CUDA and on the CPU too (torch >= 2.4), instead of
+        # ~8 small ops per parameter tensor; on the CPU without it torch would even pick the per-tensor loop.
+        fused = self.sync_free or self.device.type in ("cpu", "cuda")
         params = list(self.model.parameters())
         groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
                   {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
@@ -156,6 +181,7 @@ class Trainer:
         self._autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if bf16 \
             else contextlib.nullcontext
         self.step, self.tokens = 0, 0
+        self._val_scope = "whole split"
         self._elapsed_before = 0.0  # training time of the run this one resumes
         self.last_report: StepReport | None = None
         self.last_eval: StepReport | None = None  # the latest report carrying validation figures
@@ -211,8 +237,10 @@ class Trainer:
                 if not finishing:
                     sums = self._run_steps(n)
                     dt = time.perf_counter() - t0
-                if (finishing and not stopped) or (self.step % cfg.eval_interval == 0 and self.step < cfg.max_steps):
+                if finishing and not stopped:
                     val = self.evaluate(cancel=self._stop.is_set)   # None when a stop cut it short
+                elif self.step % cfg.eval_interval == 0 and self.step < cfg.max_steps:
+                    val = self.evaluate(cfg.eval_windows, cancel=self._stop.is_set)
             except (MemoryError, RuntimeError) as e:   # CUDA/MPS OutOfMemoryError; the CPU allocator's RuntimeError
                 if not is_out_of_memory(e):
                     raise
@@ -258,8 +286,9 @@ class Trainer:
         """n optimizer steps; returns (steps, summed loss, summed grad norm), reading the device once."""
         cfg, opt = self.cfg, self.optimizer
         params = [p for g in opt.param_groups for p in g["params"]]
-        loss_sum = torch.zeros((), device=self.device)
+        loss_sum = torch.zeros((), device=self.device)    # summed on the device when sync-free
         norm_sum = torch.zeros((), device=self.device)
+        host_loss, host_norm = 0.0, 0.0                      # else on the host
         first = self.step
         for i in range(n):
             if i and (self._stop.is_set() or not self._running.is_set()):
@@ -272,33 +301,42 @@ class Trainer:
             x = self.train_data[ix + self._offsets]      # (B, T) gathered on the device
             y = self.train_data[ix + self._offsets + 1]
             loss, norm = self._forward_backward(x, y, params)
-            bad = ~(torch.isfinite(loss) & torch.isfinite(norm))
-            figures = torch.stack([loss.detach().float(), norm.detach().float()])
             if self.sync_free:
+                bad = ~(torch.isfinite(loss) & torch.isfinite(norm))
+                figures = torch.stack([loss.detach().float(), norm.detach().float()])
                 new_bad = bad & (self._bad == 0)
                 self._bad_step = torch.where(new_bad, first + i + 1, self._bad_step)
                 self._bad_figures = torch.where(new_bad, figures, self._bad_figures)
                 self._bad = torch.maximum(self._bad, bad.float())
                 opt.found_inf = self._bad  # fused AdamW skips the update (and its step count) when set
                 self._rollback.keep(first + i, 1.0 - self._bad)
-            elif bad.item():
-                opt.zero_grad(set_to_none=True)
-                self._bad_step.fill_(first + i + 1)
-                self._bad_figures = figures
-                self._bad.fill_(1.0)
-                break
             else:
+                # read on the host: two reads instead of a dozen tiny tensor ops per step (each one a GIL round
+                # trip, which the window's painting thread competes for); free on the CPU, which has no queue
+                loss_f, norm_f = loss.item(), norm.item()
+                if not (math.isfinite(loss_f) and math.isfinite(norm_f)):
+                    opt.zero_grad(set_to_none=True)
+                    self._bad_step.fill_(first + i + 1)
+                    self._bad_figures = torch.tensor([loss_f, norm_f])
+                    self._bad.fill_(1.0)
+                    break
                 self._rollback.keep(first + i)
             with self.update_lock:
                 opt.step()
                 self.step += 1
                 self.tokens += cfg.batch_size * cfg.block_size
             opt.zero_grad(set_to_none=True)
-            good = 1.0 - self._bad
-            loss_sum += torch.nan_to_num(loss.detach().float()) * good
-            norm_sum += torch.nan_to_num(norm.float()) * good
+            if self.sync_free:
+                good = 1.0 - self._bad
+                loss_sum += torch.nan_to_num(loss.detach().float()) * good
+                norm_sum += torch.nan_to_num(norm.float()) * good
+            else:
+                host_loss += loss_f
+                host_norm += norm_f
         if self._bad.item():
             raise _NonFinite(self._roll_back(int(self._bad_step.item())))
+        if not self.sync_free:
+            return self.step - first, host_loss, host_norm
         return self.step - first, float(loss_sum.item()), float(norm_sum.item())
 
     def _roll_back(self, bad_step: int) -> str:
@@ -350,7 +388,7 @@ class Trainer:
                if self.peak_flops and tps else None)
         rep = StepReport(self.step, cfg.max_steps, self.tokens, train_loss, cfg.lr_at(max(0, self.step - 1)),
                          grad_norm, tps, self._elapsed_before + active, eta, *(val or (None, None, None)), event,
-                         message, mfu)
+                         message, mfu, self._val_scope if val else "")
         self.last_report = rep
         self.history.add(rep)
         if val:
@@ -373,19 +411,30 @@ class Trainer:
         return rep
 
     @torch.no_grad()
-    def evaluate(self, cancel=None) -> tuple[float, float, float] | None:
-        """(val_loss, val_bpc, val_ppl) over every validation token: non-overlapping block_size windows (the
-        last one shorter), each starting from an empty context, so the figure does not depend on sampling.
+    def evaluate(self, windows: int = 0, cancel=None) -> tuple[float, float, float] | None:
+        """(val_loss, val_bpc, val_ppl). windows 0: over every validation token, in non-overlapping block_size
+        windows (the last one shorter), each starting from an empty context, so the figure does not depend on
+        sampling. windows k > 0: over k block_size windows spread evenly over the split, the same ones at every
+        call (so a curve of them is not noisy), at k/(split/block_size) of the cost; bits per character then use
+        the whole split's characters per token. Sets `_val_scope` to say which one it was.
         cancel: a callable checked between batches of windows; None is returned once it is true."""
         T = self.cfg.block_size
         eb = self.cfg.eval_batch_size or 4 * self.cfg.batch_size
         data = self.val_data
         n = data.numel() - 1  # every token after the first is predicted once
         w = n // T
-        xs, ys = data[:w * T].view(w, T), data[1:w * T + 1].view(w, T)
-        chunks = [(xs[i:i + eb], ys[i:i + eb]) for i in range(0, w, eb)]
-        if n - w * T:
-            chunks.append((data[w * T:n][None], data[w * T + 1:][None]))
+        if 0 < windows < w:
+            starts = torch.linspace(0, n - T, windows, device=data.device).long()[:, None] + \
+                torch.arange(T, device=data.device)                     # (k, T) positions
+            xs, ys = data[starts], data[starts + 1]
+            chunks = [(xs[i:i + eb], ys[i:i + eb]) for i in range(0, windows, eb)]
+            scored, self._val_scope = windows * T, f"{windows} windows"
+        else:
+            xs, ys = data[:w * T].view(w, T), data[1:w * T + 1].view(w, T)
+            chunks = [(xs[i:i + eb], ys[i:i + eb]) for i in range(0, w, eb)]
+            if n - w * T:
+                chunks.append((data[w * T:n][None], data[w * T + 1:][None]))
+            scored, self._val_scope = n, "whole split"
         self.model.eval()
         sums = []
         try:
@@ -402,8 +451,9 @@ class Trainer:
         chars = self.val_chars * n / (n + 1)
         if self.tokenizer is not None:  # the first token is context only, so its characters are not scored
             chars = self.val_chars - len(self.tokenizer.decode([int(data[0])]))
-        loss = nats / n
-        return loss, nats / (max(chars, 1) * math.log(2)), math.exp(min(loss, 700.0))
+        loss = nats / scored
+        bpc = loss * n / (max(chars, 1) * math.log(2))
+        return loss, bpc, math.exp(min(loss, 700.0))
 
     # -- checkpoints ----------------------------------------------------------------------------------------
     def save(self, out_dir, meta_extra: dict | None = None) -> Path:

@@ -235,7 +235,7 @@ class SampleView(TokenView):
         finished = [h for step in self.beam_steps for h in step if not h.alive and h.finish != "pruned"]
         live = [h for h in self.beam_steps[-1] if h.alive]
         pool = finished + live if final.finish_reason == "stopped" else finished
-        same = [h for h in pool if h.text == final.full_text] or pool
+        same = [h for h in pool if h.text == final.final_text] or pool
         return tuple(max(same, key=lambda h: h.score).token_ids)
 
     def _show_path(self, ids: tuple[int, ...]) -> None:

@@ -8,6 +8,7 @@ flood the GUI's event queue; evals, pauses, errors and the end are forwarded at 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from typing import Callable
@@ -22,6 +23,11 @@ log = logging.getLogger(__name__)
 EMIT_INTERVAL_S = 1 / 25
 TRAIN_CPU_THREADS = 1     # torch threads a run on the CPU uses (see TrainWorker._limit_cpu_threads)
 URGENT_EVENTS = ("eval", "paused", "done", "error")
+# While a run trains, Python hands the GIL between threads after this long instead of its default 5 ms. A
+# training step is hundreds of short torch calls, each of which gives up the GIL for its kernel and needs it back
+# afterwards; when the GUI thread is painting the plot in Python, each of those waits could last a whole switch
+# interval, which cost about a third of the throughput with the Loss tab visible (bench/gui_latency.py).
+TRAIN_SWITCH_INTERVAL_S = 0.0005
 
 
 def start_worker(worker: QObject, name: str) -> QThread:
@@ -91,6 +97,8 @@ class TrainWorker(QObject):
     @Slot()
     def run(self) -> None:
         batch: list = []
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch_interval, TRAIN_SWITCH_INTERVAL_S))
         try:
             self._limit_cpu_threads()
             run = self._start_run(self.spec)
@@ -133,6 +141,7 @@ class TrainWorker(QObject):
                 self.reports.emit(batch)
             self.failed.emit(error_message(e))
         finally:
+            sys.setswitchinterval(switch_interval)
             self.finished.emit()
 
     def _final_evaluation(self, run: api.Run) -> None:

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox
                                QPlainTextEdit, QPushButton, QSlider, QSpinBox, QSplitter, QTabWidget, QVBoxLayout,
                                QWidget)
 
-from engine.decode import DecodeConfig, generate
+from engine.decode import DecodeConfig, generate, inference_threads
 from engine.errors import ConfigError, PlaygroundError
 
 from app.common.token_view import SampleView
@@ -36,10 +36,11 @@ class DecodeWorker(QObject):
     failed = Signal(str)
     finished = Signal()     # always last
 
-    def __init__(self, stream, stop_flag: threading.Event):
+    def __init__(self, stream, stop_flag: threading.Event, model=None):
         super().__init__()
         self.stream = stream           # made on the GUI thread, so bad input is reported before a thread starts
         self.stop_flag = stop_flag     # the one `generate` looks at between tokens
+        self.model = model             # what the stream decodes from: its size picks the torch threads
 
     def stop(self) -> None:
         self.stop_flag.set()
@@ -48,6 +49,8 @@ class DecodeWorker(QObject):
     def run(self) -> None:
         batch, last = [], time.monotonic()
         try:
+            if self.model is not None:
+                inference_threads(self.model)   # one thread for a small model (engine/decode.py says why)
             for event in self.stream:
                 batch.append(event)
                 now = time.monotonic()
@@ -333,7 +336,7 @@ class SamplePanel(QWidget):
             self.tabs.setCurrentWidget(self.chart)
         stale = " (a snapshot: training goes on)" if self.source.is_training() else ""
         self.show_message(f"generating with {cfg.strategy}{stale}…")
-        self._worker = DecodeWorker(stream, stop_flag)
+        self._worker = DecodeWorker(stream, stop_flag, handle.model)
         self._worker.events.connect(self._on_events)
         self._worker.failed.connect(self._on_failed)   # a bound slot: a lambda would run on the decode thread
         self._worker.finished.connect(self._on_finished)  # connected before the start: a short run can end at once

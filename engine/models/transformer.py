@@ -133,14 +133,18 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout
         self.resid_drop = nn.Dropout(config.dropout)
 
-    def forward(self, x, rope=None, cache: KVCache | None = None, layer: int = 0):
+    def forward(self, x, rope=None, cache: KVCache | None = None, layer: int = 0, last_only: bool = False):
+        """x (B, T, C) -> (B, T, C); last_only: (B, 1, C), the output at the last position alone (its query reads
+        every key, so no mask), for decoding's next-token logits."""
         B, T, C = x.size()
-        q = self.q_proj(x).view(B, T, self.n_head, self.head_size).transpose(1, 2)     # (B, nh, T, hs)
+        xq = x[:, -1:] if last_only else x
+        q = self.q_proj(xq).view(B, xq.size(1), self.n_head, self.head_size).transpose(1, 2)  # (B, nh, Tq, hs)
         k = self.k_proj(x).view(B, T, self.n_kv_head, self.head_size).transpose(1, 2)  # (B, nkv, T, hs)
         v = self.v_proj(x).view(B, T, self.n_kv_head, self.head_size).transpose(1, 2)
         if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        mask, causal = None, True
+            q = apply_rope(q, rope[0][-q.size(2):], rope[1][-q.size(2):])
+            k = apply_rope(k, *rope)
+        mask, causal = None, not last_only
         if cache is not None:
             start = cache.length
             cache.k[layer][:, :, start:start + T] = k
@@ -155,7 +159,7 @@ class CausalSelfAttention(nn.Module):
             k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
                                            dropout_p=self.dropout if self.training else 0.0)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        y = y.transpose(1, 2).contiguous().view(B, q.size(2), C)
         return self.resid_drop(self.c_proj(y))
 
 
@@ -179,8 +183,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x, rope=None, cache=None, layer=0):
-        x = x + self.attn(self.ln_1(x), rope, cache, layer)
+    def forward(self, x, rope=None, cache=None, layer=0, last_only: bool = False):
+        x = (x[:, -1:] if last_only else x) + self.attn(self.ln_1(x), rope, cache, layer, last_only)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -232,7 +236,15 @@ class GPT(nn.Module):
         cache.length += idx.size(1)
         return logits
 
-    def _run(self, idx, start: int, cache: KVCache | None):
+    @torch.no_grad()
+    def last_logits(self, idx: torch.Tensor) -> torch.Tensor:
+        """Logits (B, 1, V) at the last position of idx (B, T), equal to forward(idx)[0][:, -1:]. The last block
+        computes its query, MLP and the head for that position alone, since nothing reads the others: a decoder
+        whose window is full re-runs the whole window for every token (see engine/decode.py), and this saves about
+        1/n_layer of that."""
+        return self._run(idx, 0, None, last_only=True)
+
+    def _run(self, idx, start: int, cache: KVCache | None, last_only: bool = False):
         B, T = idx.size()
         if start + T > self.config.block_size:
             raise ConfigError(f"sequence of {start + T} tokens is longer than block_size {self.config.block_size}")
@@ -246,9 +258,10 @@ class GPT(nn.Module):
             rope = rope_tables(start, T, self.config.n_embd // self.config.n_head, self.config.rope_base,
                                idx.device, x.dtype)
         x = self.drop(x)
+        last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
-            x = block(x, rope, cache, i)
-        return self.lm_head(self.ln_f(x))  # (B, T, V)
+            x = block(x, rope, cache, i, last_only and i == last)
+        return self.lm_head(self.ln_f(x))  # (B, T, V); (B, 1, V) with last_only
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

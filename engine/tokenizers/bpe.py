@@ -122,6 +122,10 @@ class BPETokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         return self.tok.decode(check_ids(ids, self.vocab_size), skip_special_tokens=False)
 
+    def stream_decoder(self) -> "_ByteStream":
+        """decode() one token at a time: bytes of a character split over tokens wait for the rest."""
+        return _ByteStream(self)
+
     def token_bytes(self, i: int) -> bytes:
         table = byte_decoder()
         return bytes(table[c] for c in self.tok.id_to_token(check_ids([i], self.vocab_size)[0]))
@@ -165,3 +169,27 @@ class BPETokenizer:
             return cls(Tokenizer.from_str(d["tokenizer_json"]))
         except Exception as e:
             raise TokenizerError(f"stored BPE tokenizer is not valid tokenizers JSON: {e}") from None
+
+
+class _ByteStream:
+    """A byte-level token is a run of bytes; UTF-8's incremental decoder holds an incomplete character until its
+    last byte arrives and turns invalid bytes into '\ufffd', as the library's lossy decode of the whole does."""
+
+    def __init__(self, tokenizer: BPETokenizer):
+        import codecs
+        self.tokenizer = tokenizer
+        self.utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.cache: dict[int, bytes] = {}
+
+    def add(self, i: int) -> str:
+        b = self.cache.get(i)
+        if b is None:
+            try:
+                b = self.tokenizer.token_bytes(i)
+            except KeyError:   # an added token outside the byte alphabet: its text as it decodes
+                b = self.tokenizer.decode([i]).encode("utf-8")
+            self.cache[i] = b
+        return self.utf8.decode(b)
+
+    def flush(self) -> str:
+        return self.utf8.decode(b"", final=True)

@@ -63,6 +63,9 @@ class CharTokenizer:
     def token_str(self, i: int) -> str:
         return visible(self.chars[check_ids([i], self.vocab_size)[0]])
 
+    def stream_decoder(self) -> "_CharStream":
+        return _CharStream(self)
+
     def to_dict(self) -> dict:
         return {"kind": self.kind, "chars": self.chars}
 
@@ -72,3 +75,16 @@ class CharTokenizer:
         if type(d["chars"]) is not str:
             raise TokenizerError(f"stored char vocabulary must be a string, not {type(d['chars']).__name__}")
         return cls(d["chars"])
+
+
+class _CharStream:
+    """Each id is its character: nothing to carry between tokens."""
+
+    def __init__(self, tokenizer: CharTokenizer):
+        self.chars, self.vocab_size = tokenizer.chars, tokenizer.vocab_size
+
+    def add(self, i: int) -> str:
+        return self.chars[check_ids([i], self.vocab_size)[0]]
+
+    def flush(self) -> str:
+        return ""

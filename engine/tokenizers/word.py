@@ -166,26 +166,12 @@ class WordTokenizer:
         return [get(t, 0) for t in self.split(text)]
 
     def decode(self, ids: Sequence[int]) -> str:
-        out: list[str] = []
-        glue = True          # no space before the next token (start of text, after a newline or an opener)
-        prev_wide = False    # the text so far ends in a wide (CJK) character
-        open_quote = {q: False for q in _QUOTES}
-        for i in check_ids(ids, self.vocab_size):
-            tok, kind = self.tokens[i], self._spacing[i]
-            if kind == NEWLINE:
-                out.append("\n")
-                glue, prev_wide = True, False
-                continue
-            space = not glue and kind != CLOSE and not (prev_wide and _wide(tok[0]))
-            glue = kind == OPEN
-            if kind == QUOTE:
-                closing = open_quote[tok[0]]
-                open_quote[tok[0]] = not closing
-                space = space and not closing
-                glue = not closing
-            out.append(" " + tok if space else tok)
-            prev_wide = _wide(tok[-1])
-        return "".join(out)
+        joiner = _Joiner(self)
+        return "".join(joiner.add(i) for i in check_ids(ids, self.vocab_size))
+
+    def stream_decoder(self) -> "_Joiner":
+        """decode() one token at a time: the spacing state carries over (engine/tokenizers/stream.py)."""
+        return _Joiner(self)
 
     def token_str(self, i: int) -> str:
         return visible(self.tokens[check_ids([i], self.vocab_size)[0]])
@@ -200,3 +186,33 @@ class WordTokenizer:
         if type(tokens) is not list or any(type(t) is not str for t in tokens) or len(set(tokens)) != len(tokens):
             raise TokenizerError("stored word vocabulary must be a list of distinct strings")
         return cls(tokens, d.get("lowercase", False) is True)
+
+
+class _Joiner:
+    """decode()'s spacing rules as a state machine over tokens, so decoding a whole list and streaming one token
+    at a time (engine/tokenizers/stream.py) share them."""
+
+    def __init__(self, tokenizer: WordTokenizer):
+        self.tokens, self.spacing, self.vocab_size = tokenizer.tokens, tokenizer._spacing, tokenizer.vocab_size
+        self.glue = True          # no space before the next token (start of text, after a newline or an opener)
+        self.prev_wide = False    # the text so far ends in a wide (CJK) character
+        self.open_quote = {q: False for q in _QUOTES}
+
+    def add(self, i: int) -> str:
+        i = check_ids([i], self.vocab_size)[0]
+        tok, kind = self.tokens[i], self.spacing[i]
+        if kind == NEWLINE:
+            self.glue, self.prev_wide = True, False
+            return "\n"
+        space = not self.glue and kind != CLOSE and not (self.prev_wide and _wide(tok[0]))
+        self.glue = kind == OPEN
+        if kind == QUOTE:
+            closing = self.open_quote[tok[0]]
+            self.open_quote[tok[0]] = not closing
+            space = space and not closing
+            self.glue = not closing
+        self.prev_wide = _wide(tok[-1])
+        return " " + tok if space else tok
+
+    def flush(self) -> str:
+        return ""

@@ -135,10 +135,10 @@ def test_snapshot_does_not_wait_for_a_validation_pass(corpus_file):
     in_eval, release = threading.Event(), threading.Event()
     original = run.trainer.evaluate
 
-    def slow_evaluate(cancel=None):
+    def slow_evaluate(*args, **kwargs):
         in_eval.set()
         release.wait(10)
-        return original(cancel=cancel)
+        return original(*args, **kwargs)
     run.trainer.evaluate = slow_evaluate
     worker = threading.Thread(target=lambda: list(run.reports()))
     worker.start()

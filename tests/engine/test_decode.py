@@ -170,7 +170,7 @@ def test_batched_beam_equals_textbook_beam(family, block, use_cache, penalty, to
         finished = events[-2].beams
         assert [b.token_ids for b in finished] == [s for s, _ in want]
         assert [b.logprob for b in finished] == pytest.approx([lp for _, lp in want], abs=1e-9)
-        assert events[-1].finish_reason == "max_tokens" and events[-1].full_text == tok.decode(want[0][0])
+        assert events[-1].finish_reason == "max_tokens" and events[-1].final_text == tok.decode(want[0][0])
         parents = [[b.parent for b in e.beams if b.alive] for e in events[:-2]]
         shuffled |= any(p != sorted(p) for p in parents)
     assert shuffled  # some step reordered the rows out of order, so the state reorder was really exercised
@@ -191,7 +191,7 @@ def test_beam_events_describe_a_tree(tok):
         assert ev.token_id == live[0].token_ids[-1] if live else True
         prev_live = [b.token_ids for b in live]
     assert len(events[-2].pruned) > 0
-    assert events[-1].full_text == max(events[-2].beams, key=lambda b: b.score).text
+    assert events[-1].final_text == max(events[-2].beams, key=lambda b: b.score).text
 
 
 def test_length_penalty_changes_which_finished_beam_wins():
@@ -204,7 +204,7 @@ def test_length_penalty_changes_which_finished_beam_wins():
         events = run(model, tok, strategy="beam", beam_width=3, length_penalty=alpha, max_new_tokens=20, stop="c")[1]
         finished = [b for e in events[:-1] for b in e.beams if not b.alive]
         best = max(finished, key=lambda b: b.logprob / len(b.token_ids) ** alpha)
-        assert events[-1].full_text == best.text and events[-1].finish_reason == "stop"
+        assert events[-1].final_text == best.text and events[-1].finish_reason == "stop"
         assert all("c" not in b.text for b in finished)
         done_so_far = np.cumsum([sum(not b.alive for b in e.beams) for e in events[:-1]])
         assert done_so_far[-1] >= 3 > done_so_far[-2]  # stopped as soon as beam_width hypotheses finished
@@ -349,7 +349,7 @@ def test_stop_flag_between_tokens(tok):
         if len(seen) == 3:
             flag.set()
     assert len(seen) == 4 and seen[-1].done and seen[-1].finish_reason == "stopped"
-    assert seen[-1].full_text == seen[2].full_text
+    assert seen[-1].final_text == "".join(e.text for e in seen[:3]) + seen[-1].text
     calls = iter([False, False, True])
     events = complete(model, tok, "ab", DecodeConfig(strategy="beam", max_new_tokens=50), lambda: next(calls))[1]
     assert len(events) == 3 and events[-1].finish_reason == "stopped"
@@ -376,7 +376,7 @@ def test_bpe_stream_holds_back_split_characters():
     streamed = ""
     for e in events[:-1]:
         streamed += e.text
-        assert e.full_text == streamed
+        assert e.final_text == ""
     assert streamed + events[-1].text == out
     ids, prompt = tokens(events), tok.encode("héllo")
     assert any(tok.decode(prompt + ids[:k]).endswith("\ufffd") for k in range(1, len(ids)))  # it did happen
@@ -419,3 +419,27 @@ def test_diverged_model_is_a_clear_error(tok):
     for strategy in ("sample", "beam"):
         with pytest.raises(PlaygroundError, match="NaN"):
             complete(model, tok, "ab", DecodeConfig(strategy=strategy, beam_width=2))
+
+
+@pytest.mark.parametrize("kind", ["char", "word", "bpe"])
+def test_stream_decoders_add_up_to_decode(kind):
+    """Token by token, the pieces of a stream decoder join to exactly decode() of all the ids (random ids, so
+    BPE bytes split characters and word quotes open and close at random)."""
+    from engine.tokenizers.stream import stream_decoder
+    text = "The king's \"men\" (all) walk, héllo wörld — 日本語のテキスト.\n" * 20
+    opts = {"bpe": dict(vocab_size=300)}.get(kind, {})
+    tok = build_tokenizer(kind, text, **opts)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        ids = rng.integers(0, tok.vocab_size, size=200).tolist()
+        dec = stream_decoder(tok)
+        pieces = [dec.add(i) for i in ids] + [dec.flush()]
+        assert "".join(pieces) == tok.decode(ids)
+
+
+def test_token_events_carry_their_piece_only(tok):
+    model = make_model("gpt", tok)
+    text, events = run(model, tok, "ab", seed=3, max_new_tokens=5 * BLOCK)
+    assert all(e.final_text == "" for e in events[:-1]) and events[-1].final_text == text
+    assert all(len(e.text) <= 1 for e in events)   # char tokens: one character each, however long the text
+    assert "".join(e.text for e in events) == text == tok.decode(tokens(events))

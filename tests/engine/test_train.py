@@ -312,7 +312,7 @@ def test_lr_schedule_warms_up_then_decays_to_min_lr():
 def test_presets_load_and_validate():
     names = list_presets()
     for want in ("tiny-cpu-rnn", "tiny-cpu-lstm", "tiny-cpu-gru", "tiny-cpu-transformer", "char-rnn-lstm",
-                 "nanogpt-char", "nanogpt-cpu", "fast-gpu-char"):
+                 "nanogpt-char", "nanogpt-cpu", "fast-gpu-char", "fast-cpu-char"):
         assert want in names
     for name in names:
         p = load_preset(name)
@@ -365,3 +365,34 @@ def test_final_report_gives_the_whole_runs_throughput(seed, data):
     tokens = [(b.step - a.step) * 4 * 16 for a, b in zip([StepReport(0, 0, 0, 0, 0, 0, 1, 0, None)] + steps, steps)]
     expected = sum(tokens) / sum(t / r.tokens_per_s for t, r in zip(tokens, steps))
     assert reports[-1].event == "done" and reports[-1].tokens_per_s == pytest.approx(expected, rel=1e-9)
+
+
+def test_evaluations_during_training_may_use_fixed_windows_but_the_last_is_whole(seed, data):
+    trainer = make(data, max_steps=20, eval_interval=10, eval_windows=3)
+    reports = [r for r in trainer.reports() if r.val_loss is not None]
+    assert [(r.event, r.val_scope) for r in reports] == [("eval", "3 windows"), ("done", "whole split")]
+    assert reports[-1].val_loss == pytest.approx(trainer.evaluate()[0])   # the whole split, as evaluate() alone
+    assert trainer._val_scope == "whole split"
+    loss, bpc, _ = trainer.evaluate(3)
+    val = torch.tensor(data["val"])
+    n, T = len(val) - 1, 16
+    model = trainer.model.eval()
+    with torch.no_grad():   # the same three windows, first and last at the split's two ends
+        nats = sum(torch.nn.functional.cross_entropy(model(val[s:s + T][None])[0][0], val[s + 1:s + T + 1],
+                                                     reduction="sum").item()
+                   for s in torch.linspace(0, n - T, 3).long().tolist())
+    assert loss == pytest.approx(nats / (3 * T), rel=1e-5)
+    assert bpc / loss == pytest.approx(trainer.evaluate()[1] / trainer.evaluate()[0])   # same chars per token
+
+
+def test_small_cpu_runs_train_on_one_thread_unless_told(seed, data):
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        make(data)
+        assert torch.get_num_threads() == 1      # a tiny model's steps: auto picks one thread
+        torch.set_num_threads(2)
+        make(data, threads=2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -176,3 +176,15 @@ def test_sinusoidal_positions_learn_as_well_as_learned_ones(seed, small_text):
         final[pos] = sum(losses[-20:]) / 20
     assert final["sinusoidal"] < unigram - 0.5
     assert final["sinusoidal"] < 1.1 * final["learned"], final
+
+
+@pytest.mark.parametrize("pos,kv", [("learned", None), ("rope", 1), ("sinusoidal", 2)])
+def test_last_logits_equal_the_forward_at_the_last_position(pos, kv):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, block_size=12, n_layer=3, n_head=2, n_kv_head=kv, n_embd=8,
+                          pos=pos)).double().eval()
+    idx = torch.randint(0, 11, (3, 12))
+    with torch.no_grad():
+        want = model(idx)[0][:, -1:]
+    assert model.last_logits(idx).shape == (3, 1, 11)
+    torch.testing.assert_close(model.last_logits(idx), want, rtol=1e-12, atol=1e-12)
