@@ -110,6 +110,14 @@ class Run:
          self.train_ids, self.val_ids) = prepare_corpus(spec, _tokenizer, fine_tune=_init_from is not None,
                                                         map_unknown=_map_unknown)
         self.parent = None if _init_from is None else parent_record(*_init_from)
+        self._notes: list[str] = []   # said once, with the resume warnings (run.warnings())
+        if _init_from is not None and _map_unknown is not None:
+            from .finetune import unencodable
+            missing = unencodable(self.tokenizer, self.corpus.text)
+            if missing:   # a share of the corpus became one token: it changes what is learned and the val loss
+                what = "character" if self.tokenizer.kind == "char" else "word"
+                self._notes.append(f"{sum(missing.values()):,} occurrence(s) of {len(missing)} {what}(s) the "
+                                   f"tokenizer cannot encode were mapped to {_map_unknown!r}")
         self._snapshots = None   # keep_snapshots
         self.last_report = None
         self._lock = threading.Lock()
@@ -290,8 +298,9 @@ class Run:
             return self.trainer.save(out, self.meta())
 
     def warnings(self) -> list[str]:
-        """What a resume had to start afresh (an optimizer or random state that did not fit), one line each."""
-        return list(getattr(self.trainer, "resume_warnings", None) or [])
+        """What a resume had to start afresh (an optimizer or random state that did not fit), and what a
+        fine-tune mapped to its replacement token, one line each."""
+        return self._notes + list(getattr(self.trainer, "resume_warnings", None) or [])
 
     def keep_snapshots(self, folder) -> None:
         """From now on keep past models in `folder` (engine.snapshots: log-spaced steps and every evaluation, at

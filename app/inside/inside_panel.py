@@ -198,7 +198,7 @@ class InsidePanel(QWidget):
         self._show(inside, colours)
         if other is not None:
             self.gradients.set_result(1, other)
-        done = f"{len(inside.tokens)} tokens, {inside.family.upper()}."
+        done = f"{len(inside.tokens)} tokens, {inside.family}."
         self._say(f"{done} {inside.note[0].upper() + inside.note[1:]}." if inside.note else done,
                   warn=bool(inside.note))
 

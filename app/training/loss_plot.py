@@ -297,11 +297,16 @@ class LossPlot(QWidget):
         self.kept_label.setText(f"Past models: {len(steps)} kept ({format_bytes(disk_bytes)} on disk); drag the "
                                 f"marker on the curve to use one" if steps else "")
         if self.chosen_step is None and steps:
-            self.marker.blockSignals(True)
-            self.marker.setValue(steps[-1] + self.step_offset)
-            self.marker.blockSignals(False)
-        self.marker.setVisible(bool(steps) and self.x_axis.currentText() == "step")
+            self.marker.setValue(steps[-1] + self.step_offset)   # signals on: the line's label follows its value
+        self._show_marker(bool(steps) and self.x_axis.currentText() == "step")
         self.over_time.setEnabled(bool(steps))
+
+    def _show_marker(self, visible: bool) -> None:
+        """Show or hide the marker; a shown one's label is brought up to date, since pyqtgraph's line label
+        ignores position changes made while it was hidden (it would still read "model at step 0")."""
+        self.marker.setVisible(visible)
+        if visible:
+            self.marker.label.valueChanged()
 
     def nearest_kept(self, x: float) -> int | None:
         """The kept step nearest to x on the step axis (x includes a fine-tune's step offset)."""
@@ -327,9 +332,7 @@ class LossPlot(QWidget):
         """Use the model of kept step `step` (the marker moves there); the newest kept step of a finished run
         is the run's own model."""
         self.chosen_step = step
-        self.marker.blockSignals(True)
-        self.marker.setValue(step + self.step_offset)
-        self.marker.blockSignals(False)
+        self.marker.setValue(step + self.step_offset)   # signals on: the line's label follows its value
         self.latest.setEnabled(True)
         self.step_chosen.emit(step)
 
@@ -338,9 +341,7 @@ class LossPlot(QWidget):
         self.chosen_step = None
         self.latest.setEnabled(False)
         if self.kept_steps:
-            self.marker.blockSignals(True)
-            self.marker.setValue(self.kept_steps[-1] + self.step_offset)
-            self.marker.blockSignals(False)
+            self.marker.setValue(self.kept_steps[-1] + self.step_offset)   # signals on: the line's label follows its value
         self.step_chosen.emit(-1)
 
     def remember_in(self, settings) -> None:
@@ -556,7 +557,7 @@ class LossPlot(QWidget):
     @Slot(str)
     def _on_axis_changed(self, name: str) -> None:
         if hasattr(self, "marker"):
-            self.marker.setVisible(bool(self.kept_steps) and name == "step")
+            self._show_marker(bool(self.kept_steps) and name == "step")
         label = X_AXES[name][1]
         self.aux_plot.setLabel("bottom", label)
         for plot in (self.loss_plot, self.aux_plot):

@@ -363,3 +363,15 @@ def test_train_curve_in_bits_per_char_uses_the_train_splits_characters_per_token
     np.testing.assert_allclose(plot.history.runs[0].curve.getData()[1], 4.0 / (3.0 * math.log(2)))
     assert chars_per_token({"train_tokens": 5}) is None          # an older checkpoint: the val factor is used
     assert plot.train_chars_per_token is None                     # cleared with the run
+
+
+def test_the_scrub_marker_label_names_the_step_it_sits_on(plot):
+    """A run's kept steps place the marker on the newest one; its label must say that step, not the 0 it was
+    created at (the label follows sigPositionChanged, so the value must be set with signals on)."""
+    plot.set_kept_steps([1, 5, 60], 1000)
+    assert plot.marker.value() == 60
+    assert plot.marker.label.textItem.toPlainText() == "model at step 60"
+    plot.choose_step(5)
+    assert plot.marker.label.textItem.toPlainText() == "model at step 5"
+    plot.back_to_newest()
+    assert plot.marker.label.textItem.toPlainText() == "model at step 60"

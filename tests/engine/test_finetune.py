@@ -53,6 +53,7 @@ def test_finetune_starts_from_the_parents_weights_and_records_it(parent, other, 
     # the mapped characters became spaces
     space = run.tokenizer.stoi[" "]
     assert (run.val_ids == space).sum() > 0 and len(run.train_ids) + len(run.val_ids) == len(other.read_text())
+    assert run.warnings() == ["4 occurrence(s) of 2 character(s) the tokenizer cannot encode were mapped to ' '"]
     reports = list(run.reports())
     assert reports[-1].step == 4
     out = run.save(tmp_path / "child")
