@@ -5,6 +5,35 @@ os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any QApplication exists
 
 import pytest
 
+RUN_TIMEOUT_MS = 60_000   # how long a test waits for a tiny run, a corpus or a checkpoint on a busy 2-core machine
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """A settings file of the test's own, so nothing reads or writes the user's QSettings."""
+    from PySide6.QtCore import QSettings
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+
+
+def open_window(qtbot, settings):
+    """The main window on `settings`, shown, with its first corpus loaded; closing it discards without asking."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from app.main_window import MainWindow
+    w = MainWindow(settings)
+    qtbot.addWidget(w)
+    w.ask_save_on_close = lambda: QMessageBox.Discard
+    w.show()
+    qtbot.waitUntil(lambda: not w.panel.corpus_box.is_loading(), timeout=RUN_TIMEOUT_MS)   # the first corpus
+    return w
+
+
+@pytest.fixture
+def window(qtbot, settings):
+    w = open_window(qtbot, settings)
+    yield w
+    w.shutdown_run()
+
 
 @pytest.fixture(autouse=True)
 def collect_qt_garbage():

@@ -2,33 +2,15 @@
 first launch that fits the screen, run buttons that stay put, and status text that is true."""
 from __future__ import annotations
 
-import pytest
-from PySide6.QtCore import QSettings, QPoint, QRect, QSize, Qt
+from PySide6.QtCore import QPoint, QRect, QSize, Qt
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication
 
 from app.main_window import MainWindow
 from app.window.run_notice import first_geometry
 from engine import api
 from engine.errors import CorpusError
 from tests.app.test_main_window import RUN_TIMEOUT_MS, make_tiny
-
-
-@pytest.fixture
-def settings(tmp_path):
-    """A settings file of the test's own, so nothing reads or writes the user's QSettings."""
-    return QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
-
-
-@pytest.fixture
-def window(qtbot, settings):
-    w = MainWindow(settings)
-    qtbot.addWidget(w)
-    w.ask_save_on_close = lambda: QMessageBox.Discard
-    w.show()
-    qtbot.waitUntil(lambda: not w.panel.corpus_box.is_loading(), timeout=RUN_TIMEOUT_MS)
-    yield w
-    w.shutdown_run()
 
 
 def menu_texts(window: MainWindow) -> dict[str, list[str]]:

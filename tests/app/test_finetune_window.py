@@ -3,24 +3,10 @@ unencodable characters are named and mapped on request; both curves share one st
 checkpoint shows its parent's curve before its own when loaded."""
 from __future__ import annotations
 
-import pytest
-from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtCore import Qt
 
-from app.main_window import MainWindow
 from engine import checkpoint
 from tests.app.test_main_window import RUN_TIMEOUT_MS, load_and_wait, load_ckpt, make_tiny, start_and_wait
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
-    qtbot.addWidget(w)
-    w.ask_save_on_close = lambda: QMessageBox.Discard
-    w.show()
-    qtbot.waitUntil(lambda: not w.panel.corpus_box.is_loading(), timeout=RUN_TIMEOUT_MS)
-    yield w
-    w.shutdown_run()
 
 
 def test_finetune_a_loaded_checkpoint_on_another_corpus(qtbot, window, tmp_path, small_text):

@@ -17,24 +17,7 @@ from engine import api
 from engine import device as devices
 from engine.checkpoint import load_meta
 
-RUN_TIMEOUT_MS = 60_000
-
-
-@pytest.fixture
-def settings(tmp_path):
-    """A settings file of the test's own, so nothing reads or writes the user's QSettings."""
-    return QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
-
-
-@pytest.fixture
-def window(qtbot, settings):
-    w = MainWindow(settings)
-    qtbot.addWidget(w)
-    w.ask_save_on_close = lambda: QMessageBox.Discard
-    w.show()
-    qtbot.waitUntil(lambda: not w.panel.corpus_box.is_loading(), timeout=RUN_TIMEOUT_MS)   # the first corpus
-    yield w
-    w.shutdown_run()
+from tests.app.conftest import RUN_TIMEOUT_MS  # noqa: F401  (other tests import it from here)
 
 
 def load_and_wait(qtbot, box, spec: str) -> bool:

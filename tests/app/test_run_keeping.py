@@ -12,16 +12,12 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from app.main_window import MainWindow
 from engine import checkpoint, runs_dir
+from tests.app.conftest import open_window
 from tests.app.test_main_window import RUN_TIMEOUT_MS, make_tiny, start_and_wait
 
 
 def _window(qtbot, tmp_path, name="settings.ini") -> MainWindow:
-    w = MainWindow(QSettings(str(tmp_path / name), QSettings.IniFormat))
-    qtbot.addWidget(w)
-    w.ask_save_on_close = lambda: QMessageBox.Discard
-    w.show()
-    qtbot.waitUntil(lambda: not w.panel.corpus_box.is_loading(), timeout=RUN_TIMEOUT_MS)
-    return w
+    return open_window(qtbot, QSettings(str(tmp_path / name), QSettings.IniFormat))
 
 
 @pytest.fixture

@@ -4,29 +4,10 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtCore import Qt
 
 from app.main_window import MainWindow
 from tests.app.test_main_window import RUN_TIMEOUT_MS, make_tiny
-
-
-@pytest.fixture
-def settings(tmp_path):
-    """A settings file of the test's own, so nothing reads or writes the user's QSettings."""
-    return QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
-
-
-@pytest.fixture
-def window(qtbot, settings):
-    w = MainWindow(settings)
-    qtbot.addWidget(w)
-    w.ask_save_on_close = lambda: QMessageBox.Discard
-    w.show()
-    qtbot.waitUntil(lambda: not w.panel.corpus_box.is_loading(), timeout=RUN_TIMEOUT_MS)
-    yield w
-    w.shutdown_run()
 
 
 def slow_validation(window: MainWindow) -> dict:

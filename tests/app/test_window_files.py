@@ -8,34 +8,12 @@ import json
 from html import escape
 
 import pytest
-from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
 
-from app.main_window import MainWindow
 from engine import checkpoint
+from tests.app.conftest import open_window
 from tests.app.test_main_window import RUN_TIMEOUT_MS, load_and_wait, load_ckpt, make_tiny, start_and_wait
 from tests.engine import hostile
-
-
-@pytest.fixture
-def settings(tmp_path):
-    return QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
-
-
-def _window(qtbot, settings) -> MainWindow:
-    w = MainWindow(settings)
-    qtbot.addWidget(w)
-    w.ask_save_on_close = lambda: QMessageBox.Discard
-    w.show()
-    qtbot.waitUntil(lambda: not w.panel.corpus_box.is_loading(), timeout=RUN_TIMEOUT_MS)
-    return w
-
-
-@pytest.fixture
-def window(qtbot, settings):
-    w = _window(qtbot, settings)
-    yield w
-    w.shutdown_run()
 
 
 def _full_disk(monkeypatch):
@@ -114,7 +92,7 @@ def test_damaged_saved_settings_are_reset_one_key_at_a_time(qtbot, settings):
     for key, value in DAMAGED.items():
         settings.setValue(key, value)
     settings.sync()
-    w = _window(qtbot, settings)       # the app starts
+    w = open_window(qtbot, settings)       # the app starts
     expected = ["settings/last seed: 1,099,511,627,776 is outside", "settings/last model.n_layer: 1e+30 is not a "
                 "whole number", "settings/last train.lr: nan is outside", "settings/last train.max_steps: 'many' "
                 "is not a whole number", "settings/last tokenizer: 3 is not one of the choices",
@@ -128,7 +106,7 @@ def test_damaged_saved_settings_are_reset_one_key_at_a_time(qtbot, settings):
     assert p.fields["transformer"]["n_embd"].value() == 48 and p.fields["train"]["batch_size"].value() == 12
     assert p.word_cap.value() == 7
     w.close()
-    again = _window(qtbot, settings)    # written back clean: the next start has nothing to reset
+    again = open_window(qtbot, settings)    # written back clean: the next start has nothing to reset
     assert again.reset_settings == []
     again.close()
 
@@ -137,7 +115,7 @@ def test_damaged_saved_settings_are_reset_one_key_at_a_time(qtbot, settings):
                                          ("{not json", "settings/last not readable")])
 def test_saved_settings_that_are_not_an_object_are_reset(qtbot, settings, value, reset):
     settings.setValue("settings/last", value)
-    w = _window(qtbot, settings)
+    w = open_window(qtbot, settings)
     assert any(reset in r for r in w.reset_settings) and w.panel.preset.currentText() == "tiny-cpu-transformer"
     w.close()
 
