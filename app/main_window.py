@@ -1,7 +1,8 @@
-"""The main window: the training panel on the left, tabs Loss / Graph / Sample / Tokens on the right, a menu bar
-(menus.py), a notice across the top when a run ends (run_notice.py), a status bar with the device, run state, step,
-tokens/s and ETA. It owns the run's worker thread and the ModelSource the tabs read, and remembers geometry, corpora
-and the last settings in QSettings. Saving and loading checkpoints are in checkpoint_actions.py."""
+"""The main window: the training panel on the left, tabs Loss / Graph / Sample / Tokens / Inside on the right,
+a menu bar (window/menus.py), a notice across the top when a run ends (window/run_notice.py), a status bar with the
+device, run state, step, tokens/s and ETA. It owns the run's worker thread and the ModelSource the tabs read, and
+remembers geometry, corpora and the last settings in QSettings. Saving and loading checkpoints are in
+window/checkpoint_actions.py."""
 from __future__ import annotations
 
 import json
