@@ -18,6 +18,7 @@ from pathlib import Path
 from . import checkpoint as ckpt
 from .corpus import load_corpus
 from .errors import CheckpointError, ConfigError
+from .tokenizers.word import TOKEN_RE
 
 __all__ = ["export_script"]
 
@@ -50,7 +51,8 @@ def export_script(ckpt_dir, out_path) -> dict:
         "family": family, "model": meta["model"], "train": meta["train"], "seed": int(meta["train"]["seed"]),
         "val_fraction": float(spec.get("val_fraction", 0.1)), "corpus": str(corpus_path),
         "tokenizer": {"kind": tok["kind"], **({"chars": tok["chars"]} if tok["kind"] == "char" else {}),
-                      **({"tokens": tok["tokens"], "lowercase": bool(tok.get("lowercase"))}
+                      **({"tokens": tok["tokens"], "lowercase": bool(tok.get("lowercase")),
+                          "pattern": TOKEN_RE.pattern}
                          if tok["kind"] == "word" else {}),
                       **({"json": tok_json.name} if tok_json else {})},
         "source": str(Path(ckpt_dir).resolve()),
@@ -111,7 +113,7 @@ class Tokenizer:
             self.itos = list(spec["tokens"])      # id 0 is <unk>
             self.stoi = {t: i for i, t in enumerate(self.itos)}
             self.lowercase = spec["lowercase"]
-            self.pattern = re.compile(r"\n|\w+(?:['’-]\w+)*|[^\w\s]")
+            self.pattern = re.compile(spec["pattern"])   # the project's word pattern, so ids match
         else:
             from tokenizers import Tokenizer as HFTokenizer   # byte-level BPE, the JSON written beside
             self.bpe = HFTokenizer.from_file(str(HERE / spec["json"]))
@@ -245,7 +247,8 @@ class GPT(nn.Module):
         if self.c["pos"] == "learned":
             x = x + self.wpe(torch.arange(0, T, device=idx.device))
         elif self.c["pos"] == "sinusoidal":
-            x = x + sinusoidal_table(T, self.c["n_embd"], idx.device, x.dtype)
+            # tokens scaled by sqrt(n_embd) so the fixed table does not drown them (Vaswani et al. 2017)
+            x = x * math.sqrt(self.c["n_embd"]) + sinusoidal_table(T, self.c["n_embd"], idx.device, x.dtype)
         else:
             rope = rope_tables(T, self.c["n_embd"] // self.c["n_head"], self.c["rope_base"], idx.device, x.dtype)
         x = self.drop(x)
