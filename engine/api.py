@@ -22,6 +22,7 @@ from .errors import CheckpointError, ConfigError, CorpusError, PlaygroundError, 
 from .models import FAMILIES, build_model
 from .settings import (DEFAULT_PRESET, NGRAM_DEFAULTS, all_settings, coerce as _coerce, estimate, full_config,
                        list_presets, resolve_config, validate_config)
+from .checkpoint_schema import MAX_SEED
 from .finetune import parent_record
 from .tokenizers import build_for_corpus, tokenizer_from_dict
 from .train_state import load_model_tensors, state_shapes
@@ -344,9 +345,6 @@ class Run:
                 model.eval()
             meta = self.meta()
         return ModelHandle(self.spec.family, model, self.tokenizer, meta)
-
-
-MAX_SEED = 2 ** 63 - 1
 
 
 def _check_spec_values(spec: RunSpec) -> None:

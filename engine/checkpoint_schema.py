@@ -15,7 +15,7 @@ from .errors import CheckpointError, PlaygroundError
 CAPS = {"vocab_size": 4_000_000, "block_size": 65_536, "n_layer": 256, "n_head": 256, "n_kv_head": 256,
         "n_embd": 65_536, "n_hidden": 65_536}
 MAX_HISTORY_ROWS = 100_000
-MAX_SEED = 2 ** 63 - 1
+MAX_SEED = 2 ** 63 - 1   # torch.manual_seed takes 64-bit seeds; a larger one is refused, not wrapped
 MAX_COUNT = 2 ** 31 - 1   # steps and other training counts: what the window's spin boxes and progress bar hold
 GROUPS = {"ngram": ("ngram",), "neural": ("model", "optimizer", "rng")}
 _HEX64 = re.compile(r"[0-9a-f]{64}")

@@ -11,6 +11,7 @@ import sys
 import time
 from typing import Any
 
+from .checkpoint_schema import MAX_SEED
 from .errors import BadUtf8Error, ConfigError, PlaygroundError
 from .interrupt import StopOnSignal
 
@@ -45,7 +46,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
-MAX_SEED = 2 ** 63 - 1   # torch.manual_seed takes 64-bit seeds; a larger one is refused, not wrapped
 
 
 def _int(text: str) -> int:

@@ -239,7 +239,7 @@ class Trainer:
                     dt = time.perf_counter() - t0
                 if finishing and not stopped:
                     val = self.evaluate(cancel=self._stop.is_set)   # None when a stop cut it short
-                elif self.step % cfg.eval_interval == 0 and self.step < cfg.max_steps:
+                elif not finishing and self.step % cfg.eval_interval == 0 and self.step < cfg.max_steps:
                     val = self.evaluate(cfg.eval_windows, cancel=self._stop.is_set)
             except (MemoryError, RuntimeError) as e:   # CUDA/MPS OutOfMemoryError; the CPU allocator's RuntimeError
                 if not is_out_of_memory(e):
@@ -405,7 +405,8 @@ class Trainer:
         val = self.evaluate(cancel=cancel)
         if val is None or last is None:
             return None
-        rep = replace(last, val_loss=val[0], val_bpc=val[1], val_ppl=val[2], event="eval")   # message: the end's
+        rep = replace(last, val_loss=val[0], val_bpc=val[1], val_ppl=val[2], event="eval",   # message: the end's
+                      val_scope=self._val_scope)
         self.last_report = self.last_eval = rep
         self.history.add(rep)
         return rep

@@ -269,4 +269,5 @@ def test_a_stopped_run_ends_without_validating_and_validates_on_request(corpus_f
     assert run.final_evaluation(cancel=lambda: True) is None and run.needs_final_evaluation()
     rep = run.final_evaluation()
     assert rep.event == "eval" and rep.step == done.step and np.isfinite(rep.val_loss)
+    assert rep.val_scope == "whole split"                      # the history says what the figure covers
     assert run.summary()["val_loss"] == rep.val_loss and not run.needs_final_evaluation()
