@@ -53,15 +53,20 @@ class RunKeeper(QObject):
             self._again = run
             return
         self._saving = True
-        target = self.checkpoint_dir()
-        self._jobs.run(lambda: run.save(target), self._on_saved, self._on_failed)
+        folder, target = self.folder, self.checkpoint_dir()
+        self._jobs.run(lambda: run.save(target), lambda path: self._on_saved(path, folder),
+                       lambda message: self._on_failed(message, folder))
 
-    def _on_saved(self, path) -> None:
+    def _on_saved(self, path, folder: Path) -> None:
+        if folder is not self.folder:   # an earlier run's save, answered after the next run began: settled already
+            return
         self._saving = False
         self.saved.emit(str(path))
         self._next()
 
-    def _on_failed(self, message: str) -> None:
+    def _on_failed(self, message: str, folder: Path) -> None:
+        if folder is not self.folder:
+            return
         self._saving = False
         self.failed.emit(f"autosave failed: {message}")
         self._next()
@@ -77,6 +82,7 @@ class RunKeeper(QObject):
     def finish_quietly(self) -> None:
         """Wait for a save under way; the folder of the run left behind is marked ended."""
         self._jobs.wait()
+        self._saving, self._again, self._end_after_save = False, None, False   # nothing carries over to a new run
         if self.folder is not None:
             self._mark("ended")
 

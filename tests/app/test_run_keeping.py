@@ -126,3 +126,32 @@ def test_a_loaded_run_folder_can_be_scrubbed(qtbot, window):
         dialog.generate_button.click()
     assert blocker.args == [len(kept)]
     dialog.close()
+
+
+def test_an_earlier_runs_late_autosave_leaves_the_next_runs_folder_alone(qtbot):
+    """The final autosave of one run can still be answered after the next run has begun: its answer must not
+    mark the new run's folder ended (a crash in the new run would then never be offered for recovery), nor
+    start a save into the new folder."""
+    import json
+    import threading
+
+    from app.training.run_keeper import RunKeeper
+
+    release, saved_into = threading.Event(), []
+
+    class SlowRun:
+        def save(self, target):
+            release.wait(10)
+            saved_into.append(target)
+            return target
+
+    keeper = RunKeeper()
+    first = keeper.begin("transformer").parent
+    keeper.autosave(SlowRun(), final=True)
+    keeper.autosave(SlowRun())                       # queued behind the first
+    release.set()
+    second = keeper.begin("transformer").parent     # waits for the save; its answer is still queued
+    qtbot.wait(200)                                  # the queued answers arrive now
+    assert json.loads((second / "run.json").read_text())["state"] == "running"
+    assert json.loads((first / "run.json").read_text())["state"] == "ended"
+    assert all(str(second) not in str(t) for t in saved_into)
