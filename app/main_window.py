@@ -216,7 +216,7 @@ class MainWindow(CheckpointActions, QMainWindow):
         self._remember_corpora()
         if self.loaded is not None and self.loaded[1].get("spec", {}).get("corpus") == corpus.source:
             # the loaded checkpoint's own corpus arrived: its validation text replaces the stand-in
-            self.source.set_checkpoint(self.source.snapshot(), self.loaded[0], self.panel.corpus_box.validation_text())
+            self.source.set_validation_text(self.panel.corpus_box.validation_text())   # a scrubbed step stays chosen
 
     @Slot(str, str)
     def _on_corpus_failed(self, spec: str, _message: str) -> None:

@@ -51,7 +51,6 @@ class ModelSource(QObject):
 
     def describe(self) -> str:
         if self._past is not None:
-            s = self._past.meta.get("summary", {})
             return (f"{self._past.family} {_params(int(self._past.model.num_params()))} params, "
                     f"{self._past.tokenizer.kind} tokenizer, as it was at step {self._past_step:,} "
                     f"(chosen on the loss curve; 'Newest model' goes back)")
@@ -91,6 +90,11 @@ class ModelSource(QObject):
         self._label = Path(path).name
         self._val_text = validation_text
         self._training = False
+        self.changed.emit()
+
+    def set_validation_text(self, text: str) -> None:
+        """The validation text of the model's corpus arrived (a checkpoint's corpus loads in the background)."""
+        self._val_text = text
         self.changed.emit()
 
     def set_training(self, training: bool) -> None:

@@ -37,16 +37,13 @@ def random_window(text: str, tokenizer, n_tokens: int, rng: random.Random) -> st
     return tokenizer.decode(tokenizer.encode(text[start:start + chars])[:n_tokens])
 
 
-def _model_name(handle, fallback: str) -> str:
-    return f"{handle.family.upper()} ({fallback})" if handle is not None else fallback
-
-
 class InsidePanel(QWidget):
     def __init__(self, source, parent: QWidget | None = None):
         super().__init__(parent)
         self.source = source
         self.rng = random.Random()
         self.handle = None            # cached snapshot, dropped on source.changed
+        self.shown_handle = None      # the model whose result is on screen (a new loss choice recomputes on it)
         self.compare = None           # (name, ModelHandle) of the comparison checkpoint
         self.inside = None            # the last look_inside result on screen
         self.shown_text = ""
@@ -188,13 +185,13 @@ class InsidePanel(QWidget):
         self._request += 1
         request = self._request
         self._say("Computing…")   # Refresh stays enabled: a newer request replaces this one
-        self.jobs.run(work, lambda r: self._done(request, text, r), lambda m: self._failed(request, m))
+        self.jobs.run(work, lambda r: self._done(request, text, handle, r), lambda m: self._failed(request, m))
 
-    def _done(self, request: int, text: str, result) -> None:
+    def _done(self, request: int, text: str, handle, result) -> None:
         if request != self._request:
             return
         inside, colours, other = result
-        self.inside, self.shown_text = inside, text
+        self.inside, self.shown_text, self.shown_handle = inside, text, handle
         self._show(inside, colours)
         if other is not None:
             self.gradients.set_result(1, other)
@@ -227,16 +224,16 @@ class InsidePanel(QWidget):
 
     def recompute_bptt(self) -> None:
         """Only the gradient norms, for a new choice of loss (cheap: one forward and backward)."""
-        if self.inside is None or self.inside.bptt is None or self.handle is None:
+        if self.inside is None or self.inside.bptt is None or self.shown_handle is None:
             return
-        model, tokenizer, text = self.handle.model, self.handle.tokenizer, self.shown_text
+        model, tokenizer, text = self.shown_handle.model, self.shown_handle.tokenizer, self.shown_text
         loss_at, compare = self.gradients.loss.value(), self.compare
         family, n_tokens = self.inside.family, len(self.inside.tokens)
 
         def work():
             ids = tokenizer.encode(text)[:n_tokens]
             mine = bptt_norms(model, ids, loss_at, [tokenizer.token_str(i) for i in ids[:-1]])
-            return (f"this {family.upper()}", mine), _compare_bptt(compare, text, loss_at)
+            return (f"this {family}", mine), _compare_bptt(compare, text, loss_at)
 
         self._bptt_request += 1
         request = self._bptt_request

@@ -103,7 +103,8 @@ def test_lstm_neurons_ranked_units_and_gradients(qtbot):
     np.testing.assert_allclose(chart.norms, bptt_norms(handle.model, ids, "last").norms[1], rtol=1e-6)
     np.testing.assert_allclose(chart.bar_tops(), chart.norms[chart.norms > 0], rtol=1e-9)
     assert chart.getAxis("left").logMode
-    g.loss.mode.setCurrentIndex(1)              # one position's loss
+    panel.source.changed.emit()                 # as at every evaluation while training: the cached snapshot goes
+    g.loss.mode.setCurrentIndex(1)              # one position's loss, still recomputed on the model shown
     g.loss.position.setValue(40)
     qtbot.waitUntil(lambda: g.results[0][1].loss_at == 40, timeout=WAIT_MS)
     assert np.all(g.charts[0].norms[40:] == 0) and np.all(g.charts[0].norms[:40] > 0)
