@@ -439,7 +439,8 @@ class GraphPanel(QWidget):
         for key, btn in self.buttons.items():
             if key != "end":
                 btn.setEnabled(not busy)
-        for w in (self.inspector, self.tape_stack, self.strip_box, self.build_btn, self.what):
+        for w in (self.inspector, self.tape_stack, self.strip_box, self.build_btn, self.what, self.text, self.length,
+                  self.random_btn, self.refresh_btn, self.lecture_btn):   # nothing may replace the stepper meanwhile
             w.setEnabled(not busy)
         self.view.setInteractive(not busy)   # no clicks on nodes; disabling the view would repaint 4,000 items
         if busy:
@@ -511,6 +512,8 @@ class GraphPanel(QWidget):
         return f"  [{'; '.join(parts)}]" if parts else ""
 
     def _update_controls(self) -> None:
+        if self._end_cancel is not None:   # End's worker owns the stepper: _set_end_busy decides what is enabled
+            return
         s = self.stepper
         b = self.buttons
         b["forward"].setEnabled(bool(s and s.can_step_forward))

@@ -84,6 +84,10 @@ def test_end_on_a_long_tape_runs_on_a_worker_with_progress_and_cancel(qtbot, sma
     end = panel.buttons["end"]
     end.click()
     assert end.text() == "Cancel" and not panel.buttons["step"].isEnabled() and not panel.view.isInteractive()
+    # nothing that would build a new graph, and so replace the stepper the worker is stepping, is enabled
+    assert not any(w.isEnabled() for w in (panel.text, panel.random_btn, panel.refresh_btn, panel.lecture_btn))
+    panel.show_message("a message meanwhile")                 # used to turn the step buttons back on
+    assert not panel.buttons["step"].isEnabled() and not panel.buttons["back"].isEnabled()
     qtbot.waitUntil(lambda: s.position > 20, timeout=WAIT_MS)
     panel._end_progress()
     assert panel.counter.text().startswith("running to the end: step ")

@@ -19,6 +19,14 @@ from engine.inside import bptt_norms
 from engine.models import build_model
 from engine.tokenizers import build_tokenizer
 
+
+@pytest.fixture(autouse=True)
+def end_runs_inline(monkeypatch):
+    """End finishes on the GUI thread here, whatever the machine's speed, so a check right after clicking it sees
+    the whole pass (the hand-over to a worker is tested in test_graph_fixes.py)."""
+    from app.graph import graph_view
+    monkeypatch.setattr(graph_view, "END_INLINE_S", 1e9)
+
 WAIT_MS = 20_000
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QPoint
 from PySide6.QtWidgets import QApplication
 
@@ -13,6 +14,15 @@ from app.sample.beam_tree import BeamTree, build_tree
 from app.graph.graph_view import MODEL
 
 from .test_graph_view import _model_source, _panel, _rebuild
+
+
+@pytest.fixture(autouse=True)
+def end_runs_inline(monkeypatch):
+    """End finishes on the GUI thread here, whatever the machine's speed, so a check right after clicking it sees
+    the whole pass (the hand-over to a worker is tested in test_graph_fixes.py)."""
+    from app.graph import graph_view
+    monkeypatch.setattr(graph_view, "END_INLINE_S", 1e9)
+
 
 LEFT_PANEL = 380     # what MainWindow gives its settings panel; the Graph tab gets the rest of the window's width
 
