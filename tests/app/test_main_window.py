@@ -488,17 +488,27 @@ def test_loading_a_checkpoint_replaces_the_run_in_the_whole_window(qtbot, window
     assert "validation loss" in p.message.text()
 
 
-def test_loading_a_checkpoint_brings_back_its_corpus_in_the_background(qtbot, window, tmp_path):
+def test_loading_a_checkpoint_brings_back_its_corpus_in_the_background(qtbot, window, tmp_path, monkeypatch):
+    import threading
+
+    import app.training.corpus_box as corpus_box
     box = window.panel.corpus_box
     notes = tmp_path / "notes.txt"
     notes.write_text("notes to train a checkpoint on. " * 300, encoding="utf-8")
     assert load_and_wait(qtbot, box, str(notes))
     saved_tiny_checkpoint(qtbot, window, tmp_path / "ck")
     assert load_and_wait(qtbot, box, "builtin:python-docs")
+    docs_val = box.validation_text()
+    release, real_load = threading.Event(), corpus_box.load_corpus
+
+    def held_load(spec, **options):   # the notes file waits until the test has looked at the stand-in
+        if str(spec) == str(notes.resolve()):
+            release.wait(RUN_TIMEOUT_MS / 1000)
+        return real_load(spec, **options)
+    monkeypatch.setattr(corpus_box, "load_corpus", held_load)
     assert load_ckpt(qtbot, window, str(tmp_path / "ck"))
-    # the corpus loads in the background: a stand-in meanwhile (it may already be done: the checkpoint is read
-    # on a worker too, and the tiny notes file can arrive first)
-    assert window.source.validation_text() == box.validation_text()
+    assert box.is_loading() and window.source.validation_text() == docs_val   # a stand-in so far
+    release.set()
     qtbot.waitUntil(lambda: not box.is_loading(), timeout=RUN_TIMEOUT_MS)
     assert box.spec() == str(notes.resolve()) and window.state == "loaded"
     assert window.source.validation_text() == box.validation_text() and "notes to train" in box.validation_text()
