@@ -450,7 +450,9 @@ class MainWindow(CheckpointActions, QMainWindow):
     def _on_reports(self, reports: list) -> None:
         self.loss_plot.add_reports(reports)
         if self.run is not None:
-            self.loss_plot.set_kept_steps(self.run.snapshot_steps(), self.run.snapshot_disk_bytes())
+            steps = self.run.snapshot_steps()
+            if steps != self.loss_plot.kept_steps:   # the disk size stats every file: only when a step was kept
+                self.loss_plot.set_kept_steps(steps, self.run.snapshot_disk_bytes())
             if any(e.val_loss is not None for e in reports):
                 self.keeper.autosave(self.run)      # every evaluation: the run is never only in memory
         r = self.last_report = reports[-1]

@@ -51,17 +51,19 @@ class SamplesOverTime(QDialog):
         self.generate_button.setEnabled(False)
         self.status.setText(f"sampling {len(self.run.snapshot_steps())} past models…")
         prompt, seed, n = self.prompt.text(), self.seed.value(), self.tokens.value()
-        self._jobs.run(lambda: self.run.samples_over_time(prompt, seed, n), self._show, self._failed)
+        self._jobs.run(lambda: self.run.samples_over_time(prompt, seed, n),
+                       lambda rows: self._show(rows, prompt, seed), self._failed)
 
-    def _show(self, rows: list) -> None:
+    def _show(self, rows: list, prompt: str, seed: int) -> None:
+        """The rows sampled for `prompt` and `seed` (as asked, even if the fields were edited meanwhile)."""
         self.table.setRowCount(len(rows))
         for i, (step, text) in enumerate(rows):
             step_item = QTableWidgetItem(f"{step:,}")
             step_item.setTextAlignment(Qt.AlignRight | Qt.AlignTop)
             self.table.setItem(i, 0, step_item)
-            self.table.setItem(i, 1, QTableWidgetItem(self.prompt.text() + text))
+            self.table.setItem(i, 1, QTableWidgetItem(prompt + text))
         self.table.resizeRowsToContents()
-        self.status.setText(f"prompt {self.prompt.text()!r}, seed {self.seed.value()}, one row per kept step")
+        self.status.setText(f"prompt {prompt!r}, seed {seed}, one row per kept step")
         self.generate_button.setEnabled(True)
         self.finished_rows.emit(len(rows))
 
