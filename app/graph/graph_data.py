@@ -13,12 +13,13 @@ from app.graph.graph_layout import GraphSpec, default_collapsed, layout
 H_GROUP = re.compile(r"^RNN layer (\d+) / RNN step (\d+)$")
 
 
-def record_and_layout(build: Callable[[], object]) -> tuple:
-    """Worker side of a build: the tape, its structure and its first layout (large graphs collapsed)."""
+def record_and_layout(build: Callable[[], object], view_width: float | None = None) -> tuple:
+    """Worker side of a build: the tape, its structure and its first layout (large graphs collapsed, small wide
+    ones folded to fit a view `view_width` pixels wide)."""
     program = build()
     spec = GraphSpec.from_nodes(program.nodes)
     collapsed = default_collapsed(spec)
-    return program, spec, collapsed, layout(spec, collapsed)
+    return program, spec, collapsed, layout(spec, collapsed, view_width)
 
 
 def build_model_tape(model, tokenizer, text: str):

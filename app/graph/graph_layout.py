@@ -21,6 +21,10 @@ COL_STEP, ROW_STEP = 215.0, 62.0  # distance between column centres / minimum di
 COLLAPSE_OVER = 100               # graphs with more nodes open with every group collapsed (a 3-layer GPT does)
 MIN_BOXED = 3                     # groups with fewer nodes get no box (nothing worth collapsing)
 SWEEPS = 3                        # barycenter down-and-up passes; more barely changes crossings on tapes
+READABLE = 0.7                    # the smallest zoom a freshly built graph opens at (node text stays legible)
+FIT_MIN = 0.45                    # Fit zooms out no further: node titles are still just legible
+FOLD_MAX_UNITS = 40               # only graphs this small fold into bands (a model tape is a strip to scroll)
+BAND_GAP = 70.0                   # vertical room between folded bands (group titles sit above their boxes)
 
 
 def group_key(path: str) -> str:
@@ -172,8 +176,51 @@ def _spread(want: np.ndarray) -> np.ndarray:
     return got - (got.mean() - want.mean())
 
 
-def layout(spec: GraphSpec, collapsed: set[str] | frozenset[str] = frozenset()) -> Layout:
-    """Lay out the tape with the given groups collapsed."""
+def _fold_width(n_cols: int, view_width: float | None) -> int | None:
+    """Columns per band when a graph of n_cols columns is too wide for a view `view_width` pixels wide even at
+    FIT_MIN zoom: as many as fit at READABLE zoom, spread evenly over the bands (6 columns into 3 + 3, not
+    5 + 1). None when it fits as it is."""
+    width = (n_cols - 1) * COL_STEP + NODE_W + 60.0      # the scene's margin around the nodes
+    if not view_width or view_width / width >= FIT_MIN:
+        return None
+    fit = max(2, int((view_width / READABLE - NODE_W - 60.0) // COL_STEP) + 1)
+    bands = -(-n_cols // fit)
+    return -(-n_cols // bands)
+
+
+def _fold(col: np.ndarray, y: np.ndarray, box: np.ndarray, max_columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Wrap a wide, small layout into bands of at most `max_columns` columns stacked top to bottom, the way a
+    line of text wraps, so the lecture example is whole and legible in a narrow view. A band may only end
+    between columns that no expanded box spans (a box split over two bands would be drawn across both); if no
+    such break exists within `max_columns`, the layout is returned unchanged."""
+    n_cols = int(col.max()) + 1
+    span = np.zeros(n_cols + 1, dtype=bool)       # span[c]: some box has columns both before and from c
+    for b in np.unique(box[box >= 0]):
+        c = col[box == b]
+        span[c.min() + 1:c.max() + 1] = True
+    starts, at = [0], 0
+    while n_cols - at > max_columns:
+        cut = next((c for c in range(at + max_columns, at, -1) if not span[c]), None)
+        if cut is None:
+            return col, y
+        starts.append(cut)
+        at = cut
+    band = np.searchsorted(np.array(starts), col, side="right") - 1
+    new_col = col - np.array(starts)[band]
+    new_y = y.copy()
+    top = 0.0
+    for b in range(len(starts)):
+        m = band == b
+        new_y[m] += top - y[m].min()
+        top = new_y[m].max() + ROW_STEP + BAND_GAP
+    return new_col, new_y
+
+
+def layout(spec: GraphSpec, collapsed: set[str] | frozenset[str] = frozenset(),
+           view_width: float | None = None) -> Layout:
+    """Lay out the tape with the given groups collapsed. With `view_width` (pixels), a graph of at most
+    FOLD_MAX_UNITS units too wide to read whole in that view is folded into bands (see _fold); n_columns then
+    counts a band's columns."""
     unit_of, unit_node, unit_group = _units(spec, set(collapsed))
     n_units = len(unit_node)
     src = np.fromiter((i for ins in spec.inputs for i in ins), dtype=np.int64)
@@ -185,6 +232,9 @@ def layout(spec: GraphSpec, collapsed: set[str] | frozenset[str] = frozenset()) 
     box = np.array([boxed.get(spec.groups[n], -1) if n >= 0 else -1 for n in unit_node], dtype=np.int64)
     col = _columns(n_units, edges, leaf, box)
     y = _place(col, np.arange(n_units), edges)
+    fold = _fold_width(int(col.max()) + 1, view_width) if 0 < n_units <= FOLD_MAX_UNITS else None
+    if fold:
+        col, y = _fold(col, y, box, fold)
     pos = np.stack([col * COL_STEP, y], axis=1).astype(np.float64)
     return Layout(unit_of, unit_node, unit_group, pos, edges, int(col.max()) + 1 if n_units else 0)
 

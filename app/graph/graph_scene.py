@@ -9,7 +9,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, 
 from PySide6.QtWidgets import (QGraphicsItem, QGraphicsRectItem, QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView,
                                QStyleOptionGraphicsItem, QWidget)
 
-from app.graph.graph_layout import NODE_H, NODE_W, GraphSpec, Layout
+from app.graph.graph_layout import FIT_MIN, NODE_H, NODE_W, READABLE, GraphSpec, Layout
 from app.graph.rule_text import readable
 
 # node fill by state: not yet computed, value computed, some gradient arrived, gradient complete
@@ -27,8 +27,6 @@ EDGE_PEN = {IDLE: QPen(QColor("#90a4ae"), 1.2), FORWARD: QPen(QColor("#1565c0"),
             GRADIENT: QPen(QColor("#ef6c00"), 3.0, Qt.DashLine)}
 GROUP_FILL = QColor(120, 144, 156, 28)
 MINIMAP_REFRESH_MS = 300  # the overview's picture is re-rendered at most this often while nodes change
-READABLE = 0.7       # the smallest zoom a freshly built graph opens at (node text stays legible)
-FIT_MIN = 0.45       # Fit zooms out no further: node titles are still just legible
 LOD_TEXT = 0.35       # below this zoom (the overview, a fitted big graph) nodes are drawn without text
 
 
@@ -276,7 +274,10 @@ class GraphScene(QGraphicsScene):
 
 class GraphView(QGraphicsView):
     """The main view: wheel zooms about the cursor, dragging pans, and a minimap sits in the bottom-right corner
-    once the graph no longer fits."""
+    once the graph no longer fits. `opening_resized` fires when the view is resized before the user has moved it
+    (the owner may lay a small graph out again for the new width: see graph_layout._fold)."""
+
+    opening_resized = Signal()
 
     def __init__(self, scene: GraphScene, parent=None):
         super().__init__(scene, parent)
@@ -371,6 +372,7 @@ class GraphView(QGraphicsView):
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         if self._opening:
+            self.opening_resized.emit()
             self.start_view()
         else:
             self.update_minimap(refit=True)

@@ -22,7 +22,7 @@ from app.graph.graph_data import (build_model_tape, finished_grad_norms, hidden_
                                    record_and_layout)
 from app.common.bptt_chart import describe_loss
 from app.common.jobs import JobRunner
-from app.graph.graph_layout import layout
+from app.graph.graph_layout import FOLD_MAX_UNITS, layout
 from app.graph.graph_scene import (COMPUTED, FORWARD, GRAD_DONE, GRAD_PARTIAL, GRADIENT, PENDING, GraphScene,
                                     GraphView)
 from app.common.workers import error_message
@@ -86,6 +86,7 @@ class GraphPanel(QWidget):
 
         self.scene = GraphScene(self)
         self.view = GraphView(self.scene)
+        self.view.opening_resized.connect(self._refold)
         self.strip_box = GradientStrip()
         self.strip_box.hide()
         left = QWidget()
@@ -246,7 +247,8 @@ class GraphPanel(QWidget):
         request = self._request
         self.message_bar.hide()
         self.counter.setText("recording the tape…")
-        self.jobs.run(lambda: record_and_layout(fn), lambda r: self._built(request, r, source),
+        width = self.view.viewport().width()
+        self.jobs.run(lambda: record_and_layout(fn, width), lambda r: self._built(request, r, source),
                       lambda msg: self._build_failed(request, msg))
 
     def shutdown(self) -> None:
@@ -329,6 +331,17 @@ class GraphPanel(QWidget):
             state = (GRAD_PARTIAL if GRAD_PARTIAL in states or (GRAD_DONE in states and bwd < 1)
                      else GRAD_DONE if GRAD_DONE in states else COMPUTED if fwd > 0 else PENDING)
             item.set_state(state, u == cur, (fwd, bwd))
+
+    def _refold(self) -> None:
+        """The view's width changed before the user moved it: a small graph is laid out again, folded into bands
+        or unfolded to suit the new width (the window opens on another tab, so the first layout saw a placeholder
+        viewport). Big graphs never fold, so nothing is recomputed for them."""
+        if self.spec is None or len(self.lay.unit_node) > FOLD_MAX_UNITS:
+            return
+        lay = layout(self.spec, self.collapsed, self.view.viewport().width())
+        if lay.pos.shape != self.lay.pos.shape or not np.array_equal(lay.pos, self.lay.pos):
+            self.lay = lay
+            self._redraw_all()
 
     def _redraw_all(self) -> None:
         self.scene.build(self.program.nodes, self.spec, self.lay, self.titles)
@@ -531,7 +544,7 @@ class GraphPanel(QWidget):
     def toggle_group(self, key: str) -> None:
         """Expand or collapse one group and lay out again (milliseconds even for 1,000 nodes)."""
         self.collapsed ^= {key}
-        self.lay = layout(self.spec, self.collapsed)
+        self.lay = layout(self.spec, self.collapsed, self.view.viewport().width())
         self._redraw_all()
         members = np.flatnonzero(np.array(self.spec.groups) == key)
         if len(members):

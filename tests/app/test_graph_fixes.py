@@ -138,3 +138,52 @@ def test_layernorm_hat_is_spelled_out_in_every_place_a_rule_shows():
     from engine.autodiff.transformer_ops import LayerNorm
     rule = LayerNorm().bwd_rule
     assert "\u0302" in rule and "\u0302" not in readable(rule) and "x^" in readable(rule)
+
+
+def test_lecture_examples_open_whole_and_legible_in_a_1280x800_window(qtbot, window):
+    """At 1280×800 the graph view is about 530 px wide: the lecture chain (six columns) needed zoom 0.39 to fit,
+    below the legible FIT_MIN, so CrossEntropy opened off the right edge. It now folds into bands and opens whole
+    at a readable zoom; at 1600×1000 it fits unfolded, and a resize unfolds it again."""
+    from app.graph.graph_controls import FANOUT, LECTURE
+    from app.graph.graph_layout import READABLE
+    window.resize(1280, 800)
+    window.tabs.setCurrentWidget(window.graph_panel)
+    panel = window.graph_panel
+    qtbot.waitUntil(lambda: panel.stepper is not None, timeout=WAIT_MS)
+    view = panel.view
+    for example in (LECTURE, FANOUT):
+        old = panel.program
+        panel.what.setCurrentText(example)
+        if panel.program is old:
+            panel.build_btn.click()
+        qtbot.waitUntil(lambda: panel.program is not old, timeout=WAIT_MS)
+        qtbot.wait(50)
+        visible = view.mapToScene(view.viewport().rect()).boundingRect()
+        assert visible.contains(panel.scene.sceneRect()), (example, visible, panel.scene.sceneRect())
+        assert view.transform().m11() >= 0.95 * READABLE, (example, view.transform().m11())
+        ys = sorted({round(float(y)) for y in panel.lay.pos[:, 1]})
+        assert ys[-1] - ys[0] > 150, "folded into more than one band"
+    window.resize(1600, 1000)                        # wide enough: one band again, still whole
+    qtbot.waitUntil(lambda: float(panel.lay.pos[:, 1].max() - panel.lay.pos[:, 1].min()) < 150, timeout=WAIT_MS)
+    visible = view.mapToScene(view.viewport().rect()).boundingRect()
+    assert visible.contains(panel.scene.sceneRect())
+
+
+def test_folding_keeps_each_box_in_one_band_and_leaves_big_graphs_alone():
+    import numpy as np
+
+    from app.graph.graph_data import record_and_layout
+    from app.graph.graph_layout import COL_STEP, FOLD_MAX_UNITS, GraphSpec, layout
+    from engine.autodiff.lecture import lecture_fanout_example
+    program, spec, collapsed, wide = record_and_layout(lecture_fanout_example)
+    narrow = layout(spec, collapsed, view_width=400)
+    assert narrow.pos[:, 0].max() < wide.pos[:, 0].max()           # fewer columns across
+    assert len(np.unique(narrow.pos, axis=0)) == len(narrow.pos)     # no two units on one spot
+    members = np.flatnonzero(np.array(spec.groups) == "a")
+    band_y = narrow.pos[narrow.unit_of[members], 1]
+    assert band_y.max() - band_y.min() < 2 * 62 + 1                  # the box "a" stays in one band
+    assert layout(spec, collapsed, view_width=5000).pos.tolist() == wide.pos.tolist()
+    chain = GraphSpec(tuple(() if i == 0 else (i - 1,) for i in range(FOLD_MAX_UNITS + 1)),
+                      (True,) + (False,) * FOLD_MAX_UNITS, ("",) * (FOLD_MAX_UNITS + 1))
+    long = layout(chain, view_width=400)
+    assert long.pos[:, 0].max() == FOLD_MAX_UNITS * COL_STEP         # a model-sized tape stays one strip
