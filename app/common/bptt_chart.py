@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QWidget
 
 LAST, ONE, MEAN = "the last position's loss", "one position's loss:", "the mean loss (all positions)"
@@ -94,6 +95,7 @@ class BPTTChart(pg.PlotWidget):
         self.bars = pg.BarGraphItem(x=[], y0=[], y1=[], width=0.8, brush=color)
         self.addItem(self.bars)
         self.norms = np.zeros(0)
+        self.title = ""
 
     def show_norms(self, norms: np.ndarray, title: str = "", span: tuple[float, float] | None = None) -> None:
         """span: the (low, high) log10 range to draw, so that two charts side by side share one scale (default:
@@ -105,7 +107,22 @@ class BPTTChart(pg.PlotWidget):
         self.bars.setOpts(x=t + 1, y0=np.full(len(t), floor), y1=logs, width=0.8, brush=self.color)
         self.setYRange(floor, top, padding=0.02)
         self.setXRange(0.4, len(self.norms) + 0.6, padding=0)
-        self.setTitle(title, size="9pt")
+        self.title = title
+        self._show_title()
+
+    def _show_title(self) -> None:
+        """The title elided to the chart's width: pyqtgraph gives a title the minimum width of its whole text,
+        which pushed the plot past a narrow view's right edge (two charts side by side at 1280 px)."""
+        font = QFont()
+        font.setPointSize(9)
+        shown = QFontMetrics(font).elidedText(self.title, Qt.ElideRight, max(40, self.width() - 70))
+        self.setTitle(shown, size="9pt")
+        self.setToolTip(self.title if shown != self.title else "")
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if getattr(self, "title", ""):
+            self._show_title()
 
     def bar_tops(self) -> np.ndarray:
         """The drawn bars' tops, back in gradient units (for tests: what the chart shows)."""

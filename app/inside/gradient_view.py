@@ -11,6 +11,7 @@ from app.common.bptt_chart import BPTTChart, LossChoice, describe_loss, log_span
 
 class GradientView(QWidget):
     compare_requested = Signal()     # the panel asks for a checkpoint folder and loads it on a job
+    contrast_requested = Signal()    # the panel trains the contrasting recurrent model on a job
     loss_changed = Signal()
 
     def __init__(self, parent: QWidget | None = None):
@@ -21,12 +22,17 @@ class GradientView(QWidget):
         self.compare_btn = QPushButton("Compare with a checkpoint…")
         self.compare_btn.setToolTip("Run the same text through another saved model (an RNN next to an LSTM, say) "
                                     "and draw its gradients beside these on the same scale")
+        self.contrast_btn = QPushButton("Train an RNN beside it")
+        self.contrast_btn.setToolTip("One click: train the contrasting model here (a tanh RNN beside an LSTM or GRU, "
+                                     "an LSTM beside a tanh RNN), as wide and with the same tokenizer, for "
+                                     "300 steps on the validation text, and draw its gradients beside these")
         self.clear_btn = QPushButton("Remove comparison")
         self.clear_btn.hide()
         top = QHBoxLayout()
         top.addWidget(self.loss)
         top.addWidget(self.layer)
         top.addStretch(1)
+        top.addWidget(self.contrast_btn)
         top.addWidget(self.compare_btn)
         top.addWidget(self.clear_btn)
         self.charts = [BPTTChart("#ef6c00", 260), BPTTChart("#1565c0", 260)]
@@ -46,7 +52,12 @@ class GradientView(QWidget):
         self.layer.currentIndexChanged.connect(lambda _: self._draw())
         self.loss.changed.connect(self.loss_changed)
         self.compare_btn.clicked.connect(self.compare_requested)
+        self.contrast_btn.clicked.connect(self.contrast_requested)
         self.clear_btn.clicked.connect(lambda: self.set_result(1, None))
+
+    def set_family(self, family: str) -> None:
+        """Name the one-click contrast after what it would train beside a model of `family`."""
+        self.contrast_btn.setText("Train an LSTM beside it" if family == "rnn" else "Train a tanh RNN beside it")
 
     def set_result(self, which: int, result) -> None:
         """which 0: the current model, 1: the comparison; result (name, BPTT) or None."""

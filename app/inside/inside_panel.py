@@ -8,9 +8,10 @@ editing the text or the model moving on marks the view stale until the next Refr
 from __future__ import annotations
 
 import random
+import threading
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSpinBox,
                                QStackedWidget, QTabWidget, QVBoxLayout, QWidget)
 
@@ -38,6 +39,8 @@ def random_window(text: str, tokenizer, n_tokens: int, rng: random.Random) -> st
 
 
 class InsidePanel(QWidget):
+    contrast_progress = Signal(int, int)   # emitted on the worker thread, queued to the GUI thread (step, steps)
+
     def __init__(self, source, parent: QWidget | None = None):
         super().__init__(parent)
         self.source = source
@@ -45,6 +48,7 @@ class InsidePanel(QWidget):
         self.handle = None            # cached snapshot, dropped on source.changed
         self.shown_handle = None      # the model whose result is on screen (a new loss choice recomputes on it)
         self.compare = None           # (name, ModelHandle) of the comparison checkpoint
+        self._contrast_cancel = None  # threading.Event of a one-click comparison being trained
         self.inside = None            # the last look_inside result on screen
         self.shown_text = ""
         self.jobs = JobRunner(self)
@@ -111,6 +115,8 @@ class InsidePanel(QWidget):
         self.text.textChanged.connect(self._mark_stale)
         self.gradients.loss_changed.connect(self.recompute_bptt)
         self.gradients.compare_requested.connect(self.ask_compare)
+        self.gradients.contrast_requested.connect(self.train_contrast)
+        self.contrast_progress.connect(self._contrast_progress)
 
     def _show_reason_everywhere(self, text: str) -> None:
         for name in PAGES:
@@ -216,6 +222,7 @@ class InsidePanel(QWidget):
         if ins.lens is not None:
             self.lens.set_lens(ins.lens, ins.tokens)
         if ins.bptt is not None:
+            self.gradients.set_family(ins.family)
             self.gradients.set_result(0, (f"this {ins.family.upper()}", ins.bptt))
         for page, ok in shown.items():
             self.stacks[page].setCurrentIndex(1 if ok else 0)
@@ -269,6 +276,46 @@ class InsidePanel(QWidget):
         self._say(f"Loading {path}…")
         self.jobs.run(work, self._compare_loaded, lambda m: self._say(m, True))
 
+    def train_contrast(self) -> None:
+        """The one-click comparison: train the contrasting recurrent model (engine.inside.contrast) on the
+        validation text on a job, with progress, then draw its gradients beside the current model's."""
+        handle = self._model()
+        if handle is None or handle.family not in ("rnn", "lstm", "gru"):
+            self._say("The comparison is for RNN, LSTM and GRU models: load or train one first.", True)
+            return
+        from engine.inside import contrast
+        text, loss_at = self.shown_text or self.current_text(), self.gradients.loss.value()
+        corpus = self.source.validation_text()
+        other = contrast.contrast_family(handle.family)
+        cancel = self._contrast_cancel = threading.Event()
+
+        def work():
+            family, trained, val = contrast.train_contrast(handle.model, handle.tokenizer, corpus, cancel=cancel,
+                                                           steps=contrast.CONTRAST_STEPS,
+                                                           progress=lambda k, n: self.contrast_progress.emit(k, n))
+            name = "tanh RNN" if family == "rnn" else family.upper()
+            pair = (f"{name} trained here ({trained.meta['steps']} steps)", trained)
+            return pair, _compare_bptt(pair, text, loss_at), val
+
+        self.gradients.contrast_btn.setEnabled(False)
+        self._say(f"Training a {'tanh RNN' if other == 'rnn' else 'LSTM'} on the validation text to compare…")
+        self.jobs.run(work, self._contrast_done, self._contrast_failed)
+
+    def _contrast_progress(self, step: int, steps: int) -> None:
+        if not self.gradients.contrast_btn.isEnabled():
+            self._say(f"Training the comparison model: step {step} of {steps}…")
+
+    def _contrast_done(self, result) -> None:
+        self.gradients.contrast_btn.setEnabled(True)
+        *pair_and_bptt, val = result
+        self._compare_loaded(tuple(pair_and_bptt))
+        self._say(f"Comparing with a {self.compare[0]} on the same text; its validation loss on the last 10% "
+                  f"of the validation text is {val:.3f} nats/token.")
+
+    def _contrast_failed(self, message: str) -> None:
+        self.gradients.contrast_btn.setEnabled(True)
+        self._say(message, True)
+
     def _compare_loaded(self, result) -> None:
         pair, other = result
         self.compare = pair
@@ -276,6 +323,8 @@ class InsidePanel(QWidget):
         self._say(f"Comparing with {pair[0]} on the same text.")
 
     def shutdown(self) -> None:
+        if self._contrast_cancel is not None:
+            self._contrast_cancel.set()
         self.jobs.wait()
 
 

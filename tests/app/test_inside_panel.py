@@ -174,3 +174,40 @@ def test_ngram_says_why_and_editing_marks_stale(qtbot):
     assert panel2.status.text().startswith("13 tokens")
     panel2.text.setPlainText("Speak, speak!")
     assert "press Refresh" in panel2.status.text()
+
+
+def test_one_click_contrast_trains_a_tanh_rnn_beside_an_lstm(qtbot, monkeypatch):
+    """The ready comparison: one click trains the contrasting recurrent model (here a tanh RNN beside the LSTM)
+    with the same tokenizer on the validation text, reports progress, and draws its gradients on the same text."""
+    import engine.inside.contrast as contrast
+    monkeypatch.setattr(contrast, "CONTRAST_STEPS", 20)
+    handle = _handle("lstm", {"n_layer": 1, "n_embd": 8, "n_hidden": 16})
+    panel = _panel(qtbot, handle)
+    _refresh(qtbot, panel, TEXT[:50])
+    assert panel.gradients.contrast_btn.text() == "Train a tanh RNN beside it"
+    seen: list[str] = []
+    panel.status.setText = lambda t, f=panel.status.setText: (seen.append(t), f(t))[1]
+    panel.gradients.contrast_btn.click()
+    assert not panel.gradients.contrast_btn.isEnabled()          # one at a time
+    qtbot.waitUntil(lambda: panel.gradients.results[1] is not None, timeout=WAIT_MS)
+    name, other = panel.gradients.results[1]
+    assert name.startswith("tanh RNN trained here (20 steps") and panel.compare[1].family == "rnn"
+    assert any("step 20 of 20" in t for t in seen), seen
+    want = bptt_norms(panel.compare[1].model, handle.tokenizer.encode(TEXT[:50]), "last").norms[0]
+    np.testing.assert_allclose(panel.gradients.charts[1].norms, want, rtol=1e-6)
+    assert panel.gradients.contrast_btn.isEnabled() and not panel.gradients.charts[1].isHidden()
+
+
+def test_a_long_chart_title_is_cut_not_the_plot(qtbot):
+    """pyqtgraph gives a title the minimum width of its text: a long comparison name pushed the second chart's
+    bars past its right edge at 1280 px. The title is elided to the chart instead, the whole text in a tooltip."""
+    from app.common.bptt_chart import BPTTChart
+    chart = BPTTChart()
+    qtbot.addWidget(chart)
+    chart.resize(300, 200)
+    chart.show()
+    title = "a tanh RNN trained here (300 steps): L = the loss at position 95 (predicting token 96)"
+    chart.show_norms(np.linspace(1e-9, 1, 95), title)
+    qtbot.wait(20)
+    assert chart.getPlotItem().geometry().width() <= chart.width() + 0.5
+    assert chart.toolTip() == title
