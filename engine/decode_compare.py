@@ -91,11 +91,15 @@ def describe_config(cfg: DecodeConfig) -> str:
 def interleave(model, tokenizer, prompt: str, cfgs: Sequence[DecodeConfig],
                stop_flag=None) -> Iterator[tuple[int, DecodeEvent, float]]:
     """Run the columns together: one event of each live column in turn, as (column index, event, seconds that
-    event took). Every column's input is checked before the first event (generate raises at the call). A column
-    ends with its done event; stop_flag ends them all between tokens."""
+    event took). Every column's input is checked here, at the call, before any event (ConfigError, TokenizerError).
+    A column ends with its done event; stop_flag ends them all between tokens."""
     if not 1 <= len(cfgs) <= MAX_COLUMNS:
         raise ConfigError(f"compare 1 to {MAX_COLUMNS} columns, not {len(cfgs)}")
     streams = {i: generate(model, tokenizer, prompt, cfg, stop_flag) for i, cfg in enumerate(cfgs)}
+    return _in_turn(streams)
+
+
+def _in_turn(streams: dict) -> Iterator[tuple[int, DecodeEvent, float]]:
     while streams:
         for i in list(streams):
             t0 = time.perf_counter()
