@@ -360,6 +360,13 @@ def _check_cache(args: argparse.Namespace, handle, ids: list[int]):
 def _compare(args: argparse.Namespace, handle) -> int:
     """--compare: the columns side by side, one JSON line each (engine/decode_compare.py)."""
     from .decode_compare import run_columns
+    defaults = _parser().parse_args(["sample", "--checkpoint", "x"])
+    for name in ("strategy", "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "beam_width",
+                 "length_penalty"):
+        if getattr(args, name) != getattr(defaults, name):
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} does not go with --compare: each column names its own settings, e.g. "
+                              f"--compare 'sample:temperature=0.8,top_p=0.9' --compare 'beam:width=4'")
     for report in run_columns(handle.model, handle.tokenizer, args.prompt, args.compare, check=args.check_cache,
                               max_new_tokens=args.max_new_tokens, stop=args.stop, seed=args.seed,
                               use_cache=not args.no_cache):

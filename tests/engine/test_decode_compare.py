@@ -251,6 +251,8 @@ def test_cli_no_cache_same_text_and_check_cache(capsys, gpt_checkpoint):
 def test_cli_compare_and_stop_refusals(capsys, gpt_checkpoint):
     rc, out, err = _cli(capsys, "sample", "--checkpoint", gpt_checkpoint, "--compare", "beam:top_p=0.5")
     assert rc == 2 and out == "" and err.startswith("error: column 'beam:top_p=0.5': beam takes")
+    rc, out, err = _cli(capsys, "sample", "--checkpoint", gpt_checkpoint, "--compare", "greedy", "--top-p", "0.5")
+    assert rc == 2 and out == "" and err.startswith("error: --top-p does not go with --compare")
     rc, out, err = _cli(capsys, "sample", "--checkpoint", gpt_checkpoint, "--prompt", "the", "--strategy", "greedy",
                         "--max-new-tokens", "40", "--stop", "zzz", "--stop", " ", "--json")
     assert rc == 0 and json.loads(out)["text"] == json.loads(out)["text"].split(" ")[0]
