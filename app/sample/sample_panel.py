@@ -1,8 +1,11 @@
 """The Sample tab: type a prompt, pick a decoding strategy and its knobs, and watch the text come out token by token.
 
 Every generated token can be hovered (its probability and rank) and clicked (the distribution it was drawn from,
-with what truncation cut away); beam search also draws its tree of kept and pruned hypotheses. Decoding runs on a
-worker thread over a snapshot of the model's weights, so it works while training goes on and never blocks it."""
+with what truncation cut away); while it streams, the chart follows the newest token. Beam search also draws its tree
+of kept and pruned hypotheses. Stop strings end a text (and let beam search's length penalty compare hypotheses of
+different lengths); the KV cache switch shows the speed with and without it, and Check compares their logits.
+Decoding runs on a worker thread over a snapshot of the model's weights, so it works while training goes on and never
+blocks it. The "Side by side" page (app/sample/compare_view.py) runs up to six strategies together."""
 from __future__ import annotations
 
 import logging
