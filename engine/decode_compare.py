@@ -266,7 +266,8 @@ class CacheCheck:
     def summary(self) -> str:
         where = (f", {self.past_window} past the {self.context}-token window (max {self.max_abs_diff_past_window:.1e}"
                  f" there)" if self.context else "")
-        return (f"largest |Δ logit| cached vs uncached: {self.max_abs_diff:.1e} over {self.positions} positions{where}; "
+        return (f"largest |Δ logit| cached vs uncached: {self.max_abs_diff:.1e} over {self.positions} positions"
+                f"{where}; "
                 f"the most probable token {'agrees' if self.same_argmax else 'DIFFERS'} everywhere")
 
 

@@ -23,8 +23,8 @@ TEXT, DEAD_TEXT = QColor("#111111"), QColor("#9a9a9a")
 BEST_PEN = QPen(QColor("#ff8c00"), 3)
 LEGEND = ('<span style="color:#ff8c00">■</span> the answer\'s path · <span style="color:#7f9fcf">■</span> kept · '
           '<span style="color:#2e9d47">▌</span> finished here (stop string or max tokens) · '
-          '<span style="color:#c3cbd6">■</span> kept, its line pruned later · dashed: pruned at that step · number: '
-          'score (hover for how it is made) · Ctrl+wheel or −/+ zoom, fit shows all')
+          '<span style="color:#c3cbd6">■</span> kept, its line pruned later · dashed: pruned at that step · '
+          'number: score (hover for how it is made) · Ctrl+wheel or −/+ zoom, fit shows all')
 LEGEND_TIP = ("Each box is a hypothesis after that step: its last token and its score.\n"
               "score = log-prob / length^(length penalty): the total log-probability of the generated tokens, divided\n"
               "by their count raised to the length penalty (0: plain log-prob, 1: per-token average), so finished\n"
@@ -164,8 +164,8 @@ class BeamTree(QGraphicsView):
         for col in columns:
             for n in col:
                 fill, border, _ = STYLE[n.state]
-                what = {"live": "kept", "finished": f"finished here after {len(n.ids)} tokens"
-                                                    f" ({'reached a stop string' if n.finish == 'stop' else 'max tokens'})",
+                why = "reached a stop string" if n.finish == "stop" else "max tokens"
+                what = {"live": "kept", "finished": f"finished here after {len(n.ids)} tokens ({why})",
                         "pruned": "pruned at this step",
                         "died": "kept, but every continuation was pruned later"}[n.state]
                 tip = (f"{what}{' — on the answer' if n.on_best else ''}\n"
