@@ -140,7 +140,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--beam-width", type=int, default=4)
     s.add_argument("--length-penalty", type=float, default=1.0)
     s.add_argument("--max-new-tokens", type=int, default=200)
-    s.add_argument("--stop", default=None, help="stop when this string appears")
+    s.add_argument("--stop", action="append", default=None, metavar="TEXT",
+                   help="stop when this string appears (repeat for several)")
+    s.add_argument("--compare", action="append", default=None, metavar="SPEC",
+                   help="run up to 6 columns side by side on the prompt and seed, one JSON line each: greedy, "
+                   "'sample:temperature=0.8,top_p=0.9', 'beam:width=4,length_penalty=1' (repeat the flag)")
+    s.add_argument("--no-cache", action="store_true",
+                   help="recompute the whole context for every token (no KV cache / carried RNN state)")
+    s.add_argument("--check-cache", action="store_true",
+                   help="also report the largest |logit difference| between cached and uncached decoding over "
+                   "the generated text (JSON: cache_check; text: a line on stderr)")
     s.add_argument("--seed", type=_seed, default=None)
     s.add_argument("--json", action="store_true", help="print one JSON line instead of streaming text")
 
@@ -301,10 +310,13 @@ def _sample(args: argparse.Namespace) -> int:
 
     handle = api.load_checkpoint(args.checkpoint)
     inference_threads(handle.model)
+    if args.compare:
+        return _compare(args, handle)
     cfg = DecodeConfig(strategy=args.strategy, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                        min_p=args.min_p, repetition_penalty=args.repetition_penalty, beam_width=args.beam_width,
                        length_penalty=args.length_penalty, max_new_tokens=args.max_new_tokens, stop=args.stop,
-                       seed=args.seed)
+                       seed=args.seed, use_cache=not args.no_cache)
+    t0 = time.perf_counter()
     tokens = []
     text = ""
     stream = not args.json and args.strategy != "beam"   # a beam's best hypothesis changes; print it at the end
@@ -320,14 +332,45 @@ def _sample(args: argparse.Namespace) -> int:
             sys.stdout.flush()
         if ev.done:
             text = ev.final_text
+    took = time.perf_counter() - t0
     if args.strategy == "beam":
         tokens = _beam_tokens(hypotheses, text)
+    check = _check_cache(args, handle, [t["id"] for t in tokens])
     if args.json:
-        print(json.dumps({"prompt": args.prompt, "text": text, "strategy": args.strategy, "tokens": tokens}))
+        print(json.dumps({"prompt": args.prompt, "text": text, "strategy": args.strategy, "tokens": tokens,
+                          "cache": cfg.use_cache, "tokens_per_s": len(tokens) / took if took > 0 else None,
+                          **({"cache_check": check.as_dict()} if check else {})}))
     elif args.strategy == "beam":
         print(args.prompt + text)
     else:
         print()
+    return 0
+
+
+def _check_cache(args: argparse.Namespace, handle, ids: list[int]):
+    from .decode_compare import check_cache
+    if not args.check_cache:
+        return None
+    check = check_cache(handle.model, handle.tokenizer, args.prompt, ids)
+    if not args.json:
+        print(f"cache check: {check.summary()}", file=sys.stderr)
+    return check
+
+
+def _compare(args: argparse.Namespace, handle) -> int:
+    """--compare: the columns side by side, one JSON line each (engine/decode_compare.py)."""
+    from .decode_compare import run_columns
+    defaults = _parser().parse_args(["sample", "--checkpoint", "x"])
+    for name in ("strategy", "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "beam_width",
+                 "length_penalty"):
+        if getattr(args, name) != getattr(defaults, name):
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} does not go with --compare: each column names its own settings, e.g. "
+                              f"--compare 'sample:temperature=0.8,top_p=0.9' --compare 'beam:width=4'")
+    for report in run_columns(handle.model, handle.tokenizer, args.prompt, args.compare, check=args.check_cache,
+                              max_new_tokens=args.max_new_tokens, stop=args.stop, seed=args.seed,
+                              use_cache=not args.no_cache):
+        print(json.dumps({"prompt": args.prompt, **report}))
     return 0
 
 

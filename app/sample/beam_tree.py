@@ -12,15 +12,19 @@ from typing import Callable, Sequence
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen
-from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QLabel, QWidget
+from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QHBoxLayout, QLabel, QToolButton, QWidget
 
-COL_W, BOX_W, BOX_H, ROW_H = 104, 80, 36, 46
+COL_W, BOX_W, BOX_H, ROW_H = 84, 66, 32, 38   # compact: about 10 steps and 8 rows in 880 × 330 px at 100%
+ZOOMS = (0.5, 0.6, 0.75, 0.9, 1.0, 1.25, 1.5, 2.0)
+AUTO_FIT_MIN = 0.75   # a finished tree is shrunk to fit the view, but never below this (smaller is unreadable)
+END_PEN = QPen(QColor("#2e9d47"), 4)
 ROOT_FILL = QColor("#fff3c4")
 TEXT, DEAD_TEXT = QColor("#111111"), QColor("#9a9a9a")
 BEST_PEN = QPen(QColor("#ff8c00"), 3)
 LEGEND = ('<span style="color:#ff8c00">■</span> the answer\'s path · <span style="color:#7f9fcf">■</span> kept · '
-          '<span style="color:#2e9d47">□</span> finished · <span style="color:#c3cbd6">■</span> kept, its line '
-          'pruned later · dashed: pruned at that step · number: score (hover for how it is made)')
+          '<span style="color:#2e9d47">▌</span> finished here (stop string or max tokens) · '
+          '<span style="color:#c3cbd6">■</span> kept, its line pruned later · dashed: pruned at that step · '
+          'number: score (hover for how it is made) · Ctrl+wheel or −/+ zoom, fit shows all')
 LEGEND_TIP = ("Each box is a hypothesis after that step: its last token and its score.\n"
               "score = log-prob / length^(length penalty): the total log-probability of the generated tokens, divided\n"
               "by their count raised to the length penalty (0: plain log-prob, 1: per-token average), so finished\n"
@@ -46,6 +50,7 @@ class TreeNode:
     parent: tuple[int, ...]    # ids of the parent (() = the prompt)
     on_best: bool = False
     dead: bool = False         # pruned, or every descendant was pruned
+    finish: str = ""           # finished ones: "stop" (reached a stop string) or "max_tokens"
 
     @property
     def state(self) -> str:
@@ -64,7 +69,8 @@ def build_tree(steps: Sequence[Sequence], best_ids: Sequence[int] | None,
         for h in hyps:
             ids = tuple(int(i) for i in h.token_ids)
             kind = "live" if h.alive else ("pruned" if h.finish == "pruned" else "finished")
-            col.append(TreeNode(ids, token_label(ids[-1]), float(h.score), float(h.logprob), h.text, kind, ids[:-1]))
+            col.append(TreeNode(ids, token_label(ids[-1]), float(h.score), float(h.logprob), h.text, kind, ids[:-1],
+                                finish=h.finish))
         order = {"live": 0, "finished": 1, "pruned": 2}
         col.sort(key=lambda n: (order[n.kind], -n.score))
         columns.append(col)
@@ -98,10 +104,26 @@ class BeamTree(QGraphicsView):
         self.legend.setWordWrap(True)
         self.legend.setToolTip(LEGEND_TIP)
         self.legend.setStyleSheet("color: #555555; background: white; padding: 2px 6px")
+        self.zoom = 1.0
+        self._user_zoomed = False   # once the user zooms, a redraw keeps their zoom instead of fitting
+        self.zoom_bar = QWidget(self)
+        bar = QHBoxLayout(self.zoom_bar)
+        bar.setContentsMargins(0, 0, 0, 0)
+        bar.setSpacing(2)
+        for text, tip, fn in (("−", "zoom out (Ctrl+wheel)", lambda: self.step_zoom(-1)),
+                              ("+", "zoom in (Ctrl+wheel)", lambda: self.step_zoom(1)),
+                              ("fit", "shrink the whole tree into view", lambda: self.fit(user=True))):
+            b = QToolButton()
+            b.setText(text)
+            b.setToolTip(tip)
+            b.clicked.connect(fn)
+            bar.addWidget(b)
         self.show_message("Run beam search to see the hypotheses it keeps and prunes at each step.")
 
     def show_message(self, text: str) -> None:
         self.columns = []
+        self._user_zoomed = False
+        self.set_zoom(1.0)
         self.legend.hide()
         self._place_legend()
         self.scene().clear()
@@ -142,7 +164,9 @@ class BeamTree(QGraphicsView):
         for col in columns:
             for n in col:
                 fill, border, _ = STYLE[n.state]
-                what = {"live": "kept", "finished": "finished", "pruned": "pruned at this step",
+                why = "reached a stop string" if n.finish == "stop" else "max tokens"
+                what = {"live": "kept", "finished": f"finished here after {len(n.ids)} tokens ({why})",
+                        "pruned": "pruned at this step",
                         "died": "kept, but every continuation was pruned later"}[n.state]
                 tip = (f"{what}{' — on the answer' if n.on_best else ''}\n"
                        f"text: {n.text!r}\nlog-prob {n.logprob:.3f}, score {n.score:.3f}")
@@ -150,11 +174,19 @@ class BeamTree(QGraphicsView):
                           DEAD_TEXT if n.dead else TEXT, BEST_PEN if n.on_best else border, tip)
         self.legend.show()
         self._place_legend()
+        for col in columns:   # where a hypothesis finished: a green bar on its box's right edge
+            for n in col:
+                if n.kind == "finished":
+                    p = pos[n.ids]
+                    end = scene.addLine(p.x() + BOX_W - 2, p.y() + 2, p.x() + BOX_W - 2, p.y() + BOX_H - 2, END_PEN)
+                    end.setZValue(4)
         for t in range(len(columns) + 1):
             head = scene.addText("prompt" if t == 0 else f"step {t}")
             head.setDefaultTextColor(QColor("#777777"))
             head.setPos(t * COL_W, -26)
         scene.setSceneRect(scene.itemsBoundingRect().adjusted(-8, -8, 8, 8))
+        if not self._user_zoomed:
+            self.fit(AUTO_FIT_MIN)
         for bar, start in zip(bars, at_start):
             if start:   # the column headers sit above y = 0: keep the new top edge in view, not the old one
                 bar.setValue(bar.minimum())
@@ -176,6 +208,39 @@ class BeamTree(QGraphicsView):
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self._place_legend()
+        self.zoom_bar.adjustSize()
+        self.zoom_bar.move(self.width() - self.frameWidth() - self.verticalScrollBar().sizeHint().width()
+                           - self.zoom_bar.width() - 4, self.frameWidth() + 4)
+
+    # -- zoom ----------------------------------------------------------------------------------------------------
+    def set_zoom(self, z: float) -> None:
+        self.zoom = min(max(z, ZOOMS[0] * 0.5), ZOOMS[-1])
+        self.resetTransform()
+        self.scale(self.zoom, self.zoom)
+
+    def step_zoom(self, direction: int) -> None:
+        self._user_zoomed = True
+        bigger = [z for z in ZOOMS if z > self.zoom + 1e-6]
+        smaller = [z for z in ZOOMS if z < self.zoom - 1e-6]
+        self.set_zoom((bigger[0] if bigger else ZOOMS[-1]) if direction > 0 else (smaller[-1] if smaller else ZOOMS[0]))
+
+    def fit(self, floor: float = ZOOMS[0] * 0.5, user: bool = False) -> None:
+        """Scale so the whole tree is in view (at most 100%, at least `floor`); a fit the user asked for also lets
+        later redraws fit again."""
+        if user:
+            self._user_zoomed = False
+        rect = self.scene().sceneRect()
+        vp = self.viewport().rect()
+        if rect.width() <= 0 or rect.height() <= 0:
+            return
+        self.set_zoom(max(floor, min(1.0, vp.width() / rect.width(), vp.height() / rect.height())))
+
+    def wheelEvent(self, event) -> None:
+        if event.modifiers() & Qt.ControlModifier:
+            self.step_zoom(1 if event.angleDelta().y() > 0 else -1)
+            event.accept()
+            return
+        super().wheelEvent(event)
 
     @staticmethod
     def _box(scene, at: QPointF, label: str, sub: str, fill: QColor, color: QColor, pen: QPen, tip: str) -> None:

@@ -21,8 +21,10 @@ LABEL_CHARS = 8  # longer tokens (words, BPE merges) are shortened on the axis; 
 
 
 def axis_label(token: str, max_chars: int = LABEL_CHARS) -> str:
-    """A token as an axis label: whitespace made visible, long tokens shortened."""
-    shown = token.replace(" ", "␣").replace("\n", "↵").replace("\t", "→")
+    """A token as an axis label: whitespace made visible as the text view draws it (a newline is ↵ there and here,
+    whether it comes as a character or as the tokenizers' token_str escape "\\n"), long tokens shortened."""
+    shown = token.replace("\\n", "↵").replace("\\t", "→")
+    shown = shown.replace(" ", "␣").replace("\n", "↵").replace("\t", "→")
     return shown if len(shown) <= max_chars else shown[:max(max_chars - 1, 1)] + "…"
 
 
@@ -53,6 +55,9 @@ class DistChart(QWidget):
             axis.enableAutoSIPrefix(False)
             axis.setStyle(tickFont=mono)
         self.plot.getAxis("bottom").setHeight(30)  # room for the tick font; the default clips its lower half
+        # the labels are shortened to the width of a bar, so they follow the plot area's own size: the widget's
+        # resizeEvent comes before pyqtgraph lays the plot out (and not at all while another tab hides the chart)
+        self.plot.getViewBox().sigResized.connect(self._update_ticks)
         self.kept_bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush=KEPT_BRUSH, pen=pg.mkPen(None))
         self.cut_bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush=CUT_BRUSH, pen=pg.mkPen(None))
         self.chosen_bar = pg.BarGraphItem(x=[], height=[], width=0.7, brush=pg.mkBrush(None), pen=CHOSEN_PEN)
@@ -98,13 +103,13 @@ class DistChart(QWidget):
         self.plot.setYRange(0, top * 1.08 if top > 0 else 1.0, padding=0)
         self.caption.setText(caption)
 
-    def show_event(self, e, tokenizer, strategy: str, chosen_id: int, note: str = "") -> None:
+    def show_event(self, e, tokenizer, strategy: str, chosen_id: int, note: str = "", prefix: str = "") -> None:
         """Draw one DecodeEvent: bars are the top candidates after repetition penalty and temperature, before
         truncation (so what truncation removes is still visible), coloured by whether truncation kept them."""
         ids = [int(i) for i in e.topk_ids]
         labels = [tokenizer.token_str(i) for i in ids]
         chosen = ids.index(chosen_id) if chosen_id in ids else None
-        tok = tokenizer.token_str(chosen_id)
+        tok = axis_label(tokenizer.token_str(chosen_id), 40)
         if chosen is None:
             where = f"outside the {len(ids)} most probable shown"
         elif strategy == "sample":
@@ -123,8 +128,8 @@ class DistChart(QWidget):
         else:
             cut = ("Beam search does not truncate (0.0% of the mass cut away): it extends every kept hypothesis by "
                    "every token and keeps the best-scoring ones.")
-        self.show_step(labels, e.topk_tempered_probs, e.topk_probs > 0, chosen, " ".join(filter(None, (head, cut, note))),
-                       raw=e.topk_raw_probs)
+        caption = " ".join(filter(None, (prefix + head, cut, note)))
+        self.show_step(labels, e.topk_tempered_probs, e.topk_probs > 0, chosen, caption, raw=e.topk_raw_probs)
 
     def _update_ticks(self) -> None:
         """Shorten labels to what fits under one bar at the current width (word tokens would overlap)."""

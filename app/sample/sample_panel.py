@@ -1,18 +1,20 @@
 """The Sample tab: type a prompt, pick a decoding strategy and its knobs, and watch the text come out token by token.
 
 Every generated token can be hovered (its probability and rank) and clicked (the distribution it was drawn from,
-with what truncation cut away); beam search also draws its tree of kept and pruned hypotheses. Decoding runs on a
-worker thread over a snapshot of the model's weights, so it works while training goes on and never blocks it."""
+with what truncation cut away); while it streams, the chart follows the newest token. Beam search also draws its tree
+of kept and pruned hypotheses. Stop strings end a text (and let beam search's length penalty compare hypotheses of
+different lengths); the KV cache switch shows the speed with and without it, and Check compares their logits.
+Decoding runs on a worker thread over a snapshot of the model's weights, so it works while training goes on and never
+blocks it. The "Side by side" page (app/sample/compare_view.py) runs up to six strategies together."""
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from dataclasses import dataclass
 
 from PySide6.QtCore import QEvent, QObject, Qt, QThread, Signal, Slot
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-                               QPlainTextEdit, QPushButton, QSlider, QSpinBox, QSplitter, QTabWidget, QVBoxLayout,
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+                               QPlainTextEdit, QPushButton, QSpinBox, QSplitter, QTabWidget, QVBoxLayout,
                                QWidget)
 
 from engine.decode import DecodeConfig, generate, inference_threads
@@ -21,7 +23,10 @@ from engine.errors import ConfigError, PlaygroundError
 from app.common.token_view import SampleView
 from app.common.workers import error_message, start_worker
 from app.sample.beam_tree import BeamTree, build_tree
+from app.sample.compare_view import CompareView
+from app.sample.decode_controls import CacheControls, StopField
 from app.sample.dist_chart import DistChart, axis_label
+from app.sample.knobs import KNOBS, STRATEGY_HELP, WHY_NOT, SliderSpin
 
 log = logging.getLogger(__name__)
 
@@ -65,88 +70,6 @@ class DecodeWorker(QObject):
             self.finished.emit()
 
 
-class SliderSpin(QWidget):
-    """A slider for feel and a spin box for exact values, kept in sync (the slider moves in `step` increments)."""
-
-    def __init__(self, lo: float, hi: float, step: float, value: float, decimals: int, special: str = ""):
-        super().__init__()
-        self.cast = int if decimals == 0 else float
-        self.lo, self.step = lo, step
-        self.slider = QSlider(Qt.Horizontal)
-        self.slider.setRange(0, round((hi - lo) / step))
-        self.spin = QSpinBox() if decimals == 0 else QDoubleSpinBox()
-        if decimals:
-            self.spin.setDecimals(decimals)
-        self.spin.setRange(self.cast(lo), self.cast(hi))
-        self.spin.setSingleStep(self.cast(step))
-        self.spin.setSpecialValueText(special)  # shown at the minimum, e.g. top-k 0 = "off"
-        self.spin.setFixedWidth(72)
-        self.slider.valueChanged.connect(lambda i: self.spin.setValue(self.cast(round(self.lo + i * self.step, 6))))
-        self.spin.valueChanged.connect(self._spin_moved)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.slider, 1)
-        layout.addWidget(self.spin)
-        self.setValue(value)
-
-    def _spin_moved(self, v: float) -> None:
-        self.slider.blockSignals(True)  # the spin box holds the exact value; the slider only follows it
-        self.slider.setValue(round((v - self.lo) / self.step))
-        self.slider.blockSignals(False)
-
-    def value(self) -> float:
-        return self.spin.value()
-
-    def setValue(self, v: float) -> None:
-        self.spin.setValue(self.cast(v))
-        self._spin_moved(self.spin.value())
-
-
-@dataclass(frozen=True)
-class Knob:
-    """One numeric setting: its DecodeConfig field, range, and which strategies it applies to (and why not)."""
-    field: str
-    label: str
-    lo: float
-    hi: float
-    step: float
-    default: float
-    decimals: int
-    applies: tuple[str, ...]
-    help: str
-
-
-TRUNCATION_OFF = {"greedy": "greedy always takes the most probable token; truncation does not apply",
-                  "beam": "beam search ranks hypotheses by the model's own probabilities; truncation does not apply"}
-WHY_NOT = {
-    "temperature": {"greedy": "greedy always takes the most probable token; temperature never changes which one it is",
-                    "beam": "beam search ranks hypotheses by the model's own probabilities; temperature does not apply"},
-    "top_k": TRUNCATION_OFF, "top_p": TRUNCATION_OFF, "min_p": TRUNCATION_OFF,
-    "beam_width": {s: "only beam search keeps several hypotheses" for s in ("greedy", "sample")},
-    "length_penalty": {s: "only beam search compares finished hypotheses of different lengths"
-                       for s in ("greedy", "sample")},
-    "seed": {"greedy": "greedy is deterministic: there is no randomness to seed",
-             "beam": "beam search is deterministic: there is no randomness to seed"},
-}
-KNOBS = (
-    Knob("temperature", "temperature", 0.0, 3.0, 0.05, 1.0, 2, ("sample",),
-         "divides the logits: below 1 sharpens the distribution, above 1 flattens it; 0 = greedy"),
-    Knob("top_k", "top-k", 0, 200, 1, 0, 0, ("sample",), "keep only the k most probable tokens; 0 = off"),
-    Knob("top_p", "top-p", 0.01, 1.0, 0.01, 1.0, 2, ("sample",),
-         "keep the smallest set of most probable tokens holding this much probability (nucleus); 1 = off"),
-    Knob("min_p", "min-p", 0.0, 1.0, 0.01, 0.0, 2, ("sample",),
-         "drop tokens less probable than min-p × the most probable one; 0 = off"),
-    Knob("repetition_penalty", "repetition penalty", 0.5, 3.0, 0.05, 1.0, 2, ("greedy", "sample", "beam"),
-         "makes tokens already in the text less likely (CTRL: logits divided/multiplied by it); 1 = off"),
-    Knob("beam_width", "beam width", 1, 16, 1, 4, 0, ("beam",), "hypotheses kept at every step"),
-    Knob("length_penalty", "length penalty", -1.0, 3.0, 0.1, 1.0, 1, ("beam",),
-         "finished hypotheses are ranked by log-prob / length^this; 0 = raw log-prob (favours short texts)"),
-)
-STRATEGY_HELP = {"greedy": "always take the most probable next token",
-                 "sample": "draw the next token at random from the (tempered, truncated) distribution",
-                 "beam": "keep the best few partial texts at every step; return the best finished one"}
-
-
 class SamplePanel(QWidget):
     """See docs/ARCHITECTURE.md "App panels". `source` is an app.common.model_source.ModelSource (or anything with its
     interface: snapshot(), describe(), is_training(), changed)."""
@@ -160,6 +83,8 @@ class SamplePanel(QWidget):
         self._t0 = 0.0
         self._strategy_run = ""      # the strategy of the text on display (the combo box may have moved on)
         self._tree_at = self._tree_cost = 0.0  # when the beam tree was last drawn, and how long that took
+        self._follow = True          # the chart follows the stream until a token is clicked
+        self._cfg: DecodeConfig | None = None  # the settings of the text on display
         self._build()
         self.source.changed.connect(self._on_source_changed)
         self._on_strategy()
@@ -195,6 +120,8 @@ class SamplePanel(QWidget):
         self.seed_help = "a whole number makes the sample repeatable; blank or 'random' draws fresh randomness"
         self._labels["seed"] = QLabel("seed")
         form.addRow(self._labels["seed"], self.seed)
+        self.stops = StopField()
+        form.addRow("stop strings", self.stops)
         self.generate_button = QPushButton("Generate")
         self.generate_button.setDefault(True)
         self.generate_button.clicked.connect(self.generate)
@@ -208,6 +135,9 @@ class SamplePanel(QWidget):
         col = QVBoxLayout(settings)
         col.addLayout(form)
         col.addLayout(buttons)
+        self.cache = CacheControls()
+        self.cache.check_requested.connect(self._check_cache)
+        col.addWidget(self.cache)
         how = QLabel("<b>How the next token is picked</b><br>the model's logits → repetition penalty → "
                      "temperature → top-k → top-p → min-p → renormalise → draw (sample) or take the most probable "
                      "(greedy).<br><br>Beam search instead keeps the <i>beam width</i> best partial texts at every "
@@ -227,7 +157,7 @@ class SamplePanel(QWidget):
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.view = SampleView()
-        self.view.token_clicked.connect(self.show_step)
+        self.view.token_clicked.connect(self._on_token_clicked)
         self.chart = DistChart()
         self.tree = BeamTree()
         self.tabs = QTabWidget()
@@ -242,9 +172,18 @@ class SamplePanel(QWidget):
         right.addWidget(self.prompt)
         right.addWidget(self.message)
         right.addWidget(split, 1)
-        layout = QHBoxLayout(self)
+        single = QWidget()
+        layout = QHBoxLayout(single)
         layout.addWidget(settings)
         layout.addLayout(right, 1)
+        self.compare = CompareView(self.source)   # the side-by-side view: its own prompt, columns and worker
+        self.modes = QTabWidget()
+        self.modes.addTab(single, "One strategy")
+        self.modes.addTab(self.compare, "Side by side")
+        self.modes.setTabToolTip(1, "up to six strategies on one prompt and seed, streaming together")
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.modes)
 
     def eventFilter(self, obj, event) -> bool:
         """Ctrl+Enter in the prompt generates (plain Enter is a newline, which prompts often need)."""
@@ -290,13 +229,14 @@ class SamplePanel(QWidget):
         for name in ("top_k", "beam_width"):
             values[name] = int(round(values[name]))
         return DecodeConfig(strategy=self.strategy_name, max_new_tokens=self.max_tokens.value(), seed=seed, top_n=TOP_N,
-                            **values)
+                            stop=self.stops.stops(), use_cache=self.cache.use_cache, **values)
 
     # -- the model ---------------------------------------------------------------------------------------------
     def _on_source_changed(self) -> None:
         """Drop the cached snapshot (the next Generate takes a fresh one) and say which model that will be."""
         self._handle = None
         self.model_label.setText(f"Model: {self.source.describe()}")
+        self.cache.forget()
 
     def _model(self):
         """A snapshot, fresh when training is going on (the weights move every step), else cached."""
@@ -323,11 +263,14 @@ class SamplePanel(QWidget):
         except Exception as e:  # noqa: BLE001 — a user mistake or a failed snapshot: say so in the panel
             if not isinstance(e, PlaygroundError):
                 log.exception("could not start decoding")
+            self._clear_output()   # what is on screen belongs to an earlier prompt, not to the one that failed
             self.show_message(error_message(e), error=True)
             return
+        self._cfg, self._handle_run, self._follow = cfg, handle, True
+        self.cache.check_button.setEnabled(False)
         self.view.start(handle.tokenizer, prompt, cfg)
         self._strategy_run = "greedy" if cfg.greedy else cfg.strategy
-        self.chart.clear_chart("Click a generated token to see the distribution it was drawn from.")
+        self.chart.clear_chart("The distribution of each new token shows here as it is generated.")
         if cfg.strategy == "beam":
             self.tree.show_message("beam search running…")
             self.tabs.setCurrentWidget(self.tree)
@@ -354,10 +297,17 @@ class SamplePanel(QWidget):
         done = events[-1] if events[-1].done else None
         if self.view.beam and (done or time.perf_counter() - self._tree_at > max(0.2, 4 * self._tree_cost)):
             self._draw_tree()
+        newest = min(len(self.view.events), self.view.token_count) - 1   # beam: the text shown can be shorter
+        if self._follow and newest >= 0:   # the bars follow the stream: the newest token's distribution
+            self.show_step(newest, switch=False)
         if done is not None:
             took = time.perf_counter() - self._t0
             n = self.view.token_count
-            self.show_message(f"{n} tokens in {took:.2f} s ({n / max(took, 1e-9):.0f} tokens/s); finished: "
+            speed = len(self.view.events) / max(took, 1e-9)
+            self.cache.record_speed(self._cfg.use_cache, speed)
+            self.cache.check_button.setEnabled(bool(self.view.events))
+            self.show_message(f"{n} tokens in {took:.2f} s ({speed:.0f} tokens/s, KV cache "
+                              f"{'on' if self._cfg.use_cache else 'off'}); finished: "
                               f"{done.finish_reason.replace('_', ' ')}. Hover a token for its probability, click it "
                               f"for its distribution.")
             if self.view.token_count and self.view.selected is None:
@@ -380,6 +330,25 @@ class SamplePanel(QWidget):
         self._thread = self._worker = None
         self.generate_button.setEnabled(True)
         self.stop_button.setEnabled(False)
+
+    def _clear_output(self) -> None:
+        self.view.start(None, "", DecodeConfig())
+        self.chart.clear_chart("The distribution of each new token shows here as it is generated.")
+        self.tree.show_message("Run beam search to see the hypotheses it keeps and prunes at each step.")
+        self.cache.check_button.setEnabled(False)
+
+    def _on_token_clicked(self, index: int) -> None:
+        self._follow = False     # the user chose a step: the chart stays on it while the stream goes on
+        self.show_step(index)
+
+    def _check_cache(self) -> None:
+        """Cached against uncached logits over the text on display (off the GUI thread)."""
+        if self._cfg is None or not self.view.events:
+            return
+        from engine.decode_compare import check_cache
+        ids = list(self.view.best_ids or ()) if self.view.beam else [int(e.token_id) for e in self.view.events]
+        handle, prompt = self._handle_run, self.view.prompt
+        self.cache.run_check(lambda: check_cache(handle.model, handle.tokenizer, prompt, ids))
 
     def show_step(self, index: int, switch: bool = True) -> None:
         """Fill the chart with the distribution behind generated token `index` (and bring it to the front)."""
@@ -404,3 +373,5 @@ class SamplePanel(QWidget):
             self._worker.stop()
         if self._thread is not None:
             self._thread.wait()  # the worker ends after its current token; start_worker then quits the thread
+        self.cache.wait()
+        self.compare.shutdown()

@@ -113,10 +113,11 @@ def test_greedy_on_gpt_equals_engine_and_streams_tokens(qtbot, gpt):
     assert panel.view.token_count == 40
     assert panel.view.toPlainText().startswith("The king")  # the prompt is shown, then the continuation
     assert "40 tokens" in panel.message.text() and "max tokens" in panel.message.text()
-    # after the run the first token's distribution is on the chart: greedy cuts nothing, takes the tallest bar
-    assert panel.chart.bar_count == 20 and panel.chart.kept.all()
-    np.testing.assert_allclose(panel.chart.probs, events[0].topk_tempered_probs)
-    np.testing.assert_allclose(panel.chart.raw, events[0].topk_raw_probs)
+    # the chart followed the stream: after the run it shows the last token's distribution; greedy cuts nothing
+    # and takes the tallest bar
+    assert panel.chart.bar_count == 20 and panel.chart.kept.all() and panel.view.selected == 39
+    np.testing.assert_allclose(panel.chart.probs, events[-2].topk_tempered_probs)
+    np.testing.assert_allclose(panel.chart.raw, events[-2].topk_raw_probs)
     assert panel.chart.probs.argmax() == 0 and "0.0% of the mass" in panel.chart.caption.text()
 
 
