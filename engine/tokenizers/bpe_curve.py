@@ -49,6 +49,11 @@ def _parts(tok: BPETokenizer) -> tuple[dict[str, int], list[tuple[str, str]]]:
     return model["vocab"], tok.merges()
 
 
+def _require_bpe(tok) -> None:
+    if getattr(tok, "kind", None) != "bpe":
+        raise TokenizerError("only a BPE tokenizer has merges to count")
+
+
 def _bpe_model(vocab: dict[str, int], merges: list[tuple[str, str]], m: int) -> models.BPE:
     """The BPE model of the first m merges, keeping the full vocabulary's ids."""
     alphabet = pre_tokenizers.ByteLevel.alphabet()
@@ -79,17 +84,35 @@ def _check_m(tok: BPETokenizer, m: int) -> int:
     return int(m)
 
 
+class MergeCuts:
+    """`tok` cut to its first m merges, for any m: the vocabulary and merges are read from the tokenizer's JSON
+    once, so each cut only builds the library's BPE model (a slider can ask for many)."""
+
+    def __init__(self, tok: BPETokenizer):
+        _require_bpe(tok)
+        self.tok = tok
+        self.vocab, self.merges = _parts(tok)
+
+    @property
+    def total(self) -> int:
+        return len(self.merges)
+
+    def at(self, m: int) -> BPETokenizer:
+        """The tokenizer made of the bytes and the first m merges (vocabulary 256 + m, the same ids as the full
+        tokenizer for the tokens it keeps). TokenizerError for m outside 0..total."""
+        if not isinstance(m, (int, np.integer)) or not 0 <= m <= self.total:
+            raise TokenizerError(f"a merge count must be a whole number from 0 to {self.total}, not {m!r}")
+        cut = Tokenizer(_bpe_model(self.vocab, self.merges, int(m)))
+        cut.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        cut.decoder = decoders.ByteLevel()
+        out = BPETokenizer(cut)
+        out.vocab_size = self.tok.vocab_size   # ids stay the full tokenizer's: token_str and decode work on them
+        return out
+
+
 def truncated(tok: BPETokenizer, m: int) -> BPETokenizer:
-    """The tokenizer made of `tok`'s bytes and its first m merges (vocabulary 256 + m, the same ids as `tok` for
-    the tokens it keeps; decode() knows only those). TokenizerError for m outside 0..merge_count(tok)."""
-    m = _check_m(tok, m)
-    vocab, merges = _parts(tok)
-    cut = Tokenizer(_bpe_model(vocab, merges, m))
-    cut.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    cut.decoder = decoders.ByteLevel()
-    out = BPETokenizer(cut)
-    out.vocab_size = tok.vocab_size   # ids stay the full tokenizer's, so token_str and decode work on them
-    return out
+    """`tok` with only its first m merges (see MergeCuts.at)."""
+    return MergeCuts(tok).at(m)
 
 
 def pre_token_counts(tok: BPETokenizer, text: str) -> Counter:
@@ -107,11 +130,6 @@ def merge_grid(total: int, points: int = 33) -> np.ndarray:
     if points < 2:
         raise TokenizerError(f"a curve needs at least 2 points, not {points}")
     return np.unique(np.round(np.linspace(0, total, min(points, total + 1))).astype(np.int64))
-
-
-def _require_bpe(tok) -> None:
-    if getattr(tok, "kind", None) != "bpe":
-        raise TokenizerError("only a BPE tokenizer has merges to count")
 
 
 def length_curve(tok: BPETokenizer, text: str, counts: np.ndarray | None = None) -> LengthCurve:

@@ -90,3 +90,12 @@ def test_merges_that_make_the_same_token_fall_back_to_measuring(bpe, monkeypatch
     monkeypatch.setattr(type(tok), "merges", lambda self: merges + [merges[-1]])
     monkeypatch.setattr(bpe_curve, "sampled_curve", lambda *a, **k: "measured")
     assert length_curve(tok, text) == "measured"
+
+
+def test_the_tokens_tab_result_carries_the_curve(bpe):
+    from engine.tokenizers.inspect import analyse
+    _, text = bpe
+    r = analyse(text, "bpe", 0.1, kind="bpe", options={"vocab_size": 300})
+    assert r.curve.tokens[-1] == r.stats.train_tokens and r.curve.chars == r.stats.train_chars
+    assert r.curve.chars_per_token[-1] == pytest.approx(r.stats.chars_per_token)
+    assert analyse(text, "char", 0.1, kind="char").curve is None
