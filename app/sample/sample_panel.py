@@ -22,6 +22,7 @@ from app.common.token_view import SampleView
 from app.common.workers import error_message, start_worker
 from app.sample.beam_tree import BeamTree, build_tree
 from app.sample.dist_chart import DistChart, axis_label
+from app.sample.ngram_explain import TITLE as EXPLAIN_TITLE, NGramExplainView
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +234,8 @@ class SamplePanel(QWidget):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.chart, "Next-token distribution")
         self.tabs.addTab(self.tree, "Beam tree")
+        self.explain = NGramExplainView()
+        self.tabs.addTab(self.explain, EXPLAIN_TITLE)
         split = QSplitter(Qt.Vertical)
         split.addWidget(self.view)
         split.addWidget(self.tabs)
@@ -326,6 +329,7 @@ class SamplePanel(QWidget):
             self.show_message(error_message(e), error=True)
             return
         self.view.start(handle.tokenizer, prompt, cfg)
+        self.explain.start(handle, prompt)
         self._strategy_run = "greedy" if cfg.greedy else cfg.strategy
         self.chart.clear_chart("Click a generated token to see the distribution it was drawn from.")
         if cfg.strategy == "beam":
@@ -387,7 +391,8 @@ class SamplePanel(QWidget):
         event, chosen_id, note = self.view.step_event(index)
         self.chart.show_event(event, self.view.tokenizer, "beam" if self.view.beam else self._strategy_run,
                               chosen_id, note)
-        if switch:
+        self.explain.show_token(self.view, index)
+        if switch and self.tabs.currentWidget() is not self.explain:
             self.tabs.setCurrentWidget(self.chart)
 
     @Slot(str)
@@ -404,3 +409,4 @@ class SamplePanel(QWidget):
             self._worker.stop()
         if self._thread is not None:
             self._thread.wait()  # the worker ends after its current token; start_worker then quits the thread
+        self.explain.shutdown()

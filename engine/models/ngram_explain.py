@@ -180,10 +180,10 @@ def describe(expl: dict, token_str: Callable[[int], str]) -> list[str]:
     """The explanation in sentences for a learner, most important first: the answer, then one line per order
     from the longest context down (the numbers put into the formula), then the formula. `token_str(id)` shows a
     token (spaces visible)."""
-    s, n, w = expl["smoothing"], expl["n"], token_str(expl["token"])
+    s, n, w = expl["smoothing"], expl["n"], f"'{token_str(expl['token'])}'"
     ctx_text = lambda ids: "".join(token_str(i) for i in ids) if ids else "(nothing)"   # noqa: E731
     used, seen_at = expl["order_used"], expl["ngram_order"]
-    lines = [f"P({w} | {ctx_text(expl['context'])}) = {expl['probability']:.6g} under this {_ngram_name(n)} "
+    lines = [f"P({w} | '{ctx_text(expl['context'])}') = {expl['probability']:.6g} under this {_ngram_name(n)} "
              f"model with {s} smoothing."]
     if used == 0:
         lines.append("No part of the context was seen in training, so the model answers from 1/V.")
@@ -196,7 +196,7 @@ def describe(expl: dict, token_str: Callable[[int], str]) -> list[str]:
     if seen_at == 0:
         lines.append(f"The token {w} itself never occurred in training.")
     elif s in ("mle", "stupid-backoff", "katz"):
-        lines.append(f"The {_ngram_name(seen_at)} '{ctx_text(expl['orders'][seen_at - 1]['context'])}{w}' is the "
+        lines.append(f"The {_ngram_name(seen_at)} '{ctx_text(expl['orders'][seen_at - 1]['context'])}' + {w} is the "
                      f"longest one seen, so order {seen_at} answered; the orders above it passed the share they "
                      f"keep for unseen tokens down to it.")
     else:
@@ -262,3 +262,11 @@ def explain_generation(model: NGramLM, tokenizer, prompt: str, tokens: Sequence[
                "model_prob": float(model.next_distribution(ids)[t["id"]]), **e,
                "explanation": describe(e, tokenizer.token_str)}
         ids = (ids + [t["id"]])[-model.config.order:]
+
+
+def generation_context(tokenizer, prompt: str, generated: Sequence[int], order: int) -> list[int]:
+    """The ids the model conditioned on before the next generated token: the prompt's ids as decoding started from
+    them, then `generated`, the last order-1 of them (what an n-gram model looks at)."""
+    from ..decode import _prompt_ids
+    ids = _prompt_ids(tokenizer, prompt, ngram=True) + [int(i) for i in generated]
+    return ids[max(len(ids) - order + 1, 0):]
