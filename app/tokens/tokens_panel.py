@@ -421,9 +421,10 @@ class TokensPanel(QWidget):
         except PlaygroundError as e:
             self.try_view.clear_tokens()
             self.try_ids.setStyleSheet(ERROR_STYLE)
-            self.try_ids.setText(f"{e}. A char tokenizer knows only the {tok.vocab_size} characters of the text it "
-                                 "was built from, so it has no id for these and cannot encode this text (a word "
-                                 "tokenizer maps unknown words to <unk>; byte-level BPE falls back to bytes).")
+            why = (f" A char tokenizer knows only the {tok.vocab_size} characters of the text it was built from, so "
+                   "it has no id for these and cannot encode this text (a word tokenizer maps unknown words to "
+                   "<unk>; byte-level BPE falls back to bytes).") if "not in the vocabulary" in str(e) else ""
+            self.try_ids.setText(f"{e}.{why}")
             self.replay.clear()
             return
         self.try_view.show_spans(text, spans, [self._tip(sp.id) for sp in spans],

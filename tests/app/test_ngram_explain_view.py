@@ -43,3 +43,4 @@ def test_tab_is_disabled_for_a_neural_model(qtbot, small_text):
     assert not panel.tabs.isTabEnabled(panel.tabs.indexOf(panel.explain))
     qtbot.mouseClick(panel.view.viewport(), Qt.LeftButton, pos=panel.view.token_center(1))
     assert panel.explain.expl is None and "n-gram" in panel.tabs.tabToolTip(panel.tabs.indexOf(panel.explain))
+
