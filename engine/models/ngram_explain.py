@@ -196,9 +196,20 @@ def describe(expl: dict, token_str: Callable[[int], str]) -> list[str]:
     if seen_at == 0:
         lines.append(f"The token {w} itself never occurred in training.")
     elif s in ("mle", "stupid-backoff", "katz"):
-        lines.append(f"The {_ngram_name(seen_at)} '{ctx_text(expl['orders'][seen_at - 1]['context'])}' + {w} is the "
-                     f"longest one seen, so order {seen_at} answered; the orders above it passed the share they "
-                     f"keep for unseen tokens down to it.")
+        gram = (f"The unigram {w}" if seen_at == 1 else
+                f"The {_ngram_name(seen_at)} '{ctx_text(expl['orders'][seen_at - 1]['context'])}' + {w}")
+        if seen_at == len(expl["orders"]):
+            lines.append(f"{gram} was seen in training, so order {seen_at}, the longest, answered directly.")
+        elif s == "mle" and used > seen_at:
+            lines.append(f"{gram} is the longest one seen, but the longer context was seen without {w} after it, "
+                         f"and MLE keeps nothing for unseen tokens: P = 0.")
+        else:
+            lines.append(f"{gram} is the longest one seen, so order {seen_at} answered; the orders above it "
+                         f"handed down to it the share they keep for tokens they never saw after their context.")
+    elif s == "add-k":
+        lines.append(f"The longest n-gram seen ending in {w} is the {_ngram_name(seen_at)}. Add-k looks only at the "
+                     f"whole context (order {len(expl['orders'])}); the shorter ones below are shown for comparison "
+                     f"and do not change P.")
     else:
         lines.append(f"The longest n-gram seen ending in {w} is the {_ngram_name(seen_at)}; with {s} every order "
                      f"adds its share, so the orders below still contribute.")
