@@ -30,6 +30,7 @@ from .beam import BeamInfo, BeamSearch
 from .errors import ConfigError, PlaygroundError, TokenizerError
 from .models import check_finite
 from .tokenizers.stream import stream_decoder
+from .tokenizers.text_check import require_unicode
 
 STRATEGIES = ("greedy", "sample", "beam")
 
@@ -78,6 +79,8 @@ class DecodeConfig:
             raise ConfigError(f"top_n must be a whole number, 0 or more, not {self.top_n!r}")
         if any(not isinstance(s, str) or not s for s in stop):
             raise ConfigError("stop strings must be non-empty text")
+        for s in stop:
+            require_unicode(s)   # a lone surrogate could never match the generated text
 
     @property
     def greedy(self) -> bool:

@@ -125,6 +125,15 @@ def test_every_tokenizer_refuses_a_lone_surrogate(kind, small_text):
     assert tok.decode(tok.encode("the king")) .strip() != ""   # ordinary text still works
 
 
+def test_a_stop_string_with_a_lone_surrogate_is_refused(ngram, capsys):
+    with pytest.raises(TokenizerError, match=r"U\+DCFF"):
+        DecodeConfig(stop=("ok", LONE))
+    capsys.readouterr()
+    assert main(["sample", "--checkpoint", ngram["char"], "--prompt", "the", "--stop", LONE]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "U+DCFF" in err
+
+
 def test_generate_with_a_lone_surrogate_raises_before_the_first_token(small_text):
     tok = build_tokenizer("bpe", small_text, vocab_size=300)
     model = NGramLM(NGramConfig(vocab_size=tok.vocab_size, order=2)).fit(np.array(tok.encode(small_text)))
