@@ -23,8 +23,8 @@ HOW_TO_READ = {
           "seen (followed by something); c(h w): followed by this token; N1+(h •): by how many different tokens.",
     False: "An order j answers with its own share A when it saw the n-gram; otherwise it hands down: "
            "P<sub>j</sub> = B · P<sub>j−1</sub>. “down” is the mass handed down: what it keeps for tokens it "
-           "never saw after this context. c(h): how often the context was seen (followed by something); c(h w): followed "
-           "by this token; N1+(h •): by how many different tokens.",
+           "never saw after this context. c(h): how often the context was seen (followed by something); "
+           "c(h w): followed by this token; N1+(h •): by how many different tokens.",
 }
 INTERPOLATED = ("add-k", "interpolation", "kneser-ney")
 

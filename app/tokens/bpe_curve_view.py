@@ -6,7 +6,6 @@ job); re-tokenizing at the slider's size builds a cut tokenizer, which for a lar
 frame, so it runs on a JobRunner too, the latest request winning."""
 from __future__ import annotations
 
-import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget

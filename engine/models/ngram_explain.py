@@ -29,8 +29,9 @@ FORMULAS = {
              "every token 1/V.",
     "interpolation": "P_j(w | h) = λ′_j · c(h w) / c(h) + (1 − λ′_j) · P_{j−1}(w | h′), with λ′_j = λ_j / "
                      "(λ_1 + … + λ_j); the unigram is add-k: P_1(w) = (c(w) + k) / (N + k·V).",
-    "kneser-ney": "P_j(w | h) = max(c(h w) − D, 0) / c(h) + D · N1+(h •) / c(h) · P_{j−1}(w | h′), down to "
-                  "P_0 = 1/V. Below the top order c counts contexts, not occurrences: c(h w) = N1+(• h w), the "
+    "kneser-ney": "P_j(w | h) = max(c(h w) − D, 0) / c(h) + D · N1+(h •) / c(h) · P_{j−1}(w | h′), "
+                  "down to P_0 = 1/V. Below the top order c counts contexts, not occurrences: "
+                  "c(h w) = N1+(• h w), the "
                   "number of different tokens seen before h w.",
     "stupid-backoff": "S(w | h) = c(h w) / c(h) if h w was seen, else α · S(w | h′); normalised per order: "
                       "P_j = c(h w) / c(h) / Z or α / Z · P_{j−1}(w | h′), Z = 1 + α · (P_{j−1} mass of the "

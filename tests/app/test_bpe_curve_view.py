@@ -2,11 +2,10 @@
 corpus start with only the first merges (as the library's cut tokenizer does), and the tab is BPE-only."""
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
 
 from engine.tokenizers.bpe_curve import truncated
 
-from tests.app.test_tokens_panel import FakeSource, TEXT, make_panel, tokenize  # noqa: F401  (fixture)
+from tests.app.test_tokens_panel import make_panel, tokenize  # noqa: F401  (make_panel is a fixture)
 
 WAIT_MS = 20_000
 

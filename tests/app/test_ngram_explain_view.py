@@ -1,11 +1,9 @@
 """The Sample tab's n-gram explanation: a clicked token shows the numbers engine.models.ngram_explain works out
 for it (the model's probability, the order that answered, the counts), beam search included, and the tab is
 disabled for a neural model."""
-import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from engine.decode import DecodeConfig, complete
 from engine.models.ngram_explain import explain_token
 
 from tests.app.test_sample_panel import _gpt, _ngram, _panel, _run
