@@ -152,6 +152,8 @@ def _parser() -> argparse.ArgumentParser:
                    "the generated text (JSON: cache_check; text: a line on stderr)")
     s.add_argument("--seed", type=_seed, default=None)
     s.add_argument("--json", action="store_true", help="print one JSON line instead of streaming text")
+    s.add_argument("--explain", action="store_true", help="n-gram models: one JSON line per generated token "
+                   "saying which order answered, with the counts, discount and weights behind its probability")
 
     e = sub.add_parser("export", help="write a checkpoint's run as one plain PyTorch script")
     e.add_argument("--checkpoint", required=True, metavar="DIR")
@@ -316,14 +318,18 @@ def _sample(args: argparse.Namespace) -> int:
                        min_p=args.min_p, repetition_penalty=args.repetition_penalty, beam_width=args.beam_width,
                        length_penalty=args.length_penalty, max_new_tokens=args.max_new_tokens, stop=args.stop,
                        seed=args.seed, use_cache=not args.no_cache)
+    if args.explain:
+        from .models.ngram_explain import require_ngram
+        require_ngram(handle.model)
     t0 = time.perf_counter()
     tokens = []
     text = ""
-    stream = not args.json and args.strategy != "beam"   # a beam's best hypothesis changes; print it at the end
+    events = generate(handle.model, handle.tokenizer, args.prompt, cfg)   # checks the input before any output
+    stream = not (args.json or args.explain) and args.strategy != "beam"  # a beam's best changes: print it at the end
     if stream:
         sys.stdout.write(args.prompt)   # a sampler shows the prompt it continues, as typed
     hypotheses = {}                       # beam: every hypothesis seen, by its token ids
-    for ev in generate(handle.model, handle.tokenizer, args.prompt, cfg):
+    for ev in events:
         if not ev.done:
             tokens.append({"id": int(ev.token_id), "text": ev.text, "prob": float(ev.prob)})
             hypotheses.update((h.token_ids, h) for h in ev.beams or ())
@@ -336,7 +342,11 @@ def _sample(args: argparse.Namespace) -> int:
     if args.strategy == "beam":
         tokens = _beam_tokens(hypotheses, text)
     check = _check_cache(args, handle, [t["id"] for t in tokens])
-    if args.json:
+    if args.explain:
+        from .models.ngram_explain import explain_generation
+        for line in explain_generation(handle.model, handle.tokenizer, args.prompt, tokens):
+            print(json.dumps(line))
+    elif args.json:
         print(json.dumps({"prompt": args.prompt, "text": text, "strategy": args.strategy, "tokens": tokens,
                           "cache": cfg.use_cache, "tokens_per_s": len(tokens) / took if took > 0 else None,
                           **({"cache_check": check.as_dict()} if check else {})}))

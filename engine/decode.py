@@ -30,6 +30,7 @@ from .beam import BeamInfo, BeamSearch
 from .errors import ConfigError, PlaygroundError, TokenizerError
 from .models import check_finite
 from .tokenizers.stream import stream_decoder
+from .tokenizers.text_check import require_unicode
 
 STRATEGIES = ("greedy", "sample", "beam")
 
@@ -37,7 +38,7 @@ STRATEGIES = ("greedy", "sample", "beam")
 @dataclass(frozen=True)
 class DecodeConfig:
     strategy: str = "sample"         # "greedy" | "sample" | "beam"
-    temperature: float = 1.0         # divides the logits before truncation; 0 means greedy
+    temperature: float = 1.0         # divides the logits before truncation; 0 means greedy, inf uniform
     top_k: int = 0                   # keep only the k most likely tokens; 0 = off
     top_p: float = 1.0               # keep the smallest most-likely set holding this much mass (nucleus); 1 = off
     min_p: float = 0.0               # drop tokens less likely than min_p × the most likely one; 0 = off
@@ -51,7 +52,7 @@ class DecodeConfig:
     use_cache: bool = True           # carry RNN state / KV cache; False recomputes the context every token
 
     def __post_init__(self):
-        check_finite(self)
+        check_finite(self, allow_inf=("temperature",))   # T = inf is the uniform limit, a setting with a meaning
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
         object.__setattr__(self, "stop", stop)
         if self.strategy not in STRATEGIES:
@@ -78,6 +79,8 @@ class DecodeConfig:
             raise ConfigError(f"top_n must be a whole number, 0 or more, not {self.top_n!r}")
         if any(not isinstance(s, str) or not s for s in stop):
             raise ConfigError("stop strings must be non-empty text")
+        for s in stop:
+            require_unicode(s)   # a lone surrogate could never match the generated text
 
     @property
     def greedy(self) -> bool:
@@ -137,17 +140,37 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
 
 
 def _penalise(logits: np.ndarray, seen: np.ndarray, penalty: float) -> np.ndarray:
-    """CTRL's repetition penalty on the tokens seen so far (works on rows of (B, V) alike)."""
+    """CTRL's repetition penalty on the tokens seen so far (works on rows of (B, V) alike). A penalty so small that
+    a positive logit / penalty overflows is taken at its limit: the largest such logit gets all the probability
+    (ties share it), never inf - inf = NaN in the softmax."""
     if penalty == 1.0:
         return logits
-    return np.where(seen, np.where(logits > 0, logits / penalty, logits * penalty), logits)
+    with np.errstate(over="ignore"):
+        out = np.where(seen, np.where(logits > 0, logits / penalty, np.where(logits < 0, logits * penalty, logits)),
+                       logits)
+    over = np.isposinf(out) & np.isfinite(logits)
+    if over.any():
+        best = np.where(over, logits, -np.inf).max(axis=-1, keepdims=True)
+        limit = np.where(over & (logits == best), 0.0, -np.inf)
+        out = np.where(over.any(axis=-1, keepdims=True), limit, out)
+    return out
+
+
+def _temper(adjusted: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(adjusted / temperature) for every temperature above 0, infinity included, taken at its limit where
+    float64 cannot follow: the logits are shifted by their maximum first, so a tiny temperature sends the others to
+    -inf (greedy as T -> 0, ties sharing) and never overflows to inf - inf, and T = inf gives the uniform
+    distribution over the tokens the model allows (-inf, a zero probability, stays zero: -inf / inf is NaN)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = np.where(np.isneginf(adjusted), -np.inf, (adjusted - adjusted.max()) / temperature)
+    return _softmax(z)
 
 
 def _distribution(logits: np.ndarray, seen: np.ndarray, cfg: DecodeConfig) -> _Dist:
     raw = _softmax(logits)
     adjusted = _penalise(logits, seen, cfg.repetition_penalty)
     plain = cfg.greedy or cfg.strategy == "beam"
-    tempered = _softmax(adjusted if plain else adjusted / cfg.temperature)
+    tempered = _softmax(adjusted) if plain else _temper(adjusted, cfg.temperature)
     order = np.argsort(-adjusted, kind="stable")
     V = len(logits)
     n, cut_k, cut_p, cut_min = V, 0.0, 0.0, 0.0

@@ -27,6 +27,7 @@ from app.sample.compare_view import CompareView
 from app.sample.decode_controls import CacheControls, StopField
 from app.sample.dist_chart import DistChart, axis_label
 from app.sample.knobs import KNOBS, STRATEGY_HELP, WHY_NOT, SliderSpin
+from app.sample.ngram_explain import TITLE as EXPLAIN_TITLE, NGramExplainView
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,8 @@ class SamplePanel(QWidget):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.chart, "Next-token distribution")
         self.tabs.addTab(self.tree, "Beam tree")
+        self.explain = NGramExplainView()
+        self.tabs.addTab(self.explain, EXPLAIN_TITLE)
         split = QSplitter(Qt.Vertical)
         split.addWidget(self.view)
         split.addWidget(self.tabs)
@@ -269,6 +272,7 @@ class SamplePanel(QWidget):
         self._cfg, self._handle_run, self._follow = cfg, handle, True
         self.cache.check_button.setEnabled(False)
         self.view.start(handle.tokenizer, prompt, cfg)
+        self.explain.start(handle, prompt)
         self._strategy_run = "greedy" if cfg.greedy else cfg.strategy
         self.chart.clear_chart("The distribution of each new token shows here as it is generated.")
         if cfg.strategy == "beam":
@@ -356,7 +360,8 @@ class SamplePanel(QWidget):
         event, chosen_id, note = self.view.step_event(index)
         self.chart.show_event(event, self.view.tokenizer, "beam" if self.view.beam else self._strategy_run,
                               chosen_id, note)
-        if switch:
+        self.explain.show_token(self.view, index)
+        if switch and self.tabs.currentWidget() is not self.explain:
             self.tabs.setCurrentWidget(self.chart)
 
     @Slot(str)
@@ -375,3 +380,4 @@ class SamplePanel(QWidget):
             self._thread.wait()  # the worker ends after its current token; start_worker then quits the thread
         self.cache.wait()
         self.compare.shutdown()
+        self.explain.shutdown()

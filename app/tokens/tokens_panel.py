@@ -24,6 +24,7 @@ from engine.tokenizers.inspect import (BPEReplay, TokensResult, TokenSpan, Token
 from app.common.jobs import JobRunner
 from app.common.model_source import ModelSource
 from app.common.token_view import PREVIEW_CHARS, SELECTED_BACKGROUND, TOKEN_BACKGROUNDS, TokenView, display_form
+from app.tokens.bpe_curve_view import BPECurveView
 
 FORM, MODEL = "the form's settings", "the current model's tokenizer"
 UNK_COLOR = QColor("#b00020")
@@ -273,6 +274,8 @@ class TokensPanel(QWidget):
         ul.addWidget(self.unk_about)
         ul.addWidget(table(self.unk_model, 0), 1)
         self.right.addTab(unk_page, "<unk> words")
+        self.curve = BPECurveView(TokenPreview())
+        self.right.addTab(self.curve, "BPE size vs length")
 
         split = QSplitter(Qt.Horizontal)
         split.addWidget(left)
@@ -387,6 +390,7 @@ class TokensPanel(QWidget):
                                f"(id 0 is <unk>), {shown}: each of their {s.unk_train:,} occurrences encodes as "
                                f"<unk>, so the model never sees them.{cap}")
         self._show_kind(tok.kind)
+        self.curve.show_result(result)
         self._show_try()
         self._describe()
 
@@ -400,6 +404,7 @@ class TokensPanel(QWidget):
     def _show_kind(self, kind: str | None) -> None:
         self.right.setTabEnabled(1, kind == "bpe")
         self.right.setTabEnabled(2, kind == "word")
+        self.right.setTabEnabled(3, kind == "bpe")
         self.right.setTabToolTip(1, "" if kind == "bpe" else "Only a BPE tokenizer learns merges.")
         self.right.setTabToolTip(2, "" if kind == "word" else "Only a word tokenizer maps words to <unk>.")
         if not self.right.isTabEnabled(self.right.currentIndex()):
@@ -416,9 +421,10 @@ class TokensPanel(QWidget):
         except PlaygroundError as e:
             self.try_view.clear_tokens()
             self.try_ids.setStyleSheet(ERROR_STYLE)
-            self.try_ids.setText(f"{e}. A char tokenizer knows only the {tok.vocab_size} characters of the text it "
-                                 "was built from, so it has no id for these and cannot encode this text (a word "
-                                 "tokenizer maps unknown words to <unk>; byte-level BPE falls back to bytes).")
+            why = (f" A char tokenizer knows only the {tok.vocab_size} characters of the text it was built from, so "
+                   "it has no id for these and cannot encode this text (a word tokenizer maps unknown words to "
+                   "<unk>; byte-level BPE falls back to bytes).") if "not in the vocabulary" in str(e) else ""
+            self.try_ids.setText(f"{e}.{why}")
             self.replay.clear()
             return
         self.try_view.show_spans(text, spans, [self._tip(sp.id) for sp in spans],
@@ -440,6 +446,7 @@ class TokensPanel(QWidget):
     def shutdown(self) -> None:
         """Wait for a running job (BPE training cannot be interrupted; it takes seconds at most)."""
         self.jobs.wait()
+        self.curve.shutdown()
 
 
 def options_text(kind: str, options: dict) -> str:

@@ -23,14 +23,14 @@ _REGISTRY = {
 }
 
 
-def check_finite(config) -> None:
+def check_finite(config, allow_inf: tuple[str, ...] = ()) -> None:
     """ConfigError naming the first setting of a config dataclass that is a float (or holds floats) and is not
-    finite. Range checks written as `x < 0` or `x <= 1` let NaN through (every comparison with NaN is false), and
-    an infinite lr, grad_clip or rope_base is never what was meant; each config's __post_init__ calls this first."""
+    finite (the fields named in `allow_inf` may be +inf). Range checks written as `x < 0` or `x <= 1` let NaN
+    through (every comparison with NaN is false), and an infinite lr, grad_clip or rope_base is never what was meant; each config's __post_init__ calls this first."""
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         for x in value if isinstance(value, (tuple, list)) else (value,):
-            if isinstance(x, float) and not math.isfinite(x):
+            if isinstance(x, float) and not math.isfinite(x) and not (f.name in allow_inf and x == math.inf):
                 raise ConfigError(f"{f.name} must be a finite number, not {x}")
 
 

@@ -15,6 +15,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from ..errors import TokenizerError
 from .char import check_ids, visible
+from .text_check import require_unicode
 
 
 @lru_cache(maxsize=1)
@@ -101,7 +102,7 @@ class BPETokenizer:
         if not isinstance(vocab_size, int) or not 256 <= vocab_size <= MAX_VOCAB:
             raise TokenizerError(f"byte-level BPE needs a vocab_size from 256 (the bytes) to {MAX_VOCAB:,}, "
                                  f"not {vocab_size!r}")
-        if not text:
+        if not require_unicode(text):
             raise TokenizerError("cannot train BPE on empty text")
         tok = Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -115,7 +116,7 @@ class BPETokenizer:
         """Long texts are encoded as pieces with `encode_batch`, which releases the GIL (a single `encode` of a
         1 MB text holds it for most of a second, freezing every other Python thread: the GUI's, in the app).
         The pieces are cut only where the byte-level pre-tokenizer cuts anyway, so the ids are the same."""
-        if len(text) <= ENCODE_PIECE:
+        if len(require_unicode(text)) <= ENCODE_PIECE:
             return self.tok.encode(text).ids
         return [i for e in self.tok.encode_batch(split_at_word_starts(text, ENCODE_PIECE)) for i in e.ids]
 

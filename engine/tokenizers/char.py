@@ -6,6 +6,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import TokenizerError
+from .text_check import require_unicode
 
 # How whitespace and control characters are shown in token lists, where a bare "\n" or " " would be invisible.
 _VISIBLE = {"\n": "\\n", "\t": "\\t", "\r": "\\r", " ": "␣"}
@@ -42,10 +43,10 @@ class CharTokenizer:
 
     @classmethod
     def train(cls, text: str) -> "CharTokenizer":
-        return cls("".join(sorted(set(text))))
+        return cls("".join(sorted(set(require_unicode(text)))))
 
     def encode(self, text: str) -> list[int]:
-        if not text:
+        if not require_unicode(text):
             return []
         codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         sorted_codes = self._codes[self._order]

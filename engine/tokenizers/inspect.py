@@ -195,6 +195,7 @@ class TokensResult:
     preview: str
     spans: list[TokenSpan]
     label: str
+    curve: object = None   # BPE: engine.tokenizers.bpe_curve.LengthCurve of the train split, every merge count
 
 
 def analyse(text: str, label: str, val_fraction: float, tokenizer=None, kind: str = "", options=None,
@@ -206,4 +207,9 @@ def analyse(text: str, label: str, val_fraction: float, tokenizer=None, kind: st
     else:
         train, val = split_text(text, val_fraction)
     preview = text[:preview_chars]
-    return TokensResult(tokenizer, token_stats(tokenizer, train, val), preview, token_spans(tokenizer, preview), label)
+    stats = token_stats(tokenizer, train, val)
+    curve = None
+    if tokenizer.kind == "bpe":
+        from .bpe_curve import length_curve
+        curve = length_curve(tokenizer, train, counts=stats.counts)
+    return TokensResult(tokenizer, stats, preview, token_spans(tokenizer, preview), label, curve)

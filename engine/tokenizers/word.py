@@ -22,6 +22,7 @@ from collections import Counter
 from typing import Sequence
 
 from ..errors import TokenizerError
+from .text_check import require_unicode
 from .char import check_ids, visible
 
 UNK = "<unk>"
@@ -149,7 +150,7 @@ class WordTokenizer:
         deterministic); everything else encodes as <unk>. vocab_size None keeps every token."""
         if vocab_size is not None and (not isinstance(vocab_size, int) or vocab_size < 2):
             raise TokenizerError(f"word vocab_size must be an integer of at least 2, not {vocab_size!r}")
-        counts = Counter(find_tokens(text.lower() if lowercase else text))
+        counts = Counter(find_tokens(require_unicode(text).lower() if lowercase else require_unicode(text)))
         counts.pop(UNK, None)
         if not counts:
             raise TokenizerError("the text has no words to build a vocabulary from")
@@ -159,6 +160,7 @@ class WordTokenizer:
         return cls([UNK] + ranked, lowercase)
 
     def split(self, text: str) -> list[str]:
+        text = require_unicode(text)
         return find_tokens(text.lower() if self.lowercase else text)
 
     def encode(self, text: str) -> list[int]:
