@@ -26,15 +26,19 @@ class GradientView(QWidget):
         self.contrast_btn.setToolTip("One click: train the contrasting model here (a tanh RNN beside an LSTM or GRU, "
                                      "an LSTM beside a tanh RNN), as wide and with the same tokenizer, for "
                                      "300 steps on the validation text, and draw its gradients beside these")
-        self.clear_btn = QPushButton("Remove comparison")
+        self.clear_btn = QPushButton("Remove")
+        self.clear_btn.setToolTip("Remove the comparison chart")
         self.clear_btn.hide()
         top = QHBoxLayout()
         top.addWidget(self.loss)
         top.addWidget(self.layer)
         top.addStretch(1)
-        top.addWidget(self.contrast_btn)
-        top.addWidget(self.compare_btn)
-        top.addWidget(self.clear_btn)
+        beside = QHBoxLayout()       # a row of its own: beside the loss choice it widened the window past 1280 px
+        beside.addWidget(QLabel("Compare:"))
+        beside.addWidget(self.contrast_btn)
+        beside.addWidget(self.compare_btn)
+        beside.addWidget(self.clear_btn)
+        beside.addStretch(1)
         self.charts = [BPTTChart("#ef6c00", 260), BPTTChart("#1565c0", 260)]
         self.charts[1].hide()
         row = QHBoxLayout()
@@ -46,6 +50,7 @@ class GradientView(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(top)
+        lay.addLayout(beside)
         lay.addLayout(row, 1)
         lay.addWidget(self.summary)
         self.results: list[tuple[str, object] | None] = [None, None]   # (model description, BPTT) per chart
