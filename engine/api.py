@@ -509,10 +509,23 @@ def _setting_conflicts(meta: dict, overrides: dict) -> list[str]:
     return out
 
 
-def load_checkpoint(ckpt_dir) -> ModelHandle:
+def load_checkpoint(ckpt_dir, *, tokenizer_file=None, meta_file=None) -> ModelHandle:
     """The checkpoint's model (CPU, eval mode), tokenizer and meta. Every file is checked before it is used
     (engine.checkpoint, engine.checkpoint_schema): any problem is one CheckpointError, and nothing is built from
-    a file that fails."""
+    a file that fails. `ckpt_dir` may also be a model trained elsewhere (engine.pretrained): a Hugging Face GPT-2
+    folder or a nanoGPT ckpt.pt, whose meta then has `pretrained` and no run spec; tokenizer_file and meta_file
+    name its tokenizer where it does not bring one (for this program's checkpoints they are refused)."""
+    from . import pretrained
+    if pretrained.kind_of(ckpt_dir) is not None:
+        model, tokenizer, meta = pretrained.load_pretrained(ckpt_dir, tokenizer_file=tokenizer_file,
+                                                            meta_file=meta_file)
+        return ModelHandle("transformer", model, tokenizer, meta)
+    if tokenizer_file or meta_file:
+        raise CheckpointError(f"{ckpt_dir}: --tokenizer-file and --meta are for a GPT-2 folder or a nanoGPT "
+                              f"ckpt.pt; a checkpoint of this program carries its tokenizer")
+    if str(ckpt_dir).strip() and not Path(ckpt_dir).exists():
+        raise CheckpointError(f"{ckpt_dir} does not exist: name a checkpoint folder, a GPT-2 folder (with "
+                              f"config.json) or a nanoGPT ckpt.pt; {pretrained.common.HF_CACHE_HINT}")
     meta = ckpt.load_meta(ckpt_dir)
     family = meta["family"]
     try:

@@ -192,7 +192,7 @@ class MLP(nn.Module):
     def __init__(self, c):
         super().__init__()
         self.c_fc = nn.Linear(c["n_embd"], 4 * c["n_embd"], bias=c["bias"])
-        self.gelu = nn.GELU()
+        self.gelu = nn.GELU(approximate="tanh" if c["gelu"] == "tanh" else "none")
         self.c_proj = nn.Linear(4 * c["n_embd"], c["n_embd"], bias=c["bias"])
         self.drop = nn.Dropout(c["dropout"])
 
@@ -203,9 +203,9 @@ class MLP(nn.Module):
 class Block(nn.Module):
     def __init__(self, c):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(c["n_embd"], bias=c["bias"])
+        self.ln_1 = nn.LayerNorm(c["n_embd"], eps=c["norm_eps"], bias=c["bias"])
         self.attn = CausalSelfAttention(c)
-        self.ln_2 = nn.LayerNorm(c["n_embd"], bias=c["bias"])
+        self.ln_2 = nn.LayerNorm(c["n_embd"], eps=c["norm_eps"], bias=c["bias"])
         self.mlp = MLP(c)
 
     def forward(self, x, rope=None):
@@ -224,7 +224,7 @@ class GPT(nn.Module):
             self.wpe = nn.Embedding(c["block_size"], c["n_embd"])
         self.drop = nn.Dropout(c["dropout"])
         self.blocks = nn.ModuleList(Block(c) for _ in range(c["n_layer"]))
-        self.ln_f = nn.LayerNorm(c["n_embd"], bias=c["bias"])
+        self.ln_f = nn.LayerNorm(c["n_embd"], eps=c["norm_eps"], bias=c["bias"])
         self.lm_head = nn.Linear(c["n_embd"], c["vocab_size"], bias=False)
         if c["tie_weights"]:
             self.lm_head.weight = self.wte.weight
@@ -285,7 +285,7 @@ class RNNLM(nn.Module):
 def build_model(family, c):
     if family == "transformer":
         c = dict({"n_kv_head": None, "dropout": 0.0, "bias": False, "pos": "rope", "rope_base": 10000.0,
-                  "tie_weights": True}, **c)
+                  "tie_weights": True, "norm_eps": 1e-5, "gelu": "exact"}, **c)
         return GPT(c)
     return RNNLM(dict({"dropout": 0.0, "tie_weights": False, "cell": family}, **c))
 
