@@ -96,9 +96,11 @@ class Run:
     """One training run of any family. `reports()` yields StepReports; pause/resume/stop are thread-safe."""
 
     def __init__(self, spec: RunSpec, *, _resume_dir: str | None = None, _tokenizer=None,
-                 _init_from: tuple[str, dict] | None = None, _map_unknown: str | None = None):
+                 _init_from: tuple[str, dict] | None = None, _map_unknown: str | None = None,
+                 _init_weights: dict | None = None):
         """_resume_dir: continue that checkpoint's run. _init_from: (folder, meta) of the checkpoint whose weights
-        a fine-tuning run starts from (with _tokenizer its tokenizer; _map_unknown see prepare_corpus)."""
+        a fine-tuning run starts from (with _tokenizer its tokenizer; _map_unknown see prepare_corpus);
+        _init_weights: those weights already read (a model trained elsewhere, engine.pretrained)."""
         if spec.family not in FAMILIES:
             raise ConfigError(f"unknown model {spec.family!r}; choose one of {', '.join(FAMILIES)}")
         if spec.family == "ngram" and spec.preset:
@@ -153,7 +155,9 @@ class Run:
             try:
                 torch.manual_seed(spec.seed)  # the initial weights, not only the batches, follow the run's seed
                 self.model = build_model(spec.family, model_cfg)
-                if _init_from is not None:
+                if _init_weights is not None:
+                    load_model_tensors(self.model, _init_weights)
+                elif _init_from is not None:
                     load_model_tensors(self.model, ckpt.load_group(_init_from[0], "model", meta=_init_from[1],
                                                                    expect=state_shapes(self.model)))
                 if _resume_dir is not None:
@@ -435,11 +439,21 @@ def resume_spec(ckpt_dir: str, *, max_steps: int | None = None, device: str = "a
 
 def finetune_spec(ckpt_dir: str, corpus: str, *, max_steps: int | None = None, device: str = "auto",
                   overrides: dict | None = None, seed: int | None = None, val_fraction: float | None = None,
-                  max_corpus_bytes: int | None = None, on_bad_utf8: str | None = None) -> tuple[RunSpec, dict]:
+                  max_corpus_bytes: int | None = None, on_bad_utf8: str | None = None, meta: dict | None = None,
+                  sources: dict | None = None) -> tuple[RunSpec, dict]:
     """(RunSpec, checkpoint meta) of a fine-tuning run, after its checks, without reading the corpus: the parent's
     spec with the new corpus; model settings in `overrides` are refused (the weights fix the architecture),
     training settings (lr, max_steps, ...) apply. max_steps counts the new run's own steps (default: the
-    parent's run length). ConfigError, CheckpointError."""
+    parent's run length). ConfigError, CheckpointError. A model trained elsewhere (engine.pretrained: pass `meta`,
+    its handle's, or it is read whole with `sources`, load_checkpoint's keywords) has no run spec: see
+    _pretrained_spec."""
+    from . import pretrained
+    if pretrained.kind_of(ckpt_dir) is not None:
+        if meta is None:
+            meta = load_checkpoint(ckpt_dir, **(sources or {})).meta
+        return _pretrained_spec(meta, corpus, max_steps=max_steps, device=device, overrides=overrides, seed=seed,
+                                val_fraction=val_fraction, max_corpus_bytes=max_corpus_bytes,
+                                on_bad_utf8=on_bad_utf8), meta
     meta = ckpt.load_meta(ckpt_dir)
     if meta.get("family") == "ngram":
         raise CheckpointError("an n-gram model is counted, not trained: count a new one on the other corpus")
@@ -461,14 +475,62 @@ def finetune_spec(ckpt_dir: str, corpus: str, *, max_steps: int | None = None, d
     return spec, meta
 
 
-def finetune_run(ckpt_dir: str, corpus: str, *, map_unknown: str | None = None, **kw) -> Run:
+def finetune_run(ckpt_dir: str, corpus: str, *, map_unknown: str | None = None, tokenizer_file=None,
+                 meta_file=None, **kw) -> Run:
     """A new run on `corpus` starting from the checkpoint's weights, with its tokenizer kept and a fresh AdamW,
     schedule and step count (keyword arguments as finetune_spec). Characters or words the tokenizer cannot
     encode are a ConfigError naming them unless `map_unknown` names a token to map them to. The run's
-    checkpoints record the parent (meta["parent"], engine.finetune.parent_record)."""
+    checkpoints record the parent (meta["parent"], engine.finetune.parent_record). `ckpt_dir` may be a model
+    trained elsewhere (engine.pretrained), with tokenizer_file / meta_file as load_checkpoint takes them."""
+    from . import pretrained
+    if pretrained.kind_of(ckpt_dir) is not None:
+        handle = load_checkpoint(ckpt_dir, tokenizer_file=tokenizer_file, meta_file=meta_file)
+        spec, meta = finetune_spec(ckpt_dir, corpus, meta=handle.meta, **kw)
+        return Run(spec, _tokenizer=handle.tokenizer, _init_from=(str(ckpt_dir), meta), _map_unknown=map_unknown,
+                   _init_weights=handle.model.state_dict())
+    if tokenizer_file or meta_file:
+        raise CheckpointError(f"{ckpt_dir}: --tokenizer-file and --meta are for a GPT-2 folder or a nanoGPT "
+                              f"ckpt.pt; a checkpoint of this program carries its tokenizer")
     spec, meta = finetune_spec(ckpt_dir, corpus, **kw)
     return Run(spec, _tokenizer=tokenizer_from_dict(meta["tokenizer"]), _init_from=(str(ckpt_dir), meta),
                _map_unknown=map_unknown)
+
+
+# A model trained elsewhere is fine-tuned with the default transformer preset's training settings, but a tenth of
+# its learning rate: the preset's 3e-3 suits a model learning from scratch and would first undo what a trained
+# model knows (nanoGPT's own GPT-2 fine-tuning recipe uses 3e-5); --set lr=... chooses.
+PRETRAINED_FINETUNE = {"lr": "3e-4", "min_lr": "3e-5"}
+
+
+def _pretrained_spec(meta: dict, corpus: str, *, max_steps=None, device="auto", overrides=None, seed=None,
+                     val_fraction=None, max_corpus_bytes=None, on_bad_utf8=None) -> RunSpec:
+    """The RunSpec of fine-tuning a model trained elsewhere (meta from engine.pretrained): its tokenizer kind,
+    the transformer family, the default preset's training settings with PRETRAINED_FINETUNE unless overridden.
+    Model settings in `overrides` are refused (the weights fix the architecture). ConfigError."""
+    from .presets import apply_overrides, load_preset
+    overrides = dict(overrides or {})
+    train = load_preset(DEFAULT_PRESET["transformer"], "transformer")["train"]
+    base = {"family": "transformer", "model": dict(meta["model"]), "train": dict(train)}
+    conflicts = []
+    for key, value in overrides.items():
+        if apply_overrides(base, {key: str(value)})["model"] != base["model"]:
+            conflicts.append(f"{key}={value} (the model's: {base['model'].get(key.rpartition('.')[2])})")
+    if conflicts:
+        raise ConfigError(f"cannot fine-tune with {', '.join(conflicts)}: a fine-tuning run keeps the model")
+    named = {k.rpartition(".")[2] for k in overrides}
+    # the architecture as model.* settings, so the run's own checkpoints resume with it (the vocabulary size
+    # comes from the tokenizer)
+    arch = {f"model.{k}": "none" if v is None else str(v) for k, v in meta["model"].items() if k != "vocab_size"}
+    defaults = {k: v for k, v in PRETRAINED_FINETUNE.items() if k not in named}
+    if "block_size" not in named:   # training windows no longer than the model's context
+        defaults["train.block_size"] = str(min(int(train["block_size"]), int(meta["model"]["block_size"])))
+    spec = RunSpec(corpus=corpus, tokenizer=meta["tokenizer"]["kind"], family="transformer", device=device,
+                   overrides={**arch, **defaults, **overrides}, max_steps=max_steps)
+    for key, value in (("seed", seed), ("val_fraction", val_fraction), ("max_corpus_bytes", max_corpus_bytes),
+                       ("on_bad_utf8", on_bad_utf8)):
+        if value is not None:
+            setattr(spec, key, value)
+    return spec
 
 
 def _spec_conflicts(spec: RunSpec, expect: dict) -> list[str]:

@@ -119,9 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", default=None, metavar="DIR",
                    help="continue the run saved in this checkpoint (same model, corpus and tokenizer; "
                    "--max-steps, --device and training --set values may change)")
-    t.add_argument("--init-from", default=None, metavar="DIR",
-                   help="fine-tune: start a new run on --corpus from this checkpoint's weights, keeping its "
-                   "tokenizer (training --set values, --max-steps and --seed may change)")
+    t.add_argument("--init-from", default=None, metavar="PATH",
+                   help="fine-tune: start a new run on --corpus from this checkpoint's weights (or a GPT-2 folder's "
+                   "or nanoGPT ckpt.pt's), keeping its tokenizer (training --set values, --max-steps and --seed may change)")
     t.add_argument("--map-unknown", default=None, metavar="TOKEN",
                    help="with --init-from: map characters/words the checkpoint's tokenizer cannot encode to this "
                    "token (e.g. ' ' for char, '<unk>' for word) instead of refusing the corpus")
@@ -161,7 +161,21 @@ def _parser() -> argparse.ArgumentParser:
                    help="whose loss the BPTT norms carry back: position N (1..tokens-1), the last (default) or "
                    "the mean over all positions")
     i.add_argument("--json", action="store_true", help="one JSON object (the only output form; kept explicit)")
+    for cmd in (s, e, a, i):
+        cmd._option_string_actions["--checkpoint"].help = ("a checkpoint folder of this program, a Hugging Face "
+                                                           "GPT-2 folder, or a nanoGPT ckpt.pt")
+    for cmd in (t, s, e, a, i):   # models trained elsewhere (engine/pretrained)
+        cmd.add_argument("--tokenizer-file", default=None, metavar="PATH",
+                         help="with a GPT-2 folder or nanoGPT ckpt.pt: its tokenizer (tokenizer.json, or a folder "
+                         "with vocab.json and merges.txt) where it brings none")
+        cmd.add_argument("--meta", default=None, metavar="PATH",
+                         help="with a nanoGPT ckpt.pt: its char vocabulary meta.pkl (default: beside ckpt.pt)")
     return p
+
+
+def _sources(args: argparse.Namespace) -> dict:
+    """The --tokenizer-file and --meta options as load_checkpoint's keywords."""
+    return {"tokenizer_file": args.tokenizer_file, "meta_file": args.meta}
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -176,6 +190,8 @@ def _train(args: argparse.Namespace) -> int:
     overrides = _key_values(args.set, "--set")
     if args.init_from:
         run = _finetune(args, asked, overrides)
+    elif args.tokenizer_file or args.meta:
+        raise ConfigError("--tokenizer-file and --meta apply to fine-tuning a model trained elsewhere (--init-from)")
     elif args.map_unknown is not None:
         raise ConfigError("--map-unknown applies to fine-tuning (--init-from DIR)")
     elif args.resume:
@@ -227,7 +243,7 @@ def _finetune(args: argparse.Namespace, asked: dict, overrides: dict):
     return api.finetune_run(args.init_from, args.corpus, map_unknown=args.map_unknown, max_steps=args.max_steps,
                             device=args.device, overrides=overrides, seed=args.seed,
                             val_fraction=args.val_fraction, max_corpus_bytes=asked.get("max_corpus_bytes"),
-                            on_bad_utf8=asked.get("on_bad_utf8"))
+                            on_bad_utf8=asked.get("on_bad_utf8"), **_sources(args))
 
 
 def _show_report(r, quiet: bool, last_print: float) -> bool:
@@ -299,7 +315,7 @@ def _sample(args: argparse.Namespace) -> int:
     from . import api
     from .decode import DecodeConfig, generate, inference_threads
 
-    handle = api.load_checkpoint(args.checkpoint)
+    handle = api.load_checkpoint(args.checkpoint, **_sources(args))
     inference_threads(handle.model)
     cfg = DecodeConfig(strategy=args.strategy, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                        min_p=args.min_p, repetition_penalty=args.repetition_penalty, beam_width=args.beam_width,
@@ -350,7 +366,7 @@ def _beam_tokens(hypotheses: dict, text: str) -> list[dict]:
 
 def _export(args: argparse.Namespace) -> int:
     from .export import export_script
-    result = export_script(args.checkpoint, args.out)
+    result = export_script(args.checkpoint, args.out, **_sources(args))
     print(json.dumps(result))
     return 0
 
@@ -358,7 +374,7 @@ def _export(args: argparse.Namespace) -> int:
 def _tape(args: argparse.Namespace) -> int:
     from .autodiff.report import tape_report
 
-    report = tape_report(args.checkpoint, args.text, check=args.check)
+    report = tape_report(args.checkpoint, args.text, check=args.check, **_sources(args))
     print(json.dumps({k: _json_number(v) for k, v in report.items()}))
     return 0
 
@@ -366,7 +382,7 @@ def _tape(args: argparse.Namespace) -> int:
 def _inspect(args: argparse.Namespace) -> int:
     from .inside.report import inspect_report
 
-    print(json.dumps(inspect_report(args.checkpoint, args.text, args.loss_position)))
+    print(json.dumps(inspect_report(args.checkpoint, args.text, args.loss_position, **_sources(args))))
     return 0
 
 
