@@ -4,7 +4,9 @@ a nanoGPT ckpt.pt from nanoGPT's own model.py (../shared/anchors/nanoGPT, import
 it is absent)."""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import pickle
 from pathlib import Path
@@ -77,7 +79,8 @@ def nanogpt_ckpt(folder: Path, *, bias: bool = True, vocab_size: int = 11, compi
     mod = nanogpt_module()
     args = dict(n_layer=2, n_head=4, n_embd=64, block_size=32, bias=bias, vocab_size=vocab_size, dropout=0.0)
     torch.manual_seed(seed)
-    model = mod.GPT(mod.GPTConfig(**args)).eval()
+    with contextlib.redirect_stdout(io.StringIO()):   # nanoGPT prints its parameter count
+        model = mod.GPT(mod.GPTConfig(**args)).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "ln_" in name or name.endswith("bias"):
