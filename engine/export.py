@@ -30,7 +30,7 @@ def export_script(ckpt_dir, out_path, *, tokenizer_file=None, meta_file=None) ->
     n-gram or a checkpoint without its run spec, CorpusError when the corpus cannot be read, OSError on write.
 
     A model trained elsewhere (engine.pretrained; tokenizer_file / meta_file as api.load_checkpoint takes them)
-    has no run: its script gets the weights beside it (NAME.weights.safetensors) and samples from them
+    has no run: its script gets the weights beside it (NAME.weights.pt) and samples from them
     (`--steps 0`, the default, with `--prompt`), or fine-tunes them on `--corpus` with the settings
     api.finetune_spec would use; "corpus" is then None."""
     from . import pretrained
@@ -346,8 +346,7 @@ def sample(model, tok, prompt_ids, n, block_size, device, seed):
 
 def load_weights(model, path):
     """Pretrained weights saved beside the script (a tied head is the token embedding)."""
-    from safetensors.torch import load_file
-    state = load_file(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True)   # tensors only: no code can run
     if SETTINGS["model"].get("tie_weights", True):
         state["lm_head.weight"] = state["wte.weight"]
     model.load_state_dict(state)

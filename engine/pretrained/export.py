@@ -1,5 +1,5 @@
 """`main.py export` of a model trained elsewhere (engine/export.py writes the script): it has no run to
-reproduce, so the script gets the weights beside it as NAME.weights.safetensors (engine names, the tied head left
+reproduce, so the script gets the weights beside it as NAME.weights.pt (engine names, the tied head left
 out) and samples from them, or fine-tunes them on a corpus it is given."""
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from ..export import SCRIPT, _tokenizer_settings
 
 def export_pretrained(path, out: Path, tokenizer_file=None, meta_file=None) -> dict:
     """The script of a model trained elsewhere, with its weights (engine names, the tied head left out) in
-    NAME.weights.safetensors beside it."""
-    from safetensors.torch import save_file
+    NAME.weights.pt beside it."""
+    import torch
 
     from ..api import _pretrained_spec, load_checkpoint
     from ..presets import apply_overrides, load_preset
@@ -26,10 +26,10 @@ def export_pretrained(path, out: Path, tokenizer_file=None, meta_file=None) -> d
     train = TrainConfig.from_dict(dict(preset["train"], seed=spec.seed)).to_dict()
     out.parent.mkdir(parents=True, exist_ok=True)
     written = []
-    weights = out.with_name(out.stem + ".weights.safetensors")
+    weights = out.with_name(out.stem + ".weights.pt")
     state = {k: v.detach().contiguous() for k, v in handle.model.state_dict().items()
              if not (k == "lm_head.weight" and handle.model.config.tie_weights)}
-    save_file(state, str(weights))
+    torch.save(state, weights)   # read back with torch.load(weights_only=True): the script needs torch only
     written.append(weights)
     settings = {"family": "transformer", "model": handle.meta["model"], "train": train, "seed": spec.seed,
                 "val_fraction": spec.val_fraction, "corpus": None,

@@ -120,7 +120,7 @@ def test_the_exported_script_holds_the_same_model(gpt2, tmp_path):
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     model = script.load_weights(script.build_model("transformer", script.SETTINGS["model"]),
-                                tmp_path / "run.weights.safetensors").eval()
+                                tmp_path / "run.weights.pt").eval()
     ids = torch.randint(0, 300, (1, 30), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         assert (model(ids)[0] - hf(ids).logits).abs().max().item() < 1e-5
