@@ -402,6 +402,10 @@ def resume_spec(ckpt_dir: str, *, max_steps: int | None = None, device: str = "a
                 expect: dict | None = None) -> RunSpec:
     """The RunSpec resume_run would train, after its checks (ConfigError, CheckpointError), without building
     anything: cheap enough for the GUI thread, so a refused resume is reported before a worker starts."""
+    from . import pretrained
+    if pretrained.kind_of(ckpt_dir) is not None:
+        raise CheckpointError(f"{ckpt_dir} was trained elsewhere: there is no run here to resume; fine-tune it on "
+                              f"a corpus instead (train --init-from, or Fine-tune in the window)")
     meta = ckpt.load_meta(ckpt_dir)
     if meta.get("family") == "ngram":
         raise CheckpointError("an n-gram model is built in one counting pass; there is nothing to resume")
@@ -446,12 +450,13 @@ def finetune_spec(ckpt_dir: str, corpus: str, *, max_steps: int | None = None, d
     training settings (lr, max_steps, ...) apply. max_steps counts the new run's own steps (default: the
     parent's run length). ConfigError, CheckpointError. A model trained elsewhere (engine.pretrained: pass `meta`,
     its handle's, or it is read whole with `sources`, load_checkpoint's keywords) has no run spec: see
-    _pretrained_spec."""
+    engine.pretrained.finetune."""
     from . import pretrained
     if pretrained.kind_of(ckpt_dir) is not None:
+        from .pretrained.finetune import pretrained_spec
         if meta is None:
             meta = load_checkpoint(ckpt_dir, **(sources or {})).meta
-        return _pretrained_spec(meta, corpus, max_steps=max_steps, device=device, overrides=overrides, seed=seed,
+        return pretrained_spec(meta, corpus, max_steps=max_steps, device=device, overrides=overrides, seed=seed,
                                 val_fraction=val_fraction, max_corpus_bytes=max_corpus_bytes,
                                 on_bad_utf8=on_bad_utf8), meta
     meta = ckpt.load_meta(ckpt_dir)
@@ -494,43 +499,6 @@ def finetune_run(ckpt_dir: str, corpus: str, *, map_unknown: str | None = None, 
     spec, meta = finetune_spec(ckpt_dir, corpus, **kw)
     return Run(spec, _tokenizer=tokenizer_from_dict(meta["tokenizer"]), _init_from=(str(ckpt_dir), meta),
                _map_unknown=map_unknown)
-
-
-# A model trained elsewhere is fine-tuned with the default transformer preset's training settings, but a tenth of
-# its learning rate: the preset's 3e-3 suits a model learning from scratch and would first undo what a trained
-# model knows (nanoGPT's own GPT-2 fine-tuning recipe uses 3e-5); --set lr=... chooses.
-PRETRAINED_FINETUNE = {"lr": "3e-4", "min_lr": "3e-5"}
-
-
-def _pretrained_spec(meta: dict, corpus: str, *, max_steps=None, device="auto", overrides=None, seed=None,
-                     val_fraction=None, max_corpus_bytes=None, on_bad_utf8=None) -> RunSpec:
-    """The RunSpec of fine-tuning a model trained elsewhere (meta from engine.pretrained): its tokenizer kind,
-    the transformer family, the default preset's training settings with PRETRAINED_FINETUNE unless overridden.
-    Model settings in `overrides` are refused (the weights fix the architecture). ConfigError."""
-    from .presets import apply_overrides, load_preset
-    overrides = dict(overrides or {})
-    train = load_preset(DEFAULT_PRESET["transformer"], "transformer")["train"]
-    base = {"family": "transformer", "model": dict(meta["model"]), "train": dict(train)}
-    conflicts = []
-    for key, value in overrides.items():
-        if apply_overrides(base, {key: str(value)})["model"] != base["model"]:
-            conflicts.append(f"{key}={value} (the model's: {base['model'].get(key.rpartition('.')[2])})")
-    if conflicts:
-        raise ConfigError(f"cannot fine-tune with {', '.join(conflicts)}: a fine-tuning run keeps the model")
-    named = {k.rpartition(".")[2] for k in overrides}
-    # the architecture as model.* settings, so the run's own checkpoints resume with it (the vocabulary size
-    # comes from the tokenizer)
-    arch = {f"model.{k}": "none" if v is None else str(v) for k, v in meta["model"].items() if k != "vocab_size"}
-    defaults = {k: v for k, v in PRETRAINED_FINETUNE.items() if k not in named}
-    if "block_size" not in named:   # training windows no longer than the model's context
-        defaults["train.block_size"] = str(min(int(train["block_size"]), int(meta["model"]["block_size"])))
-    spec = RunSpec(corpus=corpus, tokenizer=meta["tokenizer"]["kind"], family="transformer", device=device,
-                   overrides={**arch, **defaults, **overrides}, max_steps=max_steps)
-    for key, value in (("seed", seed), ("val_fraction", val_fraction), ("max_corpus_bytes", max_corpus_bytes),
-                       ("on_bad_utf8", on_bad_utf8)):
-        if value is not None:
-            setattr(spec, key, value)
-    return spec
 
 
 def _spec_conflicts(spec: RunSpec, expect: dict) -> list[str]:
@@ -652,7 +620,7 @@ def past_models(ckpt_dir, handle: ModelHandle) -> PastModels | None:
     there is no snapshots/ folder with any beside it."""
     from .snapshots import SnapshotKeeper
     folder = Path(ckpt_dir).parent / "snapshots"
-    if handle.family == "ngram" or not folder.is_dir():
+    if handle.family == "ngram" or "pretrained" in handle.meta or not folder.is_dir():
         return None
     keeper = SnapshotKeeper(folder)
     return PastModels(keeper, handle) if keeper.steps() else None   # same interface as a Run's snapshots

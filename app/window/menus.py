@@ -92,6 +92,7 @@ def build_menus(w: MainWindow) -> dict[str, QAction]:
     recent.aboutToShow.connect(lambda: _fill_recent(w, recent))
     file.addSeparator()
     add(file, "load", "&Load checkpoint…", LOAD_KEY, mirror=[p.load_button])
+    add(file, "open_model", "Open &model… (GPT-2 folder, nanoGPT ckpt.pt)", slot=lambda: w.open_model())
     add(file, "save", "&Save checkpoint…", QKeySequence.Save, mirror=[p.save_button])
     file.addMenu(w.loss_plot.export_menu)
     file.addSeparator()

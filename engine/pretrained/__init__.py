@@ -14,7 +14,7 @@ from ..errors import CheckpointError
 from .hf_gpt2 import is_hf_folder
 from .nanogpt import NeedsTokenizer, ckpt_path
 
-__all__ = ["kind_of", "load_pretrained", "NeedsTokenizer"]
+__all__ = ["kind_of", "load_pretrained", "sources_of", "NeedsTokenizer"]
 
 KINDS = ("hf-gpt2", "nanogpt")
 
@@ -50,3 +50,14 @@ def load_pretrained(path, *, tokenizer_file=None, meta_file=None):
         from .nanogpt import load_nanogpt
         return load_nanogpt(path, tokenizer_file, meta_file)
     raise CheckpointError(f"{path} is neither a checkpoint of this program, a GPT-2 folder nor a nanoGPT ckpt.pt")
+
+
+def sources_of(meta: dict) -> dict:
+    """load_pretrained's tokenizer_file / meta_file that read the model of `meta` (a handle's) again with the same
+    tokenizer; {} for a checkpoint of this program."""
+    info = meta.get("pretrained") or {}
+    if not info.get("tokenizer"):
+        return {}
+    if info.get("format") == "nanogpt" and (meta.get("tokenizer") or {}).get("kind") == "char":
+        return {"meta_file": info["tokenizer"]}
+    return {"tokenizer_file": info["tokenizer"]}

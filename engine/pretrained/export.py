@@ -15,13 +15,14 @@ def export_pretrained(path, out: Path, tokenizer_file=None, meta_file=None) -> d
     NAME.weights.pt beside it."""
     import torch
 
-    from ..api import _pretrained_spec, load_checkpoint
+    from ..api import load_checkpoint
+    from .finetune import pretrained_spec
     from ..presets import apply_overrides, load_preset
     from ..train import TrainConfig
     if out.suffix != ".py":
         raise ConfigError(f"the script must be a .py file, not {out.name}")
     handle = load_checkpoint(path, tokenizer_file=tokenizer_file, meta_file=meta_file)
-    spec = _pretrained_spec(handle.meta, "")
+    spec = pretrained_spec(handle.meta, "")
     preset = apply_overrides(load_preset("tiny-cpu-transformer", "transformer"), spec.overrides)
     train = TrainConfig.from_dict(dict(preset["train"], seed=spec.seed)).to_dict()
     out.parent.mkdir(parents=True, exist_ok=True)
