@@ -117,11 +117,14 @@ def build_gpt(config, tensors: dict[str, torch.Tensor], where):
             raise CheckpointError(f"{where}: weight {name} holds {t.dtype}, not floating-point numbers")
         if not bool(torch.isfinite(t).all()):
             raise CheckpointError(f"{where}: weight {name} holds NaN or infinite values")
-    model = GPT(config)
-    state = {k: v.to(torch.float32) for k, v in tensors.items()}
+    with torch.device("meta"):   # no random initialisation of weights about to be replaced (2 s for gpt2)
+        model = GPT(config)
+    state = {k: v.to(torch.float32).contiguous() for k, v in tensors.items()}
     if config.tie_weights:
         state["lm_head.weight"] = state["wte.weight"]
-    model.load_state_dict(state)
+    model.load_state_dict(state, assign=True)
+    if config.tie_weights:   # one Parameter read twice, as GPT.__init__ ties them
+        model.lm_head.weight = model.wte.weight
     return model.eval()
 
 
