@@ -86,6 +86,13 @@ def main() -> None:
     t = time.perf_counter()
     look_inside(handle.model, handle.tokenizer, "It is a truth universally acknowledged, that a single man")
     print(f"inside (logit lens, attention, neurons) on one sentence: {time.perf_counter() - t:.2f} s")
+    from engine.autodiff.report import model_tape_report
+    t = time.perf_counter()
+    rep = model_tape_report(handle.model, handle.tokenizer, "It is a truth", check=True, fd_nodes=8)
+    print(f"tape on {rep['tokens']} tokens: {rep['nodes']:,} nodes, {rep['param_values'] / 1e6:.1f}M float64 "
+          f"weights, forward+backward+torch check+{rep['fd_nodes_checked']} finite-difference checks in "
+          f"{time.perf_counter() - t:.1f} s; |grad - torch| max {rep['max_abs_grad_diff_vs_torch']:.1e}, "
+          f"fd rel. err max {rep['max_fd_rel_err']:.1e}; peak RSS {rss_mb():.0f} MB")
     if tmp is not None:
         tmp.cleanup()
 
