@@ -75,3 +75,23 @@ def test_a_ckpt_without_vocabulary_asks_for_the_tokenizer(qtbot, window, tmp_pat
     with qtbot.waitSignal(window.load_finished, timeout=RUN_TIMEOUT_MS) as blocker:
         assert window.open_model(str(tmp_path / "out" / "ckpt.pt"))
     assert blocker.args[0] is False and "no character vocabulary" in window._notes["error"]
+
+
+def test_fine_tune_and_export_a_model_trained_elsewhere_from_the_window(qtbot, window, tmp_path):
+    from tests.app.test_main_window import load_and_wait
+    nanogpt_ckpt(tmp_path / "out")   # char vocabulary "\n !abcdehst" in meta.pkl beside it
+    assert _open(qtbot, window, tmp_path / "out" / "ckpt.pt")
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the cat sat at the hat\n" * 80, encoding="utf-8")
+    assert load_and_wait(qtbot, window.panel.corpus_box, str(corpus))
+    window.panel.fields["train"]["max_steps"].setValue(3)
+    assert window.finetune_checkpoint(), window.panel.message.text()
+    qtbot.waitUntil(lambda: window.state == "done", timeout=RUN_TIMEOUT_MS)
+    child = window.save_checkpoint(str(tmp_path / "child"))
+    from engine import checkpoint
+    meta = checkpoint.load_meta(child)
+    assert meta["parent"]["step"] == 250 and meta["model"]["block_size"] == 32 and meta["step"] == 3
+    assert _open(qtbot, window, tmp_path / "out" / "ckpt.pt")
+    with qtbot.waitSignal(window.exported, timeout=RUN_TIMEOUT_MS) as blocker:
+        assert window.export_checkpoint(str(tmp_path / "run.py"))
+    assert blocker.args == [str(tmp_path / "run.py")] and (tmp_path / "run.weights.pt").is_file()
