@@ -91,6 +91,9 @@ def _fraction(text: str) -> float:
     return value
 
 
+CHECKPOINT_HELP = "a checkpoint folder of this program, a Hugging Face GPT-2 folder, or a nanoGPT ckpt.pt"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python main.py", description="LM Playground headless commands "
                 "(run with no arguments to open the desktop app)")
@@ -121,7 +124,8 @@ def _parser() -> argparse.ArgumentParser:
                    "--max-steps, --device and training --set values may change)")
     t.add_argument("--init-from", default=None, metavar="PATH",
                    help="fine-tune: start a new run on --corpus from this checkpoint's weights (or a GPT-2 folder's "
-                   "or nanoGPT ckpt.pt's), keeping its tokenizer (training --set values, --max-steps and --seed may change)")
+                   "or nanoGPT ckpt.pt's), keeping its tokenizer (training --set values, --max-steps and --seed "
+                   "may change)")
     t.add_argument("--map-unknown", default=None, metavar="TOKEN",
                    help="with --init-from: map characters/words the checkpoint's tokenizer cannot encode to this "
                    "token (e.g. ' ' for char, '<unk>' for word) instead of refusing the corpus")
@@ -129,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
     s = sub.add_parser("sample", help="generate text from a checkpoint")
-    s.add_argument("--checkpoint", required=True, metavar="DIR")
+    s.add_argument("--checkpoint", required=True, metavar="PATH", help=CHECKPOINT_HELP)
     s.add_argument("--prompt", default="")
     s.add_argument("--strategy", default="sample", choices=["greedy", "sample", "beam"])
     s.add_argument("--temperature", type=float, default=1.0)
@@ -145,25 +149,22 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print one JSON line instead of streaming text")
 
     e = sub.add_parser("export", help="write a checkpoint's run as one plain PyTorch script")
-    e.add_argument("--checkpoint", required=True, metavar="DIR")
+    e.add_argument("--checkpoint", required=True, metavar="PATH", help=CHECKPOINT_HELP)
     e.add_argument("--out", required=True, metavar="FILE.py")
 
     a = sub.add_parser("tape", help="replay a checkpoint's model on the autodiff tape and compare with torch")
-    a.add_argument("--checkpoint", required=True, metavar="DIR")
+    a.add_argument("--checkpoint", required=True, metavar="PATH", help=CHECKPOINT_HELP)
     a.add_argument("--text", required=True)
     a.add_argument("--check", action="store_true", help="also run finite-difference checks on a sample of nodes")
 
     i = sub.add_parser("inspect", help="look inside a checkpoint's model on a text: logit lens, units that track "
                        "text features, attention entropies, BPTT gradient norms")
-    i.add_argument("--checkpoint", required=True, metavar="DIR")
+    i.add_argument("--checkpoint", required=True, metavar="PATH", help=CHECKPOINT_HELP)
     i.add_argument("--text", required=True)
     i.add_argument("--loss-position", default="last", metavar="N|last|mean",
                    help="whose loss the BPTT norms carry back: position N (1..tokens-1), the last (default) or "
                    "the mean over all positions")
     i.add_argument("--json", action="store_true", help="one JSON object (the only output form; kept explicit)")
-    for cmd in (s, e, a, i):
-        cmd._option_string_actions["--checkpoint"].help = ("a checkpoint folder of this program, a Hugging Face "
-                                                           "GPT-2 folder, or a nanoGPT ckpt.pt")
     for cmd in (t, s, e, a, i):   # models trained elsewhere (engine/pretrained)
         cmd.add_argument("--tokenizer-file", default=None, metavar="PATH",
                          help="with a GPT-2 folder or nanoGPT ckpt.pt: its tokenizer (tokenizer.json, or a folder "

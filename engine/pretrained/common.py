@@ -51,12 +51,12 @@ def check_memory(config, file_bytes: int, where) -> None:
     available_memory), as checkpoint_schema does for the program's own checkpoints."""
     from ..device import available_memory, format_bytes
     from ..models import param_count
-    need = 4 * param_count("transformer", config) + file_bytes
+    params = param_count("transformer", config)
+    need = 4 * params + file_bytes
     have = available_memory("cpu")
     if have is not None and need > have[0]:
-        raise CheckpointError(f"{where}: loading it needs about {format_bytes(need)} ({param_count('transformer', config):,} "
-                              f"parameters in float32 and the file), more than the {format_bytes(have[0])} of "
-                              f"{have[1]} here")
+        raise CheckpointError(f"{where}: loading it needs about {format_bytes(need)} ({params:,} parameters in "
+                              f"float32 and the file), more than the {format_bytes(have[0])} of {have[1]} here")
 
 
 def file_size(path: Path, what: str) -> int:

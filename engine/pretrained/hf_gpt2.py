@@ -93,8 +93,8 @@ def _read_weights(path: Path, wanted: dict[str, tuple]) -> dict[str, torch.Tenso
             with safe_open(str(path), framework="pt") as f:
                 return {name: f.get_tensor(key) for name, (key, _) in header.items() if name in wanted}
         except Exception as e:   # safetensors' own error types for damaged data
-            raise CheckpointError(f"{path} is damaged: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}") \
-                from None
+            why = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+            raise CheckpointError(f"{path} is damaged: {why}") from None
     state = load_torch_file(path, "weights file")
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                               for k, v in state.items()):

@@ -52,7 +52,8 @@ def test_a_gpt2_vocabulary_run_needs_a_tokenizer_file_and_its_padding_is_cut(tmp
     assert "--tokenizer-file" in capsys.readouterr().err
     bpe_files(tmp_path / "tok")
     handle = api.load_checkpoint(tmp_path / "out", tokenizer_file=tmp_path / "tok" / "tokenizer.json")
-    assert handle.model.config.vocab_size == 300 and "cut to the tokenizer's 300" in handle.meta["pretrained"]["notes"][0]
+    assert handle.model.config.vocab_size == 300
+    assert "cut to the tokenizer's 300" in handle.meta["pretrained"]["notes"][0]
     ids = torch.randint(0, 300, (2, 32), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         assert (handle.model(ids)[0] - ng(ids, ids)[0][..., :300]).abs().max().item() < 1e-5
