@@ -101,7 +101,7 @@ def _read_weights(path: Path, wanted: dict[str, tuple]) -> dict[str, torch.Tenso
         raise CheckpointError(f"{path} does not hold a dict of named tensors")
     state = {_normalise(k): v for k, v in state.items()}
     _check_names(path, {k: tuple(v.shape) for k, v in state.items()}, wanted)
-    return {k: v for k, v in state.items() if k in wanted}
+    return {k: v.clone() for k, v in state.items() if k in wanted}   # copies: torch.load memory-maps the file
 
 
 def _check_names(path: Path, have: dict[str, tuple], wanted: dict[str, tuple]) -> None:

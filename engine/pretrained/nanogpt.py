@@ -77,7 +77,9 @@ def to_engine(state: dict, n_layer: int, where) -> dict[str, torch.Tensor]:
         k = k[len("transformer."):] if k.startswith("transformer.") else k
         if re.fullmatch(r"h\.\d+\.attn\.bias", k) and v.dim() == 4:
             continue
-        clean[re.sub(r"^h\.(\d+)\.", r"blocks.\1.", k)] = v
+        # a copy: torch.load memory-maps the file, and nanoGPT rewrites ckpt.pt in place while it trains (a
+        # truncated mapping would crash the program on the next read of a weight)
+        clean[re.sub(r"^h\.(\d+)\.", r"blocks.\1.", k)] = v.clone()
     out = {}
     for k, v in clean.items():
         m = re.fullmatch(r"blocks\.(\d+)\.attn\.c_attn\.(weight|bias)", k)

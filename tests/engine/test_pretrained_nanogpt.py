@@ -85,3 +85,17 @@ def test_options_for_models_trained_elsewhere_are_refused_with_our_checkpoints(t
         from tests.engine.pretrained_files import hf_gpt2
         hf_gpt2(tmp_path / "hf")
         api.load_checkpoint(tmp_path / "hf", meta_file=tmp_path / "out" / "meta.pkl")
+
+
+def test_the_loaded_model_does_not_depend_on_the_file_nanogpt_rewrites(tmp_path):
+    """nanoGPT rewrites ckpt.pt in place as it trains; torch.load memory-maps it, so weights left in the mapping
+    would read a truncated file (a crash) or new numbers."""
+    nanogpt_ckpt(tmp_path / "out")
+    handle = api.load_checkpoint(tmp_path / "out")
+    ids = torch.arange(11)[None]
+    with torch.no_grad():
+        before = handle.model(ids)[0].clone()
+    with open(tmp_path / "out" / "ckpt.pt", "r+b") as f:   # the same file, truncated as a new save begins
+        f.truncate(0)
+    with torch.no_grad():
+        assert torch.equal(handle.model(ids)[0], before)
