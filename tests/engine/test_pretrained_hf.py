@@ -11,6 +11,7 @@ import torch
 from engine import api
 from engine.cli import main
 from engine.decode import DecodeConfig, generate
+from engine.errors import CheckpointError
 from tests.engine.pretrained_files import TEXT, hf_gpt2
 
 transformers = pytest.importorskip("transformers")
@@ -130,6 +131,8 @@ def test_the_exported_script_holds_the_same_model(gpt2, tmp_path):
 
 def test_fine_tuning_starts_from_the_weights_and_resumes(gpt2, tmp_path, capsys):
     folder, _ = gpt2
+    with pytest.raises(CheckpointError, match="trained elsewhere: there is no run here to resume"):
+        api.resume_spec(str(folder))
     corpus = tmp_path / "c.txt"
     corpus.write_text(TEXT * 20)
     out = tmp_path / "ft"
