@@ -50,7 +50,7 @@ def test_a_ckpt_whose_pickle_would_run_code_is_refused_and_nothing_runs(tmp_path
     folder.mkdir()
     if layout == "legacy pickle":
         with open(folder / "ckpt.pt", "wb") as f:
-            pickle.dump(evil, f)
+            pickle.dump(evil, f, protocol=2)   # torch.load's own default protocol
     else:
         torch.save(evil, folder / "ckpt.pt")
     err = _refused(folder / "ckpt.pt", capsys, marker)
