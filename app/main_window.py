@@ -22,6 +22,7 @@ from engine.device import resolve_device
 from engine.errors import PlaygroundError
 from engine.export import export_script
 from engine.finetune import describe_unencodable
+from engine.pretrained import sources_of
 
 from app.common.jobs import JobRunner
 from app.common.model_source import ModelSource
@@ -275,7 +276,7 @@ class MainWindow(CheckpointActions, QMainWindow):
         form = self.panel.spec()
         try:
             spec, _ = api.finetune_spec(path, form.corpus, max_steps=form.max_steps, device=form.device,
-                                        overrides=form.overrides, seed=form.seed)
+                                        overrides=form.overrides, seed=form.seed, meta=meta)
             tok, missing = missing_symbols(meta, self.panel.corpus_box.corpus.text)
         except (PlaygroundError, OSError) as e:
             self._set_notes(note=f"Cannot fine-tune: {error_message(e)}")
@@ -288,7 +289,7 @@ class MainWindow(CheckpointActions, QMainWindow):
                 return False
         self._launch(TrainWorker(spec, start_run=lambda s: api.finetune_run(
             path, s.corpus, map_unknown=mapping, max_steps=s.max_steps, device=s.device, overrides=form.overrides,
-            seed=s.seed)))
+            seed=s.seed, **sources_of(meta))))
         self.loss_plot.step_offset = start_step(meta)
         self._plotted = (self._plotted[0], f"fine-tuned from {Path(path).name}")
         return True
@@ -315,7 +316,8 @@ class MainWindow(CheckpointActions, QMainWindow):
             self._set_notes(error=f"Could not export: {message}")
             self.exported.emit("")
 
-        self.jobs.run(lambda: export_script(folder, path), done, failed)
+        sources = sources_of(self.loaded[1])   # a model trained elsewhere: its tokenizer as it was loaded
+        self.jobs.run(lambda: export_script(folder, path, **sources), done, failed)
         return True
 
     @Slot(int)

@@ -96,9 +96,11 @@ class Run:
     """One training run of any family. `reports()` yields StepReports; pause/resume/stop are thread-safe."""
 
     def __init__(self, spec: RunSpec, *, _resume_dir: str | None = None, _tokenizer=None,
-                 _init_from: tuple[str, dict] | None = None, _map_unknown: str | None = None):
+                 _init_from: tuple[str, dict] | None = None, _map_unknown: str | None = None,
+                 _init_weights: dict | None = None):
         """_resume_dir: continue that checkpoint's run. _init_from: (folder, meta) of the checkpoint whose weights
-        a fine-tuning run starts from (with _tokenizer its tokenizer; _map_unknown see prepare_corpus)."""
+        a fine-tuning run starts from (with _tokenizer its tokenizer; _map_unknown see prepare_corpus);
+        _init_weights: those weights already read (a model trained elsewhere, engine.pretrained)."""
         if spec.family not in FAMILIES:
             raise ConfigError(f"unknown model {spec.family!r}; choose one of {', '.join(FAMILIES)}")
         if spec.family == "ngram" and spec.preset:
@@ -153,7 +155,9 @@ class Run:
             try:
                 torch.manual_seed(spec.seed)  # the initial weights, not only the batches, follow the run's seed
                 self.model = build_model(spec.family, model_cfg)
-                if _init_from is not None:
+                if _init_weights is not None:
+                    load_model_tensors(self.model, _init_weights)
+                elif _init_from is not None:
                     load_model_tensors(self.model, ckpt.load_group(_init_from[0], "model", meta=_init_from[1],
                                                                    expect=state_shapes(self.model)))
                 if _resume_dir is not None:
@@ -398,6 +402,10 @@ def resume_spec(ckpt_dir: str, *, max_steps: int | None = None, device: str = "a
                 expect: dict | None = None) -> RunSpec:
     """The RunSpec resume_run would train, after its checks (ConfigError, CheckpointError), without building
     anything: cheap enough for the GUI thread, so a refused resume is reported before a worker starts."""
+    from . import pretrained
+    if pretrained.kind_of(ckpt_dir) is not None:
+        raise CheckpointError(f"{ckpt_dir} was trained elsewhere: there is no run here to resume; fine-tune it on "
+                              f"a corpus instead (train --init-from, or Fine-tune in the window)")
     meta = ckpt.load_meta(ckpt_dir)
     if meta.get("family") == "ngram":
         raise CheckpointError("an n-gram model is built in one counting pass; there is nothing to resume")
@@ -435,11 +443,22 @@ def resume_spec(ckpt_dir: str, *, max_steps: int | None = None, device: str = "a
 
 def finetune_spec(ckpt_dir: str, corpus: str, *, max_steps: int | None = None, device: str = "auto",
                   overrides: dict | None = None, seed: int | None = None, val_fraction: float | None = None,
-                  max_corpus_bytes: int | None = None, on_bad_utf8: str | None = None) -> tuple[RunSpec, dict]:
+                  max_corpus_bytes: int | None = None, on_bad_utf8: str | None = None, meta: dict | None = None,
+                  sources: dict | None = None) -> tuple[RunSpec, dict]:
     """(RunSpec, checkpoint meta) of a fine-tuning run, after its checks, without reading the corpus: the parent's
     spec with the new corpus; model settings in `overrides` are refused (the weights fix the architecture),
     training settings (lr, max_steps, ...) apply. max_steps counts the new run's own steps (default: the
-    parent's run length). ConfigError, CheckpointError."""
+    parent's run length). ConfigError, CheckpointError. A model trained elsewhere (engine.pretrained: pass `meta`,
+    its handle's, or it is read whole with `sources`, load_checkpoint's keywords) has no run spec: see
+    engine.pretrained.finetune."""
+    from . import pretrained
+    if pretrained.kind_of(ckpt_dir) is not None:
+        from .pretrained.finetune import pretrained_spec
+        if meta is None:
+            meta = load_checkpoint(ckpt_dir, **(sources or {})).meta
+        return pretrained_spec(meta, corpus, max_steps=max_steps, device=device, overrides=overrides, seed=seed,
+                                val_fraction=val_fraction, max_corpus_bytes=max_corpus_bytes,
+                                on_bad_utf8=on_bad_utf8), meta
     meta = ckpt.load_meta(ckpt_dir)
     if meta.get("family") == "ngram":
         raise CheckpointError("an n-gram model is counted, not trained: count a new one on the other corpus")
@@ -461,11 +480,22 @@ def finetune_spec(ckpt_dir: str, corpus: str, *, max_steps: int | None = None, d
     return spec, meta
 
 
-def finetune_run(ckpt_dir: str, corpus: str, *, map_unknown: str | None = None, **kw) -> Run:
+def finetune_run(ckpt_dir: str, corpus: str, *, map_unknown: str | None = None, tokenizer_file=None,
+                 meta_file=None, **kw) -> Run:
     """A new run on `corpus` starting from the checkpoint's weights, with its tokenizer kept and a fresh AdamW,
     schedule and step count (keyword arguments as finetune_spec). Characters or words the tokenizer cannot
     encode are a ConfigError naming them unless `map_unknown` names a token to map them to. The run's
-    checkpoints record the parent (meta["parent"], engine.finetune.parent_record)."""
+    checkpoints record the parent (meta["parent"], engine.finetune.parent_record). `ckpt_dir` may be a model
+    trained elsewhere (engine.pretrained), with tokenizer_file / meta_file as load_checkpoint takes them."""
+    from . import pretrained
+    if pretrained.kind_of(ckpt_dir) is not None:
+        handle = load_checkpoint(ckpt_dir, tokenizer_file=tokenizer_file, meta_file=meta_file)
+        spec, meta = finetune_spec(ckpt_dir, corpus, meta=handle.meta, **kw)
+        return Run(spec, _tokenizer=handle.tokenizer, _init_from=(str(ckpt_dir), meta), _map_unknown=map_unknown,
+                   _init_weights=handle.model.state_dict())
+    if tokenizer_file or meta_file:
+        raise CheckpointError(f"{ckpt_dir}: --tokenizer-file and --meta are for a GPT-2 folder or a nanoGPT "
+                              f"ckpt.pt; a checkpoint of this program carries its tokenizer")
     spec, meta = finetune_spec(ckpt_dir, corpus, **kw)
     return Run(spec, _tokenizer=tokenizer_from_dict(meta["tokenizer"]), _init_from=(str(ckpt_dir), meta),
                _map_unknown=map_unknown)
@@ -509,10 +539,23 @@ def _setting_conflicts(meta: dict, overrides: dict) -> list[str]:
     return out
 
 
-def load_checkpoint(ckpt_dir) -> ModelHandle:
+def load_checkpoint(ckpt_dir, *, tokenizer_file=None, meta_file=None) -> ModelHandle:
     """The checkpoint's model (CPU, eval mode), tokenizer and meta. Every file is checked before it is used
     (engine.checkpoint, engine.checkpoint_schema): any problem is one CheckpointError, and nothing is built from
-    a file that fails."""
+    a file that fails. `ckpt_dir` may also be a model trained elsewhere (engine.pretrained): a Hugging Face GPT-2
+    folder or a nanoGPT ckpt.pt, whose meta then has `pretrained` and no run spec; tokenizer_file and meta_file
+    name its tokenizer where it does not bring one (for this program's checkpoints they are refused)."""
+    from . import pretrained
+    if pretrained.kind_of(ckpt_dir) is not None:
+        model, tokenizer, meta = pretrained.load_pretrained(ckpt_dir, tokenizer_file=tokenizer_file,
+                                                            meta_file=meta_file)
+        return ModelHandle("transformer", model, tokenizer, meta)
+    if tokenizer_file or meta_file:
+        raise CheckpointError(f"{ckpt_dir}: --tokenizer-file and --meta are for a GPT-2 folder or a nanoGPT "
+                              f"ckpt.pt; a checkpoint of this program carries its tokenizer")
+    if str(ckpt_dir).strip() and not Path(ckpt_dir).exists():
+        raise CheckpointError(f"{ckpt_dir} does not exist: name a checkpoint folder, a GPT-2 folder (with "
+                              f"config.json) or a nanoGPT ckpt.pt; {pretrained.common.HF_CACHE_HINT}")
     meta = ckpt.load_meta(ckpt_dir)
     family = meta["family"]
     try:
@@ -577,7 +620,7 @@ def past_models(ckpt_dir, handle: ModelHandle) -> PastModels | None:
     there is no snapshots/ folder with any beside it."""
     from .snapshots import SnapshotKeeper
     folder = Path(ckpt_dir).parent / "snapshots"
-    if handle.family == "ngram" or not folder.is_dir():
+    if handle.family == "ngram" or "pretrained" in handle.meta or not folder.is_dir():
         return None
     keeper = SnapshotKeeper(folder)
     return PastModels(keeper, handle) if keeper.steps() else None   # same interface as a Run's snapshots

@@ -91,6 +91,9 @@ def _fraction(text: str) -> float:
     return value
 
 
+CHECKPOINT_HELP = "a checkpoint folder of this program, a Hugging Face GPT-2 folder, or a nanoGPT ckpt.pt"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python main.py", description="LM Playground headless commands "
                 "(run with no arguments to open the desktop app)")
@@ -119,9 +122,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", default=None, metavar="DIR",
                    help="continue the run saved in this checkpoint (same model, corpus and tokenizer; "
                    "--max-steps, --device and training --set values may change)")
-    t.add_argument("--init-from", default=None, metavar="DIR",
-                   help="fine-tune: start a new run on --corpus from this checkpoint's weights, keeping its "
-                   "tokenizer (training --set values, --max-steps and --seed may change)")
+    t.add_argument("--init-from", default=None, metavar="PATH",
+                   help="fine-tune: start a new run on --corpus from this checkpoint's weights (or a GPT-2 folder's "
+                   "or nanoGPT ckpt.pt's), keeping its tokenizer (training --set values, --max-steps and --seed "
+                   "may change)")
     t.add_argument("--map-unknown", default=None, metavar="TOKEN",
                    help="with --init-from: map characters/words the checkpoint's tokenizer cannot encode to this "
                    "token (e.g. ' ' for char, '<unk>' for word) instead of refusing the corpus")
@@ -129,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
     s = sub.add_parser("sample", help="generate text from a checkpoint")
-    s.add_argument("--checkpoint", required=True, metavar="DIR")
+    s.add_argument("--checkpoint", required=True, metavar="PATH", help=CHECKPOINT_HELP)
     s.add_argument("--prompt", default="")
     s.add_argument("--strategy", default="sample", choices=["greedy", "sample", "beam"])
     s.add_argument("--temperature", type=float, default=1.0)
@@ -156,23 +160,34 @@ def _parser() -> argparse.ArgumentParser:
                    "saying which order answered, with the counts, discount and weights behind its probability")
 
     e = sub.add_parser("export", help="write a checkpoint's run as one plain PyTorch script")
-    e.add_argument("--checkpoint", required=True, metavar="DIR")
+    e.add_argument("--checkpoint", required=True, metavar="PATH", help=CHECKPOINT_HELP)
     e.add_argument("--out", required=True, metavar="FILE.py")
 
     a = sub.add_parser("tape", help="replay a checkpoint's model on the autodiff tape and compare with torch")
-    a.add_argument("--checkpoint", required=True, metavar="DIR")
+    a.add_argument("--checkpoint", required=True, metavar="PATH", help=CHECKPOINT_HELP)
     a.add_argument("--text", required=True)
     a.add_argument("--check", action="store_true", help="also run finite-difference checks on a sample of nodes")
 
     i = sub.add_parser("inspect", help="look inside a checkpoint's model on a text: logit lens, units that track "
                        "text features, attention entropies, BPTT gradient norms")
-    i.add_argument("--checkpoint", required=True, metavar="DIR")
+    i.add_argument("--checkpoint", required=True, metavar="PATH", help=CHECKPOINT_HELP)
     i.add_argument("--text", required=True)
     i.add_argument("--loss-position", default="last", metavar="N|last|mean",
                    help="whose loss the BPTT norms carry back: position N (1..tokens-1), the last (default) or "
                    "the mean over all positions")
     i.add_argument("--json", action="store_true", help="one JSON object (the only output form; kept explicit)")
+    for cmd in (t, s, e, a, i):   # models trained elsewhere (engine/pretrained)
+        cmd.add_argument("--tokenizer-file", default=None, metavar="PATH",
+                         help="with a GPT-2 folder or nanoGPT ckpt.pt: its tokenizer (tokenizer.json, or a folder "
+                         "with vocab.json and merges.txt) where it brings none")
+        cmd.add_argument("--meta", default=None, metavar="PATH",
+                         help="with a nanoGPT ckpt.pt: its char vocabulary meta.pkl (default: beside ckpt.pt)")
     return p
+
+
+def _sources(args: argparse.Namespace) -> dict:
+    """The --tokenizer-file and --meta options as load_checkpoint's keywords."""
+    return {"tokenizer_file": args.tokenizer_file, "meta_file": args.meta}
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -187,6 +202,8 @@ def _train(args: argparse.Namespace) -> int:
     overrides = _key_values(args.set, "--set")
     if args.init_from:
         run = _finetune(args, asked, overrides)
+    elif args.tokenizer_file or args.meta:
+        raise ConfigError("--tokenizer-file and --meta apply to fine-tuning a model trained elsewhere (--init-from)")
     elif args.map_unknown is not None:
         raise ConfigError("--map-unknown applies to fine-tuning (--init-from DIR)")
     elif args.resume:
@@ -238,7 +255,7 @@ def _finetune(args: argparse.Namespace, asked: dict, overrides: dict):
     return api.finetune_run(args.init_from, args.corpus, map_unknown=args.map_unknown, max_steps=args.max_steps,
                             device=args.device, overrides=overrides, seed=args.seed,
                             val_fraction=args.val_fraction, max_corpus_bytes=asked.get("max_corpus_bytes"),
-                            on_bad_utf8=asked.get("on_bad_utf8"))
+                            on_bad_utf8=asked.get("on_bad_utf8"), **_sources(args))
 
 
 def _show_report(r, quiet: bool, last_print: float) -> bool:
@@ -310,7 +327,7 @@ def _sample(args: argparse.Namespace) -> int:
     from . import api
     from .decode import DecodeConfig, generate, inference_threads
 
-    handle = api.load_checkpoint(args.checkpoint)
+    handle = api.load_checkpoint(args.checkpoint, **_sources(args))
     inference_threads(handle.model)
     if args.compare:
         return _compare(args, handle)
@@ -403,7 +420,7 @@ def _beam_tokens(hypotheses: dict, text: str) -> list[dict]:
 
 def _export(args: argparse.Namespace) -> int:
     from .export import export_script
-    result = export_script(args.checkpoint, args.out)
+    result = export_script(args.checkpoint, args.out, **_sources(args))
     print(json.dumps(result))
     return 0
 
@@ -411,7 +428,7 @@ def _export(args: argparse.Namespace) -> int:
 def _tape(args: argparse.Namespace) -> int:
     from .autodiff.report import tape_report
 
-    report = tape_report(args.checkpoint, args.text, check=args.check)
+    report = tape_report(args.checkpoint, args.text, check=args.check, **_sources(args))
     print(json.dumps({k: _json_number(v) for k, v in report.items()}))
     return 0
 
@@ -419,7 +436,7 @@ def _tape(args: argparse.Namespace) -> int:
 def _inspect(args: argparse.Namespace) -> int:
     from .inside.report import inspect_report
 
-    print(json.dumps(inspect_report(args.checkpoint, args.text, args.loss_position)))
+    print(json.dumps(inspect_report(args.checkpoint, args.text, args.loss_position, **_sources(args))))
     return 0
 
 

@@ -23,11 +23,20 @@ from .tokenizers.word import TOKEN_RE
 __all__ = ["export_script"]
 
 
-def export_script(ckpt_dir, out_path) -> dict:
+def export_script(ckpt_dir, out_path, *, tokenizer_file=None, meta_file=None) -> dict:
     """Write the script for the checkpoint's run to `out_path` (and beside it the tokenizer JSON for BPE, the
     corpus text when it cannot be read from its own path). Returns {"script", "files", "corpus"}: the script's
     path, every file written, and the corpus path the script reads by default. Raises CheckpointError for an
-    n-gram or a checkpoint without its run spec, CorpusError when the corpus cannot be read, OSError on write."""
+    n-gram or a checkpoint without its run spec, CorpusError when the corpus cannot be read, OSError on write.
+
+    A model trained elsewhere (engine.pretrained; tokenizer_file / meta_file as api.load_checkpoint takes them)
+    has no run: its script gets the weights beside it (NAME.weights.pt) and samples from them
+    (`--steps 0`, the default, with `--prompt`), or fine-tunes them on `--corpus` with the settings
+    api.finetune_spec would use; "corpus" is then None."""
+    from . import pretrained
+    if pretrained.kind_of(ckpt_dir) is not None:
+        from .pretrained.export import export_pretrained
+        return export_pretrained(ckpt_dir, Path(out_path), tokenizer_file, meta_file)
     meta = ckpt.load_meta(ckpt_dir)
     family = meta["family"]
     if family == "ngram":
@@ -42,25 +51,28 @@ def export_script(ckpt_dir, out_path) -> dict:
     spec, tok = meta["spec"], meta["tokenizer"]
     written = []
     corpus_path = _corpus_path(spec, out, written)
-    tok_json = None
-    if tok["kind"] == "bpe":
-        tok_json = out.with_name(out.stem + ".tokenizer.json")
-        tok_json.write_text(tok["tokenizer_json"], encoding="utf-8")
-        written.append(tok_json)
     settings = {
         "family": family, "model": meta["model"], "train": meta["train"], "seed": int(meta["train"]["seed"]),
         "val_fraction": float(spec.get("val_fraction", 0.1)), "corpus": str(corpus_path),
-        "tokenizer": {"kind": tok["kind"], **({"chars": tok["chars"]} if tok["kind"] == "char" else {}),
-                      **({"tokens": tok["tokens"], "lowercase": bool(tok.get("lowercase")),
-                          "pattern": TOKEN_RE.pattern}
-                         if tok["kind"] == "word" else {}),
-                      **({"json": tok_json.name} if tok_json else {})},
+        "tokenizer": _tokenizer_settings(tok, out, written),
         "source": str(Path(ckpt_dir).resolve()),
     }
     text = SCRIPT.replace("@SETTINGS@", json.dumps(settings, indent=1, ensure_ascii=True))
     out.write_text(text, encoding="utf-8")
     written.insert(0, out)
     return {"script": str(out), "files": [str(p) for p in written], "corpus": str(corpus_path)}
+
+
+def _tokenizer_settings(tok: dict, out: Path, written: list) -> dict:
+    tok_json = None
+    if tok["kind"] == "bpe":
+        tok_json = out.with_name(out.stem + ".tokenizer.json")
+        tok_json.write_text(tok["tokenizer_json"], encoding="utf-8")
+        written.append(tok_json)
+    return {"kind": tok["kind"], **({"chars": tok["chars"]} if tok["kind"] == "char" else {}),
+            **({"tokens": tok["tokens"], "lowercase": bool(tok.get("lowercase")), "pattern": TOKEN_RE.pattern}
+               if tok["kind"] == "word" else {}),
+            **({"json": tok_json.name} if tok_json else {})}
 
 
 def _corpus_path(spec: dict, out: Path, written: list) -> Path:
@@ -192,7 +204,7 @@ class MLP(nn.Module):
     def __init__(self, c):
         super().__init__()
         self.c_fc = nn.Linear(c["n_embd"], 4 * c["n_embd"], bias=c["bias"])
-        self.gelu = nn.GELU()
+        self.gelu = nn.GELU(approximate="tanh" if c["gelu"] == "tanh" else "none")
         self.c_proj = nn.Linear(4 * c["n_embd"], c["n_embd"], bias=c["bias"])
         self.drop = nn.Dropout(c["dropout"])
 
@@ -203,9 +215,9 @@ class MLP(nn.Module):
 class Block(nn.Module):
     def __init__(self, c):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(c["n_embd"], bias=c["bias"])
+        self.ln_1 = nn.LayerNorm(c["n_embd"], eps=c["norm_eps"], bias=c["bias"])
         self.attn = CausalSelfAttention(c)
-        self.ln_2 = nn.LayerNorm(c["n_embd"], bias=c["bias"])
+        self.ln_2 = nn.LayerNorm(c["n_embd"], eps=c["norm_eps"], bias=c["bias"])
         self.mlp = MLP(c)
 
     def forward(self, x, rope=None):
@@ -224,7 +236,7 @@ class GPT(nn.Module):
             self.wpe = nn.Embedding(c["block_size"], c["n_embd"])
         self.drop = nn.Dropout(c["dropout"])
         self.blocks = nn.ModuleList(Block(c) for _ in range(c["n_layer"]))
-        self.ln_f = nn.LayerNorm(c["n_embd"], bias=c["bias"])
+        self.ln_f = nn.LayerNorm(c["n_embd"], eps=c["norm_eps"], bias=c["bias"])
         self.lm_head = nn.Linear(c["n_embd"], c["vocab_size"], bias=False)
         if c["tie_weights"]:
             self.lm_head.weight = self.wte.weight
@@ -285,7 +297,7 @@ class RNNLM(nn.Module):
 def build_model(family, c):
     if family == "transformer":
         c = dict({"n_kv_head": None, "dropout": 0.0, "bias": False, "pos": "rope", "rope_base": 10000.0,
-                  "tie_weights": True}, **c)
+                  "tie_weights": True, "norm_eps": 1e-5, "gelu": "exact"}, **c)
         return GPT(c)
     return RNNLM(dict({"dropout": 0.0, "tie_weights": False, "cell": family}, **c))
 
@@ -332,17 +344,36 @@ def sample(model, tok, prompt_ids, n, block_size, device, seed):
     return tok.decode(ids)
 
 
+def load_weights(model, path):
+    """Pretrained weights saved beside the script (a tied head is the token embedding)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)   # tensors only: no code can run
+    if SETTINGS["model"].get("tie_weights", True):
+        state["lm_head.weight"] = state["wte.weight"]
+    model.load_state_dict(state)
+    return model
+
+
 def main():
     t = dict(SETTINGS["train"])
+    weights = SETTINGS.get("weights")
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--corpus", default=SETTINGS["corpus"], help="UTF-8 text file (default: the run's corpus)")
-    p.add_argument("--steps", type=int, default=t["max_steps"], help="optimizer steps to run")
+    p.add_argument("--steps", type=int, default=0 if weights else t["max_steps"], help="optimizer steps to run")
     p.add_argument("--device", default="cpu")
     p.add_argument("--sample-tokens", type=int, default=200)
+    p.add_argument("--prompt", default=None, help="text to continue (default: the corpus's first token)")
     p.add_argument("--losses", action="store_true", help="print every step's train loss as one JSON list")
     args = p.parse_args()
     device = torch.device(args.device)
     seed = SETTINGS["seed"]
+    if weights and args.corpus is None:   # a pretrained model with nothing to train on: sample from it
+        if args.steps:
+            raise SystemExit("--steps needs --corpus: the text to fine-tune on")
+        tok = Tokenizer(SETTINGS["tokenizer"])
+        model = load_weights(build_model(SETTINGS["family"], SETTINGS["model"]), HERE / weights).to(device)
+        ids = tok.encode(args.prompt or "\n")
+        print(sample(model, tok, ids, args.sample_tokens, SETTINGS["model"]["block_size"], device, seed))
+        return
 
     with open(args.corpus, encoding="utf-8", newline="") as f:   # newline="": line ends as they are in the file
         text = f.read()
@@ -354,6 +385,8 @@ def main():
 
     torch.manual_seed(seed)                    # initial weights
     model = build_model(SETTINGS["family"], SETTINGS["model"])
+    if weights:
+        load_weights(model, HERE / weights)
     torch.manual_seed(seed)                    # dropout
     model = model.to(device).train()
     gen = torch.Generator(device=device)       # batch sampling has its own generator
@@ -389,7 +422,8 @@ def main():
     if args.losses:
         print(json.dumps(losses))
     if args.sample_tokens > 0:
-        print(sample(model, tok, train_data[:1].tolist(), args.sample_tokens, T, device, seed), file=sys.stderr)
+        start = tok.encode(args.prompt) if args.prompt else train_data[:1].tolist()
+        print(sample(model, tok, start, args.sample_tokens, T, device, seed), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,9 @@ class ModelSource(QObject):
             summary = m.get("summary", {})
             step = summary.get("step")
             at = f", step {step:,}" if isinstance(step, int) else ""
-            return (f"checkpoint {self._label}: {self._handle.family} "
+            what = {"hf-gpt2": "GPT-2 folder", "nanogpt": "nanoGPT checkpoint"}.get(
+                (m.get("pretrained") or {}).get("format"), "checkpoint")
+            return (f"{what} {self._label}: {self._handle.family} "
                     f"{_params(int(self._handle.model.num_params()))} params, {self._handle.tokenizer.kind} "
                     f"tokenizer{at}")
         return "no model yet: train one or load a checkpoint"

@@ -240,8 +240,9 @@ def checkpoint_settings(meta: dict) -> dict:
     with: the run spec for tokenizer, family, preset and seed, the resolved configs for the fields."""
     spec = meta.get("spec", {})
     options = spec.get("tokenizer_options", {})
-    kind = spec.get("tokenizer", "char")
-    cap = options.get("vocab_size")
+    # a model trained elsewhere has no run spec: its tokenizer and vocabulary are the meta's own
+    kind = spec.get("tokenizer", (meta.get("tokenizer") or {}).get("kind", "char"))
+    cap = options.get("vocab_size", None if spec else (meta.get("model") or {}).get("vocab_size"))
     out = {"tokenizer": kind, "family": meta.get("family", spec.get("family")), "preset": spec.get("preset") or "",
            "model": meta.get("model", {}), "train": meta.get("train", {}), "device": spec.get("device", "auto"),
            "seed": spec.get("seed", 1337)}

@@ -12,12 +12,22 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from engine import api
 from engine.errors import PlaygroundError
+from engine.pretrained import NeedsTokenizer
 from engine.history import LossHistory
 from engine.runs_dir import runs_root
 
 from app.common.workers import error_message
 from app.training.loss_plot import chars_per_token
 from app.training.model_form import checkpoint_eval_line, checkpoint_settings
+
+
+def _read_model(path: str, sources: dict):
+    """The worker's part of a load: the ModelHandle, or the NeedsTokenizer error itself (returned, not raised, so
+    the window can ask for the tokenizer file and try again)."""
+    try:
+        return api.load_checkpoint(path, **sources)
+    except NeedsTokenizer as e:
+        return e
 
 
 class CheckpointActions:
@@ -94,11 +104,13 @@ class CheckpointActions:
         self._set_notes(error=f"Could not save: {message}")
 
     @Slot()
-    def load_checkpoint(self, path: str | None = None) -> bool:
+    def load_checkpoint(self, path: str | None = None, sources: dict | None = None) -> bool:
         """Start loading a checkpoint on a worker thread (reading and checking its files, building the model); the
         window stays responsive and `load_finished(bool)` tells how it ended. True when a load started; False when
         a run is active, another load is under way, or the folder dialog was cancelled. A refused checkpoint (any
-        CheckpointError) leaves the window as it was, with the reason shown."""
+        CheckpointError) leaves the window as it was, with the reason shown. The path may also be a model trained
+        elsewhere (engine.pretrained: a GPT-2 folder, a nanoGPT ckpt.pt); `sources` are load_checkpoint's
+        tokenizer_file / meta_file, asked for when such a model brings no tokenizer."""
         if self.thread is not None or self._loading:
             return False
         path = path or self.ask_load_path()
@@ -108,8 +120,34 @@ class CheckpointActions:
         self._loading = path
         self.panel.load_button.setEnabled(False)
         self.statusBar().showMessage(f"loading checkpoint {path}…")
-        self.jobs.run(lambda: api.load_checkpoint(path), self._on_checkpoint_read, self._on_checkpoint_refused)
+        self.jobs.run(lambda: _read_model(path, sources or {}), self._on_checkpoint_read, self._on_checkpoint_refused)
         return True
+
+    @Slot()
+    def open_model(self, path: str | None = None) -> bool:
+        """File → Open model…: a model trained elsewhere, picked as a file (nanoGPT's ckpt.pt, or config.json or
+        model.safetensors inside a Hugging Face GPT-2 folder); loaded as load_checkpoint does."""
+        if self.thread is not None or self._loading:
+            return False
+        path = path or self.ask_model_path()
+        if path and Path(path).is_file() and Path(path).suffix != ".pt":   # a file of a GPT-2 folder: the folder
+            path = str(Path(path).parent)
+        return self.load_checkpoint(path)
+
+    def ask_model_path(self) -> str:
+        """The file naming a model trained elsewhere ("" when cancelled). Tests replace this method."""
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open model: nanoGPT's ckpt.pt, or config.json in a Hugging Face GPT-2 folder", str(Path.home()),
+            "Models (*.pt config.json *.safetensors *.bin);;All files (*)")
+        return path
+
+    def ask_tokenizer_path(self, message: str) -> str:
+        """A tokenizer for a model that brings none (nanoGPT on GPT-2's tokens): tokenizer.json, vocab.json (its
+        folder is used, with merges.txt) or nanoGPT's meta.pkl; "" when cancelled. Tests replace this method."""
+        QMessageBox.information(self, "The model needs its tokenizer", message)
+        path, _ = QFileDialog.getOpenFileName(self, "Its tokenizer: tokenizer.json, vocab.json or meta.pkl",
+                                              str(Path.home()), "Tokenizers (*.json *.pkl);;All files (*)")
+        return path
 
     def ask_load_path(self) -> str:
         """The checkpoint folder to load ("" when the dialog is cancelled). Tests replace this method."""
@@ -131,9 +169,19 @@ class CheckpointActions:
         self.statusBar().showMessage(f"could not load the checkpoint: {message}", 15000)
         self.load_finished.emit(False)
 
-    def _on_checkpoint_read(self, handle: api.ModelHandle) -> None:
+    def _on_checkpoint_read(self, handle) -> None:
         path = self._loading
         self._load_ended()
+        if isinstance(handle, NeedsTokenizer):   # ask for the tokenizer, then read the model again with it
+            chosen = self.ask_tokenizer_path(str(handle))
+            if not chosen:
+                self._on_checkpoint_refused(str(handle))
+                return
+            chosen = Path(chosen)
+            sources = ({"meta_file": str(chosen)} if chosen.suffix == ".pkl" else
+                       {"tokenizer_file": str(chosen.parent if chosen.name == "vocab.json" else chosen)})
+            self.load_checkpoint(path, sources)
+            return
         self.load_finished.emit(self.show_checkpoint(path, handle))
 
     def show_checkpoint(self, path: str, handle: api.ModelHandle) -> bool:
@@ -174,6 +222,11 @@ class CheckpointActions:
         self.status_eta.setText("ETA —")
         further = "Resume trains it further, up to max_steps" + (f" (above {step:,})." if step >= max_steps else ".")
         further = further if meta.get("family") != "ngram" else ""
+        if "pretrained" in meta:   # no run of ours to resume
+            self.panel.progress.setFormat(f"trained elsewhere, step {step:,}" if step else "trained elsewhere")
+            notes = meta["pretrained"].get("notes") or []
+            further = ("Trained elsewhere: sample it, look inside, step its tape; Fine-tune on this corpus trains a "
+                       "copy of it." + "".join(f" Note: {n}." for n in notes))
         if unshown:
             further += " Not shown in the form (outside its ranges): " + "; ".join(unshown) + "."
         self._set_notes(error="", warning="", about=self.source.describe(), eval=checkpoint_eval_line(meta),

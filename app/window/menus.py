@@ -92,6 +92,8 @@ def build_menus(w: MainWindow) -> dict[str, QAction]:
     recent.aboutToShow.connect(lambda: _fill_recent(w, recent))
     file.addSeparator()
     add(file, "load", "&Load checkpoint…", LOAD_KEY, mirror=[p.load_button])
+    open_model = add(file, "open_model", "Open &model… (GPT-2 folder, nanoGPT ckpt.pt)", slot=lambda: w.open_model())
+    file.aboutToShow.connect(lambda: open_model.setEnabled(p.load_button.isEnabled()))   # as Load: not mid-run
     add(file, "save", "&Save checkpoint…", QKeySequence.Save, mirror=[p.save_button])
     file.addMenu(w.loss_plot.export_menu)
     file.addSeparator()

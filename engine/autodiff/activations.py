@@ -1,4 +1,4 @@
-"""Pointwise nonlinearities (tanh, σ, ReLU, GELU), the softmaxes over the last axis and the cross-entropy losses
+"""Pointwise nonlinearities (tanh, σ, ReLU, GELU exact and tanh-approximate), the softmaxes over the last axis and the cross-entropy losses
 built on them, as tape ops (the protocol is in modules.py)."""
 from __future__ import annotations
 
@@ -75,6 +75,28 @@ class GELU(Op):
 
     def torch(self, a):
         return torch.nn.functional.gelu(a)
+
+
+class GELUTanh(Op):
+    """GPT-2's tanh approximation of GELU (Hendrycks & Gimpel 2016, eq. in section 2; torch's
+    gelu(approximate="tanh"), Hugging Face's "gelu_new"): b = ½a(1 + tanh u), u = √(2/π)(a + 0.044715a³)."""
+    op = "GELU(tanh)"
+    fwd_rule = "b = ½ a (1 + tanh u),  u = √(2/π)(a + 0.044715 a³)"
+    bwd_rule = "g_a = g_b ⊙ (½(1 + tanh u) + ½ a (1 − tanh² u) √(2/π)(1 + 3·0.044715 a²))"
+    K = math.sqrt(2.0 / math.pi)
+    C = 0.044715
+
+    def forward(self, a):
+        t = np.tanh(self.K * (a + self.C * a ** 3))
+        return 0.5 * a * (1.0 + t), {"tanh u": t}
+
+    def backward(self, g, xs, out, saved):
+        a, t = xs[0], saved["tanh u"]
+        du = self.K * (1.0 + 3.0 * self.C * a * a)
+        return [g * (0.5 * (1.0 + t) + 0.5 * a * (1.0 - t * t) * du)]
+
+    def torch(self, a):
+        return torch.nn.functional.gelu(a, approximate="tanh")
 
 
 class Softmax(Op):

@@ -11,7 +11,7 @@ import torch
 
 from engine.autodiff import layers as L
 from engine.autodiff import modules as M
-from engine.autodiff.activations import CrossEntropy, GELU
+from engine.autodiff.activations import CrossEntropy, GELU, GELUTanh
 from engine.autodiff.tape import Node, Tape, TapeProgram
 from engine.autodiff.transformer_ops import RepeatKV, Rope
 from engine.errors import PlaygroundError
@@ -167,7 +167,8 @@ class _Builder:
                              self.optional(p + "ln_2.bias", "ln_2 β"), blk.ln_2.eps, "LayerNorm(ln_2)")
             a = L.linear(tape, a, self.param(p + "mlp.c_fc.weight", "c_fc"),
                          self.optional(p + "mlp.c_fc.bias", "c_fc bias"), "Linear(c_fc)")
-            a = tape.apply(GELU(), a, label="GELU")
+            tanh = cfg.gelu == "tanh"
+            a = tape.apply(GELUTanh() if tanh else GELU(), a, label="GELU(tanh)" if tanh else "GELU")
             a = L.linear(tape, a, self.param(p + "mlp.c_proj.weight", "mlp c_proj"),
                          self.optional(p + "mlp.c_proj.bias", "mlp c_proj bias"), "Linear(c_proj)")
             return tape.apply(M.Add(), x, a, label="residual + mlp")

@@ -13,10 +13,11 @@ from engine.autodiff.check import fd_check_node
 from engine.autodiff.stepper import Stepper
 
 
-def tape_report(ckpt_dir: str, text: str, check: bool = False) -> dict:
+def tape_report(ckpt_dir: str, text: str, check: bool = False, **sources) -> dict:
+    """sources: load_checkpoint's tokenizer_file / meta_file, for a model trained elsewhere."""
     from engine.api import load_checkpoint   # the facade imports most of the engine; only the CLI needs it here
 
-    handle = load_checkpoint(ckpt_dir)
+    handle = load_checkpoint(ckpt_dir, **sources)
     return model_tape_report(handle.model, handle.tokenizer, text, check)
 
 

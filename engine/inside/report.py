@@ -6,10 +6,11 @@ import math
 from engine.inside.inspect import Inside, look_inside
 
 
-def inspect_report(ckpt_dir: str, text: str, loss_at="last", per_feature: int = 5) -> dict:
+def inspect_report(ckpt_dir: str, text: str, loss_at="last", per_feature: int = 5, **sources) -> dict:
+    """sources: load_checkpoint's tokenizer_file / meta_file, for a model trained elsewhere."""
     from engine.api import load_checkpoint   # the facade imports most of the engine; only the CLI needs it here
 
-    handle = load_checkpoint(ckpt_dir)
+    handle = load_checkpoint(ckpt_dir, **sources)
     return inside_report(look_inside(handle.model, handle.tokenizer, text, loss_at, per_feature))
 
 

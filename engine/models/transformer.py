@@ -1,4 +1,5 @@
-"""Decoder-only GPT: pre-LayerNorm blocks, causal self-attention with grouped key/value heads, exact-GELU MLP.
+"""Decoder-only GPT: pre-LayerNorm blocks, causal self-attention with grouped key/value heads, GELU MLP (exact, or
+GPT-2's tanh approximation with `gelu="tanh"`, for pretrained GPT-2 weights: engine/pretrained).
 
 Positions are learned, sinusoidal or rotary (RoPE); the tables are computed in float64 and cast to the
 activations' dtype, so after `model.double()` every number is exact float64 and the autodiff tape can be compared
@@ -24,6 +25,7 @@ from ..errors import ConfigError
 from . import ConfigMixin, check_finite
 
 POSITIONS = ("rope", "learned", "sinusoidal")
+GELUS = ("exact", "tanh")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class GPTConfig(ConfigMixin):
     pos: str = "rope"              # "rope", "learned" or "sinusoidal"
     rope_base: float = 10000.0     # RoPE frequency base
     tie_weights: bool = True       # lm_head shares the token embedding matrix
+    norm_eps: float = 1e-5         # LayerNorm's ε (GPT-2's layer_norm_epsilon)
+    gelu: str = "exact"            # "exact" (erf) or "tanh" (GPT-2's approximation, Hendrycks & Gimpel 2016)
 
     def __post_init__(self):
         check_finite(self)
@@ -58,6 +62,11 @@ class GPTConfig(ConfigMixin):
             raise ConfigError(f"dropout must be in [0, 1), not {self.dropout}")
         if self.rope_base <= 1.0:
             raise ConfigError(f"rope_base must be > 1, not {self.rope_base}")
+        if not isinstance(self.norm_eps, (int, float)) or isinstance(self.norm_eps, bool) \
+                or not 0.0 < self.norm_eps < 1.0:
+            raise ConfigError(f"norm_eps must be a number in (0, 1), not {self.norm_eps!r}")
+        if self.gelu not in GELUS:
+            raise ConfigError(f"gelu must be one of {', '.join(GELUS)}, not {self.gelu!r}")
 
     @property
     def kv_heads(self) -> int:
@@ -167,7 +176,9 @@ class MLP(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.gelu = nn.GELU()  # exact erf form: the tape reproduces it in float64
+        # exact erf form by default; GPT-2's tanh approximation (its "gelu_new") for its weights. The tape
+        # reproduces both in float64.
+        self.gelu = nn.GELU(approximate="tanh" if config.gelu == "tanh" else "none")
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.drop = nn.Dropout(config.dropout)
 
@@ -178,9 +189,9 @@ class MLP(nn.Module):
 class Block(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
         self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
         self.mlp = MLP(config)
 
     def forward(self, x, rope=None, cache=None, layer=0, last_only: bool = False):
@@ -201,7 +212,7 @@ class GPT(nn.Module):
             self.wpe = nn.Embedding(config.block_size, config.n_embd)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
-        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_f = nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_weights:
             self.lm_head.weight = self.wte.weight

@@ -62,8 +62,15 @@ def check_json(text) -> int:
             (type(m) is str and " " in m) or (type(m) is list and len(m) == 2 and all(type(p) is str for p in m))
             for m in merges):
         raise TokenizerError("stored BPE tokenizer has merges that are not pairs of strings")
-    if d.get("added_tokens") not in (None, []):
-        raise TokenizerError("stored BPE tokenizer has added tokens; this program never makes any")
+    added = d.get("added_tokens")
+    if added is None:
+        added = []
+    if not isinstance(added, list) or not all(
+            isinstance(a, dict) and type(a.get("id")) is int and type(a.get("content")) is str
+            and vocab.get(a["content"]) == a["id"] for a in added):
+        # GPT-2's <|endoftext|> is an added token that is also in the vocabulary, under the same id; one outside
+        # it would make the vocabulary larger than the model's
+        raise TokenizerError("stored BPE tokenizer has added tokens that are not entries of its vocabulary")
     return len(vocab)
 
 
@@ -95,6 +102,7 @@ class BPETokenizer:
     def __init__(self, tokenizer: Tokenizer):
         self.tok = tokenizer
         self.vocab_size = tokenizer.get_vocab_size()
+        self._special = {t.content for t in tokenizer.get_added_tokens_decoder().values()}
 
     @classmethod
     def train(cls, text: str, vocab_size: int = 512) -> "BPETokenizer":
@@ -128,8 +136,12 @@ class BPETokenizer:
         return _ByteStream(self)
 
     def token_bytes(self, i: int) -> bytes:
+        """The bytes token i stands for; a special token (GPT-2's <|endoftext|>) is its text in UTF-8."""
         table = byte_decoder()
-        return bytes(table[c] for c in self.tok.id_to_token(check_ids([i], self.vocab_size)[0]))
+        token = self.tok.id_to_token(check_ids([i], self.vocab_size)[0])
+        if token in self._special:
+            return token.encode("utf-8")
+        return bytes(table[c] for c in token)
 
     def token_str(self, i: int) -> str:
         """The token's text with spaces as ␣ and newlines as \\n; a token holding part of a multi-byte character
