@@ -277,5 +277,6 @@ def checkpoint_eval_line(meta: dict) -> str:
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
     if not isinstance(s.get("val_loss"), (int, float)):
         return ""
+    scope = s.get("val_scope") if isinstance(s.get("val_scope"), str) else ""
     return (f"validation loss {number('val_loss'):.4f} nats/token, {number('val_bpc'):.3f} bits/char, "
-            f"perplexity {number('val_ppl'):,.2f} when saved")
+            f"perplexity {number('val_ppl'):,.2f} when saved" + (f" ({scope})" if scope else ""))
