@@ -380,9 +380,9 @@ def start_run(spec: RunSpec) -> Run:
 # Training settings a resumed run may change: they steer the optimizer and the loop, not what the weights mean.
 # batch_size and train.block_size change the batches drawn from here on (a transformer's windows can be no longer
 # than its context); the lr schedule is recomputed from the new settings at the saved step.
-RESUMABLE = ("max_steps", "batch_size", "grad_accum", "block_size", "lr", "min_lr", "warmup_steps", "weight_decay", "grad_clip",
-             "beta1", "beta2", "eval_interval", "eval_windows", "eval_batch_size", "steps_per_yield", "precision", "compile",
-             "threads")
+RESUMABLE = ("max_steps", "batch_size", "grad_accum", "block_size", "lr", "min_lr", "warmup_steps", "weight_decay",
+             "grad_clip", "beta1", "beta2", "eval_interval", "eval_windows", "eval_batch_size", "steps_per_yield",
+             "precision", "compile", "threads")
 
 
 def resume_run(ckpt_dir: str, *, max_steps: int | None = None, device: str = "auto", overrides: dict | None = None,
