@@ -169,6 +169,8 @@ def _train(args: argparse.Namespace) -> int:
     as a RuntimeError from a collective, reported as one error line instead of a traceback."""
     from . import distributed
     launch = distributed.init_from_env(args.device)
+    if launch is not None and not launch.is_main:
+        logging.getLogger().setLevel(logging.ERROR)   # rank 0 gives the warnings, once for the launch
     try:
         status = _train_run(args, launch)
         distributed.shutdown()

@@ -583,18 +583,21 @@ class Trainer:
         where it was; a stream the saving launch did not have (more processes or micro-batches now) starts from
         its own seed moved on by the step, with a note. A state of the other kind of device (a CUDA generator's
         state is 16 bytes, the CPU's 5056) also starts afresh."""
-        fresh = []
+        other_device = False
         for g, j in zip(self._gens, self.streams):
             state = rng.get(stream_key(j))
             if state is not None and state.numel() == g.get_state().numel():
                 g.set_state(state)
             else:
                 g.manual_seed(distributed.stream_seed(self.cfg.seed, j) + step)
-                fresh.append((j, state is None))
-        if any(missing for _, missing in fresh):
-            self._warn(f"window-sampling stream(s) {', '.join(str(j) for j, m in fresh if m)} start from a fresh "
-                       f"seed: the checkpoint was saved with fewer processes × grad_accum")
-        elif fresh:
+                other_device = other_device or state is not None
+        if self.dist is not None and not self.dist.is_main:
+            return   # rank 0 speaks for the launch, about every process's streams
+        missing = [j for j in range(self.world_size * self.cfg.grad_accum) if stream_key(j) not in rng]
+        if missing:
+            self._warn(f"window-sampling stream(s) {', '.join(map(str, missing))} start from a fresh seed: the "
+                       f"checkpoint was saved with fewer processes × grad_accum")
+        if other_device:
             log.warning("batch sampling restarts from a fresh seed: the checkpoint was saved on another device")
 
     def _gather_streams(self) -> None:
