@@ -76,6 +76,9 @@ class RunFollowing:
         for rec in records:
             event = rec.get("event")
             if event == "start":
+                if rec.get("step") == 0:   # a new run into the folder (a resume starts past 0 and carries on)
+                    reports.clear()
+                    self.loss_plot.clear()
                 self._on_run_start(rec)
             elif event == "checkpoint" and isinstance(rec.get("step"), int):
                 self._read_followed_checkpoint(rec["step"])

@@ -16,6 +16,7 @@ from engine.metrics_log import METRICS_FILE, read_lines
 __all__ = ["RunWatcher", "INLINE_BYTES"]
 
 INLINE_BYTES = 256 * 1024    # parse up to this many new bytes on the GUI thread (well under a millisecond)
+HEAD_BYTES = 80              # the start line's first bytes, with its time: they tell one run's file from the next
 
 
 class RunWatcher(QObject):
@@ -32,6 +33,7 @@ class RunWatcher(QObject):
         self._jobs = jobs
         self._busy = False         # a worker is parsing a backlog
         self._size = -1            # the size at the last poll: an unchanged file is not read
+        self._head = b""           # the file's first bytes: other ones mean it was started anew
         self.timer = QTimer(self)
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self.poll)
@@ -58,8 +60,15 @@ class RunWatcher(QObject):
         if size == self._size:
             return
         self._size = size
-        if size < self.offset:
+        try:
+            with open(self.path, "rb") as f:
+                head = f.read(HEAD_BYTES)
+        except OSError as e:
+            self._fail(f"cannot read {self.path}: {e.strerror or e}")
+            return
+        if size < self.offset or not head.startswith(self._head[:len(head)]):
             self.offset = 0   # started anew (a new run into the same folder): read it from the top
+        self._head = head
         if size - self.offset <= INLINE_BYTES:
             try:
                 found, self.offset = read_lines(self.path, self.offset)

@@ -110,6 +110,9 @@ def test_the_window_follows_a_run_folder_live(qtbot, window, headless_run, tmp_p
     qtbot.waitUntil(lambda: window.notice.isVisible(), timeout=RUN_TIMEOUT_MS)    # the end is announced
     assert "step 24" in window.notice.label.text() and window.notice.kind == "done"
     assert "whole split" in window._notes["eval"]
+    # a new run into the same folder starts its file anew: the curve starts again with it
+    (followed / METRICS_FILE).write_text("\n".join(json.dumps(r) for r in records[:3]) + "\n", encoding="utf-8")
+    qtbot.waitUntil(lambda: window.loss_plot.train.n == 2, timeout=RUN_TIMEOUT_MS)
 
 
 def test_open_run_refuses_a_folder_that_is_not_a_run(window, tmp_path):
