@@ -578,9 +578,12 @@ class PastModels:
 
 def past_models(ckpt_dir, handle: ModelHandle) -> PastModels | None:
     """The kept past models of a loaded neural checkpoint (`handle` from load_checkpoint(ckpt_dir)), or None when
-    there is no snapshots/ folder with any beside it."""
+    there is no snapshots/ folder with any inside it (a headless run's, `train --keep-snapshots`) or beside it (a
+    window run's folder)."""
     from .snapshots import SnapshotKeeper
     folder = Path(ckpt_dir).parent / "snapshots"
+    if (Path(ckpt_dir) / "snapshots").is_dir():   # a headless run's folder (train --keep-snapshots)
+        folder = Path(ckpt_dir) / "snapshots"
     if handle.family == "ngram" or not folder.is_dir():
         return None
     keeper = SnapshotKeeper(folder)

@@ -127,6 +127,9 @@ def _parser() -> argparse.ArgumentParser:
                    "token (e.g. ' ' for char, '<unk>' for word) instead of refusing the corpus")
     t.add_argument("--out", default=None, metavar="DIR", help="checkpoint folder (default runs/<model>-<time>)")
     t.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    t.add_argument("--keep-snapshots", action="store_true",
+                   help="keep up to 32 past models (log-spaced steps and every evaluation) in DIR/snapshots, for "
+                   "scrubbing the loss curve in the window (File → Open run…)")
 
     s = sub.add_parser("sample", help="generate text from a checkpoint")
     s.add_argument("--checkpoint", required=True, metavar="DIR")
@@ -208,7 +211,7 @@ def _train_run(args: argparse.Namespace, launch) -> int:
     if launch is not None and not launch.is_main:   # only rank 0 prints and writes; the others train along
         return _train_along(run, args)
     out_dir = api.prepare_output_dir(args.out or api.default_run_dir(run))
-    output = RunOutput(run, out_dir, resumed=bool(args.resume))
+    output = RunOutput(run, out_dir, resumed=bool(args.resume), keep_snapshots=args.keep_snapshots)
     for warning in run.warnings():
         print(f"warning: {warning}", file=sys.stderr)
     skipped = run.corpus.skipped

@@ -1,7 +1,8 @@
 """What a headless `train` leaves in its run folder (the --out folder) while it trains, so a window can follow it:
-`metrics.jsonl` (engine.metrics_log) with every report, and the checkpoint itself, rewritten at each evaluation
-during training (not only at the end), so the model of the latest evaluation can be loaded while the run goes on.
-Under torchrun only rank 0 makes one (engine.cli)."""
+`metrics.jsonl` (engine.metrics_log) with every report, the checkpoint itself, rewritten at each evaluation during
+training (not only at the end), so the model of the latest evaluation can be loaded while the run goes on, and
+with --keep-snapshots the past models in `snapshots/` (engine.snapshots), as a window run keeps them. Under
+torchrun only rank 0 makes one (engine.cli)."""
 from __future__ import annotations
 
 import logging
@@ -21,9 +22,11 @@ class RunOutput:
     api.prepare_output_dir). `resumed`: a resumed run appends to the folder's metrics.jsonl; a new one starts
     it anew."""
 
-    def __init__(self, run, out_dir, *, resumed: bool):
+    def __init__(self, run, out_dir, *, resumed: bool, keep_snapshots: bool = False):
         self.run, self.out_dir = run, Path(out_dir)
         self.neural = run.trainer is not None
+        if keep_snapshots and self.neural:
+            run.keep_snapshots(self.out_dir / "snapshots")   # carried over by each checkpoint save
         self._save_failed = False
         self.log = MetricsLog(self.out_dir, fresh=not resumed)
         info = run.summary()

@@ -2,6 +2,7 @@
 run's metrics.jsonl lines to a folder while the window tails it: the curve grows as the lines come, windowed and
 whole-split evaluations are told apart, and the checkpoint the run wrote becomes the tabs' model."""
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -42,7 +43,7 @@ def headless_run(tmp_path_factory):
     (folder / "c.txt").write_text(" ".join(words[i * 7 % len(words)] for i in range(3000)), encoding="utf-8")
     out = folder / "run"
     args = ["train", "--corpus", str(folder / "c.txt"), "--preset", "tiny-cpu-transformer", "--max-steps", "24",
-            "--device", "cpu", "--out", str(out), "--quiet"]
+            "--device", "cpu", "--out", str(out), "--quiet", "--keep-snapshots"]
     for kv in ("n_layer=1", "n_embd=16", "n_head=2", "block_size=16", "batch_size=4", "steps_per_yield=2",
                "eval_interval=8", "eval_windows=8", "warmup_steps=2"):
         args += ["--set", kv]
@@ -63,13 +64,17 @@ def test_a_headless_run_writes_its_reports_and_checkpoints_as_it_goes(headless_r
     meta = api.load_checkpoint(headless_run).meta
     assert meta["summary"]["val_scope"] == "whole split" and meta["summary"]["val_step"] == 24
     assert [row[8] for row in meta["history"]["rows"] if row[6] is not None] == [8, 8, 0]   # the scopes
+    kept = sorted(int(p.stem.split("-")[1]) for p in (headless_run / "snapshots").iterdir())
+    assert {2, 8, 16, 24} <= set(kept)            # log-spaced reports and every evaluation, kept through the saves
 
 
 def test_the_window_follows_a_run_folder_live(qtbot, window, headless_run, tmp_path):
     followed = tmp_path / "followed"
     followed.mkdir()
     for f in headless_run.iterdir():
-        if f.name != METRICS_FILE:
+        if f.is_dir():
+            shutil.copytree(f, followed / f.name)
+        elif f.name != METRICS_FILE:
             (followed / f.name).write_bytes(f.read_bytes())
     (followed / METRICS_FILE).write_text("", encoding="utf-8")
     source_lines = headless_run / METRICS_FILE
@@ -107,6 +112,10 @@ def test_the_window_follows_a_run_folder_live(qtbot, window, headless_run, tmp_p
     saved = api.load_checkpoint(headless_run)
     for name, t in saved.model.state_dict().items():
         torch.testing.assert_close(shown.model.state_dict()[name], t, rtol=0, atol=0)
+    # its kept past models can be scrubbed as a window run's: the marker on a kept step gives that step's model
+    assert plot.kept_steps == window.past.snapshot_steps() and 8 in plot.kept_steps and 24 in plot.kept_steps
+    plot.choose_step(8)
+    qtbot.waitUntil(lambda: window.source.past_step() == 8, timeout=RUN_TIMEOUT_MS)
     qtbot.waitUntil(lambda: window.notice.isVisible(), timeout=RUN_TIMEOUT_MS)    # the end is announced
     assert "step 24" in window.notice.label.text() and window.notice.kind == "done"
     assert "whole split" in window._notes["eval"]

@@ -45,6 +45,8 @@ def test_a_checkpoint_save_keeps_the_run_file_and_its_writer(tmp_path):
     out = checkpoint.prepare_dir(tmp_path / "run")
     log = MetricsLog(out, fresh=True)
     log.write("start")
+    (out / "snapshots").mkdir()
+    (out / "snapshots" / "step-000000001.safetensors").write_bytes(b"weights")
     groups = {"model": {"w": np.zeros(3, dtype=np.float32)}}
     meta = {"family": "ngram", "model": {"vocab_size": 2}, "tokenizer": None}
     checkpoint.save_checkpoint(out, meta, groups)         # the folder is swapped for a new one...
@@ -53,6 +55,7 @@ def test_a_checkpoint_save_keeps_the_run_file_and_its_writer(tmp_path):
     checkpoint.save_checkpoint(out, meta, groups)         # ...and again
     log.write("end")
     assert os.stat(out / METRICS_FILE).st_ino == inode    # the same file, hard-linked into each new folder
+    assert (out / "snapshots" / "step-000000001.safetensors").read_bytes() == b"weights"   # past models too
     lines = (out / METRICS_FILE).read_text(encoding="utf-8").splitlines()
     assert [json.loads(x)["event"] for x in lines] == ["start", "checkpoint", "end"]
     checkpoint.prepare_dir(out)                            # a run folder with its metrics is still a checkpoint
