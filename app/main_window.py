@@ -552,6 +552,8 @@ class MainWindow(CheckpointActions, RunFollowing, QMainWindow):
                              can_continue=self.loaded is not None and self.loaded[1].get("family") != "ngram")
         if self._loading:
             self.panel.load_button.setEnabled(False)   # one checkpoint at a time
+        if hasattr(self, "menu_actions"):
+            self.menu_actions["open_run"].setEnabled(not self.panel._running)   # not while this window trains
         if state == "preparing":
             self.panel.progress.setValue(0)
             self.panel.progress.setFormat("preparing: tokenizing the corpus, building the model…")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Slot
+from PySide6.QtCore import QTimer, Slot
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from engine import api
@@ -17,8 +17,14 @@ from engine.metrics_log import METRICS_FILE, report_from_record
 from app.window.run_watcher import RunWatcher
 
 
+# records shown per turn of the event loop: a long run's backlog (100,000 lines) is drawn in slices, so the window
+# stays responsive while it catches up
+RECORDS_PER_TURN = 500
+
+
 class RunFollowing:
     watcher: RunWatcher | None = None
+    _follow_queue: list | None = None              # records read but not shown yet
     _follow_ckpt: tuple[str, int] | None = None    # (folder, step) of a checkpoint to read once the reader is free
     _follow_reading = False
     _follow_step = -1                              # the step of the checkpoint shown
@@ -60,16 +66,34 @@ class RunFollowing:
         self._set_state("idle")
         self.status_state.setText("following a run")
         self.watcher = RunWatcher(folder, self.jobs, self)
-        self.watcher.records.connect(self._on_run_records)
+        self._follow_queue = []
+        self.watcher.records.connect(self._queue_run_records)
         self.watcher.failed.connect(lambda why: self._set_notes(error=f"Stopped following: {why}"))
         self.watcher.start()
         return True
 
     def stop_following(self) -> None:
+        self._follow_queue = []
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher.deleteLater()
             self.watcher = None
+
+    def _queue_run_records(self, records: list) -> None:
+        """Show new records in file order, RECORDS_PER_TURN at a time."""
+        start = not self._follow_queue
+        self._follow_queue.extend(records)
+        if start:
+            self._drain_run_records()
+
+    def _drain_run_records(self) -> None:
+        if self.watcher is None or not self._follow_queue:
+            return
+        batch = self._follow_queue[:RECORDS_PER_TURN]
+        self._on_run_records(batch)
+        del self._follow_queue[:len(batch)]
+        if self._follow_queue:
+            QTimer.singleShot(0, self._drain_run_records)
 
     def _on_run_records(self, records: list) -> None:
         reports = []
