@@ -22,7 +22,7 @@ HEAD_BYTES = 80              # the start line's first bytes, with its time: they
 class RunWatcher(QObject):
     """Emits `records(list[dict])` with each poll's new complete lines, in file order, and `failed(str)` once
     when the file cannot be read (it stops then). `jobs`: the window's JobRunner, for large backlogs."""
-    records = Signal(list)
+    records = Signal(object)   # a list of dicts (as `object`: a `list` signal would convert every dict to a QVariantMap)
     failed = Signal(str)
 
     def __init__(self, folder, jobs, parent: QObject | None = None, interval_ms: int = 500):
