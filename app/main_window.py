@@ -38,6 +38,7 @@ from app.training.samples_over_time import SamplesOverTime
 from app.training.train_panel import WARN_COLOR, TrainPanel, format_duration
 from app.window.checkpoint_actions import CheckpointActions
 from app.window.menus import build_menus
+from app.window.run_follow import RunFollowing
 from app.window.run_notice import RunNotice, first_geometry
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ STATE_TEXT = {"idle": "idle", "preparing": "preparing (tokenizing, building the 
               "error": "error", "loaded": "checkpoint loaded"}
 
 
-class MainWindow(CheckpointActions, QMainWindow):
+class MainWindow(CheckpointActions, RunFollowing, QMainWindow):
     load_finished = Signal(bool)   # a load_checkpoint() ended: True when the checkpoint is now shown
     exported = Signal(str)         # an export_checkpoint() ended: the script's path, or "" when it failed
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None):
@@ -375,6 +376,7 @@ class MainWindow(CheckpointActions, QMainWindow):
 
     def _launch(self, worker: TrainWorker, continues_plot: bool = False) -> None:
         """continues_plot: the run resumes the loaded checkpoint, whose history the plot shows; it carries on."""
+        self.stop_following()   # a run of this window's own replaces a followed one
         if continues_plot:
             self._plotted = (asdict(worker.spec), (self._plotted[1] if self._plotted else "checkpoint") + ", resumed")
         else:
@@ -472,8 +474,8 @@ class MainWindow(CheckpointActions, QMainWindow):
             if e.val_loss is not None:
                 caveat = self.run.summary().get("val_bpc_note", "") if self.run is not None else ""
                 self._set_notes(eval=f"step {e.step:,}: validation loss {e.val_loss:.4f} nats/token, "
-                                     f"{e.val_bpc:.3f} bits/char, perplexity {e.val_ppl:,.2f}"
-                                     + (f" ({caveat})" if caveat else ""))
+                                     f"{e.val_bpc:.3f} bits/char, perplexity {e.val_ppl:,.2f} "
+                                     f"({e.val_scope or 'whole split'})" + (f" ({caveat})" if caveat else ""))
                 self.source.notify()
             if e.event == "done" and self.run is not None:
                 self._describe_run()     # an n-gram's size is known once it has counted
@@ -534,7 +536,8 @@ class MainWindow(CheckpointActions, QMainWindow):
         val = ""
         if self.run is not None and self.run.summary().get("val_loss") is not None:
             s = self.run.summary()
-            val = f"; validation loss {s['val_loss']:.4f} nats/token ({s['val_bpc']:.3f} bits/char)"
+            val = (f"; validation loss {s['val_loss']:.4f} nats/token ({s['val_bpc']:.3f} bits/char, "
+                   f"{s.get('val_scope', 'whole split')})")
         if self.state == "error":
             self.notice.show_notice("error", self._notes["error"] + (" The model so far can still be saved."
                                                                      if self.run is not None else ""))
@@ -551,6 +554,8 @@ class MainWindow(CheckpointActions, QMainWindow):
                              can_continue=self.loaded is not None and self.loaded[1].get("family") != "ngram")
         if self._loading:
             self.panel.load_button.setEnabled(False)   # one checkpoint at a time
+        if hasattr(self, "menu_actions"):
+            self.menu_actions["open_run"].setEnabled(not self.panel._running)   # not while this window trains
         if state == "preparing":
             self.panel.progress.setValue(0)
             self.panel.progress.setFormat("preparing: tokenizing the corpus, building the model…")

@@ -273,12 +273,16 @@ class Run:
         }
         if self.trainer is not None:
             out["preset"] = self.spec.preset or DEFAULT_PRESET[self.spec.family]
+            t = self.trainer
+            out.update(batch_size=t.cfg.batch_size, grad_accum=t.cfg.grad_accum, world_size=t.world_size,
+                       global_batch=t.global_batch)
         if r is not None:
             out["step"] = r.step
             out["tokens_per_s"] = round(r.tokens_per_s, 1)
             last_eval = getattr(self.trainer, "last_eval", None) if self.trainer is not None else r
             if last_eval is not None and last_eval.val_loss is not None:
-                out.update(val_loss=last_eval.val_loss, val_bpc=last_eval.val_bpc, val_ppl=last_eval.val_ppl)
+                out.update(val_loss=last_eval.val_loss, val_bpc=last_eval.val_bpc, val_ppl=last_eval.val_ppl,
+                           val_scope=last_eval.val_scope or "whole split", val_step=last_eval.step)
         if self.tokenizer.kind == "word":
             unk = float(np.mean(self.val_ids == self.tokenizer.stoi["<unk>"])) if len(self.val_ids) else 0.0
             out["val_bpc_note"] = (f"word tokens: spaces are not predicted and {unk:.1%} of validation words are "
@@ -380,9 +384,9 @@ def start_run(spec: RunSpec) -> Run:
 # Training settings a resumed run may change: they steer the optimizer and the loop, not what the weights mean.
 # batch_size and train.block_size change the batches drawn from here on (a transformer's windows can be no longer
 # than its context); the lr schedule is recomputed from the new settings at the saved step.
-RESUMABLE = ("max_steps", "batch_size", "block_size", "lr", "min_lr", "warmup_steps", "weight_decay", "grad_clip",
-             "beta1", "beta2", "eval_interval", "eval_windows", "eval_batch_size", "steps_per_yield", "precision", "compile",
-             "threads")
+RESUMABLE = ("max_steps", "batch_size", "grad_accum", "block_size", "lr", "min_lr", "warmup_steps", "weight_decay",
+             "grad_clip", "beta1", "beta2", "eval_interval", "eval_windows", "eval_batch_size", "steps_per_yield",
+             "precision", "compile", "threads")
 
 
 def resume_run(ckpt_dir: str, *, max_steps: int | None = None, device: str = "auto", overrides: dict | None = None,
@@ -617,9 +621,12 @@ class PastModels:
 
 def past_models(ckpt_dir, handle: ModelHandle) -> PastModels | None:
     """The kept past models of a loaded neural checkpoint (`handle` from load_checkpoint(ckpt_dir)), or None when
-    there is no snapshots/ folder with any beside it."""
+    there is no snapshots/ folder with any inside it (a headless run's, `train --keep-snapshots`) or beside it (a
+    window run's folder)."""
     from .snapshots import SnapshotKeeper
     folder = Path(ckpt_dir).parent / "snapshots"
+    if (Path(ckpt_dir) / "snapshots").is_dir():   # a headless run's folder (train --keep-snapshots)
+        folder = Path(ckpt_dir) / "snapshots"
     if handle.family == "ngram" or "pretrained" in handle.meta or not folder.is_dir():
         return None
     keeper = SnapshotKeeper(folder)

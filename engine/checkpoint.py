@@ -47,6 +47,9 @@ _ITEMSIZE = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8, "I64": 8, "I32": 4, "I16":
 _SAVING, _OLD = "saving", "old"
 # what a checkpoint folder may contain besides its tensor files (earlier versions' per-file temporaries too)
 _LEGACY_TEMP_SUFFIX = ".tmp"
+# a headless run's own files kept in its checkpoint folder (engine.metrics_log, engine.snapshots); a save carries
+# them over
+RUN_FILES = ("metrics.jsonl", "snapshots")
 
 
 # -- saving ---------------------------------------------------------------------------------------------------
@@ -83,6 +86,7 @@ def save_checkpoint(out_dir: str | os.PathLike, meta: Mapping[str, Any],
         _recover(out)
         _clean_leftovers(out)
         tmp.mkdir()
+        _carry_run_files(out, tmp)
         files = {}
         for name, tensors in groups.items():
             data = _serialise(tensors)
@@ -129,11 +133,36 @@ def _check_target(out: Path) -> None:
     except OSError as e:
         raise CheckpointError(f"cannot save a checkpoint at {out}: {_reason(e)}") from None
     foreign = [p.name for p in entries if not (p.name == META or p.name.endswith(".safetensors")
+                                               or p.name in RUN_FILES
                                                or (p.name.startswith(".") and p.name.endswith(_LEGACY_TEMP_SUFFIX)))]
     if foreign:   # a checkpoint's own files (also those of an interrupted earlier-version save) may be replaced
         shown = ", ".join(sorted(foreign)[:3])
         raise CheckpointError(f"{out} holds other things ({shown}); save the checkpoint into a new or empty "
                               f"folder, or over an earlier checkpoint")
+
+
+def _carry_run_files(out: Path, new: Path) -> None:
+    """Give the new folder the run files of the old one (RUN_FILES) before the swap: hard links, so a writer
+    appending to `out`/metrics.jsonl by name keeps writing the same file, and a reader never sees it (or a kept
+    snapshot, whose folder is linked file by file) missing; copies where the file system has no hard links."""
+    for name in RUN_FILES:
+        old = out / name
+        if old.is_symlink():
+            continue
+        if old.is_file():
+            _link_or_copy(old, new / name)
+        elif old.is_dir():
+            (new / name).mkdir()
+            for f in old.iterdir():
+                if f.is_file() and not f.is_symlink():
+                    _link_or_copy(f, new / name / f.name)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def _serialise(tensors: Mapping[str, Any]) -> bytes:

@@ -132,7 +132,8 @@ def check_meta(meta: dict, where: Path) -> None:
             if name in ("step", "params", "train_tokens", "val_tokens", "vocab_size") and not (
                     _is_int(value) and value >= 0):
                 _fail(where, f"{key}.{name}", f"must be a whole number, 0 or more, not {_short(value)}")
-            if name.startswith(("val_", "train_loss")) and name != "val_bpc_note" and value is not None \
+            if name.startswith(("val_", "train_loss")) and name not in ("val_bpc_note", "val_scope") \
+                    and value is not None \
                     and not _is_num(value):
                 _fail(where, f"{key}.{name}", f"must be a number or null, not {_short(value)}")
     _need(meta, "device", str, where, optional=True)

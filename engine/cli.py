@@ -131,6 +131,9 @@ def _parser() -> argparse.ArgumentParser:
                    "token (e.g. ' ' for char, '<unk>' for word) instead of refusing the corpus")
     t.add_argument("--out", default=None, metavar="DIR", help="checkpoint folder (default runs/<model>-<time>)")
     t.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    t.add_argument("--keep-snapshots", action="store_true",
+                   help="keep up to 32 past models (log-spaced steps and every evaluation) in DIR/snapshots, for "
+                   "scrubbing the loss curve in the window (File → Open run…)")
 
     s = sub.add_parser("sample", help="generate text from a checkpoint")
     s.add_argument("--checkpoint", required=True, metavar="PATH", help=CHECKPOINT_HELP)
@@ -191,7 +194,27 @@ def _sources(args: argparse.Namespace) -> dict:
 
 
 def _train(args: argparse.Namespace) -> int:
+    """Under torchrun, join the launch first (engine.distributed); a failure of another process reaches this one
+    as a RuntimeError from a collective, reported as one error line instead of a traceback."""
+    from . import distributed
+    launch = distributed.init_from_env(args.device)
+    if launch is not None and not launch.is_main:
+        logging.getLogger().setLevel(logging.ERROR)   # rank 0 gives the warnings, once for the launch
+    try:
+        status = _train_run(args, launch)
+        distributed.shutdown()
+    except RuntimeError as e:
+        if launch is None:
+            raise
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        print(f"error: rank {launch.rank}: {first}", file=sys.stderr)
+        return 1   # without leaving the process group: a peer may be inside a collective with this process
+    return status
+
+
+def _train_run(args: argparse.Namespace, launch) -> int:
     from . import api
+    from .headless import RunOutput
 
     asked = {"corpus": args.corpus, "tokenizer": args.tokenizer, "family": args.model, "preset": args.preset,
              "tokenizer_options": _key_values(args.tok_set, "--tok-set") if args.tok_set else None,
@@ -213,7 +236,10 @@ def _train(args: argparse.Namespace) -> int:
         spec = api.RunSpec(**asked, overrides=overrides, device=args.device,
                            max_steps=args.max_steps)
         run = api.start_run(spec)
+    if launch is not None and not launch.is_main:   # only rank 0 prints and writes; the others train along
+        return _train_along(run, args)
     out_dir = api.prepare_output_dir(args.out or api.default_run_dir(run))
+    output = RunOutput(run, out_dir, resumed=bool(args.resume), keep_snapshots=args.keep_snapshots)
     for warning in run.warnings():
         print(f"warning: {warning}", file=sys.stderr)
     skipped = run.corpus.skipped
@@ -227,18 +253,34 @@ def _train(args: argparse.Namespace) -> int:
         print(f"training {info['model']} ({size}) on {info['device']}, "
               f"{info['tokenizer']} tokenizer, vocab {info['vocab_size']}, "
               f"{info['train_tokens']:,} train / {info['val_tokens']:,} val tokens", file=sys.stderr)
+        if output.batch_line:
+            print(output.batch_line, file=sys.stderr)
     last_print = 0.0
     final = None
     with StopOnSignal(run) as interrupt:
         for r in run.reports():
             final = r
-            if interrupt.requested and info["model"] != "ngram":   # counting takes seconds: let it finish
-                break
+            output.report(r)
+            if interrupt.requested and info["model"] != "ngram" and launch is None:
+                break   # counting takes seconds: let it finish; under torchrun the processes stop together
             if _show_report(r, args.quiet, last_print):
                 last_print = time.perf_counter()
             if r.event == "error":
                 break
-        return _finish_train(run, out_dir, final, interrupt)
+        status = _finish_train(run, out_dir, final, interrupt)
+        output.end(status)
+        return status
+
+
+def _train_along(run, args) -> int:
+    """A torchrun process other than rank 0: train (the steps' all-reduces need every process), print only an
+    error, write nothing. Exit status as rank 0's: 1 after a training error, 128 + signal when stopped by one."""
+    with StopOnSignal(run) as interrupt:
+        for r in run.reports():
+            if r.event == "error":
+                print(f"error: {r.message}", file=sys.stderr)
+                return 1
+    return interrupt.exit_status
 
 
 def _finetune(args: argparse.Namespace, asked: dict, overrides: dict):

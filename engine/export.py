@@ -312,6 +312,13 @@ def lr_at(t, step):
     return t["min_lr"] + 0.5 * (1.0 + math.cos(math.pi * progress)) * (t["lr"] - t["min_lr"])
 
 
+def stream_seed(seed, stream):
+    """The seed of the window sampler of micro-batch `stream` (the run's own seed for the first)."""
+    if stream == 0:
+        return seed
+    return (seed * 6364136223846793005 + stream * 1442695040888963407 + 1) & ((1 << 63) - 1)
+
+
 @torch.no_grad()
 def evaluate(model, data, block_size, batch):
     """Mean loss (nats/token) over every validation token, in non-overlapping windows."""
@@ -389,8 +396,10 @@ def main():
         load_weights(model, HERE / weights)
     torch.manual_seed(seed)                    # dropout
     model = model.to(device).train()
-    gen = torch.Generator(device=device)       # batch sampling has its own generator
-    gen.manual_seed(seed)
+    K = t.get("grad_accum", 1)                  # micro-batches summed into each optimizer step
+    gens = [torch.Generator(device=device) for _ in range(K)]   # batch sampling: one generator per micro-batch
+    for j, g in enumerate(gens):
+        g.manual_seed(stream_seed(seed, j))
     B, T = t["batch_size"], t["block_size"]
     offsets = torch.arange(T, device=device)
     params = list(model.parameters())
@@ -406,10 +415,14 @@ def main():
     for step in range(args.steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(t, step)
-        ix = torch.randint(len(train_data) - T, (B, 1), device=device, generator=gen)
-        x, y = train_data[ix + offsets], train_data[ix + offsets + 1]     # (B, T)
-        _, loss = model(x, y)
-        loss.backward()
+        total = 0.0
+        for gen in gens:
+            ix = torch.randint(len(train_data) - T, (B, 1), device=device, generator=gen)
+            x, y = train_data[ix + offsets], train_data[ix + offsets + 1]     # (B, T)
+            _, loss = model(x, y)
+            (loss / K if K > 1 else loss).backward()   # the gradient of the micro-batches' mean loss
+            total = total + loss.detach()
+        loss = total / K if K > 1 else total
         norm = torch.nn.utils.clip_grad_norm_(ordered, clip)
         if not (torch.isfinite(loss) and torch.isfinite(norm)):
             raise SystemExit(f"the loss or gradient norm became non-finite at step {step + 1}: try a lower lr")

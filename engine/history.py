@@ -1,11 +1,12 @@
 """A run's loss history, kept small enough to travel in a checkpoint's meta.json: one row per report (step,
-tokens, elapsed time, train loss, learning rate, grad norm, and the validation loss where an evaluation ran), so a
-loaded checkpoint shows the curve it was trained along and a resumed run's plot carries on from it."""
+tokens, elapsed time, train loss, learning rate, grad norm, and where an evaluation ran its validation loss, bits
+per character and scope: val_windows 0 for the whole split, N for N windows, null when not recorded), so a loaded
+checkpoint shows the curve it was trained along and a resumed run's plot carries on from it."""
 from __future__ import annotations
 
 import math
 
-COLUMNS = ("step", "tokens", "elapsed_s", "train_loss", "lr", "grad_norm", "val_loss", "val_bpc")
+COLUMNS = ("step", "tokens", "elapsed_s", "train_loss", "lr", "grad_norm", "val_loss", "val_bpc", "val_windows")
 MAX_ROWS = 2000     # past this, rows without an evaluation are halved by min/max (about 100 KB of JSON at most)
 
 
@@ -18,13 +19,15 @@ class LossHistory:
         step's own) only fills in the validation loss; non-finite train losses are kept as None."""
         val = report.val_loss if report.val_loss is not None and math.isfinite(report.val_loss) else None
         bpc = report.val_bpc if val is not None and report.val_bpc is not None else None
+        windows = scope_windows(report.val_scope) if val is not None else None
         if self.rows and report.step <= self.rows[-1][0]:
             if val is not None and report.step == self.rows[-1][0]:
-                self.rows[-1][6:8] = [val, bpc]
+                self.rows[-1][6:9] = [val, bpc, windows]
             return
         loss = report.train_loss if math.isfinite(report.train_loss) else None
         grad = report.grad_norm if math.isfinite(report.grad_norm) else None
-        self.rows.append([report.step, report.tokens, round(report.elapsed_s, 3), loss, report.lr, grad, val, bpc])
+        self.rows.append([report.step, report.tokens, round(report.elapsed_s, 3), loss, report.lr, grad, val, bpc,
+                          windows])
         if len(self.rows) > MAX_ROWS:
             self._thin()
 
@@ -79,5 +82,21 @@ class LossHistory:
         return [StepReport(step=int(s), max_steps=max_steps, tokens=int(tok), elapsed_s=float(el),
                            train_loss=nan if loss is None else float(loss), lr=float(lr),
                            grad_norm=nan if grad is None else float(grad), tokens_per_s=0.0, eta_s=None,
-                           val_loss=val, val_bpc=bpc, event="eval" if val is not None else "step")
-                for s, tok, el, loss, lr, grad, val, bpc in self.rows]
+                           val_loss=val, val_bpc=bpc, event="eval" if val is not None else "step",
+                           val_scope=scope_text(win) if val is not None else "")
+                for s, tok, el, loss, lr, grad, val, bpc, win in self.rows]
+
+
+def scope_windows(scope: str) -> int | None:
+    """A StepReport's val_scope as a number: 0 for "whole split", N for "N windows", None when unknown."""
+    if scope == "whole split":
+        return 0
+    head = scope.split(" ")[0] if scope.endswith(" windows") else ""
+    return int(head) if head.isdigit() else None
+
+
+def scope_text(windows) -> str:
+    """The inverse of scope_windows ("" for None: an evaluation recorded before its scope was)."""
+    if windows is None:
+        return ""
+    return "whole split" if windows == 0 else f"{int(windows)} windows"

@@ -17,19 +17,17 @@ import math
 import threading
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Iterator
 
 import torch
 
-from . import checkpoint
+from . import distributed
 from .device import device_name, is_out_of_memory, peak_flops, resolve_device
-from .errors import CheckpointError, ConfigError
+from .errors import ConfigError, TrainingError
 from .history import LossHistory
-from .models import ConfigMixin, build_model, check_finite
+from .models import ConfigMixin, check_finite
 from .rollback import Rollback
-from .train_state import (check_compatible, checked_optimizer_state, checked_rng_state, flatten_optimizer,
-                          load_model_tensors, model_tensors, state_shapes)
+from .train_checkpoints import TrainerCheckpoints
 
 __all__ = ["TrainConfig", "StepReport", "Trainer", "resolve_device", "device_name"]
 
@@ -39,7 +37,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TrainConfig(ConfigMixin):
     max_steps: int = 2000          # optimizer steps in the whole run
-    batch_size: int = 32           # windows per step
+    batch_size: int = 32           # windows per micro-batch (per process under torchrun)
+    grad_accum: int = 1            # micro-batches whose gradients are summed into one optimizer step; the global
+                                   # batch is batch_size × grad_accum × processes (engine.distributed)
     block_size: int = 128          # tokens per window (at most the model's block_size for a transformer)
     lr: float = 1e-3               # peak learning rate, reached after warmup
     min_lr: float = 1e-4           # cosine decay ends here at max_steps
@@ -62,7 +62,7 @@ class TrainConfig(ConfigMixin):
 
     def __post_init__(self):
         check_finite(self)
-        for name in ("max_steps", "batch_size", "block_size", "eval_interval", "steps_per_yield"):
+        for name in ("max_steps", "batch_size", "grad_accum", "block_size", "eval_interval", "steps_per_yield"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive integer, not {getattr(self, name)!r}")
         if self.warmup_steps < 0 or self.eval_batch_size < 0 or self.eval_windows < 0 or self.threads < 0:
@@ -126,7 +126,7 @@ def cpu_threads(model, cfg: TrainConfig) -> int:
     return 1 if step_flops < ONE_THREAD_BELOW_FLOPS else 0
 
 
-class Trainer:
+class Trainer(TrainerCheckpoints):
     def __init__(self, model, train_ids, val_ids, cfg: TrainConfig, *, val_chars: int, tokenizer=None,
                  sync_free: bool | None = None):
         """train_ids/val_ids: token ids (sequence, numpy array or tensor). val_chars: characters in the validation
@@ -146,7 +146,10 @@ class Trainer:
             raise ConfigError(f"the validation split has {n_val} token(s); it needs at least 2")
         if val_chars < 1:
             raise ConfigError("val_chars must be positive")
-        self.device = resolve_device(cfg.device)
+        self.dist = distributed.current()       # None: one process, as without torchrun
+        rank, world = (self.dist.rank, self.dist.world_size) if self.dist else (0, 1)
+        self.world_size = world
+        self.device = resolve_device(self.dist.device if self.dist else cfg.device)
         if self.device.type == "cpu":
             threads = cfg.threads or cpu_threads(model, cfg)
             if threads:
@@ -157,13 +160,20 @@ class Trainer:
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed + rank)      # dropout masks differ between processes
         self.model = model.to(self.device).train()
         self.train_data = torch.as_tensor(train_ids, dtype=torch.long).to(self.device)
         self.val_data = torch.as_tensor(val_ids, dtype=torch.long).to(self.device)
         self.val_chars = val_chars
-        self._gen = torch.Generator(device=self.device)
-        self._gen.manual_seed(cfg.seed)
+        # one window sampler per micro-batch this process draws: streams rank·K .. rank·K + K-1 (see
+        # engine.distributed); stream 0 is seeded with the run's seed, as the one sampler was before
+        self.streams = list(range(rank * cfg.grad_accum, (rank + 1) * cfg.grad_accum))
+        self._gens = [torch.Generator(device=self.device) for _ in self.streams]
+        for g, j in zip(self._gens, self.streams):
+            g.manual_seed(distributed.stream_seed(cfg.seed, j))
+        self._gen = self._gens[0]
+        self._gathered_streams: tuple[int, dict] | None = None   # (step, {stream: state}) of every process
+        self.step_tokens = cfg.batch_size * cfg.block_size * cfg.grad_accum * world   # tokens per optimizer step
         self._offsets = torch.arange(cfg.block_size, device=self.device)
         self.sync_free = self.device.type == "cuda" if sync_free is None else sync_free
         # The fused AdamW is one kernel for all parameters on CUDA and on the CPU too (torch >= 2.4), instead of
@@ -173,7 +183,13 @@ class Trainer:
         groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
                   {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
         self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused or None)
-        self._fwd = torch.compile(self.model) if cfg.compile else self.model
+        self._ddp = None   # the DistributedDataParallel wrapper under torchrun: it averages the gradients
+        if self.dist:
+            from torch.nn.parallel import DistributedDataParallel
+            self._ddp = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        wrapped = self._ddp if self._ddp is not None else self.model
+        self._fwd = torch.compile(wrapped) if cfg.compile else wrapped
         # auto: bf16 autocast for transformers on CUDA; recurrent models stay fp32/TF32, where cuDNN's fused RNN
         # kernels are fast and well supported
         bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and self.device.type == "cuda"
@@ -224,6 +240,8 @@ class Trainer:
         active, session_steps, step_time = 0.0, 0, 0.0   # step_time: in optimizer steps only (no evals, no pauses)
         while True:
             stopped = self._stop.is_set()
+            if self.dist:   # every process stops at the same step, or the others would wait for it for ever
+                stopped = self.dist.any(stopped, self.device)
             finishing = stopped or self.step >= cfg.max_steps
             if not finishing and not self._running.is_set():
                 yield self._report(0.0, None, active, session_steps, "paused", None, f"paused at step {self.step}")
@@ -237,9 +255,14 @@ class Trainer:
                 if not finishing:
                     sums = self._run_steps(n)
                     dt = time.perf_counter() - t0
-                if finishing and not stopped:
+                evaluating = not finishing and self.step % cfg.eval_interval == 0 and self.step < cfg.max_steps
+                if self.dist and (finishing or evaluating):
+                    self._gather_streams()   # where checkpoints are written: every process is at this step
+                if self.dist and not self.dist.is_main:
+                    pass   # only rank 0 evaluates; the others go on to the next step's all-reduce and wait there
+                elif finishing and not stopped:
                     val = self.evaluate(cancel=self._stop.is_set)   # None when a stop cut it short
-                elif not finishing and self.step % cfg.eval_interval == 0 and self.step < cfg.max_steps:
+                elif evaluating:
                     val = self.evaluate(cfg.eval_windows, cancel=self._stop.is_set)
             except (MemoryError, RuntimeError) as e:   # CUDA/MPS OutOfMemoryError; the CPU allocator's RuntimeError
                 if not is_out_of_memory(e):
@@ -252,6 +275,8 @@ class Trainer:
                 self._recover_from_oom()
                 msg = (f"out of memory after step {self.step}: try a smaller batch_size, block_size or "
                        f"eval_batch_size")
+                if self.dist:   # the other processes cannot wait while this one pauses: end the launch
+                    raise TrainingError(f"rank {self.dist.rank}: {msg}")
                 if finishing:
                     yield self._report(0.0, None, active, session_steps, "done", None, msg)
                     return
@@ -265,7 +290,7 @@ class Trainer:
                 step_time += dt
             if finishing:
                 # the whole session's throughput, not the last report's (which may have been a single step)
-                tps = session_steps * cfg.batch_size * cfg.block_size / step_time if step_time else None
+                tps = session_steps * self.step_tokens / step_time if step_time else None
                 yield self._report(0.0, None, active, session_steps, "done", val,
                                    "finished" if self.step >= cfg.max_steps else f"stopped at step {self.step}", tps)
                 return
@@ -291,15 +316,15 @@ class Trainer:
         host_loss, host_norm = 0.0, 0.0                      # else on the host
         first = self.step
         for i in range(n):
-            if i and (self._stop.is_set() or not self._running.is_set()):
-                break  # honour stop/pause between steps, not only between reports
+            if i and not self.dist and (self._stop.is_set() or not self._running.is_set()):
+                break  # honour stop/pause between steps, not only between reports (under torchrun: between
+                # reports, where the processes agree on it)
+            if self.dist:
+                self.dist.fail_hook(first + i + 1)
             lr = cfg.lr_at(first + i)
             for g in opt.param_groups:
                 g["lr"] = lr
-            ix = torch.randint(len(self.train_data) - cfg.block_size, (cfg.batch_size, 1), device=self.device,
-                               generator=self._gen)
-            x = self.train_data[ix + self._offsets]      # (B, T) gathered on the device
-            y = self.train_data[ix + self._offsets + 1]
+            x, y = self._windows(self._gens[0])
             loss, norm = self._forward_backward(x, y, params)
             if self.sync_free:
                 bad = ~(torch.isfinite(loss) & torch.isfinite(norm))
@@ -324,7 +349,7 @@ class Trainer:
             with self.update_lock:
                 opt.step()
                 self.step += 1
-                self.tokens += cfg.batch_size * cfg.block_size
+                self.tokens += self.step_tokens
             opt.zero_grad(set_to_none=True)
             if self.sync_free:
                 good = 1.0 - self._bad
@@ -348,7 +373,7 @@ class Trainer:
             kept = self._rollback.restore()
             kept = bad_step - 1 if kept is None else kept
             # tokens counted back from the current count: a resumed run may have used another batch shape before
-            self.tokens = max(0, self.tokens - (self.step - kept) * self.cfg.batch_size * self.cfg.block_size)
+            self.tokens = max(0, self.tokens - (self.step - kept) * self.step_tokens)
             self.step = kept
             self.optimizer.zero_grad(set_to_none=True)
         if not math.isfinite(loss):
@@ -358,12 +383,39 @@ class Trainer:
         return (f"{what} at step {bad_step}; stopped with the weights of step {self.step}, the last whose loss "
                 f"and gradients were finite: try a lower lr or a stronger grad_clip")
 
-    def _forward_backward(self, x, y, params):
-        with self._autocast():
-            _, loss = self._fwd(x, y)
-        loss.backward()
+    def _windows(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """One micro-batch drawn by `gen`: inputs and targets, (batch_size, block_size) each, on the device."""
+        cfg = self.cfg
+        ix = torch.randint(len(self.train_data) - cfg.block_size, (cfg.batch_size, 1), device=self.device,
+                           generator=gen)
+        x = self.train_data[ix + self._offsets]      # (B, T) gathered on the device
+        y = self.train_data[ix + self._offsets + 1]
+        return x, y
+
+    def _forward_backward(self, x, y, params) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gradients of one optimizer step: grad_accum micro-batches on this process, the first one (x, y) and
+        the others drawn here by their own samplers, each loss scaled by 1/grad_accum so the summed gradient is
+        that of their mean; under torchrun DDP averages the gradients over the processes in the last
+        micro-batch's backward (the others skip that all-reduce, `no_sync`). Returns (the step's mean loss over
+        every process's micro-batches, the global gradient norm before clipping)."""
+        k = self.cfg.grad_accum
+        total = None
+        for m in range(k):
+            if m:
+                x, y = self._windows(self._gens[m])
+            last = m == k - 1
+            sync = self._ddp.no_sync() if self._ddp is not None and not last else contextlib.nullcontext()
+            with sync:
+                with self._autocast():
+                    _, loss = self._fwd(x, y)
+                (loss / k if k > 1 else loss).backward()
+            total = loss.detach() if total is None else total + loss.detach()
+        if k > 1:
+            total = total / k
+        if self.dist:
+            total = self.dist.mean(total.float())
         clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
-        return loss, torch.nn.utils.clip_grad_norm_(params, clip)
+        return total, torch.nn.utils.clip_grad_norm_(params, clip)
 
     def _recover_from_oom(self):
         self.optimizer.zero_grad(set_to_none=True)
@@ -378,7 +430,7 @@ class Trainer:
         if sums and sums[0]:
             steps, loss_sum, norm_sum = sums
             train_loss, grad_norm = loss_sum / steps, norm_sum / steps
-            tps = steps * cfg.batch_size * cfg.block_size / dt
+            tps = steps * self.step_tokens / dt
         else:
             train_loss = last.train_loss if last else math.nan
             grad_norm = last.grad_norm if last else math.nan
@@ -456,73 +508,11 @@ class Trainer:
         bpc = loss * n / (max(chars, 1) * math.log(2))
         return loss, bpc, math.exp(min(loss, 700.0))
 
-    # -- checkpoints ----------------------------------------------------------------------------------------
-    def save(self, out_dir, meta_extra: dict | None = None) -> Path:
-        """Weights, optimizer moments, step and RNG states; resuming continues as if never interrupted."""
-        opt_tensors, opt_layout = flatten_optimizer(self.optimizer.state_dict())
-        rng = {"cpu": torch.get_rng_state(), "batch": self._gen.get_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        last = self.last_report
-        meta = {"family": self.model.family, "model": self.model.config.to_dict(),
-                "train": self.cfg.to_dict(), "step": self.step, "tokens": self.tokens,
-                "elapsed_s": last.elapsed_s if last else self._elapsed_before,
-                "optimizer": opt_layout, "device": self.device_label,
-                "tokenizer": self.tokenizer.to_dict() if self.tokenizer is not None else None,
-                "metrics": {"train_loss": last.train_loss, "val_loss": last.val_loss, "val_bpc": last.val_bpc}
-                if last else {}, "history": self.history.up_to(self.step).to_dict()}
-        meta.update(meta_extra or {})
-        groups = {"model": model_tensors(self.model), "optimizer": opt_tensors, "rng": rng}
-        return checkpoint.save_checkpoint(out_dir, meta, groups)
-
-    def load_state(self, ckpt_dir) -> dict:
-        """Load a checkpoint of this same model into this trainer (weights, optimizer, step, RNG), each checked
-        before it is used. Weights that do not fit raise CheckpointError; an optimizer or random state that does
-        not fit is replaced by a fresh one, with a warning in `resume_warnings` (shown in the first report)."""
-        meta = checkpoint.load_meta(ckpt_dir)
-        check_compatible(meta, self.model)
-        load_model_tensors(self.model, checkpoint.load_group(ckpt_dir, "model", meta=meta,
-                                                             expect=state_shapes(self.model)))
-        step = int(meta["step"])
-        try:
-            self.optimizer.load_state_dict(checked_optimizer_state(ckpt_dir, meta, self.optimizer))
-        except (CheckpointError, ValueError, KeyError, RuntimeError) as e:
-            self.optimizer.state.clear()
-            self._warn(f"the saved optimizer state cannot be used ({e}); AdamW's moments start fresh at step "
-                       f"{step}")
-        try:
-            rng = checked_rng_state(ckpt_dir, meta)
-            torch.set_rng_state(rng["cpu"])
-            if rng["batch"].numel() == self._gen.get_state().numel():
-                self._gen.set_state(rng["batch"])
-            else:  # saved on another kind of device (a CUDA generator's state is 16 bytes, the CPU's 5056)
-                self._gen.manual_seed(self.cfg.seed + step)
-                log.warning("batch sampling restarts from a fresh seed: the checkpoint was saved on another device")
-            if "cuda" in rng and self.device.type == "cuda":
-                torch.cuda.set_rng_state(rng["cuda"], self.device)
-        except (CheckpointError, RuntimeError, ValueError) as e:
-            torch.manual_seed(self.cfg.seed + step)
-            self._gen.manual_seed(self.cfg.seed + step)
-            self._warn(f"the saved random state cannot be used ({e}); batches are drawn from a fresh seed "
-                       f"({self.cfg.seed} + step {step})")
-        self.step, self.tokens = step, int(meta.get("tokens", 0))
-        self._elapsed_before = float(meta.get("elapsed_s", 0.0))
-        self.history = LossHistory.from_dict(meta.get("history")).up_to(self.step)
-        return meta
+    @property
+    def global_batch(self) -> int:
+        """Windows per optimizer step over all processes: batch_size × grad_accum × world size."""
+        return self.cfg.batch_size * self.cfg.grad_accum * self.world_size
 
     def _warn(self, message: str) -> None:
         log.warning("%s", message)
         self.resume_warnings.append(message)
-
-    @classmethod
-    def resume_from(cls, ckpt_dir, model, train_ids, val_ids, cfg: TrainConfig | None = None, *, val_chars: int,
-                    tokenizer=None) -> Trainer:
-        """A trainer continuing a saved run. model None: rebuilt from the checkpoint's config (otherwise it must
-        match it); cfg None: the saved TrainConfig (pass one to run longer or on another device)."""
-        meta = checkpoint.load_meta(ckpt_dir)
-        if model is None:
-            model = build_model(meta["family"], meta["model"])
-        cfg = cfg or TrainConfig.from_dict(meta["train"])
-        trainer = cls(model, train_ids, val_ids, cfg, val_chars=val_chars, tokenizer=tokenizer)
-        trainer.load_state(ckpt_dir)
-        return trainer

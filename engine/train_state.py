@@ -118,8 +118,9 @@ def checked_rng_state(ckpt_dir, meta: dict) -> dict[str, torch.Tensor]:
     """The saved random states (uint8 tensors): `cpu` of torch's CPU generator size, and `batch`/`cuda` if
     present. Raises CheckpointError when the group is missing, damaged or of the wrong sizes."""
     rng = checkpoint.load_group(ckpt_dir, "rng", meta=meta, dtypes=("U8",))
-    if set(rng) - {"cpu", "batch", "cuda"} or "cpu" not in rng or "batch" not in rng:
-        raise CheckpointError(f"its random states are {sorted(rng)}, not cpu and batch")
+    streams = {k for k in rng if k.startswith("batch") and (k == "batch" or k[5:].isdigit())}
+    if set(rng) - {"cpu", "cuda"} - streams or "cpu" not in rng or "batch" not in rng:
+        raise CheckpointError(f"its random states are {sorted(rng)[:6]}, not cpu and batch (and batchN)")
     if rng["cpu"].shape != torch.get_rng_state().shape:
         raise CheckpointError(f"its CPU random state has {rng['cpu'].numel()} bytes, not "
                               f"{torch.get_rng_state().numel()}")

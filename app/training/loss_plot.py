@@ -19,6 +19,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, Q
 
 from app.training.loss_series import (Series, ema_debiased, minmax_downsample, robust_y_range, unit_factor,
                                       visible_slice)
+from engine.history import scope_text, scope_windows
+
 from app.training.run_history import RunHistory
 from app.training.run_list import RunList
 from app.training.svg_fix import bake_transforms
@@ -28,12 +30,12 @@ SLOWEST_MS = 500        # slowest redraw, when drawing is expensive (a large win
 DRAW_DUTY = 0.15        # at most this fraction of the GUI thread's time goes to drawing the plots
 X_AXES = {"step": ("step", "step"), "tokens": ("tokens", "tokens"), "time": ("elapsed", "wall time (s)")}
 TRAIN_COLS = ("step", "tokens", "elapsed", "loss", "lr", "grad_norm")
-VAL_COLS = ("step", "tokens", "elapsed", "loss", "bpc")
+VAL_COLS = ("step", "tokens", "elapsed", "loss", "bpc", "windows")   # windows: 0 whole split, N windows, NaN unknown
 Y_UNITS = ("nats/token", "bits/char")
 HOVER_HINT = "hover over the plots for exact values"
 # the exported columns; losses are natural-log cross-entropies, so the unit is in the name
 CSV_HEADER = ("step,tokens,elapsed_s,train_loss_nats_per_token,smoothed_train_loss_nats_per_token,lr,grad_norm,"
-              "val_loss_nats_per_token,val_bits_per_char")
+              "val_loss_nats_per_token,val_bits_per_char,val_scope")
 
 
 def compact_number(v: float) -> str:
@@ -42,6 +44,12 @@ def compact_number(v: float) -> str:
         if abs(v) >= div:
             return f"{v / div:.4g}{suffix}"
     return f"{v:g}"
+
+
+def scope_label(windows: float) -> str:
+    """What a validation point covers, from the plot's windows column: "whole split", "N windows", or "" when
+    the point was recorded before scopes were (NaN)."""
+    return "" if math.isnan(windows) else scope_text(int(windows))
 
 
 class PlotAxis(pg.AxisItem):
@@ -201,7 +209,12 @@ class LossPlot(QWidget):
         self.smooth_curve = self.loss_plot.plot(pen=pg.mkPen((31, 119, 180), width=2),
                                                 name="this run: train (smoothed)")
         self.val_curve = self.loss_plot.plot(pen=None, symbol="o", symbolSize=7, symbolBrush=(214, 39, 40),
-                                             symbolPen="w", name="this run: validation")
+                                             symbolPen="w", name="this run: validation, whole split")
+        # evaluations during training on N fixed windows (eval_windows): hollow, told apart from the whole split;
+        # in the legend only once there is one
+        self.val_win_curve = self.loss_plot.plot(pen=None, symbol="o", symbolSize=7, symbolBrush=(255, 255, 255),
+                                                 symbolPen=pg.mkPen((214, 39, 40), width=1.5))
+        self._win_legend = ""
         self.history = RunHistory(self.loss_plot)
         self._update_compare_button()
         self.aux_plot = self.graphics.addPlot(row=1, col=0, axisItems={"left": PlotAxis("left"),
@@ -372,8 +385,10 @@ class LossPlot(QWidget):
                     self.train.append(step=step, tokens=r.tokens, elapsed=r.elapsed_s, loss=r.train_loss,
                                       lr=r.lr, grad_norm=r.grad_norm)
             if r.val_loss is not None and math.isfinite(r.val_loss):
+                windows = scope_windows(r.val_scope)
                 self.val.append(step=step, tokens=r.tokens, elapsed=r.elapsed_s, loss=r.val_loss,
-                                bpc=math.nan if r.val_bpc is None else r.val_bpc)
+                                bpc=math.nan if r.val_bpc is None else r.val_bpc,
+                                windows=math.nan if windows is None else windows)
         if self.train.n > start:
             new, self._ema_state = ema_debiased(self.train["loss"][start:], self._beta(), self._ema_state)
             self._smooth = np.concatenate([self._smooth[:start], new])
@@ -502,10 +517,28 @@ class LossPlot(QWidget):
         view = slice(0, len(tx)) if auto or len(tx) == 0 else visible_slice(tx, lo, hi)
         self.grad_curve.setData(*minmax_downsample(tx[view], self.train["grad_norm"][view], max_points))
         self.lr_curve.setData(*minmax_downsample(tx[view], self.train["lr"][view], max_points))
-        self.val_curve.setData(self.val[xcol], self.val["bpc" if self.y_unit.currentText() == "bits/char" else "loss"])
+        vy = self.val["bpc" if self.y_unit.currentText() == "bits/char" else "loss"]
+        windowed = self.val["windows"] > 0           # NaN (scope not recorded) counts with the whole split
+        self.val_curve.setData(self.val[xcol][~windowed], vy[~windowed])
+        self.val_win_curve.setData(self.val[xcol][windowed], vy[windowed])
+        self._name_windowed(sorted({int(w) for w in self.val["windows"][windowed]}))
         self.history.redraw(xcol, self._beta(), self.y_unit.currentText())
         self._fit_y()
         self.hint.setVisible(self.train.n == 0 and self.val.n == 0 and not self.history.runs)
+
+    def _name_windowed(self, counts: list[int]) -> None:
+        """The legend entry of the windowed validation points: "N windows" (or the counts, should a resumed run
+        have changed eval_windows), present only while there are such points."""
+        name = (f"this run: validation, {', '.join(f'{c:,}' for c in counts)} windows "
+                f"(the last: whole split)") if counts else ""
+        if name == self._win_legend:
+            return
+        legend = self.loss_plot.legend
+        if self._win_legend:
+            legend.removeItem(self.val_win_curve)
+        if name:
+            legend.addItem(self.val_win_curve, name)
+        self._win_legend = name
 
     def _fit_y(self) -> None:
         """Unless the user zoomed or panned the loss axis, keep every curve's own range in view but cut off a
@@ -617,7 +650,8 @@ class LossPlot(QWidget):
             j = int(np.argmin(np.abs(self.val[xcol] - x)))
             loss, bpc = self.val["loss"][j], self.val["bpc"][j]
             text += f" · val {loss:.4f} nats/token" + (f", {bpc:.3f} bits/char" if math.isfinite(bpc) else "")
-            text += f" (step {int(self.val['step'][j]):,})"
+            scope = scope_label(self.val["windows"][j])
+            text += f" ({scope + ', ' if scope else ''}step {int(self.val['step'][j]):,})"
         return f"{text} | earlier runs: {earlier}" if earlier else text
 
     # -- export ----------------------------------------------------------------------------------------------
@@ -684,6 +718,7 @@ class LossPlot(QWidget):
         val_at = {step: f"{v:.6g}" for step, v in zip(self.val["step"].astype(int).tolist(),
                                                        self.val["loss"].tolist())}
         bpc_at = {int(step): f"{v:.6g}" for step, v in zip(self.val["step"], self.val["bpc"]) if math.isfinite(v)}
+        scope_at = {int(step): scope_label(w) for step, w in zip(self.val["step"], self.val["windows"])}
         lines = [CSV_HEADER]
         t = self.train
         for i in range(t.n):
@@ -691,7 +726,7 @@ class LossPlot(QWidget):
             val = val_at.pop(step, "")
             lines.append(f"{step},{int(t['tokens'][i])},{t['elapsed'][i]:.3f},{t['loss'][i]:.6g},"
                          f"{self._smooth[i]:.6g},{t['lr'][i]:.6g},{t['grad_norm'][i]:.6g},{val},"
-                         f"{bpc_at.get(step, '') if val else ''}")
+                         f"{bpc_at.get(step, '') if val else ''},{scope_at.get(step, '') if val else ''}")
         for step, val in val_at.items():  # evals without a train point (an n-gram model's single evaluation)
-            lines.append(f"{step},,,,,,,{val},{bpc_at.get(step, '')}")
+            lines.append(f"{step},,,,,,,{val},{bpc_at.get(step, '')},{scope_at.get(step, '')}")
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")

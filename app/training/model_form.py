@@ -27,6 +27,7 @@ class Knob:
     hi: float = 1_000_000
     choices: tuple[str, ...] = ()
     special: str = ""               # int spin box text shown at `lo` (meaning "none")
+    special_is_none: bool = True    # the value at `lo` reads as None (else as `lo`, which the special text names)
 
 
 NGRAM = (
@@ -64,12 +65,17 @@ TRANSFORMER = (
 TRAIN = (
     Knob("max_steps", "int", "Optimizer steps to run before the run ends.", 1, 10_000_000),
     Knob("batch_size", "int", "Sequences per step; larger is smoother but slower per step.", 1, 65536),
+    Knob("grad_accum", "int", "Gradient accumulation: micro-batches of batch_size summed into each optimizer "
+         "step, so a step sees batch_size × grad_accum sequences at the memory cost of one batch.", 1, 65536),
     Knob("lr", "float", "Peak learning rate of AdamW after warmup.", 0, 10),
     Knob("min_lr", "float", "Learning rate the cosine schedule decays to at the last step.", 0, 10),
     Knob("warmup_steps", "int", "Steps over which the learning rate ramps up linearly from zero.", 0, 10_000_000),
     Knob("weight_decay", "float", "AdamW decoupled weight decay on the weight matrices.", 0, 10),
     Knob("grad_clip", "float", "Clip the gradient's global norm to this (0 = no clipping).", 0, 1000),
     Knob("eval_interval", "int", "Steps between validation-loss evaluations.", 1, 10_000_000),
+    Knob("eval_windows", "int", "Validation windows each evaluation during training scores (evenly spaced, the same "
+         "ones every time), instead of the whole split; the run's last evaluation is always the whole split.",
+         0, 10_000_000, special="whole split", special_is_none=False),
 )
 FORMS = {"ngram": NGRAM, "rnn": RNN, "transformer": TRANSFORMER}
 
@@ -123,6 +129,7 @@ def _make_widget(knob: Knob) -> QWidget:
         w = QSpinBox()
         w.setRange(int(knob.lo), int(knob.hi))
         w.setSpecialValueText(knob.special)
+        w.setProperty("special_is_none", knob.special_is_none)
         w.setGroupSeparatorShown(True)
     elif knob.kind == "float":
         w = FloatBox()
@@ -161,7 +168,8 @@ def show_smoothing_rows(form: QFormLayout, fields: dict[str, QWidget], smoothing
 
 def get_value(w: QWidget):
     if isinstance(w, QSpinBox):
-        return None if w.specialValueText() and w.value() == w.minimum() else w.value()
+        none = w.specialValueText() and w.property("special_is_none") is not False
+        return None if none and w.value() == w.minimum() else w.value()
     if isinstance(w, QDoubleSpinBox):
         return w.value()
     if isinstance(w, QCheckBox):
@@ -270,5 +278,6 @@ def checkpoint_eval_line(meta: dict) -> str:
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
     if not isinstance(s.get("val_loss"), (int, float)):
         return ""
+    scope = s.get("val_scope") if isinstance(s.get("val_scope"), str) else ""
     return (f"validation loss {number('val_loss'):.4f} nats/token, {number('val_bpc'):.3f} bits/char, "
-            f"perplexity {number('val_ppl'):,.2f} when saved")
+            f"perplexity {number('val_ppl'):,.2f} when saved" + (f" ({scope})" if scope else ""))

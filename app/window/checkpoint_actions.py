@@ -117,6 +117,7 @@ class CheckpointActions:
         if not path:
             return False
         path = str(path)
+        self.stop_following()   # a checkpoint chosen by hand replaces a followed run
         self._loading = path
         self.panel.load_button.setEnabled(False)
         self.statusBar().showMessage(f"loading checkpoint {path}…")
@@ -184,11 +185,13 @@ class CheckpointActions:
             return
         self.load_finished.emit(self.show_checkpoint(path, handle))
 
-    def show_checkpoint(self, path: str, handle: api.ModelHandle) -> bool:
+    def show_checkpoint(self, path: str, handle: api.ModelHandle, following: bool = False) -> bool:
         """Make a read checkpoint the window's model: the form shows its settings, the loss plot and progress
         start from it, Save is off (the run it came from is gone; the checkpoint is already on disk) and Resume
         trains it further. An unsaved run is offered for saving first, since loading replaces it. False when the
-        user keeps the run, or a run started while the checkpoint was read."""
+        user keeps the run, or a run started while the checkpoint was read. `following`: the checkpoint of a run
+        the window follows (window/run_follow.py), whose metrics.jsonl already draws the plot and the progress:
+        those are left as they are."""
         if self.thread is not None:
             self.statusBar().showMessage(f"checkpoint {path} not shown: a run started meanwhile", 15000)
             return False
@@ -203,16 +206,21 @@ class CheckpointActions:
             self.panel.corpus_box.load(corpus, on_bad_utf8=read_as)
         unshown = self.panel.apply_settings(checkpoint_settings(meta))
         self.run, self.last_report, self.unsaved, self.loaded = None, None, False, (path, meta)
-        self._new_plot(meta.get("spec", {}), f"checkpoint {Path(path).name}")
         step = int(meta.get("step", meta.get("summary", {}).get("step", 0)) or 0)
         max_steps = int(meta.get("train", {}).get("max_steps", step) or step)
-        self.loss_plot.show_parent(meta.get("parent"))   # a fine-tuned checkpoint: its parent's curve before it
+        if not following:
+            self._new_plot(meta.get("spec", {}), f"checkpoint {Path(path).name}")
+            self.loss_plot.show_parent(meta.get("parent"))   # a fine-tuned checkpoint: its parent's curve first
         self.loss_plot.set_train_chars_per_token(chars_per_token(meta.get("summary", {})))
         self.past = api.past_models(path, handle)     # a window run's folder: its past models can be scrubbed
         if self.past is not None:
             self.loss_plot.set_kept_steps(self.past.snapshot_steps(), self.past.snapshot_disk_bytes())
-        self.loss_plot.add_reports(LossHistory.from_dict(meta.get("history")).reports(max_steps))
+        if not following:
+            self.loss_plot.add_reports(LossHistory.from_dict(meta.get("history")).reports(max_steps))
         self.source.set_checkpoint(handle, path, self.panel.corpus_box.validation_text())
+        if following:
+            self._set_state("loaded")
+            return True
         self.panel.progress.setMaximum(max(max_steps, 1))
         self.panel.progress.setValue(min(step, max_steps))
         self.panel.progress.setFormat(f"checkpoint at step {step:,} / {max_steps:,}")

@@ -94,6 +94,9 @@ def build_menus(w: MainWindow) -> dict[str, QAction]:
     add(file, "load", "&Load checkpoint…", LOAD_KEY, mirror=[p.load_button])
     open_model = add(file, "open_model", "Open &model… (GPT-2 folder, nanoGPT ckpt.pt)", slot=lambda: w.open_model())
     file.aboutToShow.connect(lambda: open_model.setEnabled(p.load_button.isEnabled()))   # as Load: not mid-run
+    open_run = add(file, "open_run", "Open &run…", slot=lambda: w.open_run())
+    open_run.setToolTip("Follow a run that main.py train (or torchrun) writes to a folder: its loss curve grows "
+                        "live from metrics.jsonl, and each checkpoint it writes loads into the tabs.")
     add(file, "save", "&Save checkpoint…", QKeySequence.Save, mirror=[p.save_button])
     file.addMenu(w.loss_plot.export_menu)
     file.addSeparator()

@@ -22,8 +22,8 @@ def test_menus_hold_the_commands_with_standard_shortcuts(window):
     menus = menu_texts(window)
     assert list(menus) == ["File", "Run", "View", "Help"]
     assert menus["File"] == ["Open corpus file…", "Open corpus folder…", "Recent corpora", "Load checkpoint…",
-                             "Open model… (GPT-2 folder, nanoGPT ckpt.pt)", "Save checkpoint…", "Export loss plot",
-                             "Close window", "Quit"]
+                             "Open model… (GPT-2 folder, nanoGPT ckpt.pt)", "Open run…", "Save checkpoint…",
+                             "Export loss plot", "Close window", "Quit"]
     assert menus["Run"][0] == "Start training" and menus["Run"][2] == "Stop"
     assert menus["View"] == ["Loss tab", "Graph tab", "Sample tab", "Tokens tab", "Inside tab"]
     assert menus["Help"] == ["Keyboard shortcuts", "About LM Playground"]

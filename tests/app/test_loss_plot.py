@@ -110,11 +110,11 @@ def test_exports_png_svg_and_csv(plot, tmp_path):
     assert "<svg" in svg.read_text(encoding="utf-8")
     rows = csv.read_text(encoding="utf-8").splitlines()
     assert rows[0] == ("step,tokens,elapsed_s,train_loss_nats_per_token,smoothed_train_loss_nats_per_token,lr,"
-                       "grad_norm,val_loss_nats_per_token,val_bits_per_char")
-    assert len(rows) == 21 and rows[20].endswith(",2.9,")    # no bits/char known for that evaluation
+                       "grad_norm,val_loss_nats_per_token,val_bits_per_char,val_scope")
+    assert len(rows) == 21 and rows[20].endswith(",2.9,,")   # no bits/char, nor scope, known for that evaluation
     plot.add_reports([_with_bpc(21, 2.7, 2.123456789012345, 3.1)])
     last = plot.export(tmp_path / "more.csv").read_text(encoding="utf-8").splitlines()[-1]
-    assert last.endswith(",2.12346,3.1")                     # 6 significant digits, like the other columns
+    assert last.endswith(",2.12346,3.1,")                    # 6 significant digits, like the other columns
     plain = plot.export(tmp_path / "plain.png").read_bytes()
     plot._on_mouse(plot.loss_plot.vb.mapViewToScene(plot.loss_plot.vb.viewRect().center()))
     assert plot.crosshair[0].isVisible()
@@ -192,7 +192,8 @@ def test_earlier_runs_stay_on_the_plot_to_compare_against(plot):
 
     plot.forget_earlier_runs()
     assert not plot.history.runs and run.curve not in plot.loss_plot.items
-    assert _legend_names(plot) == ["this run: train (raw)", "this run: train (smoothed)", "this run: validation"]
+    assert _legend_names(plot) == ["this run: train (raw)", "this run: train (smoothed)",
+                                   "this run: validation, whole split"]
     assert not plot.compare.isEnabled() and plot.run_list.list.count() == 0 and plot.run_list.isHidden()
 
 

@@ -29,6 +29,7 @@ def _trainer_losses(spec: api.RunSpec) -> tuple[list[float], api.Run]:
     ("transformer", "char", {"pos": "sinusoidal"}),
     ("transformer", "bpe", {"pos": "learned", "dropout": "0.1"}),
     ("lstm", "word", {"n_hidden": "16"}),
+    ("transformer", "char", {"grad_accum": "2"}),
 ])
 def test_exported_script_reproduces_the_trainers_losses(tmp_path, small_text, family, tokenizer, extra):
     corpus = tmp_path / "c.txt"

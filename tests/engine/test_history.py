@@ -69,7 +69,7 @@ def test_history_of_an_old_or_odd_checkpoint_is_empty_and_bad_numbers_are_none()
     h = LossHistory()
     h.add(_report(1, math.nan))
     h.add(_report(1, 2.0, val=math.inf, event="done"))
-    assert h.rows == [[1, 8, 0.1, None, 1e-3, 0.5, None, None]]
+    assert h.rows == [[1, 8, 0.1, None, 1e-3, 0.5, None, None, None]]
     assert math.isnan(h.reports(1)[0].train_loss)
 
 
@@ -77,11 +77,16 @@ def test_history_records_bits_per_character_and_reads_older_layouts():
     h = LossHistory()
     h.add(_report(5, 2.0))
     h.add(StepReport(step=5, max_steps=10, tokens=40, train_loss=2.0, lr=1e-3, grad_norm=0.5, tokens_per_s=1.0,
-                     elapsed_s=0.5, eta_s=None, val_loss=1.5, val_bpc=2.1, event="eval"))
-    assert h.rows[-1][6:] == [1.5, 2.1] and h.reports(10)[-1].val_bpc == 2.1
+                     elapsed_s=0.5, eta_s=None, val_loss=1.5, val_bpc=2.1, event="eval", val_scope="160 windows"))
+    assert h.rows[-1][6:] == [1.5, 2.1, 160] and h.reports(10)[-1].val_bpc == 2.1
+    assert h.reports(10)[-1].val_scope == "160 windows"
+    h.add(StepReport(step=6, max_steps=10, tokens=48, train_loss=2.0, lr=1e-3, grad_norm=0.5, tokens_per_s=1.0,
+                     elapsed_s=0.6, eta_s=None, val_loss=1.4, val_bpc=2.0, event="done", val_scope="whole split"))
+    assert h.rows[-1][8] == 0 and h.reports(10)[-1].val_scope == "whole split"
     older = {"columns": ["step", "tokens", "elapsed_s", "train_loss", "lr", "grad_norm", "val_loss"],
              "rows": [[5, 40, 0.5, 2.0, 1e-3, 0.5, 1.5]]}
-    assert LossHistory.from_dict(older).rows == [[5, 40, 0.5, 2.0, 1e-3, 0.5, 1.5, None]]
+    assert LossHistory.from_dict(older).rows == [[5, 40, 0.5, 2.0, 1e-3, 0.5, 1.5, None, None]]
+    assert LossHistory.from_dict(older).reports(10)[0].val_scope == ""   # recorded before scopes were
 
 
 def test_saved_history_keeps_spikes_and_dips_past_the_thinning_threshold(seed, data, tmp_path):
