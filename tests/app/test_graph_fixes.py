@@ -71,7 +71,7 @@ def test_window_length_redraws_a_random_window_and_leaves_typed_text(qtbot, smal
 def test_end_on_a_long_tape_runs_on_a_worker_with_progress_and_cancel(qtbot, small_text, monkeypatch):
     import time
 
-    from app.graph import graph_view
+    from app.graph import stepping as graph_view
     monkeypatch.setattr(graph_view, "END_INLINE_S", 0.0)      # whatever the machine's speed: the worker path
     panel = _model_panel(qtbot, small_text)
     panel.text.setText(small_text[:30])

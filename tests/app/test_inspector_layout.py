@@ -20,7 +20,7 @@ from .test_graph_view import _model_source, _panel, _rebuild
 def end_runs_inline(monkeypatch):
     """End finishes on the GUI thread here, whatever the machine's speed, so a check right after clicking it sees
     the whole pass (the hand-over to a worker is tested in test_graph_fixes.py)."""
-    from app.graph import graph_view
+    from app.graph import stepping as graph_view
     monkeypatch.setattr(graph_view, "END_INLINE_S", 1e9)
 
 
