@@ -23,6 +23,7 @@ from typing import Iterator
 import torch
 
 from . import checkpoint
+from .data import as_token_array, eval_batches, gather, sample_windows, to_device
 from .device import device_name, is_out_of_memory, peak_flops, resolve_device
 from .errors import CheckpointError, ConfigError
 from .history import LossHistory
@@ -159,12 +160,12 @@ class Trainer:
             torch.backends.cudnn.allow_tf32 = True
         torch.manual_seed(cfg.seed)
         self.model = model.to(self.device).train()
-        self.train_data = torch.as_tensor(train_ids, dtype=torch.long).to(self.device)
-        self.val_data = torch.as_tensor(val_ids, dtype=torch.long).to(self.device)
+        # numpy arrays on the host, in memory or memory-mapped (engine.data): windows are gathered from them per
+        # batch, so a prepared corpus of several GB is never read whole
+        self.train_data, self.val_data = as_token_array(train_ids), as_token_array(val_ids)
         self.val_chars = val_chars
-        self._gen = torch.Generator(device=self.device)
+        self._gen = torch.Generator()   # draws the windows' start positions, on the CPU whatever the device
         self._gen.manual_seed(cfg.seed)
-        self._offsets = torch.arange(cfg.block_size, device=self.device)
         self.sync_free = self.device.type == "cuda" if sync_free is None else sync_free
         # The fused AdamW is one kernel for all parameters on CUDA and on the CPU too (torch >= 2.4), instead of
         # ~8 small ops per parameter tensor; on the CPU without it torch would even pick the per-tensor loop.
@@ -296,10 +297,9 @@ class Trainer:
             lr = cfg.lr_at(first + i)
             for g in opt.param_groups:
                 g["lr"] = lr
-            ix = torch.randint(len(self.train_data) - cfg.block_size, (cfg.batch_size, 1), device=self.device,
-                               generator=self._gen)
-            x = self.train_data[ix + self._offsets]      # (B, T) gathered on the device
-            y = self.train_data[ix + self._offsets + 1]
+            batch = to_device(sample_windows(self.train_data, self._gen, cfg.batch_size, cfg.block_size),
+                              self.device)                 # (B, T+1)
+            x, y = batch[:, :-1], batch[:, 1:]
             loss, norm = self._forward_backward(x, y, params)
             if self.sync_free:
                 bad = ~(torch.isfinite(loss) & torch.isfinite(norm))
@@ -422,26 +422,15 @@ class Trainer:
         T = self.cfg.block_size
         eb = self.cfg.eval_batch_size or 4 * self.cfg.batch_size
         data = self.val_data
-        n = data.numel() - 1  # every token after the first is predicted once
-        w = n // T
-        if 0 < windows < w:
-            starts = torch.linspace(0, n - T, windows, device=data.device).long()[:, None] + \
-                torch.arange(T, device=data.device)                     # (k, T) positions
-            xs, ys = data[starts], data[starts + 1]
-            chunks = [(xs[i:i + eb], ys[i:i + eb]) for i in range(0, windows, eb)]
-            scored, self._val_scope = windows * T, f"{windows} windows"
-        else:
-            xs, ys = data[:w * T].view(w, T), data[1:w * T + 1].view(w, T)
-            chunks = [(xs[i:i + eb], ys[i:i + eb]) for i in range(0, w, eb)]
-            if n - w * T:
-                chunks.append((data[w * T:n][None], data[w * T + 1:][None]))
-            scored, self._val_scope = n, "whole split"
+        n = len(data) - 1  # every token after the first is predicted once
+        plan, scored, self._val_scope = eval_batches(data, T, eb, windows)
         self.model.eval()
         sums = []
         try:
-            for x, y in chunks:
+            for starts, length in plan:
                 if cancel is not None and cancel():
                     return None
+                x, y = gather(data, starts, length, self.device)
                 with self._autocast():
                     logits, _ = self.model(x)
                 sums.append(torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), y.flatten(),
