@@ -5,8 +5,9 @@ A split is a numpy array, either in memory (a corpus tokenized by this process) 
 `sample_windows` draws the training batch's start positions with a torch CPU generator and gathers the windows with
 numpy indexing, which on a memmap reads only the pages those windows touch, so a corpus of several GB trains with
 the memory of one batch. `eval_batches` cuts the validation split into the windows an evaluation scores, a batch at
-a time, so a large split is never copied whole either. The same seed draws the same windows from the same tokens,
-in memory or mapped (tests/engine/test_prepare_train.py checks it).
+a time, so a large split is never copied whole either. The same seed draws the same windows from the same tokens, in
+memory or mapped (tests/engine/test_prepare_train.py checks it). torch is imported where it is used, so
+`main.py prepare` starts without it.
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import torch
 
 from .errors import CorpusError
 
@@ -37,6 +37,7 @@ def token_dtype(vocab_size: int) -> np.dtype:
 def as_token_array(ids) -> np.ndarray:
     """A 1-D numpy integer array of token ids from a list, a numpy array or np.memmap (kept as is, never copied)
     or a torch tensor (copied to the CPU). ValueError when it is not one-dimensional integers."""
+    import torch
     if isinstance(ids, torch.Tensor):
         ids = ids.detach().cpu().numpy()
     arr = ids if isinstance(ids, np.ndarray) else np.asarray(ids, dtype=np.int64)
@@ -50,6 +51,7 @@ def sample_windows(data: np.ndarray, generator: torch.Generator, batch_size: int
     inputs are [:, :-1], targets [:, 1:]. Start positions are uniform over 0 .. len(data) - T - 1, drawn with
     `torch.randint(len(data) - T, (B, 1), generator=generator)` (nanoGPT's draw; the exported script makes the same),
     so the same generator state gives the same windows whether `data` is in memory or memory-mapped."""
+    import torch
     ix = torch.randint(len(data) - block_size, (batch_size, 1), generator=generator).numpy()
     rows = data[ix + np.arange(block_size + 1)]          # (B, T+1) gathered by numpy: a memmap reads those pages
     return torch.from_numpy(rows.astype(np.int64, copy=False))
@@ -71,6 +73,7 @@ def eval_batches(data: np.ndarray, block_size: int, batch: int, windows: int = 0
     shorter, on its own), scored = n, scope "whole split". windows k (0 < k < n // block_size): k windows spread
     evenly (torch.linspace over 0 .. n - block_size, the same at every call), scored = k * block_size, scope
     "k windows". Only start positions are held; `gather` reads a batch at a time."""
+    import torch
     n = len(data) - 1
     T = block_size
     w = n // T
@@ -89,6 +92,7 @@ def gather(data: np.ndarray, starts: np.ndarray, length: int, device: torch.devi
            ) -> tuple[torch.Tensor, torch.Tensor]:
     """(x, y) of the windows at `starts`: x = data[s : s + length], y = data[s + 1 : s + length + 1], each
     (len(starts), length) int64 on `device`."""
+    import torch
     rows = torch.from_numpy(data[starts[:, None] + np.arange(length + 1)].astype(np.int64, copy=False))
     rows = to_device(rows, device)
     return rows[:, :-1], rows[:, 1:]
@@ -183,3 +187,34 @@ def count_equal(data: np.ndarray, value: int, chunk: int = 1 << 24) -> int:
 def iter_chunks(data: np.ndarray, chunk: int = 1 << 24) -> Iterator[np.ndarray]:
     for i in range(0, len(data), chunk):
         yield data[i:i + chunk]
+
+
+PREVIEW_TOKENS = 20_000   # validation tokens decoded for a prepared run's val_text (the Inside tab's sample text)
+
+
+def prepared_corpus(spec, tokenizer=None):
+    """What engine.api.prepare_corpus returns, for a RunSpec whose `data` names a prepared folder: (Corpus, tokenizer,
+    train_chars, val_chars, val_text, train_ids, val_ids). The ids are the folder's memmaps; val_text is only the
+    start of the validation split (at most PREVIEW_TOKENS tokens, decoded). The spec's corpus, tokenizer, its
+    options, val_fraction and on_bad_utf8 are set from meta.json, so a checkpoint's spec says what the run trained
+    on. `tokenizer` (a resumed run's, from its checkpoint) must equal the folder's: CheckpointError otherwise."""
+    from .corpus import Corpus
+    from .errors import CheckpointError
+    data = load_prepared(spec.data)
+    meta = data.meta
+    if tokenizer is not None and tokenizer.to_dict() != data.tokenizer.to_dict():
+        raise CheckpointError(f"the prepared folder {data.folder} changed since the checkpoint was saved: its "
+                              f"{data.tokenizer.kind} tokenizer is not the checkpoint's")
+    spec.data = str(data.folder)
+    spec.corpus = str(meta.get("source") or data.folder)
+    spec.tokenizer = data.tokenizer.kind
+    spec.tokenizer_options = dict(meta.get("tokenizer_options") or {})
+    spec.val_fraction = float(meta.get("val_fraction", spec.val_fraction))
+    spec.on_bad_utf8 = str(meta.get("on_bad_utf8", spec.on_bad_utf8))
+    if len(data.val) < 2:
+        raise CorpusError(f"prepared folder {data.folder}: the validation split has {len(data.val)} tokens; it "
+                          f"needs at least 2")
+    skipped = tuple(tuple(s) for s in meta.get("skipped") or () if isinstance(s, list) and len(s) == 2)
+    corpus = Corpus(data.name, "", str(data.folder), skipped)
+    val_text = data.tokenizer.decode(np.asarray(data.val[:PREVIEW_TOKENS]).tolist())
+    return corpus, data.tokenizer, data.train_chars, data.val_chars, val_text, data.train, data.val

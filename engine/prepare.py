@@ -140,12 +140,27 @@ def _count(stream: TextStream, chunk_bytes: int, steps: _Steps, want_chars: bool
     """Pass 1: the number of characters and, for a char vocabulary, which code points occur (a flag per code
     point, set with one numpy scatter per chunk)."""
     steps.start(0, "counting characters")
+    from .tokenizers.char import code_points
     seen = np.zeros(0x110000, dtype=bool) if want_chars else None
+    known = b""   # the ASCII characters seen so far
     n = 0
     for chunk in stream.chunks(chunk_bytes, steps):
         n += len(chunk)
-        if seen is not None and chunk:
-            seen[np.frombuffer(chunk.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)] = True
+        if seen is None or not chunk:
+            continue
+        if chunk.isascii():   # only bytes not seen yet are looked at: deleting the known ones is one fast pass
+            new = chunk.encode("ascii").translate(None, known)
+            if not new:
+                continue
+            codes = np.frombuffer(new, dtype=np.uint8)
+        else:
+            codes = code_points(chunk)
+        if codes.dtype == np.uint8 or int(codes.max()) < 1 << 16:   # a histogram: one fast pass
+            found = np.flatnonzero(np.bincount(codes, minlength=1))
+        else:
+            found = np.unique(codes)
+        seen[found] = True
+        known = bytes(np.flatnonzero(seen[:128]).astype(np.uint8))
     return n, seen
 
 
@@ -180,12 +195,15 @@ def _encode(tokenizer, stream: TextStream, chunk_bytes: int, n_train: int, dtype
     """The last pass: each split's ids written to its .bin; returns {split: (tokens, characters, <unk> tokens)}."""
     steps.start(steps.passes - 1, "writing token ids")
     counts = {"train": [0, 0, 0], "val": [0, 0, 0]}   # tokens, characters, <unk> (word)
-    encode = tokenizer.encode_array if tokenizer.kind == "char" else (lambda t: np.asarray(tokenizer.encode(t)))
+    if tokenizer.kind == "char":
+        encode = lambda t: tokenizer.encode_array(t, dtype)   # noqa: E731
+    else:
+        encode = lambda t: np.asarray(tokenizer.encode(t), dtype=dtype)   # noqa: E731
     with open(folder / TRAIN_BIN, "wb") as train_f, open(folder / VAL_BIN, "wb") as val_f:
         files = {"train": train_f, "val": val_f}
         for split, piece in _pieces(stream.chunks(chunk_bytes, steps), n_train, CUTS[tokenizer.kind]):
             ids = encode(piece)
-            ids.astype(dtype).tofile(files[split])
+            ids.tofile(files[split])
             counts[split][0] += len(ids)
             counts[split][1] += len(piece)
             if tokenizer.kind == "word":
