@@ -35,7 +35,7 @@ from .corpus_stream import CHUNK_BYTES, TextStream, open_stream
 from .data import FORMAT, META, TOKENIZER, TRAIN_BIN, VAL_BIN, token_dtype, write_json
 from .errors import ConfigError, CorpusError, PlaygroundError, TokenizerError
 
-__all__ = ["prepare", "Cancelled"]
+__all__ = ["prepare", "Cancelled", "prepared_root", "default_prepared_dir", "find_prepared"]
 
 ProgressFn = Callable[[float, str], None]   # (fraction of the whole prepare done, 0..1; what is being done)
 
@@ -261,3 +261,39 @@ def _cut_before_word(text: str) -> int:
 
 
 CUTS = {"char": _cut_anywhere, "word": _cut_before_whitespace, "bpe": _cut_before_word}
+
+
+def prepared_root() -> Path:
+    """Where the window keeps prepared corpora: $LM_PLAYGROUND_PREPARED when set, else `prepared/` beside the
+    runs location (engine.runs_dir)."""
+    from .runs_dir import runs_root
+    env = os.environ.get("LM_PLAYGROUND_PREPARED")
+    return Path(env).expanduser() if env else runs_root().parent / "prepared"
+
+
+def default_prepared_dir(source: str, kind: str, options: dict | None = None, root: Path | None = None) -> Path:
+    """The window's folder for `source` prepared with `kind` and `options`: NAME-KIND[-key-value...] in `root`
+    (default prepared_root())."""
+    name = Path(str(source)).name or "corpus"
+    extra = "".join(f"-{k}-{v}" for k, v in sorted((options or {}).items()))
+    safe = re.sub(r"[^\w.\-]+", "_", f"{name}-{kind}{extra}")
+    return (root or prepared_root()) / safe
+
+
+def find_prepared(source: str, kind: str, options: dict | None = None, root: Path | None = None) -> Path | None:
+    """default_prepared_dir(...) when it holds a complete prepare of `source` as it is now (same size, written
+    after the file last changed) with the same tokenizer and options; else None."""
+    from .data import load_prepared
+    from .settings import coerce
+    folder = default_prepared_dir(source, kind, options, root)
+    try:
+        data = load_prepared(folder)
+        st = os.stat(source)
+    except (PlaygroundError, OSError):
+        return None
+    meta = data.meta
+    want = {k: coerce(v) if isinstance(v, str) else v for k, v in (options or {}).items()}
+    same = (meta.get("source") == str(Path(source).resolve()) and meta.get("bytes") == st.st_size
+            and meta.get("tokenizer") == kind and meta.get("tokenizer_options") == want
+            and (folder / META).stat().st_mtime >= st.st_mtime)
+    return folder if same else None
