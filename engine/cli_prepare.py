@@ -41,7 +41,7 @@ def run(args: argparse.Namespace, key_values) -> int:
 
     def progress(frac: float, stage: str) -> None:
         now = time.perf_counter()
-        if not args.quiet and (stage != last[1] or now - last[0] > 1.0 or frac >= 1.0):
+        if not args.quiet and (stage != last[1] or now - last[0] > 1.0):
             print(f"{stage}: {frac:.0%}", file=sys.stderr)
             last[0], last[1] = now, stage
 

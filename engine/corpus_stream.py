@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .corpus import (BUILTIN_PREFIX, SNIFF_BYTES, _bom, _folder_files, _looks_binary, _why, load_corpus)
+from .corpus import BUILTIN_PREFIX, SNIFF_BYTES, _bom, _folder_files, _why, load_corpus
 from .errors import BadUtf8Error, ConfigError, CorpusError
 
 CHUNK_BYTES = 8 << 20   # bytes read at a time: ~8 MB of text, a few tens of MB while it is tokenized

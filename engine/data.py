@@ -15,11 +15,14 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import CorpusError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["as_token_array", "sample_windows", "to_device", "eval_batches", "PreparedData", "load_prepared",
            "token_dtype", "FORMAT", "META", "TOKENIZER", "TRAIN_BIN", "VAL_BIN"]
@@ -200,11 +203,6 @@ def write_json(path: Path, obj) -> None:
 def count_equal(data: np.ndarray, value: int, chunk: int = 1 << 24) -> int:
     """How many tokens of `data` equal `value`, a chunk at a time (a memmap is never copied whole)."""
     return int(sum(np.count_nonzero(data[i:i + chunk] == value) for i in range(0, len(data), chunk)))
-
-
-def iter_chunks(data: np.ndarray, chunk: int = 1 << 24) -> Iterator[np.ndarray]:
-    for i in range(0, len(data), chunk):
-        yield data[i:i + chunk]
 
 
 PREVIEW_TOKENS = 20_000   # validation tokens decoded for a prepared run's val_text (the Inside tab's sample text)

@@ -226,8 +226,9 @@ class CorpusBox(QGroupBox):
             self.replace_bad.setChecked(on_bad_utf8 == "replace")
             self.replace_bad.blockSignals(False)
         self._wanted = (spec, fallback)
-        self.prepare_panel.shutdown()   # a new corpus replaces a prepare in progress
+        self.prepare_panel.cancel()     # a new corpus replaces a prepare in progress (its result is dropped)
         self.prepare_panel.hide()
+        self._too_large = ""
         self.loading_label.setText(f"loading {_short(spec)}…")
         self.loading_label.setToolTip(spec)
         self.loading.show()
@@ -349,7 +350,9 @@ class CorpusBox(QGroupBox):
 
     @Slot(object)
     def _on_prepared(self, meta: dict) -> None:
-        self._use_prepared(meta["out"])
+        if self._too_large:   # not replaced by another corpus meanwhile
+            self._too_large = ""
+            self._use_prepared(meta["out"])
 
     def _use_prepared(self, folder) -> bool:
         from app.training.prepare_box import prepared_view

@@ -114,6 +114,7 @@ class PreparePanel(QWidget):
 
     @Slot()
     def cancel(self) -> None:
+        """Ask the running prepare to stop (after its current chunk); does not wait."""
         if self._worker is not None:
             self._worker.cancel_flag.set()
             self.stage.setText("cancelling…")
