@@ -33,6 +33,8 @@ __all__ = ["RunSpec", "ModelHandle", "Run", "start_run", "resume_run", "resume_s
            "list_presets", "resolve_config", "validate_config", "estimate", "all_settings", "full_config"]
 
 NEURAL = ("rnn", "lstm", "gru", "transformer")
+NGRAM_MAX_TOKENS = 50_000_000   # an n-gram's counting holds int64 arrays of the whole split: at most what the 50 MB
+                                # in-memory corpus limit allows (a char token is at least one byte)
 
 
 @dataclass
@@ -116,6 +118,10 @@ class Run:
             from .data import prepared_corpus
             (self.corpus, self.tokenizer, self.train_chars, self.val_chars, self.val_text,
              self.train_ids, self.val_ids) = prepared_corpus(spec, _tokenizer)
+            if spec.family == "ngram" and len(self.train_ids) > NGRAM_MAX_TOKENS:
+                raise ConfigError(f"an n-gram is counted in memory (tens of bytes per training token): this "
+                                  f"prepared corpus has {len(self.train_ids):,} training tokens, over the "
+                                  f"{NGRAM_MAX_TOKENS:,} a corpus in memory can have; train a neural model on it")
         else:
             (self.corpus, self.tokenizer, train_text, self.val_text,
              self.train_ids, self.val_ids) = prepare_corpus(spec, _tokenizer, fine_tune=_init_from is not None,

@@ -128,3 +128,13 @@ def test_cli_train_data_and_resume(capsys, corpus, tmp_path):
                  "--out", str(tmp_path / "r")]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert '"step": 6' in out and '"corpus": "c.txt"' in out
+
+
+def test_ngram_trains_from_a_small_prepared_folder_and_refuses_a_huge_one(corpus, monkeypatch):
+    _, folder = corpus
+    run = api.start_run(api.RunSpec(data=str(folder), family="ngram", overrides={"order": "3"}))
+    final = list(run.reports())[-1]
+    assert final.event == "done" and 0 < final.val_loss < 5
+    monkeypatch.setattr(api, "NGRAM_MAX_TOKENS", 100)
+    with pytest.raises(ConfigError, match="an n-gram is counted in memory"):
+        api.start_run(api.RunSpec(data=str(folder), family="ngram"))
