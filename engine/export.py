@@ -356,7 +356,7 @@ def main():
     model = build_model(SETTINGS["family"], SETTINGS["model"])
     torch.manual_seed(seed)                    # dropout
     model = model.to(device).train()
-    gen = torch.Generator(device=device)       # batch sampling has its own generator
+    gen = torch.Generator()                    # batch sampling has its own generator, on the CPU on any device
     gen.manual_seed(seed)
     B, T = t["batch_size"], t["block_size"]
     offsets = torch.arange(T, device=device)
@@ -373,7 +373,7 @@ def main():
     for step in range(args.steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(t, step)
-        ix = torch.randint(len(train_data) - T, (B, 1), device=device, generator=gen)
+        ix = torch.randint(len(train_data) - T, (B, 1), generator=gen).to(device)
         x, y = train_data[ix + offsets], train_data[ix + offsets + 1]     # (B, T)
         _, loss = model(x, y)
         loss.backward()
