@@ -179,7 +179,10 @@ def _vocabulary(kind: str, options: dict, stream: TextStream, chunk_bytes: int, 
         for piece in train:
             counts.update(find_tokens(piece.lower() if lower else piece))
         return WordTokenizer.from_counts(counts, options.get("vocab_size"), lower)
-    return BPETokenizer.train_from_pieces(train, **options)
+    from .tokenizers.bpe import split_at_word_starts
+    # parts of ~1 MB: the library pre-tokenizes several items at once, and 8 MB items held over 1 GB doing so
+    return BPETokenizer.train_from_pieces((part for piece in train for part in split_at_word_starts(piece, BPE_PART)),
+                                          **options)
 
 
 def _train_pieces(chunks: Iterator[str], n_train: int, cut) -> Iterator[str]:
@@ -197,6 +200,8 @@ def _encode(tokenizer, stream: TextStream, chunk_bytes: int, n_train: int, dtype
     counts = {"train": [0, 0, 0], "val": [0, 0, 0]}   # tokens, characters, <unk> (word)
     if tokenizer.kind == "char":
         encode = lambda t: tokenizer.encode_array(t, dtype)   # noqa: E731
+    elif tokenizer.kind == "bpe":
+        encode = lambda t: _encode_bpe(tokenizer, t, dtype)   # noqa: E731
     else:
         encode = lambda t: np.asarray(tokenizer.encode(t), dtype=dtype)   # noqa: E731
     with open(folder / TRAIN_BIN, "wb") as train_f, open(folder / VAL_BIN, "wb") as val_f:
@@ -209,6 +214,17 @@ def _encode(tokenizer, stream: TextStream, chunk_bytes: int, n_train: int, dtype
             if tokenizer.kind == "word":
                 counts[split][2] += int(np.count_nonzero(ids == 0))
     return {k: tuple(v) for k, v in counts.items()}
+
+
+BPE_PART = 1 << 20   # characters a BPE encodes at once: the library's Encoding objects cost ~200 bytes a token
+
+
+def _encode_bpe(tokenizer, text: str, dtype) -> np.ndarray:
+    """A chunk's BPE ids, encoded a part of about BPE_PART characters at a time (cut where the pre-tokenizer cuts,
+    so the ids are the same): a whole 8 MB chunk at once held about 1.5 GB of the library's Encoding objects."""
+    from .tokenizers.bpe import split_at_word_starts
+    parts = [np.asarray(tokenizer.encode(p), dtype=dtype) for p in split_at_word_starts(text, BPE_PART)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype)
 
 
 def _pieces(chunks: Iterator[str], n_train: int, cut: Callable[[str], int]) -> Iterator[tuple[str, str]]:

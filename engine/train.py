@@ -136,7 +136,8 @@ EVAL_READ_EVERY = 64
 class Trainer:
     def __init__(self, model, train_ids, val_ids, cfg: TrainConfig, *, val_chars: int, tokenizer=None,
                  sync_free: bool | None = None):
-        """train_ids/val_ids: token ids (sequence, numpy array or tensor). val_chars: characters in the validation
+        """train_ids/val_ids: token ids (sequence, numpy array, np.memmap of a prepared folder, or tensor), kept
+        on the host; windows are drawn from them by engine.data.sample_windows. val_chars: characters in the validation
         text, for bits per character. sync_free: run steps without host syncs (needs the fused AdamW); None means
         on CUDA only."""
         if not isinstance(model, torch.nn.Module):

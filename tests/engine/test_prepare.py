@@ -195,3 +195,14 @@ def test_cli_prepare_prints_meta_and_refuses_bad_input(capsys, tmp_path, unicode
     assert main(["train", "--data", str(tmp_path / "p"), "--tokenizer", "char"]) == 2
     assert "--tokenizer: --data DIR trains on a prepared corpus" in capsys.readouterr().err
     assert not math.isnan(meta["train"]["chars_per_token"])
+
+
+def test_bpe_in_small_parts_learns_and_encodes_as_the_whole(tmp_path, unicode_file, monkeypatch):
+    import engine.prepare as prep
+    monkeypatch.setattr(prep, "BPE_PART", 300)     # parts of ~300 characters for training and encoding
+    prepare(str(unicode_file), "bpe", tmp_path / "p", tokenizer_options={"vocab_size": 300}, chunk_bytes=CHUNK)
+    data = load_prepared(tmp_path / "p")
+    _, tok, _, _, train_ids, val_ids = prepare_corpus(RunSpec(corpus=str(unicode_file), tokenizer="bpe",
+                                                              tokenizer_options={"vocab_size": 300}))
+    assert data.tokenizer.to_dict() == tok.to_dict()
+    assert np.array_equal(data.train, train_ids) and np.array_equal(data.val, val_ids)
