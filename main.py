@@ -1,8 +1,8 @@
-"""LM Playground. No arguments: open the desktop app. `train`, `sample`, `tape`, `inspect`, `export`: headless
+"""LM Playground. No arguments: open the desktop app. `train`, `prepare`, `sample`, `tape`, `inspect`, `export`: headless
 sub-commands."""
 import sys
 
-COMMANDS = ("train", "sample", "tape", "inspect", "export", "-h", "--help")
+COMMANDS = ("train", "prepare", "sample", "tape", "inspect", "export", "-h", "--help")
 
 
 def main(argv: list[str]) -> int:
@@ -10,7 +10,7 @@ def main(argv: list[str]) -> int:
         from engine.cli import main as cli_main
         return cli_main(argv)
     if argv:  # a mistyped command must not open a window the user did not ask for
-        print(f"error: unknown command {argv[0]!r}; use train, sample, tape, inspect or export, or no "
+        print(f"error: unknown command {argv[0]!r}; use train, prepare, sample, tape, inspect or export, or no "
               "arguments for the window",
               file=sys.stderr)
         return 2

@@ -33,6 +33,8 @@ __all__ = ["RunSpec", "ModelHandle", "Run", "start_run", "resume_run", "resume_s
            "list_presets", "resolve_config", "validate_config", "estimate", "all_settings", "full_config"]
 
 NEURAL = ("rnn", "lstm", "gru", "transformer")
+NGRAM_MAX_TOKENS = 50_000_000   # an n-gram's counting holds int64 arrays of the whole split: at most what the 50 MB
+                                # in-memory corpus limit allows (a char token is at least one byte)
 
 
 @dataclass
@@ -50,6 +52,9 @@ class RunSpec:
     max_steps: int | None = None             # overrides the preset's step count
     max_corpus_bytes: int = 50_000_000       # corpora larger than this are refused
     on_bad_utf8: str = "error"               # error | replace
+    data: str | None = None                  # a folder `main.py prepare` wrote: train from its token files
+                                             # (memory-mapped) instead of reading `corpus`; it fixes the corpus,
+                                             # tokenizer and split (engine.data.prepared_corpus)
 
 
 @dataclass
@@ -109,9 +114,21 @@ class Run:
         _check_spec_values(spec)
         self.spec = spec
         self.t_start = time.perf_counter()
-        (self.corpus, self.tokenizer, self.train_text, self.val_text,
-         self.train_ids, self.val_ids) = prepare_corpus(spec, _tokenizer, fine_tune=_init_from is not None,
-                                                        map_unknown=_map_unknown)
+        if spec.data:
+            if _init_from is not None:
+                raise ConfigError("a fine-tuning run reads its corpus as text (--corpus), not a prepared folder")
+            from .data import prepared_corpus
+            (self.corpus, self.tokenizer, self.train_chars, self.val_chars, self.val_text,
+             self.train_ids, self.val_ids) = prepared_corpus(spec, _tokenizer)
+            if spec.family == "ngram" and len(self.train_ids) > NGRAM_MAX_TOKENS:
+                raise ConfigError(f"an n-gram is counted in memory (tens of bytes per training token): this "
+                                  f"prepared corpus has {len(self.train_ids):,} training tokens, over the "
+                                  f"{NGRAM_MAX_TOKENS:,} a corpus in memory can have; train a neural model on it")
+        else:
+            (self.corpus, self.tokenizer, train_text, self.val_text,
+             self.train_ids, self.val_ids) = prepare_corpus(spec, _tokenizer, fine_tune=_init_from is not None,
+                                                            map_unknown=_map_unknown)
+            self.train_chars, self.val_chars = len(train_text), len(self.val_text)
         self.parent = None if _init_from is None else parent_record(*_init_from)
         self._notes: list[str] = []   # said once, with the resume warnings (run.warnings())
         if _init_from is not None and _map_unknown is not None:
@@ -162,10 +179,10 @@ class Run:
                                                                    expect=state_shapes(self.model)))
                 if _resume_dir is not None:
                     self.trainer = Trainer.resume_from(_resume_dir, self.model, self.train_ids, self.val_ids,
-                                                       cfg, val_chars=len(self.val_text), tokenizer=self.tokenizer)
+                                                       cfg, val_chars=self.val_chars, tokenizer=self.tokenizer)
                 else:
                     self.trainer = Trainer(self.model, self.train_ids, self.val_ids, cfg,
-                                           val_chars=len(self.val_text), tokenizer=self.tokenizer)
+                                           val_chars=self.val_chars, tokenizer=self.tokenizer)
             except (MemoryError, RuntimeError) as e:   # torch's out-of-memory errors are RuntimeErrors
                 if not is_out_of_memory(e):
                     raise
@@ -259,7 +276,7 @@ class Run:
                          message="finished")
 
     def _bpc(self, val_loss: float) -> float:
-        return val_loss * len(self.val_ids) / (len(self.val_text) * math.log(2))
+        return val_loss * len(self.val_ids) / (self.val_chars * math.log(2))
 
     # -- results -------------------------------------------------------------------------------------------
     def summary(self) -> dict:
@@ -267,7 +284,7 @@ class Run:
         out = {
             "model": self.spec.family, "tokenizer": self.tokenizer.kind, "vocab_size": self.tokenizer.vocab_size,
             "corpus": self.corpus.name, "train_tokens": int(len(self.train_ids)), "val_tokens": int(len(self.val_ids)),
-            "train_chars": len(self.train_text),   # with train_tokens: the train split's characters per token
+            "train_chars": self.train_chars,   # with train_tokens: the train split's characters per token
             "params": int(self.model.num_params()),
             "device": "CPU (numpy counting)" if self.trainer is None else self.trainer.device_label,
         }
@@ -284,7 +301,8 @@ class Run:
                 out.update(val_loss=last_eval.val_loss, val_bpc=last_eval.val_bpc, val_ppl=last_eval.val_ppl,
                            val_scope=last_eval.val_scope or "whole split", val_step=last_eval.step)
         if self.tokenizer.kind == "word":
-            unk = float(np.mean(self.val_ids == self.tokenizer.stoi["<unk>"])) if len(self.val_ids) else 0.0
+            from .data import count_equal
+            unk = count_equal(self.val_ids, self.tokenizer.stoi["<unk>"]) / max(len(self.val_ids), 1)
             out["val_bpc_note"] = (f"word tokens: spaces are not predicted and {unk:.1%} of validation words are "
                                    f"<unk>, whose spelling costs nothing, so bpc is optimistic next to char/BPE "
                                    f"models")
@@ -514,7 +532,7 @@ def _spec_conflicts(spec: RunSpec, expect: dict) -> list[str]:
         saved = getattr(spec, key)
         if key == "preset":
             saved = saved or DEFAULT_PRESET[spec.family]
-        if key == "corpus":
+        if key in ("corpus", "data") and asked and saved:
             same = asked == saved or (not str(asked).startswith("builtin:")
                                       and Path(asked).resolve() == Path(saved).resolve())
         elif key == "tokenizer_options":

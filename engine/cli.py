@@ -1,4 +1,4 @@
-"""Headless commands: `train`, `sample`, `tape`, `inspect`, `export`. Progress goes to stderr, the machine-readable result to stdout
+"""Headless commands: `train`, `prepare` (engine/cli_prepare.py), `sample`, `tape`, `inspect`, `export`. Progress goes to stderr, the machine-readable result to stdout
 as one JSON line. A PlaygroundError becomes `error: <message>` and exit status 2, never a traceback."""
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 import time
 from typing import Any
 
+from . import cli_prepare
 from .checkpoint_schema import MAX_SEED
 from .errors import BadUtf8Error, ConfigError, PlaygroundError
 from .interrupt import StopOnSignal
@@ -104,6 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     # be checked against the checkpoint instead of being ignored; a new run takes RunSpec's defaults.
     t.add_argument("--corpus", help="a .txt file, a folder of text files, or builtin:python-docs / "
                    "builtin:python-code (default builtin:python-docs)")
+    t.add_argument("--data", default=None, metavar="DIR",
+                   help="a folder written by `prepare`: train from its token files, memory-mapped (any size)")
     t.add_argument("--tokenizer", help="char, word or bpe (default char)")
     t.add_argument("--tok-set", action="append", default=[], metavar="KEY=VALUE",
                    help="tokenizer option, e.g. vocab_size=512 (bpe/word) or lowercase=true (word)")
@@ -171,6 +174,9 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--text", required=True)
     a.add_argument("--check", action="store_true", help="also run finite-difference checks on a sample of nodes")
 
+    cli_prepare.add_parser(sub, _fraction, "tokenizer option, e.g. vocab_size=512 (bpe/word) or lowercase=true "
+                           "(word)")
+
     i = sub.add_parser("inspect", help="look inside a checkpoint's model on a text: logit lens, units that track "
                        "text features, attention entropies, BPTT gradient norms")
     i.add_argument("--checkpoint", required=True, metavar="PATH", help=CHECKPOINT_HELP)
@@ -221,6 +227,12 @@ def _train_run(args: argparse.Namespace, launch) -> int:
              "seed": args.seed, "val_fraction": args.val_fraction,
              "max_corpus_bytes": None if args.max_corpus_mb is None else max(1, int(args.max_corpus_mb * 1_000_000)),
              "on_bad_utf8": "replace" if args.replace_bad_utf8 else None}
+    if args.data is not None:
+        fixed = cli_prepare.data_conflicts(args)
+        if fixed:
+            raise ConfigError(f"{', '.join(fixed)}: --data DIR trains on a prepared corpus, whose text, tokenizer "
+                              f"and split `prepare` fixed")
+        asked["data"] = args.data
     asked = {k: v for k, v in asked.items() if v is not None}
     overrides = _key_values(args.set, "--set")
     if args.init_from:
@@ -486,6 +498,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
     try:
+        if args.command == "prepare":
+            return cli_prepare.run(args, _key_values)
         return {"train": _train, "sample": _sample, "tape": _tape, "inspect": _inspect,
                 "export": _export}[args.command](args)
     except BadUtf8Error as e:

@@ -14,7 +14,7 @@ from collections.abc import Sized
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BadUtf8Error, ConfigError, CorpusError
+from .errors import BadUtf8Error, ConfigError, CorpusError, CorpusTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def _mb(n: int) -> str:
 
 def _check_size(label: str, size: int, max_bytes: int) -> None:
     if size > max_bytes:
-        raise CorpusError(f"{label} is {_mb(size)}, over the {_mb(max_bytes)} limit")
+        raise CorpusTooLarge(f"{label} is {_mb(size)}, over the {_mb(max_bytes)} limit")
 
 
 def _read_checked(path: Path, max_bytes: int) -> bytes:

@@ -15,6 +15,11 @@ class BadUtf8Error(CorpusError):
     such bytes as U+FFFD instead (the CLI's --replace-bad-utf8, the window's "replace bad bytes" box)."""
 
 
+class CorpusTooLarge(CorpusError):
+    """A corpus is over the in-memory limit (max_corpus_bytes). It can still be trained on: prepared once into
+    token files (engine/prepare.py, `main.py prepare`) and trained from them (`train --data`)."""
+
+
 class TokenizerError(PlaygroundError):
     pass
 

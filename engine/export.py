@@ -397,7 +397,7 @@ def main():
     torch.manual_seed(seed)                    # dropout
     model = model.to(device).train()
     K = t.get("grad_accum", 1)                  # micro-batches summed into each optimizer step
-    gens = [torch.Generator(device=device) for _ in range(K)]   # batch sampling: one generator per micro-batch
+    gens = [torch.Generator() for _ in range(K)]   # batch sampling: one CPU generator per micro-batch, on any device
     for j, g in enumerate(gens):
         g.manual_seed(stream_seed(seed, j))
     B, T = t["batch_size"], t["block_size"]
@@ -417,7 +417,7 @@ def main():
             g["lr"] = lr_at(t, step)
         total = 0.0
         for gen in gens:
-            ix = torch.randint(len(train_data) - T, (B, 1), device=device, generator=gen)
+            ix = torch.randint(len(train_data) - T, (B, 1), generator=gen).to(device)
             x, y = train_data[ix + offsets], train_data[ix + offsets + 1]     # (B, T)
             _, loss = model(x, y)
             (loss / K if K > 1 else loss).backward()   # the gradient of the micro-batches' mean loss

@@ -22,6 +22,7 @@ from typing import Iterator
 import torch
 
 from . import distributed
+from .data import as_token_array, eval_batches, gather, sample_windows, to_device
 from .device import device_name, is_out_of_memory, peak_flops, resolve_device
 from .errors import ConfigError, TrainingError
 from .history import LossHistory
@@ -126,10 +127,17 @@ def cpu_threads(model, cfg: TrainConfig) -> int:
     return 1 if step_flops < ONE_THREAD_BELOW_FLOPS else 0
 
 
+# Batch losses of an evaluation are read to the host every this many batches: one device sync per 64 batches, and
+# no thousands of small tensors alive between the batches' large ones, which kept the CPU allocator from giving
+# memory back (a whole-split pass over 10M tokens grew by 2 GB before this).
+EVAL_READ_EVERY = 64
+
+
 class Trainer(TrainerCheckpoints):
     def __init__(self, model, train_ids, val_ids, cfg: TrainConfig, *, val_chars: int, tokenizer=None,
                  sync_free: bool | None = None):
-        """train_ids/val_ids: token ids (sequence, numpy array or tensor). val_chars: characters in the validation
+        """train_ids/val_ids: token ids (sequence, numpy array, np.memmap of a prepared folder, or tensor), kept
+        on the host; windows are drawn from them by engine.data.sample_windows. val_chars: characters in the validation
         text, for bits per character. sync_free: run steps without host syncs (needs the fused AdamW); None means
         on CUDA only."""
         if not isinstance(model, torch.nn.Module):
@@ -162,19 +170,20 @@ class Trainer(TrainerCheckpoints):
             torch.backends.cudnn.allow_tf32 = True
         torch.manual_seed(cfg.seed + rank)      # dropout masks differ between processes
         self.model = model.to(self.device).train()
-        self.train_data = torch.as_tensor(train_ids, dtype=torch.long).to(self.device)
-        self.val_data = torch.as_tensor(val_ids, dtype=torch.long).to(self.device)
+        # numpy arrays on the host, in memory or memory-mapped (engine.data): windows are gathered from them per
+        # batch, so a prepared corpus of several GB is never read whole
+        self.train_data, self.val_data = as_token_array(train_ids), as_token_array(val_ids)
         self.val_chars = val_chars
         # one window sampler per micro-batch this process draws: streams rank·K .. rank·K + K-1 (see
-        # engine.distributed); stream 0 is seeded with the run's seed, as the one sampler was before
+        # engine.distributed); stream 0 is seeded with the run's seed, as the one sampler was before. They draw the
+        # windows' start positions on the CPU whatever the device (engine.data.sample_windows)
         self.streams = list(range(rank * cfg.grad_accum, (rank + 1) * cfg.grad_accum))
-        self._gens = [torch.Generator(device=self.device) for _ in self.streams]
+        self._gens = [torch.Generator() for _ in self.streams]
         for g, j in zip(self._gens, self.streams):
             g.manual_seed(distributed.stream_seed(cfg.seed, j))
         self._gen = self._gens[0]
         self._gathered_streams: tuple[int, dict] | None = None   # (step, {stream: state}) of every process
         self.step_tokens = cfg.batch_size * cfg.block_size * cfg.grad_accum * world   # tokens per optimizer step
-        self._offsets = torch.arange(cfg.block_size, device=self.device)
         self.sync_free = self.device.type == "cuda" if sync_free is None else sync_free
         # The fused AdamW is one kernel for all parameters on CUDA and on the CPU too (torch >= 2.4), instead of
         # ~8 small ops per parameter tensor; on the CPU without it torch would even pick the per-tensor loop.
@@ -386,11 +395,8 @@ class Trainer(TrainerCheckpoints):
     def _windows(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """One micro-batch drawn by `gen`: inputs and targets, (batch_size, block_size) each, on the device."""
         cfg = self.cfg
-        ix = torch.randint(len(self.train_data) - cfg.block_size, (cfg.batch_size, 1), device=self.device,
-                           generator=gen)
-        x = self.train_data[ix + self._offsets]      # (B, T) gathered on the device
-        y = self.train_data[ix + self._offsets + 1]
-        return x, y
+        batch = to_device(sample_windows(self.train_data, gen, cfg.batch_size, cfg.block_size), self.device)
+        return batch[:, :-1], batch[:, 1:]            # (B, T+1) -> inputs and next-token targets
 
     def _forward_backward(self, x, y, params) -> tuple[torch.Tensor, torch.Tensor]:
         """Gradients of one optimizer step: grad_accum micro-batches on this process, the first one (x, y) and
@@ -474,33 +480,27 @@ class Trainer(TrainerCheckpoints):
         T = self.cfg.block_size
         eb = self.cfg.eval_batch_size or 4 * self.cfg.batch_size
         data = self.val_data
-        n = data.numel() - 1  # every token after the first is predicted once
-        w = n // T
-        if 0 < windows < w:
-            starts = torch.linspace(0, n - T, windows, device=data.device).long()[:, None] + \
-                torch.arange(T, device=data.device)                     # (k, T) positions
-            xs, ys = data[starts], data[starts + 1]
-            chunks = [(xs[i:i + eb], ys[i:i + eb]) for i in range(0, windows, eb)]
-            scored, self._val_scope = windows * T, f"{windows} windows"
-        else:
-            xs, ys = data[:w * T].view(w, T), data[1:w * T + 1].view(w, T)
-            chunks = [(xs[i:i + eb], ys[i:i + eb]) for i in range(0, w, eb)]
-            if n - w * T:
-                chunks.append((data[w * T:n][None], data[w * T + 1:][None]))
-            scored, self._val_scope = n, "whole split"
+        n = len(data) - 1  # every token after the first is predicted once
+        plan, scored, self._val_scope = eval_batches(data, T, eb, windows)
         self.model.eval()
-        sums = []
+        sums, host = [], []
         try:
-            for x, y in chunks:
+            for starts, length in plan:
                 if cancel is not None and cancel():
                     return None
+                x, y = gather(data, starts, length, self.device)
                 with self._autocast():
                     logits, _ = self.model(x)
                 sums.append(torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), y.flatten(),
                                                               reduction="sum"))
+                if len(sums) == EVAL_READ_EVERY:
+                    host.extend(torch.stack(sums).tolist())
+                    sums.clear()
         finally:
             self.model.train()
-        nats = math.fsum(torch.stack(sums).tolist())  # summed in float64 on the host: MPS has no float64
+        if sums:
+            host.extend(torch.stack(sums).tolist())
+        nats = math.fsum(host)  # summed in float64 on the host: MPS has no float64
         chars = self.val_chars * n / (n + 1)
         if self.tokenizer is not None:  # the first token is context only, so its characters are not scored
             chars = self.val_chars - len(self.tokenizer.decode([int(data[0])]))

@@ -20,6 +20,7 @@ def runs_location(tmp_path_factory, monkeypatch):
     no test writes into the user's data folder or sees another test's runs."""
     root = tmp_path_factory.mktemp("runs")
     monkeypatch.setenv("LM_PLAYGROUND_RUNS", str(root))
+    monkeypatch.setenv("LM_PLAYGROUND_PREPARED", str(root / "prepared"))   # engine.prepare.prepared_root
     return root
 
 

@@ -23,11 +23,12 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, Q
                                QPlainTextEdit, QProgressBar, QPushButton, QWidget)
 
 from engine.corpus import BUILTIN_CORPORA, BUILTIN_PREFIX, VAL_FRACTION, Corpus, load_corpus, split_text
-from engine.errors import BadUtf8Error, PlaygroundError
+from engine.errors import BadUtf8Error, CorpusTooLarge, PlaygroundError
 from engine.tokenizers.word import TOKEN_RE
 
 from app.common.token_view import PREVIEW_CHARS
 from app.common.workers import error_message, start_worker
+from app.training.prepare_box import PreparePanel
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,13 @@ class LoadedCorpus:
     vocab_words: tuple[int, int] | None = None   # distinct word tokens in the train split, as is and lower-cased
 
 
-def read_corpus(spec: str, on_bad_utf8: str = "error") -> LoadedCorpus:
+MAX_CORPUS_BYTES = 50_000_000   # held in memory up to this size (RunSpec's default); larger ones are prepared
+
+
+def read_corpus(spec: str, on_bad_utf8: str = "error", max_bytes: int = MAX_CORPUS_BYTES) -> LoadedCorpus:
     """Everything about a corpus that costs time in proportion to its size, done once (on the loader thread).
     on_bad_utf8: "error" or "replace", as engine.corpus.load_corpus takes it."""
-    corpus = load_corpus(spec, on_bad_utf8=on_bad_utf8)
+    corpus = load_corpus(spec, on_bad_utf8=on_bad_utf8, max_bytes=max_bytes)
     train, val = split_text(corpus.text, VAL_FRACTION)
     chars: set[str] = set()
     for i in range(0, len(corpus.text), SET_CHUNK):   # in slices, so the GUI thread gets the GIL in between
@@ -77,22 +81,24 @@ def _distinct_words(train: str) -> tuple[int, int] | None:
 class CorpusLoader(QObject):
     """Reads one corpus on its own thread (started by app.common.workers.start_worker)."""
     done = Signal(object)      # a LoadedCorpus
-    failed = Signal(str, bool)  # a one-line reason; whether it is bad UTF-8 (which "replace bad bytes" cures)
+    failed = Signal(str, str)  # a one-line reason; "bad_utf8" ("replace bad bytes" cures it), "too_large" or ""
     finished = Signal()        # always last
 
-    def __init__(self, spec: str, on_bad_utf8: str = "error"):
+    def __init__(self, spec: str, on_bad_utf8: str = "error", max_bytes: int = MAX_CORPUS_BYTES):
         super().__init__()
         self.spec = spec
         self.on_bad_utf8 = on_bad_utf8
+        self.max_bytes = max_bytes
 
     @Slot()
     def run(self) -> None:
         try:
-            self.done.emit(read_corpus(self.spec, self.on_bad_utf8))
+            self.done.emit(read_corpus(self.spec, self.on_bad_utf8, self.max_bytes))
         except Exception as e:  # noqa: BLE001 — a bad file (or a bug) is shown in the box, never kills the thread
             if not isinstance(e, PlaygroundError):
                 log.exception("loading %s failed", self.spec)
-            self.failed.emit(error_message(e), isinstance(e, BadUtf8Error))
+            kind = "bad_utf8" if isinstance(e, BadUtf8Error) else "too_large" if isinstance(e, CorpusTooLarge) else ""
+            self.failed.emit(error_message(e), kind)
         finally:
             self.finished.emit()
 
@@ -115,6 +121,12 @@ class CorpusBox(QGroupBox):
         self._wanted: tuple[str, str | None] | None = None   # (spec, fallback) of the newest unanswered request
         self._thread: QThread | None = None
         self._loader: CorpusLoader | None = None
+        self.max_bytes = MAX_CORPUS_BYTES     # larger corpora are offered the prepare path (prepare_box.py)
+        self.prepared_root = None             # where prepared folders go; None: engine.prepare.prepared_root()
+        self.tokenizer_choice = lambda: ("char", {})   # (kind, options) a prepare uses; the training form sets it
+        self._data = None                     # the engine.data.PreparedData in use, when the corpus is prepared
+        self._too_large = ""                  # the spec the prepare offer is for
+        self.prepare_panel = PreparePanel()
 
         self.choice = QComboBox()
         self.choice.setToolTip("The text the model learns from: a built-in corpus or one you opened recently.")
@@ -160,8 +172,11 @@ class CorpusBox(QGroupBox):
         grid.addWidget(self.replace_bad, 2, 0)
         grid.addWidget(self.loading, 3, 0)
         grid.addWidget(self.error, 4, 0)
-        grid.addWidget(self.summary, 5, 0)
-        grid.addWidget(self.preview, 6, 0)
+        grid.addWidget(self.prepare_panel, 5, 0)
+        grid.addWidget(self.summary, 6, 0)
+        grid.addWidget(self.preview, 7, 0)
+        self.prepare_panel.start_requested.connect(self._start_prepare)
+        self.prepare_panel.prepared.connect(self._on_prepared)
 
         open_file.clicked.connect(self._open_file)
         open_folder.clicked.connect(self._open_folder)
@@ -211,6 +226,9 @@ class CorpusBox(QGroupBox):
             self.replace_bad.setChecked(on_bad_utf8 == "replace")
             self.replace_bad.blockSignals(False)
         self._wanted = (spec, fallback)
+        self.prepare_panel.cancel()     # a new corpus replaces a prepare in progress (its result is dropped)
+        self.prepare_panel.hide()
+        self._too_large = ""
         self.loading_label.setText(f"loading {_short(spec)}…")
         self.loading_label.setToolTip(spec)
         self.loading.show()
@@ -219,7 +237,7 @@ class CorpusBox(QGroupBox):
         self.loading_changed.emit(True)
 
     def _start(self, spec: str) -> None:
-        self._loader = CorpusLoader(spec, "replace" if self.replace_bad.isChecked() else "error")
+        self._loader = CorpusLoader(spec, "replace" if self.replace_bad.isChecked() else "error", self.max_bytes)
         self._loader.done.connect(self._on_done, Qt.QueuedConnection)        # bound slots of this GUI-thread
         self._loader.failed.connect(self._on_failed, Qt.QueuedConnection)    # widget: Qt runs them here
         self._loader.finished.connect(self._on_finished, Qt.QueuedConnection)
@@ -240,6 +258,7 @@ class CorpusBox(QGroupBox):
         else:
             self.clear_error()
         self.corpus, self.vocab_chars, self._val_text = corpus, result.vocab_chars, result.val_text
+        self._data = None
         self._read_as, self._bad_utf8 = self._loader.on_bad_utf8, ""
         self.vocab_words = result.vocab_words
         if not corpus.source.startswith(BUILTIN_PREFIX):
@@ -262,11 +281,14 @@ class CorpusBox(QGroupBox):
         self.loading_changed.emit(False)
         self.loaded.emit(corpus)
 
-    @Slot(str, bool)
-    def _on_failed(self, message: str, bad_utf8: bool) -> None:
+    @Slot(str, str)
+    def _on_failed(self, message: str, why: str) -> None:
         if self._superseded():
             return
+        bad_utf8 = why == "bad_utf8"
         spec, fallback = self._wanted
+        if why == "too_large" and self._offer_prepare(spec, message):
+            return
         self._bad_utf8 = spec if bad_utf8 else ""
         if bad_utf8:
             message += ". Tick “replace bad bytes” to read such bytes as U+FFFD (�)"
@@ -287,6 +309,75 @@ class CorpusBox(QGroupBox):
             self.loading_changed.emit(False)
         self.failed.emit(spec, message)
 
+    # -- a corpus over the in-memory limit: prepared once, trained from disk -----------------------------------
+    def data_folder(self) -> str | None:
+        """The prepared folder a run trains from (RunSpec.data), or None for a corpus held in memory."""
+        return str(self._data.folder) if self._data is not None else None
+
+    def prepared_meta(self) -> dict | None:
+        return self._data.meta if self._data is not None else None
+
+    def train_tokens_hint(self) -> int:
+        """Training tokens (prepared) or characters (in memory: at least as many as tokens) of the corpus in use."""
+        if self._data is not None:
+            return len(self._data.train)
+        return int(len(self.corpus.text) * (1 - VAL_FRACTION)) if self.corpus is not None else 0
+
+    def _offer_prepare(self, spec: str, message: str) -> bool:
+        """A load refused as too large: use a prepared copy made earlier with the form's tokenizer, or offer to
+        prepare one. True when handled (the load counts as ended)."""
+        from engine.prepare import find_prepared
+        self._wanted = None
+        self.loading.hide()
+        kind, options = self.tokenizer_choice()
+        found = find_prepared(spec, kind, options, self.prepared_root)
+        if found is not None and self._use_prepared(found):
+            return True
+        self._too_large = spec
+        self.clear_error()
+        self.prepare_panel.offer(message, kind)
+        self._fill_choices()
+        self.loading_changed.emit(False)
+        return True
+
+    @Slot()
+    def _start_prepare(self) -> None:
+        from engine.prepare import default_prepared_dir
+        kind, options = self.tokenizer_choice()
+        out = default_prepared_dir(self._too_large, kind, options, self.prepared_root)
+        self.prepare_panel.start(self._too_large, kind, options, out,
+                                 "replace" if self.replace_bad.isChecked() else "error")
+
+    @Slot(object)
+    def _on_prepared(self, meta: dict) -> None:
+        if self._too_large:   # not replaced by another corpus meanwhile
+            self._too_large = ""
+            self._use_prepared(meta["out"])
+
+    def _use_prepared(self, folder) -> bool:
+        from app.training.prepare_box import prepared_view
+        try:
+            data, corpus, val_text, summary, vocab = prepared_view(folder, PREVIEW_CHARS)
+        except PlaygroundError as e:
+            self.error.setText(f"Could not use the prepared folder {folder}: {e}")
+            self.error.show()
+            return False
+        self._data, self.corpus, self._val_text, self.vocab_chars = data, corpus, val_text, vocab
+        self.vocab_words = None
+        self._read_as = str(data.meta.get("on_bad_utf8", "error"))
+        self.clear_error()
+        self.prepare_panel.hide()
+        self._recent = [corpus.source] + [p for p in self._recent if p != corpus.source]
+        del self._recent[MAX_RECENT:]
+        self._fill_choices()
+        self.summary.setText(summary)
+        self.summary.setToolTip(f"{corpus.source}\nprepared in {data.folder}")
+        self.preview.setPlainText(corpus.text)
+        self.loading.hide()
+        self.loading_changed.emit(False)
+        self.loaded.emit(corpus)
+        return True
+
     @Slot()
     def _on_finished(self) -> None:
         if self._thread is None:   # already waited for by shutdown()
@@ -297,7 +388,9 @@ class CorpusBox(QGroupBox):
             self._start(self._wanted[0])
 
     def shutdown(self) -> None:
-        """Wait for a running load to end (the main window calls this on close; a load cannot be interrupted)."""
+        """Wait for a running load to end (the main window calls this on close; a load cannot be interrupted) and
+        cancel a prepare."""
+        self.prepare_panel.shutdown()
         self._wanted = None
         if self._thread is not None:
             self._thread.wait()

@@ -198,7 +198,9 @@ class TrainPanel(QWidget):
         self.family.textActivated.connect(self._refill_by_user)   # only the user's own choices, not restores
         self.preset.textActivated.connect(self._refill_by_user)
         self.device.currentTextChanged.connect(self.schedule_check)   # the memory check depends on the device
+        self.corpus_box.loaded.connect(self._lock_tokenizer)
         self.corpus_box.loaded.connect(self.check)   # at once: the window may have been waiting for its first corpus
+        self.corpus_box.tokenizer_choice = lambda: (self.tokenizer.currentText(), self.tokenizer_options())
         self.corpus_box.loading_changed.connect(self._update_start)   # at once: no Start while a corpus loads
         for w in (self.word_cap, self.bpe_vocab):
             w.valueChanged.connect(self.schedule_check)
@@ -303,6 +305,20 @@ class TrainPanel(QWidget):
     def train_values(self) -> dict:
         return read_values("train", self.fields["train"])
 
+    @Slot()
+    def _lock_tokenizer(self, *_) -> None:
+        """A prepared corpus was tokenized when it was prepared: its tokenizer is shown and cannot be changed."""
+        prepared = self.corpus_box.prepared_meta()
+        if prepared is not None:
+            self.tokenizer.setCurrentText(prepared["tokenizer"])
+        widgets = (self.tokenizer, self.word_cap, self.word_lower, self.bpe_vocab)
+        if not hasattr(self, "_tokenizer_tips"):
+            self._tokenizer_tips = [w.toolTip() for w in widgets]
+        tip = "Fixed by the prepared token files; prepare the text again to use another tokenizer."
+        for w, normal in zip(widgets, self._tokenizer_tips):
+            w.setEnabled(prepared is None)
+            w.setToolTip(tip if prepared is not None else normal)
+
     def tokenizer_options(self) -> dict:
         kind = self.tokenizer.currentText()
         if kind == "word":
@@ -325,8 +341,11 @@ class TrainPanel(QWidget):
                 # one step per report, so Pause and Stop act after the current step; on CUDA the preset's
                 # batching of steps between host syncs is kept (it is what makes small models fast there)
                 overrides["steps_per_yield"] = 1
+        prepared = self.corpus_box.prepared_meta()   # a prepared corpus fixes its tokenizer
         return api.RunSpec(corpus=self.corpus_box.spec(), tokenizer=self.tokenizer.currentText(),
-                           tokenizer_options=self.tokenizer_options(), family=family,
+                           tokenizer_options=self.tokenizer_options() if prepared is None
+                           else dict(prepared.get("tokenizer_options") or {}),
+                           data=self.corpus_box.data_folder(), family=family,
                            preset=self.preset.currentText() if neural else None,
                            overrides={k: override_text(v) for k, v in overrides.items()},
                            device=self.device.currentText(), seed=self.seed.value(), max_steps=max_steps,
@@ -335,6 +354,9 @@ class TrainPanel(QWidget):
     def vocab_guess(self) -> int:
         """The vocabulary the tokenizer will build, for the estimate only (the real one needs the tokenizer)."""
         kind = self.tokenizer.currentText()
+        prepared = self.corpus_box.prepared_meta()
+        if prepared is not None:
+            return int(prepared["vocab_size"])
         if kind == "bpe":
             return self.bpe_vocab.value()
         if kind == "word":
@@ -364,7 +386,7 @@ class TrainPanel(QWidget):
             if spec.max_steps is not None:
                 train["max_steps"] = spec.max_steps
             problems = [reason for _, reason in api.validate_config(family, model, train)]
-            train_tokens = int(len(self.corpus_box.corpus.text) * 0.9) if self.corpus_box.corpus else 0
+            train_tokens = self.corpus_box.train_tokens_hint()
             window = train.get("block_size", 0)
             if self.corpus_box.corpus is not None and family != "ngram" and window >= train_tokens:
                 # a token is at least one character, so this corpus cannot give one window whatever the tokenizer

@@ -107,17 +107,24 @@ class BPETokenizer:
     @classmethod
     def train(cls, text: str, vocab_size: int = 512) -> "BPETokenizer":
         """Learn merges until the vocabulary has `vocab_size` entries (fewer if the corpus runs out of pairs)."""
+        if not require_unicode(text):
+            raise TokenizerError("cannot train BPE on empty text")
+        return cls.train_from_pieces([text], vocab_size)
+
+    @classmethod
+    def train_from_pieces(cls, pieces, vocab_size: int = 512) -> "BPETokenizer":
+        """`train` on a text given as an iterable of pieces (the tokenizers library's train_from_iterator). Pieces
+        cut where the byte-level pre-tokenizer cuts (split_at_word_starts) learn exactly the merges of the whole
+        text, which is how a corpus too large for memory is trained on (engine/prepare.py)."""
         if not isinstance(vocab_size, int) or not 256 <= vocab_size <= MAX_VOCAB:
             raise TokenizerError(f"byte-level BPE needs a vocab_size from 256 (the bytes) to {MAX_VOCAB:,}, "
                                  f"not {vocab_size!r}")
-        if not require_unicode(text):
-            raise TokenizerError("cannot train BPE on empty text")
         tok = Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                       special_tokens=[], show_progress=False)
-        tok.train_from_iterator([text], trainer=trainer)
+        tok.train_from_iterator(pieces, trainer=trainer)
         return cls(tok)
 
     def encode(self, text: str) -> list[int]:

@@ -150,7 +150,16 @@ class WordTokenizer:
         deterministic); everything else encodes as <unk>. vocab_size None keeps every token."""
         if vocab_size is not None and (not isinstance(vocab_size, int) or vocab_size < 2):
             raise TokenizerError(f"word vocab_size must be an integer of at least 2, not {vocab_size!r}")
-        counts = Counter(find_tokens(require_unicode(text).lower() if lowercase else require_unicode(text)))
+        text = require_unicode(text)
+        return cls.from_counts(Counter(find_tokens(text.lower() if lowercase else text)), vocab_size, lowercase)
+
+    @classmethod
+    def from_counts(cls, counts: Counter, vocab_size: int | None = None, lowercase: bool = False) -> "WordTokenizer":
+        """The vocabulary `train` builds, from token counts gathered elsewhere (a corpus streamed in pieces cut at
+        whitespace, engine/prepare.py, counts exactly what the whole text would)."""
+        if vocab_size is not None and (not isinstance(vocab_size, int) or vocab_size < 2):
+            raise TokenizerError(f"word vocab_size must be an integer of at least 2, not {vocab_size!r}")
+        counts = Counter(counts)
         counts.pop(UNK, None)
         if not counts:
             raise TokenizerError("the text has no words to build a vocabulary from")

@@ -132,8 +132,8 @@ def test_mistyped_command_is_an_error_not_the_window(capsys, monkeypatch, argv):
     opened = []
     monkeypatch.setitem(sys.modules, "app.launch", types.SimpleNamespace(launch=lambda a: opened.append(a) or 0))
     assert entry.main(argv) == 2
-    assert capsys.readouterr().err.strip() == (f"error: unknown command {argv[0]!r}; use train, sample, tape, "
-                                               f"inspect or export, or no arguments for the window")
+    assert capsys.readouterr().err.strip() == (f"error: unknown command {argv[0]!r}; use train, prepare, sample, "
+                                               f"tape, inspect or export, or no arguments for the window")
     assert opened == []
     assert entry.main([]) == 0 and opened == [[]]   # no arguments still opens the window
 
