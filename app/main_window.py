@@ -216,13 +216,13 @@ class MainWindow(CheckpointActions, RunFollowing, QMainWindow):
     @Slot(object)
     def _on_corpus_loaded(self, corpus) -> None:
         self._remember_corpora()
-        if self.loaded is not None and self.loaded[1].get("spec", {}).get("corpus") == corpus.source:
+        if self.loaded is not None and same_corpus(self.loaded[1].get("spec", {}).get("corpus"), corpus.source):
             # the loaded checkpoint's own corpus arrived: its validation text replaces the stand-in
             self.source.set_validation_text(self.panel.corpus_box.validation_text())   # a scrubbed step stays chosen
 
     @Slot(str, str)
     def _on_corpus_failed(self, spec: str, _message: str) -> None:
-        if self.loaded is not None and self.loaded[1].get("spec", {}).get("corpus") == spec:
+        if self.loaded is not None and same_corpus(self.loaded[1].get("spec", {}).get("corpus"), spec):
             self._set_notes(note=f"its corpus {spec} could not be loaded; validation text is from the current "
                                  f"corpus")
 
@@ -653,3 +653,18 @@ def _as_list(value) -> list[str] | None:
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return list(value)
     return None
+
+
+def same_corpus(a, b) -> bool:
+    """Whether two corpus specs name the same corpus: a checkpoint records the path as typed (relative, say
+    "../shared/corpora/x.txt"), the loaded corpus reports it absolute; built-in names compare as text."""
+    if not isinstance(a, str) or not isinstance(b, str):
+        return False
+    if a == b:
+        return True
+    if a.startswith("builtin:") or b.startswith("builtin:"):
+        return False
+    try:
+        return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+    except (OSError, RuntimeError, ValueError):
+        return False

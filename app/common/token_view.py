@@ -26,6 +26,14 @@ SELECTED_BACKGROUND = QColor("#ffd84d")
 PROMPT_COLOR = QColor("#6b6b6b")
 
 
+def token_label(token: str) -> str:
+    """A token as a label (chart axis, table cell, heatmap edge, tooltip): whitespace made visible as the text view
+    draws it, a newline as ↵ and a tab as →, whether it comes as a character or as the tokenizers' token_str
+    escape ("\\n"), and a space as ␣. One function, so every tab shows a newline the same way."""
+    shown = token.replace("\\n", "↵").replace("\\t", "→")
+    return shown.replace(" ", "␣").replace("\n", "↵").replace("\t", "→")
+
+
 def display_form(text: str) -> str:
     """How a token is drawn: line breaks get a visible mark, tabs too; everything else as is."""
     return text.replace("\t", "→\t").replace("\n", "↵\n")

@@ -13,7 +13,7 @@ from app.graph.graph_scene import (BORDER, COMPUTED, CURRENT, EDGE_PEN, FILL, FO
                                     GRADIENT, PENDING, SELECTED, STATE_NAMES)
 
 LECTURE, MODEL = "Lecture example", "Current model"
-FANOUT = "Lecture example: one value, two consumers"   # Version B's accumulation, visible
+FANOUT = "Fan-out example"   # the lecture's Version B: one value feeds two consumers, its gradient accumulates
 NEWLINE_MARK = "⏎"    # a newline in the one-line text box (where it would be invisible); typed or pasted, it is one
 
 
@@ -24,10 +24,11 @@ class SourceBar(QHBoxLayout):
         super().__init__()
         self.what = QComboBox()
         self.what.addItems([LECTURE, FANOUT, MODEL])
-        # sized for the short names: the long fan-out name would widen the whole window past a 1280-px screen
+        # sized for the longest name, no more: a long name would widen the whole window past a 1280-px screen
         self.what.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
-        self.what.setMinimumContentsLength(len(MODEL))
-        self.what.setToolTip("Step through the seed lecture's tiny network, or the model you trained")
+        self.what.setMinimumContentsLength(max(len(LECTURE), len(FANOUT), len(MODEL)))
+        self.what.setToolTip("Step through the seed lecture's tiny network; the fan-out example, where one value "
+                             "feeds two consumers so its gradient accumulates (Version B); or the model you trained")
         self.text = QLineEdit()
         self.text.setPlaceholderText("text to run the model on (its inputs and next-token targets)")
         self.text.setToolTip(f"The model reads this text; {NEWLINE_MARK} stands for a newline")

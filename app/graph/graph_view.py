@@ -156,7 +156,7 @@ class GraphPanel(Stepping, QWidget):
         self.inspector.fd_requested.connect(self.fd_check)
         self.strip_box.layer.currentIndexChanged.connect(lambda _: self._update_strip())
         self.strip_box.loss.changed.connect(self._loss_choice_changed)
-        self._mode_changed(LECTURE)
+        self._mode_changed(LECTURE, build=False)
         self._update_controls()
 
     # -- choosing what to show ---------------------------------------------------------------------------------
@@ -186,16 +186,20 @@ class GraphPanel(Stepping, QWidget):
         if self.what.currentText() == MODEL and self.text.text() and self.text.text() == self._random_text:
             self.random_validation_window()
 
-    def _mode_changed(self, mode: str) -> None:
+    def _mode_changed(self, mode: str, build: bool = True) -> None:
         model = mode == MODEL
         for w in (self.text, self.length, self.random_btn, self.refresh_btn):
             w.setEnabled(model)
         if model and not self.text.text() and self.source.validation_text():
             self.random_validation_window()
+        if build and not model and self._end_cancel is None:   # a lecture example records in ms: show it at once
+            self.build()
 
     def show_lecture(self) -> None:
-        self.what.setCurrentText(LECTURE)
-        self.build()
+        if self.what.currentText() != LECTURE:
+            self.what.setCurrentText(LECTURE)      # builds it (_mode_changed)
+        else:
+            self.build()
 
     def _model(self):
         """The cached snapshot, taking one if needed; None (with the message shown) when there is no model."""

@@ -8,14 +8,14 @@ from PySide6.QtCore import QPoint, QRect, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter
 from PySide6.QtWidgets import (QGridLayout, QLabel, QScrollArea, QSplitter, QToolTip, QVBoxLayout, QWidget)
 
-from app.common.token_view import display_form
+from app.common.token_view import token_label
 from app.inside.scales import sequential
 
 SMALL = 120   # px, a grid cell's heatmap side
 
 
 def _short(tok: str) -> str:
-    return display_form(tok).replace("\n", "")[:6]
+    return token_label(tok)[:6]
 
 
 class Heatmap(QWidget):

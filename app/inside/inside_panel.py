@@ -297,6 +297,7 @@ class InsidePanel(QWidget):
             pair = (f"{name} trained here ({trained.meta['steps']} steps)", trained)
             return pair, _compare_bptt(pair, text, loss_at), val
 
+        self._contrast_model = self.source.describe()
         self.gradients.contrast_btn.setEnabled(False)
         self._say(f"Training a {'tanh RNN' if other == 'rnn' else 'LSTM'} on the validation text to compare…")
         self.jobs.run(work, self._contrast_done, self._contrast_failed)
@@ -307,6 +308,10 @@ class InsidePanel(QWidget):
 
     def _contrast_done(self, result) -> None:
         self.gradients.contrast_btn.setEnabled(True)
+        if _model_identity(self.source.describe()) != _model_identity(self._contrast_model):
+            self._say("The model changed while the comparison was training, so it was dropped: press the button "
+                      "again to compare with this model.", True)
+            return
         *pair_and_bptt, val = result
         self._compare_loaded(tuple(pair_and_bptt))
         self._say(f"Comparing with a {self.compare[0]} on the same text; its validation loss on the last 10% "
@@ -341,3 +346,8 @@ def _compare_bptt(compare, text: str, loss_at):
     from engine.inside import token_limit
     ids = ids[:token_limit(handle.model)]
     return name, bptt_norms(handle.model, ids, loss_at, [handle.tokenizer.token_str(i) for i in ids[:-1]])
+
+
+def _model_identity(description: str) -> str:
+    """ModelSource.describe() without the step a training run moves on (the same model, a later step)."""
+    return description.split(", step")[0]

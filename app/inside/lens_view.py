@@ -10,12 +10,12 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel, QTableView, QVBoxLayout, QWidget
 
-from app.common.token_view import display_form
+from app.common.token_view import token_label
 from app.inside.scales import sequential, text_color_on
 
 
 def _tok(s: str) -> str:
-    return display_form(s).replace("\n", "")
+    return token_label(s)
 
 
 class LensModel(QAbstractTableModel):

@@ -10,7 +10,7 @@ from PySide6.QtGui import QColor, QLinearGradient, QPainter
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QLabel, QSpinBox, QSplitter,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget, QHeaderView)
 
-from app.common.token_view import TokenView
+from app.common.token_view import TokenView, token_label
 from app.inside.scales import diverging, site_scale, text_color_on
 from engine.inside.activations import SITE_HELP
 from engine.inside.features import FEATURES
@@ -192,7 +192,7 @@ class NeuronView(QWidget):
         track = f"; tracks “{best}” best here, r = {r[best]:+.2f}" if best else ""
         self.about.setText(f"{site}, unit {unit}: {SITE_HELP[site.rsplit(' ', 1)[-1]]}. Over this text it ranges "
                            f"{values.min():.3g} … {values.max():.3g}{track}. Hover a token for its value.")
-        tips = [f"“{tok}” (token {t + 1})\n{site}[{unit}] = {v:.4f}" for t, (tok, v) in
+        tips = [f"“{token_label(tok)}” (token {t + 1})\n{site}[{unit}] = {v:.4f}" for t, (tok, v) in
                 enumerate(zip(ins.tokens, values))]
         self.text.show_values(ins.pieces, tips, diverging(values, centre, half))
 

@@ -12,8 +12,9 @@ import threading
 import time
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QSpinBox,
-                               QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QScrollArea,
+                               QSpinBox, QSplitter, QVBoxLayout, QWidget)
+
 
 from engine.decode import inference_threads
 from engine.decode_compare import MAX_COLUMNS, ColumnRecord, check_cache, column_report, interleave
@@ -23,6 +24,7 @@ from app.common.workers import error_message, start_worker
 from app.sample.compare_column import CompareColumn
 from app.sample.decode_controls import CacheControls, StopField
 from app.sample.dist_chart import DistChart
+from app.sample.knobs import model_line
 
 log = logging.getLogger(__name__)
 
@@ -130,12 +132,18 @@ class CompareView(QWidget):
         self.strip = QWidget()
         self.columns_layout = QHBoxLayout(self.strip)
         self.columns_layout.setContentsMargins(0, 0, 0, 0)
-        # no scroll area: six columns at their minimum width fit in 1280 px, and a scroll area would size the
-        # columns by their wrapped labels' height-for-width and push the texts below the fold
+        # six columns at their minimum width (180 px) need more than a 1280-px window has beside the training
+        # panel: they scroll sideways instead of widening the window. Only sideways: the strip always takes the
+        # view's height, so the texts stay above the fold
+        self.strip_scroll = QScrollArea()
+        self.strip_scroll.setWidget(self.strip)
+        self.strip_scroll.setWidgetResizable(True)
+        self.strip_scroll.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.strip_scroll.setFrameShape(QFrame.NoFrame)
         self.chart = DistChart()
         self.chart.clear_chart("Run to see each new token's distribution; click a token in any column for its own.")
         split = QSplitter(Qt.Vertical)
-        split.addWidget(self.strip)
+        split.addWidget(self.strip_scroll)
         split.addWidget(self.chart)
         split.setSizes([620, 240])
         split.setStretchFactor(0, 3)
@@ -187,7 +195,7 @@ class CompareView(QWidget):
     # -- the model -----------------------------------------------------------------------------------------------
     def _on_source_changed(self) -> None:
         self._handle = None
-        self.model_label.setText(f"Model: {self.source.describe()}")
+        self.model_label.setText(model_line(self.source.describe(), getattr(self, "_output_model", None)))
         self.cache.forget()
 
     def _model(self):
@@ -241,6 +249,8 @@ class CompareView(QWidget):
             if c.kept:
                 c.show_kept_note(ran_with)
         self._running, self._handle_run, self._prompt_run = todo, handle, prompt
+        self._output_model = self.source.describe()   # what the output on screen comes from
+        self.model_label.setText(model_line(self._output_model, self._output_model))
         self._focus = self._focus if self._focus in todo else todo[0]
         self._follow = True
         self.chart.clear_chart("The distribution of each new token of the highlighted column shows here.")

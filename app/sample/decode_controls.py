@@ -15,14 +15,16 @@ from engine.errors import ConfigError
 from app.common.jobs import JobRunner
 
 STOP_HELP = ("Stop once the text contains one of these (it ends before it). Separate several with |. "
-             "Write a newline as \\n, a tab as \\t, a space as \\s, a | as \\| and a backslash as \\\\.")
+             "Write a newline as \\n, a tab as \\t, a space as \\s, a | as \\| and a backslash as \\\\. "
+             "Spaces around each are ignored, unless the field holds nothing else.")
 _ESCAPES = {"n": "\n", "t": "\t", "s": " ", "|": "|", "\\": "\\"}
 _HELD = {k: chr(0xE000 + i) for i, k in enumerate(_ESCAPES)}          # escape letter -> stand-in
 _BACK = {ord(_HELD[k]): v for k, v in _ESCAPES.items()}               # stand-in -> the character meant
 
 
 def parse_stops(text: str) -> tuple[str, ...]:
-    """The field's text as stop strings: '|' separates, whitespace around each is dropped, escapes as in STOP_HELP.
+    """The field's text as stop strings: '|' separates, whitespace around each is dropped (a field of only
+    whitespace is that whitespace), escapes as in STOP_HELP.
     ConfigError for an unknown escape."""
     stops, cur, i = [], [], 0
     while i < len(text):
@@ -41,6 +43,8 @@ def parse_stops(text: str) -> tuple[str, ...]:
             cur.append(c)
         i += 1
     stops.append(cur)
+    if len(stops) == 1 and stops[0] and not "".join(stops[0]).strip():
+        return ("".join(stops[0]),)          # only whitespace typed: that is the stop string (a space, say)
     out = []
     for parts in stops:
         s = "".join(parts).strip().translate(_BACK)

@@ -13,6 +13,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from app.common.token_view import token_label
+
 KEPT_BRUSH = pg.mkBrush("#3f7fd9")
 CUT_BRUSH = pg.mkBrush("#c4c4c4")
 CHOSEN_PEN = pg.mkPen("#ff8c00", width=3)
@@ -23,8 +25,7 @@ LABEL_CHARS = 8  # longer tokens (words, BPE merges) are shortened on the axis; 
 def axis_label(token: str, max_chars: int = LABEL_CHARS) -> str:
     """A token as an axis label: whitespace made visible as the text view draws it (a newline is ↵ there and here,
     whether it comes as a character or as the tokenizers' token_str escape "\\n"), long tokens shortened."""
-    shown = token.replace("\\n", "↵").replace("\\t", "→")
-    shown = shown.replace(" ", "␣").replace("\n", "↵").replace("\t", "→")
+    shown = token_label(token)
     return shown if len(shown) <= max_chars else shown[:max(max_chars - 1, 1)] + "…"
 
 

@@ -89,3 +89,17 @@ KNOBS = (
 STRATEGY_HELP = {"greedy": "always take the most probable next token",
                  "sample": "draw the next token at random from the (tempered, truncated) distribution",
                  "beam": "keep the best few partial texts at every step; return the best finished one"}
+
+
+def model_line(now: str, output_from: str | None) -> str:
+    """The Sample tab's model label: the model the next run will use and, when the output on screen came from
+    another one (a checkpoint loaded or a past step chosen since), which model that was. A model still training
+    counts as the same model (its description carries the step, which moves on)."""
+    line = f"Model: {now}"
+    if output_from and _identity(output_from) != _identity(now):
+        line += f"  ·  the output below came from {output_from}: run again for this model"
+    return line
+
+
+def _identity(description: str) -> str:
+    return description.split(", step")[0].removesuffix(" (training)")

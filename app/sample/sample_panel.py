@@ -26,7 +26,7 @@ from app.sample.beam_tree import BeamTree, build_tree
 from app.sample.compare_view import CompareView
 from app.sample.decode_controls import CacheControls, StopField
 from app.sample.dist_chart import DistChart, axis_label
-from app.sample.knobs import KNOBS, STRATEGY_HELP, WHY_NOT, SliderSpin
+from app.sample.knobs import KNOBS, STRATEGY_HELP, WHY_NOT, SliderSpin, model_line
 from app.sample.ngram_explain import TITLE as EXPLAIN_TITLE, NGramExplainView
 
 log = logging.getLogger(__name__)
@@ -238,7 +238,7 @@ class SamplePanel(QWidget):
     def _on_source_changed(self) -> None:
         """Drop the cached snapshot (the next Generate takes a fresh one) and say which model that will be."""
         self._handle = None
-        self.model_label.setText(f"Model: {self.source.describe()}")
+        self.model_label.setText(model_line(self.source.describe(), getattr(self, "_output_model", None)))
         self.cache.forget()
 
     def _model(self):
@@ -270,6 +270,8 @@ class SamplePanel(QWidget):
             self.show_message(error_message(e), error=True)
             return
         self._cfg, self._handle_run, self._follow = cfg, handle, True
+        self._output_model = self.source.describe()   # what the output on screen comes from
+        self.model_label.setText(model_line(self._output_model, self._output_model))
         self.cache.check_button.setEnabled(False)
         self.view.start(handle.tokenizer, prompt, cfg)
         self.explain.start(handle, prompt)

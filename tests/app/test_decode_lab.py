@@ -30,6 +30,7 @@ def _word_ngram(text):
 def test_stop_field_parses_several_strings_and_escapes():
     assert parse_stops(r" \n\n | . |\s| a\|b ") == ("\n\n", ".", " ", "a|b")
     assert parse_stops("") == () and parse_stops(r"\\") == ("\\",)
+    assert parse_stops(" ") == (" ",) and parse_stops("a | ") == ("a",)   # a lone typed space is a stop string
     with pytest.raises(ConfigError, match="unknown escape"):
         parse_stops(r"\q")
 

@@ -187,3 +187,16 @@ def test_folding_keeps_each_box_in_one_band_and_leaves_big_graphs_alone():
                       (True,) + (False,) * FOLD_MAX_UNITS, ("",) * (FOLD_MAX_UNITS + 1))
     long = layout(chain, view_width=400)
     assert long.pos[:, 0].max() == FOLD_MAX_UNITS * COL_STEP         # a model-sized tape stays one strip
+
+
+def test_choosing_a_lecture_example_shows_it_at_once(qtbot):
+    """Choosing the fan-out example under Show left the previous graph on screen, unmarked, until Build graph."""
+    from app.graph.graph_controls import FANOUT, LECTURE
+    panel = GraphPanel(ModelSource())
+    qtbot.addWidget(panel)
+    qtbot.waitUntil(lambda: panel.stepper is not None, timeout=WAIT_MS)
+    for example, modules in ((FANOUT, 7), (LECTURE, 5)):
+        old = panel.program
+        panel.what.setCurrentText(example)
+        qtbot.waitUntil(lambda: panel.program is not old, timeout=WAIT_MS)
+        assert panel.stepper.n_forward == modules, (example, panel.stepper.n_forward)

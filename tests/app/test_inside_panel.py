@@ -211,3 +211,15 @@ def test_a_long_chart_title_is_cut_not_the_plot(qtbot):
     qtbot.wait(20)
     assert chart.getPlotItem().geometry().width() <= chart.width() + 0.5
     assert chart.toolTip() == title
+
+
+def test_a_newline_token_reads_the_same_in_every_view():
+    """The Sample and Tokens tabs draw a newline as ↵; the Inside tab's lens cells and attention edges showed the
+    tokenizers' escape "\\n". One labelling function now serves them all."""
+    from app.common.token_view import token_label
+    from app.inside.attention_view import _short
+    from app.inside.lens_view import _tok
+    from app.sample.dist_chart import axis_label
+    for raw in ("\n", "\\n"):                          # a character, and token_str's escape of it
+        assert token_label(raw) == _tok(raw) == _short(raw) == axis_label(raw) == "↵"
+    assert token_label(" the") == "␣the"

@@ -700,3 +700,22 @@ def test_distinct_words_are_counted_exactly_across_slices():
     assert len(text) > 2 * SET_CHUNK
     assert _distinct_words(text) == (WordTokenizer.train(text).vocab_size - 1,
                                      WordTokenizer.train(text, lowercase=True).vocab_size - 1)
+
+
+def test_a_checkpoint_trained_on_a_relative_corpus_path_brings_its_validation_text(qtbot, window, tmp_path,
+                                                                                   monkeypatch, small_text):
+    """The README trains with a relative path (../shared/corpora/...); the checkpoint records it as typed and the
+    loaded corpus reports it absolute. The window compared the two strings, so the old corpus's validation text
+    stayed: Random window failed and the Inside tab's comparison model trained on the wrong text."""
+    from engine import checkpoint
+    (tmp_path / "c.txt").write_text(small_text, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    run = api.start_run(api.RunSpec(corpus="c.txt", family="rnn", preset="tiny-cpu-rnn", device="cpu",
+                                    overrides={"n_hidden": "8", "n_embd": "8"}, max_steps=2))
+    list(run.reports())
+    ckpt = run.save(tmp_path / "rnn")
+    assert checkpoint.load_meta(ckpt)["spec"]["corpus"] == "c.txt"
+    want = small_text[int(len(small_text) * 0.9):]
+    assert window.source.validation_text() != want
+    assert load_ckpt(qtbot, window, ckpt)
+    qtbot.waitUntil(lambda: window.source.validation_text() == want, timeout=RUN_TIMEOUT_MS)

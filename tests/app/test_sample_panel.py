@@ -322,3 +322,23 @@ def test_text_held_back_until_the_end_joins_the_last_token(qtbot, small_text):
 def test_cut_away_share_never_reads_minus_zero():
     from app.sample.dist_chart import _share
     assert _share(-1e-12) == "0.0%" and _share(0.25) == "25.0%"
+
+
+def test_output_from_an_earlier_model_says_so_after_the_model_changes(qtbot, small_text):
+    """Loading another checkpoint (mid-run or after) left the old text under the new model's name: the label now
+    says which model the output on screen came from, in both the one-strategy and the side-by-side views."""
+    source = ModelSource()
+    source.set_checkpoint(_ngram(small_text), "first", small_text)
+    panel = SamplePanel(source)
+    qtbot.addWidget(panel)
+    _run(qtbot, panel, "greedy", "The", 5)
+    assert "came from" not in panel.model_label.text()
+    compare = panel.compare
+    compare.prompt.setPlainText("The")
+    compare.run()
+    qtbot.waitUntil(lambda: not compare.running, timeout=WAIT_MS)
+    source.set_checkpoint(_gpt(small_text), "second", small_text)
+    for label in (panel.model_label.text(), compare.model_label.text()):
+        assert "checkpoint second" in label and "the output below came from checkpoint first" in label, label
+    _run(qtbot, panel, "greedy", "The", 5)
+    assert "came from" not in panel.model_label.text()
