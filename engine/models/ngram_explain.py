@@ -231,7 +231,7 @@ def _order_line(s: str, o: dict, w: str, ctx_text) -> str:
         return head + f"context never seen, all its weight goes down: P_{j} = {o['p']:.6g}."
     if o.get("continuation"):
         seen = (f"continuation counts (how many different tokens came before): {o['context_count']} in all "
-                f"after this context, {o['count']} for {w}, {o['followers']} different token{'s' if o['followers'] != 1 else ''} follow{'s' if o['followers'] == 1 else ''} it")
+                f"after this context, {o['count']} for {w}, {_followers(o['followers'])}")
     else:
         seen = (f"seen {_times(o['context_count'])}, followed by {o['followers']} different "
                 f"token{'s' * (o['followers'] != 1)}, by {w} {_times(o['count'])}")
@@ -282,3 +282,7 @@ def generation_context(tokenizer, prompt: str, generated: Sequence[int], order: 
     from ..decode import _prompt_ids
     ids = _prompt_ids(tokenizer, prompt, ngram=True) + [int(i) for i in generated]
     return ids[max(len(ids) - order + 1, 0):]
+
+
+def _followers(n: int) -> str:
+    return "1 different token follows it" if n == 1 else f"{n} different tokens follow it"
