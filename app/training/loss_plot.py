@@ -1,5 +1,5 @@
 """The live loss plot: raw and smoothed train loss, validation points, and a second plot for grad norm and learning
-rate. Reports only append to growing numpy buffers; a QTimer redraws at most 30 times a second by calling setData
+rate. Reports only append to growing numpy buffers; a QTimer redraws at most 10 times a second by calling setData
 on persistent curves, and each curve is min/max downsampled to about two points per pixel of the visible range, so
 a 100k-step run redraws as cheaply as a short one and a single loss spike stays visible."""
 from __future__ import annotations
@@ -23,9 +23,13 @@ from app.training.run_history import RunHistory
 from app.training.run_list import RunList
 from app.training.svg_fix import bake_transforms
 
-REDRAW_MS = 33          # fastest redraw: ≤ 30 Hz
+# Each redraw and paint of the two plots costs 10-30 ms of the GUI thread, holding the GIL, which the training
+# thread then waits for. At most ~10 Hz and 5% of the GUI thread's time: on the 2-core machine, with a tiny model
+# training, 33 ms / 15% trained 10.4 and 13.8 steps/s where 150 ms / 5% trained 15.0 and 19.6, pairwise
+# (bench/gui_stalls.py, idle_loss_tab), and a curve that moves 3-10 times a second still reads as live.
+REDRAW_MS = 100         # fastest redraw: ≤ 10 Hz
 SLOWEST_MS = 500        # slowest redraw, when drawing is expensive (a large window on a slow machine)
-DRAW_DUTY = 0.15        # at most this fraction of the GUI thread's time goes to drawing the plots
+DRAW_DUTY = 0.05        # at most this fraction of the GUI thread's time goes to drawing the plots
 X_AXES = {"step": ("step", "step"), "tokens": ("tokens", "tokens"), "time": ("elapsed", "wall time (s)")}
 TRAIN_COLS = ("step", "tokens", "elapsed", "loss", "lr", "grad_norm")
 VAL_COLS = ("step", "tokens", "elapsed", "loss", "bpc")
