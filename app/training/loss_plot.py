@@ -24,9 +24,10 @@ from app.training.run_list import RunList
 from app.training.svg_fix import bake_transforms
 
 # Each redraw and paint of the two plots costs 10-30 ms of the GUI thread, holding the GIL, which the training
-# thread then waits for. At most ~10 Hz and 5% of the GUI thread's time: on the 2-core machine, with a tiny model
-# training, 33 ms / 15% trained 10.4 and 13.8 steps/s where 150 ms / 5% trained 15.0 and 19.6, pairwise
-# (bench/gui_stalls.py, idle_loss_tab), and a curve that moves 3-10 times a second still reads as live.
+# thread then waits for. At most ~10 Hz and 5% of the GUI thread's time (a curve that moves 3-10 times a second
+# still reads as live): on the shared 2-core machine, idle on the Loss tab with tiny-cpu-transformer training,
+# this (with one paint per redraw) trained 41-43 steps/s where 33 ms / 15% trained 21-33, and the 5 ms probe's
+# p99 lateness was 16-21 ms instead of 25-38 ms (three runs each, pairwise).
 REDRAW_MS = 100         # fastest redraw: ≤ 10 Hz
 SLOWEST_MS = 500        # slowest redraw, when drawing is expensive (a large window on a slow machine)
 DRAW_DUTY = 0.05        # at most this fraction of the GUI thread's time goes to drawing the plots
