@@ -11,7 +11,8 @@ from engine.tokenizers.word import TOKEN_RE, count_tokens, find_tokens, rank_by_
 
 def _text(n_words: int, seed: int = 0) -> str:
     rng = random.Random(seed)
-    vocab = ["the", "a", "नमस्ते", "e\u0301t\u00e9", "don't", "well-known", "👍🏽", "🇫🇷", "x", "Zeta", "zeta", "。", ","]
+    vocab = ["the", "a", "नमस्ते", "e\u0301t\u00e9", "don't", "well-known", "👍🏽", "🇫🇷", "x", "Zeta", "zeta",
+             "。", ","]
     vocab += [f"w{rng.randrange(3000)}" for _ in range(800)]
     return "".join(rng.choice(vocab) + rng.choice([" ", " ", "\n", "  "]) for _ in range(n_words))
 
