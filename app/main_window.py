@@ -64,6 +64,7 @@ class MainWindow(CheckpointActions, RunFollowing, QMainWindow):
         self.jobs = JobRunner(self)       # saving and reading checkpoints in the background
         self._saving = self._close_when_saved = False
         self._loading: str | None = None  # the checkpoint being read on a worker thread
+        self._scrub_request = 0           # the newest step chosen on the loss curve, read on a worker thread
         self.run: api.Run | None = None
         self.last_report = None       # the newest StepReport the worker delivered
         self.worker: TrainWorker | None = None
@@ -278,21 +279,40 @@ class MainWindow(CheckpointActions, RunFollowing, QMainWindow):
         try:
             spec, _ = api.finetune_spec(path, form.corpus, max_steps=form.max_steps, device=form.device,
                                         overrides=form.overrides, seed=form.seed, meta=meta)
-            tok, missing = missing_symbols(meta, self.panel.corpus_box.corpus.text)
         except (PlaygroundError, OSError) as e:
             self._set_notes(note=f"Cannot fine-tune: {error_message(e)}")
             return False
-        mapping = None
-        if missing:
-            mapping = self.ask_map_unknown(describe_unencodable(tok, missing, self.panel.corpus_box.corpus.name),
-                                           default_replacement(tok))
-            if mapping is None:
-                return False
-        self._launch(TrainWorker(spec, start_run=lambda s: api.finetune_run(
-            path, s.corpus, map_unknown=mapping, max_steps=s.max_steps, device=s.device, overrides=form.overrides,
-            seed=s.seed, **sources_of(meta))))
-        self.loss_plot.step_offset = start_step(meta)
-        self._plotted = (self._plotted[0], f"fine-tuned from {Path(path).name}")
+        corpus = self.panel.corpus_box.corpus
+        self.panel.finetune_button.setEnabled(False)   # one check at a time; _set_state enables it again
+        self.statusBar().showMessage(f"checking what the checkpoint's tokenizer cannot encode in {corpus.name}…")
+
+        def checked(result) -> None:   # back on the GUI thread: ask, then start
+            self.statusBar().clearMessage()
+            if self.state == "loaded":
+                self._set_state("loaded")   # the Fine-tune button again
+            tok, missing = result
+            if self.loaded is None or self.loaded[0] != path or self.thread is not None:
+                return                 # another checkpoint or a run came first
+            mapping = None
+            if missing:
+                mapping = self.ask_map_unknown(describe_unencodable(tok, missing, corpus.name),
+                                               default_replacement(tok))
+                if mapping is None:
+                    return
+            self._launch(TrainWorker(spec, start_run=lambda s: api.finetune_run(
+                path, s.corpus, map_unknown=mapping, max_steps=s.max_steps, device=s.device,
+                overrides=form.overrides, seed=s.seed, **sources_of(meta))))
+            self.loss_plot.step_offset = start_step(meta)
+            self._plotted = (self._plotted[0], f"fine-tuned from {Path(path).name}")
+
+        def failed(message: str) -> None:
+            self.statusBar().clearMessage()
+            if self.state == "loaded":
+                self._set_state("loaded")   # the Fine-tune button again
+            self._set_notes(note=f"Cannot fine-tune: {message}")
+
+        # one pass over the whole corpus (about 0.1 s per MB): on a worker thread, never the GUI's
+        self.jobs.run(lambda: missing_symbols(meta, corpus.text), checked, failed)
         return True
 
     @Slot()
@@ -326,16 +346,24 @@ class MainWindow(CheckpointActions, RunFollowing, QMainWindow):
         """The scrub marker was dropped on kept step `step` (-1: back to the newest): the Sample and Graph tabs
         use that step's model, read from the run's snapshots."""
         source = self.run if self.run is not None else self.past
+        self._scrub_request += 1
+        request = self._scrub_request
         if step < 0 or source is None:
             self.source.set_past(None)
             return
-        try:
-            handle = source.snapshot_at(step)
-        except PlaygroundError as e:
-            self.statusBar().showMessage(f"cannot use step {step}: {error_message(e)}", 15000)
-            return
-        self.source.set_past(handle, step)
-        self.statusBar().showMessage(f"the Sample and Graph tabs now use the model of step {step:,}", 10000)
+
+        def done(handle) -> None:      # the newest choice wins; a run or checkpoint that replaced `source` too
+            if request == self._scrub_request and source is (self.run if self.run is not None else self.past):
+                self.source.set_past(handle, step)
+                self.statusBar().showMessage(f"the Sample and Graph tabs now use the model of step {step:,}",
+                                             10000)
+
+        def failed(message: str) -> None:
+            if request == self._scrub_request:
+                self.statusBar().showMessage(f"cannot use step {step}: {message}", 15000)
+
+        # reading the snapshot file and building the model take tens of ms: on a worker thread
+        self.jobs.run(lambda: source.snapshot_at(step), done, failed)
 
     @Slot()
     def show_samples_over_time(self) -> SamplesOverTime | None:

@@ -39,6 +39,17 @@ class ModelSource(QObject):
             return self._run.snapshot()
         return self._handle
 
+    def has_model(self) -> bool:
+        """Whether snapshot() would give a model, without copying any weights."""
+        return self._past is not None or self._run is not None or self._handle is not None
+
+    def tokenizer(self):
+        """The model's tokenizer (it never changes while a run trains), or None: without a weight snapshot."""
+        for owner in (self._past, self._run, self._handle):
+            if owner is not None:
+                return owner.tokenizer
+        return None
+
     def validation_text(self) -> str:
         return self._val_text
 

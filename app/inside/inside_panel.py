@@ -149,12 +149,12 @@ class InsidePanel(QWidget):
 
     def random_validation_window(self) -> None:
         val = self.source.validation_text()
-        handle = self._model()
-        if handle is None or not val:
+        tokenizer = self.source.tokenizer()   # no weight snapshot here: refresh() takes the one it needs
+        if tokenizer is None or not val:
             self._say("There is no model or validation text yet: train a model or load a checkpoint first.", True)
             return
         try:
-            window = random_window(val, handle.tokenizer, self.length.value(), self.rng)
+            window = random_window(val, tokenizer, self.length.value(), self.rng)
         except Exception as e:  # noqa: BLE001 — a tokenizer's complaint is shown, not raised
             self._say(str(e), True)
             return
@@ -164,39 +164,41 @@ class InsidePanel(QWidget):
     def showEvent(self, event) -> None:
         """The first time the tab is shown with a model and no text, look at a random validation window."""
         super().showEvent(event)
-        if self.inside is None and not self.current_text() and self.source.snapshot() is not None:
+        if self.inside is None and not self.current_text() and self.source.has_model():
             self.random_validation_window()
 
     # -- computing ---------------------------------------------------------------------------------------------
     def refresh(self) -> None:
         """Look inside the current model on the text, on a background job."""
         self.handle = None
-        handle = self._model()
-        if handle is None:
+        if not self.source.has_model():
             self._say("No model yet: train one with the panel on the left or load a checkpoint.", True)
             return
         text = self.current_text()
         if not text:
             self._say("Type a text (or take a random window) first.", True)
             return
-        model, tokenizer = handle.model, handle.tokenizer
         loss_at = self.gradients.loss.value()
         compare = self.compare
+        source = self.source
 
         def work():
-            inside = look_inside(model, tokenizer, text, loss_at)
+            handle = source.snapshot()   # copying a training run's weights: here, not on the GUI thread
+            if handle is None:
+                raise ValueError("the model is gone: train one or load a checkpoint")
+            inside = look_inside(handle.model, handle.tokenizer, text, loss_at)
             colours = None if inside.attention is None else sequential(inside.attention)   # off the GUI thread
-            return inside, colours, _compare_bptt(compare, text, loss_at)
+            return handle, inside, colours, _compare_bptt(compare, text, loss_at)
 
         self._request += 1
         request = self._request
         self._say("Computing…")   # Refresh stays enabled: a newer request replaces this one
-        self.jobs.run(work, lambda r: self._done(request, text, handle, r), lambda m: self._failed(request, m))
+        self.jobs.run(work, lambda r: self._done(request, text, r), lambda m: self._failed(request, m))
 
-    def _done(self, request: int, text: str, handle, result) -> None:
+    def _done(self, request: int, text: str, result) -> None:
         if request != self._request:
             return
-        inside, colours, other = result
+        handle, inside, colours, other = result
         self.inside, self.shown_text, self.shown_handle = inside, text, handle
         self._show(inside, colours)
         if other is not None:

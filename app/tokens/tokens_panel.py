@@ -325,11 +325,10 @@ class TokensPanel(QWidget):
             return
         key = self._settings()
         if self.which.currentText() == MODEL:
-            handle = self.source.snapshot()
-            if handle is None:
+            tok = self.source.tokenizer()   # no weight snapshot: only the tokenizer is needed
+            if tok is None:
                 self.show_message("There is no model yet: train one or load a checkpoint, or use the form's settings.")
                 return
-            tok = handle.tokenizer
             job = (lambda: analyse(corpus.text, f"the model's {tok.kind} tokenizer", VAL_FRACTION, tokenizer=tok,
                                    preview_chars=PREVIEW_CHARS))
         else:

@@ -9,8 +9,8 @@ from engine.tokenizers import tokenizer_from_dict
 
 
 def missing_symbols(meta: dict, text: str) -> tuple[object, Counter]:
-    """(the checkpoint's tokenizer, symbol -> count of what it cannot encode in `text`). Runs on the GUI thread:
-    one pass over the corpus text (about 0.1 s per MB)."""
+    """(the checkpoint's tokenizer, symbol -> count of what it cannot encode in `text`). One pass over the corpus
+    text (about 0.1 s per MB): the window calls it on a worker thread."""
     tok = tokenizer_from_dict(meta["tokenizer"])
     return tok, unencodable(tok, text)
 

@@ -1,5 +1,5 @@
 """The live loss plot: raw and smoothed train loss, validation points, and a second plot for grad norm and learning
-rate. Reports only append to growing numpy buffers; a QTimer redraws at most 30 times a second by calling setData
+rate. Reports only append to growing numpy buffers; a QTimer redraws at most 10 times a second by calling setData
 on persistent curves, and each curve is min/max downsampled to about two points per pixel of the visible range, so
 a 100k-step run redraws as cheaply as a short one and a single loss spike stays visible."""
 from __future__ import annotations
@@ -25,9 +25,14 @@ from app.training.run_history import RunHistory
 from app.training.run_list import RunList
 from app.training.svg_fix import bake_transforms
 
-REDRAW_MS = 33          # fastest redraw: ≤ 30 Hz
+# Each redraw and paint of the two plots costs 10-30 ms of the GUI thread, holding the GIL, which the training
+# thread then waits for. At most ~10 Hz and 5% of the GUI thread's time (a curve that moves 3-10 times a second
+# still reads as live): on the shared 2-core machine, idle on the Loss tab with tiny-cpu-transformer training,
+# this (with one paint per redraw) trained 41-43 steps/s where 33 ms / 15% trained 21-33, and the 5 ms probe's
+# p99 lateness was 16-21 ms instead of 25-38 ms (three runs each, pairwise).
+REDRAW_MS = 100         # fastest redraw: ≤ 10 Hz
 SLOWEST_MS = 500        # slowest redraw, when drawing is expensive (a large window on a slow machine)
-DRAW_DUTY = 0.15        # at most this fraction of the GUI thread's time goes to drawing the plots
+DRAW_DUTY = 0.05        # at most this fraction of the GUI thread's time goes to drawing the plots
 X_AXES = {"step": ("step", "step"), "tokens": ("tokens", "tokens"), "time": ("elapsed", "wall time (s)")}
 TRAIN_COLS = ("step", "tokens", "elapsed", "loss", "lr", "grad_norm")
 VAL_COLS = ("step", "tokens", "elapsed", "loss", "bpc", "windows")   # windows: 0 whole split, N windows, NaN unknown
@@ -525,6 +530,10 @@ class LossPlot(QWidget):
         self.history.redraw(xcol, self._beta(), self.y_unit.currentText())
         self._fit_y()
         self.hint.setVisible(self.train.n == 0 and self.val.n == 0 and not self.history.runs)
+        # pyqtgraph fits an autoranged view when the scene is about to paint; the new range then marks the axes
+        # for repainting from inside that paint, so every redraw painted the plots twice (about 15 ms each on a
+        # 2-core machine). Fitting now makes the next paint the only one.
+        self.graphics.scene().prepareForPaint()
 
     def _name_windowed(self, counts: list[int]) -> None:
         """The legend entry of the windowed validation points: "N windows" (or the counts, should a resumed run

@@ -16,7 +16,7 @@ from ..errors import TokenizerError
 from . import Tokenizer, build_for_corpus
 from .bpe import BPETokenizer, byte_decoder
 from .char import visible
-from .word import TOKEN_RE, WordTokenizer
+from .word import TOKEN_RE, WordTokenizer, rank_by_count
 
 UNK_SHOWN = 200   # most frequent <unk>-mapped words kept for display
 
@@ -91,7 +91,7 @@ def _missing_words(tokenizer: WordTokenizer, text: str) -> Counter:
 
 
 def _ranked(counts: Counter, limit: int) -> tuple[tuple[str, int], ...]:
-    return tuple(sorted(counts.items(), key=lambda wc: (-wc[1], wc[0]))[:limit])
+    return tuple((w, counts[w]) for w in rank_by_count(counts)[:limit])
 
 
 def token_spans(tokenizer: Tokenizer, text: str) -> list[TokenSpan]:

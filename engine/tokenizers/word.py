@@ -15,11 +15,12 @@ Newlines are tokens so that verse and code keep their line shape.
 """
 from __future__ import annotations
 
+import heapq
 import re
 import sys
 import unicodedata
 from collections import Counter
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from ..errors import TokenizerError
 from .text_check import require_unicode
@@ -113,23 +114,50 @@ def _wide(c: str) -> bool:
     return unicodedata.east_asian_width(c) in ("W", "F") and unicodedata.category(c)[0] in "LP"
 
 
-FINDALL_PIECE = 1 << 16   # characters per regex call: one call holds the GIL throughout (~0.2 s for 1 MB)
+# Characters per regex call. One call holds the GIL throughout (about 3 ms for 16k characters on a 2-core
+# machine); between calls the window's thread gets it, so a word vocabulary built on a worker never freezes the GUI.
+FINDALL_PIECE = 1 << 14
+SORT_PIECE = 2048         # tokens per C sort call, for the same reason (bench/gui_stalls.py tokens_word_result)
 
 
-def find_tokens(text: str) -> list[str]:
-    """TOKEN_RE.findall over slices of the text that end at whitespace (no token spans whitespace, so the result is
-    the same), so that another thread, the window's, gets the GIL between slices."""
-    if len(text) <= FINDALL_PIECE:
-        return TOKEN_RE.findall(text)
-    out: list[str] = []
+def find_token_pieces(text: str) -> Iterator[list[str]]:
+    """TOKEN_RE.findall over consecutive slices of the text that end at whitespace (no token spans whitespace, so
+    the pieces joined are the findall of the whole text), one list per slice."""
     i = 0
     while i < len(text):
         j = min(i + FINDALL_PIECE, len(text))
         while j < len(text) and not text[j].isspace():
             j += 1
-        out.extend(TOKEN_RE.findall(text, i, j))
+        yield TOKEN_RE.findall(text, i, j)
         i = j
+
+
+def find_tokens(text: str) -> list[str]:
+    """TOKEN_RE.findall(text), computed slice by slice so that another thread, the window's, gets the GIL
+    between slices."""
+    out: list[str] = []
+    for piece in find_token_pieces(text):
+        out.extend(piece)
     return out
+
+
+def count_tokens(text: str) -> Counter:
+    """Token -> occurrences in `text`. Counter(list) counts in one C call that holds the GIL for tens of ms on a
+    1 MB corpus; counting slice by slice gives it up between slices."""
+    counts: Counter = Counter()
+    for piece in find_token_pieces(text):
+        counts.update(piece)
+    return counts
+
+
+def rank_by_count(counts: dict[str, int]) -> list[str]:
+    """The keys of `counts`, most frequent first, ties in code point order: sorted(counts, key=lambda t:
+    (-counts[t], t)), without one long C sort. Alphabetical runs of SORT_PIECE keys are sorted and merged by
+    heapq.merge (Python, so it gives up the GIL), then a stable sort by count keeps that order among ties."""
+    keys = list(counts)
+    runs = [sorted(keys[i:i + SORT_PIECE]) for i in range(0, len(keys), SORT_PIECE)]
+    alphabetical = list(heapq.merge(*runs)) if len(runs) > 1 else (runs[0] if runs else [])
+    return sorted(alphabetical, key=counts.__getitem__, reverse=True)   # reverse=True keeps ties' order
 
 
 class WordTokenizer:
@@ -151,7 +179,7 @@ class WordTokenizer:
         if vocab_size is not None and (not isinstance(vocab_size, int) or vocab_size < 2):
             raise TokenizerError(f"word vocab_size must be an integer of at least 2, not {vocab_size!r}")
         text = require_unicode(text)
-        return cls.from_counts(Counter(find_tokens(text.lower() if lowercase else text)), vocab_size, lowercase)
+        return cls.from_counts(count_tokens(text.lower() if lowercase else text), vocab_size, lowercase)
 
     @classmethod
     def from_counts(cls, counts: Counter, vocab_size: int | None = None, lowercase: bool = False) -> "WordTokenizer":
@@ -163,7 +191,7 @@ class WordTokenizer:
         counts.pop(UNK, None)
         if not counts:
             raise TokenizerError("the text has no words to build a vocabulary from")
-        ranked = sorted(counts, key=lambda t: (-counts[t], t))
+        ranked = rank_by_count(counts)
         if vocab_size is not None:
             ranked = ranked[:vocab_size - 1]
         return cls([UNK] + ranked, lowercase)

@@ -21,8 +21,11 @@ def test_finetune_a_loaded_checkpoint_on_another_corpus(qtbot, window, tmp_path,
     window.panel.fields["train"]["max_steps"].setValue(4)
     asked = []
     window.ask_map_unknown = lambda message, replacement: asked.append((message, replacement)) or None
-    assert not window.finetune_checkpoint()          # cancelled: nothing starts
-    assert "'¤' ×2" in asked[0][0] and asked[0][1] == " " and window.thread is None
+    assert window.finetune_checkpoint()              # the corpus is checked on a worker thread, then asked
+    qtbot.waitUntil(lambda: bool(asked), timeout=RUN_TIMEOUT_MS)
+    qtbot.wait(50)
+    assert "'¤' ×2" in asked[0][0] and asked[0][1] == " " and window.thread is None   # cancelled: nothing starts
+    assert window.panel.finetune_button.isEnabled()
     window.ask_map_unknown = lambda message, replacement: replacement
     qtbot.mouseClick(window.panel.finetune_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: window.state == "done", timeout=RUN_TIMEOUT_MS)

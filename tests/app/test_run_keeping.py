@@ -48,7 +48,8 @@ def test_a_run_is_autosaved_in_its_folder_and_keeps_past_models(qtbot, window, r
     # scrub: drop the marker near step 4; the tabs' model is the one of step 4, and says so
     plot.marker.setValue(4.3)
     plot.marker.sigPositionChangeFinished.emit(plot.marker)
-    assert plot.chosen_step == 4 and window.source.past_step() == 4
+    assert plot.chosen_step == 4
+    qtbot.waitUntil(lambda: window.source.past_step() == 4, timeout=RUN_TIMEOUT_MS)   # read on a worker thread
     assert "as it was at step 4" in window.source.describe()
     past = window.source.snapshot()
     saved = window.run.snapshot_at(4).model.state_dict()
@@ -118,7 +119,8 @@ def test_a_loaded_run_folder_can_be_scrubbed(qtbot, window):
     assert load_ckpt(qtbot, window, folder / "checkpoint")
     assert window.run is None and window.loss_plot.kept_steps == kept
     window.loss_plot.choose_step(5)
-    assert window.source.past_step() == 5 and "as it was at step 5" in window.sample_panel.model_label.text()
+    qtbot.waitUntil(lambda: window.source.past_step() == 5, timeout=RUN_TIMEOUT_MS)
+    assert "as it was at step 5" in window.sample_panel.model_label.text()
     past = window.source.snapshot().model.state_dict()
     assert all(torch.equal(v, five[k]) for k, v in past.items())
     dialog = window.show_samples_over_time()

@@ -11,7 +11,6 @@ from app.common.model_source import ModelSource
 from app.common.token_view import PREVIEW_CHARS
 from app.tokens.tokens_panel import MODEL, TokensPanel
 from app.training.train_panel import TrainPanel
-from engine.api import ModelHandle
 from engine.corpus import Corpus
 from engine.tokenizers import build_tokenizer
 from engine.tokenizers.inspect import bpe_replay, form_tokenizer
@@ -23,17 +22,23 @@ TEXT = ("The tokenizer turns text into tokens. Tokens are ids; the model sees on
 
 
 class FakeSource(ModelSource):
-    """A source whose model is only a tokenizer: the panel asks the snapshot for nothing else."""
+    """A source whose model is only a tokenizer: the panel asks for nothing else, and never for a weight copy."""
 
     def __init__(self, tokenizer=None):
         super().__init__()
-        self.tokenizer = tokenizer
+        self.tok = tokenizer
+
+    def tokenizer(self):
+        return self.tok
+
+    def has_model(self) -> bool:
+        return self.tok is not None
 
     def snapshot(self):
-        return None if self.tokenizer is None else ModelHandle("transformer", None, self.tokenizer, {})
+        raise AssertionError("the Tokens tab copied the model's weights to read its tokenizer")
 
     def describe(self) -> str:
-        return "a test model" if self.tokenizer is not None else "no model yet"
+        return "a test model" if self.tok is not None else "no model yet"
 
 
 @pytest.fixture
@@ -156,11 +161,11 @@ def test_model_tokenizer_and_its_errors(qtbot, make_panel):
     tokenize(qtbot, panel)                       # no model yet: said so
     assert panel.result is None and "no model yet" in panel.message.text().lower()
     narrow = build_tokenizer("char", "The tokenizer")   # lacks most of the corpus' characters
-    panel.source.tokenizer = narrow
+    panel.source.tok = narrow
     tokenize(qtbot, panel)
     assert panel.result is None and "not in the vocabulary" in panel.message.text()
     bpe = build_tokenizer("bpe", TEXT, vocab_size=280)
-    panel.source.tokenizer = bpe
+    panel.source.tok = bpe
     tokenize(qtbot, panel)
     assert panel.result.tokenizer is bpe and not panel.message.isVisible()
     assert panel.result.stats.vocab_size == 280
