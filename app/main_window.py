@@ -352,8 +352,11 @@ class MainWindow(CheckpointActions, RunFollowing, QMainWindow):
             self.source.set_past(None)
             return
 
-        def done(handle) -> None:      # the newest choice wins; a run or checkpoint that replaced `source` too
-            if request == self._scrub_request and source is (self.run if self.run is not None else self.past):
+        def done(handle) -> None:      # the newest choice wins; a run or another checkpoint that replaced `source` too
+            now = self.run if self.run is not None else self.past
+            same = now is source or (self.run is None and now is not None and getattr(now, "folder", None) is not None
+                                     and now.folder == getattr(source, "folder", None))   # a followed run re-read
+            if request == self._scrub_request and same:
                 self.source.set_past(handle, step)
                 self.statusBar().showMessage(f"the Sample and Graph tabs now use the model of step {step:,}",
                                              10000)

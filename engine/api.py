@@ -621,6 +621,11 @@ class PastModels:
     def snapshot_steps(self) -> list[int]:
         return self._keeper.steps()
 
+    @property
+    def folder(self) -> Path:
+        """The snapshots/ folder these past models are read from."""
+        return self._keeper.folder
+
     def snapshot_disk_bytes(self) -> int:
         return self._keeper.disk_bytes()
 

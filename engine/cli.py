@@ -270,17 +270,21 @@ def _train_run(args: argparse.Namespace, launch) -> int:
     last_print = 0.0
     final = None
     with StopOnSignal(run) as interrupt:
-        for r in run.reports():
-            final = r
-            output.report(r)
-            if interrupt.requested and info["model"] != "ngram" and launch is None:
-                break   # counting takes seconds: let it finish; under torchrun the processes stop together
-            if _show_report(r, args.quiet, last_print):
-                last_print = time.perf_counter()
-            if r.event == "error":
-                break
-        status = _finish_train(run, out_dir, final, interrupt)
-        output.end(status)
+        try:
+            for r in run.reports():
+                final = r
+                output.report(r)
+                if interrupt.requested and info["model"] != "ngram" and launch is None:
+                    break   # counting takes seconds: let it finish; under torchrun the processes stop together
+                if _show_report(r, args.quiet, last_print):
+                    last_print = time.perf_counter()
+                if r.event == "error":
+                    break
+            status = _finish_train(run, out_dir, final, interrupt)
+        except BaseException as e:   # a peer process failed, the disk, ...: a follower must not wait for ever
+            output.end(1, error=(str(e).strip().splitlines() or [type(e).__name__])[0])
+            raise
+        output.end(status, error=final.message if final is not None and final.event == "error" else None)
         return status
 
 

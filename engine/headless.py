@@ -64,10 +64,11 @@ class RunOutput:
             self.log.write("checkpoint", step=r.step, path=str(path), val_loss=r.val_loss,
                            val_scope=r.val_scope)
 
-    def end(self, status: int) -> None:
-        """The run is over: the final checkpoint (if written) and the exit status."""
+    def end(self, status: int, error: str | None = None) -> None:
+        """The run is over: the final checkpoint (if written), the exit status and, when it failed, why (a
+        follower shows it: a torchrun launch whose peer died must not look alive)."""
         ckpt = (self.out_dir / "meta.json").is_file()
         step = self.run.last_report.step if self.run.last_report is not None else 0
         if ckpt:
             self.log.write("checkpoint", step=step, path=str(self.out_dir), final=True)
-        self.log.write("end", status=status, step=step)
+        self.log.write("end", status=status, step=step, **({"error": error} if error else {}))

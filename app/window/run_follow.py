@@ -108,9 +108,11 @@ class RunFollowing:
                 self._read_followed_checkpoint(rec["step"])
             elif event == "end":
                 status = rec.get("status")
+                why = f": {rec['error']}" if isinstance(rec.get("error"), str) else ""
                 self.notice.show_notice("done" if status == 0 else "error",
                                         f"The followed run ended at step {rec.get('step', 0):,} "
-                                        f"(exit status {status}).")
+                                        f"(exit status {status}){why}.")
+                self.status_state.setText("followed run ended" if status == 0 else "followed run failed")
             else:
                 r = report_from_record(rec)
                 if r is not None:

@@ -99,3 +99,7 @@ def test_a_failed_process_ends_the_whole_launch(tmp_path, corpus):
     assert f"error: rank 1: failed on purpose at step 3 ({FAIL_AT_ENV}=1:3)" in proc.stderr
     assert "error: rank 0: " in proc.stderr   # rank 0 says it lost its peer, then torchrun names the failure
     assert not (tmp_path / "run" / "meta.json").exists()   # no evaluation came before the failure: no checkpoint
+    # a window following the folder must learn that the launch is over, and why (it showed "running" for ever)
+    import json
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["event"] == "end" and records[-1]["status"] == 1 and records[-1]["error"], records[-1]
