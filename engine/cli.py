@@ -308,10 +308,16 @@ def _save_elsewhere(run, out_dir, error: PlaygroundError) -> int:
 
 def _sample(args: argparse.Namespace) -> int:
     from . import api
-    from .decode import DecodeConfig, generate, inference_threads
+    from .threads import inference_threads, torch_threads
 
     handle = api.load_checkpoint(args.checkpoint)
-    inference_threads(handle.model)
+    with torch_threads(inference_threads(handle.model)):   # put back afterwards: main() may be called in-process
+        return _sample_loaded(args, handle)
+
+
+def _sample_loaded(args: argparse.Namespace, handle) -> int:
+    from .decode import DecodeConfig, generate
+
     if args.compare:
         return _compare(args, handle)
     cfg = DecodeConfig(strategy=args.strategy, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,

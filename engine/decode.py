@@ -486,25 +486,6 @@ def _with_final(loop, stopped: Callable[[], bool]) -> Iterator[DecodeEvent]:
     yield DecodeEvent(steps, None, _delta(streamed, text), text, done=True, finish_reason=reason)
 
 
-def inference_threads(model) -> int:
-    """Set torch's CPU threads for decoding from `model` and return the count: one, unless a forward over the
-    model's whole context costs more than the trainer's one-thread limit. Decoding runs one small forward per
-    token, far too small to split across threads, and a second thread waiting for a busy core stalls every op
-    (the window once decoded 120 tokens in 103 s with 2 threads on a busy machine, in 1.2 s with 1). Process-wide,
-    like every torch thread setting; the window's training worker uses one thread on the CPU as well."""
-    from .train import ONE_THREAD_BELOW_FLOPS
-    flops = getattr(model, "flops_per_token", None)
-    if not isinstance(model, torch.nn.Module) or flops is None:
-        return torch.get_num_threads()      # the n-gram model is numpy
-    if next(model.parameters()).device.type != "cpu":
-        return torch.get_num_threads()
-    block = getattr(model.config, "block_size", 1)
-    if flops(block) / 3 * block >= ONE_THREAD_BELOW_FLOPS:   # forward only: a third of the training FLOPs
-        return torch.get_num_threads()
-    torch.set_num_threads(1)
-    return 1
-
-
 def complete(model, tokenizer, prompt: str, cfg: DecodeConfig, stop_flag=None) -> tuple[str, list[DecodeEvent]]:
     """Run generate to the end: (the continuation's text, every event)."""
     events = list(generate(model, tokenizer, prompt, cfg, stop_flag))

@@ -28,6 +28,7 @@ from .errors import CheckpointError, ConfigError
 from .history import LossHistory
 from .models import ConfigMixin, build_model, check_finite
 from .rollback import Rollback
+from .threads import Recheck, torch_threads
 from .train_state import (check_compatible, checked_optimizer_state, checked_rng_state, flatten_optimizer,
                           load_model_tensors, model_tensors, state_shapes)
 
@@ -57,8 +58,8 @@ class TrainConfig(ConfigMixin):
     precision: str = "auto"        # "auto" (bf16 autocast for a transformer on CUDA, else fp32), "bf16", "fp32"
     compile: bool = False          # torch.compile the model for training (worth it on a GPU)
     seed: int = 1337               # seeds batch sampling and dropout
-    threads: int = 0               # torch CPU threads for the run; 0 = auto (one for a small model's steps,
-                                   # otherwise whatever torch is set to); ignored on a GPU
+    threads: int = 0               # torch CPU threads while the run runs; 0 = auto (engine/threads.py: from the
+                                   # step size and the idle cores); ignored on a GPU
 
     def __post_init__(self):
         check_finite(self)
@@ -112,18 +113,9 @@ class _NonFinite(Exception):
     pass
 
 
-# Below this many FLOPs per optimizer step a CPU run uses one thread: the ops are too small for torch to split
-# well, and a second thread that waits for a core someone else is using stalls every op. Measured on this
-# project's shared 2-core machine with nanogpt-cpu (about 4 GFLOP a step): 77 ms a step with one thread, 720 ms
-# with two while other work ran.
-ONE_THREAD_BELOW_FLOPS = 2e10
-
-
-def cpu_threads(model, cfg: TrainConfig) -> int:
-    """The auto thread count for training `model` on the CPU: 1 for small steps, else 0 (leave torch's setting,
-    which a caller such as the window may have lowered on purpose)."""
-    step_flops = model.flops_per_token(cfg.block_size) * cfg.batch_size * cfg.block_size
-    return 1 if step_flops < ONE_THREAD_BELOW_FLOPS else 0
+def step_flops(model, cfg: TrainConfig) -> float:
+    """FLOPs of one optimizer step (forward and backward over batch_size × block_size tokens)."""
+    return model.flops_per_token(cfg.block_size) * cfg.batch_size * cfg.block_size
 
 
 class Trainer:
@@ -147,11 +139,15 @@ class Trainer:
         if val_chars < 1:
             raise ConfigError("val_chars must be positive")
         self.device = resolve_device(cfg.device)
+        # CPU threads for the run, set only while reports() runs (engine/threads.py): auto never exceeds what the
+        # caller's torch is set to (the window lowers it on purpose, to leave a core to the GUI)
+        self.threads, self._recheck = None, None
         if self.device.type == "cpu":
-            threads = cfg.threads or cpu_threads(model, cfg)
-            if threads:
-                torch.set_num_threads(threads)
-        self.device_label = device_name(self.device)
+            self.threads = cfg.threads
+            if not cfg.threads:
+                self._recheck = Recheck(step_flops(model, cfg), torch.get_num_threads())
+                self.threads = self._recheck.choose()
+        self.device_label = device_name(self.device, self.threads)
         peak = peak_flops(self.device)
         self.peak_flops, self.peak_label = peak if peak else (None, "no peak speed on record for this device")
         if self.device.type == "cuda":
@@ -220,6 +216,15 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------------------------
     def reports(self) -> Iterator[StepReport]:
+        """The run's reports; torch's CPU threads are the run's own while it runs and restored when it ends."""
+        with torch_threads(self.threads):
+            for report in self._reports():
+                yield report
+                if self._recheck and self._recheck.due():   # auto: the idle cores may have changed meanwhile
+                    self.threads = self._recheck.choose()
+                    torch.set_num_threads(self.threads)
+
+    def _reports(self) -> Iterator[StepReport]:
         cfg = self.cfg
         active, session_steps, step_time = 0.0, 0, 0.0   # step_time: in optimizer steps only (no evals, no pauses)
         while True:
