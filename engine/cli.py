@@ -364,9 +364,9 @@ def _sample_loaded(args: argparse.Namespace, handle) -> int:
 
 
 def _check_cache(args: argparse.Namespace, handle, ids: list[int]):
-    from .decode_compare import check_cache
     if not args.check_cache:
         return None
+    from .decode_compare import check_cache
     check = check_cache(handle.model, handle.tokenizer, args.prompt, ids)
     if not args.json:
         print(f"cache check: {check.summary()}", file=sys.stderr)
