@@ -309,7 +309,8 @@ class _GPTRunner(_TorchRunner):
         self.rows = [(self.rows[p] + [t])[-self.block:] for p, t in zip(parents, tokens)]
         if self.cache is None or self.cache.length >= self.block:
             return self._prefill()
-        self.cache.reorder(self._tensor(parents))
+        if list(parents) != list(range(self.cache.k[0].size(0))):   # sampling's [0]: no copy of every layer's cache
+            self.cache.reorder(self._tensor(parents))
         return self._last(self.model.forward_cached(self._tensor(tokens)[:, None], self.cache))
 
 
