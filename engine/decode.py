@@ -293,7 +293,7 @@ class _GPTRunner(_TorchRunner):
     def start(self) -> np.ndarray:
         return self._prefill()
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _prefill(self) -> np.ndarray:
         idx = self._tensor(self.rows)
         if not self.use_cache or idx.size(1) >= self.block:
@@ -304,7 +304,7 @@ class _GPTRunner(_TorchRunner):
         self.cache = self.model.new_cache(idx.size(0))
         return self._last(self.model.forward_cached(idx, self.cache))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def advance(self, parents: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
         self.rows = [(self.rows[p] + [t])[-self.block:] for p, t in zip(parents, tokens)]
         if self.cache is None or self.cache.length >= self.block:
