@@ -68,13 +68,13 @@ def free_cores(probe_s: float = PROBE_S) -> int:
     return max(1, min(usable, int(idle + (1 - IDLE_SHARE))))
 
 
-def choose_threads(flops_per_call: float, probe=free_cores) -> int:
+def choose_threads(flops_per_call: float, probe=None) -> int:
     """Threads for CPU work of `flops_per_call` FLOPs per call (an optimizer step: 6N FLOPs per token × tokens; a
     decoding forward: a third of that): 1 below MIN_FLOPS_PER_THREAD (the cores are not probed then), else the free
     cores, at most one per MIN_FLOPS_PER_THREAD of work."""
     if not flops_per_call >= 2 * MIN_FLOPS_PER_THREAD:
         return 1
-    return max(1, min(probe(), int(flops_per_call // MIN_FLOPS_PER_THREAD)))
+    return max(1, min((probe or free_cores)(), int(flops_per_call // MIN_FLOPS_PER_THREAD)))
 
 
 def decode_flops(model) -> float | None:
@@ -106,7 +106,7 @@ class Recheck:
 
     RECHECK_S = 10.0
 
-    def __init__(self, flops_per_call: float, ceiling: int, probe=free_cores):
+    def __init__(self, flops_per_call: float, ceiling: int, probe=None):
         self.flops, self.ceiling, self.probe = flops_per_call, ceiling, probe
         self.last = time.monotonic()
 

@@ -98,3 +98,26 @@ def test_a_worker_threads_scope_leaves_the_main_threads_count(restore_threads):
     t.start()
     t.join()
     assert inside == [1] and torch.get_num_threads() == 2
+
+
+def test_a_run_gives_back_a_second_thread_when_the_cores_get_busy(restore_threads, monkeypatch, small_text):
+    from engine.train import Trainer, TrainConfig
+    chars = sorted(set(small_text))
+    ids = [chars.index(c) for c in small_text]
+    idle = [2]
+    monkeypatch.setattr(threads, "MIN_FLOPS_PER_THREAD", 1.0)       # the tiny model counts as large work here
+    monkeypatch.setattr(threads, "free_cores", lambda probe_s=0: idle[0])
+    monkeypatch.setattr(Recheck, "RECHECK_S", 0.0)                  # look again after every report
+    torch.set_num_threads(2)
+    model = build_model("transformer", dict(vocab_size=len(chars), block_size=16, n_layer=1, n_head=2, n_embd=16))
+    t = Trainer(model, ids[:2000], ids[2000:2400], TrainConfig(max_steps=30, batch_size=2, block_size=16,
+                                                               steps_per_yield=5, eval_interval=1000, device="cpu"),
+                val_chars=400)
+    assert t.threads == 2
+    during = []
+    for i, _ in enumerate(t.reports()):
+        during.append(torch.get_num_threads())
+        if i == 1:
+            idle[0] = 1                                                # another process took the second core
+    assert during[:2] == [2, 2] and during[-1] == 1
+    assert torch.get_num_threads() == 2                                # and the caller's count is back
