@@ -29,6 +29,7 @@ import torch
 from .beam import BeamInfo, BeamSearch
 from .errors import ConfigError, PlaygroundError, TokenizerError
 from .models import check_finite
+from .threads import Recheck, decode_flops, torch_threads, usable_cores
 from .tokenizers.stream import stream_decoder
 from .tokenizers.text_check import require_unicode
 
@@ -289,6 +290,21 @@ class _GPTRunner(_TorchRunner):
         super().__init__(model, prompt_ids, use_cache)
         self.block = model.config.block_size
         self.rows = [prompt_ids[-self.block:]]
+        self._threads, self._recheck = None, None
+
+    def _window_threads(self) -> int | None:
+        """CPU threads for an uncached forward over the whole window (engine/threads.py; the idle cores are looked
+        at on first use and every Recheck.RECHECK_S after): a cached step stays on the caller's one thread, but a
+        re-run of a large model's window can use an idle second core. None: leave torch's setting (GPU, n-gram)."""
+        if self._recheck is None:
+            work = decode_flops(self.model, self.block)
+            if work is None:
+                return None
+            self._recheck = Recheck(work, usable_cores())
+            self._threads = self._recheck.choose()
+        elif self._recheck.due():
+            self._threads = self._recheck.choose()
+        return self._threads
 
     def start(self) -> np.ndarray:
         return self._prefill()
@@ -300,7 +316,8 @@ class _GPTRunner(_TorchRunner):
             # uncached, or a full window: a cache filled now could take no further token (the next one slides the
             # window and re-runs it), so only the last position's logits are computed
             self.cache = None
-            return self._last(self.model.last_logits(idx))
+            with torch_threads(self._window_threads()):
+                return self._last(self.model.last_logits(idx))
         self.cache = self.model.new_cache(idx.size(0))
         return self._last(self.model.forward_cached(idx, self.cache))
 

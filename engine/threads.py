@@ -77,10 +77,11 @@ def choose_threads(flops_per_call: float, probe=None) -> int:
     return max(1, min((probe or free_cores)(), int(flops_per_call // MIN_FLOPS_PER_THREAD)))
 
 
-def decode_flops(model) -> float | None:
-    """FLOPs of the largest forward decoding runs through `model`: its whole context (a full window is re-run for
-    every token past it), forward only (a third of the training FLOPs). None for a model that is not a torch model
-    on the CPU (the n-gram model is numpy; a GPU's threads are not torch's CPU threads)."""
+def decode_flops(model, tokens: int = 1) -> float | None:
+    """FLOPs of a decoding forward of `tokens` positions through `model` at its full context (forward only: a
+    third of the training FLOPs per token): tokens=1 is a cached step, tokens=block_size the whole-window re-run
+    that every token past the window costs. None for a model that is not a torch model on the CPU (the n-gram
+    model is numpy; a GPU's threads are not torch's CPU threads)."""
     import torch
     flops = getattr(model, "flops_per_token", None)
     if not isinstance(model, torch.nn.Module) or flops is None:
@@ -88,12 +89,13 @@ def decode_flops(model) -> float | None:
     p = next(model.parameters(), None)
     if p is None or p.device.type != "cpu":
         return None
-    block = getattr(model.config, "block_size", 1)
-    return flops(block) / 3 * block
+    return flops(getattr(model.config, "block_size", 1)) / 3 * tokens
 
 
 def inference_threads(model) -> int | None:
-    """The threads to decode from `model` with (see choose_threads), or None to leave torch's setting."""
+    """The threads to decode from `model` with, one token at a time (see choose_threads: one, short of a huge
+    model), or None to leave torch's setting. engine/decode.py's runner takes more, for as long as each call lasts,
+    for a whole-window re-run large enough to gain from them."""
     work = decode_flops(model)
     return None if work is None else choose_threads(work)
 

@@ -121,3 +121,27 @@ def test_a_run_gives_back_a_second_thread_when_the_cores_get_busy(restore_thread
             idle[0] = 1                                                # another process took the second core
     assert during[:2] == [2, 2] and during[-1] == 1
     assert torch.get_num_threads() == 2                                # and the caller's count is back
+
+
+def test_decoding_takes_more_threads_only_for_whole_window_re_runs(restore_threads, monkeypatch):
+    from engine.decode import DecodeConfig, complete
+    from engine.tokenizers.char import CharTokenizer
+    tok = CharTokenizer("abcdefgh")
+    model = build_model("transformer", dict(vocab_size=8, block_size=8, n_layer=1, n_head=1, n_embd=8)).eval()
+    monkeypatch.setattr(threads, "MIN_FLOPS_PER_THREAD", 1.0)       # the tiny model counts as large work here
+    monkeypatch.setattr(threads, "free_cores", lambda probe_s=0: 2)
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    calls = {"cached": [], "window": []}
+    cached, last = type(model).forward_cached, type(model).last_logits
+    def record(kind, fn):
+        def wrapped(self, *a):
+            calls[kind].append(torch.get_num_threads())
+            return fn(self, *a)
+        return wrapped
+    monkeypatch.setattr(type(model), "forward_cached", record("cached", cached))
+    monkeypatch.setattr(type(model), "last_logits", record("window", last))
+    torch.set_num_threads(1)
+    complete(model, tok, "ab", DecodeConfig(seed=0, max_new_tokens=12))
+    assert set(calls["cached"]) == {1}                  # a cached step: the caller's one thread
+    assert calls["window"] and set(calls["window"]) == {2}   # past the 8-token window: the idle second core
+    assert torch.get_num_threads() == 1
