@@ -78,11 +78,11 @@ def main() -> None:
                                       "dropout": 0.0}).eval()
     prompt_full = "".join(tok.decode(ids[:300]))
     rows["decode 0.80M inside window (ms/token)"] = (lambda: time_decode(small, tok, "ROMEO:", args.tokens),
-                                                     decode_flops(small))
+                                                     decode_flops(small))   # cached steps: one token per call
     rows["decode nanogpt-char inside window (ms/token)"] = (lambda: time_decode(big, tok, "ROMEO:", args.tokens),
                                                             decode_flops(big))
     rows["decode nanogpt-char past window (ms/token)"] = (lambda: time_decode(big, tok, prompt_full, args.tokens // 2),
-                                                          decode_flops(big))
+                                                          decode_flops(big, big.config.block_size))
     times = {(r, n): [] for r in rows for n in (1, 2)}
     for k in range(args.rounds):
         print(f"round {k + 1}: load {os.getloadavg()[0]:.2f}, free cores {free_cores()}", flush=True)
