@@ -63,11 +63,12 @@ def main() -> None:
         print(f"built a random gpt2-sized folder in {time.perf_counter() - t:.1f} s", file=sys.stderr)
     base = rss_mb()
     from engine import api
-    from engine.decode import DecodeConfig, generate, inference_threads
+    from engine.decode import DecodeConfig, generate
+    from engine.threads import inference_threads
     t = time.perf_counter()
     handle = api.load_checkpoint(folder)
     load_s = time.perf_counter() - t
-    inference_threads(handle.model)
+    torch.set_num_threads(inference_threads(handle.model) or torch.get_num_threads())
     print(f"load: {load_s:.2f} s, {handle.model.num_params() / 1e6:.1f}M parameters, "
           f"peak RSS {rss_mb():.0f} MB (before loading: {base:.0f} MB)")
     for strategy in ("greedy", "sample"):

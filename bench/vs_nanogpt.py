@@ -92,7 +92,8 @@ print(json.dumps({"tokens": n_tokens, "seconds": dt, "threads": torch.get_num_th
 DECODE_OURS = r"""
 import json, string, sys, time
 sys.path.insert(0, sys.argv[1])
-from engine.decode import DecodeConfig, generate, inference_threads
+from engine.decode import DecodeConfig, generate
+from engine.threads import inference_threads
 import torch
 from engine.models import build_model
 from engine.tokenizers.char import CharTokenizer
@@ -101,7 +102,8 @@ torch.manual_seed(0)
 model = build_model("transformer", dict(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384,
                                         dropout=0.0, bias=False, pos="learned")).eval()
 tok = CharTokenizer("\n " + string.ascii_letters + "!$&',-.3:;?")
-threads = inference_threads(model)
+threads = inference_threads(model) or torch.get_num_threads()
+torch.set_num_threads(threads)
 for _ in generate(model, tok, "ROMEO:", DecodeConfig(temperature=0.8, top_k=200, max_new_tokens=4, seed=0)):
     pass
 t0 = time.perf_counter()

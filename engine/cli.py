@@ -383,10 +383,16 @@ def _save_elsewhere(run, out_dir, error: PlaygroundError) -> int:
 
 def _sample(args: argparse.Namespace) -> int:
     from . import api
-    from .decode import DecodeConfig, generate, inference_threads
+    from .threads import inference_threads, torch_threads
 
     handle = api.load_checkpoint(args.checkpoint, **_sources(args))
-    inference_threads(handle.model)
+    with torch_threads(inference_threads(handle.model)):   # put back afterwards: main() may be called in-process
+        return _sample_loaded(args, handle)
+
+
+def _sample_loaded(args: argparse.Namespace, handle) -> int:
+    from .decode import DecodeConfig, generate
+
     if args.compare:
         return _compare(args, handle)
     cfg = DecodeConfig(strategy=args.strategy, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
@@ -433,9 +439,9 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _check_cache(args: argparse.Namespace, handle, ids: list[int]):
-    from .decode_compare import check_cache
     if not args.check_cache:
         return None
+    from .decode_compare import check_cache
     check = check_cache(handle.model, handle.tokenizer, args.prompt, ids)
     if not args.json:
         print(f"cache check: {check.summary()}", file=sys.stderr)

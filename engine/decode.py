@@ -29,6 +29,7 @@ import torch
 from .beam import BeamInfo, BeamSearch
 from .errors import ConfigError, PlaygroundError, TokenizerError
 from .models import check_finite
+from .threads import Recheck, decode_flops, torch_threads, usable_cores
 from .tokenizers.stream import stream_decoder
 from .tokenizers.text_check import require_unicode
 
@@ -289,27 +290,44 @@ class _GPTRunner(_TorchRunner):
         super().__init__(model, prompt_ids, use_cache)
         self.block = model.config.block_size
         self.rows = [prompt_ids[-self.block:]]
+        self._threads, self._recheck = None, None
+
+    def _window_threads(self) -> int | None:
+        """CPU threads for an uncached forward over the whole window (engine/threads.py; the idle cores are looked
+        at on first use and every Recheck.RECHECK_S after): a cached step stays on the caller's one thread, but a
+        re-run of a large model's window can use an idle second core. None: leave torch's setting (GPU, n-gram)."""
+        if self._recheck is None:
+            work = decode_flops(self.model, self.block)
+            if work is None:
+                return None
+            self._recheck = Recheck(work, usable_cores())
+            self._threads = self._recheck.choose()
+        elif self._recheck.due():
+            self._threads = self._recheck.choose()
+        return self._threads
 
     def start(self) -> np.ndarray:
         return self._prefill()
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _prefill(self) -> np.ndarray:
         idx = self._tensor(self.rows)
         if not self.use_cache or idx.size(1) >= self.block:
             # uncached, or a full window: a cache filled now could take no further token (the next one slides the
             # window and re-runs it), so only the last position's logits are computed
             self.cache = None
-            return self._last(self.model.last_logits(idx))
+            with torch_threads(self._window_threads()):
+                return self._last(self.model.last_logits(idx))
         self.cache = self.model.new_cache(idx.size(0))
         return self._last(self.model.forward_cached(idx, self.cache))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def advance(self, parents: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
         self.rows = [(self.rows[p] + [t])[-self.block:] for p, t in zip(parents, tokens)]
         if self.cache is None or self.cache.length >= self.block:
             return self._prefill()
-        self.cache.reorder(self._tensor(parents))
+        if list(parents) != list(range(self.cache.k[0].size(0))):   # sampling's [0]: no copy of every layer's cache
+            self.cache.reorder(self._tensor(parents))
         return self._last(self.model.forward_cached(self._tensor(tokens)[:, None], self.cache))
 
 
@@ -484,25 +502,6 @@ def _with_final(loop, stopped: Callable[[], bool]) -> Iterator[DecodeEvent]:
         return
     reason, steps, text, streamed = yield from loop
     yield DecodeEvent(steps, None, _delta(streamed, text), text, done=True, finish_reason=reason)
-
-
-def inference_threads(model) -> int:
-    """Set torch's CPU threads for decoding from `model` and return the count: one, unless a forward over the
-    model's whole context costs more than the trainer's one-thread limit. Decoding runs one small forward per
-    token, far too small to split across threads, and a second thread waiting for a busy core stalls every op
-    (the window once decoded 120 tokens in 103 s with 2 threads on a busy machine, in 1.2 s with 1). Process-wide,
-    like every torch thread setting; the window's training worker uses one thread on the CPU as well."""
-    from .train import ONE_THREAD_BELOW_FLOPS
-    flops = getattr(model, "flops_per_token", None)
-    if not isinstance(model, torch.nn.Module) or flops is None:
-        return torch.get_num_threads()      # the n-gram model is numpy
-    if next(model.parameters()).device.type != "cpu":
-        return torch.get_num_threads()
-    block = getattr(model.config, "block_size", 1)
-    if flops(block) / 3 * block >= ONE_THREAD_BELOW_FLOPS:   # forward only: a third of the training FLOPs
-        return torch.get_num_threads()
-    torch.set_num_threads(1)
-    return 1
 
 
 def complete(model, tokenizer, prompt: str, cfg: DecodeConfig, stop_flag=None) -> tuple[str, list[DecodeEvent]]:

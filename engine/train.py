@@ -28,6 +28,7 @@ from .errors import ConfigError, TrainingError
 from .history import LossHistory
 from .models import ConfigMixin, check_finite
 from .rollback import Rollback
+from .threads import Recheck, torch_threads
 from .train_checkpoints import TrainerCheckpoints
 
 __all__ = ["TrainConfig", "StepReport", "Trainer", "resolve_device", "device_name"]
@@ -58,8 +59,8 @@ class TrainConfig(ConfigMixin):
     precision: str = "auto"        # "auto" (bf16 autocast for a transformer on CUDA, else fp32), "bf16", "fp32"
     compile: bool = False          # torch.compile the model for training (worth it on a GPU)
     seed: int = 1337               # seeds batch sampling and dropout
-    threads: int = 0               # torch CPU threads for the run; 0 = auto (one for a small model's steps,
-                                   # otherwise whatever torch is set to); ignored on a GPU
+    threads: int = 0               # torch CPU threads while the run runs; 0 = auto (engine/threads.py: from the
+                                   # step size and the idle cores); ignored on a GPU
 
     def __post_init__(self):
         check_finite(self)
@@ -113,18 +114,9 @@ class _NonFinite(Exception):
     pass
 
 
-# Below this many FLOPs per optimizer step a CPU run uses one thread: the ops are too small for torch to split
-# well, and a second thread that waits for a core someone else is using stalls every op. Measured on this
-# project's shared 2-core machine with nanogpt-cpu (about 4 GFLOP a step): 77 ms a step with one thread, 720 ms
-# with two while other work ran.
-ONE_THREAD_BELOW_FLOPS = 2e10
-
-
-def cpu_threads(model, cfg: TrainConfig) -> int:
-    """The auto thread count for training `model` on the CPU: 1 for small steps, else 0 (leave torch's setting,
-    which a caller such as the window may have lowered on purpose)."""
-    step_flops = model.flops_per_token(cfg.block_size) * cfg.batch_size * cfg.block_size
-    return 1 if step_flops < ONE_THREAD_BELOW_FLOPS else 0
+def step_flops(model, cfg: TrainConfig) -> float:
+    """FLOPs of one optimizer step (forward and backward over batch_size × block_size tokens)."""
+    return model.flops_per_token(cfg.block_size) * cfg.batch_size * cfg.block_size
 
 
 # Batch losses of an evaluation are read to the host every this many batches: one device sync per 64 batches, and
@@ -158,11 +150,15 @@ class Trainer(TrainerCheckpoints):
         rank, world = (self.dist.rank, self.dist.world_size) if self.dist else (0, 1)
         self.world_size = world
         self.device = resolve_device(self.dist.device if self.dist else cfg.device)
+        # CPU threads for the run, set only while reports() runs (engine/threads.py): auto never exceeds what the
+        # caller's torch is set to (the window lowers it on purpose, to leave a core to the GUI)
+        self.threads, self._recheck = None, None
         if self.device.type == "cpu":
-            threads = cfg.threads or cpu_threads(model, cfg)
-            if threads:
-                torch.set_num_threads(threads)
-        self.device_label = device_name(self.device)
+            self.threads = cfg.threads
+            if not cfg.threads:
+                self._recheck = Recheck(step_flops(model, cfg), torch.get_num_threads())
+                self.threads = self._recheck.choose()
+        self.device_label = device_name(self.device, self.threads)
         peak = peak_flops(self.device)
         self.peak_flops, self.peak_label = peak if peak else (None, "no peak speed on record for this device")
         if self.device.type == "cuda":
@@ -245,6 +241,15 @@ class Trainer(TrainerCheckpoints):
 
     # -- the loop -------------------------------------------------------------------------------------------
     def reports(self) -> Iterator[StepReport]:
+        """The run's reports; torch's CPU threads are the run's own while it runs and restored when it ends."""
+        with torch_threads(self.threads):
+            for report in self._reports():
+                yield report
+                if self._recheck and self._recheck.due():   # auto: the idle cores may have changed meanwhile
+                    self.threads = self._recheck.choose()
+                    torch.set_num_threads(self.threads)
+
+    def _reports(self) -> Iterator[StepReport]:
         cfg = self.cfg
         active, session_steps, step_time = 0.0, 0, 0.0   # step_time: in optimizer steps only (no evals, no pauses)
         while True:

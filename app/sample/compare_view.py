@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QLineEdit, QPlainTex
                                QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 
-from engine.decode import inference_threads
+from engine.threads import inference_threads, torch_threads
 from engine.decode_compare import MAX_COLUMNS, ColumnRecord, check_cache, column_report, interleave
 from engine.errors import ConfigError, PlaygroundError
 
@@ -55,14 +55,14 @@ class CompareWorker(QObject):
         batch, last = [], time.monotonic()
         records = [ColumnRecord(c) for c in self.cfgs]
         try:
-            inference_threads(self.handle.model)
-            for i, event, seconds in self.stream:
-                records[i].add(event, seconds)
-                batch.append((i, event, seconds))
-                now = time.monotonic()
-                if now - last >= EMIT_INTERVAL_S:
-                    self.events.emit(batch)
-                    batch, last = [], now
+            with torch_threads(inference_threads(self.handle.model)):   # put back when the columns end
+                for i, event, seconds in self.stream:
+                    records[i].add(event, seconds)
+                    batch.append((i, event, seconds))
+                    now = time.monotonic()
+                    if now - last >= EMIT_INTERVAL_S:
+                        self.events.emit(batch)
+                        batch, last = [], now
             if batch:
                 self.events.emit(batch)
                 batch = []

@@ -17,7 +17,8 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, Q
                                QPlainTextEdit, QPushButton, QSpinBox, QSplitter, QTabWidget, QVBoxLayout,
                                QWidget)
 
-from engine.decode import DecodeConfig, generate, inference_threads
+from engine.decode import DecodeConfig, generate
+from engine.threads import inference_threads, torch_threads
 from engine.errors import ConfigError, PlaygroundError
 
 from app.common.token_view import SampleView
@@ -55,14 +56,14 @@ class DecodeWorker(QObject):
     def run(self) -> None:
         batch, last = [], time.monotonic()
         try:
-            if self.model is not None:
-                inference_threads(self.model)   # one thread for a small model (engine/decode.py says why)
-            for event in self.stream:
-                batch.append(event)
-                now = time.monotonic()
-                if event.done or now - last >= EMIT_INTERVAL_S:
-                    self.events.emit(batch)
-                    batch, last = [], now
+            threads = inference_threads(self.model) if self.model is not None else None
+            with torch_threads(threads):   # engine/threads.py: by the model's size and the idle cores, put back after
+                for event in self.stream:
+                    batch.append(event)
+                    now = time.monotonic()
+                    if event.done or now - last >= EMIT_INTERVAL_S:
+                        self.events.emit(batch)
+                        batch, last = [], now
         except Exception as e:  # noqa: BLE001 — a failure mid-stream must reach the panel, not kill the thread
             if batch:
                 self.events.emit(batch)

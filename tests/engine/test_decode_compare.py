@@ -148,18 +148,18 @@ def test_cache_check_is_float_rounding_past_the_window(tok):
 
 
 def test_cache_check_catches_a_broken_kv_cache(tok, monkeypatch):
-    """A cache that keeps stale keys (here: the reorder loses the first position's keys) must show up."""
+    """A cache that keeps stale keys (here: every cached step loses the first position's keys) must show up."""
     model = _f32_gpt(tok, block=32)
     ids = tokens(complete(model, tok, "abc", DecodeConfig(seed=1, max_new_tokens=20))[1])
     assert check_cache(model, tok, "abc", ids).max_abs_diff < 1e-5
-    original = KVCache.reorder
+    original = type(model).forward_cached
 
-    def stale(self, index):
-        out = original(self, index)
-        for k in out.k:
+    def stale(self, idx, cache: KVCache):
+        out = original(self, idx, cache)
+        for k in cache.k:
             k[:, :, 0] = 0.0
         return out
-    monkeypatch.setattr(KVCache, "reorder", stale)
+    monkeypatch.setattr(type(model), "forward_cached", stale)
     assert check_cache(model, tok, "abc", ids).max_abs_diff > 1e-2
 
 

@@ -389,10 +389,32 @@ def test_small_cpu_runs_train_on_one_thread_unless_told(seed, data):
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        make(data)
-        assert torch.get_num_threads() == 1      # a tiny model's steps: auto picks one thread
+        assert make(data).threads == 1           # a tiny model's steps: auto picks one thread
+        assert make(data, threads=2).threads == 2
+        assert torch.get_num_threads() == 2      # making a trainer leaves the process's setting alone
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_run_sets_its_threads_only_while_it_runs(seed, data):
+    before = torch.get_num_threads()
+    try:
         torch.set_num_threads(2)
-        make(data, threads=2)
+        t = make(data, max_steps=10)
+        assert {torch.get_num_threads() for _ in t.reports()} == {1}   # auto: one thread for a tiny model
         assert torch.get_num_threads() == 2
+        torch.set_num_threads(3)
+        t = make(data, max_steps=10, threads=1)
+        during = []
+        for r in t.reports():
+            during.append(torch.get_num_threads())   # the generator is suspended here, inside the run's scope
+        assert during and set(during) == {1}
+        assert torch.get_num_threads() == 3          # put back when the run ended
+        t = make(data, max_steps=1000, threads=1)
+        gen = t.reports()
+        next(gen)
+        assert torch.get_num_threads() == 1
+        gen.close()                                  # a caller that stops iterating early
+        assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)
