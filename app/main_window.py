@@ -23,6 +23,7 @@ from engine.errors import PlaygroundError
 from engine.export import export_script
 from engine.finetune import describe_unencodable
 from engine.pretrained import sources_of
+from engine.pretrained.finetune import PRETRAINED_FINETUNE
 
 from app.common.jobs import JobRunner
 from app.common.model_source import ModelSource
@@ -276,9 +277,16 @@ class MainWindow(CheckpointActions, RunFollowing, QMainWindow):
             return False
         path, meta = self.loaded
         form = self.panel.spec()
+        overrides = dict(form.overrides)
+        if "pretrained" in meta:   # the form shows the from-scratch preset: its lr would undo what the model knows
+            for key in PRETRAINED_FINETUNE:
+                overrides.pop(key, None)
+            self._set_notes(note=f"A model trained elsewhere fine-tunes at lr {PRETRAINED_FINETUNE['lr']} "
+                                 f"(min_lr {PRETRAINED_FINETUNE['min_lr']}), a tenth of the preset's, as "
+                                 f"`train --init-from` does.")
         try:
             spec, _ = api.finetune_spec(path, form.corpus, max_steps=form.max_steps, device=form.device,
-                                        overrides=form.overrides, seed=form.seed, meta=meta)
+                                        overrides=overrides, seed=form.seed, meta=meta)
         except (PlaygroundError, OSError) as e:
             self._set_notes(note=f"Cannot fine-tune: {error_message(e)}")
             return False
@@ -301,7 +309,7 @@ class MainWindow(CheckpointActions, RunFollowing, QMainWindow):
                     return
             self._launch(TrainWorker(spec, start_run=lambda s: api.finetune_run(
                 path, s.corpus, map_unknown=mapping, max_steps=s.max_steps, device=s.device,
-                overrides=form.overrides, seed=s.seed, **sources_of(meta))))
+                overrides=overrides, seed=s.seed, **sources_of(meta))))
             self.loss_plot.step_offset = start_step(meta)
             self._plotted = (self._plotted[0], f"fine-tuned from {Path(path).name}")
 
@@ -582,7 +590,8 @@ class MainWindow(CheckpointActions, RunFollowing, QMainWindow):
         self.state = state
         self.status_state.setText(STATE_TEXT[state])
         self.panel.set_state(state, can_save=self.run is not None and not self._saving,
-                             can_continue=self.loaded is not None and self.loaded[1].get("family") != "ngram")
+                             can_continue=self.loaded is not None and self.loaded[1].get("family") != "ngram"
+                             and "pretrained" not in self.loaded[1])   # a model trained elsewhere has no run to resume
         if self._loading:
             self.panel.load_button.setEnabled(False)   # one checkpoint at a time
         if hasattr(self, "menu_actions"):

@@ -32,6 +32,9 @@ ARGS = {"n_layer": int, "n_head": int, "n_embd": int, "block_size": int, "bias":
 PREFIX = "_orig_mod."
 
 
+GPT2_VOCAB = 50_257   # GPT-2's BPE vocabulary; nanoGPT pads it to 50,304
+
+
 class NeedsTokenizer(CheckpointError):
     """The checkpoint was trained on a vocabulary it does not carry: the caller must name a tokenizer file."""
 
@@ -156,14 +159,23 @@ def load_nanogpt(path: str | Path, tokenizer_file: str | Path | None = None, met
     if meta_path is not None:
         tokenizer = char_tokenizer(meta_path)
         tok_source = str(meta_path.resolve())
+        if tokenizer.vocab_size != cfg["vocab_size"]:   # nanoGPT's char runs use len(chars) exactly: no padding
+            raise CheckpointError(f"{meta_path} has {tokenizer.vocab_size} characters but {ckpt} was trained on "
+                                  f"{cfg['vocab_size']}: it is the vocabulary of another run (name the right one "
+                                  f"with --meta)")
     elif tokenizer_file:
         tokenizer = load_tokenizer(tokenizer_file)
         tok_source = str(Path(tokenizer_file).resolve())
+    elif cfg["vocab_size"] < 256:     # fewer tokens than a byte-level BPE's bytes: a character-level run
+        raise NeedsTokenizer(f"{ckpt} has no character vocabulary (no meta.pkl beside it or in data/"
+                             f"{dataset or 'DATASET'}/): its {cfg['vocab_size']} tokens make it a character-level "
+                             f"run. Name that run's meta.pkl (--meta PATH/meta.pkl in the CLI)")
     else:
         raise NeedsTokenizer(f"{ckpt} has no character vocabulary (no meta.pkl beside it or in data/"
-                             f"{dataset or 'DATASET'}/): it was trained on GPT-2's tokens. Name GPT-2's tokenizer "
-                             f"(tokenizer.json, or a folder with vocab.json and merges.txt) with --tokenizer-file, "
-                             f"or a char vocabulary with --meta PATH/meta.pkl")
+                             f"{dataset or 'DATASET'}/): with {cfg['vocab_size']:,} tokens it was trained on a "
+                             f"BPE such as GPT-2's ({GPT2_VOCAB:,}, padded to 50,304). Name that tokenizer "
+                             f"(tokenizer.json, or a folder with vocab.json and merges.txt; --tokenizer-file in the "
+                             f"CLI), or a char vocabulary (--meta PATH/meta.pkl)")
     notes = drop_padding(cfg, tensors, tokenizer.vocab_size, ckpt)
     config = engine_config(cfg, ckpt)
     model = build_gpt(config, tensors, ckpt)

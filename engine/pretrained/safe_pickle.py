@@ -92,10 +92,12 @@ def load_torch_file(path: str | Path, what: str):
         return torch.load(p, map_location="cpu", weights_only=True, mmap=is_zip)
     except pickle.UnpicklingError as e:
         detail = " ".join(str(e).split())
-        named = detail.find("Unsupported global:")
-        if named < 0:
-            named = detail.find("Unsupported operand")
-        why = detail[named:].split(". ")[0][:160] if named >= 0 else detail[:160]
+        # torch words it several ways ("Unsupported global: GLOBAL x.y", "Trying to load unsupported GLOBAL x.y
+        # whose module x is blocked", "Unsupported operand 149"): quote the sentence that names what was refused
+        named = max(detail.find("Unsupported global:"), detail.find("Trying to load unsupported"),
+                    detail.find("Unsupported operand"))
+        why = detail[named:].split(". ")[0].split(" Check the documentation")[0][:160] if named >= 0 else \
+            "it names code to run"
         raise CheckpointError(f"refused {what} {p}: {REFUSED} ({why})") from None
     except (RuntimeError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, OSError,
             zipfile.BadZipFile, MemoryError, RecursionError, OverflowError, UnicodeDecodeError) as e:

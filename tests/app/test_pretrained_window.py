@@ -81,6 +81,7 @@ def test_fine_tune_and_export_a_model_trained_elsewhere_from_the_window(qtbot, w
     from tests.app.test_main_window import load_and_wait
     nanogpt_ckpt(tmp_path / "out")   # char vocabulary "\n !abcdehst" in meta.pkl beside it
     assert _open(qtbot, window, tmp_path / "out" / "ckpt.pt")
+    assert not window.panel.resume_button.isEnabled()   # no run of its own to resume: fine-tuning trains a copy
     corpus = tmp_path / "c.txt"
     corpus.write_text("the cat sat at the hat\n" * 80, encoding="utf-8")
     assert load_and_wait(qtbot, window.panel.corpus_box, str(corpus))
@@ -91,6 +92,8 @@ def test_fine_tune_and_export_a_model_trained_elsewhere_from_the_window(qtbot, w
     from engine import checkpoint
     meta = checkpoint.load_meta(child)
     assert meta["parent"]["step"] == 250 and meta["model"]["block_size"] == 32 and meta["step"] == 3
+    # the form shows the from-scratch preset's lr 3e-3; a trained model fine-tunes at a tenth, as the CLI does
+    assert meta["train"]["lr"] == 3e-4 and meta["train"]["min_lr"] == 3e-5, meta["train"]
     assert _open(qtbot, window, tmp_path / "out" / "ckpt.pt")
     with qtbot.waitSignal(window.exported, timeout=RUN_TIMEOUT_MS) as blocker:
         assert window.export_checkpoint(str(tmp_path / "run.py"))

@@ -99,3 +99,18 @@ def test_the_loaded_model_does_not_depend_on_the_file_nanogpt_rewrites(tmp_path)
         f.truncate(0)
     with torch.no_grad():
         assert torch.equal(handle.model(ids)[0], before)
+
+
+def test_a_meta_pkl_of_another_vocabulary_size_is_refused(tmp_path):
+    """A ckpt.pt trained on 65 characters beside a meta.pkl of 10 was accepted, its outputs silently cut to 10."""
+    import pickle
+
+    from engine.errors import CheckpointError
+    from engine.pretrained import load_pretrained
+    nanogpt_ckpt(tmp_path / "out")
+    chars = "abcdefghij"
+    with open(tmp_path / "other.pkl", "wb") as f:
+        pickle.dump({"vocab_size": len(chars), "itos": dict(enumerate(chars)),
+                     "stoi": {c: i for i, c in enumerate(chars)}}, f)
+    with pytest.raises(CheckpointError, match="another run"):
+        load_pretrained(tmp_path / "out" / "ckpt.pt", meta_file=tmp_path / "other.pkl")
