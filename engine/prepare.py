@@ -99,7 +99,8 @@ def prepare(corpus: str, kind: str, out, *, tokenizer_options: dict | None = Non
         (tmp / TOKENIZER).write_text(json.dumps(tokenizer.to_dict(), ensure_ascii=False), encoding="utf-8")
         write_json(tmp / META, meta)
         if out.exists():
-            shutil.rmtree(out)   # an earlier prepared folder (_check_out refused anything else)
+            _check_out(out)      # again: the folder may have changed while this prepare ran
+            shutil.rmtree(out)   # empty, or an earlier prepared folder (nothing but prepare's own files)
         tmp.rename(out)
         if progress:
             progress(1.0, "done")
@@ -109,13 +110,32 @@ def prepare(corpus: str, kind: str, out, *, tokenizer_options: dict | None = Non
         raise
 
 
+PREPARED_FILES = frozenset({META, TOKENIZER, TRAIN_BIN, VAL_BIN})   # all a prepare writes: nothing else is deleted
+
+
+def is_prepared_folder(folder: Path) -> bool:
+    """True when `folder` is one prepare wrote: its meta.json is a JSON object whose "format" is FORMAT, and it
+    holds no file but prepare's own (meta.json, tokenizer.json, train.bin, val.bin)."""
+    import json
+    try:
+        names = {p.name for p in folder.iterdir()}
+        if META not in names or not names <= PREPARED_FILES or (folder / META).stat().st_size > 1 << 20:
+            return False
+        meta = json.loads((folder / META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT
+
+
 def _check_out(out: Path) -> None:
-    """`out` may be new, an empty folder, or an earlier prepared folder (replaced when the new one is complete)."""
+    """`out` may be new, an empty folder, or an earlier prepared folder (is_prepared_folder; replaced when the new
+    one is complete). Anything else is refused with CorpusError naming it: a checkpoint folder also has a
+    meta.json, and a replace deletes the whole folder."""
     if out.exists() and not out.is_dir():
         raise CorpusError(f"{out} exists and is not a folder; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not (out / META).is_file():
-        raise CorpusError(f"{out} is a folder with other files in it (no {META} of a prepared corpus); "
-                          f"choose a new or empty folder for --out")
+    if out.is_dir() and any(out.iterdir()) and not is_prepared_folder(out):
+        raise CorpusError(f"{out} is a folder that prepare did not write (it holds other files, or its {META} is "
+                          f"not a prepared corpus's); nothing was changed: choose a new or empty folder for --out")
 
 
 class _Steps:

@@ -152,12 +152,47 @@ def test_out_must_be_new_empty_or_prepared(tmp_path, unicode_file):
     other = tmp_path / "mine"
     other.mkdir()
     (other / "notes.txt").write_text("keep me")
-    with pytest.raises(CorpusError, match="other files"):
+    with pytest.raises(CorpusError, match="prepare did not write"):
         prepare(str(unicode_file), "char", other)
     assert (other / "notes.txt").read_text() == "keep me"
     prepare(str(unicode_file), "char", tmp_path / "p")
     meta = prepare(str(unicode_file), "word", tmp_path / "p")        # an earlier prepared folder is replaced
     assert load_prepared(tmp_path / "p").tokenizer.kind == "word" == meta["tokenizer"]
+
+
+@pytest.mark.parametrize("files", [
+    {"meta.json": "{}", "thesis.tex": "precious"},                                     # any folder with a meta.json
+    {"meta.json": json.dumps({"format": "lm-playground checkpoint"}), "model.safetensors": "weights"},
+    {"meta.json": "{}"},                                                                # no prepare marker
+    {"meta.json": "not json"},
+])
+def test_out_never_deletes_a_folder_prepare_did_not_write(capsys, tmp_path, unicode_file, files):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    for name, text in files.items():
+        (victim / name).write_text(text)
+    with pytest.raises(CorpusError, match="prepare did not write"):
+        prepare(str(unicode_file), "char", victim)
+    assert main(["prepare", "--corpus", str(unicode_file), "--out", str(victim), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and str(victim) in err
+    assert {p.name: p.read_text() for p in victim.iterdir()} == files
+
+
+def test_out_refuses_a_prepared_folder_with_a_file_added(tmp_path, unicode_file):
+    prepare(str(unicode_file), "char", tmp_path / "p")
+    (tmp_path / "p" / "notes.txt").write_text("mine")
+    with pytest.raises(CorpusError, match="prepare did not write"):
+        prepare(str(unicode_file), "char", tmp_path / "p")
+    assert (tmp_path / "p" / "notes.txt").read_text() == "mine"
+
+
+def test_out_refuses_a_checkpoint_folder(tmp_path, unicode_file):
+    assert main(["train", "--corpus", str(unicode_file), "--model", "ngram", "--out", str(tmp_path / "ck")]) == 0
+    before = sorted(p.name for p in (tmp_path / "ck").iterdir())
+    assert "meta.json" in before
+    assert main(["prepare", "--corpus", str(unicode_file), "--out", str(tmp_path / "ck"), "--quiet"]) == 2
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == before
 
 
 def test_cancel_stops_and_leaves_nothing(tmp_path, unicode_file):
