@@ -308,28 +308,52 @@ def prepared_root() -> Path:
 
 
 def default_prepared_dir(source: str, kind: str, options: dict | None = None, root: Path | None = None) -> Path:
-    """The window's folder for `source` prepared with `kind` and `options`: NAME-KIND[-key-value...] in `root`
-    (default prepared_root())."""
-    name = Path(str(source)).name or "corpus"
+    """The window's folder for `source` prepared with `kind` and `options`: NAME-HASH-KIND[-key-value...] in `root`
+    (default prepared_root()), HASH being 8 hex digits of a SHA-256 of the source's resolved absolute path (a
+    builtin:NAME as it is), so two files of the same name never share a folder."""
+    import hashlib
+    source = str(source)
+    key = source if source.startswith("builtin:") else str(Path(source).expanduser().resolve())
+    name = Path(source).name or "corpus"
+    tag = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:8]
     extra = "".join(f"-{k}-{v}" for k, v in sorted((options or {}).items()))
-    safe = re.sub(r"[^\w.\-]+", "_", f"{name}-{kind}{extra}")
+    safe = re.sub(r"[^\w.\-]+", "_", f"{name}-{tag}-{kind}{extra}")
     return (root or prepared_root()) / safe
 
 
 def find_prepared(source: str, kind: str, options: dict | None = None, root: Path | None = None) -> Path | None:
-    """default_prepared_dir(...) when it holds a complete prepare of `source` as it is now (same size, written
-    after the file last changed) with the same tokenizer and options; else None."""
+    """default_prepared_dir(...) when it holds a complete prepare of `source` as it is now with the same tokenizer
+    and options; else None. "As it is now": the same resolved path, the same size (a folder: its files' sizes
+    summed, less those the prepare skipped), and meta.json written after the file (a folder: any of its files, or
+    the folder itself, which changes when a file is added or removed) last changed."""
     from .data import load_prepared
     from .settings import coerce
     folder = default_prepared_dir(source, kind, options, root)
     try:
         data = load_prepared(folder)
-        st = os.stat(source)
+        size, mtime = _size_and_mtime(Path(source).expanduser(), data.meta.get("skipped") or [])
     except (PlaygroundError, OSError):
         return None
     meta = data.meta
     want = {k: coerce(v) if isinstance(v, str) else v for k, v in (options or {}).items()}
-    same = (meta.get("source") == str(Path(source).resolve()) and meta.get("bytes") == st.st_size
+    same = (meta.get("source") == str(Path(source).expanduser().resolve()) and meta.get("bytes") == size
             and meta.get("tokenizer") == kind and meta.get("tokenizer_options") == want
-            and (folder / META).stat().st_mtime >= st.st_mtime)
+            and (folder / META).stat().st_mtime >= mtime)
     return folder if same else None
+
+
+def _size_and_mtime(path: Path, skipped: list) -> tuple[int, float]:
+    """(bytes read, latest modification time) of a corpus file, or of a folder's files (listed only: no file is
+    read) less the `skipped` ones (meta.json's (relative path, why) pairs)."""
+    from .corpus import _folder_files
+    st = path.stat()
+    if not path.is_dir():
+        return st.st_size, st.st_mtime
+    skip = {s[0] for s in skipped if isinstance(s, list) and s}
+    size, mtime = 0, st.st_mtime
+    for p in _folder_files(path)[0]:
+        fst = p.stat()
+        mtime = max(mtime, fst.st_mtime)
+        if p.relative_to(path).as_posix() not in skip:
+            size += fst.st_size
+    return size, mtime

@@ -241,3 +241,32 @@ def test_bpe_in_small_parts_learns_and_encodes_as_the_whole(tmp_path, unicode_fi
                                                               tokenizer_options={"vocab_size": 300}))
     assert data.tokenizer.to_dict() == tok.to_dict()
     assert np.array_equal(data.train, train_ids) and np.array_equal(data.val, val_ids)
+
+
+def test_window_copies_are_keyed_by_the_resolved_path(tmp_path, unicode_file, monkeypatch):
+    """Two files of the same name get their own prepared copy; a relative path is the same file's copy."""
+    from engine.prepare import default_prepared_dir, find_prepared
+    (tmp_path / "b").mkdir()
+    twin = tmp_path / "b" / unicode_file.name
+    twin.write_text(unicode_file.read_text(encoding="utf-8")[::-1], encoding="utf-8")   # same size and characters
+    root = tmp_path / "prepared"
+    a, b = (default_prepared_dir(str(p), "char", {}, root) for p in (unicode_file, twin))
+    assert a != b and a.name.startswith(unicode_file.name) and b.name.startswith(unicode_file.name)
+    monkeypatch.chdir(tmp_path)
+    assert default_prepared_dir(unicode_file.name, "char", {}, root) == a
+    prepare(str(unicode_file), "char", a)
+    assert find_prepared(str(unicode_file), "char", {}, root) == a
+    assert find_prepared(str(twin), "char", {}, root) is None
+
+
+def test_a_prepared_folder_corpus_is_found_again_until_it_changes(tmp_path):
+    from engine.prepare import default_prepared_dir, find_prepared
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "a.txt").write_text("hello there, reader. " * 200, encoding="utf-8")
+    (folder / "b.bin").write_bytes(b"\x00\x01" * 50)                 # skipped: binary
+    root = tmp_path / "prepared"
+    prepare(str(folder), "char", default_prepared_dir(str(folder), "char", {}, root))
+    assert find_prepared(str(folder), "char", {}, root) is not None
+    (folder / "c.txt").write_text("more text", encoding="utf-8")
+    assert find_prepared(str(folder), "char", {}, root) is None
