@@ -28,7 +28,7 @@ from engine.tokenizers.word import TOKEN_RE
 
 from app.common.token_view import PREVIEW_CHARS
 from app.common.workers import error_message, start_worker
-from app.training.prepare_box import PreparePanel
+from app.training.prepare_box import PreparePanel, breakable
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ class CorpusBox(QGroupBox):
         gone = [p for p in paths if p not in self._recent]
         if gone:   # shown now and kept past the load that follows (the window's first corpus), then forgotten
             self._gone = f"Removed from the recent list, no longer on disk: {', '.join(map(_short, gone))}"
-            self.error.setText(self._gone)
+            self.error.setText(breakable(self._gone))
             self.error.setToolTip("\n".join(gone))
             self.error.show()
 
@@ -226,9 +226,7 @@ class CorpusBox(QGroupBox):
             self.replace_bad.setChecked(on_bad_utf8 == "replace")
             self.replace_bad.blockSignals(False)
         self._wanted = (spec, fallback)
-        self.prepare_panel.cancel()     # a new corpus replaces a prepare in progress (its result is dropped)
-        self.prepare_panel.hide()
-        self._too_large = ""
+        self._drop_offer()              # a new corpus replaces the offer and a prepare in progress (result dropped)
         self.loading_label.setText(f"loading {_short(spec)}…")
         self.loading_label.setToolTip(spec)
         self.loading.show()
@@ -272,7 +270,7 @@ class CorpusBox(QGroupBox):
             skipped = (f"<br>skipped {len(corpus.skipped):,} file(s): {escape(shown)}"
                        + (f" and {more:,} more (see the tooltip)" if more > 0 else ""))
         self.summary.setText(
-            f"<b>{escape(corpus.name)}</b><br>{len(corpus.text):,} characters, {self.vocab_chars:,} distinct<br>"
+            f"<b>{escape(breakable(corpus.name))}</b><br>{len(corpus.text):,} characters, {self.vocab_chars:,} distinct<br>"
             f"train {result.train_chars:,} · validation {len(result.val_text):,} (the last {VAL_FRACTION:.0%})"
             + skipped)
         self.summary.setToolTip(corpus.source + "".join(f"\nskipped {rel}: {why}" for rel, why in corpus.skipped))
@@ -295,8 +293,8 @@ class CorpusBox(QGroupBox):
         elif spec in self._recent and not os.path.exists(spec):
             self._recent.remove(spec)
             message += " (removed from the recent list)"
-        self.error.setText(f"Could not load {spec}: {message}")
-        self.error.setToolTip("")
+        self.error.setText(breakable(f"Could not load {spec}: {message}"))
+        self.error.setToolTip(f"Could not load {spec}: {message}")
         self.error.show()
         self._fill_choices()   # put the combo back on the corpus still in use
         if fallback and fallback != spec:
@@ -335,10 +333,38 @@ class CorpusBox(QGroupBox):
             return True
         self._too_large = spec
         self.clear_error()
-        self.prepare_panel.offer(message, kind)
+        try:
+            size = _corpus_bytes(spec)
+        except OSError:
+            size = None
+        self.prepare_panel.offer(message, kind, size)
+        self._show_in_use(False)
         self._fill_choices()
         self.loading_changed.emit(False)
         return True
+
+    def awaiting_prepare(self) -> bool:
+        """A corpus over the limit was chosen and is offered Prepare (or is being prepared): until it is, the corpus
+        in use is not the one chosen, so nothing may start (the training form says why)."""
+        return bool(self._too_large)
+
+    def tokenizer_changed(self) -> None:
+        """The form's tokenizer changed: an offer not yet taken up names the new one (Prepare uses it)."""
+        if self._too_large and not self.prepare_panel.is_running():
+            self.prepare_panel.set_kind(self.tokenizer_choice()[0])
+
+    def _show_in_use(self, shown: bool) -> None:
+        """The summary and preview of the corpus in use, hidden while another corpus is offered Prepare, so the old
+        one never looks like the chosen one."""
+        self.summary.setVisible(shown)
+        self.preview.setVisible(shown)
+
+    def _drop_offer(self) -> None:
+        """Back to the corpus in use: the offer (and a prepare in progress) is dropped."""
+        self.prepare_panel.cancel()
+        self.prepare_panel.hide()
+        self._too_large = ""
+        self._show_in_use(True)
 
     @Slot()
     def _start_prepare(self) -> None:
@@ -352,14 +378,17 @@ class CorpusBox(QGroupBox):
     def _on_prepared(self, meta: dict) -> None:
         if self._too_large:   # not replaced by another corpus meanwhile
             self._too_large = ""
-            self._use_prepared(meta["out"])
+            if not self._use_prepared(meta["out"]):
+                self._show_in_use(True)
+                self._fill_choices()
+                self.loading_changed.emit(False)
 
     def _use_prepared(self, folder) -> bool:
         from app.training.prepare_box import prepared_view
         try:
             data, corpus, val_text, summary, vocab = prepared_view(folder, PREVIEW_CHARS)
         except PlaygroundError as e:
-            self.error.setText(f"Could not use the prepared folder {folder}: {e}")
+            self.error.setText(breakable(f"Could not use the prepared folder {folder}: {e}"))
             self.error.show()
             return False
         self._data, self.corpus, self._val_text, self.vocab_chars = data, corpus, val_text, vocab
@@ -367,6 +396,8 @@ class CorpusBox(QGroupBox):
         self._read_as = str(data.meta.get("on_bad_utf8", "error"))
         self.clear_error()
         self.prepare_panel.hide()
+        self._too_large = ""
+        self._show_in_use(True)
         self._recent = [corpus.source] + [p for p in self._recent if p != corpus.source]
         del self._recent[MAX_RECENT:]
         self._fill_choices()
@@ -398,7 +429,12 @@ class CorpusBox(QGroupBox):
 
     @Slot(bool)
     def _on_replace_toggled(self, _: bool) -> None:
-        """Read again as the box now says: the file just refused for bad UTF-8, else the file in use."""
+        """Read again as the box now says: the file just refused for bad UTF-8, else the file in use. Under the
+        prepare offer nothing is read: the next Prepare reads as the box says, and an old failure is cleared."""
+        if self._too_large:
+            if not self.prepare_panel.is_running() and self.prepare_panel.message().startswith("Could not prepare"):
+                self.prepare_panel.set_message("")
+            return
         if self._bad_utf8:
             self.load(self._bad_utf8)
         elif self.corpus is not None and not self.corpus.source.startswith(BUILTIN_PREFIX):
@@ -420,13 +456,24 @@ class CorpusBox(QGroupBox):
         for path in self._recent:
             self.choice.addItem(_short(path), path)
             self.choice.setItemData(self.choice.count() - 1, path, Qt.ToolTipRole)
-        index = self.choice.findData(self.spec())
+        if self._too_large and self.choice.findData(self._too_large) < 0:   # offered Prepare: not a corpus yet
+            self.choice.addItem(f"{_short(self._too_large)} (not prepared)", self._too_large)
+            self.choice.setItemData(self.choice.count() - 1, self._too_large, Qt.ToolTipRole)
+        index = self.choice.findData(self._too_large or self.spec())
         self.choice.setCurrentIndex(max(index, 0))
         self.choice.blockSignals(False)
 
     @Slot(int)
     def _on_choice(self, index: int) -> None:
         spec = self.choice.itemData(index)
+        if spec and self._too_large:
+            if spec == self._too_large:
+                return
+            if spec == self.spec():   # back to the corpus in use
+                self._drop_offer()
+                self._fill_choices()
+                self.loading_changed.emit(False)
+                return
         if spec and spec != self.spec():
             self.load(spec)
         elif spec and self.is_loading():   # back to the corpus in use: the pending load's answer is dropped
@@ -445,6 +492,13 @@ class CorpusBox(QGroupBox):
         path = QFileDialog.getExistingDirectory(self, "Open a folder of text files")
         if path:
             self.load(path)
+
+
+def _corpus_bytes(spec: str) -> int:
+    """A file's size, or a folder's files' sizes summed (listed, not read): what a prepare will stream."""
+    if os.path.isdir(spec):
+        return sum(os.path.getsize(os.path.join(root, n)) for root, _, names in os.walk(spec) for n in names)
+    return os.path.getsize(spec)
 
 
 def _short(spec: str) -> str:
