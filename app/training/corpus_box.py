@@ -15,6 +15,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from html import escape
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
@@ -342,6 +343,22 @@ class CorpusBox(QGroupBox):
         self._fill_choices()
         self.loading_changed.emit(False)
         return True
+
+    def open_prepared(self, folder: str, fingerprint: str | None = None) -> bool:
+        """Use the prepared `folder` as the corpus (a checkpoint trained from it was loaded), replacing an offer or a
+        load in progress; milliseconds, on the GUI thread. False, changing nothing, when it is not a complete
+        prepared folder or its data is no longer the run's (engine.data.check_fingerprint; None: not checked)."""
+        from engine.data import check_fingerprint
+        try:
+            check_fingerprint(folder, None, fingerprint)
+        except (PlaygroundError, OSError):
+            return False
+        if self._data is not None and str(self._data.folder) == str(Path(folder).expanduser().resolve()):
+            return True
+        if self._wanted is not None:   # a load in progress: its answer is dropped (_superseded)
+            self._wanted = None
+        self._drop_offer()
+        return self._use_prepared(folder)
 
     def awaiting_prepare(self) -> bool:
         """A corpus over the limit was chosen and is offered Prepare (or is being prepared): until it is, the corpus

@@ -52,7 +52,7 @@ def speed_note(kind: str, size_bytes: int | None) -> str:
         return f"{kind} tokens are prepared at {rate} on a 2-core CPU"
     seconds = size_bytes / 1e6 / lo
     took = (f"{seconds / 3600:.1f} hours" if seconds >= 5400 else f"{seconds / 60:.0f} minutes" if seconds >= 90
-            else f"{max(seconds, 1):.0f} seconds")
+            else "a second" if seconds < 1.5 else f"{seconds:.0f} seconds")
     return f"{kind} tokens are prepared at {rate} on a 2-core CPU: up to about {took} for this corpus"
 
 

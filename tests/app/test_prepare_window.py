@@ -138,3 +138,37 @@ def test_two_files_of_the_same_name_get_their_own_prepared_copy(qtbot, window, t
     qtbot.waitUntil(lambda: box.data_folder() not in (None, first), timeout=TIMEOUT_MS)
     assert load_prepared(first).meta["source"] == str(path.resolve())
     assert load_prepared(box.data_folder()).meta["source"] == str(twin.resolve())
+
+
+def test_a_checkpoint_trained_from_a_prepared_folder_opens_on_that_folder(qtbot, window, tmp_path):
+    """`train --data DIR` over a corpus over the limit, then Load in the window: the folder is the corpus (the text
+    is not read again, nor offered Prepare) and Resume trains on; the same folder re-prepared with another split is
+    not used, and Resume then refuses it saying why."""
+    from engine import api
+    from engine.cli import main
+    from engine.prepare import prepare
+    box, path = _too_large(window, tmp_path, TEXT * 3)
+    folder = tmp_path / "d"
+    prepare(str(path), "char", folder, val_fraction=0.2)
+    assert main(["train", "--data", str(folder), "--model", "lstm", "--preset", "tiny-cpu-lstm", "--set", "n_embd=8",
+                 "--set", "n_hidden=16", "--set", "block_size=16", "--set", "batch_size=4", "--max-steps", "3",
+                 "--device", "cpu", "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    with qtbot.waitSignal(window.load_finished, timeout=TIMEOUT_MS) as blocker:
+        assert window.load_checkpoint(str(tmp_path / "r"))
+    assert blocker.args[0]
+    assert box.data_folder() == str(folder.resolve()) and not box.prepare_panel.isVisible()
+    assert not box.is_loading() and "(the last 20%)" in box.summary.text()
+    assert window.panel.spec().data == str(folder.resolve())
+    window.panel.fields["train"]["max_steps"].setValue(5)
+    assert window.resume_checkpoint()
+    qtbot.waitUntil(lambda: window.thread is None and window.state != "running", timeout=TIMEOUT_MS)
+    assert api.load_checkpoint(tmp_path / "r").meta["step"] >= 3
+
+    from PySide6.QtWidgets import QMessageBox
+    window.ask_save_before_load = lambda: QMessageBox.Discard
+    prepare(str(path), "char", folder, val_fraction=0.3)      # other data in the run's folder
+    with qtbot.waitSignal(window.load_finished, timeout=TIMEOUT_MS):
+        assert window.load_checkpoint(str(tmp_path / "r"))
+    window.panel.fields["train"]["max_steps"].setValue(8)
+    assert not window.resume_checkpoint() and window.thread is None
+    assert "changed since the checkpoint was saved" in window.panel.message.text()
