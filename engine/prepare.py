@@ -146,7 +146,11 @@ class _Steps:
         self.index, self.stage = 0, ""
 
     def start(self, index: int, stage: str) -> None:
+        """A pass begins: said at once (a small corpus's pass is one chunk, which would otherwise report only its
+        end, so stages seemed skipped)."""
         self.index, self.stage = index, stage
+        if self.progress is not None:
+            self.progress(index / self.passes, stage)
 
     def __call__(self, done_bytes: int) -> None:
         if self.cancel is not None and self.cancel():

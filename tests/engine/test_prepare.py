@@ -226,7 +226,7 @@ def test_cli_prepare_prints_meta_and_refuses_bad_input(capsys, tmp_path, unicode
     bad.write_bytes(b"ab\xfe")
     assert main(["prepare", "--corpus", str(bad), "--out", str(tmp_path / "q")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "byte offset 2" in err and "--replace-bad-utf8" in err
+    assert err.splitlines()[-1].startswith("error: ") and "byte offset 2" in err and "--replace-bad-utf8" in err
     assert main(["train", "--data", str(tmp_path / "p"), "--tokenizer", "char"]) == 2
     assert "--tokenizer: --data DIR trains on a prepared corpus" in capsys.readouterr().err
     assert not math.isnan(meta["train"]["chars_per_token"])
@@ -270,3 +270,17 @@ def test_a_prepared_folder_corpus_is_found_again_until_it_changes(tmp_path):
     assert find_prepared(str(folder), "char", {}, root) is not None
     (folder / "c.txt").write_text("more text", encoding="utf-8")
     assert find_prepared(str(folder), "char", {}, root) is None
+
+
+def test_every_stage_is_reported_and_a_tiny_validation_split_is_warned_about(capsys, tmp_path, unicode_file):
+    seen = []
+    prepare(str(unicode_file), "char", tmp_path / "p", progress=lambda f, s: seen.append((f, s)))
+    stages = [s for _, s in seen]
+    assert ("counting characters" in stages and "writing token ids" in stages
+            and (0.5, "writing token ids") in seen)                      # the last pass's start, not only its end
+    assert main(["prepare", "--corpus", str(unicode_file), "--val-fraction", "0.0005", "--out",
+                 str(tmp_path / "q")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the validation split has only" in err and "writing token ids: 50%" in err
+    assert main(["prepare", "--corpus", str(unicode_file), "--out", str(tmp_path / "r")]) == 0
+    assert "warning" not in capsys.readouterr().err
