@@ -239,7 +239,8 @@ class MainWindow(CheckpointActions, RunFollowing, QMainWindow):
     # -- run control -----------------------------------------------------------------------------------------
     @Slot()
     def start(self) -> None:
-        if self.panel.check() or self.thread is not None or self.panel.corpus_box.is_loading():
+        box = self.panel.corpus_box
+        if self.panel.check() or self.thread is not None or box.is_loading() or box.awaiting_prepare():
             return
         self.save_settings()
         self._launch(TrainWorker(self.panel.spec()))

@@ -55,6 +55,8 @@ class RunSpec:
     data: str | None = None                  # a folder `main.py prepare` wrote: train from its token files
                                              # (memory-mapped) instead of reading `corpus`; it fixes the corpus,
                                              # tokenizer and split (engine.data.prepared_corpus)
+    data_fingerprint: str | None = None      # engine.data.fingerprint of that folder when the run started: a
+                                             # resume refuses a folder whose data is no longer the same
 
 
 @dataclass
@@ -450,6 +452,9 @@ def resume_spec(ckpt_dir: str, *, max_steps: int | None = None, device: str = "a
         if max_steps is not None and steps != max_steps:
             raise ConfigError(f"max_steps is given twice, {max_steps} and {value} ({key}); give one")
         max_steps = steps
+    if spec.data and spec.data_fingerprint:   # before any worker starts: the folder still holds the run's data
+        from .data import check_fingerprint
+        check_fingerprint(spec.data, None, spec.data_fingerprint)
     spec.overrides = {**spec.overrides, **overrides}
     spec.device = device
     if max_steps is not None:

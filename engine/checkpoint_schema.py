@@ -160,7 +160,8 @@ def check_spec(spec: dict, family: str, where: Path) -> None:
     for key, kinds in (("corpus", str), ("tokenizer", str), ("tokenizer_options", dict), ("family", str),
                        ("preset", (str, type(None))), ("overrides", dict), ("device", str), ("seed", int),
                        ("val_fraction", (float, int)), ("max_steps", (int, type(None))),
-                       ("max_corpus_bytes", int), ("on_bad_utf8", str), ("data", (str, type(None)))):
+                       ("max_corpus_bytes", int), ("on_bad_utf8", str), ("data", (str, type(None))),
+                       ("data_fingerprint", (str, type(None)))):
         if key in spec:
             _need(spec, key, kinds, where, prefix="spec.")
     if spec.get("family", family) != family:

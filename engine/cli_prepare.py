@@ -15,6 +15,9 @@ DATA_FIXES = (("corpus", "--corpus"), ("tokenizer", "--tokenizer"), ("tok_set", 
               ("replace_bad_utf8", "--replace-bad-utf8"), ("init_from", "--init-from"))
 
 
+SMALL_VAL_TOKENS = 1000   # fewer validation tokens than this is warned about: a few windows give a noisy loss
+
+
 def add_parser(sub, fraction, key_values_help: str) -> None:
     p = sub.add_parser("prepare", help="tokenize a corpus of any size once into train.bin/val.bin for train --data")
     p.add_argument("--corpus", required=True, help="a text file, a folder of text files, or builtin:NAME")
@@ -52,6 +55,10 @@ def run(args: argparse.Namespace, key_values) -> int:
     if meta["skipped"]:
         print(f"note: {len(meta['skipped'])} file(s) of the corpus folder were skipped: "
               + "; ".join(f"{p} ({why})" for p, why in meta["skipped"][:20]), file=sys.stderr)
+    if meta["val"]["tokens"] < SMALL_VAL_TOKENS:
+        print(f"warning: the validation split has only {meta['val']['tokens']:,} tokens (val_fraction "
+              f"{meta['val_fraction']}): its loss will be noisy, and a model's block_size must be below it; "
+              f"a larger --val-fraction gives a steadier figure", file=sys.stderr)
     if not args.quiet:
         print(f"wrote {args.out}: {meta['train']['tokens']:,} train / {meta['val']['tokens']:,} val tokens "
               f"({meta['dtype']}), {meta['bytes'] / 1e6:,.1f} MB at {meta['mb_per_s']:,.1f} MB/s", file=sys.stderr)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["as_token_array", "sample_windows", "to_device", "eval_batches", "PreparedData", "load_prepared",
-           "token_dtype", "FORMAT", "META", "TOKENIZER", "TRAIN_BIN", "VAL_BIN"]
+           "token_dtype", "fingerprint", "FORMAT", "META", "TOKENIZER", "TRAIN_BIN", "VAL_BIN"]
 
 FORMAT = "lm-playground prepared tokens"   # meta.json's "format": what tells a prepared folder from any folder
 META, TOKENIZER, TRAIN_BIN, VAL_BIN = "meta.json", "tokenizer.json", "train.bin", "val.bin"
@@ -149,6 +149,18 @@ def _need_int(d, key: str, where: str) -> int:
     return v
 
 
+def read_meta(folder: Path) -> dict:
+    """A prepared folder's meta.json, checked to be one (its "format" is FORMAT); CorpusError otherwise."""
+    from .safe_read import parse_json, read_regular
+    if not (folder / META).exists():
+        raise CorpusError(f"{folder} has no {META}: it is not a folder written by main.py prepare")
+    meta = parse_json(read_regular(folder / META, MAX_META_BYTES, "prepared meta", CorpusError),
+                      f"prepared folder {folder}/{META}", CorpusError, max_depth=8)
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CorpusError(f"{folder / META} is not a prepared-tokens meta.json (its format is not {FORMAT!r})")
+    return meta
+
+
 def load_prepared(folder) -> PreparedData:
     """Open a prepared folder: meta.json, tokenizer.json, train.bin and val.bin. Everything is checked before it is
     used (the JSON's size and depth, the dtype, each file's size against its token count, the vocabulary size);
@@ -160,12 +172,7 @@ def load_prepared(folder) -> PreparedData:
     where = f"prepared folder {folder}"
     if not folder.is_dir():
         raise CorpusError(f"{where} does not exist or is not a folder (make one with: main.py prepare)")
-    if not (folder / META).exists():
-        raise CorpusError(f"{folder} has no {META}: it is not a folder written by main.py prepare")
-    meta = parse_json(read_regular(folder / META, MAX_META_BYTES, "prepared meta", CorpusError), f"{where}/{META}",
-                      CorpusError, max_depth=8)
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CorpusError(f"{folder / META} is not a prepared-tokens meta.json (its format is not {FORMAT!r})")
+    meta = read_meta(folder)
     try:
         dtype = np.dtype(meta.get("dtype"))
     except TypeError:
@@ -196,6 +203,51 @@ def load_prepared(folder) -> PreparedData:
     return PreparedData(folder.resolve(), meta, tokenizer, *splits)
 
 
+FINGERPRINT_KEYS = ("source", "bytes", "tokenizer", "tokenizer_options", "vocab_size", "dtype", "val_fraction",
+                    "on_bad_utf8", "train", "val")
+FINGERPRINT_SAMPLE = 1 << 16   # bytes of each .bin's start and end hashed into the fingerprint
+
+
+def fingerprint(folder: Path, meta: dict) -> str:
+    """What identifies a prepared folder's data, as 16 hex digits of a SHA-256: meta.json's corpus source and size,
+    tokenizer, vocabulary, split (val_fraction and each split's token and character counts), plus the size and the
+    first and last FINGERPRINT_SAMPLE bytes of train.bin and val.bin. Preparing another corpus, another split or
+    another tokenizer into the folder changes it; preparing the same one again does not (the timing is left out)."""
+    import hashlib
+    h = hashlib.sha256(json.dumps({k: meta.get(k) for k in FINGERPRINT_KEYS}, sort_keys=True).encode())
+    for name in (TRAIN_BIN, VAL_BIN):
+        with open(Path(folder) / name, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            h.update(str(size).encode())
+            for at in (0, max(0, size - FINGERPRINT_SAMPLE)):
+                f.seek(at)
+                h.update(f.read(FINGERPRINT_SAMPLE))
+    return h.hexdigest()[:16]
+
+
+def check_fingerprint(folder: Path, meta: dict | None, expected: str | None) -> str:
+    """The folder's fingerprint (meta: its meta.json, None reads it), after checking it is `expected` (a resumed
+    run's; None: no check, a checkpoint from before fingerprints). CheckpointError, saying what the folder holds
+    now, when it is not; OSError when a .bin cannot be read."""
+    from .errors import CheckpointError
+    folder = Path(folder).expanduser()
+    meta = read_meta(folder) if meta is None else meta
+    mark = fingerprint(folder, meta)
+    if expected is not None and expected != mark:
+        raise CheckpointError(f"the prepared folder {folder} changed since the checkpoint was saved: it now holds "
+                              f"{describe(meta)}, not the data the run trained on (another corpus, split or "
+                              f"tokenizer was prepared into it); resume with the folder the run used, or start a "
+                              f"new run")
+    return mark
+
+
+def describe(meta: dict) -> str:
+    """A prepared folder's data in a few words, for messages: source, tokenizer, split and token counts."""
+    return (f"{meta.get('source')}, {meta.get('tokenizer')} tokens, val_fraction {meta.get('val_fraction')}, "
+            f"{(meta.get('train') or {}).get('tokens', 0):,} train / {(meta.get('val') or {}).get('tokens', 0):,} "
+            f"val tokens")
+
+
 def write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -213,7 +265,8 @@ def prepared_corpus(spec, tokenizer=None):
     train_chars, val_chars, val_text, train_ids, val_ids). The ids are the folder's memmaps; val_text is only the
     start of the validation split (at most PREVIEW_TOKENS tokens, decoded). The spec's corpus, tokenizer, its
     options, val_fraction and on_bad_utf8 are set from meta.json, so a checkpoint's spec says what the run trained
-    on. `tokenizer` (a resumed run's, from its checkpoint) must equal the folder's: CheckpointError otherwise."""
+    on. `tokenizer` (a resumed run's, from its checkpoint) must equal the folder's, and spec.data_fingerprint (a
+    resumed run's) the folder's fingerprint(): CheckpointError otherwise; it is then set to the folder's."""
     from .corpus import Corpus
     from .errors import CheckpointError
     data = load_prepared(spec.data)
@@ -221,6 +274,7 @@ def prepared_corpus(spec, tokenizer=None):
     if tokenizer is not None and tokenizer.to_dict() != data.tokenizer.to_dict():
         raise CheckpointError(f"the prepared folder {data.folder} changed since the checkpoint was saved: its "
                               f"{data.tokenizer.kind} tokenizer is not the checkpoint's")
+    spec.data_fingerprint = check_fingerprint(data.folder, meta, spec.data_fingerprint)
     spec.data = str(data.folder)
     spec.corpus = str(meta.get("source") or data.folder)
     spec.tokenizer = data.tokenizer.kind

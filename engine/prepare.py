@@ -99,7 +99,8 @@ def prepare(corpus: str, kind: str, out, *, tokenizer_options: dict | None = Non
         (tmp / TOKENIZER).write_text(json.dumps(tokenizer.to_dict(), ensure_ascii=False), encoding="utf-8")
         write_json(tmp / META, meta)
         if out.exists():
-            shutil.rmtree(out)   # an earlier prepared folder (_check_out refused anything else)
+            _check_out(out)      # again: the folder may have changed while this prepare ran
+            shutil.rmtree(out)   # empty, or an earlier prepared folder (nothing but prepare's own files)
         tmp.rename(out)
         if progress:
             progress(1.0, "done")
@@ -109,13 +110,32 @@ def prepare(corpus: str, kind: str, out, *, tokenizer_options: dict | None = Non
         raise
 
 
+PREPARED_FILES = frozenset({META, TOKENIZER, TRAIN_BIN, VAL_BIN})   # all a prepare writes: nothing else is deleted
+
+
+def is_prepared_folder(folder: Path) -> bool:
+    """True when `folder` is one prepare wrote: its meta.json is a JSON object whose "format" is FORMAT, and it
+    holds no file but prepare's own (meta.json, tokenizer.json, train.bin, val.bin)."""
+    import json
+    try:
+        names = {p.name for p in folder.iterdir()}
+        if META not in names or not names <= PREPARED_FILES or (folder / META).stat().st_size > 1 << 20:
+            return False
+        meta = json.loads((folder / META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT
+
+
 def _check_out(out: Path) -> None:
-    """`out` may be new, an empty folder, or an earlier prepared folder (replaced when the new one is complete)."""
+    """`out` may be new, an empty folder, or an earlier prepared folder (is_prepared_folder; replaced when the new
+    one is complete). Anything else is refused with CorpusError naming it: a checkpoint folder also has a
+    meta.json, and a replace deletes the whole folder."""
     if out.exists() and not out.is_dir():
         raise CorpusError(f"{out} exists and is not a folder; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not (out / META).is_file():
-        raise CorpusError(f"{out} is a folder with other files in it (no {META} of a prepared corpus); "
-                          f"choose a new or empty folder for --out")
+    if out.is_dir() and any(out.iterdir()) and not is_prepared_folder(out):
+        raise CorpusError(f"{out} is a folder that prepare did not write (it holds other files, or its {META} is "
+                          f"not a prepared corpus's); nothing was changed: choose a new or empty folder for --out")
 
 
 class _Steps:
@@ -126,7 +146,11 @@ class _Steps:
         self.index, self.stage = 0, ""
 
     def start(self, index: int, stage: str) -> None:
+        """A pass begins: said at once (a small corpus's pass is one chunk, which would otherwise report only its
+        end, so stages seemed skipped)."""
         self.index, self.stage = index, stage
+        if self.progress is not None:
+            self.progress(index / self.passes, stage)
 
     def __call__(self, done_bytes: int) -> None:
         if self.cancel is not None and self.cancel():
@@ -288,28 +312,52 @@ def prepared_root() -> Path:
 
 
 def default_prepared_dir(source: str, kind: str, options: dict | None = None, root: Path | None = None) -> Path:
-    """The window's folder for `source` prepared with `kind` and `options`: NAME-KIND[-key-value...] in `root`
-    (default prepared_root())."""
-    name = Path(str(source)).name or "corpus"
+    """The window's folder for `source` prepared with `kind` and `options`: NAME-HASH-KIND[-key-value...] in `root`
+    (default prepared_root()), HASH being 8 hex digits of a SHA-256 of the source's resolved absolute path (a
+    builtin:NAME as it is), so two files of the same name never share a folder."""
+    import hashlib
+    source = str(source)
+    key = source if source.startswith("builtin:") else str(Path(source).expanduser().resolve())
+    name = Path(source).name or "corpus"
+    tag = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:8]
     extra = "".join(f"-{k}-{v}" for k, v in sorted((options or {}).items()))
-    safe = re.sub(r"[^\w.\-]+", "_", f"{name}-{kind}{extra}")
+    safe = re.sub(r"[^\w.\-]+", "_", f"{name}-{tag}-{kind}{extra}")
     return (root or prepared_root()) / safe
 
 
 def find_prepared(source: str, kind: str, options: dict | None = None, root: Path | None = None) -> Path | None:
-    """default_prepared_dir(...) when it holds a complete prepare of `source` as it is now (same size, written
-    after the file last changed) with the same tokenizer and options; else None."""
+    """default_prepared_dir(...) when it holds a complete prepare of `source` as it is now with the same tokenizer
+    and options; else None. "As it is now": the same resolved path, the same size (a folder: its files' sizes
+    summed, less those the prepare skipped), and meta.json written after the file (a folder: any of its files, or
+    the folder itself, which changes when a file is added or removed) last changed."""
     from .data import load_prepared
     from .settings import coerce
     folder = default_prepared_dir(source, kind, options, root)
     try:
         data = load_prepared(folder)
-        st = os.stat(source)
+        size, mtime = _size_and_mtime(Path(source).expanduser(), data.meta.get("skipped") or [])
     except (PlaygroundError, OSError):
         return None
     meta = data.meta
     want = {k: coerce(v) if isinstance(v, str) else v for k, v in (options or {}).items()}
-    same = (meta.get("source") == str(Path(source).resolve()) and meta.get("bytes") == st.st_size
+    same = (meta.get("source") == str(Path(source).expanduser().resolve()) and meta.get("bytes") == size
             and meta.get("tokenizer") == kind and meta.get("tokenizer_options") == want
-            and (folder / META).stat().st_mtime >= st.st_mtime)
+            and (folder / META).stat().st_mtime >= mtime)
     return folder if same else None
+
+
+def _size_and_mtime(path: Path, skipped: list) -> tuple[int, float]:
+    """(bytes read, latest modification time) of a corpus file, or of a folder's files (listed only: no file is
+    read) less the `skipped` ones (meta.json's (relative path, why) pairs)."""
+    from .corpus import _folder_files
+    st = path.stat()
+    if not path.is_dir():
+        return st.st_size, st.st_mtime
+    skip = {s[0] for s in skipped if isinstance(s, list) and s}
+    size, mtime = 0, st.st_mtime
+    for p in _folder_files(path)[0]:
+        fst = p.stat()
+        mtime = max(mtime, fst.st_mtime)
+        if p.relative_to(path).as_posix() not in skip:
+            size += fst.st_size
+    return size, mtime

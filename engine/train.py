@@ -519,5 +519,7 @@ class Trainer(TrainerCheckpoints):
         return self.cfg.batch_size * self.cfg.grad_accum * self.world_size
 
     def _warn(self, message: str) -> None:
-        log.warning("%s", message)
+        """A resume warning: kept for the caller to show once (the CLI's `warning:` line, the window's first report),
+        and logged at INFO only, so the CLI's WARNING log does not say it a second time."""
+        log.info("resume: %s", message)
         self.resume_warnings.append(message)

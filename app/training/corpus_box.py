@@ -28,11 +28,11 @@ from engine.tokenizers.word import TOKEN_RE
 
 from app.common.token_view import PREVIEW_CHARS
 from app.common.workers import error_message, start_worker
-from app.training.prepare_box import PreparePanel
+from app.training.prepare_box import PreparePanel, breakable
+from app.training.prepare_offer import MAX_RECENT, PrepareOffer
 
 log = logging.getLogger(__name__)
 
-MAX_RECENT = 8
 SET_CHUNK = 1 << 18   # characters per set.update: each call holds the GIL for ~2 ms, not ~0.3 s for 50 MB
 WORD_COUNT_CHARS = 10_000_000   # distinct words are counted for train splits up to this size
 _SPACE = re.compile(r"\s")
@@ -103,7 +103,7 @@ class CorpusLoader(QObject):
             self.finished.emit()
 
 
-class CorpusBox(QGroupBox):
+class CorpusBox(PrepareOffer, QGroupBox):
     loaded = Signal(object)          # the new Corpus
     failed = Signal(str, str)        # (spec, one-line reason) of a load that failed; the previous corpus stays
     loading_changed = Signal(bool)   # a load started (True) or ended, loaded or failed (False)
@@ -204,7 +204,7 @@ class CorpusBox(QGroupBox):
         gone = [p for p in paths if p not in self._recent]
         if gone:   # shown now and kept past the load that follows (the window's first corpus), then forgotten
             self._gone = f"Removed from the recent list, no longer on disk: {', '.join(map(_short, gone))}"
-            self.error.setText(self._gone)
+            self.error.setText(breakable(self._gone))
             self.error.setToolTip("\n".join(gone))
             self.error.show()
 
@@ -226,9 +226,7 @@ class CorpusBox(QGroupBox):
             self.replace_bad.setChecked(on_bad_utf8 == "replace")
             self.replace_bad.blockSignals(False)
         self._wanted = (spec, fallback)
-        self.prepare_panel.cancel()     # a new corpus replaces a prepare in progress (its result is dropped)
-        self.prepare_panel.hide()
-        self._too_large = ""
+        self._drop_offer()              # a new corpus replaces the offer and a prepare in progress (result dropped)
         self.loading_label.setText(f"loading {_short(spec)}…")
         self.loading_label.setToolTip(spec)
         self.loading.show()
@@ -272,7 +270,7 @@ class CorpusBox(QGroupBox):
             skipped = (f"<br>skipped {len(corpus.skipped):,} file(s): {escape(shown)}"
                        + (f" and {more:,} more (see the tooltip)" if more > 0 else ""))
         self.summary.setText(
-            f"<b>{escape(corpus.name)}</b><br>{len(corpus.text):,} characters, {self.vocab_chars:,} distinct<br>"
+            f"<b>{escape(breakable(corpus.name))}</b><br>{len(corpus.text):,} characters, {self.vocab_chars:,} distinct<br>"
             f"train {result.train_chars:,} · validation {len(result.val_text):,} (the last {VAL_FRACTION:.0%})"
             + skipped)
         self.summary.setToolTip(corpus.source + "".join(f"\nskipped {rel}: {why}" for rel, why in corpus.skipped))
@@ -295,8 +293,8 @@ class CorpusBox(QGroupBox):
         elif spec in self._recent and not os.path.exists(spec):
             self._recent.remove(spec)
             message += " (removed from the recent list)"
-        self.error.setText(f"Could not load {spec}: {message}")
-        self.error.setToolTip("")
+        self.error.setText(breakable(f"Could not load {spec}: {message}"))
+        self.error.setToolTip(f"Could not load {spec}: {message}")
         self.error.show()
         self._fill_choices()   # put the combo back on the corpus still in use
         if fallback and fallback != spec:
@@ -308,75 +306,6 @@ class CorpusBox(QGroupBox):
             self.loading.hide()
             self.loading_changed.emit(False)
         self.failed.emit(spec, message)
-
-    # -- a corpus over the in-memory limit: prepared once, trained from disk -----------------------------------
-    def data_folder(self) -> str | None:
-        """The prepared folder a run trains from (RunSpec.data), or None for a corpus held in memory."""
-        return str(self._data.folder) if self._data is not None else None
-
-    def prepared_meta(self) -> dict | None:
-        return self._data.meta if self._data is not None else None
-
-    def train_tokens_hint(self) -> int:
-        """Training tokens (prepared) or characters (in memory: at least as many as tokens) of the corpus in use."""
-        if self._data is not None:
-            return len(self._data.train)
-        return int(len(self.corpus.text) * (1 - VAL_FRACTION)) if self.corpus is not None else 0
-
-    def _offer_prepare(self, spec: str, message: str) -> bool:
-        """A load refused as too large: use a prepared copy made earlier with the form's tokenizer, or offer to
-        prepare one. True when handled (the load counts as ended)."""
-        from engine.prepare import find_prepared
-        self._wanted = None
-        self.loading.hide()
-        kind, options = self.tokenizer_choice()
-        found = find_prepared(spec, kind, options, self.prepared_root)
-        if found is not None and self._use_prepared(found):
-            return True
-        self._too_large = spec
-        self.clear_error()
-        self.prepare_panel.offer(message, kind)
-        self._fill_choices()
-        self.loading_changed.emit(False)
-        return True
-
-    @Slot()
-    def _start_prepare(self) -> None:
-        from engine.prepare import default_prepared_dir
-        kind, options = self.tokenizer_choice()
-        out = default_prepared_dir(self._too_large, kind, options, self.prepared_root)
-        self.prepare_panel.start(self._too_large, kind, options, out,
-                                 "replace" if self.replace_bad.isChecked() else "error")
-
-    @Slot(object)
-    def _on_prepared(self, meta: dict) -> None:
-        if self._too_large:   # not replaced by another corpus meanwhile
-            self._too_large = ""
-            self._use_prepared(meta["out"])
-
-    def _use_prepared(self, folder) -> bool:
-        from app.training.prepare_box import prepared_view
-        try:
-            data, corpus, val_text, summary, vocab = prepared_view(folder, PREVIEW_CHARS)
-        except PlaygroundError as e:
-            self.error.setText(f"Could not use the prepared folder {folder}: {e}")
-            self.error.show()
-            return False
-        self._data, self.corpus, self._val_text, self.vocab_chars = data, corpus, val_text, vocab
-        self.vocab_words = None
-        self._read_as = str(data.meta.get("on_bad_utf8", "error"))
-        self.clear_error()
-        self.prepare_panel.hide()
-        self._recent = [corpus.source] + [p for p in self._recent if p != corpus.source]
-        del self._recent[MAX_RECENT:]
-        self._fill_choices()
-        self.summary.setText(summary)
-        self.summary.setToolTip(f"{corpus.source}\nprepared in {data.folder}")
-        self.preview.setPlainText(corpus.text)
-        self.loading.hide()
-        self.loading_changed.emit(False)
-        self.loaded.emit(corpus)
-        return True
 
     @Slot()
     def _on_finished(self) -> None:
@@ -398,7 +327,12 @@ class CorpusBox(QGroupBox):
 
     @Slot(bool)
     def _on_replace_toggled(self, _: bool) -> None:
-        """Read again as the box now says: the file just refused for bad UTF-8, else the file in use."""
+        """Read again as the box now says: the file just refused for bad UTF-8, else the file in use. Under the
+        prepare offer nothing is read: the next Prepare reads as the box says, and an old failure is cleared."""
+        if self._too_large:
+            if not self.prepare_panel.is_running() and self.prepare_panel.message().startswith("Could not prepare"):
+                self.prepare_panel.set_message("")
+            return
         if self._bad_utf8:
             self.load(self._bad_utf8)
         elif self.corpus is not None and not self.corpus.source.startswith(BUILTIN_PREFIX):
@@ -420,13 +354,24 @@ class CorpusBox(QGroupBox):
         for path in self._recent:
             self.choice.addItem(_short(path), path)
             self.choice.setItemData(self.choice.count() - 1, path, Qt.ToolTipRole)
-        index = self.choice.findData(self.spec())
+        if self._too_large and self.choice.findData(self._too_large) < 0:   # offered Prepare: not a corpus yet
+            self.choice.addItem(f"{_short(self._too_large)} (not prepared)", self._too_large)
+            self.choice.setItemData(self.choice.count() - 1, self._too_large, Qt.ToolTipRole)
+        index = self.choice.findData(self._too_large or self.spec())
         self.choice.setCurrentIndex(max(index, 0))
         self.choice.blockSignals(False)
 
     @Slot(int)
     def _on_choice(self, index: int) -> None:
         spec = self.choice.itemData(index)
+        if spec and self._too_large:
+            if spec == self._too_large:
+                return
+            if spec == self.spec():   # back to the corpus in use
+                self._drop_offer()
+                self._fill_choices()
+                self.loading_changed.emit(False)
+                return
         if spec and spec != self.spec():
             self.load(spec)
         elif spec and self.is_loading():   # back to the corpus in use: the pending load's answer is dropped

@@ -193,6 +193,7 @@ class TrainPanel(QWidget):
         self.finetune_button.clicked.connect(self.finetune_clicked)
         self.export_button.clicked.connect(self.export_clicked)
         self.tokenizer.currentTextChanged.connect(self._on_tokenizer)
+        self.tokenizer.currentTextChanged.connect(lambda _: self.corpus_box.tokenizer_changed())
         self.family.currentTextChanged.connect(self._on_family)
         self.preset.currentTextChanged.connect(self._on_preset)
         self.family.textActivated.connect(self._refill_by_user)   # only the user's own choices, not restores
@@ -202,6 +203,7 @@ class TrainPanel(QWidget):
         self.corpus_box.loaded.connect(self.check)   # at once: the window may have been waiting for its first corpus
         self.corpus_box.tokenizer_choice = lambda: (self.tokenizer.currentText(), self.tokenizer_options())
         self.corpus_box.loading_changed.connect(self._update_start)   # at once: no Start while a corpus loads
+        self.corpus_box.prepare_panel.running_changed.connect(self._update_start)   # nor while one is prepared
         for w in (self.word_cap, self.bpe_vocab):
             w.valueChanged.connect(self.schedule_check)
         self.word_lower.toggled.connect(self.schedule_check)   # lower-casing merges words: a smaller vocabulary
@@ -449,7 +451,11 @@ class TrainPanel(QWidget):
 
     @Slot()
     def _update_start(self) -> None:
-        why = self.problem or ("the corpus is still loading" if self.corpus_box.is_loading() else "")
+        box = self.corpus_box
+        why = self.problem or ("the corpus is still loading" if box.is_loading() else
+                               "the chosen corpus is being prepared; Start waits for it" if box.prepare_panel.is_running()
+                               else "the chosen corpus is over the in-memory limit: Prepare it first (or choose "
+                                    "another corpus)" if box.awaiting_prepare() else "")
         self.start_button.setEnabled(not self._running and not why)
         self.start_button.setToolTip(f"Cannot start: {why}" if why
                                      else "Build the model and train it with these settings.")

@@ -201,7 +201,10 @@ class CheckpointActions:
                 return False
         meta = handle.meta
         corpus, read_as = meta.get("spec", {}).get("corpus"), meta.get("spec", {}).get("on_bad_utf8", "error")
-        if corpus and (corpus, read_as) != (self.panel.corpus_box.spec(), self.panel.corpus_box.on_bad_utf8()):
+        data = meta.get("spec", {}).get("data")
+        if data and self.panel.corpus_box.open_prepared(data, meta["spec"].get("data_fingerprint")):
+            pass   # trained from a prepared folder that still holds its data: used as it is, the text is not read
+        elif corpus and (corpus, read_as) != (self.panel.corpus_box.spec(), self.panel.corpus_box.on_bad_utf8()):
             # in the background, read as the run read it; _on_corpus_loaded/_failed finish the job
             self.panel.corpus_box.load(corpus, on_bad_utf8=read_as)
         unshown = self.panel.apply_settings(checkpoint_settings(meta))

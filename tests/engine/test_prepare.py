@@ -152,12 +152,47 @@ def test_out_must_be_new_empty_or_prepared(tmp_path, unicode_file):
     other = tmp_path / "mine"
     other.mkdir()
     (other / "notes.txt").write_text("keep me")
-    with pytest.raises(CorpusError, match="other files"):
+    with pytest.raises(CorpusError, match="prepare did not write"):
         prepare(str(unicode_file), "char", other)
     assert (other / "notes.txt").read_text() == "keep me"
     prepare(str(unicode_file), "char", tmp_path / "p")
     meta = prepare(str(unicode_file), "word", tmp_path / "p")        # an earlier prepared folder is replaced
     assert load_prepared(tmp_path / "p").tokenizer.kind == "word" == meta["tokenizer"]
+
+
+@pytest.mark.parametrize("files", [
+    {"meta.json": "{}", "thesis.tex": "precious"},                                     # any folder with a meta.json
+    {"meta.json": json.dumps({"format": "lm-playground checkpoint"}), "model.safetensors": "weights"},
+    {"meta.json": "{}"},                                                                # no prepare marker
+    {"meta.json": "not json"},
+])
+def test_out_never_deletes_a_folder_prepare_did_not_write(capsys, tmp_path, unicode_file, files):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    for name, text in files.items():
+        (victim / name).write_text(text)
+    with pytest.raises(CorpusError, match="prepare did not write"):
+        prepare(str(unicode_file), "char", victim)
+    assert main(["prepare", "--corpus", str(unicode_file), "--out", str(victim), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and str(victim) in err
+    assert {p.name: p.read_text() for p in victim.iterdir()} == files
+
+
+def test_out_refuses_a_prepared_folder_with_a_file_added(tmp_path, unicode_file):
+    prepare(str(unicode_file), "char", tmp_path / "p")
+    (tmp_path / "p" / "notes.txt").write_text("mine")
+    with pytest.raises(CorpusError, match="prepare did not write"):
+        prepare(str(unicode_file), "char", tmp_path / "p")
+    assert (tmp_path / "p" / "notes.txt").read_text() == "mine"
+
+
+def test_out_refuses_a_checkpoint_folder(tmp_path, unicode_file):
+    assert main(["train", "--corpus", str(unicode_file), "--model", "ngram", "--out", str(tmp_path / "ck")]) == 0
+    before = sorted(p.name for p in (tmp_path / "ck").iterdir())
+    assert "meta.json" in before
+    assert main(["prepare", "--corpus", str(unicode_file), "--out", str(tmp_path / "ck"), "--quiet"]) == 2
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == before
 
 
 def test_cancel_stops_and_leaves_nothing(tmp_path, unicode_file):
@@ -191,7 +226,7 @@ def test_cli_prepare_prints_meta_and_refuses_bad_input(capsys, tmp_path, unicode
     bad.write_bytes(b"ab\xfe")
     assert main(["prepare", "--corpus", str(bad), "--out", str(tmp_path / "q")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "byte offset 2" in err and "--replace-bad-utf8" in err
+    assert err.splitlines()[-1].startswith("error: ") and "byte offset 2" in err and "--replace-bad-utf8" in err
     assert main(["train", "--data", str(tmp_path / "p"), "--tokenizer", "char"]) == 2
     assert "--tokenizer: --data DIR trains on a prepared corpus" in capsys.readouterr().err
     assert not math.isnan(meta["train"]["chars_per_token"])
@@ -206,3 +241,46 @@ def test_bpe_in_small_parts_learns_and_encodes_as_the_whole(tmp_path, unicode_fi
                                                               tokenizer_options={"vocab_size": 300}))
     assert data.tokenizer.to_dict() == tok.to_dict()
     assert np.array_equal(data.train, train_ids) and np.array_equal(data.val, val_ids)
+
+
+def test_window_copies_are_keyed_by_the_resolved_path(tmp_path, unicode_file, monkeypatch):
+    """Two files of the same name get their own prepared copy; a relative path is the same file's copy."""
+    from engine.prepare import default_prepared_dir, find_prepared
+    (tmp_path / "b").mkdir()
+    twin = tmp_path / "b" / unicode_file.name
+    twin.write_text(unicode_file.read_text(encoding="utf-8")[::-1], encoding="utf-8")   # same size and characters
+    root = tmp_path / "prepared"
+    a, b = (default_prepared_dir(str(p), "char", {}, root) for p in (unicode_file, twin))
+    assert a != b and a.name.startswith(unicode_file.name) and b.name.startswith(unicode_file.name)
+    monkeypatch.chdir(tmp_path)
+    assert default_prepared_dir(unicode_file.name, "char", {}, root) == a
+    prepare(str(unicode_file), "char", a)
+    assert find_prepared(str(unicode_file), "char", {}, root) == a
+    assert find_prepared(str(twin), "char", {}, root) is None
+
+
+def test_a_prepared_folder_corpus_is_found_again_until_it_changes(tmp_path):
+    from engine.prepare import default_prepared_dir, find_prepared
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "a.txt").write_text("hello there, reader. " * 200, encoding="utf-8")
+    (folder / "b.bin").write_bytes(b"\x00\x01" * 50)                 # skipped: binary
+    root = tmp_path / "prepared"
+    prepare(str(folder), "char", default_prepared_dir(str(folder), "char", {}, root))
+    assert find_prepared(str(folder), "char", {}, root) is not None
+    (folder / "c.txt").write_text("more text", encoding="utf-8")
+    assert find_prepared(str(folder), "char", {}, root) is None
+
+
+def test_every_stage_is_reported_and_a_tiny_validation_split_is_warned_about(capsys, tmp_path, unicode_file):
+    seen = []
+    prepare(str(unicode_file), "char", tmp_path / "p", progress=lambda f, s: seen.append((f, s)))
+    stages = [s for _, s in seen]
+    assert ("counting characters" in stages and "writing token ids" in stages
+            and (0.5, "writing token ids") in seen)                      # the last pass's start, not only its end
+    assert main(["prepare", "--corpus", str(unicode_file), "--val-fraction", "0.0005", "--out",
+                 str(tmp_path / "q")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the validation split has only" in err and "writing token ids: 50%" in err
+    assert main(["prepare", "--corpus", str(unicode_file), "--out", str(tmp_path / "r")]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -138,3 +138,29 @@ def test_ngram_trains_from_a_small_prepared_folder_and_refuses_a_huge_one(corpus
     monkeypatch.setattr(api, "NGRAM_MAX_TOKENS", 100)
     with pytest.raises(ConfigError, match="an n-gram is counted in memory"):
         api.start_run(api.RunSpec(data=str(folder), family="ngram"))
+
+
+def test_resume_refuses_the_same_folder_prepared_again_with_other_data(capsys, corpus, tmp_path):
+    """The folder a run trained from, prepared again with another split or corpus: a resume refuses it (CLI and
+    resume_spec, which the window calls before starting); the same prepare again resumes."""
+    path, _ = corpus
+    folder = tmp_path / "d"
+    prepare(str(path), "char", folder)
+    args = ["--model", "lstm", "--preset", "tiny-cpu-lstm", "--set", "n_embd=16", "--set", "n_hidden=32",
+            "--set", "eval_interval=3", "--device", "cpu", "--out", str(tmp_path / "r")]
+    assert main(["train", "--data", str(folder), "--max-steps", "3", *args]) == 0, capsys.readouterr().err
+    saved = api.load_checkpoint(tmp_path / "r").meta["spec"]
+    assert saved["data_fingerprint"] and saved["data"] == str(folder.resolve())
+    prepare(str(path), "char", folder)                        # the same data again: still the run's
+    api.resume_spec(str(tmp_path / "r"), max_steps=6)
+    other = tmp_path / "other.txt"
+    other.write_text(path.read_text(encoding="utf-8")[::-1], encoding="utf-8")   # same size and characters
+    for corpus_path, vf in ((str(path), 0.3), (str(other), 0.1)):
+        assert main(["prepare", "--corpus", corpus_path, "--val-fraction", str(vf), "--out", str(folder),
+                     "--quiet"]) == 0
+        capsys.readouterr()
+        with pytest.raises(CheckpointError, match="changed since the checkpoint was saved"):
+            api.resume_spec(str(tmp_path / "r"), max_steps=6)
+        assert main(["train", "--resume", str(tmp_path / "r"), "--max-steps", "6", "--out", str(tmp_path / "r")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and "changed since the checkpoint was saved" in err and f"{vf}" in err

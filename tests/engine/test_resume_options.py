@@ -107,3 +107,27 @@ def test_resuming_a_finished_run_without_max_steps_says_the_limit_is_its_own(sav
     ck, _ = saved
     with pytest.raises(ConfigError, match=r"not 6 \(its own; give a larger one\)"):
         api.resume_run(str(ck), device="cpu")
+
+
+def test_a_resume_warning_is_said_once(capsys, caplog, tmp_path):
+    """A checkpoint of 2 processes resumed on 1: the global-batch warning is printed once as `warning:`, not also
+    as a WARNING log line."""
+    import json
+    import logging
+
+    from engine.cli import main
+    out = tmp_path / "r"
+    args = ["--model", "lstm", "--preset", "tiny-cpu-lstm", "--set", "n_embd=8", "--set", "n_hidden=16",
+            "--set", "block_size=16", "--set", "batch_size=4", "--device", "cpu", "--out", str(out)]
+    assert main(["train", "--max-steps", "2", *args]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    meta["world_size"] = 2
+    (out / "meta.json").write_text(json.dumps(meta))
+    capsys.readouterr()
+    with caplog.at_level(logging.WARNING):
+        assert main(["train", "--resume", str(out), "--max-steps", "3", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    said = [line for line in err.splitlines() if "written by 2 process(es)" in line and not line.startswith("step")]
+    assert said == [line for line in err.splitlines() if line.startswith("warning: the checkpoint was written by 2")]
+    assert len(said) == 1   # (the first step's line also carries it, as the window's first report does)
+    assert not [r for r in caplog.records if "written by 2" in r.getMessage()]
