@@ -44,15 +44,22 @@ class Corpus:
     skipped: tuple[tuple[str, str], ...] = ()   # a folder's files left out: (path relative to it, why)
 
 
-def load_corpus(spec: str, *, max_bytes: int = 50_000_000, on_bad_utf8: str = "error") -> Corpus:
-    """Load `spec`: a text file, a folder (its text files concatenated in sorted path order) or "builtin:NAME".
-
-    on_bad_utf8: "error" refuses invalid UTF-8 naming the byte offset; "replace" substitutes U+FFFD."""
+def check_spec(spec, on_bad_utf8: str) -> str:
+    """`spec` as text, once it names something and `on_bad_utf8` is "error" or "replace" (ConfigError,
+    CorpusError): the checks every way of reading a corpus starts with (load_corpus, corpus_stream.open_stream)."""
     if on_bad_utf8 not in ("error", "replace"):
         raise ConfigError(f"on_bad_utf8 must be 'error' or 'replace', not {on_bad_utf8!r}")
     spec = str(spec)
     if not spec.strip():
         raise CorpusError("no corpus given: name a text file, a folder or builtin:python-docs")
+    return spec
+
+
+def load_corpus(spec: str, *, max_bytes: int = 50_000_000, on_bad_utf8: str = "error") -> Corpus:
+    """Load `spec`: a text file, a folder (its text files concatenated in sorted path order) or "builtin:NAME".
+
+    on_bad_utf8: "error" refuses invalid UTF-8 naming the byte offset; "replace" substitutes U+FFFD."""
+    spec = check_spec(spec, on_bad_utf8)
     if spec.startswith(BUILTIN_PREFIX):
         name = spec[len(BUILTIN_PREFIX):]
         if name not in BUILTIN_CORPORA:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .corpus import BUILTIN_PREFIX, SNIFF_BYTES, _bom, _folder_files, _why, load_corpus
-from .errors import BadUtf8Error, ConfigError, CorpusError
+from .corpus import BUILTIN_PREFIX, SNIFF_BYTES, _bom, _folder_files, _why, check_spec, load_corpus
+from .errors import BadUtf8Error, CorpusError
 
 CHUNK_BYTES = 8 << 20   # bytes read at a time: ~8 MB of text, a few tens of MB while it is tokenized
 
@@ -63,11 +63,7 @@ def open_stream(spec: str, on_bad_utf8: str = "error") -> TextStream:
     """A TextStream over `spec` (file, folder or builtin:NAME). A folder's files are checked here, as load_corpus
     checks them: empty, whitespace-only, binary (a NUL byte anywhere, read in chunks) and unreadable files are
     skipped and listed; none left is a CorpusError. Errors inside a file (bad UTF-8) are raised while reading."""
-    if on_bad_utf8 not in ("error", "replace"):
-        raise ConfigError(f"on_bad_utf8 must be 'error' or 'replace', not {on_bad_utf8!r}")
-    spec = str(spec)
-    if not spec.strip():
-        raise CorpusError("no corpus given: name a text file, a folder or builtin:python-docs")
+    spec = check_spec(spec, on_bad_utf8)
     if spec.startswith(BUILTIN_PREFIX):
         corpus = load_corpus(spec)   # a few MB at most
         return TextStream(corpus.name, corpus.source, text=corpus.text, total_bytes=len(corpus.text.encode()),

@@ -24,7 +24,7 @@ from app.common.workers import error_message, start_worker
 from app.sample.compare_column import CompareColumn
 from app.sample.decode_controls import CacheControls, StopField
 from app.sample.dist_chart import DistChart
-from app.sample.knobs import model_line
+from app.sample.knobs import UsesModelSource, model_line
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class CompareWorker(QObject):
             self.finished.emit()
 
 
-class CompareView(QWidget):
+class CompareView(UsesModelSource, QWidget):
     """`source` is an app.common.model_source.ModelSource (snapshot(), describe(), is_training(), changed)."""
 
     def __init__(self, source, parent: QWidget | None = None):
@@ -192,22 +192,7 @@ class CompareView(QWidget):
         for c in self.columns:
             c.remove.setEnabled(n > 1 and not self.running)
 
-    # -- the model -----------------------------------------------------------------------------------------------
-    def _on_source_changed(self) -> None:
-        self._handle = None
-        self.model_label.setText(model_line(self.source.describe(), getattr(self, "_output_model", None)))
-        self.cache.forget()
-
-    def _model(self):
-        if self._handle is None or self.source.is_training():
-            self._handle = self.source.snapshot()
-        return self._handle
-
     # -- running -------------------------------------------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        return self._thread is not None
-
     def _seed(self) -> int | None:
         text = self.seed.text().strip()
         if not text or text.lower() == "random":

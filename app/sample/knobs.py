@@ -1,6 +1,7 @@
 """The decoding knobs as the Sample tab shows them: a slider with an exact spin box, and for each numeric DecodeConfig
 setting its range, the strategies it applies to and, for the others, why it does not apply (a greyed control with no
-reason is a puzzle). The one-strategy panel and each side-by-side column use the same table."""
+reason is a puzzle). The one-strategy panel and each side-by-side column use the same table, and both views the
+same model-source handling (UsesModelSource, model_line)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -103,3 +104,25 @@ def model_line(now: str, output_from: str | None) -> str:
 
 def _identity(description: str) -> str:
     return description.split(", step")[0].removesuffix(" (training)")
+
+
+class UsesModelSource:
+    """What the Sample tab's two views (one strategy, side by side) share about the model they decode from.
+    Expects `source` (a ModelSource), `model_label`, `cache` (CacheControls), `_handle` and `_thread`."""
+
+    def _on_source_changed(self) -> None:
+        """Drop the cached snapshot (the next run takes a fresh one) and say which model that will be, and which
+        model the output on screen came from when that is another one."""
+        self._handle = None
+        self.model_label.setText(model_line(self.source.describe(), getattr(self, "_output_model", None)))
+        self.cache.forget()
+
+    def _model(self):
+        """A snapshot, fresh when training is going on (the weights move every step), else cached."""
+        if self._handle is None or self.source.is_training():
+            self._handle = self.source.snapshot()
+        return self._handle
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None

@@ -27,7 +27,7 @@ from app.sample.beam_tree import BeamTree, build_tree
 from app.sample.compare_view import CompareView
 from app.sample.decode_controls import CacheControls, StopField
 from app.sample.dist_chart import DistChart, axis_label
-from app.sample.knobs import KNOBS, STRATEGY_HELP, WHY_NOT, SliderSpin, model_line
+from app.sample.knobs import KNOBS, STRATEGY_HELP, WHY_NOT, SliderSpin, UsesModelSource, model_line
 from app.sample.ngram_explain import TITLE as EXPLAIN_TITLE, NGramExplainView
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class DecodeWorker(QObject):
             self.finished.emit()
 
 
-class SamplePanel(QWidget):
+class SamplePanel(UsesModelSource, QWidget):
     """See docs/ARCHITECTURE.md "App panels". `source` is an app.common.model_source.ModelSource (or anything with its
     interface: snapshot(), describe(), is_training(), changed)."""
 
@@ -235,24 +235,7 @@ class SamplePanel(QWidget):
         return DecodeConfig(strategy=self.strategy_name, max_new_tokens=self.max_tokens.value(), seed=seed, top_n=TOP_N,
                             stop=self.stops.stops(), use_cache=self.cache.use_cache, **values)
 
-    # -- the model ---------------------------------------------------------------------------------------------
-    def _on_source_changed(self) -> None:
-        """Drop the cached snapshot (the next Generate takes a fresh one) and say which model that will be."""
-        self._handle = None
-        self.model_label.setText(model_line(self.source.describe(), getattr(self, "_output_model", None)))
-        self.cache.forget()
-
-    def _model(self):
-        """A snapshot, fresh when training is going on (the weights move every step), else cached."""
-        if self._handle is None or self.source.is_training():
-            self._handle = self.source.snapshot()
-        return self._handle
-
     # -- running -----------------------------------------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        return self._thread is not None
-
     def generate(self) -> None:
         if self.running:
             return
