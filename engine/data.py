@@ -75,7 +75,30 @@ def fresh_map(data: np.ndarray) -> np.ndarray:
         return data
     if not whole:   # a slice of a mapping: its own offset is not recorded, keep it
         return data
+    known = _identity.get(str(data.filename))
+    if known is not None and known != _file_identity(data.filename):
+        from .errors import CorpusError
+        raise CorpusError(f"{data.filename} was replaced while training from it (prepared again?): the run stops "
+                          f"rather than train on other tokens")
     return np.memmap(data.filename, dtype=data.dtype, mode="r", offset=data.offset, shape=data.shape)
+
+
+_identity: dict[str, tuple[int, int, int]] = {}   # token file -> (inode, mtime, size) when it was opened
+
+
+def _file_identity(path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _remember(path) -> None:
+    """Note a token file's identity as load_prepared opens it: fresh_map, which maps the file again by name for
+    every batch, then refuses a file that `prepare` replaced (a new inode of the same size would be read as if it
+    were the same tokens)."""
+    _identity[str(path)] = _file_identity(path)
 
 
 def to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -200,6 +223,8 @@ def load_prepared(folder) -> PreparedData:
             raise CorpusError(f"{where}: {name} is {size:,} bytes but meta.json says {tokens:,} {dtype} tokens "
                               f"({tokens * dtype.itemsize:,} bytes); prepare it again")
         splits.append(np.memmap(path, dtype=dtype, mode="r") if tokens else np.zeros(0, dtype))
+        if tokens:
+            _remember(path)
     return PreparedData(folder.resolve(), meta, tokenizer, *splits)
 
 

@@ -51,8 +51,12 @@ def export_script(ckpt_dir, out_path, *, tokenizer_file=None, meta_file=None) ->
     spec, tok = meta["spec"], meta["tokenizer"]
     written = []
     corpus_path = _corpus_path(spec, out, written)
+    # the script is one process: a run of W processes × grad_accum K becomes grad_accum W·K, whose window streams
+    # 0 .. W·K-1 are the ones the processes drew (rank r, micro-batch m: stream r·K + m), so the batches match
+    world = meta.get("world_size", 1) if type(meta.get("world_size", 1)) is int else 1
+    train = dict(meta["train"], grad_accum=int(meta["train"].get("grad_accum", 1)) * max(1, world))
     settings = {
-        "family": family, "model": meta["model"], "train": meta["train"], "seed": int(meta["train"]["seed"]),
+        "family": family, "model": meta["model"], "train": train, "seed": int(meta["train"]["seed"]),
         "val_fraction": float(spec.get("val_fraction", 0.1)), "corpus": str(corpus_path),
         "tokenizer": _tokenizer_settings(tok, out, written),
         "source": str(Path(ckpt_dir).resolve()),

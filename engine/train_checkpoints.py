@@ -83,8 +83,10 @@ class TrainerCheckpoints:
         saved_world = meta.get("world_size", 1)
         if type(saved_world) is int and saved_world != self.world_size and (self.dist is None or self.dist.is_main):
             was = meta["train"].get("batch_size", 0) * meta["train"].get("grad_accum", 1) * saved_world
-            self._warn(f"the checkpoint was written by {saved_world} process(es) and resumes on {self.world_size}: "
-                       f"the global batch is now {self.global_batch:,} windows per step (it was {was:,})")
+            if was != self.global_batch:   # grad_accum may make up for the process count: then nothing changed
+                self._warn(f"the checkpoint was written by {saved_world} process(es) and resumes on "
+                           f"{self.world_size}: the global batch is now {self.global_batch:,} windows per step (it "
+                           f"was {was:,}; --set grad_accum=K keeps it)")
         self.step, self.tokens = step, int(meta.get("tokens", 0))
         self._elapsed_before = float(meta.get("elapsed_s", 0.0))
         self.history = LossHistory.from_dict(meta.get("history")).up_to(self.step)

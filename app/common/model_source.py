@@ -105,6 +105,14 @@ class ModelSource(QObject):
         self._training = False
         self.changed.emit()
 
+    def clear(self) -> None:
+        """No model: the tabs say so until a run or a checkpoint sets one (File → Open run, before the followed
+        run's first checkpoint, must not present the previous model as its own)."""
+        self._past = self._past_step = None
+        self._run = self._handle = None
+        self._training = False
+        self.changed.emit()
+
     def set_validation_text(self, text: str) -> None:
         """The validation text of the model's corpus arrived (a checkpoint's corpus loads in the background)."""
         self._val_text = text

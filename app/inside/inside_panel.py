@@ -297,7 +297,7 @@ class InsidePanel(QWidget):
                                                            progress=lambda k, n: self.contrast_progress.emit(k, n))
             name = "tanh RNN" if family == "rnn" else family.upper()
             pair = (f"{name} trained here ({trained.meta['steps']} steps)", trained)
-            return pair, _compare_bptt(pair, text, loss_at), val
+            return pair, _compare_bptt(pair, text, loss_at), val, (text, loss_at)
 
         self._contrast_model = self.source.describe()
         self.gradients.contrast_btn.setEnabled(False)
@@ -314,10 +314,20 @@ class InsidePanel(QWidget):
             self._say("The model changed while the comparison was training, so it was dropped: press the button "
                       "again to compare with this model.", True)
             return
-        *pair_and_bptt, val = result
-        self._compare_loaded(tuple(pair_and_bptt))
-        self._say(f"Comparing with a {self.compare[0]} on the same text; its validation loss on the last 10% "
-                  f"of the validation text is {val:.3f} nats/token.")
+        pair, other, val, used = result
+        now = (self.shown_text or self.current_text(), self.gradients.loss.value())
+        about = (f"Comparing with a {pair[0]} on the same text; its validation loss on the last 10% of the "
+                 f"validation text is {val:.3f} nats/token.")
+        if used != now:   # refreshed on another text (or loss) while it trained: its gradients on the one shown
+            text, loss_at = now
+
+            def done(bptt) -> None:
+                self._compare_loaded((pair, bptt))
+                self._say(about)
+            self.jobs.run(lambda: _compare_bptt(pair, text, loss_at), done, lambda m: self._say(m, True))
+            return
+        self._compare_loaded((pair, other))
+        self._say(about)
 
     def _contrast_failed(self, message: str) -> None:
         self.gradients.contrast_btn.setEnabled(True)

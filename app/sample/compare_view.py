@@ -249,7 +249,7 @@ class CompareView(UsesModelSource, QWidget):
         self._thread = start_worker(worker, "compare")
         self.run_button.setEnabled(False)
         self.stop_button.setEnabled(True)
-        self.cache.check_button.setEnabled(False)
+        self.cache.run_started()
         self._update_buttons()
 
     def stop(self) -> None:

@@ -88,6 +88,7 @@ class CacheControls(QWidget):
         self.result.setWordWrap(True)
         self.result.setStyleSheet("color: #444;")
         self._speed: dict[bool, float] = {}
+        self._check_request = 0    # bumped by each check, forget() and run_started(): only the newest check shows
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.box)
@@ -111,7 +112,8 @@ class CacheControls(QWidget):
         self._show_speeds()
 
     def forget(self) -> None:
-        """Another model: the speeds and the check were about the old one."""
+        """Another model: the speeds and the check were about the old one (a check still running is dropped)."""
+        self._check_request += 1
         self._speed.clear()
         self.result.clear()
         self._show_speeds()
@@ -126,9 +128,18 @@ class CacheControls(QWidget):
         self.check_button.setEnabled(False)
         self.result.setStyleSheet("color: #444;")
         self.result.setText("checking: the text through the model with and without the cache…")
-        self._jobs.run(fn, self._checked, self._check_failed)
+        self._check_request += 1
+        request = self._check_request
+        self._jobs.run(fn, lambda c: self._checked(c, request), lambda m: self._check_failed(m, request))
 
-    def _checked(self, check) -> None:
+    def run_started(self) -> None:
+        """A new run: Check waits for its text, and a check of the previous text still running is dropped."""
+        self._check_request += 1
+        self.check_button.setEnabled(False)
+
+    def _checked(self, check, request: int) -> None:
+        if request != self._check_request:
+            return                  # about an earlier model or text
         checks = check if isinstance(check, list) else [check]
         worst = max(checks, key=lambda c: c.max_abs_diff)
         ok = all(c.same_argmax for c in checks) and worst.max_abs_diff < 1e-3
@@ -137,7 +148,9 @@ class CacheControls(QWidget):
                             + worst.summary() + (". Only the speed differs." if ok else "."))
         self.check_button.setEnabled(True)
 
-    def _check_failed(self, message: str) -> None:
+    def _check_failed(self, message: str, request: int) -> None:
+        if request != self._check_request:
+            return
         self.result.setStyleSheet("color: #b00020; font-weight: bold;")
         self.result.setText(f"Cache check failed: {message}")
         self.check_button.setEnabled(True)

@@ -256,7 +256,7 @@ class SamplePanel(UsesModelSource, QWidget):
         self._cfg, self._handle_run, self._follow = cfg, handle, True
         self._output_model = self.source.describe()   # what the output on screen comes from
         self.model_label.setText(model_line(self._output_model, self._output_model))
-        self.cache.check_button.setEnabled(False)
+        self.cache.run_started()
         self.view.start(handle.tokenizer, prompt, cfg)
         self.explain.start(handle, prompt)
         self._strategy_run = "greedy" if cfg.greedy else cfg.strategy
@@ -325,7 +325,7 @@ class SamplePanel(UsesModelSource, QWidget):
         self.view.start(None, "", DecodeConfig())
         self.chart.clear_chart("The distribution of each new token shows here as it is generated.")
         self.tree.show_message("Run beam search to see the hypotheses it keeps and prunes at each step.")
-        self.cache.check_button.setEnabled(False)
+        self.cache.run_started()
 
     def _on_token_clicked(self, index: int) -> None:
         self._follow = False     # the user chose a step: the chart stays on it while the stream goes on

@@ -95,6 +95,7 @@ class BPECurveView(QWidget):
         """Draw a TokensResult's curve (None: not a BPE result) and replay its corpus start at the full size."""
         self.curve = result.curve
         self.cuts = None
+        self._request += 1          # a replay of the previous tokenizer still running must not store its cuts
         if self.curve is None:
             return
         c = self.curve

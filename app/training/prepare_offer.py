@@ -106,7 +106,8 @@ class PrepareOffer:
 
     @Slot(object)
     def _on_prepared(self, meta: dict) -> None:
-        if self._too_large:   # not replaced by another corpus meanwhile
+        if self._too_large and _same_path(meta.get("source"), self._too_large):   # the corpus still on offer:
+            # a cancelled prepare of another corpus can finish after its last cancel check
             self._too_large = ""
             if not self._use_prepared(meta["out"]):
                 self._show_in_use(True)
@@ -145,3 +146,13 @@ def _corpus_bytes(spec: str) -> int:
     if os.path.isdir(spec):
         return sum(os.path.getsize(os.path.join(root, n)) for root, _, names in os.walk(spec) for n in names)
     return os.path.getsize(spec)
+
+
+def _same_path(a, b) -> bool:
+    """Whether two corpus paths name the same file or folder (the prepared meta records it resolved)."""
+    if not isinstance(a, str) or not isinstance(b, str):
+        return False
+    try:
+        return a == b or Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+    except (OSError, RuntimeError, ValueError):
+        return False

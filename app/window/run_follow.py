@@ -42,6 +42,9 @@ class RunFollowing:
         if self.thread is not None:
             self.statusBar().showMessage("Stop the current run before opening another one.", 15000)
             return False
+        if self._loading:   # the checkpoint being read would show over the followed run when it arrives
+            self.statusBar().showMessage("A checkpoint is being loaded: open the run when it is shown.", 15000)
+            return False
         path = path or self.ask_run_path()
         if not path:
             return False
@@ -59,6 +62,7 @@ class RunFollowing:
         self.stop_following()
         self._new_plot({}, f"run {folder.name}")
         self.run, self.last_report, self.unsaved, self.loaded, self.past = None, None, False, None, None
+        self.source.clear()   # until its first checkpoint, the tabs have no model (not the previous one)
         self._follow_ckpt, self._follow_reading, self._follow_step = None, False, -1
         self.notice.clear()
         self._set_notes(error="", warning="", about=f"Following the run in {folder}", eval="",

@@ -32,6 +32,7 @@ class RunWatcher(QObject):
         self.offset = 0            # bytes of the file already handed on
         self._jobs = jobs
         self._busy = False         # a worker is parsing a backlog
+        self._stopped = False      # stop() was called: a backlog still being parsed is dropped when it arrives
         self._size = -1            # the size at the last poll: an unchanged file is not read
         self._head = b""           # the file's first bytes: other ones mean it was started anew
         self.timer = QTimer(self)
@@ -39,10 +40,12 @@ class RunWatcher(QObject):
         self.timer.timeout.connect(self.poll)
 
     def start(self) -> None:
+        self._stopped = False
         self.poll()
         self.timer.start()
 
     def stop(self) -> None:
+        self._stopped = True
         self.timer.stop()
 
     @property
@@ -84,6 +87,8 @@ class RunWatcher(QObject):
 
     def _parsed(self, result) -> None:
         self._busy = False
+        if self._stopped:    # following ended (another run, a checkpoint) while the worker read: drop it
+            return
         found, self.offset = result
         self._size = -1   # more may have come while the worker read: look again at the next tick
         if found:
@@ -91,7 +96,8 @@ class RunWatcher(QObject):
 
     def _parse_failed(self, message: str) -> None:
         self._busy = False
-        self._fail(message)
+        if not self._stopped:
+            self._fail(message)
 
     def _fail(self, message: str) -> None:
         self.stop()

@@ -53,19 +53,28 @@ def load_plain_pickle(path: str | Path, what: str = "pickle file"):
     return value
 
 
-def _check_plain(value, where: str, depth: int) -> None:
+MAX_NODES = 1_000_000   # values a plain pickle may hold (shared lists are walked once per reference)
+
+
+def _check_plain(value, where: str, depth: int, seen: list[int] | None = None) -> None:
+    """Refuses anything but dicts, lists, str and int, deeper than MAX_DEPTH, or with more than MAX_NODES values
+    counted per reference (3 levels of a 300-way shared list are 27 million: the walk would hang)."""
+    seen = [0] if seen is None else seen
+    seen[0] += 1
+    if seen[0] > MAX_NODES:
+        raise CheckpointError(f"{where} holds more than {MAX_NODES:,} values: not a vocabulary file")
     if depth > MAX_DEPTH:
         raise CheckpointError(f"{where} is nested more than {MAX_DEPTH} levels deep")
     if type(value) in (str, int):
         return
     if type(value) is dict:
         for k, v in value.items():
-            _check_plain(k, where, depth + 1)
-            _check_plain(v, where, depth + 1)
+            _check_plain(k, where, depth + 1, seen)
+            _check_plain(v, where, depth + 1, seen)
         return
     if type(value) is list:
         for v in value:
-            _check_plain(v, where, depth + 1)
+            _check_plain(v, where, depth + 1, seen)
         return
     raise CheckpointError(f"{where} holds a {type(value).__name__}; only dicts, lists, strings and whole numbers "
                           f"are read from it")
