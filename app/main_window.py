@@ -663,6 +663,7 @@ class MainWindow(CheckpointActions, RunFollowing, QMainWindow):
                 event.ignore()   # closed again once saved; a cancelled dialog or a failed save keeps the window
                 self.save_in_background(then=self.close)
                 return
+        self.stop_following()   # a followed run's poll must not start a read after the jobs are waited for
         self.sample_panel.shutdown()
         self.graph_panel.shutdown()
         self.inside_panel.shutdown()

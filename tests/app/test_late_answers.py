@@ -66,3 +66,18 @@ def test_a_prepare_of_a_corpus_no_longer_on_offer_is_ignored(window, tmp_path):
     box._too_large = str(tmp_path / "B.txt")            # the user moved on to B while A's prepare finished
     box._on_prepared({"source": str(tmp_path / "A.txt"), "out": str(tmp_path / "prepared-A")})
     assert box._too_large == str(tmp_path / "B.txt") and box._data is None
+
+
+def test_closing_the_window_stops_following(qtbot, settings, tmp_path):
+    """The watcher kept polling after the window closed: a poll after the jobs were waited for could start a read
+    thread that is destroyed while it runs."""
+    from tests.app.conftest import open_window
+    from engine.metrics_log import METRICS_FILE
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / METRICS_FILE).write_text("", encoding="utf-8")
+    w = open_window(qtbot, settings)
+    assert w.open_run(str(folder))
+    watcher = w.watcher
+    w.close()
+    assert w.watcher is None and not watcher.active
