@@ -224,7 +224,7 @@ class CompareView(UsesModelSource, QWidget):
                 c.clear()
             self.chart.clear_chart("Run to see each new token's distribution; click a token in any column for its "
                                    "own.")
-            self._show_message(error_message(e), error=True)
+            self.show_message(error_message(e), error=True)
             return
         seed = shared["seed"]
         ran_with = f"prompt {prompt[-20:]!r}, seed {seed if seed is not None else 'random'}"
@@ -239,7 +239,7 @@ class CompareView(UsesModelSource, QWidget):
         self._focus = self._focus if self._focus in todo else todo[0]
         self._follow = True
         self.chart.clear_chart("The distribution of each new token of the highlighted column shows here.")
-        self._show_message(f"running {len(todo)} column{'s' if len(todo) > 1 else ''} together…")
+        self.show_message(f"running {len(todo)} column{'s' if len(todo) > 1 else ''} together…")
         self._worker = worker
         worker.events.connect(self._on_events)
         worker.reports.connect(self._on_reports)
@@ -277,7 +277,7 @@ class CompareView(UsesModelSource, QWidget):
         speed = steps / seconds if seconds > 0 else 0.0
         self.cache.record_speed(self.cache.use_cache, speed)
         self.cache.check_button.setEnabled(any(c.record is not None and c.record.events for c in self.columns))
-        self._show_message(f"{len(reports)} columns in {took:.2f} s ({speed:,.0f} tokens/s decoding, KV cache "
+        self.show_message(f"{len(reports)} columns in {took:.2f} s ({speed:,.0f} tokens/s decoding, KV cache "
                            f"{'on' if self.cache.use_cache else 'off'}). Click any token for the distribution it "
                            f"came from; tick 'keep' to hold a column while you change the others.")
 
@@ -286,7 +286,7 @@ class CompareView(UsesModelSource, QWidget):
         for col in self._running:
             if col.report is None:
                 col.finish(None, "failed")
-        self._show_message(message, error=True)
+        self.show_message(message, error=True)
 
     def _on_finished(self) -> None:
         self._thread.wait()
@@ -317,14 +317,6 @@ class CompareView(UsesModelSource, QWidget):
         if texts:
             self.cache.run_check(lambda: [check_cache(handle.model, handle.tokenizer, prompt, ids) for ids in texts])
 
-    def _show_message(self, text: str, error: bool = False) -> None:
-        self.message.setStyleSheet("color: #b00020; font-weight: bold;" if error else "color: #444;")
-        self.message.setText(text)
-
     def shutdown(self) -> None:
         """Stop the run and wait for its thread (the main window's close reaches this through the Sample panel)."""
-        if self._worker is not None:
-            self._worker.stop()
-        if self._thread is not None:
-            self._thread.wait()
-        self.cache.wait()
+        self.stop_decoding()

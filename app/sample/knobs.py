@@ -107,8 +107,9 @@ def _identity(description: str) -> str:
 
 
 class UsesModelSource:
-    """What the Sample tab's two views (one strategy, side by side) share about the model they decode from.
-    Expects `source` (a ModelSource), `model_label`, `cache` (CacheControls), `_handle` and `_thread`."""
+    """What the Sample tab's two views (one strategy, side by side) share about the model they decode from and
+    the run: expects `source` (a ModelSource), `model_label`, `message`, `cache` (CacheControls), `_handle`,
+    `_worker` and `_thread`."""
 
     def _on_source_changed(self) -> None:
         """Drop the cached snapshot (the next run takes a fresh one) and say which model that will be, and which
@@ -126,3 +127,16 @@ class UsesModelSource:
     @property
     def running(self) -> bool:
         return self._thread is not None
+
+    def show_message(self, text: str, error: bool = False) -> None:
+        self.message.setStyleSheet("color: #b00020; font-weight: bold;" if error else "color: #444;")
+        self.message.setText(text)
+
+    def stop_decoding(self) -> None:
+        """Stop the run and wait for its thread (the worker ends after its current token) and for a cache check:
+        what the view's shutdown does first."""
+        if self._worker is not None:
+            self._worker.stop()
+        if self._thread is not None:
+            self._thread.wait()
+        self.cache.wait()

@@ -354,16 +354,8 @@ class SamplePanel(UsesModelSource, QWidget):
     def _on_failed(self, message: str) -> None:
         self.show_message(message, error=True)
 
-    def show_message(self, text: str, error: bool = False) -> None:
-        self.message.setStyleSheet("color: #b00020; font-weight: bold;" if error else "color: #444;")
-        self.message.setText(text)
-
     def shutdown(self) -> None:
         """Stop decoding and wait for the thread (the main window calls this on close)."""
-        if self._worker is not None:
-            self._worker.stop()
-        if self._thread is not None:
-            self._thread.wait()  # the worker ends after its current token; start_worker then quits the thread
-        self.cache.wait()
+        self.stop_decoding()
         self.compare.shutdown()
         self.explain.shutdown()
