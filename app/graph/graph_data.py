@@ -2,7 +2,6 @@
 thread), a random text window from the validation split, and the RNN hidden states for the gradient strip."""
 from __future__ import annotations
 
-import random
 import re
 from typing import Callable
 
@@ -34,13 +33,6 @@ def build_model_tape(model, tokenizer, text: str):
         fits = tokenizer.decode(ids[:limit])
         shown = fits if len(fits) <= 30 else "…" + fits[-20:]
         raise TapeError(f"{e} — {limit} tokens fit: the first {len(fits)} characters, “{shown}”") from e
-
-
-def random_window(text: str, tokenizer, n_tokens: int, rng: random.Random) -> str:
-    """n_tokens + 1 tokens (inputs and the last target) from a random place in `text`, as text."""
-    chars = min(len(text), 12 * (n_tokens + 1))
-    start = rng.randrange(max(1, len(text) - chars))
-    return tokenizer.decode(tokenizer.encode(text[start:start + chars])[: n_tokens + 1])
 
 
 def hidden_states_by_layer(nodes) -> dict[int, list[int]]:

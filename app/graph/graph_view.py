@@ -17,8 +17,8 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
 
 from app.graph.graph_controls import FANOUT, LECTURE, MODEL, NEWLINE_MARK, GradientStrip, SourceBar, SteppingBar, legend
-from app.graph.graph_data import (build_model_tape, finished_grad_norms, hidden_states_by_layer, random_window,
-                                   record_and_layout)
+from app.common.text_window import random_window
+from app.graph.graph_data import build_model_tape, finished_grad_norms, hidden_states_by_layer, record_and_layout
 from app.common.bptt_chart import describe_loss
 from app.common.jobs import JobRunner
 from app.graph.graph_layout import FOLD_MAX_UNITS, layout
@@ -221,7 +221,7 @@ class GraphPanel(Stepping, QWidget):
         handle = self._model()
         if handle is not None:
             try:
-                self._random_text = (random_window(val, handle.tokenizer, self.length.value(), self.rng)
+                self._random_text = (random_window(val, handle.tokenizer, self.length.value() + 1, self.rng)
                                      .replace("\n", NEWLINE_MARK))
                 self.text.setText(self._random_text)
             except Exception as e:  # noqa: BLE001 — a tokenizer's complaint is shown, not raised

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QPlainTextEdit,
                                QStackedWidget, QTabWidget, QVBoxLayout, QWidget)
 
 from app.common.jobs import JobRunner
+from app.common.text_window import random_window
 from app.inside.attention_view import AttentionView
 from app.inside.gradient_view import GradientView
 from app.inside.lens_view import LensView
@@ -26,16 +27,6 @@ from engine.inside import bptt_norms, look_inside
 DEFAULT_TOKENS = 128
 PAGES = ("Neurons", "Attention", "Logit lens", "Gradients (BPTT)")
 PART_OF_PAGE = {"Attention": "attention", "Logit lens": "lens", "Gradients (BPTT)": "bptt"}
-
-
-def random_window(text: str, tokenizer, n_tokens: int, rng: random.Random) -> str:
-    """About n_tokens tokens of `text` from a random place, starting at a line start when one is near."""
-    chars = min(len(text), 12 * n_tokens)
-    start = rng.randrange(max(1, len(text) - chars))
-    nl = text.find("\n", start, start + 200)
-    if nl >= 0 and nl + 1 < len(text) - n_tokens:
-        start = nl + 1
-    return tokenizer.decode(tokenizer.encode(text[start:start + chars])[:n_tokens])
 
 
 class InsidePanel(QWidget):
@@ -154,7 +145,7 @@ class InsidePanel(QWidget):
             self._say("There is no model or validation text yet: train a model or load a checkpoint first.", True)
             return
         try:
-            window = random_window(val, tokenizer, self.length.value(), self.rng)
+            window = random_window(val, tokenizer, self.length.value(), self.rng, line_start=True)
         except Exception as e:  # noqa: BLE001 — a tokenizer's complaint is shown, not raised
             self._say(str(e), True)
             return
