@@ -334,15 +334,20 @@ def group_header(ckpt_dir: str | os.PathLike, name: str, meta: Mapping[str, Any]
     """{tensor name: (dtype, shape)} from a group file's safetensors header, read without its data; the file is
     checked against the manifest's size first. Raises CheckpointError."""
     path = _group_path(ckpt_dir, name, meta)
-    size = _expected_size(path, name, meta)
+    return read_header(path, _expected_size(path, name, meta), "is damaged")   # a regular file: _group_path
+
+
+def read_header(path: Path, size: int, bad: str) -> dict:
+    """The checked header of the safetensors file `path` of `size` bytes (see _parse_header); `bad` words what
+    a file that is not one is ("is damaged", "is not a safetensors file"). Raises CheckpointError."""
     try:
-        with open(path, "rb", buffering=0) as f:   # a regular file: checked by _group_path
+        with open(path, "rb", buffering=0) as f:
             head = f.read(8)
             if len(head) < 8:
-                raise CheckpointError(f"{path} is damaged: shorter than a safetensors header")
+                raise CheckpointError(f"{path} {bad}: shorter than a safetensors header")
             n = struct.unpack("<Q", head)[0]
             if n > min(MAX_HEADER_BYTES, size - 8):
-                raise CheckpointError(f"{path} is damaged: its header claims {n:,} bytes")
+                raise CheckpointError(f"{path} {bad}: its header claims {n:,} bytes")
             raw = f.read(n)
     except OSError as e:
         raise CheckpointError(f"cannot read {path}: {_reason(e)}") from None

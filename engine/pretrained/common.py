@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import os
-import struct
 from pathlib import Path
 
 import torch
@@ -16,7 +15,6 @@ from ..checkpoint_schema import CAPS
 from ..errors import CheckpointError, ConfigError
 
 MAX_CONFIG_BYTES = 1024 * 1024          # GPT-2's config.json is under 1 kB
-MAX_HEADER_BYTES = 16 * 1024 * 1024     # a safetensors header lists names, dtypes and shapes only
 MAX_WEIGHT_BYTES = 64 * 1024 ** 3       # beyond any GPT-2 (gpt2-xl: 6.4 GB in float32)
 FLOAT_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64}
 HF_CACHE_HINT = ("a GPT-2 fetched earlier with the Hugging Face libraries is in "
@@ -79,20 +77,8 @@ def safetensors_header(path: Path) -> dict[str, tuple[str, tuple]]:
     """{name: (dtype, shape)} from a safetensors file's header, read without its data and checked (bounded size,
     every tensor's bytes inside the file, no overlaps): the checkpoint module's own header check. Raises
     CheckpointError."""
-    from ..checkpoint import _parse_header
-    size = file_size(path, "weights file")
-    try:
-        with open(path, "rb", buffering=0) as f:
-            head = f.read(8)
-            if len(head) < 8:
-                raise CheckpointError(f"{path} is not a safetensors file: shorter than its header")
-            n = struct.unpack("<Q", head)[0]
-            if n > min(MAX_HEADER_BYTES, size - 8):
-                raise CheckpointError(f"{path} is not a safetensors file: its header claims {n:,} bytes")
-            raw = f.read(n)
-    except OSError as e:
-        raise CheckpointError(f"cannot read {path}: {e.strerror}") from None
-    return _parse_header(raw, size - 8 - n, path)
+    from ..checkpoint import read_header
+    return read_header(path, file_size(path, "weights file"), "is not a safetensors file")
 
 
 def build_gpt(config, tensors: dict[str, torch.Tensor], where):
