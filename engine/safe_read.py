@@ -23,13 +23,7 @@ def read_regular(path: str | os.PathLike, max_bytes: int, what: str,
     is larger than `max_bytes`, or cannot be read. The file is opened non-blocking and checked with fstat on the
     open descriptor, so a FIFO swapped in after the first check cannot hang the reader either."""
     p = Path(path)
-    try:
-        st = os.stat(p)
-    except FileNotFoundError:
-        raise error(f"{what} {p} does not exist") from None
-    except OSError as e:
-        raise error(f"cannot read {what} {p}: {e.strerror}") from None
-    _require_regular(st, p, what, error)
+    regular_stat(p, what, error)
     try:
         fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
@@ -53,6 +47,21 @@ def read_regular(path: str | os.PathLike, max_bytes: int, what: str,
         raise error(f"cannot read {what} {p}: {e.strerror}") from None
     finally:
         os.close(fd)
+
+
+def regular_stat(path: str | os.PathLike, what: str, error: type[PlaygroundError] = PlaygroundError
+                 ) -> os.stat_result:
+    """os.stat of `path` once it is a regular file (symlinks to one are fine); `error` with a one-line message
+    when it is missing, unreadable, a folder, a FIFO, a device or a socket."""
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise error(f"{what} {p} does not exist") from None
+    except OSError as e:
+        raise error(f"cannot read {what} {p}: {e.strerror}") from None
+    _require_regular(st, p, what, error)
+    return st
 
 
 def _require_regular(st: os.stat_result, p: Path, what: str, error: type[PlaygroundError]) -> None:

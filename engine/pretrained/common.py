@@ -6,7 +6,6 @@ Every problem is a CheckpointError naming the file and what is wrong; nothing is
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import torch
@@ -59,15 +58,8 @@ def check_memory(config, file_bytes: int, where) -> None:
 
 def file_size(path: Path, what: str) -> int:
     """The size of a regular file at most MAX_WEIGHT_BYTES; CheckpointError otherwise."""
-    import stat
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise CheckpointError(f"{what} {path} does not exist") from None
-    except OSError as e:
-        raise CheckpointError(f"cannot read {what} {path}: {e.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise CheckpointError(f"{what} {path} is not a regular file")
+    from ..safe_read import regular_stat
+    st = regular_stat(path, what, CheckpointError)
     if st.st_size > MAX_WEIGHT_BYTES:
         raise CheckpointError(f"{what} {path} is {st.st_size:,} bytes, more than a GPT-2 can be")
     return st.st_size
