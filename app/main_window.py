@@ -33,7 +33,8 @@ from app.inside.inside_panel import InsidePanel
 from app.sample.sample_panel import SamplePanel
 from app.tokens.tokens_panel import TokensPanel
 from app.training.finetune_action import default_replacement, missing_symbols, start_step
-from app.training.loss_plot import LossPlot, chars_per_token
+from app.training.loss_plot import LossPlot
+from app.training.plot_axes import chars_per_token
 from app.training.run_keeper import RunKeeper
 from app.training.samples_over_time import SamplesOverTime
 from app.training.train_panel import WARN_COLOR, TrainPanel, format_duration

@@ -10,20 +10,19 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-import pyqtgraph.exporters  # noqa: F401  (registers pg.exporters)
-from PySide6.QtCore import QRect, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QPainter
-from PySide6.QtSvg import QSvgGenerator
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QMenu, QSlider,
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QMenu, QSlider,
                                QToolButton, QVBoxLayout, QWidget)
 
 from app.training.loss_series import (Series, ema_debiased, minmax_downsample, robust_y_range, unit_factor,
                                       visible_slice)
-from engine.history import scope_text, scope_windows
+from engine.history import scope_windows
 
 from app.training.run_history import RunHistory
 from app.training.run_list import RunList
-from app.training.svg_fix import bake_transforms
+from app.training.plot_axes import PlotAxis, scope_label
+from app.training.plot_export import PlotExport
+from app.training.scrubbing import Scrubbing
 
 # Each redraw and paint of the two plots costs 10-30 ms of the GUI thread, holding the GIL, which the training
 # thread then waits for. At most ~10 Hz and 5% of the GUI thread's time (a curve that moves 3-10 times a second
@@ -38,69 +37,6 @@ TRAIN_COLS = ("step", "tokens", "elapsed", "loss", "lr", "grad_norm")
 VAL_COLS = ("step", "tokens", "elapsed", "loss", "bpc", "windows")   # windows: 0 whole split, N windows, NaN unknown
 Y_UNITS = ("nats/token", "bits/char")
 HOVER_HINT = "hover over the plots for exact values"
-# the exported columns; losses are natural-log cross-entropies, so the unit is in the name
-CSV_HEADER = ("step,tokens,elapsed_s,train_loss_nats_per_token,smoothed_train_loss_nats_per_token,lr,grad_norm,"
-              "val_loss_nats_per_token,val_bits_per_char,val_scope")
-
-
-def compact_number(v: float) -> str:
-    """140000 -> "140k", 2500000 -> "2.5M": token counts stay short on the axis without a "(x1e6)" label."""
-    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(v) >= div:
-            return f"{v / div:.4g}{suffix}"
-    return f"{v:g}"
-
-
-def scope_label(windows: float) -> str:
-    """What a validation point covers, from the plot's windows column: "whole split", "N windows", or "" when
-    the point was recorded before scopes were (NaN)."""
-    return "" if math.isnan(windows) else scope_text(int(windows))
-
-
-class PlotAxis(pg.AxisItem):
-    """An axis with three fixes over pyqtgraph's: `compact` tick labels (140k instead of 140000), in log mode
-    linear-looking ticks when the range is under a decade (pyqtgraph would label only 2 of 2.1..4.6, say), and
-    plain numbers (no SI prefix) that stay plain."""
-
-    compact = False
-
-    def plain_numbers(self, compact: bool) -> None:
-        """No SI prefix. pyqtgraph 0.14's enableAutoSIPrefix(False) still computes a prefix from the current range
-        and keeps it (after a sub-second time axis, step ticks read 1000× too big), so the scale is reset here."""
-        self.compact = compact
-        self.autoSIPrefix = False
-        self.autoSIPrefixScale, self.labelUnitPrefix = 1.0, ""
-        self._updateLabel()
-        self.picture = None      # the tick labels change: redraw them
-        self.update()
-
-    def logTickValues(self, minVal, maxVal, size, stdTicks):
-        if maxVal - minVal >= 1:
-            return super().logTickValues(minVal, maxVal, size, stdTicks)
-        lo, hi = 10 ** minVal, 10 ** maxVal
-        levels = []
-        for spacing, offset in self.tickSpacing(lo, hi, size)[:2]:
-            first = math.ceil((lo - offset) / spacing) * spacing + offset
-            values = np.arange(first, hi + spacing * 1e-9, spacing)
-            levels.append((None, np.log10(values[values > 0]).tolist()))
-        return levels
-
-    def logTickStrings(self, values, scale, spacing):
-        return [f"{10 ** v:.3g}" for v in values]
-
-    def tickStrings(self, values, scale, spacing):
-        if self.compact and not self.logMode:
-            return [compact_number(v * scale) for v in values]
-        return super().tickStrings(values, scale, spacing)
-
-
-def chars_per_token(summary: dict) -> float | None:
-    """The train split's characters per token from a run's summary (engine.api.Run.summary), None when it does
-    not say (a checkpoint saved before train_chars was recorded)."""
-    chars, tokens = summary.get("train_chars"), summary.get("train_tokens")
-    if isinstance(chars, int) and isinstance(tokens, int) and chars > 0 and tokens > 0:
-        return chars / tokens
-    return None
 
 
 class _TimedGraphics(pg.GraphicsLayoutWidget):
@@ -113,7 +49,7 @@ class _TimedGraphics(pg.GraphicsLayoutWidget):
         self.paint_s = time.perf_counter() - t0
 
 
-class LossPlot(QWidget):
+class LossPlot(Scrubbing, PlotExport, QWidget):
     step_chosen = Signal(int)   # the scrub marker was dropped on a kept step; -1: back to the newest model
     samples_over_time_clicked = Signal()
     """Feed it batches of StepReports with `add_reports`; it draws on its own timer."""
@@ -303,64 +239,6 @@ class LossPlot(QWidget):
         self.timer.setInterval(REDRAW_MS)
         self.timer.timeout.connect(self.redraw_if_dirty)
         self.timer.start()
-
-    # -- scrubbing -------------------------------------------------------------------------------------------
-    def set_kept_steps(self, steps: list[int], disk_bytes: int = 0) -> None:
-        """The steps whose models the run keeps (engine.snapshots); the marker snaps to them. Shown on the step
-        axis only, where a kept step has one place."""
-        if steps == self.kept_steps:
-            return
-        self.kept_steps = list(steps)
-        from engine.device import format_bytes
-        self.kept_label.setText(f"Past models: {len(steps)} kept ({format_bytes(disk_bytes)} on disk); drag the "
-                                f"marker on the curve to use one" if steps else "")
-        if self.chosen_step is None and steps:
-            self.marker.setValue(steps[-1] + self.step_offset)   # signals on: the line's label follows its value
-        self._show_marker(bool(steps) and self.x_axis.currentText() == "step")
-        self.over_time.setEnabled(bool(steps))
-
-    def _show_marker(self, visible: bool) -> None:
-        """Show or hide the marker; a shown one's label is brought up to date, since pyqtgraph's line label
-        ignores position changes made while it was hidden (it would still read "model at step 0")."""
-        self.marker.setVisible(visible)
-        if visible:
-            self.marker.label.valueChanged()
-
-    def nearest_kept(self, x: float) -> int | None:
-        """The kept step nearest to x on the step axis (x includes a fine-tune's step offset)."""
-        if not self.kept_steps:
-            return None
-        steps = np.asarray(self.kept_steps)
-        return int(steps[np.argmin(np.abs(steps + self.step_offset - x))])
-
-    @Slot()
-    def _snap_marker(self) -> None:
-        step = self.nearest_kept(self.marker.value())
-        if step is not None and self.marker.value() != step + self.step_offset:
-            self.marker.setValue(step + self.step_offset)
-
-    @Slot()
-    def _on_marker_dropped(self) -> None:
-        step = self.nearest_kept(self.marker.value())
-        if step is None:
-            return
-        self.choose_step(step)
-
-    def choose_step(self, step: int) -> None:
-        """Use the model of kept step `step` (the marker moves there); the newest kept step of a finished run
-        is the run's own model."""
-        self.chosen_step = step
-        self.marker.setValue(step + self.step_offset)   # signals on: the line's label follows its value
-        self.latest.setEnabled(True)
-        self.step_chosen.emit(step)
-
-    @Slot()
-    def back_to_newest(self) -> None:
-        self.chosen_step = None
-        self.latest.setEnabled(False)
-        if self.kept_steps:
-            self.marker.setValue(self.kept_steps[-1] + self.step_offset)   # signals on: the line's label follows its value
-        self.step_chosen.emit(-1)
 
     def remember_in(self, settings) -> None:
         """Restore the x axis, unit and log-y choices from `settings` (a QSettings) and save each change there,
@@ -662,80 +540,3 @@ class LossPlot(QWidget):
             scope = scope_label(self.val["windows"][j])
             text += f" ({scope + ', ' if scope else ''}step {int(self.val['step'][j]):,})"
         return f"{text} | earlier runs: {earlier}" if earlier else text
-
-    # -- export ----------------------------------------------------------------------------------------------
-    def _export_dialog(self, kind: str) -> None:
-        filters = {"png": "PNG image (*.png)", "svg": "SVG image (*.svg)", "csv": "CSV (*.csv)"}
-        path, _ = QFileDialog.getSaveFileName(self, "Export", f"loss.{kind}", filters[kind])
-        if path:
-            self.export(path)
-
-    def export(self, path: str | Path) -> Path:
-        """By suffix: .png/.svg draw both plots; .csv writes every recorded point."""
-        path = Path(path)
-        suffix = path.suffix.lower()
-        if suffix == ".csv":
-            self._export_csv(path)
-        elif suffix in (".png", ".svg"):
-            self.redraw()
-            lines = self.crosshair + [self.marker]
-            shown = [line.isVisible() for line in lines]
-            for line in lines:   # the hover line and the scrub marker are not part of the picture
-                line.hide()
-            if suffix == ".png":
-                pg.exporters.ImageExporter(self.graphics.scene()).export(str(path))
-            else:
-                self._export_svg(path)
-            for line, was in zip(lines, shown):
-                line.setVisible(was)
-        else:
-            raise ValueError(f"export to .png, .svg or .csv, not {path.suffix!r}")
-        return path
-
-    def _export_svg(self, path: Path) -> None:
-        """Vector output through Qt's own SVG painter: pyqtgraph 0.14's SVGExporter cannot parse the path data
-        PySide6 6.11/6.12 write (it fails even on an empty plot), so the scene is rendered into a QSvgGenerator."""
-        size = self.graphics.size()
-        generator = QSvgGenerator()
-        generator.setFileName(str(path))
-        generator.setSize(size)
-        generator.setViewBox(QRect(0, 0, size.width(), size.height()))
-        # the generator's default 72 dpi would make Qt scale every cached QPicture (the axes' ticks and labels are
-        # drawn through one) by 72/96: axes at 0.75 of the data's scale. Paint at the screen's resolution instead.
-        generator.setResolution(self.graphics.logicalDpiX())
-        generator.setTitle("LM Playground loss curves")
-        painter = QPainter(generator)
-        # export mode: scatter symbols are drawn as paths, not as fragments of a cached pixmap, which SVG viewers
-        # show garbled; pyqtgraph's own exporters switch items the same way
-        items = [i for i in self.graphics.scene().items() if hasattr(i, "setExportMode")]
-        opts = {"antialias": True, "background": self.graphics.backgroundBrush().color(), "painter": painter,
-                "resolutionScale": 1.0}
-        for item in items:
-            item.setExportMode(True, opts)
-        try:
-            self.graphics.render(painter)
-        finally:
-            for item in items:
-                item.setExportMode(False)
-            painter.end()
-        path.write_text(bake_transforms(path.read_text(encoding="utf-8")), encoding="utf-8")
-
-    def _export_csv(self, path: Path) -> None:
-        """One row per train point; the validation columns filled on the steps that had an evaluation. Losses are
-        natural-log cross-entropies, in nats per token (the header says so); val_bits_per_char is the validation
-        loss in bits per character of text, comparable across tokenizers."""
-        val_at = {step: f"{v:.6g}" for step, v in zip(self.val["step"].astype(int).tolist(),
-                                                       self.val["loss"].tolist())}
-        bpc_at = {int(step): f"{v:.6g}" for step, v in zip(self.val["step"], self.val["bpc"]) if math.isfinite(v)}
-        scope_at = {int(step): scope_label(w) for step, w in zip(self.val["step"], self.val["windows"])}
-        lines = [CSV_HEADER]
-        t = self.train
-        for i in range(t.n):
-            step = int(t["step"][i])
-            val = val_at.pop(step, "")
-            lines.append(f"{step},{int(t['tokens'][i])},{t['elapsed'][i]:.3f},{t['loss'][i]:.6g},"
-                         f"{self._smooth[i]:.6g},{t['lr'][i]:.6g},{t['grad_norm'][i]:.6g},{val},"
-                         f"{bpc_at.get(step, '') if val else ''},{scope_at.get(step, '') if val else ''}")
-        for step, val in val_at.items():  # evals without a train point (an n-gram model's single evaluation)
-            lines.append(f"{step},,,,,,,{val},{bpc_at.get(step, '')},{scope_at.get(step, '')}")
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -17,7 +17,7 @@ from engine.history import LossHistory
 from engine.runs_dir import runs_root
 
 from app.common.workers import error_message
-from app.training.loss_plot import chars_per_token
+from app.training.plot_axes import chars_per_token
 from app.training.model_form import checkpoint_eval_line, checkpoint_settings
 
 

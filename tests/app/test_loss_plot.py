@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from app.training.loss_plot import LossPlot, compact_number
+from app.training.loss_plot import LossPlot
+from app.training.plot_axes import compact_number
 from app.training.loss_series import Series, ema_debiased, minmax_downsample
 from engine.train import StepReport
 
@@ -349,7 +350,7 @@ def test_an_ngram_is_kept_as_a_baseline_level_across_the_plot(plot):
 def test_train_curve_in_bits_per_char_uses_the_train_splits_characters_per_token(plot):
     """A BPE run whose train split has 3.0 characters per token and validation 2.9: the train loss in bits/char
     is loss / (3.0 ln 2), not the validation split's factor; kept as an earlier run it keeps its own factor."""
-    from app.training.loss_plot import chars_per_token
+    from app.training.plot_axes import chars_per_token
     plot.set_train_chars_per_token(chars_per_token({"train_chars": 3000, "train_tokens": 1000}))
     val_bpc = 4.0 / (2.9 * math.log(2))
     plot.add_reports([report(s, 4.0) for s in range(1, 10)] + [_with_bpc(10, 4.0, 4.0, val_bpc)])
