@@ -47,7 +47,7 @@ def test_scrubbing_reads_the_snapshot_on_a_worker_thread(qtbot, window):
 
 
 def test_finetune_counts_unknown_symbols_on_a_worker_thread(qtbot, window, tmp_path, monkeypatch, small_text):
-    import app.main_window as main_window
+    import app.window.model_actions as main_window   # where the fine-tune check lives
     make_tiny(window, max_steps=3, eval_interval=3)
     start_and_wait(qtbot, window)
     assert load_ckpt(qtbot, window, window.save_checkpoint(str(tmp_path / "ck")))
