@@ -288,7 +288,7 @@ class GraphView(QGraphicsView):
         self.setBackgroundBrush(QColor("#fafafa"))
         self.minimap = Minimap(self)
         # True from start_view until the user or a step moves the view: a graph built while the tab was hidden
-        # (the window opening on another tab) was fitted to a placeholder viewport, so a resize redoes the
+        # (the window opening on another tab) was fitted to a stand-in viewport, so a resize redoes the
         # opening view instead of leaving the lecture example cut off at the right until Fit
         self._opening = False
 

@@ -336,7 +336,7 @@ class GraphPanel(Stepping, QWidget):
 
     def _refold(self) -> None:
         """The view's width changed before the user moved it: a small graph is laid out again, folded into bands
-        or unfolded to suit the new width (the window opens on another tab, so the first layout saw a placeholder
+        or unfolded to suit the new width (the window opens on another tab, so the first layout saw a stand-in
         viewport). Big graphs never fold, so nothing is recomputed for them."""
         if self.spec is None or len(self.lay.unit_node) > FOLD_MAX_UNITS:
             return

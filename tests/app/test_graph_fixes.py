@@ -10,7 +10,7 @@ WAIT_MS = 20_000
 def test_lecture_example_built_before_the_tab_is_shown_opens_whole(qtbot):
     panel = GraphPanel(ModelSource())
     qtbot.addWidget(panel)
-    panel.resize(200, 150)                     # a hidden tab's placeholder size while the tape is recorded
+    panel.resize(200, 150)                     # a hidden tab's stand-in size while the tape is recorded
     qtbot.waitUntil(lambda: panel.stepper is not None, timeout=WAIT_MS)
     panel.resize(1280, 800)
     panel.show()
