@@ -29,6 +29,7 @@ import torch
 from .beam import BeamInfo, BeamSearch
 from .errors import ConfigError, PlaygroundError, TokenizerError
 from .models import check_finite
+from . import threads
 from .threads import Recheck, decode_flops, torch_threads, usable_cores
 from .tokenizers.stream import stream_decoder
 from .tokenizers.text_check import require_unicode
@@ -300,7 +301,7 @@ class _GPTRunner(_TorchRunner):
             work = decode_flops(self.model, self.block)
             if work is None:
                 return None
-            self._recheck = Recheck(work, usable_cores())
+            self._recheck = Recheck(work, usable_cores(), per_thread=threads.MIN_WINDOW_FLOPS_PER_THREAD)
             self._threads = self._recheck.choose()
         elif self._recheck.due():
             self._threads = self._recheck.choose()

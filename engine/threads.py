@@ -20,6 +20,10 @@ import time
 # nanogpt-cpu's step (~4 GFLOP) gains from 2 threads on an idle 2-core machine; decoding a token through the
 # 0.80M model (~5 MFLOP) does not (bench/threads_ab.py measures both).
 MIN_FLOPS_PER_THREAD = 1e9
+# A whole-window decoding re-run (every token past the context) is one forward of block_size positions, no
+# backward, no optimizer: the 0.80M model's (~0.1 GFLOP) already runs ~0.75x as long on 2 idle cores as on 1,
+# while a cached step of the 10.7M nanogpt-char model (~0.02 GFLOP, one row per matmul) gains nothing.
+MIN_WINDOW_FLOPS_PER_THREAD = 5e7
 PROBE_S = 0.05          # how long free_cores watches the CPUs
 IDLE_SHARE = 0.7        # a core counts as free when it was idle this share of the probe
 
@@ -68,13 +72,14 @@ def free_cores(probe_s: float = PROBE_S) -> int:
     return max(1, min(usable, int(idle + (1 - IDLE_SHARE))))
 
 
-def choose_threads(flops_per_call: float, probe=None) -> int:
+def choose_threads(flops_per_call: float, probe=None, per_thread: float | None = None) -> int:
     """Threads for CPU work of `flops_per_call` FLOPs per call (an optimizer step: 6N FLOPs per token × tokens; a
-    decoding forward: a third of that): 1 below MIN_FLOPS_PER_THREAD (the cores are not probed then), else the free
-    cores, at most one per MIN_FLOPS_PER_THREAD of work."""
-    if not flops_per_call >= 2 * MIN_FLOPS_PER_THREAD:
+    decoding forward: a third of that): 1 below 2 × `per_thread` (MIN_FLOPS_PER_THREAD when None; the cores are
+    not probed then), else the free cores, at most one per `per_thread` FLOPs of work."""
+    per_thread = MIN_FLOPS_PER_THREAD if per_thread is None else per_thread
+    if not flops_per_call >= 2 * per_thread:
         return 1
-    return max(1, min((probe or free_cores)(), int(flops_per_call // MIN_FLOPS_PER_THREAD)))
+    return max(1, min((probe or free_cores)(), int(flops_per_call // per_thread)))
 
 
 def decode_flops(model, tokens: int = 1) -> float | None:
@@ -108,13 +113,13 @@ class Recheck:
 
     RECHECK_S = 10.0
 
-    def __init__(self, flops_per_call: float, ceiling: int, probe=None):
-        self.flops, self.ceiling, self.probe = flops_per_call, ceiling, probe
+    def __init__(self, flops_per_call: float, ceiling: int, probe=None, per_thread: float | None = None):
+        self.flops, self.ceiling, self.probe, self.per_thread = flops_per_call, ceiling, probe, per_thread
         self.last = time.monotonic()
 
     def choose(self) -> int:
         self.last = time.monotonic()
-        return 1 if self.ceiling <= 1 else min(self.ceiling, choose_threads(self.flops, self.probe))
+        return 1 if self.ceiling <= 1 else min(self.ceiling, choose_threads(self.flops, self.probe, self.per_thread))
 
     def due(self) -> bool:
         return self.ceiling > 1 and time.monotonic() - self.last >= self.RECHECK_S

@@ -55,6 +55,18 @@ def test_recheck_never_exceeds_the_callers_ceiling():
     assert r.due()
 
 
+def test_a_whole_window_re_run_is_large_work_sooner_than_a_training_step():
+    """bench/threads_ab.py: the 0.80M model's 64-token window re-run (~0.1 GFLOP) is faster on 2 idle cores;
+    a cached step of the 10.7M nanogpt-char shape (~0.02 GFLOP) is not, nor is anything on a busy machine."""
+    small = build_model("transformer", dict(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128))
+    big = build_model("transformer", dict(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384))
+    window = threads.MIN_WINDOW_FLOPS_PER_THREAD
+    assert choose_threads(threads.decode_flops(small, 64), lambda: 2, window) == 2
+    assert choose_threads(threads.decode_flops(small, 64), lambda: 1, window) == 1
+    assert choose_threads(threads.decode_flops(small, 64), lambda: 2) == 1        # a training step's rule
+    assert choose_threads(threads.decode_flops(big), lambda: 2, window) == 1      # one cached token
+
+
 def test_inference_threads_by_model_size():
     small = build_model("transformer", dict(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128))
     assert inference_threads(small) == 1                   # the 0.80M model: about 0.1 GFLOP per full window
@@ -128,7 +140,7 @@ def test_decoding_takes_more_threads_only_for_whole_window_re_runs(restore_threa
     from engine.tokenizers.char import CharTokenizer
     tok = CharTokenizer("abcdefgh")
     model = build_model("transformer", dict(vocab_size=8, block_size=8, n_layer=1, n_head=1, n_embd=8)).eval()
-    monkeypatch.setattr(threads, "MIN_FLOPS_PER_THREAD", 1.0)       # the tiny model counts as large work here
+    monkeypatch.setattr(threads, "MIN_WINDOW_FLOPS_PER_THREAD", 1.0)   # the tiny model counts as large work here
     monkeypatch.setattr(threads, "free_cores", lambda probe_s=0: 2)
     monkeypatch.setattr(threads, "usable_cores", lambda: 2)
     calls = {"cached": [], "window": []}
