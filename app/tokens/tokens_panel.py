@@ -11,7 +11,7 @@ from functools import lru_cache
 from html import escape
 
 import numpy as np
-from PySide6.QtCore import QAbstractTableModel, QEvent, QModelIndex, QObject, Qt
+from PySide6.QtCore import QAbstractTableModel, QEvent, QModelIndex, QModelRoleData, QObject, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QTextCharFormat
 from PySide6.QtWidgets import (QComboBox, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit, QProgressBar,
                                QPushButton, QSplitter, QTableView, QTabWidget, QTextEdit, QVBoxLayout, QWidget)
@@ -37,6 +37,8 @@ WIDTH_ROWS = 32            # rows a table's column widths are measured on (the m
 
 
 ANSWERED_ROLES = frozenset((Qt.DisplayRole, Qt.TextAlignmentRole, Qt.FontRole))
+LEFT = int(Qt.AlignLeft | Qt.AlignVCenter)
+RIGHT = int(Qt.AlignRight | Qt.AlignVCenter)
 
 
 class RowsModel(QAbstractTableModel):
@@ -69,18 +71,34 @@ class RowsModel(QAbstractTableModel):
     def display(value) -> str:
         return f"{value:,}" if isinstance(value, int) else f"{value:.2%}" if isinstance(value, float) else value
 
+    def index(self, row: int, column: int, parent=QModelIndex()) -> QModelIndex:
+        """Qt's own index() asks rowCount() and columnCount() for every cell it paints: two more calls into
+        Python, each one waiting for the GIL while a worker thread holds it (see multiData)."""
+        if parent.isValid() or not (0 <= row < self._n and 0 <= column < len(self.headers)):
+            return QModelIndex()
+        return self.createIndex(row, column)
+
+    def _roles(self, value) -> dict:
+        """The roles this model answers for a cell holding `value`."""
+        if isinstance(value, str):
+            return {Qt.DisplayRole: value, Qt.TextAlignmentRole: LEFT, Qt.FontRole: self.mono}
+        return {Qt.DisplayRole: self.display(value), Qt.TextAlignmentRole: RIGHT}
+
     def data(self, index, role=Qt.DisplayRole):
-        """Painting a cell asks for a dozen roles; the row is looked up only for the three this model answers."""
         if role not in ANSWERED_ROLES or not index.isValid():
             return None
-        value = self._row(index.row())[index.column()]
-        if role == Qt.DisplayRole:
-            return self.display(value)
-        if role == Qt.TextAlignmentRole:
-            return int((Qt.AlignLeft if isinstance(value, str) else Qt.AlignRight) | Qt.AlignVCenter)
-        if role == Qt.FontRole and isinstance(value, str):
-            return self.mono
-        return None
+        return self._roles(self._row(index.row())[index.column()]).get(role)
+
+    def multiData(self, index, roles) -> None:
+        """Every role of a cell in one call: the view's delegate asks for seven at once (Qt 6). A cell painted
+        through data() costs seven calls from C++ into Python, and each call first waits for the GIL: with a
+        worker tokenizing in pure Python (it holds the GIL for a switch interval at a time) a table repaint of
+        ~1,000 such calls froze the window for 150-300 ms (bench/gui_stalls.py tokens_word_result)."""
+        answers = self._roles(self._row(index.row())[index.column()]) if index.isValid() else {}
+        for slot in ((roles,) if isinstance(roles, QModelRoleData) else roles):   # a span, or one role
+            value = answers.get(slot.role())
+            if value is not None:
+                slot.setData(value)
 
     def headerData(self, section, orientation, role=Qt.DisplayRole):
         if role == Qt.DisplayRole and orientation == Qt.Horizontal:

@@ -114,9 +114,11 @@ def _wide(c: str) -> bool:
     return unicodedata.east_asian_width(c) in ("W", "F") and unicodedata.category(c)[0] in "LP"
 
 
-# Characters per regex call. One call holds the GIL throughout (about 3 ms for 16k characters on a 2-core
-# machine); between calls the window's thread gets it, so a word vocabulary built on a worker never freezes the GUI.
-FINDALL_PIECE = 1 << 14
+# Characters per regex call. One call holds the GIL throughout (0.9-3 ms for 16k characters on a 2-core machine,
+# 0.2 ms for 4k); between calls the window's thread gets it. Every call from Qt into Python (a table cell's paint,
+# a timer) waits for the end of the current one, so a table repaint during the job paid ~1 ms per cell at 16k.
+# The whole count takes as long in 4k slices (83 against 82 ms on tinyshakespeare).
+FINDALL_PIECE = 1 << 12
 SORT_PIECE = 2048         # tokens per C sort call, for the same reason (bench/gui_stalls.py tokens_word_result)
 
 

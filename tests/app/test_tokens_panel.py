@@ -87,6 +87,47 @@ def test_char_preview_counts_and_vocabulary(qtbot, make_panel):
     assert not panel.right.isTabEnabled(1) and not panel.right.isTabEnabled(2)
 
 
+def test_table_cells_are_painted_from_one_call_each(qtbot):
+    """Qt 6's delegate asks for a cell's roles in one multiData call; answering them through data() instead costs
+    seven calls from C++ into Python per cell, each waiting for the GIL while a worker tokenizes (a 150-300 ms
+    freeze per repaint in bench/gui_stalls.py). multiData must give what data() gives, for every role."""
+    from app.tokens.tokens_panel import RowsModel, table
+
+    class Counting(RowsModel):
+        calls = Counter()
+
+        def data(self, index, role=Qt.DisplayRole):
+            self.calls["data"] += 1
+            return super().data(index, role)
+
+        def multiData(self, index, roles):
+            self.calls["multiData"] += 1
+            return super().multiData(index, roles)
+
+    model = Counting(("rank", "token", "share"))
+    model.set_rows(1000, lambda r: (r + 1, f"w{r}", 1 / (r + 1)))
+    view = table(model, 1)
+    view.resize(400, 300)
+    qtbot.addWidget(view)
+    view.show()
+    qtbot.waitExposed(view)
+    Counting.calls.clear()
+    view.grab()
+    assert Counting.calls["multiData"] >= 3 * 5 and Counting.calls["data"] == 0
+    # the cells say the same through either door, including the roles the model leaves empty
+    from PySide6.QtCore import QModelRoleData, QModelRoleDataSpan
+    for r, c in ((0, 0), (0, 1), (5, 2), (999, 1)):
+        index = model.index(r, c)
+        roles = [QModelRoleData(role) for role in (Qt.DisplayRole, Qt.TextAlignmentRole, Qt.FontRole,
+                                                   Qt.ToolTipRole, Qt.BackgroundRole)]
+        for slot in roles:
+            model.multiData(index, QModelRoleDataSpan(slot))
+            assert slot.data() == model.data(index, slot.role()), (r, c, slot.role())
+    assert model.data(model.index(0, 1), Qt.FontRole).family() == model.mono.family()
+    assert model.data(model.index(0, 2)) == "100.00%"
+    assert not model.index(1000, 0).isValid() and not model.index(0, 3).isValid() and not model.index(-1, 0).isValid()
+
+
 def test_preview_hover_shows_id_and_string(qtbot, make_panel):
     panel = make_panel("word")
     tokenize(qtbot, panel)
