@@ -39,6 +39,8 @@ class JobRunner(QObject):
         self._jobs: list[tuple[QThread, Job]] = []
         self._callbacks: dict[int, tuple[Callable, Callable]] = {}
         self._tag = 0
+        self._lanes: dict[str, int] = {}                      # lane -> tag of its running job
+        self._queued: dict[str, tuple[Callable, Callable, Callable]] = {}   # lane -> the next request
 
     def run(self, fn, on_done, on_failed) -> None:
         """Run `fn` on a worker thread; the callbacks run here on the GUI thread. The signals go to bound slots
@@ -52,13 +54,41 @@ class JobRunner(QObject):
         thread.finished.connect(self._job_ended, Qt.QueuedConnection)
         self._jobs.append((thread, job))
 
+    def run_latest(self, lane: str, fn, on_done, on_failed) -> None:
+        """As run, but one job at a time per `lane`: asked while one runs, the job waits for it to end, and a
+        later request replaces a waiting one (which then never runs). Two pure-Python jobs at once (two tapes
+        recorded) would also hand the GIL back and forth with the GUI thread: the scene drawn for the second
+        tape waited for it at every call into Python, a 180-250 ms freeze (bench/gui_stalls.py graph_build)."""
+        if lane in self._lanes:
+            self._queued[lane] = (fn, on_done, on_failed)
+            return
+        self.run(fn, on_done, on_failed)
+        self._lanes[lane] = self._tag
+
+    def busy(self, lane: str) -> bool:
+        """Whether a job of `lane` runs or waits."""
+        return lane in self._lanes or lane in self._queued
+
+    def _lane_ended(self, tag: int) -> None:
+        for lane, running in list(self._lanes.items()):
+            if running == tag:
+                del self._lanes[lane]
+                if lane in self._queued:
+                    self.run_latest(lane, *self._queued.pop(lane))
+
     @Slot(int, object)
     def _job_done(self, tag: int, result) -> None:
-        self._callbacks.pop(tag)[0](result)
+        try:
+            self._callbacks.pop(tag)[0](result)
+        finally:
+            self._lane_ended(tag)
 
     @Slot(int, str)
     def _job_failed(self, tag: int, message: str) -> None:
-        self._callbacks.pop(tag)[1](message)
+        try:
+            self._callbacks.pop(tag)[1](message)
+        finally:
+            self._lane_ended(tag)
 
     @Slot()
     def _job_ended(self) -> None:
@@ -67,6 +97,7 @@ class JobRunner(QObject):
             self._jobs.remove(pair)
 
     def wait(self) -> None:
-        """Block until every running job's thread has finished."""
+        """Block until every running job's thread has finished (waiting requests are dropped)."""
+        self._queued.clear()
         for thread, _ in list(self._jobs):
             thread.wait()

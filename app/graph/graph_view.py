@@ -250,8 +250,8 @@ class GraphPanel(Stepping, QWidget):
         self.message_bar.hide()
         self.counter.setText("recording the tape…")
         width = self.view.viewport().width()
-        self.jobs.run(lambda: record_and_layout(fn, width), lambda r: self._built(request, r, source),
-                      lambda msg: self._build_failed(request, msg))
+        self.jobs.run_latest("tape", lambda: record_and_layout(fn, width), lambda r: self._built(request, r, source),
+                             lambda msg: self._build_failed(request, msg))
 
     def shutdown(self) -> None:
         """Cancel a running End and wait for running jobs (the main window calls this before closing)."""
