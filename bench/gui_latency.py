@@ -47,6 +47,10 @@ def main() -> int:
     app = QApplication.instance() or QApplication([])
     from app.main_window import MainWindow
     settings_dir = tempfile.mkdtemp(prefix="lmp-bench-")
+    # the window's run folders (autosaves, crash recovery) in the temporary folder: a bench killed midway must
+    # neither leave a run that the next window offers to recover (a modal question that stops the bench) nor
+    # fill the user's data folder
+    os.environ["LM_PLAYGROUND_RUNS"] = os.path.join(settings_dir, "runs")
     window = MainWindow(QSettings(os.path.join(settings_dir, "bench.ini"), QSettings.IniFormat))
     window.resize(1400, 900)
     window.show()

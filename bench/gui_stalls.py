@@ -111,6 +111,10 @@ def main() -> int:
     qapp = QApplication.instance() or QApplication([])   # before any widget
     from app.main_window import MainWindow
     tmp = tempfile.mkdtemp(prefix="lmp-stalls-")
+    # the window's run folders (autosaves, crash recovery) in the temporary folder: a bench killed midway must
+    # neither leave a run that the next window offers to recover (a modal question that stops the bench) nor
+    # fill the user's data folder
+    os.environ["LM_PLAYGROUND_RUNS"] = os.path.join(tmp, "runs")
     ckpt = make_checkpoint(args.corpus, tmp)
     w = MainWindow(QSettings(os.path.join(tmp, "bench.ini"), QSettings.IniFormat))
     w.ask_save_on_close = lambda: QMessageBox.Discard
