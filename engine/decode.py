@@ -296,7 +296,8 @@ class _GPTRunner(_TorchRunner):
     def _window_threads(self) -> int | None:
         """CPU threads for an uncached forward over the whole window (engine/threads.py; the idle cores are looked
         at on first use and every Recheck.RECHECK_S after): a cached step stays on the caller's one thread, but a
-        re-run of a large model's window can use an idle second core. None: leave torch's setting (GPU, n-gram)."""
+        re-run of the window (from 10^8 FLOPs: threads.MIN_WINDOW_FLOPS_PER_THREAD) can use an idle second core.
+        None: leave torch's setting (GPU, n-gram)."""
         if self._recheck is None:
             work = decode_flops(self.model, self.block)
             if work is None:
