@@ -228,9 +228,9 @@ def job_decode(ng: Path, args) -> None:
             _, b = run([PY, "-c", DECODE_OURS, str(ROOT), str(n)], ROOT, "engine generate", True)
             ra, rb = a["tokens"] / a["seconds"], b["tokens"] / b["seconds"]
             rows.append((ra, rb))
+            ours = f"{b['threads']} thread(s)" + ("" if n + 6 <= 256 else " for cached steps, idle cores for re-runs")
             print(f"pair {i + 1}: nanoGPT {ra:7.1f} tok/s ({a['threads']} threads)  |  LM Playground {rb:7.1f} "
-                  f"tok/s ({b['threads']} thread(s){'' if n + 6 <= 256 else ' for cached steps, the idle cores for re-runs'})"
-                  f"  speed-up {rb / ra:.1f}x", flush=True)
+                  f"tok/s ({ours})  speed-up {rb / ra:.1f}x", flush=True)
         print(f"median: nanoGPT {med([r[0] for r in rows]):.1f} tok/s, LM Playground {med([r[1] for r in rows]):.1f} "
               f"tok/s; speed-up pair by pair {', '.join(f'{b / a:.1f}x' for a, b in rows)} (goal >= 5x)")
 
