@@ -302,7 +302,10 @@ class _GPTRunner(_TorchRunner):
             work = decode_flops(self.model, self.block)
             if work is None:
                 return None
-            self._recheck = Recheck(work, usable_cores(), per_thread=threads.MIN_WINDOW_FLOPS_PER_THREAD)
+            # one look at the CPUs serves every decoding started within PROBE_REUSE_S (a dialog decoding from 32
+            # past models, the lab's columns), instead of 50 ms each
+            self._recheck = Recheck(work, usable_cores(), probe=threads.recent_free_cores,
+                                    per_thread=threads.MIN_WINDOW_FLOPS_PER_THREAD)
             self._threads = self._recheck.choose()
         elif self._recheck.due():
             self._threads = self._recheck.choose()

@@ -26,6 +26,7 @@ MIN_FLOPS_PER_THREAD = 1e9
 MIN_WINDOW_FLOPS_PER_THREAD = 5e7
 PROBE_S = 0.05          # how long free_cores watches the CPUs
 IDLE_SHARE = 0.7        # a core counts as free when it was idle this share of the probe
+PROBE_REUSE_S = 2.0     # how long one look at the CPUs answers for every chooser (recent_free_cores)
 
 
 def usable_cores() -> int:
@@ -70,6 +71,23 @@ def free_cores(probe_s: float = PROBE_S) -> int:
         if (mine is None or cpu in mine) and cpu in a and all_b > a[cpu][1]:
             idle += (idle_b - a[cpu][0]) / (all_b - a[cpu][1])
     return max(1, min(usable, int(idle + (1 - IDLE_SHARE))))
+
+
+_last_probe: tuple = (None, 0.0, 1)    # (the probe function, monotonic time, its answer)
+
+
+def recent_free_cores(max_age_s: float = PROBE_REUSE_S) -> int:
+    """free_cores(), reusing an answer from the last `max_age_s` seconds: a dialog that samples 32 past models,
+    or the decoding lab's columns, start one decoding each, and each would otherwise watch the CPUs for PROBE_S
+    (50 ms) before its first whole-window re-run."""
+    global _last_probe
+    fn, at, answer = _last_probe
+    now = time.monotonic()
+    if fn is free_cores and now - at < max_age_s:
+        return answer
+    answer = free_cores()
+    _last_probe = (free_cores, time.monotonic(), answer)
+    return answer
 
 
 def choose_threads(flops_per_call: float, probe=None, per_thread: float | None = None) -> int:

@@ -25,7 +25,8 @@ class Job(QObject):
     def run(self) -> None:
         try:
             self.done.emit(self.tag, self.fn())
-        except Exception as e:  # noqa: BLE001 — shown in the panel, never raised into Qt's event loop
+        except BaseException as e:  # noqa: BLE001 — shown in the panel, never raised into Qt's event loop; a
+            # BaseException too, or a lane (JobRunner.run_latest) would wait for this job for ever
             self.failed.emit(self.tag, error_message(e))
         finally:
             self.finished.emit()

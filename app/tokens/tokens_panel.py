@@ -97,7 +97,9 @@ class RowsModel(QAbstractTableModel):
         answers = self._roles(self._row(index.row())[index.column()]) if index.isValid() else {}
         for slot in ((roles,) if isinstance(roles, QModelRoleData) else roles):   # a span, or one role
             value = answers.get(slot.role())
-            if value is not None:
+            if value is None:
+                slot.clearData()    # the delegate reuses its span from cell to cell: no role may keep the last one's
+            else:
                 slot.setData(value)
 
     def headerData(self, section, orientation, role=Qt.DisplayRole):

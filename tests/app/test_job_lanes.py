@@ -46,6 +46,22 @@ def test_a_lane_runs_one_job_at_a_time_and_the_newest_waiting_request_wins(qtbot
     runner.wait()
 
 
+def test_a_job_ended_by_a_base_exception_still_frees_its_lane(qtbot):
+    class Abort(BaseException):
+        pass
+
+    def abort():
+        raise Abort("stopped")
+
+    runner = JobRunner()
+    done, failed = [], []
+    runner.run_latest("tape", abort, done.append, failed.append)
+    runner.run_latest("tape", lambda: "next", done.append, failed.append)
+    qtbot.waitUntil(lambda: done == ["next"], timeout=WAIT_MS)
+    assert len(failed) == 1 and "stopped" in failed[0] and not runner.busy("tape")
+    runner.wait()
+
+
 def test_other_lanes_and_plain_jobs_are_not_held_back(qtbot):
     runner = JobRunner()
     release = threading.Event()

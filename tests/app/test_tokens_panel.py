@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QModelIndex, Qt
 
 from app.common.model_source import ModelSource
 from app.common.token_view import PREVIEW_CHARS
@@ -123,6 +123,16 @@ def test_table_cells_are_painted_from_one_call_each(qtbot):
         for slot in roles:
             model.multiData(index, QModelRoleDataSpan(slot))
             assert slot.data() == model.data(index, slot.role()), (r, c, slot.role())
+    # Qt's delegate keeps one span and reuses it cell after cell: a number cell after a token cell must not keep
+    # the token's monospace font (nor anything else the model leaves unanswered)
+    font_slot = QModelRoleData(Qt.FontRole)
+    model.multiData(model.index(0, 1), QModelRoleDataSpan(font_slot))
+    assert font_slot.data() is not None
+    model.multiData(model.index(0, 0), QModelRoleDataSpan(font_slot))
+    assert font_slot.data() is None
+    model.multiData(model.index(0, 1), QModelRoleDataSpan(font_slot))
+    model.multiData(QModelIndex(), QModelRoleDataSpan(font_slot))
+    assert font_slot.data() is None
     assert model.data(model.index(0, 1), Qt.FontRole).family() == model.mono.family()
     assert model.data(model.index(0, 2)) == "100.00%"
     assert not model.index(1000, 0).isValid() and not model.index(0, 3).isValid() and not model.index(-1, 0).isValid()

@@ -67,6 +67,15 @@ def test_a_whole_window_re_run_is_large_work_sooner_than_a_training_step():
     assert choose_threads(threads.decode_flops(big), lambda: 2, window) == 1      # one cached token
 
 
+def test_one_look_at_the_cpus_serves_every_decoding_started_soon_after(monkeypatch):
+    looks = []
+    monkeypatch.setattr(threads, "free_cores", lambda probe_s=0: looks.append(1) or 2)
+    assert [threads.recent_free_cores() for _ in range(5)] == [2] * 5 and len(looks) == 1
+    assert threads.recent_free_cores(max_age_s=0) == 2 and len(looks) == 2      # an old answer is looked at again
+    monkeypatch.setattr(threads, "free_cores", lambda probe_s=0: looks.append(1) or 1)
+    assert threads.recent_free_cores() == 1 and len(looks) == 3                 # another probe: not its answer
+
+
 def test_inference_threads_by_model_size():
     small = build_model("transformer", dict(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128))
     assert inference_threads(small) == 1                   # the 0.80M model: about 0.1 GFLOP per full window
