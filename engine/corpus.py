@@ -10,7 +10,7 @@ import codecs
 import logging
 import os
 import sysconfig
-from collections.abc import Sized
+from collections.abc import Iterator, Sized
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,14 +192,10 @@ def _load_folder(folder: Path, max_bytes: int, on_bad_utf8: str) -> tuple[str, t
     same corpus. Binary, empty, unreadable and non-regular files are skipped and returned as (relative path,
     why): a folder of notes with a stray video in it still loads, and only the text kept counts towards
     `max_bytes`. Bad UTF-8 in a text file is not skipped silently."""
-    files, skipped = _folder_files(folder)
+    skipped: list[tuple[str, str]] = []
     parts, total = [], 0
-    for p in files:
-        rel = p.relative_to(folder).as_posix()
+    for p, rel in regular_files(folder, skipped):
         try:
-            if not p.is_file():
-                skipped.append((rel, "not a regular file"))
-                continue
             with open(p, "rb") as f:
                 head = f.read(SNIFF_BYTES)
                 if not head.strip() or _looks_binary(head):
@@ -221,9 +217,32 @@ def _load_folder(folder: Path, max_bytes: int, on_bad_utf8: str) -> tuple[str, t
     for rel, why in skipped:
         log.info("skipping %s in %s: %s", rel, folder, why)
     if not parts:
-        shown = "; ".join(f"{rel} ({why})" for rel, why in skipped[:5])
-        raise CorpusError(f"folder {folder} contains no text files" + (f" (skipped: {shown})" if shown else ""))
+        raise no_text_files(folder, skipped)
     return "".join(parts), tuple(skipped)
+
+
+def regular_files(folder: Path, skipped: list[tuple[str, str]]) -> Iterator[tuple[Path, str]]:
+    """(path, relative path) of each regular file in `folder`, in _folder_files' order (sorted, hidden ones left
+    out); what cannot be listed or is not a regular file is appended to `skipped` as (relative path, why)."""
+    files, unreadable = _folder_files(folder)
+    skipped.extend(unreadable)
+    for p in files:
+        rel = p.relative_to(folder).as_posix()
+        try:
+            regular = p.is_file()
+        except OSError as e:
+            skipped.append((rel, f"unreadable: {_why(e)}"))
+            continue
+        if not regular:
+            skipped.append((rel, "not a regular file"))
+            continue
+        yield p, rel
+
+
+def no_text_files(folder: Path, skipped: list[tuple[str, str]]) -> CorpusError:
+    """The error for a folder where no file was kept, naming the first five skipped and why."""
+    shown = "; ".join(f"{rel} ({why})" for rel, why in skipped[:5])
+    return CorpusError(f"folder {folder} contains no text files" + (f" (skipped: {shown})" if shown else ""))
 
 
 def _python_docs() -> str:

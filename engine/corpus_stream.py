@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .corpus import BUILTIN_PREFIX, SNIFF_BYTES, _bom, _folder_files, _why, check_spec, load_corpus
+from .corpus import BUILTIN_PREFIX, SNIFF_BYTES, _bom, _why, check_spec, load_corpus, no_text_files, regular_files
 from .errors import BadUtf8Error, CorpusError
 
 CHUNK_BYTES = 8 << 20   # bytes read at a time: ~8 MB of text, a few tens of MB while it is tokenized
@@ -87,14 +87,10 @@ def open_stream(spec: str, on_bad_utf8: str = "error") -> TextStream:
 
 
 def _folder_text_files(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
-    files, skipped = _folder_files(folder)
+    skipped: list[tuple[str, str]] = []
     kept = []
-    for p in files:
-        rel = p.relative_to(folder).as_posix()
+    for p, rel in regular_files(folder, skipped):
         try:
-            if not p.is_file():
-                skipped.append((rel, "not a regular file"))
-                continue
             why = _scan(p)
         except OSError as e:
             skipped.append((rel, f"unreadable: {_why(e)}"))
@@ -104,8 +100,7 @@ def _folder_text_files(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]
         else:
             kept.append(p)
     if not kept:
-        shown = "; ".join(f"{rel} ({why})" for rel, why in skipped[:5])
-        raise CorpusError(f"folder {folder} contains no text files" + (f" (skipped: {shown})" if shown else ""))
+        raise no_text_files(folder, skipped)
     return kept, skipped
 
 
