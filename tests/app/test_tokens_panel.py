@@ -91,7 +91,7 @@ def test_table_cells_are_painted_from_one_call_each(qtbot):
     """Qt 6's delegate asks for a cell's roles in one multiData call; answering them through data() instead costs
     seven calls from C++ into Python per cell, each waiting for the GIL while a worker tokenizes (a 150-300 ms
     freeze per repaint in bench/gui_stalls.py). multiData must give what data() gives, for every role."""
-    from app.tokens.tokens_panel import RowsModel, table
+    from app.tokens.rows_table import RowsModel, table
 
     class Counting(RowsModel):
         calls = Counter()

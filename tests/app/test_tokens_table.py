@@ -1,6 +1,6 @@
 """The Tokens tab's tables must not ask their model for every row: sizing columns to every row of a 25,000-word
 vocabulary froze the window for over a second whenever the tab was shown or the window resized."""
-from app.tokens.tokens_panel import WIDTH_ROWS, RowsModel, table
+from app.tokens.rows_table import WIDTH_ROWS, RowsModel, table
 
 ROWS = 20_000
 
