@@ -33,6 +33,7 @@ from app.training.plot_axes import chars_per_token
 from app.training.run_keeper import RunKeeper
 from app.training.train_panel import WARN_COLOR, TrainPanel, format_duration
 from app.window.checkpoint_actions import CheckpointActions
+from app.window.gc_freeze import freeze_startup_objects
 from app.window.menus import build_menus
 from app.window.model_actions import ModelActions
 from app.window.run_follow import RunFollowing
@@ -487,6 +488,10 @@ class MainWindow(CheckpointActions, RunFollowing, ModelActions, QMainWindow):
             self.statusBar().showMessage(f"loading {Path(paths[0]).name}: one corpus at a time, the other "
                                          f"{len(paths) - 1} dropped item(s) were left out (a folder loads all its "
                                          f"files)", 15000)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        freeze_startup_objects()   # once per process: full collections stop walking the ~350,000 startup objects
 
     # -- closing ---------------------------------------------------------------------------------------------
     def ask_save_on_close(self) -> QMessageBox.StandardButton:
