@@ -3,11 +3,44 @@ to callbacks on the GUI thread. Recording a tape and finite-difference checks go
 blocks while the stepper stays on the GUI thread."""
 from __future__ import annotations
 
+import multiprocessing
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Callable
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from app.common.workers import error_message, start_worker
+
+_pool: ProcessPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def in_worker_process(fn: Callable, *args, **kwargs) -> Callable[[], object]:
+    """A job (for JobRunner.run) that calls `fn(*args, **kwargs)` in the app's worker process and returns its
+    result. For pure-Python work, such as counting a word tokenizer's words: run on a thread of this process, it
+    would hold the GIL, and every call from Qt into Python on the GUI thread (a table cell, the probe of a timer)
+    would wait up to a switch interval for it, a 100-300 ms freeze of a repaint (bench/gui_stalls.py
+    tokens_word_result). `fn`, its arguments and its result must pickle; `fn` is a module-level function. The
+    process is started (spawn, not fork: Qt's and torch's threads do not survive a fork) at the first call and
+    kept; the thread that runs the job only waits for it, without the GIL.
+
+    Raises whatever `fn` raised; RuntimeError when the process died (the next job starts a new one)."""
+    def job():
+        global _pool
+        with _pool_lock:
+            if _pool is None:
+                _pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            pool = _pool
+        try:
+            return pool.submit(fn, *args, **kwargs).result()
+        except BrokenProcessPool:
+            with _pool_lock:
+                if _pool is pool:
+                    _pool = None
+            raise RuntimeError("the worker process ended without an answer (out of memory?)") from None
+    return job
 
 
 class Job(QObject):

@@ -7,6 +7,7 @@ tokens as you type.
 The Qt-free work (spans, counts, the BPE replay) is `engine.tokenizers.inspect`; this file only draws it."""
 from __future__ import annotations
 
+from dataclasses import replace
 from html import escape
 
 import numpy as np
@@ -20,7 +21,7 @@ from engine.errors import PlaygroundError
 from engine.tokenizers.inspect import (BPEReplay, TokensResult, TokenSpan, TokenStats, analyse, bpe_replay, readable,
                                        token_spans)
 
-from app.common.jobs import JobRunner
+from app.common.jobs import JobRunner, in_worker_process
 from app.common.model_source import ModelSource
 from app.common.token_view import PREVIEW_CHARS, SELECTED_BACKGROUND, TOKEN_BACKGROUNDS, TokenView, display_form
 from app.tokens.bpe_curve_view import BPECurveView
@@ -240,12 +241,13 @@ class TokensPanel(QWidget):
             if tok is None:
                 self.show_message("There is no model yet: train one or load a checkpoint, or use the form's settings.")
                 return
-            job = (lambda: analyse(corpus.text, f"the model's {tok.kind} tokenizer", VAL_FRACTION, tokenizer=tok,
-                                   preview_chars=PREVIEW_CHARS))
+            counted = in_worker_process(analyse, corpus.text, f"the model's {tok.kind} tokenizer", VAL_FRACTION,
+                                        tokenizer=tok, preview_chars=PREVIEW_CHARS)
+            job = lambda: replace(counted(), tokenizer=tok)   # noqa: E731 — the model's own object, not a copy
         else:
             kind, options = self.form.tokenizer.currentText(), self.form.tokenizer_options()
-            job = (lambda: analyse(corpus.text, kind, VAL_FRACTION, kind=kind, options=options,
-                                   preview_chars=PREVIEW_CHARS))
+            job = in_worker_process(analyse, corpus.text, kind, VAL_FRACTION, kind=kind, options=options,
+                                    preview_chars=PREVIEW_CHARS)
         self.window().installEventFilter(self)   # so closing the window waits for the job (once is enough)
         self._request += 1
         request = self._request

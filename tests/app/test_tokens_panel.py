@@ -282,11 +282,28 @@ def test_token_shades_alternate_over_characters_split_across_bpe_tokens(qtbot, m
 
 
 def test_unk_list_says_when_it_shows_only_the_most_frequent(qtbot, make_panel, monkeypatch):
+    from app.tokens import tokens_panel
     from engine.tokenizers import inspect
-    monkeypatch.setattr(inspect, "UNK_SHOWN", 3)
+    monkeypatch.setattr(inspect, "UNK_SHOWN", 3)   # a patch the worker process would not see: count in this one
+    monkeypatch.setattr(tokens_panel, "in_worker_process", lambda fn, *a, **k: lambda: fn(*a, **k))
     panel = make_panel("word", cap=8)
     tokenize(qtbot, panel)
     s = panel.result.stats
     assert len(s.unk_words) == 3 < s.unk_distinct
     assert f"the 3 most frequent of {s.unk_distinct:,}" in panel.unk_about.text()
     assert "larger cap in the form" in panel.unk_about.text()
+
+
+def test_the_count_runs_in_the_worker_process(qtbot, make_panel, monkeypatch):
+    """Counting is pure Python: on a thread of the window's process it would hold the GIL against every paint
+    (bench/gui_stalls.py tokens_word_result went to 120-370 ms)."""
+    from app.tokens import tokens_panel
+    from engine.tokenizers.inspect import analyse
+    calls = []
+    real = tokens_panel.in_worker_process
+    monkeypatch.setattr(tokens_panel, "in_worker_process", lambda fn, *a, **k: calls.append(fn) or real(fn, *a, **k))
+    panel = make_panel("word")
+    tokenize(qtbot, panel)
+    assert calls == [analyse]
+    assert panel.result.tokenizer.kind == "word" and panel.result.stats.train_tokens > 0
+    assert panel.vocab_model.rowCount() == panel.result.tokenizer.vocab_size
