@@ -26,12 +26,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
-torch.set_num_threads(1)
-
-from PySide6.QtCore import QSettings, QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
+# torch and Qt are imported where they are used, not here: the window's worker process (spawn) imports this file as
+# its main module, as it imports main.py in the app, and should pay what it pays there
 
 PROBE_MS = 5
 SHAKESPEARE = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
@@ -44,6 +41,7 @@ class Probe:
         self.action = ""
         self.late: dict[str, list[float]] = {}
         self._expected = 0.0
+        from PySide6.QtCore import QTimer
         self.timer = QTimer()
         self.timer.setInterval(PROBE_MS)
         self.timer.timeout.connect(self._tick)
@@ -68,6 +66,7 @@ class Probe:
 
 def pump(seconds: float = 0.0, until=None, timeout: float = 120.0) -> float:
     """Run the event loop for `seconds`, or until `until()` is true (at most `timeout`); returns the time taken."""
+    from PySide6.QtWidgets import QApplication
     app = QApplication.instance()
     t0 = time.perf_counter()
     while True:
@@ -108,6 +107,10 @@ def main() -> int:
     args = ap.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
 
+    import torch
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication, QMessageBox
+    torch.set_num_threads(1)
     qapp = QApplication.instance() or QApplication([])   # before any widget
     from app.main_window import MainWindow
     tmp = tempfile.mkdtemp(prefix="lmp-stalls-")
