@@ -185,6 +185,8 @@ def job_train(ng: Path, tmp: Path, args) -> tuple[Path, Path]:
               f"{score['iter_num']})  |  nanogpt-cpu {t_ours:6.1f} s (val {res['val_loss']:.4f}) ratio "
               f"{t_ours / t_ng:.2f}  |  fast-cpu-char {t_fast:6.1f} s (val {fres['val_loss']:.4f}, "
               f"{fres['step']} steps) ratio {t_fast / t_ng:.2f}", flush=True)
+    print(f"precision: nanoGPT float32 (its train.py on a CPU); nanogpt-cpu {rows[0][3].get('precision', '?')}, "
+          f"fast-cpu-char {rows[0][5].get('precision', '?')} (engine/train.py's auto)")
     t_ng = med([r[0] for r in rows])
     print(f"median: nanoGPT {t_ng:.1f} s, whole-split val {med([r[1]['val_loss'] for r in rows]):.4f}")
     print(f"median: nanogpt-cpu {med([r[2] for r in rows]):.1f} s, whole-split val "

@@ -294,7 +294,7 @@ class Run:
             out["preset"] = self.spec.preset or DEFAULT_PRESET[self.spec.family]
             t = self.trainer
             out.update(batch_size=t.cfg.batch_size, grad_accum=t.cfg.grad_accum, world_size=t.world_size,
-                       global_batch=t.global_batch)
+                       global_batch=t.global_batch, precision=t.precision_label)
         if r is not None:
             out["step"] = r.step
             out["tokens_per_s"] = round(r.tokens_per_s, 1)

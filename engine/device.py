@@ -60,6 +60,15 @@ def device_name(device: torch.device, threads: int | None = None) -> str:
     return f"CPU ({n} thread{'s' if n != 1 else ''})"
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX, as torch's oneDNN detects them).
+    There a bf16 matmul runs at about twice float32's rate (bench/vs_nanogpt.py's machine, an AMD EPYC with
+    AVX512-BF16: 200-217 against 90-102 GFLOP/s at nanogpt-cpu's shapes, one thread); elsewhere torch converts
+    and multiplies in float32, slower than float32 alone."""
+    checks = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
+    return any(check is not None and check() for check in checks)
+
+
 def peak_flops(device: torch.device) -> tuple[float, str] | None:
     """(peak FLOP/s, label naming the figure) for a known GPU, or None where no honest peak is known (CPU, MPS)."""
     if device.type != "cuda":

@@ -199,8 +199,13 @@ class CausalSelfAttention(nn.Module):
         if self.n_kv_head != self.n_head:
             rep = self.n_head // self.n_kv_head
             k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        if q.dtype == torch.bfloat16 and q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):   # bf16 on the CPU: attention in float32 (faster there)
+                y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True,
+                                                   dropout_p=self.dropout if self.training else 0.0)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                               dropout_p=self.dropout if self.training else 0.0)
         return self.resid_drop(self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C)))
 
 
@@ -323,8 +328,18 @@ def stream_seed(seed, stream):
     return (seed * 6364136223846793005 + stream * 1442695040888963407 + 1) & ((1 << 63) - 1)
 
 
+def uses_bf16(precision, family, device):
+    """bf16 autocast (float32 weights) or not, as the run's trainer decides: "bf16", "fp32", or "auto": a
+    transformer on CUDA, or on a CPU that multiplies bf16 in hardware (AVX512-BF16 or AMX)."""
+    if precision != "auto":
+        return precision == "bf16"
+    native = any(getattr(torch.cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported",
+                                                                         "_is_amx_tile_supported"))
+    return family == "transformer" and (device.type == "cuda" or (device.type == "cpu" and native))
+
+
 @torch.no_grad()
-def evaluate(model, data, block_size, batch):
+def evaluate(model, data, block_size, batch, amp=False):
     """Mean loss (nats/token) over every validation token, in non-overlapping windows."""
     n = data.numel() - 1
     w = n // block_size
@@ -335,7 +350,8 @@ def evaluate(model, data, block_size, batch):
     model.eval()
     total = 0.0
     for x, y in chunks:
-        logits, _ = model(x)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+            logits, _ = model(x)
         total += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum").item()
     model.train()
     return total / n
@@ -415,6 +431,8 @@ def main():
     print(f"{SETTINGS['family']}: {sum(q.numel() for q in params):,} parameters, {len(train_data):,} train "
           f"tokens, vocabulary {tok.vocab_size}", file=sys.stderr)
 
+    amp = uses_bf16(t.get("precision", "auto"), SETTINGS["family"], device)
+    print(f"training in {'bf16 autocast (float32 weights)' if amp else 'float32'}", file=sys.stderr)
     losses = []
     for step in range(args.steps):
         for g in opt.param_groups:
@@ -423,7 +441,8 @@ def main():
         for gen in gens:
             ix = torch.randint(len(train_data) - T, (B, 1), generator=gen).to(device)
             x, y = train_data[ix + offsets], train_data[ix + offsets + 1]     # (B, T)
-            _, loss = model(x, y)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                _, loss = model(x, y)
             (loss / K if K > 1 else loss).backward()   # the gradient of the micro-batches' mean loss
             total = total + loss.detach()
         loss = total / K if K > 1 else total
@@ -434,7 +453,7 @@ def main():
         opt.zero_grad(set_to_none=True)
         losses.append(loss.item())
         if (step + 1) % t["eval_interval"] == 0 or step + 1 == args.steps:
-            val = evaluate(model, val_data, T, t.get("eval_batch_size") or 4 * B)
+            val = evaluate(model, val_data, T, t.get("eval_batch_size") or 4 * B, amp)
             print(f"step {step + 1}: train loss {losses[-1]:.4f}, val loss {val:.4f}", file=sys.stderr)
     if args.losses:
         print(json.dumps(losses))

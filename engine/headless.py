@@ -32,7 +32,7 @@ class RunOutput:
         info = run.summary()
         start = {k: info.get(k) for k in ("model", "tokenizer", "vocab_size", "corpus", "params", "device",
                                            "train_tokens", "val_tokens", "preset", "batch_size", "grad_accum",
-                                           "world_size", "global_batch") if k in info}
+                                           "world_size", "global_batch", "precision") if k in info}
         if self.neural:
             cfg = run.trainer.cfg
             start.update(step=run.trainer.step, max_steps=cfg.max_steps, block_size=cfg.block_size,

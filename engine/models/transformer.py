@@ -166,8 +166,16 @@ class CausalSelfAttention(nn.Module):
         if self.n_kv_head != self.n_head:
             rep = self.n_head // self.n_kv_head  # query head h reads key/value head h // rep
             k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        if q.dtype == torch.bfloat16 and q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # bf16 training on the CPU: attention itself in float32. torch's CPU flash-attention backward was 5x
+            # slower in bf16 than in float32 (3.9 against 0.73 ms per call at nanogpt-cpu's shape, torch 2.13,
+            # AVX512-BF16), a third of the whole step; the matmuls around it keep bf16's 2x
+            with torch.autocast("cpu", enabled=False):
+                y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask,
+                                                   is_causal=causal, dropout_p=self.dropout if self.training else 0.0)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
+                                               dropout_p=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).contiguous().view(B, q.size(2), C)
         return self.resid_drop(self.c_proj(y))
 

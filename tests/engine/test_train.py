@@ -55,7 +55,7 @@ def test_training_lowers_loss_and_reports_plain_data(seed, data, family):
 
 
 def test_validation_covers_every_token(seed, data):
-    trainer = make(data, block_size=16)
+    trainer = make(data, block_size=16, precision="fp32")   # compared with a float32 forward below
     val = torch.tensor(data["val"])
     assert (len(val) - 1) % 16  # the last window is a short one
     model = trainer.model.eval()
@@ -368,7 +368,7 @@ def test_final_report_gives_the_whole_runs_throughput(seed, data):
 
 
 def test_evaluations_during_training_may_use_fixed_windows_but_the_last_is_whole(seed, data):
-    trainer = make(data, max_steps=20, eval_interval=10, eval_windows=3)
+    trainer = make(data, max_steps=20, eval_interval=10, eval_windows=3, precision="fp32")   # as above
     reports = [r for r in trainer.reports() if r.val_loss is not None]
     assert [(r.event, r.val_scope) for r in reports] == [("eval", "3 windows"), ("done", "whole split")]
     assert reports[-1].val_loss == pytest.approx(trainer.evaluate()[0])   # the whole split, as evaluate() alone
