@@ -521,6 +521,7 @@ class MainWindow(CheckpointActions, RunFollowing, ModelActions, QMainWindow):
         self.stop_following()   # a followed run's poll must not start a read after the jobs are waited for
         self.sample_panel.shutdown()
         self.graph_panel.shutdown()
+        self.tokens_panel.shutdown()
         self.inside_panel.shutdown()
         self.panel.corpus_box.shutdown()
         self.jobs.wait()   # a checkpoint being written or read: its thread must end before the window goes

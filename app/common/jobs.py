@@ -1,46 +1,14 @@
-"""Background work for the Graph tab: run a function on a worker thread and hand its result (or a one-line error)
-to callbacks on the GUI thread. Recording a tape and finite-difference checks go through here, so the panel never
-blocks while the stepper stays on the GUI thread."""
+"""Background work for the tabs: run a function on a worker thread and hand its result (or a one-line error) to
+callbacks on the GUI thread. Recording a tape and finite-difference checks (Graph tab), counting tokens (Tokens tab,
+whose pure-Python count the thread hands on to app.common.worker_process) and sampling over time go through here,
+so no panel blocks."""
 from __future__ import annotations
 
-import multiprocessing
-import threading
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import Callable
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from app.common.workers import error_message, start_worker
-
-_pool: ProcessPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def in_worker_process(fn: Callable, *args, **kwargs) -> Callable[[], object]:
-    """A job (for JobRunner.run) that calls `fn(*args, **kwargs)` in the app's worker process and returns its
-    result. For pure-Python work, such as counting a word tokenizer's words: run on a thread of this process, it
-    would hold the GIL, and every call from Qt into Python on the GUI thread (a table cell, the probe of a timer)
-    would wait up to a switch interval for it, a 100-300 ms freeze of a repaint (bench/gui_stalls.py
-    tokens_word_result). `fn`, its arguments and its result must pickle; `fn` is a module-level function. The
-    process is started (spawn, not fork: Qt's and torch's threads do not survive a fork) at the first call and
-    kept; the thread that runs the job only waits for it, without the GIL.
-
-    Raises whatever `fn` raised; RuntimeError when the process died (the next job starts a new one)."""
-    def job():
-        global _pool
-        with _pool_lock:
-            if _pool is None:
-                _pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-            pool = _pool
-        try:
-            return pool.submit(fn, *args, **kwargs).result()
-        except BrokenProcessPool:
-            with _pool_lock:
-                if _pool is pool:
-                    _pool = None
-            raise RuntimeError("the worker process ended without an answer (out of memory?)") from None
-    return job
 
 
 class Job(QObject):
@@ -98,6 +66,10 @@ class JobRunner(QObject):
             return
         self.run(fn, on_done, on_failed)
         self._lanes[lane] = self._tag
+
+    def active(self) -> bool:
+        """Whether any job's thread is still running."""
+        return any(thread.isRunning() for thread, _ in self._jobs)
 
     def busy(self, lane: str) -> bool:
         """Whether a job of `lane` runs or waits."""

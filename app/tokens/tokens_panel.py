@@ -11,7 +11,7 @@ from dataclasses import replace
 from html import escape
 
 import numpy as np
-from PySide6.QtCore import QEvent, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QTextCharFormat
 from PySide6.QtWidgets import (QComboBox, QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
                                QSplitter, QTabWidget, QTextEdit, QVBoxLayout, QWidget)
@@ -21,8 +21,9 @@ from engine.errors import PlaygroundError
 from engine.tokenizers.inspect import (BPEReplay, TokensResult, TokenSpan, TokenStats, analyse, bpe_replay, readable,
                                        token_spans)
 
-from app.common.jobs import JobRunner, in_worker_process
+from app.common.jobs import JobRunner
 from app.common.model_source import ModelSource
+from app.common.worker_process import in_worker_process, stop_worker_process
 from app.common.token_view import PREVIEW_CHARS, SELECTED_BACKGROUND, TOKEN_BACKGROUNDS, TokenView, display_form
 from app.tokens.bpe_curve_view import BPECurveView
 from app.tokens.rows_table import RowsModel, table
@@ -248,7 +249,6 @@ class TokensPanel(QWidget):
             kind, options = self.form.tokenizer.currentText(), self.form.tokenizer_options()
             job = in_worker_process(analyse, corpus.text, kind, VAL_FRACTION, kind=kind, options=options,
                                     preview_chars=PREVIEW_CHARS)
-        self.window().installEventFilter(self)   # so closing the window waits for the job (once is enough)
         self._request += 1
         request = self._request
         self._set_busy(True)
@@ -350,13 +350,15 @@ class TokensPanel(QWidget):
             self.replay.setHtml(replay_html(bpe_replay(tok, text)))
 
     # -- closing --------------------------------------------------------------------------------------------
-    def eventFilter(self, watched, event) -> bool:
-        if event.type() == QEvent.Close:
-            self.shutdown()
-        return False
+    def closeEvent(self, event) -> None:   # the panel on its own (the main window calls shutdown itself)
+        self.shutdown()
+        super().closeEvent(event)
 
     def shutdown(self) -> None:
-        """Wait for a running job (BPE training cannot be interrupted; it takes seconds at most)."""
+        """End a running count at once, by ending the worker process (a BPE count of a 30 MB corpus took about a
+        minute), then wait for its thread, which a QThread must not outlive."""
+        if self.jobs.active():
+            stop_worker_process()
         self.jobs.wait()
         self.curve.shutdown()
 

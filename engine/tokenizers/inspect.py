@@ -2,7 +2,8 @@
 often each id occurs in the train split, how much it compresses (characters per token), what a capped word
 vocabulary maps to <unk>, and how byte-level BPE builds a word up merge by merge.
 
-Everything here is plain Python and numpy, so the app computes it on a worker thread and hands the GUI the result."""
+Everything here is plain Python and numpy, so the app computes it in its worker process (app.common.worker_process)
+and hands the GUI the result."""
 from __future__ import annotations
 
 import codecs

@@ -230,8 +230,8 @@ def test_no_corpus_is_a_message(qtbot, make_panel):
 
 
 def test_in_the_window_and_closing_while_a_job_runs(qtbot, tmp_path):
-    """The tab reads the window's own form and corpus; closing the window mid-job waits for the job (a QThread
-    destroyed while running would abort the whole test process)."""
+    """The tab reads the window's own form and corpus; closing the window mid-job ends the job and waits for its
+    thread (a QThread destroyed while running would abort the whole test process)."""
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QMessageBox
 
@@ -250,8 +250,10 @@ def test_in_the_window_and_closing_while_a_job_runs(qtbot, tmp_path):
     w.panel.tokenizer.setCurrentText("bpe")
     panel.tokenize()
     assert panel.busy.isVisibleTo(panel)
-    w.close()
+    w.close()             # ends the count: the worker process is stopped, not waited for
     assert not any(thread.isRunning() for thread, _ in panel.jobs._jobs)
+    from app.common import worker_process
+    assert worker_process._pool is None
 
 
 def test_a_long_model_description_wraps_instead_of_widening_the_window(qtbot, make_panel):
