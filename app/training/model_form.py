@@ -85,12 +85,15 @@ def form_of(family: str) -> str:
 
 
 class FloatBox(QDoubleSpinBox):
-    """A float field that shows 0.003 and 3e-05 rather than 0.003000 and 0.000030 (fixed decimals)."""
+    """A float field that shows 0.003 and 3e-05 rather than 0.003000 and 0.000030 (fixed decimals). What is typed
+    takes effect when editing ends (Return, or focus leaving), not keystroke by keystroke: typing "1e999" into lr
+    passed through "1", which then stayed as lr = 1.0 once the rest was refused."""
 
     def __init__(self):
         super().__init__()
         self.setDecimals(12)
         self.setStepType(QDoubleSpinBox.AdaptiveDecimalStepType)
+        self.setKeyboardTracking(False)
 
     def textFromValue(self, value: float) -> str:
         return f"{value:.6g}"

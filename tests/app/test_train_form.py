@@ -108,9 +108,14 @@ def test_float_fields_refuse_non_finite_numbers(panel, qtbot, text):
         qtbot.keyClicks(w.lineEdit(), text)
         qtbot.keyClick(w.lineEdit(), Qt.Key_Return)
         w.interpretText()
-        # "nan" cannot be typed at all; "1e999" stops at its last finite prefix ("1"), never clamped to the maximum
-        assert w.value() == (1.0 if text == "1e999" else before) and w.text() != text, name
+        # "nan" cannot be typed at all; "1e999" is refused when editing ends, and its prefix "1" never took effect
+        assert w.value() == before and w.text() != text, name
     assert panel.fields["train"]["grad_clip"].validate("2.5e-1", 0)[0] == QValidator.Acceptable
+    lr = panel.fields["train"]["lr"]
+    lr.lineEdit().selectAll()
+    qtbot.keyClicks(lr.lineEdit(), "0.0125")
+    qtbot.keyClick(lr.lineEdit(), Qt.Key_Return)
+    assert lr.value() == 0.0125                          # a finite number in range is taken when editing ends
 
 
 def test_restored_settings_with_a_non_finite_number_keep_the_field(panel):
