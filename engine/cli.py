@@ -92,6 +92,17 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _loss_position(text: str) -> int | str:
+    """argparse type for inspect --loss-position: "last", "mean" or a position 1 or more (its upper bound, the
+    text's length, is checked once the text is tokenized)."""
+    if text in ("last", "mean"):
+        return text
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be a position (1, 2, …), 'last' or 'mean', not {text!r}") from None
+
+
 CHECKPOINT_HELP = "a checkpoint folder of this program, a Hugging Face GPT-2 folder, or a nanoGPT ckpt.pt"
 
 
@@ -181,7 +192,7 @@ def _parser() -> argparse.ArgumentParser:
                        "text features, attention entropies, BPTT gradient norms")
     i.add_argument("--checkpoint", required=True, metavar="PATH", help=CHECKPOINT_HELP)
     i.add_argument("--text", required=True)
-    i.add_argument("--loss-position", default="last", metavar="N|last|mean",
+    i.add_argument("--loss-position", default="last", metavar="N|last|mean", type=_loss_position,
                    help="whose loss the BPTT norms carry back: position N (1..tokens-1), the last (default) or "
                    "the mean over all positions")
     i.add_argument("--json", action="store_true", help="one JSON object (the only output form; kept explicit)")

@@ -35,7 +35,10 @@ def gpt_ckpt(tmp_path_factory):
 
 
 def _inspect(capsys, *argv):
-    rc = main(["inspect", *argv])
+    try:
+        rc = main(["inspect", *argv])
+    except SystemExit as e:       # argparse's own refusals: `error:` and exit 2
+        rc = e.code
     out, err = capsys.readouterr()
     return rc, out, err
 
@@ -82,10 +85,18 @@ def test_inspect_transformer_prints_lens_and_entropies(capsys, gpt_ckpt):
     assert "bptt" not in report and "recurrence" in report["missing"]["bptt"]
 
 
-@pytest.mark.parametrize("position,needle", [("0", "between 1 and"), ("x", "a number"), ("99", "between 1 and")])
+@pytest.mark.parametrize("position,needle", [("0", "a position"), ("x", "a position"), ("99", "between 1 and")])
 def test_inspect_bad_loss_position_is_one_line_error(capsys, lstm_ckpt, position, needle):
     rc, out, err = _inspect(capsys, "--checkpoint", lstm_ckpt, "--text", "the cat", "--loss-position", position)
-    assert rc == 2 and out == "" and err.startswith("error: ") and needle in err and len(err.splitlines()) == 1
+    last = err.strip().splitlines()[-1]     # argparse puts its usage line above its own refusals
+    assert rc == 2 and out == "" and last.startswith("error: ") and needle in last and "Traceback" not in err
+
+
+def test_a_malformed_loss_position_is_an_error_for_a_transformer_too(capsys, gpt_ckpt):
+    """A transformer has no BPTT figures to carry the position to; a value that is no position is still refused,
+    not silently ignored."""
+    rc, out, err = _inspect(capsys, "--checkpoint", gpt_ckpt, "--text", "the cat", "--loss-position", "abc")
+    assert rc == 2 and out == "" and err.strip().splitlines()[-1].startswith("error: ") and "'abc'" in err
 
 
 def test_main_py_runs_inspect(lstm_ckpt):
