@@ -340,6 +340,8 @@ class MainWindow(CheckpointActions, RunFollowing, ModelActions, QMainWindow):
         self._describe_run()
         if self.state == "preparing":
             self._set_state("running")
+            # the progress bar's "preparing…" would stay until the first report, under a status that says training
+            self.panel.progress.setFormat("training: the first steps…")
 
     @Slot(list)
     def _on_reports(self, reports: list) -> None:

@@ -98,6 +98,25 @@ def test_short_run_plots_points_and_updates_status(qtbot, window):
     assert window.source.snapshot() is not None and not window.source.is_training()
 
 
+def test_the_progress_bar_leaves_preparing_when_the_status_says_training(qtbot, window):
+    """Between the run being built and its first report, the status bar said "training" while the progress bar
+    still said "preparing: tokenizing the corpus, building the model…"."""
+    from PySide6.QtCore import QObject, Slot
+    seen = []
+
+    class Spy(QObject):   # on the GUI thread; its queued slot runs right after the window's own
+        @Slot(object)
+        def prepared(self, run):
+            seen.append((window.status_state.text(), window.panel.progress.format()))
+    spy = Spy()
+    make_tiny(window, max_steps=100_000, eval_interval=100_000)
+    qtbot.mouseClick(window.panel.start_button, Qt.LeftButton)
+    window.worker.prepared.connect(spy.prepared, Qt.QueuedConnection)   # tokenizing takes longer than this
+    qtbot.waitUntil(lambda: bool(seen), timeout=RUN_TIMEOUT_MS)
+    assert seen[0][0] == "training" and "preparing" not in seen[0][1]
+    window.shutdown_run()
+
+
 def test_pause_resume_stop_change_buttons_and_state(qtbot, window, tmp_path):
     make_tiny(window, max_steps=100_000, eval_interval=100_000)
     p = window.panel
