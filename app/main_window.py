@@ -493,7 +493,7 @@ class MainWindow(CheckpointActions, RunFollowing, ModelActions, QMainWindow):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        freeze_startup_objects()   # once per process: full collections stop walking the ~350,000 startup objects
+        freeze_startup_objects()   # once per process: full collections stop walking 220,000+ startup objects
 
     # -- closing ---------------------------------------------------------------------------------------------
     def ask_save_on_close(self) -> QMessageBox.StandardButton:

@@ -1,7 +1,7 @@
 """Keeping Python's full garbage collections short, so that none freezes the window.
 
 A generation-2 collection walks every container object alive, holding the GIL, in whichever thread happens to
-trigger it. Once torch, numpy, Qt, pyqtgraph and the window are loaded that is about 350,000 objects and 100-190 ms
+trigger it. Once torch, numpy, Qt, pyqtgraph and the window are loaded that is 220,000-350,000 objects and 70-190 ms
 on the project's 2-core machine: a freeze of the GUI thread at a random moment, in bench/gui_stalls.py during a Graph
 build (found with gc.callbacks timing each collection). Almost all of those objects live as long as the app (modules,
 classes, functions, the widgets' wrappers), so they are collected once and then frozen (gc.freeze, Python 3.7+):
