@@ -19,6 +19,7 @@ from . import checkpoint as ckpt
 from .corpus import load_corpus
 from .errors import CheckpointError, ConfigError
 from .tokenizers.word import TOKEN_RE
+from .train_checkpoints import BF16_LABEL, saved_precision
 
 __all__ = ["export_script"]
 
@@ -55,6 +56,11 @@ def export_script(ckpt_dir, out_path, *, tokenizer_file=None, meta_file=None) ->
     # 0 .. W·K-1 are the ones the processes drew (rank r, micro-batch m: stream r·K + m), so the batches match
     world = meta.get("world_size", 1) if type(meta.get("world_size", 1)) is int else 1
     train = dict(meta["train"], grad_accum=int(meta["train"].get("grad_accum", 1)) * max(1, world))
+    # the precision the run trained in, not "auto" decided again wherever the script runs (a run from before
+    # auto meant bf16 on this CPU, or from a machine without native bf16, would not be reproduced)
+    was = saved_precision(meta)
+    if was is not None:
+        train["precision"] = "bf16" if was == BF16_LABEL else "fp32"
     settings = {
         "family": family, "model": meta["model"], "train": train, "seed": int(meta["train"]["seed"]),
         "val_fraction": float(spec.get("val_fraction", 0.1)), "corpus": str(corpus_path),

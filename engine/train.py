@@ -29,7 +29,7 @@ from .history import LossHistory
 from .models import ConfigMixin, check_finite
 from .rollback import Rollback
 from .threads import Recheck, torch_threads
-from .train_checkpoints import TrainerCheckpoints
+from .train_checkpoints import BF16_LABEL, FP32_LABEL, TrainerCheckpoints
 
 __all__ = ["TrainConfig", "StepReport", "Trainer", "resolve_device", "device_name"]
 
@@ -203,7 +203,7 @@ class Trainer(TrainerCheckpoints):
         bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and model.family == "transformer"
                                            and (self.device.type == "cuda"
                                                 or (self.device.type == "cpu" and cpu_has_native_bf16())))
-        self.precision_label = "bf16 autocast (float32 weights)" if bf16 else "float32"
+        self.precision_label = BF16_LABEL if bf16 else FP32_LABEL
         self._autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if bf16 \
             else contextlib.nullcontext
         self.step, self.tokens = 0, 0

@@ -22,6 +22,26 @@ __all__ = ["TrainerCheckpoints", "stream_key"]
 log = logging.getLogger(__name__)
 
 
+BF16_LABEL, FP32_LABEL = "bf16 autocast (float32 weights)", "float32"   # Trainer.precision_label's two values
+
+
+def saved_precision(meta: dict) -> str | None:
+    """What a checkpoint's run trained in, BF16_LABEL or FP32_LABEL: its meta's "precision" (saved since
+    2026-11-30), or for an older checkpoint what its settings meant then: "bf16" / "fp32", or "auto" = bf16 for a
+    transformer on CUDA only (its "device" is a GPU's name, not "CPU (...)" or "Apple MPS"). None when unknown."""
+    label = meta.get("precision")
+    if label in (BF16_LABEL, FP32_LABEL):
+        return label
+    setting = (meta.get("train") or {}).get("precision", "auto")
+    if setting in ("bf16", "fp32"):
+        return BF16_LABEL if setting == "bf16" else FP32_LABEL
+    device = meta.get("device")
+    if setting != "auto" or not isinstance(device, str) or not device:
+        return None
+    gpu = not device.startswith("CPU") and device != "Apple MPS"
+    return BF16_LABEL if gpu and meta.get("family") == "transformer" else FP32_LABEL
+
+
 def stream_key(stream: int) -> str:
     """The name of window-sampling stream `stream`'s state in a checkpoint's rng group: "batch" for stream 0 (the
     one sampler of a single-process run), "batchJ" for the others."""
@@ -43,7 +63,7 @@ class TrainerCheckpoints:
         meta = {"family": self.model.family, "model": self.model.config.to_dict(),
                 "train": self.cfg.to_dict(), "step": self.step, "tokens": self.tokens,
                 "elapsed_s": last.elapsed_s if last else self._elapsed_before,
-                "optimizer": opt_layout, "device": self.device_label,
+                "optimizer": opt_layout, "device": self.device_label, "precision": self.precision_label,
                 "tokenizer": self.tokenizer.to_dict() if self.tokenizer is not None else None,
                 "world_size": self.world_size,
                 "metrics": {"train_loss": last.train_loss, "val_loss": last.val_loss, "val_bpc": last.val_bpc}
@@ -51,6 +71,13 @@ class TrainerCheckpoints:
         meta.update(meta_extra or {})
         groups = {"model": model_tensors(self.model), "optimizer": opt_tensors, "rng": rng}
         return checkpoint.save_checkpoint(out_dir, meta, groups)
+
+    def _warn_if_precision_changed(self, meta: dict) -> None:
+        was = saved_precision(meta)
+        if was is not None and was != self.precision_label:
+            self._warn(f"the run trained in {was} and continues in {self.precision_label} (precision "
+                       f"{self.cfg.precision} on this machine; --set precision="
+                       f"{'bf16' if was == BF16_LABEL else 'fp32'} keeps the saved one)")
 
     def load_state(self, ckpt_dir) -> dict:
         """Load a checkpoint of this same model into this trainer (weights, optimizer, step, RNG), each checked
@@ -61,6 +88,7 @@ class TrainerCheckpoints:
         load_model_tensors(self.model, checkpoint.load_group(ckpt_dir, "model", meta=meta,
                                                              expect=state_shapes(self.model)))
         step = int(meta["step"])
+        self._warn_if_precision_changed(meta)
         try:
             self.optimizer.load_state_dict(checked_optimizer_state(ckpt_dir, meta, self.optimizer))
         except (CheckpointError, ValueError, KeyError, RuntimeError) as e:

@@ -54,6 +54,9 @@ def test_exported_script_reproduces_the_trainers_losses(tmp_path, small_text, fa
     assert proc.returncode == 0, proc.stderr
     exported = json.loads(proc.stdout.strip().splitlines()[-1])
     assert exported == pytest.approx(losses, abs=1e-5, rel=0)
+    # the run's own precision is written in, not "auto" decided again where the script runs
+    used = "bf16" if run.trainer.precision_label.startswith("bf16") else "fp32"
+    assert f'"precision": "{used}"' in text and ('"precision": "auto"' not in text)
     assert "step 20: train loss" in proc.stderr          # it trains, evaluates and samples
     assert (tmp_path / "out" / "run.tokenizer.json").exists() == (tokenizer == "bpe")
 

@@ -165,22 +165,30 @@ def test_auto_precision_on_the_cpu_follows_native_bf16(data, monkeypatch, native
     assert ("bf16 autocast" in first.message) == native and (", float32;" in first.message) == (not native)
 
 
-def test_cpu_autocast_attention_in_float32_matches_plain_float32(data):
-    """The float32 detour changes where attention is computed, not what: under CPU autocast the block's output
-    and gradients agree with the same block run without autocast to bf16's precision."""
-    torch.manual_seed(0)
-    net = build_model("transformer", dict(MODELS["transformer"], vocab_size=data["tok"].vocab_size))
-    attn = net.blocks[0].attn
-    x = torch.randn(3, 16, 16, requires_grad=True)
-    ref = attn(x)
-    ref.sum().backward()
-    g_ref, x.grad = x.grad.clone(), None
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = attn(x)
-    out.float().sum().backward()
-    assert out.dtype == torch.bfloat16                         # c_proj still multiplies in bf16
-    assert torch.allclose(out.float(), ref, atol=0.03, rtol=0.03)
-    assert torch.allclose(x.grad, g_ref, atol=0.03, rtol=0.03)
+def test_a_resume_in_another_precision_says_so_and_exports_keep_the_runs(data, tmp_path, monkeypatch):
+    """A run saved in bf16 and resumed where auto means float32 (or the other way) warns in its first report;
+    saved_precision reads it back, also from checkpoints older than the saved "precision" field (whose auto
+    meant bf16 on CUDA only), which is what exported scripts now write instead of "auto"."""
+    from engine.train_checkpoints import BF16_LABEL, FP32_LABEL, saved_precision
+    monkeypatch.setattr("engine.train.cpu_has_native_bf16", lambda: True)
+    first = make(data, precision="auto", max_steps=4)
+    list(first.reports())
+    first.save(tmp_path / "c")
+    assert load_meta(tmp_path / "c")["precision"] == BF16_LABEL
+    monkeypatch.setattr("engine.train.cpu_has_native_bf16", lambda: False)
+    cfg = dataclasses.replace(first.cfg, max_steps=8)
+    resumed = Trainer.resume_from(tmp_path / "c", None, data["train"], data["val"], cfg, val_chars=data["val_chars"],
+                                  tokenizer=data["tok"])
+    first_report = next(resumed.reports())
+    assert "trained in bf16 autocast (float32 weights) and continues in float32" in first_report.message
+    assert "--set precision=bf16" in first_report.message
+    old = {"family": "transformer", "train": {"precision": "auto"}}
+    assert saved_precision(dict(old, device="CPU (2 threads)")) == FP32_LABEL
+    assert saved_precision(dict(old, device="NVIDIA H200")) == BF16_LABEL
+    assert saved_precision(dict(old, device="Apple MPS")) == FP32_LABEL
+    assert saved_precision({"family": "lstm", "train": {"precision": "auto"}, "device": "NVIDIA H200"}) == FP32_LABEL
+    assert saved_precision({"family": "lstm", "train": {"precision": "bf16"}}) == BF16_LABEL
+    assert saved_precision({"family": "transformer", "train": {}}) is None
 
 
 # ---------------------------------------------------------------- the sync-free loop
