@@ -341,7 +341,8 @@ class MainWindow(CheckpointActions, RunFollowing, ModelActions, QMainWindow):
         if self.state == "preparing":
             self._set_state("running")
             # the progress bar's "preparing…" would stay until the first report, under a status that says training
-            self.panel.progress.setFormat("training: the first steps…")
+            if run.trainer is not None:   # an n-gram counts, it has no steps
+                self.panel.progress.setFormat("training: the first steps…")
 
     @Slot(list)
     def _on_reports(self, reports: list) -> None:

@@ -174,6 +174,7 @@ def get_value(w: QWidget):
         none = w.specialValueText() and w.property("special_is_none") is not False
         return None if none and w.value() == w.minimum() else w.value()
     if isinstance(w, QDoubleSpinBox):
+        w.interpretText()   # a number typed but not yet entered (F5 straight after typing) counts, as it shows
         return w.value()
     if isinstance(w, QCheckBox):
         return w.isChecked()

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from engine.inside.activations import entropy_per_head, logit_lens, rnn_unrolled, transformer_pass
-from engine.inside.bptt import BPTT, InsideError, bptt_and_sites
+from engine.inside.bptt import BPTT, InsideError, bptt_and_sites, resolve_loss_at
 from engine.inside.features import UnitMatch, rank_units, text_features
 
 MAX_RNN_TOKENS = 2048      # the step-by-step loop costs ~0.1 ms a step per layer; past this a refresh drags
@@ -82,6 +82,7 @@ def look_inside(model, tokenizer, text: str, loss_at="last", per_feature: int = 
         ids = ids[:limit]
     if len(ids) < 2:
         raise InsideError(f"the text must be at least 2 tokens long; got {len(ids)}")
+    resolve_loss_at(loss_at, len(ids) - 1)   # refused for every family, also where no BPTT figures read it
     tokens = [tokenizer.token_str(i) for i in ids]
     piece_of = {i: tokenizer.decode([i]) for i in set(ids)}
     pieces = [piece_of[i] for i in ids]

@@ -116,6 +116,9 @@ def test_float_fields_refuse_non_finite_numbers(panel, qtbot, text):
     qtbot.keyClicks(lr.lineEdit(), "0.0125")
     qtbot.keyClick(lr.lineEdit(), Qt.Key_Return)
     assert lr.value() == 0.0125                          # a finite number in range is taken when editing ends
+    lr.lineEdit().selectAll()
+    qtbot.keyClicks(lr.lineEdit(), "0.02")               # typed, not entered: F5 straight away must use it
+    assert float(panel.spec().overrides["lr"]) == 0.02 and lr.value() == 0.02
 
 
 def test_restored_settings_with_a_non_finite_number_keep_the_field(panel):

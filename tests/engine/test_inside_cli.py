@@ -97,6 +97,8 @@ def test_a_malformed_loss_position_is_an_error_for_a_transformer_too(capsys, gpt
     not silently ignored."""
     rc, out, err = _inspect(capsys, "--checkpoint", gpt_ckpt, "--text", "the cat", "--loss-position", "abc")
     assert rc == 2 and out == "" and err.strip().splitlines()[-1].startswith("error: ") and "'abc'" in err
+    rc, out, err = _inspect(capsys, "--checkpoint", gpt_ckpt, "--text", "the cat", "--loss-position", "99")
+    assert rc == 2 and out == "" and err.startswith("error: ") and "between 1 and" in err
 
 
 def test_main_py_runs_inspect(lstm_ckpt):
