@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 
 BF16_LABEL, FP32_LABEL = "bf16 autocast (float32 weights)", "float32"   # Trainer.precision_label's two values
+SETTING_OF = {BF16_LABEL: "bf16", FP32_LABEL: "fp32"}   # the precision setting that gives each on any machine
 
 
 def saved_precision(meta: dict) -> str | None:
@@ -76,8 +77,7 @@ class TrainerCheckpoints:
         was = saved_precision(meta)
         if was is not None and was != self.precision_label:
             self._warn(f"the run trained in {was} and continues in {self.precision_label} (precision "
-                       f"{self.cfg.precision} on this machine; --set precision="
-                       f"{'bf16' if was == BF16_LABEL else 'fp32'} keeps the saved one)")
+                       f"{self.cfg.precision} on this machine; --set precision={SETTING_OF[was]} keeps the saved one)")
 
     def load_state(self, ckpt_dir) -> dict:
         """Load a checkpoint of this same model into this trainer (weights, optimizer, step, RNG), each checked

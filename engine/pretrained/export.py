@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..export import SCRIPT, _tokenizer_settings
+from ..export import _tokenizer_settings
+from ..export_script import SCRIPT
 
 
 def export_pretrained(path, out: Path, tokenizer_file=None, meta_file=None) -> dict:
