@@ -67,6 +67,7 @@ class MainWindow(CheckpointActions, RunFollowing, ModelActions, QMainWindow):
         self.last_report = None       # the newest StepReport the worker delivered
         self.worker: TrainWorker | None = None
         self.thread: QThread | None = None
+        self._retired: list[TrainWorker] = []   # stopped by shutdown_run, their last queued signals not yet in
         self.state = "idle"
         self.unsaved = False          # the current run has trained steps not written to a checkpoint
         self._stop_requested = False
@@ -324,14 +325,27 @@ class MainWindow(CheckpointActions, RunFollowing, ModelActions, QMainWindow):
         elif self.worker is not None and self.state == "validating":
             self.worker.skip_evaluation()
 
+    def _from_old_worker(self) -> bool:
+        """Whether the signal being handled comes from a worker that is no longer this window's. shutdown_run ends
+        a run without the event loop, so that worker's last reports and its finished signal are still queued when
+        the next run starts; they must not reach it (the old finished would make the GUI thread wait for the new
+        run's thread to end). Such a worker is kept in _retired until its finished signal arrives: a deleted
+        sender reads as None, like a slot called directly, which is always current."""
+        sender = self.sender()
+        return sender is not None and sender is not self.worker
+
     @Slot()
     def _on_evaluating(self) -> None:
         """The run has ended (it can be saved now); its final validation pass runs on the worker thread."""
+        if self._from_old_worker():
+            return
         if self.state == "stopping":
             self._set_state("validating")
 
     @Slot(object)
     def _on_prepared(self, run: api.Run) -> None:
+        if self._from_old_worker():
+            return
         self.run = run
         self.source.set_run(run)
         self.loss_plot.set_train_chars_per_token(chars_per_token(run.summary()))
@@ -346,6 +360,8 @@ class MainWindow(CheckpointActions, RunFollowing, ModelActions, QMainWindow):
 
     @Slot(list)
     def _on_reports(self, reports: list) -> None:
+        if self._from_old_worker():
+            return
         self.loss_plot.add_reports(reports)
         if self.run is not None:
             steps = self.run.snapshot_steps()
@@ -393,7 +409,8 @@ class MainWindow(CheckpointActions, RunFollowing, ModelActions, QMainWindow):
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
-        self._show_error(message)
+        if not self._from_old_worker():
+            self._show_error(message)
 
     def _show_error(self, message: str) -> None:
         why = f"Training stopped: {message}" if self.run is not None else f"Could not start: {message}"
@@ -410,8 +427,13 @@ class MainWindow(CheckpointActions, RunFollowing, ModelActions, QMainWindow):
 
     @Slot()
     def _on_finished(self) -> None:
-        if self.thread is None:   # already handled by shutdown_run
+        if self._from_old_worker():   # shutdown_run handled its end; this is the last of its signals
+            self._retired = [w for w in self._retired if w is not self.sender()]
             return
+        if self.thread is None:
+            return
+        if self.sender() is None:   # called by shutdown_run: the worker's own finished signal is still queued
+            self._retired.append(self.worker)
         self.thread.wait()
         self.thread, self.worker = None, None
         self.keeper.autosave(self.run, final=True)

@@ -738,3 +738,23 @@ def test_a_checkpoint_trained_on_a_relative_corpus_path_brings_its_validation_te
     assert window.source.validation_text() != want
     assert load_ckpt(qtbot, window, ckpt)
     qtbot.waitUntil(lambda: window.source.validation_text() == want, timeout=RUN_TIMEOUT_MS)
+
+
+def test_a_stopped_runs_queued_signals_do_not_reach_the_next_run(qtbot, window):
+    """shutdown_run ends a run without the event loop: the stopped worker's last reports and its finished signal
+    are still queued when the next Start is pressed. They reached the new run: its plot got the old run's steps,
+    and the old finished made the GUI thread wait for the new run's thread to end (bench/gui_latency.py hung
+    there, on a run of 100,000 steps)."""
+    make_tiny(window, max_steps=100_000, eval_interval=100_000)
+    qtbot.mouseClick(window.panel.start_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: window.run is not None and window.run.last_report is not None
+                    and window.run.last_report.step > 40, timeout=RUN_TIMEOUT_MS)
+    window.shutdown_run()
+    window.unsaved = False
+    make_tiny(window, max_steps=30, eval_interval=100_000)
+    window.start()
+    new_thread = window.thread
+    assert new_thread is not None
+    qtbot.waitUntil(lambda: window.state == "done", timeout=RUN_TIMEOUT_MS)
+    assert window.loss_plot.train["step"].max() == 30
+    assert window.last_report.step == 30 and window.last_report.event == "done"
