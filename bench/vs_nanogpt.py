@@ -17,6 +17,9 @@ Jobs:
            of the generation loop itself, after start-up (imports and model building excluded), nanoGPT's
            `model.generate` against `engine.decode.generate`, each with the threads its own command would use;
            250 tokens (inside the window) and 500 (sample.py's default, past it).
+Past the window every token re-runs the whole window in both programs (exact logits allow nothing else); after
+those jobs the bench prints the fastest any program could go there on this machine: the fewest FLOPs such a re-run
+takes, at the best matmul rate this machine reaches at the model's widest shape.
 
 nanoGPT (`../shared/anchors/nanoGPT`, unmodified) is copied to a temporary folder and its data prepared there with
 its own prepare.py; the copies of prepare.py and sample.py get their unused `requests` / `tiktoken` imports
@@ -114,6 +117,45 @@ print(json.dumps({"tokens": n, "seconds": dt, "threads": threads}))
 """
 
 
+# This machine's best matmul rate at a model's widest shape (context rows, d -> 4d), float32 and bf16, on the
+# best thread count. No implementation's whole-window re-run can go faster than its FLOPs at this rate: the bound
+# that the sample and decode jobs print next to their goals.
+GEMM_RATE = r"""
+import json, os, sys, time, torch
+T, d = int(sys.argv[1]), int(sys.argv[2])
+out = {}
+for name, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+    a, b = torch.randn(T, d, dtype=dt), torch.randn(d, 4 * d, dtype=dt)
+    out[name] = 0.0
+    for _ in range(5):   # the best of 5 rounds on each thread count: a ceiling, not a typical figure
+        for threads in range(1, (os.cpu_count() or 1) + 1):
+            torch.set_num_threads(threads)
+            for _ in range(10):
+                a @ b
+            n, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < 0.2:
+                a @ b
+                n += 1
+            out[name] = max(out[name], 2 * T * d * 4 * d * n / (time.perf_counter() - t0))
+print(json.dumps(out))
+"""
+
+
+def rerun_flops(n_layer: int, d: int, T: int) -> float:
+    """The fewest FLOPs a re-run of a GPT (n_layer blocks, width d) over a T-token window can take to give the last
+    position's logits: every block but the last at every position (2 per weight per position for its 12·d²
+    weights; causal attention's scores and weighted sum, 2·T·d per position on average), the last block's key
+    and value projections at every position (4·d²) and the rest of it for the last position alone (20·d² +
+    4·T·d). (The per-position counts are the forward third of the PaLM paper's 6N + 12·L·d·T, appendix B.)"""
+    return (n_layer - 1) * T * (24 * d * d + 2 * T * d) + T * 4 * d * d + 20 * d * d + 4 * T * d
+
+
+def rerun_bound(n_layer: int, d: int, T: int) -> tuple[float, dict[str, float]]:
+    """(FLOPs of one whole-window re-run, {"fp32": best matmul FLOP/s, "bf16": ...})."""
+    _, rates = run([PY, "-c", GEMM_RATE, str(T), str(d)], ROOT, "matmul rate", True)
+    return rerun_flops(n_layer, d, T), rates
+
+
 NANOGPT_ENV: dict[str, str] = {}   # --nanogpt-threads sets OMP_NUM_THREADS here for nanoGPT's processes only
 
 
@@ -203,8 +245,10 @@ def job_sample(ng: Path, ng_out: Path, ours_ckpt: Path, args) -> None:
     print(f"\n== sample: {n} tokens from the 0.80M models above (temperature 0.8, top-k 200), whole processes ==")
     ng_cmd = [PY, "sample.py", f"--out_dir={ng_out}", "--device=cpu", "--compile=False", "--num_samples=1",
               f"--max_new_tokens={n}", "--start=ROMEO:"]
-    ours_cmd = [PY, "main.py", "sample", "--checkpoint", str(ours_ckpt), "--prompt", "ROMEO:", "--max-new-tokens",
-                str(n), "--temperature", "0.8", "--top-k", "200", "--seed", "1337"]
+    def ours(tokens: int) -> list[str]:
+        return [PY, "main.py", "sample", "--checkpoint", str(ours_ckpt), "--prompt", "ROMEO:", "--max-new-tokens",
+                str(tokens), "--temperature", "0.8", "--top-k", "200", "--seed", "1337"]
+    ours_cmd = ours(n)
     rows = []
     for i in range(args.pairs):
         a, _ = run(ng_cmd, ng, "nanoGPT sample.py")
@@ -214,6 +258,18 @@ def job_sample(ng: Path, ng_out: Path, ours_ckpt: Path, args) -> None:
               flush=True)
     print(f"median: nanoGPT {med([r[0] for r in rows]):.2f} s, main.py sample {med([r[1] for r in rows]):.2f} s; "
           f"ratio pair by pair {', '.join(f'{b / a:.2f}' for a, b in rows)} (goal <= 0.50)")
+    start, _ = run(ours(1), ROOT, "main.py sample, 1 token")
+    flops, rates = rerun_bound(4, 128, 64)
+    reruns = max(0, n + len("ROMEO:") - 64)
+    floors = {k: start + reruns * flops / r for k, r in rates.items()}
+    ng_s = med([r[0] for r in rows])
+    print(f"bound on this machine: main.py sample of 1 token takes {start:.2f} s (imports, checkpoint); each of the "
+          f"{reruns} tokens past the 64-token window re-runs the window, at least {flops / 1e6:.0f} MFLOP, at best "
+          f"{rates['fp32'] / 1e9:.0f} GFLOP/s in float32 (what decoding uses), {rates['bf16'] / 1e9:.0f} in bf16 "
+          f"(matmul at 64x128->512, best thread count): at least {floors['fp32']:.2f} s "
+          f"({floors['bf16']:.2f} in bf16), a ratio of at least {floors['fp32'] / ng_s:.2f} "
+          f"({floors['bf16'] / ng_s:.2f} in bf16) for exact sliding-window logits, with every matmul at that rate "
+          f"and nothing else taking any time")
 
 
 def job_decode(ng: Path, args) -> None:
@@ -235,6 +291,17 @@ def job_decode(ng: Path, args) -> None:
                   f"tok/s ({ours})  speed-up {rb / ra:.1f}x", flush=True)
         print(f"median: nanoGPT {med([r[0] for r in rows]):.1f} tok/s, LM Playground {med([r[1] for r in rows]):.1f} "
               f"tok/s; speed-up pair by pair {', '.join(f'{b / a:.1f}x' for a, b in rows)} (goal >= 5x)")
+        if n + 6 > 256:
+            flops, rates = rerun_bound(6, 384, 256)
+            past = n + 6 - 256
+            best = {k: n / (past * flops / r) for k, r in rates.items()}
+            ng_rate = med([r[0] for r in rows])
+            print(f"bound on this machine: each of the {past} tokens past the window re-runs it, at least "
+                  f"{flops / 1e9:.2f} GFLOP, at best {rates['fp32'] / 1e9:.0f} GFLOP/s in float32 (what decoding "
+                  f"uses), {rates['bf16'] / 1e9:.0f} in bf16 (matmul at 256x384->1536, best thread count): even "
+                  f"with the {n - past} tokens inside the window free, at most {best['fp32']:.0f} tok/s "
+                  f"({best['fp32'] / ng_rate:.1f}x nanoGPT's median), {best['bf16']:.0f} in bf16 "
+                  f"({best['bf16'] / ng_rate:.1f}x), for exact sliding-window logits")
 
 
 def main(argv=None) -> int:
