@@ -135,7 +135,9 @@ class TokensPanel(QWidget):
         self.message.hide()
 
         self.preview = TokenPreview()
-        preview_box = QGroupBox(f"Corpus start (first {PREVIEW_CHARS:,} characters): one background per token")
+        # a group box is at least as wide as its title: a short one lets the tables beside it have half the width
+        preview_box = QGroupBox("Corpus start, one background per token")
+        preview_box.setToolTip(f"The corpus's first {PREVIEW_CHARS:,} characters, tokenized.")
         QVBoxLayout(preview_box).addWidget(self.preview)
         self.try_text = QPlainTextEdit(" tokenization")
         self.try_text.setPlaceholderText("Type any text to see its tokens")
@@ -176,8 +178,10 @@ class TokensPanel(QWidget):
         bpe_split.addWidget(build)
         bpe_split.addWidget(table(self.merge_model, 3))
         self.right = QTabWidget()
-        self.right.addTab(table(self.vocab_model, 1), "Vocabulary by frequency")
-        self.right.addTab(bpe_split, "BPE merges")
+        # short tab titles, so the four fit the panel's half at 1280x800 without scroll arrows; tooltips say more
+        self.right.addTab(table(self.vocab_model, 1), "Vocabulary")
+        self.right.setTabToolTip(0, "Every token, by how often it occurs in the tokenized train split.")
+        self.right.addTab(bpe_split, "Merges")
         self.unk_about = QLabel()
         self.unk_about.setWordWrap(True)
         self.unk_about.setTextFormat(Qt.PlainText)   # '<unk>' is text here, not a tag
@@ -188,12 +192,12 @@ class TokensPanel(QWidget):
         ul.addWidget(table(self.unk_model, 0), 1)
         self.right.addTab(unk_page, "<unk> words")
         self.curve = BPECurveView(TokenPreview())
-        self.right.addTab(self.curve, "BPE size vs length")
+        self.right.addTab(self.curve, "Size vs length")
 
         split = QSplitter(Qt.Horizontal)
         split.addWidget(left)
         split.addWidget(self.right)
-        split.setSizes([1100, 900])
+        split.setSizes([1000, 1000])   # the merges table's six columns need half of a 1280-wide window
         root = QVBoxLayout(self)
         root.addLayout(top)
         root.addWidget(self.stats_label)
@@ -317,8 +321,12 @@ class TokensPanel(QWidget):
         self.right.setTabEnabled(1, kind == "bpe")
         self.right.setTabEnabled(2, kind == "word")
         self.right.setTabEnabled(3, kind == "bpe")
-        self.right.setTabToolTip(1, "" if kind == "bpe" else "Only a BPE tokenizer learns merges.")
-        self.right.setTabToolTip(2, "" if kind == "word" else "Only a word tokenizer maps words to <unk>.")
+        self.right.setTabToolTip(1, "The BPE merges, in the order they were learned." if kind == "bpe"
+                                 else "Only a BPE tokenizer learns merges.")
+        self.right.setTabToolTip(2, "The words the word tokenizer maps to <unk>." if kind == "word"
+                                 else "Only a word tokenizer maps words to <unk>.")
+        self.right.setTabToolTip(3, "BPE vocabulary sizes against the tokens each makes of the text." if kind == "bpe"
+                                 else "Only for a BPE tokenizer.")
         if not self.right.isTabEnabled(self.right.currentIndex()):
             self.right.setCurrentIndex(0)
 

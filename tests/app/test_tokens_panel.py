@@ -309,3 +309,20 @@ def test_the_count_runs_in_the_worker_process(qtbot, make_panel, monkeypatch):
     assert calls == [analyse]
     assert panel.result.tokenizer.kind == "word" and panel.result.stats.train_tokens > 0
     assert panel.vocab_model.rowCount() == panel.result.tokenizer.vocab_size
+
+
+def test_the_tables_get_half_the_tab_at_1280_by_800(qtbot, make_panel):
+    """At a 1280×800 screen's window the Tokens tab is about 790 px wide. The preview's group-box title (as wide
+    as its text) held the left half to 460 px, so the four inner tabs hid behind scroll arrows and the merges
+    table's last columns were cut."""
+    panel = make_panel("bpe", bpe_vocab=300)
+    panel.resize(790, 600)
+    tokenize(qtbot, panel)
+    panel.right.setCurrentIndex(1)
+    qtbot.wait(50)
+    assert panel.right.width() >= 0.45 * panel.width()
+    bar = panel.right.tabBar()
+    assert sum(bar.tabRect(i).width() for i in range(bar.count())) <= bar.width()   # no scroll arrows
+    merges = panel.right.widget(1).widget(1)
+    header = merges.horizontalHeader()
+    assert header.length() <= merges.viewport().width()                              # every column in view
