@@ -326,13 +326,14 @@ class MainWindow(CheckpointActions, RunFollowing, ModelActions, QMainWindow):
             self.worker.skip_evaluation()
 
     def _from_old_worker(self) -> bool:
-        """Whether the signal being handled comes from a worker that is no longer this window's. shutdown_run ends
-        a run without the event loop, so that worker's last reports and its finished signal are still queued when
-        the next run starts; they must not reach it (the old finished would make the GUI thread wait for the new
-        run's thread to end). Such a worker is kept in _retired until its finished signal arrives: a deleted
-        sender reads as None, like a slot called directly, which is always current."""
+        """Whether the signal being handled comes from a training worker that is no longer this window's.
+        shutdown_run ends a run without the event loop, so that worker's last reports and its finished signal are
+        still queued when the next run starts; they must not reach it (the old finished would make the GUI thread
+        wait for the new run's thread to end). Such a worker is kept in _retired until its finished signal arrives:
+        a deleted sender reads as None. A slot called directly is current whatever sender() says then (None, or
+        the menu action whose close() led here)."""
         sender = self.sender()
-        return sender is not None and sender is not self.worker
+        return isinstance(sender, TrainWorker) and sender is not self.worker
 
     @Slot()
     def _on_evaluating(self) -> None:
@@ -432,7 +433,7 @@ class MainWindow(CheckpointActions, RunFollowing, ModelActions, QMainWindow):
             return
         if self.thread is None:
             return
-        if self.sender() is None:   # called by shutdown_run: the worker's own finished signal is still queued
+        if self.sender() is not self.worker:   # called by shutdown_run: the worker's finished is still queued
             self._retired.append(self.worker)
         self.thread.wait()
         self.thread, self.worker = None, None

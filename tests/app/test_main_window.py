@@ -753,8 +753,19 @@ def test_a_stopped_runs_queued_signals_do_not_reach_the_next_run(qtbot, window):
     window.unsaved = False
     make_tiny(window, max_steps=30, eval_interval=100_000)
     window.start()
-    new_thread = window.thread
-    assert new_thread is not None
+    assert window.thread is not None
     qtbot.waitUntil(lambda: window.state == "done", timeout=RUN_TIMEOUT_MS)
     assert window.loss_plot.train["step"].max() == 30
     assert window.last_report.step == 30 and window.last_report.event == "done"
+
+
+def test_close_window_from_the_menu_ends_the_run(qtbot, window):
+    """File → Close window during a run: close() runs from the menu action's signal, so inside shutdown_run's
+    direct call to _on_finished sender() is the QAction. Read as a stopped worker's late signal, the run was not
+    ended (thread, worker and state "running" stayed while the window closed)."""
+    make_tiny(window, max_steps=100_000, eval_interval=100_000)
+    qtbot.mouseClick(window.panel.start_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: window.state == "running" and window.loss_plot.train.n > 3, timeout=RUN_TIMEOUT_MS)
+    window.menu_actions["close"].trigger()
+    assert window.thread is None and window.worker is None and window.state == "stopped"
+    assert not window.isVisible()
