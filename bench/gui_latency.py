@@ -116,6 +116,8 @@ def main() -> int:
         while (window.run is None or window.run.last_report is None) and time.perf_counter() - t_start < 60:
             app.processEvents()   # from the first report on, as headless() measures
             time.sleep(0.001)
+        if window.run is None or window.run.last_report is None:
+            sys.exit(f"the window's run gave no report within 60 s (state {window.state})")
         first = window.run.last_report
         expected[0] = 0.0
         probe.start()
@@ -129,9 +131,10 @@ def main() -> int:
         wall = time.perf_counter() - t0
         last = window.run.last_report
         window.shutdown_run()
+        paint = (f"plot paint per frame p50 {np.percentile(paints[1:], 50):.1f} ms, p95 "
+                 f"{np.percentile(paints[1:], 95):.1f} ms" if len(paints) > 1 else "no plot paint timed")
         print(f"  window: first report after {t0 - t_start:.2f} s; {(last.step - first.step) / wall:.1f} steps/s, "
-              f"{redraws[0] / wall:.1f} plot redraws/s, {window.loss_plot.train.n} points plotted, plot paint per "
-              f"frame p50 {np.percentile(paints[1:], 50):.1f} ms, p95 {np.percentile(paints[1:], 95):.1f} ms")
+              f"{redraws[0] / wall:.1f} plot redraws/s, {window.loss_plot.train.n} points plotted, {paint}")
         return (last.tokens - first.tokens) / wall, float(np.median(rates[len(rates) // 4:]))
 
     spec = window.panel.spec()

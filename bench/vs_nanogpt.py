@@ -18,8 +18,9 @@ Jobs:
            `model.generate` against `engine.decode.generate`, each with the threads its own command would use;
            250 tokens (inside the window) and 500 (sample.py's default, past it).
 Past the window every token re-runs the whole window in both programs (exact logits allow nothing else); after
-those jobs the bench prints the fastest any program could go there on this machine: the fewest FLOPs such a re-run
-takes, at the best matmul rate this machine reaches at the model's widest shape.
+those jobs the bench prints the fastest a torch program could go there on this machine: the fewest FLOPs such a
+re-run takes, at the best rate torch's matmul reaches here at the model's widest shape (plus, for the whole-process
+sample job, our own start-up).
 
 nanoGPT (`../shared/anchors/nanoGPT`, unmodified) is copied to a temporary folder and its data prepared there with
 its own prepare.py; the copies of prepare.py and sample.py get their unused `requests` / `tiktoken` imports
@@ -72,6 +73,12 @@ with torch.no_grad():
             nats += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").item()
 print(json.dumps({"val_loss": nats / n, "iter_num": int(ckpt["iter_num"]), "windows": len(spans)}))
 """
+
+# The models' shapes, for the bounds the sample and decode jobs print: nanoGPT's CPU recipe (= the nanogpt-cpu
+# preset, checked in job_sample) and nanogpt-char (checked against the two scripts below at import).
+SAMPLE_SHAPE = {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64}
+DECODE_SHAPE = {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256}
+PROMPT = "ROMEO:"
 
 # The nanogpt-char shape, random weights, through nanoGPT's own generate (what its sample.py calls).
 DECODE_NANOGPT = r"""
@@ -146,7 +153,9 @@ def rerun_flops(n_layer: int, d: int, T: int) -> float:
     position's logits: every block but the last at every position (2 per weight per position for its 12·d²
     weights; causal attention's scores and weighted sum, 2·T·d per position on average), the last block's key
     and value projections at every position (4·d²) and the rest of it for the last position alone (20·d² +
-    4·T·d). (The per-position counts are the forward third of the PaLM paper's 6N + 12·L·d·T, appendix B.)"""
+    4·T·d). The per-position counts are the forward third of the PaLM paper's 6N + 12·L·d·T (appendix B), with
+    attention's term halved for the causal mask; n_kv_head = n_head (GQA would make the key and value
+    projections smaller); the lm_head's 2·d·V is left out. So it is a lower bound."""
     return (n_layer - 1) * T * (24 * d * d + 2 * T * d) + T * 4 * d * d + 20 * d * d + 4 * T * d
 
 
@@ -155,6 +164,8 @@ def rerun_bound(n_layer: int, d: int, T: int) -> tuple[float, dict[str, float]]:
     _, rates = run([PY, "-c", GEMM_RATE, str(T), str(d)], ROOT, "matmul rate", True)
     return rerun_flops(n_layer, d, T), rates
 
+
+assert all(f"{k}={v}" in DECODE_NANOGPT and f"{k}={v}" in DECODE_OURS for k, v in DECODE_SHAPE.items())
 
 NANOGPT_ENV: dict[str, str] = {}   # --nanogpt-threads sets OMP_NUM_THREADS here for nanoGPT's processes only
 
@@ -194,7 +205,7 @@ def prepare_anchor(tmp: Path) -> Path:
 def nanogpt_train_cmd(steps: int, out_dir: Path) -> list[str]:
     """The anchors README's command for nanoGPT's CPU recipe."""
     return [PY, "train.py", "config/train_shakespeare_char.py", "--device=cpu", "--compile=False", "--eval_iters=20",
-            "--log_interval=100", "--block_size=64", "--batch_size=12", "--n_layer=4", "--n_head=4", "--n_embd=128",
+            "--log_interval=100", "--batch_size=12", *(f"--{k}={v}" for k, v in SAMPLE_SHAPE.items()),
             f"--max_iters={steps}", f"--lr_decay_iters={steps}", "--dropout=0.0", f"--out_dir={out_dir}",
             f"--eval_interval={min(250, steps)}"]
 
@@ -244,9 +255,9 @@ def job_sample(ng: Path, ng_out: Path, ours_ckpt: Path, args) -> None:
     n = args.sample_tokens
     print(f"\n== sample: {n} tokens from the 0.80M models above (temperature 0.8, top-k 200), whole processes ==")
     ng_cmd = [PY, "sample.py", f"--out_dir={ng_out}", "--device=cpu", "--compile=False", "--num_samples=1",
-              f"--max_new_tokens={n}", "--start=ROMEO:"]
+              f"--max_new_tokens={n}", f"--start={PROMPT}"]
     def ours(tokens: int) -> list[str]:
-        return [PY, "main.py", "sample", "--checkpoint", str(ours_ckpt), "--prompt", "ROMEO:", "--max-new-tokens",
+        return [PY, "main.py", "sample", "--checkpoint", str(ours_ckpt), "--prompt", PROMPT, "--max-new-tokens",
                 str(tokens), "--temperature", "0.8", "--top-k", "200", "--seed", "1337"]
     ours_cmd = ours(n)
     rows = []
@@ -258,18 +269,27 @@ def job_sample(ng: Path, ng_out: Path, ours_ckpt: Path, args) -> None:
               flush=True)
     print(f"median: nanoGPT {med([r[0] for r in rows]):.2f} s, main.py sample {med([r[1] for r in rows]):.2f} s; "
           f"ratio pair by pair {', '.join(f'{b / a:.2f}' for a, b in rows)} (goal <= 0.50)")
-    start, _ = run(ours(1), ROOT, "main.py sample, 1 token")
-    flops, rates = rerun_bound(4, 128, 64)
-    reruns = max(0, n + len("ROMEO:") - 64)
+    preset = json.loads((ROOT / "resources" / "presets" / "nanogpt-cpu.json").read_text())["model"]
+    assert all(preset[k] == v for k, v in SAMPLE_SHAPE.items()), "nanogpt-cpu no longer has nanoGPT's CPU shape"
+    start = min(run(ours(1), ROOT, "main.py sample, 1 token")[0] for _ in range(2))
+    L, d, T = SAMPLE_SHAPE["n_layer"], SAMPLE_SHAPE["n_embd"], SAMPLE_SHAPE["block_size"]
+    flops, rates = rerun_bound(L, d, T)
+    reruns = past_window(n, len(PROMPT), T)
     floors = {k: start + reruns * flops / r for k, r in rates.items()}
     ng_s = med([r[0] for r in rows])
-    print(f"bound on this machine: main.py sample of 1 token takes {start:.2f} s (imports, checkpoint); each of the "
-          f"{reruns} tokens past the 64-token window re-runs the window, at least {flops / 1e6:.0f} MFLOP, at best "
-          f"{rates['fp32'] / 1e9:.0f} GFLOP/s in float32 (what decoding uses), {rates['bf16'] / 1e9:.0f} in bf16 "
-          f"(matmul at 64x128->512, best thread count): at least {floors['fp32']:.2f} s "
-          f"({floors['bf16']:.2f} in bf16), a ratio of at least {floors['fp32'] / ng_s:.2f} "
-          f"({floors['bf16'] / ng_s:.2f} in bf16) for exact sliding-window logits, with every matmul at that rate "
-          f"and nothing else taking any time")
+    print(f"bound on this machine: main.py sample of 1 token takes {start:.2f} s (imports, checkpoint; the faster "
+          f"of 2 runs); each of the {reruns} tokens past the {T}-token window re-runs the window, at least "
+          f"{flops / 1e6:.0f} MFLOP, at best {rates['fp32'] / 1e9:.0f} GFLOP/s in float32 (what decoding uses), "
+          f"{rates['bf16'] / 1e9:.0f} in bf16 (torch's matmul at {T}x{d}->{4 * d}, best thread count): at least "
+          f"{floors['fp32']:.2f} s ({floors['bf16']:.2f} in bf16), a ratio of at least {floors['fp32'] / ng_s:.2f} "
+          f"({floors['bf16'] / ng_s:.2f} in bf16) for exact sliding-window logits with our start-up, every matmul "
+          f"at that rate and nothing else taking any time")
+
+
+def past_window(n: int, prompt_tokens: int, T: int) -> int:
+    """How many of n generated tokens come from a context longer than the T-token window (each of them a
+    whole-window re-run): token i is drawn from prompt_tokens - 1 + i tokens."""
+    return max(0, n + prompt_tokens - 1 - T)
 
 
 def job_decode(ng: Path, args) -> None:
@@ -291,15 +311,16 @@ def job_decode(ng: Path, args) -> None:
                   f"tok/s ({ours})  speed-up {rb / ra:.1f}x", flush=True)
         print(f"median: nanoGPT {med([r[0] for r in rows]):.1f} tok/s, LM Playground {med([r[1] for r in rows]):.1f} "
               f"tok/s; speed-up pair by pair {', '.join(f'{b / a:.1f}x' for a, b in rows)} (goal >= 5x)")
-        if n + 6 > 256:
-            flops, rates = rerun_bound(6, 384, 256)
-            past = n + 6 - 256
+        L, d, T = DECODE_SHAPE["n_layer"], DECODE_SHAPE["n_embd"], DECODE_SHAPE["block_size"]
+        past = past_window(n, 6, T)
+        if past:
+            flops, rates = rerun_bound(L, d, T)
             best = {k: n / (past * flops / r) for k, r in rates.items()}
             ng_rate = med([r[0] for r in rows])
             print(f"bound on this machine: each of the {past} tokens past the window re-runs it, at least "
                   f"{flops / 1e9:.2f} GFLOP, at best {rates['fp32'] / 1e9:.0f} GFLOP/s in float32 (what decoding "
-                  f"uses), {rates['bf16'] / 1e9:.0f} in bf16 (matmul at 256x384->1536, best thread count): even "
-                  f"with the {n - past} tokens inside the window free, at most {best['fp32']:.0f} tok/s "
+                  f"uses), {rates['bf16'] / 1e9:.0f} in bf16 (torch's matmul at {T}x{d}->{4 * d}, best thread "
+                  f"count): even with the {n - past} tokens before free, at most {best['fp32']:.0f} tok/s "
                   f"({best['fp32'] / ng_rate:.1f}x nanoGPT's median), {best['bf16']:.0f} in bf16 "
                   f"({best['bf16'] / ng_rate:.1f}x), for exact sliding-window logits")
 
