@@ -1,19 +1,19 @@
 """The main window: the training panel on the left, tabs Loss / Graph / Sample / Tokens / Inside on the right,
 a menu bar (window/menus.py), a notice across the top when a run ends (window/run_notice.py), a status bar with the
 device, run state, step, tokens/s and ETA. It owns the run's worker thread and the ModelSource the tabs read, and
-remembers geometry, corpora and the last settings in QSettings. Saving and loading checkpoints are in
-window/checkpoint_actions.py."""
+remembers geometry, corpora and the last settings in QSettings. Its commands live in mixins under window/: the
+run's (Start, Pause, Stop and the worker's signals) in run_control.py, saving and loading checkpoints in
+checkpoint_actions.py, following another process's run in run_follow.py, the model menu's in model_actions.py."""
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
 from html import escape
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
-from PySide6.QtWidgets import (QApplication, QLabel, QMainWindow, QMessageBox, QSplitter,
+from PySide6.QtWidgets import (QLabel, QMainWindow, QMessageBox, QSplitter,
                                QTabWidget, QVBoxLayout, QWidget)
 
 from engine import api
@@ -23,19 +23,19 @@ from engine.errors import PlaygroundError
 
 from app.common.jobs import JobRunner
 from app.common.model_source import ModelSource
-from app.common.workers import TrainWorker, error_message, run_device_label, start_worker
+from app.common.workers import TrainWorker, run_device_label
 from app.graph.graph_view import GraphPanel
 from app.inside.inside_panel import InsidePanel
 from app.sample.sample_panel import SamplePanel
 from app.tokens.tokens_panel import TokensPanel
 from app.training.loss_plot import LossPlot
-from app.training.plot_axes import chars_per_token
 from app.training.run_keeper import RunKeeper
-from app.training.train_panel import WARN_COLOR, TrainPanel, format_duration
+from app.training.train_panel import WARN_COLOR, TrainPanel
 from app.window.checkpoint_actions import CheckpointActions
 from app.window.gc_freeze import freeze_startup_objects
 from app.window.menus import build_menus
 from app.window.model_actions import ModelActions
+from app.window.run_control import RunControl
 from app.window.run_follow import RunFollowing
 from app.window.run_notice import RunNotice, first_geometry
 
@@ -50,7 +50,7 @@ STATE_TEXT = {"idle": "idle", "preparing": "preparing (tokenizing, building the 
               "error": "error", "loaded": "checkpoint loaded"}
 
 
-class MainWindow(CheckpointActions, RunFollowing, ModelActions, QMainWindow):
+class MainWindow(RunControl, CheckpointActions, RunFollowing, ModelActions, QMainWindow):
     load_finished = Signal(bool)   # a load_checkpoint() ended: True when the checkpoint is now shown
     exported = Signal(str)         # an export_checkpoint() ended: the script's path, or "" when it failed
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None):
@@ -234,171 +234,7 @@ class MainWindow(CheckpointActions, RunFollowing, ModelActions, QMainWindow):
         s.setValue("settings/last", json.dumps(self.panel.settings()))
         s.sync()
 
-    # -- run control -----------------------------------------------------------------------------------------
-    @Slot()
-    def start(self) -> None:
-        box = self.panel.corpus_box
-        if self.panel.check() or self.thread is not None or box.is_loading() or box.awaiting_prepare():
-            return
-        self.save_settings()
-        self._launch(TrainWorker(self.panel.spec()))
-
-    def resume_checkpoint(self) -> bool:
-        """Go on training the loaded checkpoint (weights, optimizer, data position and RNG as saved) up to the
-        form's max_steps, on the form's device, with the form's training settings (lr, batch_size, ...): the GUI's
-        side of the CLI's --resume. Changed model settings, corpus or tokenizer are refused with the reason, and
-        the checkpoint stays loaded."""
-        if self.loaded is None or self.thread is not None:
-            return False
-        path, _ = self.loaded
-        form = self.panel.spec()
-        expect = {"family": form.family, "tokenizer": form.tokenizer, "corpus": form.corpus}
-        try:
-            spec = api.resume_spec(path, max_steps=form.max_steps, device=form.device, overrides=form.overrides,
-                                   expect=expect)
-        except (PlaygroundError, OSError) as e:
-            why = error_message(e)   # a changed model or data can only be a new run; a too-low max_steps, raised
-            self._set_notes(note=f"Cannot resume: {why}" + (". Start trains a new model with these settings."
-                                                             if why.startswith("cannot resume with") else ""))
-            return False
-        self._launch(TrainWorker(spec, start_run=lambda s: api.resume_run(
-            path, max_steps=s.max_steps, device=s.device, overrides=form.overrides, expect=expect)),
-            continues_plot=True)
-        return True
-
-    def _launch(self, worker: TrainWorker, continues_plot: bool = False) -> None:
-        """continues_plot: the run resumes the loaded checkpoint, whose history the plot shows; it carries on."""
-        self.stop_following()   # a run of this window's own replaces a followed one
-        if continues_plot:
-            self._plotted = (asdict(worker.spec), (self._plotted[1] if self._plotted else "checkpoint") + ", resumed")
-        else:
-            self._new_plot(asdict(worker.spec))
-        self.panel.corpus_box.clear_error()   # an old corpus error says nothing about this run
-        self.notice.clear()                   # nor how the last run ended
-        self.statusBar().clearMessage()       # nor does an earlier run's error
-        self.run, self.last_report, self.unsaved, self._stop_requested = None, None, False, False
-        self.loaded, self._saved_step, self.past = None, None, None
-        self._set_notes(error="", warning="", about="", note="", eval="")
-        self.worker = worker
-        worker.snapshot_folder = self.keeper.begin(worker.spec.family)
-        self.worker.prepared.connect(self._on_prepared, Qt.QueuedConnection)
-        self.worker.reports.connect(self._on_reports, Qt.QueuedConnection)
-        self.worker.failed.connect(self._on_failed, Qt.QueuedConnection)
-        self.worker.evaluating.connect(self._on_evaluating, Qt.QueuedConnection)
-        self.worker.finished.connect(self._on_finished, Qt.QueuedConnection)
-        self._set_state("preparing")
-        self.thread = start_worker(self.worker, "train")
-
-    def _new_plot(self, spec: dict, note: str = "") -> None:
-        """The loss plot starts afresh for the next run or checkpoint (`spec`: its RunSpec as a dict); the run it
-        showed stays on it as an earlier run to compare against."""
-        if self._plotted is not None:
-            self.loss_plot.keep_as_earlier_run(*self._plotted)
-        self.loss_plot.clear()
-        self._plotted = (spec, note)
-
-    @Slot()
-    def pause(self) -> None:
-        r = self.last_report
-        if r is not None and r.step >= r.max_steps:
-            return   # the last step is done: the run is only finishing (a final evaluation), nothing to pause
-        if self.worker is not None and self.state == "running":
-            self.worker.pause()
-            self._set_state("paused")   # the run pauses after its current step
-
-    @Slot()
-    def resume(self) -> None:
-        if self.state == "loaded":
-            self.resume_checkpoint()
-        elif self.worker is not None and self.state == "paused":
-            self.worker.resume()
-            self._set_notes(note="")   # "paused at step N" is over
-            self._set_state("running")
-
-    @Slot()
-    def stop(self) -> None:
-        """Stop ends the run after its current step; pressed again during the final validation, it skips it."""
-        if self.worker is not None and self.state in ("preparing", "running", "paused"):
-            self._stop_requested = True
-            self.worker.stop()
-            self._set_state("stopping")
-        elif self.worker is not None and self.state == "validating":
-            self.worker.skip_evaluation()
-
-    def _from_old_worker(self) -> bool:
-        """Whether the signal being handled comes from a training worker that is no longer this window's.
-        shutdown_run ends a run without the event loop, so that worker's last reports and its finished signal are
-        still queued when the next run starts; they must not reach it (the old finished would make the GUI thread
-        wait for the new run's thread to end). Such a worker is kept in _retired until its finished signal arrives:
-        a deleted sender reads as None. A slot called directly is current whatever sender() says then (None, or
-        the menu action whose close() led here)."""
-        sender = self.sender()
-        return isinstance(sender, TrainWorker) and sender is not self.worker
-
-    @Slot()
-    def _on_evaluating(self) -> None:
-        """The run has ended (it can be saved now); its final validation pass runs on the worker thread."""
-        if self._from_old_worker():
-            return
-        if self.state == "stopping":
-            self._set_state("validating")
-
-    @Slot(object)
-    def _on_prepared(self, run: api.Run) -> None:
-        if self._from_old_worker():
-            return
-        self.run = run
-        self.source.set_run(run)
-        self.loss_plot.set_train_chars_per_token(chars_per_token(run.summary()))
-        self.status_device.setText(f"device: {run.summary()['device']}")
-        self._set_notes(warning="; ".join(f"Warning: {w}" for w in run.warnings()))   # stays for the whole run
-        self._describe_run()
-        if self.state == "preparing":
-            self._set_state("running")
-            # the progress bar's "preparing…" would stay until the first report, under a status that says training
-            if run.trainer is not None:   # an n-gram counts, it has no steps
-                self.panel.progress.setFormat("training: the first steps…")
-
-    @Slot(list)
-    def _on_reports(self, reports: list) -> None:
-        if self._from_old_worker():
-            return
-        self.loss_plot.add_reports(reports)
-        if self.run is not None:
-            steps = self.run.snapshot_steps()
-            if steps != self.loss_plot.kept_steps:   # the disk size stats every file: only when a step was kept
-                self.loss_plot.set_kept_steps(steps, self.run.snapshot_disk_bytes())
-            if any(e.val_loss is not None for e in reports):
-                self.keeper.autosave(self.run)      # every evaluation: the run is never only in memory
-        r = self.last_report = reports[-1]
-        self.unsaved = self.unsaved or r.step != self._saved_step   # a final validation changes no weights
-        self.panel.show_report(r, eta=self.state not in ("stopping", "validating"))
-        self.status_step.setText(f"step {r.step:,}/{r.max_steps:,}")
-        self.status_speed.setText(f"{r.tokens_per_s:,.0f} tok/s")
-        self.status_eta.setText("ETA —" if r.eta_s is None or self.state in ("stopping", "validating")
-                                else f"ETA {format_duration(r.eta_s)}")
-        if self.state == "paused":
-            self._show_paused()
-        for e in reports:
-            if e.message and e.event != "error":
-                self._set_notes(note=e.message)
-            if e.val_loss is not None:
-                caveat = self.run.summary().get("val_bpc_note", "") if self.run is not None else ""
-                self._set_notes(eval=f"step {e.step:,}: validation loss {e.val_loss:.4f} nats/token, "
-                                     f"{e.val_bpc:.3f} bits/char, perplexity {e.val_ppl:,.2f} "
-                                     f"({e.val_scope or 'whole split'})" + (f" ({caveat})" if caveat else ""))
-                self.source.notify()
-            if e.event == "done" and self.run is not None:
-                self._describe_run()     # an n-gram's size is known once it has counted
-            if e.event == "error":
-                self._show_error(e.message)
-
-    def _describe_run(self) -> None:
-        s = self.run.summary()
-        self._set_notes(about=f"{s['model']}: {s['params']:,} parameters, {s['tokenizer']} tokenizer with "
-                              f"{s['vocab_size']:,} tokens, {s['train_tokens']:,} train / {s['val_tokens']:,} "
-                              f"validation tokens")
-
+    # -- run state (the run's commands and the worker's slots: window/run_control.py) ---------------------
     def _set_notes(self, **lines: str) -> None:
         """The run message label holds what the run is (about), the engine's latest remark (note: device, paused,
         finished) and the latest evaluation (eval), one line each; long ones wrap instead of widening the panel."""
@@ -407,62 +243,6 @@ class MainWindow(CheckpointActions, RunFollowing, ModelActions, QMainWindow):
         self.panel.message.setText("<br>".join(f"<span style='color:{colors[key]}'>{escape(t)}</span>"
                                                if key in colors else escape(t)
                                                for key, t in self._notes.items() if t))
-
-    @Slot(str)
-    def _on_failed(self, message: str) -> None:
-        if not self._from_old_worker():
-            self._show_error(message)
-
-    def _show_error(self, message: str) -> None:
-        why = f"Training stopped: {message}" if self.run is not None else f"Could not start: {message}"
-        self._set_notes(error=why,
-                        note="The model so far can still be saved." if self.run is not None else "")
-        self.statusBar().showMessage(f"error: {message}", 15000)
-        self.state = "error"
-        if self.run is None:   # it never started: nothing of "preparing…" or an earlier run's speed is true now
-            self.panel.progress.setValue(0)
-            self.panel.progress.setFormat("could not start")
-            self.panel.speed.setText(" ")
-            for label in (self.status_step, self.status_speed, self.status_eta):
-                label.setText("")
-
-    @Slot()
-    def _on_finished(self) -> None:
-        if self._from_old_worker():   # shutdown_run handled its end; this is the last of its signals
-            self._retired = [w for w in self._retired if w is not self.sender()]
-            return
-        if self.thread is None:
-            return
-        if self.sender() is not self.worker:   # called by shutdown_run: the worker's finished is still queued
-            self._retired.append(self.worker)
-        self.thread.wait()
-        self.thread, self.worker = None, None
-        self.keeper.autosave(self.run, final=True)
-        if self.state != "error":
-            self._set_state("stopped" if self._stop_requested else "done")
-        else:
-            self._set_state("error")
-        self.source.set_training(False)
-        self._announce_end()
-
-    def _announce_end(self) -> None:
-        """The notice across the window and, when the window is not the active one, the platform's alert (a
-        flashing taskbar entry): a run of minutes should not end unnoticed."""
-        r = self.last_report
-        at = f" at step {r.step:,} of {r.max_steps:,}" if r is not None else ""
-        val = ""
-        if self.run is not None and self.run.summary().get("val_loss") is not None:
-            s = self.run.summary()
-            val = (f"; validation loss {s['val_loss']:.4f} nats/token ({s['val_bpc']:.3f} bits/char, "
-                   f"{s.get('val_scope', 'whole split')})")
-        if self.state == "error":
-            self.notice.show_notice("error", self._notes["error"] + (" The model so far can still be saved."
-                                                                     if self.run is not None else ""))
-        elif self.state == "stopped":
-            self.notice.show_notice("stopped", f"Training stopped{at}{val}. Save checkpoint keeps the model.")
-        else:
-            self.notice.show_notice("done", f"Training finished{at}{val}.")
-        QApplication.alert(self)
 
     def _set_state(self, state: str) -> None:
         self.state = state
@@ -554,17 +334,6 @@ class MainWindow(CheckpointActions, RunFollowing, ModelActions, QMainWindow):
         self.keeper.finish_quietly()   # closed on purpose: the run's folder is not offered for recovery
         self.save_settings()
         event.accept()
-
-    def shutdown_run(self) -> None:
-        """Stop the worker and wait for it: the run stops after its current step, and a final validation pass
-        is skipped (or cut short within one batch), so closing never waits for a pass over the whole split."""
-        if self.thread is not None:
-            self._stop_requested = True
-            self.worker.skip_evaluation()
-            self.worker.stop()
-            self.thread.wait()
-            self._on_finished()
-        self.keeper.finish_quietly()   # an autosave under way ends before the window can go
 
 
 def _as_list(value) -> list[str] | None:

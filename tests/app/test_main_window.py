@@ -769,3 +769,22 @@ def test_close_window_from_the_menu_ends_the_run(qtbot, window):
     window.menu_actions["close"].trigger()
     assert window.thread is None and window.worker is None and window.state == "stopped"
     assert not window.isVisible()
+
+
+def test_the_workers_signals_are_handled_on_the_gui_thread(qtbot, window, monkeypatch):
+    """The worker's slots live in a mixin (app/window/run_control.py). Decorated with @Slot there, PySide 6.11
+    never delivered the queued `prepared` signal (the run stayed "preparing") and ran `finished`'s slot on the
+    worker's own thread, which then waited for itself. Every slot must run on the GUI thread, the only one that may
+    touch widgets: each of them goes through _set_notes or _set_state, so those record the thread they run on."""
+    gui = threading.current_thread()
+    seen = []
+    for name in ("_set_notes", "_set_state"):
+        original = getattr(window, name)
+        monkeypatch.setattr(window, name, lambda *a, _f=original, **k: (seen.append(threading.current_thread()),
+                                                                      _f(*a, **k))[1])
+    make_tiny(window, max_steps=12, eval_interval=5)
+    window.start()
+    qtbot.waitUntil(lambda: window.state == "done", timeout=RUN_TIMEOUT_MS)
+    assert window.thread is None and window.last_report.step == 12
+    assert window.panel.message.text().count("validation loss") == 1 and "parameters" in window.panel.message.text()
+    assert len(seen) > 4 and all(t is gui for t in seen)
