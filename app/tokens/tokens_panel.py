@@ -66,6 +66,11 @@ class TokenPreview(TokenView):
         if pos < len(text):
             cursor.insertText(display_form(text[pos:]), gap)
         cursor.endEditBlock()
+        # the view's own text cursor moved along with every insertion at its position, so it sits at the end; a
+        # view filled while hidden (the "Size vs length" tab) scrolled to it when shown. Back to the top.
+        top = self.textCursor()
+        top.setPosition(0)
+        self.setTextCursor(top)
         self.verticalScrollBar().setValue(0)
 
 

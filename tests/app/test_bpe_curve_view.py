@@ -34,3 +34,17 @@ def test_curve_tab_is_for_bpe_only(qtbot, make_panel):  # noqa: F811
     panel = make_panel("char")
     tokenize(qtbot, panel)
     assert not panel.right.isTabEnabled(3) and panel.result.curve is None
+
+
+def test_the_corpus_start_opens_at_its_top(qtbot, make_panel):  # noqa: F811
+    """The view is filled while its tab is hidden. Its own text cursor had moved to the end with the insertions,
+    so showing the tab scrolled to the end of the corpus start instead of its beginning."""
+    panel = make_panel("bpe", bpe_vocab=300)
+    panel.resize(790, 500)
+    tokenize(qtbot, panel)
+    view = panel.curve
+    qtbot.waitUntil(lambda: view.preview.token_count > 0, timeout=WAIT_MS)
+    panel.right.setCurrentWidget(view)
+    qtbot.wait(50)
+    bar = view.preview.verticalScrollBar()
+    assert bar.maximum() > 0 and bar.value() == 0   # a text longer than the view, shown from its start
