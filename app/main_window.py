@@ -349,8 +349,9 @@ def _as_list(value) -> list[str] | None:
 
 
 def same_corpus(a, b) -> bool:
-    """Whether two corpus specs name the same corpus: a checkpoint records the path as typed (relative, say
-    "../shared/corpora/x.txt"), the loaded corpus reports it absolute; built-in names compare as text."""
+    """Whether two corpus specs name the same corpus: a checkpoint saved before runs kept absolute paths
+    (engine.api.absolute_paths) records it as typed (relative, say "../shared/corpora/x.txt"), the loaded corpus
+    reports it absolute; built-in names compare as text."""
     if not isinstance(a, str) or not isinstance(b, str):
         return False
     if a == b:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
-from .corpus import load_corpus, split_text
+from .corpus import BUILTIN_PREFIX, load_corpus, split_text
 from .device import SHRINK, format_bytes, is_out_of_memory, memory_problem
 from .errors import CheckpointError, ConfigError, CorpusError, PlaygroundError, TrainingError
 from .models import FAMILIES, build_model
@@ -68,6 +69,18 @@ class ModelHandle:
     meta: dict
 
 
+def absolute_paths(spec: RunSpec) -> RunSpec:
+    """A copy of spec whose corpus path (a file or folder, not builtin:NAME) and data folder are absolute, taken
+    from the current folder (os.path.abspath: symlinks are kept as named). A run's checkpoint records its spec, and
+    a relative path there would only be found again from the folder the run was started in: resume, fine-tune and
+    export from anywhere else failed with "no such file"."""
+    corpus = spec.corpus
+    if isinstance(corpus, str) and corpus and not corpus.startswith(BUILTIN_PREFIX):
+        corpus = os.path.abspath(os.path.expanduser(corpus))
+    data = os.path.abspath(os.path.expanduser(spec.data)) if spec.data else spec.data
+    return replace(spec, corpus=corpus, data=data)
+
+
 def prepare_corpus(spec: RunSpec, tokenizer=None, *, fine_tune: bool = False, map_unknown: str | None = None):
     """Load, tokenize and split the corpus (shared by runs and by the GUI's corpus summary). A resumed run passes
     its checkpoint's tokenizer: token ids must keep meaning what the weights learned, even if the file changed.
@@ -114,7 +127,7 @@ class Run:
             raise ConfigError(f"presets are for neural models; an n-gram takes --set order=N smoothing=NAME "
                               f"(got preset {spec.preset!r})")
         _check_spec_values(spec)
-        self.spec = spec
+        self.spec = spec = absolute_paths(spec)
         self.t_start = time.perf_counter()
         if spec.data:
             if _init_from is not None:

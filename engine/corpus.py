@@ -70,7 +70,8 @@ def load_corpus(spec: str, *, max_bytes: int = 50_000_000, on_bad_utf8: str = "e
         return Corpus(spec, text, spec)
     path = Path(spec).expanduser()
     if not path.exists():
-        raise CorpusError(f"no such file or folder: {spec}")
+        where = "" if path.is_absolute() else f" (a relative path: looked for from the current folder {Path.cwd()})"
+        raise CorpusError(f"no such file or folder: {spec}{where}")
     skipped: tuple = ()
     if path.is_dir():
         text, skipped = _load_folder(path, max_bytes, on_bad_utf8)

@@ -723,9 +723,12 @@ def test_distinct_words_are_counted_exactly_across_slices():
 
 def test_a_checkpoint_trained_on_a_relative_corpus_path_brings_its_validation_text(qtbot, window, tmp_path,
                                                                                    monkeypatch, small_text):
-    """The README trains with a relative path (../shared/corpora/...); the checkpoint records it as typed and the
-    loaded corpus reports it absolute. The window compared the two strings, so the old corpus's validation text
-    stayed: Random window failed and the Inside tab's comparison model trained on the wrong text."""
+    """The README trains with a relative path (../shared/corpora/...); a checkpoint saved before runs kept absolute
+    paths records it as typed, and the loaded corpus reports it absolute. The window compared the two strings, so
+    the old corpus's validation text stayed: Random window failed and the Inside tab's comparison model trained on
+    the wrong text."""
+    import json
+
     from engine import checkpoint
     (tmp_path / "c.txt").write_text(small_text, encoding="utf-8")
     monkeypatch.chdir(tmp_path)
@@ -733,7 +736,10 @@ def test_a_checkpoint_trained_on_a_relative_corpus_path_brings_its_validation_te
                                     overrides={"n_hidden": "8", "n_embd": "8"}, max_steps=2))
     list(run.reports())
     ckpt = run.save(tmp_path / "rnn")
-    assert checkpoint.load_meta(ckpt)["spec"]["corpus"] == "c.txt"
+    meta = checkpoint.load_meta(ckpt)
+    assert meta["spec"]["corpus"] == str(tmp_path / "c.txt")    # absolute now; an older checkpoint's, as typed:
+    meta["spec"]["corpus"] = "c.txt"
+    (ckpt / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
     want = small_text[int(len(small_text) * 0.9):]
     assert window.source.validation_text() != want
     assert load_ckpt(qtbot, window, ckpt)

@@ -6,6 +6,8 @@ import json
 import pytest
 
 from engine import api, checkpoint
+from engine.corpus import load_corpus
+from engine.errors import CorpusError
 from engine.cli import main
 
 TINY = ["--model", "transformer", "--preset", "tiny-cpu-transformer", "--set", "n_layer=1", "--set", "n_embd=16",
@@ -103,3 +105,33 @@ def test_skipped_corpus_files_are_listed(capsys, tmp_path, small_text):
                         "--out", tmp_path / "o")
     assert rc == 0, err
     assert "note: 1 file(s) of the corpus folder were skipped: pic.png (binary (NUL bytes))" in err
+
+
+def test_a_run_trained_on_a_relative_path_resumes_and_exports_from_another_folder(capsys, tmp_path, small_text,
+                                                                                   monkeypatch):
+    """The checkpoint kept --corpus as typed ("corp/c.txt"), so resume and export from any other folder failed with
+    "no such file or folder" although the file was there; it keeps the absolute path now."""
+    (tmp_path / "corp").mkdir()
+    (tmp_path / "corp" / "c.txt").write_text(small_text, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = _run(capsys, "train", "--corpus", "corp/c.txt", *TINY, "--max-steps", "2", "--out", "ck")
+    assert rc == 0, err
+    assert checkpoint.load_meta(tmp_path / "ck")["spec"]["corpus"] == str(tmp_path / "corp" / "c.txt")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    rc, out, err = _run(capsys, "train", "--resume", tmp_path / "ck", "--max-steps", "4", "--device", "cpu",
+                        "--quiet", "--out", elsewhere / "resumed")
+    assert rc == 0, err
+    assert checkpoint.load_meta(elsewhere / "resumed")["step"] == 4
+    rc, _, err = _run(capsys, "export", "--checkpoint", tmp_path / "ck", "--out", elsewhere / "train_it.py")
+    assert rc == 0, err
+
+
+def test_a_missing_relative_corpus_says_where_it_was_looked_for(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = _run(capsys, "train", "--corpus", "corp/none.txt", *TINY, "--max-steps", "2")
+    assert rc == 2 and f"no such file or folder: {tmp_path / 'corp' / 'none.txt'}\n" in err
+    with pytest.raises(CorpusError, match=f"corp/none.txt \\(a relative path: looked for from the current folder "
+                                          f"{tmp_path}\\)"):
+        load_corpus("corp/none.txt")   # the corpus box and export read a path as given
