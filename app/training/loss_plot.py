@@ -63,7 +63,7 @@ class LossPlot(Scrubbing, PlotExport, QWidget):
         self.train_chars_per_token: float | None = None   # set_train_chars_per_token
         self.val = Series(VAL_COLS)
         self._smooth = np.empty(0)
-        self._ema_state = (0.0, 0)
+        self._ema_state = (0.0, 0.0, None)
         self._dirty = False
         self._y_fit = True        # the loss axis follows the curves (robust_y_range) until the user zooms
         self.y_clipped = False    # a curve is cut off at the top (a diverged run)
@@ -85,8 +85,9 @@ class LossPlot(Scrubbing, PlotExport, QWidget):
         self.smoothing.setRange(0, 99)
         self.smoothing.setValue(80)
         self.smoothing.setFixedWidth(120)
-        self.smoothing.setToolTip("EMA smoothing of the train loss (0 = none, 0.99 = heavy); the raw curve stays "
-                                  "drawn underneath.")
+        self.smoothing.setToolTip("EMA smoothing of the train loss, per training step (0 = none, 0.99 = heavy), so "
+                                  "runs logged every step and every 10 steps smooth alike; the raw curve stays drawn "
+                                  "underneath.")
         self.smoothing_label = QLabel()
         self.readout = QLabel(HOVER_HINT)
         self.readout.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -273,7 +274,8 @@ class LossPlot(Scrubbing, PlotExport, QWidget):
                                 bpc=math.nan if r.val_bpc is None else r.val_bpc,
                                 windows=math.nan if windows is None else windows)
         if self.train.n > start:
-            new, self._ema_state = ema_debiased(self.train["loss"][start:], self._beta(), self._ema_state)
+            new, self._ema_state = ema_debiased(self.train["loss"][start:], self._beta(), self._ema_state,
+                                                 self.train["step"][start:])
             self._smooth = np.concatenate([self._smooth[:start], new])
         self._dirty = True
 
@@ -288,7 +290,7 @@ class LossPlot(Scrubbing, PlotExport, QWidget):
         self.train.clear()
         self.val.clear()
         self._smooth = np.empty(0)
-        self._ema_state = (0.0, 0)
+        self._ema_state = (0.0, 0.0, None)
         for line in self.crosshair:
             line.hide()
         self.readout.setText(HOVER_HINT)
@@ -505,7 +507,7 @@ class LossPlot(Scrubbing, PlotExport, QWidget):
     @Slot(int)
     def _on_smoothing_changed(self, value: int) -> None:
         self.smoothing_label.setText(f"{value / 100:.2f}")
-        self._smooth, self._ema_state = ema_debiased(self.train["loss"], self._beta())
+        self._smooth, self._ema_state = ema_debiased(self.train["loss"], self._beta(), steps=self.train["step"])
         self._dirty = True
 
     def _on_mouse(self, pos) -> None:

@@ -46,16 +46,24 @@ def minmax_downsample(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np
     return x[idx], y[idx]
 
 
-def ema_debiased(y: np.ndarray, beta: float, state: tuple[float, int] = (0.0, 0)) -> tuple[np.ndarray, tuple]:
-    """Exponential moving average divided by (1 - beta^t), as in Adam, so the first points are not pulled towards
-    zero. `state` (running average, count) lets new points extend an earlier result without recomputing it."""
-    s, t = state
+def ema_debiased(y: np.ndarray, beta: float, state: tuple = (0.0, 0.0, None),
+                 steps: np.ndarray | None = None) -> tuple[np.ndarray, tuple]:
+    """Exponential moving average of y, its time constant counted in training steps, bias-corrected as in Adam
+    (divided by the weight the average has gathered, 1 - beta^t for one point per step), so the first points are
+    not pulled towards zero. `steps` (y's steps, increasing; None: one point per step) lets points logged every k
+    steps (a command-line run's history) decay by beta^k each: averaged per point, such a curve lagged k times as
+    many steps behind its raw loss as a run logged at every step. `state` (average, weight, last step) lets new
+    points extend an earlier result without recomputing it."""
+    s, w, last = state
     out = np.empty(len(y))
     for i, v in enumerate(y):
-        t += 1
-        s = beta * s + (1.0 - beta) * v
-        out[i] = s / (1.0 - beta ** t) if beta > 0 else v
-    return out, (s, t)
+        step = steps[i] if steps is not None else (last + 1 if last is not None else 1)
+        b = beta ** max(float(step - last), 1.0) if last is not None else beta
+        s = b * s + (1.0 - b) * v
+        w = b * w + (1.0 - b)
+        out[i] = s / w if beta > 0 else v
+        last = step
+    return out, (s, w, last)
 
 
 def visible_slice(x: np.ndarray, lo: float, hi: float) -> slice:

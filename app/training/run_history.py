@@ -140,7 +140,7 @@ class RunHistory:
                     run.baseline.setPos(k * run.val["loss"][-1])
                     run.points.setData([0.0], [k * run.val["loss"][-1]])
                 else:
-                    smooth, _ = ema_debiased(run.train["loss"], beta)
+                    smooth, _ = ema_debiased(run.train["loss"], beta, steps=run.train["step"])
                     run.curve.setData(run.train[xcol], k_train * smooth)
                     run.points.setData(run.val[xcol], k * run.val["loss"])
                 if run.baseline is not None:
