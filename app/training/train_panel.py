@@ -34,6 +34,7 @@ STOP_TIP = ("End the run after the current step; it can be saved at once, while 
 SKIP_TIP = "Skip the final validation pass (the model stays as trained and can be saved)."
 
 
+REASON_CHARS = 90   # a reason Start is disabled longer than this shows its first clause on the speed line
 MESSAGE_LINES = 6   # lines the run message keeps room for: the run, the engine's note, the evaluation, an error
 NEAR_FULL = 0.8   # an estimate above this fraction of the available memory is shown as a warning
 
@@ -54,6 +55,7 @@ class TrainPanel(QWidget):
         self.fields: dict[str, dict[str, QWidget]] = {}
         self.problem = ""                # why Start is disabled ("" when the form is valid)
         self._running = False
+        self._reason_shown = False       # the speed line says why Start is disabled (see _update_start)
         self._check_timer = QTimer(self, singleShot=True, interval=120)
         self._check_timer.timeout.connect(self.check)
 
@@ -393,7 +395,8 @@ class TrainPanel(QWidget):
             if self.corpus_box.corpus is not None and family != "ngram" and window >= train_tokens:
                 # a token is at least one character, so this corpus cannot give one window whatever the tokenizer
                 problems.append(f"the corpus is too short for one training window: block_size {window} needs a "
-                                f"train split longer than {window} tokens; it has {train_tokens:,} characters")
+                                f"train split longer than {window} tokens; it has {train_tokens:,} "
+                                f"character{'' if train_tokens == 1 else 's'}")
             if not problems:
                 e = api.estimate(family, model, train, vocab, train_tokens)
                 what = "count-table entries at most" if family == "ngram" else "parameters"
@@ -459,6 +462,20 @@ class TrainPanel(QWidget):
         self.start_button.setEnabled(not self._running and not why)
         self.start_button.setToolTip(f"Cannot start: {why}" if why
                                      else "Build the model and train it with these settings.")
+        # said where the eye is: the red text in the form can be scrolled out of view (a new user loaded a
+        # 2-character corpus and saw only a grey Start and "idle"). The speed line holds two lines; a long reason
+        # shows its first clause there, whole in the tooltip.
+        if why and not self._running:
+            short = why if len(why) <= REASON_CHARS else why.split(": ")[0].split("; ")[0][:REASON_CHARS]
+            waiting = not self.problem and (box.is_loading() or box.prepare_panel.is_running())   # passes by itself
+            self.speed.setText(f"Cannot start yet: {escape(short)}" if waiting else
+                               f"<span style='color:#b00020'>Cannot start: {escape(short)}</span>")
+            self.speed.setToolTip(f"Cannot start: {why}")
+            self._reason_shown = True
+        elif self._reason_shown:
+            self.speed.setText(" ")
+            self.speed.setToolTip("")
+            self._reason_shown = False
 
     def show_report(self, r, eta: bool = True) -> None:
         """eta False: the run is ending, so no time left is shown (it would count down a run that has stopped)."""
@@ -467,6 +484,8 @@ class TrainPanel(QWidget):
         eta = "" if r.eta_s is None or not eta else f" · ETA {format_duration(r.eta_s)}"
         unit = "order" if self.family.currentText() == "ngram" else "step"   # n-grams count one order at a time
         self.progress.setFormat(f"{unit} {r.step:,} / {r.max_steps:,} (%p%){eta}")
+        self._reason_shown = False
+        self.speed.setToolTip("")
         self.speed.setText(f"{r.tokens_per_s:,.0f} tokens/s · {r.tokens:,} tokens · "
                            f"{format_duration(r.elapsed_s)} elapsed")
 

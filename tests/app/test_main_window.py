@@ -676,8 +676,12 @@ def test_a_corpus_shorter_than_one_window_blocks_start(qtbot, window, tmp_path):
     problem = window.panel.check()
     assert "too short for one training window" in problem and not window.panel.start_button.isEnabled()
     assert window.panel.fields["transformer"]["block_size"].property("invalid")
+    # said under the grey Start too: the form's red text can be scrolled out of view
+    speed = window.panel.speed
+    assert "Cannot start: the corpus is too short for one training window<" in speed.text()
+    assert speed.toolTip() == f"Cannot start: {problem}" and "it has 10 characters" in problem
     window.panel.fields["transformer"]["block_size"].setValue(4)    # the form's block_size sets both configs'
-    assert window.panel.check() == ""
+    assert window.panel.check() == "" and speed.text() == " " and speed.toolTip() == ""
     window.panel.family.setCurrentText("ngram")                # counting needs no window
     assert "too short" not in window.panel.check()
 
