@@ -72,6 +72,7 @@ class MainWindow(RunControl, CheckpointActions, RunFollowing, ModelActions, QMai
         self.unsaved = False          # the current run has trained steps not written to a checkpoint
         self._stop_requested = False
         self._saved_step: int | None = None   # the step the run was last saved at
+        self.saved: tuple[str, dict] | None = None    # (folder, meta) of the run's latest save (checkpoint_in_use)
         self._plotted: tuple[dict, str] | None = None   # the spec (and a note) of the run on the loss plot
         self.loaded: tuple[str, dict] | None = None   # (folder, meta) of the checkpoint loaded since the last run
         self.past: api.PastModels | None = None       # the loaded checkpoint's kept past models (scrubbing)
@@ -249,7 +250,8 @@ class MainWindow(RunControl, CheckpointActions, RunFollowing, ModelActions, QMai
         self.status_state.setText(STATE_TEXT[state])
         self.panel.set_state(state, can_save=self.run is not None and not self._saving,
                              can_continue=self.loaded is not None and self.loaded[1].get("family") != "ngram"
-                             and "pretrained" not in self.loaded[1])   # a model trained elsewhere has no run to resume
+                             and "pretrained" not in self.loaded[1],   # a model trained elsewhere has no run to resume
+                             has_checkpoint=self.checkpoint_in_use() is not None)
         if self._loading:
             self.panel.load_button.setEnabled(False)   # one checkpoint at a time
         if hasattr(self, "menu_actions"):

@@ -26,7 +26,7 @@ from app.training.model_form import (FORMS, TRAIN, Knob, build_page, form_of, la
 DEVICES = ("auto", "cuda", "mps", "cpu")
 WARN_COLOR = "#b35c00"   # orange: allowed, but probably not what the user wants
 ESTIMATE_TIP = "Parameter count of this configuration and a rough training-memory estimate."
-FINETUNE_TIP = ("Start a new run from the loaded checkpoint's weights on the corpus chosen above, keeping its "
+FINETUNE_TIP = ("Start a new run from the loaded (or this run's just saved) checkpoint's weights on the corpus chosen above, keeping its "
                 "tokenizer and model; max_steps, lr and the other training fields apply to the new run.")
 RESUME_TIP = "Continue a paused run, or go on training a loaded checkpoint up to max_steps."
 STOP_TIP = ("End the run after the current step; it can be saved at once, while a final validation pass over the "
@@ -127,8 +127,9 @@ class TrainPanel(QWidget):
                        (self.save_button, "Write the run's model, optimizer and settings to a folder."),
                        (self.load_button, "Open a saved checkpoint for sampling and the graph view."),
                        (self.finetune_button, FINETUNE_TIP),
-                       (self.export_button, "Write the loaded checkpoint's run as one plain PyTorch script (torch "
-                                            "and numpy only) that trains it from scratch and samples.")):
+                       (self.export_button, "Write the loaded (or this run's just saved) checkpoint's run as one "
+                                            "plain PyTorch script (torch and numpy only) that trains it from "
+                                            "scratch and samples.")):
             b.setToolTip(tip)
         self.start_button.setObjectName("startButton")
         self.progress = QProgressBar()
@@ -434,10 +435,13 @@ class TrainPanel(QWidget):
                 f"run out of memory. Try a smaller block_size, batch_size or model.")
 
     # -- run state -------------------------------------------------------------------------------------------
-    def set_state(self, state: str, *, can_save: bool, can_continue: bool = False) -> None:
+    def set_state(self, state: str, *, can_save: bool, can_continue: bool = False,
+                  has_checkpoint: bool = False) -> None:
         """state: idle | preparing | running | paused | stopping | validating (the run has ended, its final
         validation pass runs; it can be saved, and Stop skips the pass) | done | stopped | error | loaded (a
-        checkpoint was loaded; `can_continue`: it can be trained further, which Resume then does)."""
+        checkpoint was loaded; `can_continue`: it can be trained further, which Resume then does).
+        has_checkpoint: a checkpoint folder holds the model shown (loaded, or the ended run saved as it is), which
+        Fine-tune and Export act on."""
         self._running = state in ("preparing", "running", "paused", "stopping", "validating")
         ngram = self.family.currentText() == "ngram"
         self.pause_button.setEnabled(state == "running" and not ngram)
@@ -446,8 +450,8 @@ class TrainPanel(QWidget):
         self.stop_button.setToolTip(SKIP_TIP if state == "validating" else STOP_TIP)
         self.save_button.setEnabled(can_save and state in ("paused", "validating", "done", "stopped", "error"))
         self.load_button.setEnabled(not self._running)
-        self.finetune_button.setEnabled(state == "loaded" and not ngram)
-        self.export_button.setEnabled(state == "loaded" and not ngram)
+        self.finetune_button.setEnabled(has_checkpoint and not self._running and not ngram)
+        self.export_button.setEnabled(has_checkpoint and not self._running and not ngram)
         for w in (self.corpus_box, self.tok_box, self.model_box, self.train_box):
             w.setEnabled(not self._running)   # whole groups: titles and row labels grey out with the fields
         self._update_start()

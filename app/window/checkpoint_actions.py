@@ -11,6 +11,7 @@ from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from engine import api
+from engine.checkpoint import load_meta
 from engine.errors import PlaygroundError
 from engine.pretrained import NeedsTokenizer
 from engine.history import LossHistory
@@ -49,11 +50,12 @@ class CheckpointActions:
         if not path:
             return None
         try:
-            out = self.run.save(path)
+            out, meta = _save(self.run, path)
         except (PlaygroundError, OSError) as e:
             self._save_failed(error_message(e))
             return None
-        self._saved(self.last_report.step if self.last_report is not None else None, out)
+        self._saved(self.last_report.step if self.last_report is not None else None, out, meta)
+        self._set_state(self.state)   # Fine-tune and Export can use it now
         return out
 
     @Slot()
@@ -71,10 +73,10 @@ class CheckpointActions:
         self.panel.save_button.setEnabled(False)
         self.statusBar().showMessage(f"saving checkpoint to {path}…")
 
-        def done(out: Path) -> None:
-            self._save_ended()
+        def done(result: tuple[Path, dict]) -> None:
             if run is self.run:
-                self._saved(step, out)
+                self._saved(step, *result)
+            self._save_ended()   # Save back as the state allows; Fine-tune and Export can use the folder now
             if then is not None:
                 then()
             elif self._close_when_saved:
@@ -84,16 +86,17 @@ class CheckpointActions:
             self._save_ended()
             self._close_when_saved = False   # the window stays, saying why the save failed
             self._save_failed(message)
-        self.jobs.run(lambda: run.save(path), done, failed)
+        self.jobs.run(lambda: _save(run, path), done, failed)
         return True
 
     def _save_ended(self) -> None:
         self._saving = False
         self._set_state(self.state)   # Save back as the state allows
 
-    def _saved(self, step: int | None, out: Path) -> None:
+    def _saved(self, step: int | None, out: Path, meta: dict) -> None:
         """step: the run's step when the save began (a run that trained on meanwhile is still unsaved)."""
         self._saved_step = step
+        self.saved = (str(out), meta)
         self.unsaved = self.last_report is not None and self.last_report.step != step
         if self._notes["error"].startswith("Could not"):
             self._set_notes(error="")
@@ -252,3 +255,10 @@ class CheckpointActions:
                                     "Loading a checkpoint replaces the current run, which has not been saved. "
                                     "Save it first?",
                                     QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, QMessageBox.Save)
+
+
+def _save(run: api.Run, path) -> tuple[Path, dict]:
+    """Write the run's checkpoint and read back its meta (on the caller's thread: a worker's for the Save button),
+    which Fine-tune and Export use as a loaded checkpoint's."""
+    out = run.save(path)
+    return out, load_meta(out)

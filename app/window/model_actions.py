@@ -24,15 +24,25 @@ from app.training.samples_over_time import SamplesOverTime
 class ModelActions:
     """Fine-tune, export, scrub, samples over time and crash recovery, for MainWindow."""
 
+    def checkpoint_in_use(self) -> tuple[str, dict] | None:
+        """(folder, meta) of the checkpoint Fine-tune and Export act on: the loaded one, or else this window's run
+        once it has ended and been saved as it is (a run saved and trained on, or not saved, has none)."""
+        if self.loaded is not None:
+            return self.loaded
+        if self.saved is not None and self.thread is None and not self.unsaved:
+            return self.saved
+        return None
+
     @Slot()
     def finetune_checkpoint(self) -> bool:
-        """Start a new run from the loaded checkpoint's weights on the form's corpus, with its tokenizer and model
-        and the form's training settings (the GUI's side of `train --init-from`). Symbols the tokenizer cannot
-        encode are named in a question that offers to map them to one token; the new curve continues after the
-        checkpoint's on the step axis, its curve kept on the plot as an earlier run."""
-        if self.loaded is None or self.thread is not None or self.panel.corpus_box.corpus is None:
+        """Start a new run from the weights of the checkpoint in use (checkpoint_in_use) on the form's corpus, with
+        its tokenizer and model and the form's training settings (the GUI's side of `train --init-from`). Symbols
+        the tokenizer cannot encode are named in a question that offers to map them to one token; the new curve
+        continues after the checkpoint's on the step axis, its curve kept on the plot as an earlier run."""
+        chosen = self.checkpoint_in_use()
+        if chosen is None or self.thread is not None or self.panel.corpus_box.corpus is None:
             return False
-        path, meta = self.loaded
+        path, meta = chosen
         form = self.panel.spec()
         overrides = dict(form.overrides)
         if "pretrained" in meta:   # the form shows the from-scratch preset: its lr would undo what the model knows
@@ -53,10 +63,11 @@ class ModelActions:
 
         def checked(result) -> None:   # back on the GUI thread: ask, then start
             self.statusBar().clearMessage()
-            if self.state == "loaded":
-                self._set_state("loaded")   # the Fine-tune button again
+            if self.thread is None:
+                self._set_state(self.state)   # the Fine-tune button again
             tok, missing = result
-            if self.loaded is None or self.loaded[0] != path or self.thread is not None:
+            now = self.checkpoint_in_use()
+            if now is None or now[0] != path or self.thread is not None:
                 return                 # another checkpoint or a run came first
             mapping = None
             if missing:
@@ -72,8 +83,8 @@ class ModelActions:
 
         def failed(message: str) -> None:
             self.statusBar().clearMessage()
-            if self.state == "loaded":
-                self._set_state("loaded")   # the Fine-tune button again
+            if self.thread is None:
+                self._set_state(self.state)   # the Fine-tune button again
             self._set_notes(note=f"Cannot fine-tune: {message}")
 
         # one pass over the whole corpus (about 0.1 s per MB): on a worker thread, never the GUI's
@@ -82,12 +93,13 @@ class ModelActions:
 
     @Slot()
     def export_checkpoint(self, path: str | None = None) -> bool:
-        """Write the loaded checkpoint's run as a plain PyTorch script (engine.export), on a worker thread since
-        it reads the corpus; the status bar says where it went, or why not. False when nothing is loaded or the
-        dialog was cancelled."""
-        if self.loaded is None:
+        """Write the checkpoint in use's run (checkpoint_in_use) as a plain PyTorch script (engine.export), on a
+        worker thread since it reads the corpus; the status bar says where it went, or why not. False when there
+        is none or the dialog was cancelled."""
+        chosen = self.checkpoint_in_use()
+        if chosen is None:
             return False
-        folder = self.loaded[0]
+        folder, meta = chosen
         if path is None:
             path, _ = QFileDialog.getSaveFileName(self, "Export the run as a PyTorch script",
                                                   str(Path(folder).with_suffix(".py")), "Python (*.py)")
@@ -102,7 +114,7 @@ class ModelActions:
             self._set_notes(error=f"Could not export: {message}")
             self.exported.emit("")
 
-        sources = sources_of(self.loaded[1])   # a model trained elsewhere: its tokenizer as it was loaded
+        sources = sources_of(meta)   # a model trained elsewhere: its tokenizer as it was loaded
         self.jobs.run(lambda: export_script(folder, path, **sources), done, failed)
         return True
 

@@ -66,7 +66,7 @@ class RunControl:
         self.notice.clear()                   # nor how the last run ended
         self.statusBar().clearMessage()       # nor does an earlier run's error
         self.run, self.last_report, self.unsaved, self._stop_requested = None, None, False, False
-        self.loaded, self._saved_step, self.past = None, None, None
+        self.loaded, self._saved_step, self.saved, self.past = None, None, None, None
         self._set_notes(error="", warning="", about="", note="", eval="")
         self.worker = worker
         worker.snapshot_folder = self.keeper.begin(worker.spec.family)

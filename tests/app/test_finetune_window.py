@@ -46,8 +46,9 @@ def test_finetune_a_loaded_checkpoint_on_another_corpus(qtbot, window, tmp_path,
 def test_export_the_loaded_checkpoint_as_a_script(qtbot, window, tmp_path):
     make_tiny(window, max_steps=4, eval_interval=2)
     start_and_wait(qtbot, window)
-    assert not window.panel.export_button.isEnabled()          # a run in the window: save it, load it, export
+    assert not window.panel.export_button.isEnabled()          # a run in the window, not saved: nothing to export
     ck = window.save_checkpoint(str(tmp_path / "ck"))
+    assert window.panel.export_button.isEnabled()              # saved as it ended: its folder (see below)
     assert load_ckpt(qtbot, window, ck)
     assert window.panel.export_button.isEnabled()
     with qtbot.waitSignal(window.exported, timeout=RUN_TIMEOUT_MS) as blocker:
@@ -58,3 +59,30 @@ def test_export_the_loaded_checkpoint_as_a_script(qtbot, window, tmp_path):
     with qtbot.waitSignal(window.exported, timeout=RUN_TIMEOUT_MS) as blocker:
         assert window.export_checkpoint(str(tmp_path / "run.txt"))   # not a .py: refused with the reason
     assert blocker.args == [""] and "must be a .py file" in window.panel.message.text()
+
+
+def test_a_run_saved_in_the_window_fine_tunes_and_exports_without_loading_it(qtbot, window, tmp_path, small_text):
+    """A new user trained, saved, and found Fine-tune and Export grey until they loaded the checkpoint they had
+    just saved. The run's own save is the checkpoint they act on now; a new run or more training takes it away."""
+    make_tiny(window, max_steps=4, eval_interval=2)
+    start_and_wait(qtbot, window)
+    p = window.panel
+    assert not p.finetune_button.isEnabled() and not p.export_button.isEnabled()
+    window.ask_save_path = lambda: str(tmp_path / "ck")
+    assert window.save_in_background()                        # the Save button: written on a worker thread
+    qtbot.waitUntil(lambda: not window._saving, timeout=RUN_TIMEOUT_MS)
+    assert p.finetune_button.isEnabled() and p.export_button.isEnabled() and window.loaded is None
+    with qtbot.waitSignal(window.exported, timeout=RUN_TIMEOUT_MS) as blocker:
+        assert window.export_checkpoint(str(tmp_path / "run.py"))
+    assert blocker.args == [str(tmp_path / "run.py")] and "def main():" in (tmp_path / "run.py").read_text()
+    other = tmp_path / "other.txt"
+    other.write_text(small_text, encoding="utf-8")
+    assert load_and_wait(qtbot, window.panel.corpus_box, str(other))
+    window.panel.fields["train"]["max_steps"].setValue(3)
+    assert window.finetune_checkpoint()                       # checks the corpus on a worker, then starts
+    qtbot.waitUntil(lambda: window.thread is not None, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.state == "done", timeout=RUN_TIMEOUT_MS)
+    assert window.loss_plot.train["step"][-1] == 4 + 3        # continues after its parent's steps
+    assert not p.finetune_button.isEnabled() and not p.export_button.isEnabled()   # the new run is not saved
+    child = window.save_checkpoint(str(tmp_path / "child"))
+    assert checkpoint.load_meta(child)["parent"]["checkpoint"] == str(tmp_path / "ck")
