@@ -62,6 +62,16 @@ def token_limit(model) -> int:
     return model.config.block_size if getattr(model, "family", "") == "transformer" else MAX_RNN_TOKENS
 
 
+
+def _recurrent_missing(family: str) -> dict[str, str]:
+    """Why a recurrent model has no attention or logit lens view; the article as the name is read aloud (an RNN,
+    an LSTM, a GRU)."""
+    name = family.upper()
+    article = "a" if name == "GRU" else "an"
+    return {"attention": f"{article} {name} has no attention: it carries the past in its state h_t",
+            "lens": ("the logit lens reads a residual stream after each block; a recurrent model's layers have no "
+                     "shared stream to read through the output head")}
+
 def look_inside(model, tokenizer, text: str, loss_at="last", per_feature: int = 5, with_bptt: bool = True) -> Inside:
     """Run `model` (an RNNLM or GPT, in eval mode) on `text` and collect what the Inside tab shows.
 
@@ -105,14 +115,10 @@ def look_inside(model, tokenizer, text: str, loss_at="last", per_feature: int = 
                                "directly through attention, so there is no chain of h_t to vanish along")
         elif with_bptt:    # one pass gives the activations and, with autograd, the gradient norms
             bptt, sites = bptt_and_sites(model, ids, loss_at, tokens[:-1])
-            missing["attention"] = f"an {family.upper()} has no attention: it carries the past in its state h_t"
-            missing["lens"] = ("the logit lens reads a residual stream after each block; a recurrent model's "
-                               "layers have no shared stream to read through the output head")
+            missing.update(_recurrent_missing(family))
         else:
             logits, sites = rnn_unrolled(model, idx)
-            missing["attention"] = f"an {family.upper()} has no attention: it carries the past in its state h_t"
-            missing["lens"] = ("the logit lens reads a residual stream after each block; a recurrent model's "
-                               "layers have no shared stream to read through the output head")
+            missing.update(_recurrent_missing(family))
     sites = {k: _np(v) for k, v in sites.items()}
     names, feats = text_features(pieces)
     by_feature, best = rank_units(list(sites.items()), names, feats, per_feature)

@@ -188,6 +188,8 @@ def test_recurrent_inside_has_sites_bptt_and_says_what_is_missing(tok):
     assert inside.sites["layer 2 h"].shape == (len(TEXT), 16) and inside.sites["layer 2 h"].dtype == np.float32
     assert inside.bptt.loss_at == "mean" and inside.bptt.norms.shape == (2, len(TEXT) - 1)
     assert inside.attention is None and inside.lens is None and set(inside.missing) == {"attention", "lens"}
+    assert inside.missing["attention"].startswith("a GRU has no attention")   # not "an GRU"
+    assert look_inside(_rnn("lstm", tok), tok, TEXT).missing["attention"].startswith("an LSTM has no attention")
 
 
 def test_text_features_read_quotes_brackets_and_lines():
