@@ -126,7 +126,10 @@ class ModelActions:
         self._scrub_request += 1
         request = self._scrub_request
         if step < 0 or source is None:
+            was_past = self.source.past_step() is not None
             self.source.set_past(None)
+            if was_past:   # "now use the model of step N" would stay up, untrue, for its 10 s
+                self.statusBar().showMessage("the Sample and Graph tabs use the newest model again", 5000)
             return
 
         def done(handle) -> None:      # the newest choice wins; a run or another checkpoint that replaced `source` too

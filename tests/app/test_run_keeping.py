@@ -58,8 +58,10 @@ def test_a_run_is_autosaved_in_its_folder_and_keeps_past_models(qtbot, window, r
     assert not all(torch.equal(v, newest[k]) for k, v in past.model.state_dict().items())
     assert "as it was at step 4" in window.sample_panel.model_label.text()   # named where it is used
     assert "as it was at step 4" in window.graph_panel.model_label.text()
+    assert "model of step 4" in window.statusBar().currentMessage()
     plot.back_to_newest()
     assert window.source.past_step() is None and "as it was" not in window.source.describe()
+    assert window.statusBar().currentMessage() == "the Sample and Graph tabs use the newest model again"
 
     dialog = window.show_samples_over_time()
     dialog.prompt.setText("The ")
