@@ -353,13 +353,15 @@ class _Text:
     tokenizer's spaces, a character split over byte-level BPE tokens), and cut before the first stop string.
     Stop strings are looked for in the continuation only."""
 
-    def __init__(self, tokenizer, prompt_ids: list[int], stop: tuple[str, ...]):
-        self.tokenizer, self.prompt_ids, self.stop = tokenizer, prompt_ids, stop
+    def __init__(self, tokenizer, prompt_ids: list[int], stop: tuple[str, ...], spaced: bool = False):
+        self.tokenizer, self.prompt_ids, self.stop, self.spaced = tokenizer, prompt_ids, stop, spaced
         self.base = tokenizer.decode(prompt_ids)
 
     def __call__(self, ids: Sequence[int]) -> tuple[str, bool]:
         full = self.tokenizer.decode(self.prompt_ids + list(ids))
         text = full[len(self.base):] if full.startswith(self.base) else self.tokenizer.decode(list(ids))
+        if self.spaced and text.startswith(" "):   # see _prompt_spaced
+            text = text[1:]
         hits = [i for i in (text.find(s) for s in self.stop) if i >= 0]
         return (text[:min(hits)], True) if hits else (text, False)
 
@@ -390,17 +392,21 @@ class _Stream:
     string can only begin there (everything streamed before was checked to be no stop string's start), so only
     `pending` and the new piece are searched."""
 
-    def __init__(self, tokenizer, prompt_ids: list[int], stop: tuple[str, ...]):
+    def __init__(self, tokenizer, prompt_ids: list[int], stop: tuple[str, ...], spaced: bool = False):
         self.decoder = stream_decoder(tokenizer)
         for i in prompt_ids:
             self.decoder.add(i)
         self.stop = stop
+        self.spaced = spaced          # the first piece's joining space is the prompt's own (_prompt_spaced)
         self.pending = ""
         self.pieces: list[str] = []   # streamed so far; their concatenation is the text
 
     def add(self, tok: int) -> tuple[str, bool]:
         """(the piece safe to stream now, whether a stop string was reached: the text then ends before it)."""
-        return self._take(self.pending + self.decoder.add(tok))
+        piece = self.decoder.add(tok)
+        if self.spaced and piece:
+            piece, self.spaced = piece[1:] if piece.startswith(" ") else piece, False
+        return self._take(self.pending + piece)
 
     def finish(self) -> tuple[str, bool]:
         """What is still held back (and any incomplete bytes, as '\ufffd'), cut before a stop string in it."""
@@ -481,6 +487,14 @@ def _prompt_ids(tokenizer, prompt: str, ngram: bool) -> list[int]:
     raise ConfigError("type a prompt: this vocabulary has no newline to start from")
 
 
+def _prompt_spaced(tokenizer, prompt: str) -> bool:
+    """Whether the continuation's first joining space is already at the end of the prompt as typed. A word
+    tokenizer keeps no spaces (its decoder puts one between words), so "The " and "The" encode alike and the
+    continuation starts " quick": shown after the prompt as typed, "The  quick". Other tokenizers encode the
+    prompt's trailing space as a token of its own, and a space they generate after it is the model's."""
+    return getattr(tokenizer, "kind", None) == "word" and prompt[-1:].isspace()
+
+
 def generate(model, tokenizer, prompt: str, cfg: DecodeConfig, stop_flag=None) -> Iterator[DecodeEvent]:
     """Stream DecodeEvents: one per new token, then a final one (done=True) holding the whole text.
 
@@ -496,9 +510,10 @@ def generate(model, tokenizer, prompt: str, cfg: DecodeConfig, stop_flag=None) -
     ids = _prompt_ids(tokenizer, prompt, ngram=runner_class is _NGramRunner)
     runner = runner_class(model, ids, cfg.use_cache)
     stopped = (stop_flag.is_set if hasattr(stop_flag, "is_set") else stop_flag) or (lambda: False)
+    spaced = _prompt_spaced(tokenizer, prompt)
     if cfg.strategy == "beam":
-        return _with_final(_beam(runner, _Text(tokenizer, ids, cfg.stop), ids, V, cfg, stopped), stopped)
-    return _with_final(_sample(runner, _Stream(tokenizer, ids, cfg.stop), ids, V, cfg, stopped), stopped)
+        return _with_final(_beam(runner, _Text(tokenizer, ids, cfg.stop, spaced), ids, V, cfg, stopped), stopped)
+    return _with_final(_sample(runner, _Stream(tokenizer, ids, cfg.stop, spaced), ids, V, cfg, stopped), stopped)
 
 
 def _with_final(loop, stopped: Callable[[], bool]) -> Iterator[DecodeEvent]:

@@ -365,6 +365,22 @@ def test_word_tokens_join_like_the_full_text():
     assert out.startswith(" ")  # the join between prompt and continuation
 
 
+@pytest.mark.parametrize("strategy", ["sample", "beam"])
+def test_a_word_prompt_ending_in_a_space_keeps_one_space(strategy):
+    """"The " encodes as "The": the continuation's joining space came on top of the typed one ("The  king")."""
+    text = "The king walks . The queen sings , and the knight waits .\n" * 5
+    tok = WordTokenizer.train(text)
+    model = NGramLM(NGramConfig(vocab_size=tok.vocab_size, order=2, smoothing="add-k")).fit(np.array(tok.encode(text)))
+    cfg = DecodeConfig(strategy=strategy, seed=0, max_new_tokens=6, beam_width=2)
+    spaced, events = complete(model, tok, "The ", cfg)
+    plain, _ = complete(model, tok, "The", cfg)
+    assert plain.startswith(" ") and spaced == plain[1:]
+    assert not spaced.startswith(" ")
+    if strategy == "sample":   # a beam's events follow whichever hypothesis leads, so they need not add up
+        assert "".join(e.text for e in events) == spaced
+    assert complete(model, tok, "The \n", cfg)[0] == complete(model, tok, "The\n", cfg)[0]   # a newline: no join
+
+
 def test_bpe_stream_holds_back_split_characters():
     """Byte-level BPE tokens can end inside a multi-byte character; streamed text must never show a '\ufffd'
     that a later token turns into a real character, and the pieces must add up to the final text."""
