@@ -31,8 +31,8 @@ def build_model_tape(model, tokenizer, text: str):
         if len(ids) <= limit:
             raise
         fits = tokenizer.decode(ids[:limit])
-        shown = fits if len(fits) <= 30 else "…" + fits[-20:]
-        raise TapeError(f"{e} — {limit} tokens fit: the first {len(fits)} characters, “{shown}”") from e
+        shown = f"“{fits}”" if len(fits) <= 30 else f"up to “…{fits[-20:]}”"   # where to cut the text
+        raise TapeError(f"{e} — {limit} tokens fit: the first {len(fits)} characters, {shown}") from e
 
 
 def hidden_states_by_layer(nodes) -> dict[int, list[int]]:

@@ -413,3 +413,17 @@ def test_the_tab_does_not_widen_as_the_counter_grows(qtbot, small_text):
     assert panel.minimumSizeHint().width() <= start
     item = panel.scene.unit_item(panel.current)            # End shows where it ended: the first node's gradient
     assert panel.view.viewport().rect().contains(panel.view.mapFromScene(item.pos()))
+
+
+def test_a_long_text_says_where_the_part_that_fits_ends():
+    """Past 30 characters the message shows the end of the part that fits; written "…xxxx" after "the first 33
+    characters", it read as the start of the text (a new user's report)."""
+    from app.graph.graph_data import build_model_tape
+    from engine.autodiff.bridge import TapeError
+    text = "The king and queen walk to the castle gate, slowly."
+    tok = build_tokenizer("char", text)
+    model = build_model("transformer", {"vocab_size": tok.vocab_size, "block_size": 40, "n_layer": 1, "n_head": 1,
+                                        "n_embd": 4})
+    with pytest.raises(TapeError) as e:
+        build_model_tape(model, tok, text)
+    assert "41 tokens fit: the first 41 characters, up to “…lk to the castle gat”" in str(e.value)
