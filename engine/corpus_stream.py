@@ -122,7 +122,8 @@ def _scan(path: Path) -> str:
 
 def _file_chunks(path: Path, chunk_bytes: int, on_bad_utf8: str, in_folder: bool) -> Iterator[tuple[str, int]]:
     """(text, bytes read) pieces of one file, decoded incrementally: UTF-8, its byte-order mark dropped, or
-    UTF-16/32 when a mark says so. A decoding error names the byte offset in the file."""
+    UTF-16/32 when a mark says so, with \r\n read as \n as load_corpus does (a '\r' at a piece's end waits for the
+    next piece). A decoding error names the byte offset in the file."""
     try:
         f = open(path, "rb")
     except OSError as e:
@@ -138,6 +139,7 @@ def _file_chunks(path: Path, chunk_bytes: int, on_bad_utf8: str, in_folder: bool
         decoder = codecs.getincrementaldecoder(encoding)(errors="strict" if on_bad_utf8 == "error" else "replace")
         pos = 0                    # file offset of the start of `data`
         data = head
+        held_cr = False            # the last piece ended in '\r': it may be the first half of a \r\n
         while True:
             if encoding == "utf-8" and not in_folder and b"\x00" in data:
                 raise CorpusError(f"{path} looks binary (it contains NUL bytes), not text")
@@ -148,7 +150,10 @@ def _file_chunks(path: Path, chunk_bytes: int, on_bad_utf8: str, in_folder: bool
                 text = decoder.decode(data[skip:] if pos == 0 else data, final=final)
             except UnicodeDecodeError as e:
                 raise _decode_error(path, encoding, start - buffered + e.start, e) from None
-            yield text, len(data)
+            text, held_cr = ("\r" if held_cr else "") + text, False
+            if text.endswith("\r") and not final:
+                text, held_cr = text[:-1], True
+            yield text.replace("\r\n", "\n"), len(data)
             if final:
                 return
             pos += len(data)

@@ -284,3 +284,19 @@ def test_every_stage_is_reported_and_a_tiny_validation_split_is_warned_about(cap
     assert "warning: the validation split has only" in err and "writing token ids: 50%" in err
     assert main(["prepare", "--corpus", str(unicode_file), "--out", str(tmp_path / "r")]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("chunk", [CHUNK, 2, 3])   # 2 and 3 bytes: every \r\n is split over two reads somewhere
+def test_windows_line_endings_read_as_newlines_streamed_and_whole(tmp_path, chunk):
+    """A Windows file kept '\r' before every '\n': a '\r' token on every line (shown as an extra line in the
+    Tokens tab), and a model trained on Unix text could not be fine-tuned on it without mapping '\r'. Read as
+    Python's text mode and nanoGPT's prepare.py read it; a lone '\r' is kept."""
+    lines = [f"line {i} naïve café\r\n" for i in range(300)] + ["a lone\rcarriage return\r\n", "end\r"]
+    p = tmp_path / "w.txt"
+    p.write_bytes("".join(lines).encode("utf-8"))
+    want = "".join(lines).replace("\r\n", "\n")
+    assert load_corpus(str(p)).text == want and want.count("\r") == 2
+    prepare(str(p), "char", tmp_path / "p", chunk_bytes=chunk)
+    data = load_prepared(tmp_path / "p")
+    tok = data.tokenizer
+    assert tok.decode(np.asarray(data.train).tolist()) + tok.decode(np.asarray(data.val).tolist()) == want
