@@ -72,7 +72,7 @@ class MainWindow(RunControl, CheckpointActions, RunFollowing, ModelActions, QMai
         self.unsaved = False          # the current run has trained steps not written to a checkpoint
         self._stop_requested = False
         self._saved_step: int | None = None   # the step the run was last saved at
-        self.saved: tuple[str, dict] | None = None    # (folder, meta) of the run's latest save (checkpoint_in_use)
+        self.saved: tuple | None = None   # (folder, meta, run) of the run's latest save (checkpoint_in_use)
         self._plotted: tuple[dict, str] | None = None   # the spec (and a note) of the run on the loss plot
         self.loaded: tuple[str, dict] | None = None   # (folder, meta) of the checkpoint loaded since the last run
         self.past: api.PastModels | None = None       # the loaded checkpoint's kept past models (scrubbing)

@@ -56,6 +56,7 @@ class TrainPanel(QWidget):
         self.problem = ""                # why Start is disabled ("" when the form is valid)
         self._running = False
         self._reason_shown = False       # the speed line says why Start is disabled (see _update_start)
+        self._speed_under = (" ", "")    # the speed line's text and tooltip under that reason, put back after it
         self._check_timer = QTimer(self, singleShot=True, interval=120)
         self._check_timer.timeout.connect(self.check)
 
@@ -450,6 +451,7 @@ class TrainPanel(QWidget):
         self.stop_button.setToolTip(SKIP_TIP if state == "validating" else STOP_TIP)
         self.save_button.setEnabled(can_save and state in ("paused", "validating", "done", "stopped", "error"))
         self.load_button.setEnabled(not self._running)
+        # an n-gram checkpoint has no has_checkpoint (checkpoint_in_use); an n-gram form has no training settings
         self.finetune_button.setEnabled(has_checkpoint and not self._running and not ngram)
         self.export_button.setEnabled(has_checkpoint and not self._running and not ngram)
         for w in (self.corpus_box, self.tok_box, self.model_box, self.train_box):
@@ -470,16 +472,27 @@ class TrainPanel(QWidget):
         # 2-character corpus and saw only a grey Start and "idle"). The speed line holds two lines; a long reason
         # shows its first clause there, whole in the tooltip.
         if why and not self._running:
+            if not self._reason_shown:
+                self._speed_under = (self.speed.text(), self.speed.toolTip())
             short = why if len(why) <= REASON_CHARS else why.split(": ")[0].split("; ")[0][:REASON_CHARS]
             waiting = not self.problem and (box.is_loading() or box.prepare_panel.is_running())   # passes by itself
             self.speed.setText(f"Cannot start yet: {escape(short)}" if waiting else
                                f"<span style='color:#b00020'>Cannot start: {escape(short)}</span>")
             self.speed.setToolTip(f"Cannot start: {why}")
             self._reason_shown = True
-        elif self._reason_shown:
-            self.speed.setText(" ")
-            self.speed.setToolTip("")
+        elif self._reason_shown:   # the line it covered (a finished run's figures) comes back
+            self.speed.setText(self._speed_under[0])
+            self.speed.setToolTip(self._speed_under[1])
             self._reason_shown = False
+
+    def set_speed(self, text: str) -> None:
+        """Set the speed line from outside a report (cleared for a loaded checkpoint or a run that never
+        started); while it shows why Start is disabled, this is what comes back after the reason."""
+        if self._reason_shown:
+            self._speed_under = (text, "")
+        else:
+            self.speed.setText(text)
+            self.speed.setToolTip("")
 
     def show_report(self, r, eta: bool = True) -> None:
         """eta False: the run is ending, so no time left is shown (it would count down a run that has stopped)."""

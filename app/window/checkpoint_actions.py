@@ -96,7 +96,7 @@ class CheckpointActions:
     def _saved(self, step: int | None, out: Path, meta: dict) -> None:
         """step: the run's step when the save began (a run that trained on meanwhile is still unsaved)."""
         self._saved_step = step
-        self.saved = (str(out), meta)
+        self.saved = (str(out), meta, self.run)
         self.unsaved = self.last_report is not None and self.last_report.step != step
         if self._notes["error"].startswith("Could not"):
             self._set_notes(error="")
@@ -230,7 +230,7 @@ class CheckpointActions:
         self.panel.progress.setMaximum(max(max_steps, 1))
         self.panel.progress.setValue(min(step, max_steps))
         self.panel.progress.setFormat(f"checkpoint at step {step:,} / {max_steps:,}")
-        self.panel.speed.setText(" ")
+        self.panel.set_speed(" ")
         self.status_step.setText(f"step {step:,}")
         self.status_speed.setText("")
         self.status_eta.setText("ETA —")

@@ -198,7 +198,7 @@ class RunControl:
         if self.run is None:   # it never started: nothing of "preparing…" or an earlier run's speed is true now
             self.panel.progress.setValue(0)
             self.panel.progress.setFormat("could not start")
-            self.panel.speed.setText(" ")
+            self.panel.set_speed(" ")
             for label in (self.status_step, self.status_speed, self.status_eta):
                 label.setText("")
 

@@ -86,3 +86,22 @@ def test_a_run_saved_in_the_window_fine_tunes_and_exports_without_loading_it(qtb
     assert not p.finetune_button.isEnabled() and not p.export_button.isEnabled()   # the new run is not saved
     child = window.save_checkpoint(str(tmp_path / "child"))
     assert checkpoint.load_meta(child)["parent"]["checkpoint"] == str(tmp_path / "ck")
+
+
+def test_a_followed_run_does_not_fine_tune_or_export_the_run_saved_before(qtbot, window, tmp_path):
+    """The run saved in the window stays its checkpoint only while it is the window's run: after File → Open run,
+    Export wrote a script of the earlier run while the window showed the followed one (the review's repro)."""
+    import json
+
+    from engine.metrics_log import METRICS_FILE
+    make_tiny(window, max_steps=4, eval_interval=2)
+    start_and_wait(qtbot, window)
+    saved = window.save_checkpoint(str(tmp_path / "A"))
+    assert window.checkpoint_in_use()[0] == str(saved)
+    followed = tmp_path / "B"
+    followed.mkdir()
+    (followed / METRICS_FILE).write_text(json.dumps({"event": "start", "step": 0}) + "\n", encoding="utf-8")
+    assert window.open_run(str(followed))
+    assert window.checkpoint_in_use() is None
+    assert not window.panel.export_button.isEnabled() and not window.panel.finetune_button.isEnabled()
+    assert not window.export_checkpoint(str(tmp_path / "exported.py"))

@@ -798,3 +798,18 @@ def test_the_workers_signals_are_handled_on_the_gui_thread(qtbot, window, monkey
     assert window.thread is None and window.last_report.step == 12
     assert window.panel.message.text().count("validation loss") == 1 and "parameters" in window.panel.message.text()
     assert len(seen) > 4 and all(t is gui for t in seen)
+
+
+def test_the_reason_start_is_grey_gives_the_speed_line_back(qtbot, window, tmp_path, small_text):
+    """A finished run's figures on the speed line were replaced by "the corpus is still loading" while another
+    corpus loaded (the step before Fine-tune), and the line was blank after it."""
+    make_tiny(window, max_steps=4, eval_interval=2)
+    start_and_wait(qtbot, window)
+    figures = window.panel.speed.text()
+    assert "tokens/s" in figures
+    other = tmp_path / "o.txt"
+    other.write_text(small_text, encoding="utf-8")
+    window.panel.corpus_box.load(str(other))
+    assert "Cannot start yet: the corpus is still loading" in window.panel.speed.text()
+    qtbot.waitUntil(lambda: not window.panel.corpus_box.is_loading(), timeout=RUN_TIMEOUT_MS)
+    assert window.panel.speed.text() == figures
