@@ -70,15 +70,16 @@ class ModelHandle:
 
 
 def absolute_paths(spec: RunSpec) -> RunSpec:
-    """A copy of spec whose corpus path (a file or folder, not builtin:NAME) and data folder are absolute, taken
-    from the current folder (os.path.abspath: symlinks are kept as named). A run's checkpoint records its spec, and
-    a relative path there would only be found again from the folder the run was started in: resume, fine-tune and
-    export from anywhere else failed with "no such file"."""
+    """A copy of spec whose corpus path (a file or folder, not builtin:NAME) and data folder are absolute: joined
+    to the current folder as given, not normalised, so symlinks and ".." mean what they meant when it was read. A
+    run's checkpoint records its spec, and a relative path there would only be found again from the folder the run
+    was started in: resume, fine-tune and export from anywhere else failed with "no such file"."""
+    def absolute(path: str) -> str:   # joined, not normalised: "link/../x" must stay what the OS makes of it
+        return os.path.join(os.getcwd(), os.path.expanduser(path))
     corpus = spec.corpus
     if isinstance(corpus, str) and corpus and not corpus.startswith(BUILTIN_PREFIX):
-        corpus = os.path.abspath(os.path.expanduser(corpus))
-    data = os.path.abspath(os.path.expanduser(spec.data)) if spec.data else spec.data
-    return replace(spec, corpus=corpus, data=data)
+        corpus = absolute(corpus)
+    return replace(spec, corpus=corpus, data=absolute(spec.data) if spec.data else spec.data)
 
 
 def prepare_corpus(spec: RunSpec, tokenizer=None, *, fine_tune: bool = False, map_unknown: str | None = None):
@@ -153,6 +154,13 @@ class Run:
                 what = "character" if self.tokenizer.kind == "char" else "word"
                 self._notes.append(f"{sum(missing.values()):,} occurrence(s) of {len(missing)} {what}(s) the "
                                    f"tokenizer cannot encode were mapped to {_map_unknown!r}")
+        if _resume_dir is not None:
+            was = (ckpt.load_meta(_resume_dir).get("summary") or {}).get("train_tokens")
+            if isinstance(was, int) and was != len(self.train_ids):   # the saved data position is in another stream
+                self._notes.append(
+                    f"the corpus now gives {len(self.train_ids):,} training tokens, {was:,} when the checkpoint was "
+                    f"saved: it changed (or was read differently: Windows line endings count as one character "
+                    f"since 2026-12-01), so batches from here on are not those the run would have drawn")
         self._snapshots = None   # keep_snapshots
         self.last_report = None
         self._lock = threading.Lock()

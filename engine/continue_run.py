@@ -151,7 +151,7 @@ def _spec_conflicts(spec: RunSpec, expect: dict) -> list[str]:
             saved = saved or DEFAULT_PRESET[spec.family]
         if key in ("corpus", "data") and asked and saved:
             same = asked == saved or (not str(asked).startswith("builtin:")
-                                      and Path(asked).resolve() == Path(saved).resolve())
+                                      and Path(asked).expanduser().resolve() == Path(saved).expanduser().resolve())
         elif key == "tokenizer_options":
             same = {k: _coerce(v) for k, v in asked.items()} == {k: _coerce(v) for k, v in saved.items()}
         else:

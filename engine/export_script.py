@@ -309,8 +309,8 @@ def main():
         print(sample(model, tok, ids, args.sample_tokens, SETTINGS["model"]["block_size"], device, seed))
         return
 
-    with open(args.corpus, encoding="utf-8", newline="") as f:   # newline="": line ends as they are in the file
-        text = f.read()
+    with open(args.corpus, encoding="utf-8", newline="") as f:   # newline="": no lone '\r' becomes '\n'
+        text = f.read().replace("\r\n", "\n")   # Windows line endings, as the project reads them
     n_train = int(len(text) * (1.0 - SETTINGS["val_fraction"]))   # the last val_fraction is validation
     train_text, val_text = text[:n_train], text[n_train:]
     tok = Tokenizer(SETTINGS["tokenizer"])

@@ -61,6 +61,23 @@ def test_exported_script_reproduces_the_trainers_losses(tmp_path, small_text, fa
     assert (tmp_path / "out" / "run.tokenizer.json").exists() == (tokenizer == "bpe")
 
 
+def test_the_exported_script_reads_windows_line_endings_as_the_project_does(tmp_path, small_text):
+    """The project reads \r\n as \n; the script's --corpus kept the \r, so the same file gave other tokens."""
+    corpus = tmp_path / "w.txt"
+    corpus.write_bytes((small_text * 2).replace("\n", "\r\n").encode("utf-8"))
+    overrides = dict(TINY)
+    spec = api.RunSpec(corpus=str(corpus), tokenizer="char", seed=7, device="cpu", max_steps=6, preset=None,
+                       overrides=overrides)
+    losses, run = _trainer_losses(spec)
+    assert "\r" not in run.tokenizer.to_dict()["chars"]
+    script = tmp_path / "out" / "run.py"
+    assert main(["export", "--checkpoint", str(run.save(tmp_path / "ck")), "--out", str(script)]) == 0
+    proc = subprocess.run([sys.executable, "-I", str(script), "--corpus", str(corpus), "--steps", "6", "--losses",
+                           "--sample-tokens", "5"], cwd=tmp_path / "out", capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == pytest.approx(losses, abs=1e-5, rel=0)
+
+
 def test_export_refuses_an_ngram(tmp_path, small_text, capsys):
     corpus = tmp_path / "c.txt"
     corpus.write_text(small_text, encoding="utf-8")

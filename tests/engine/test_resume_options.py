@@ -131,3 +131,34 @@ def test_a_resume_warning_is_said_once(capsys, caplog, tmp_path):
     assert said == [line for line in err.splitlines() if line.startswith("warning: the checkpoint was written by 2")]
     assert len(said) == 1   # (the first step's line also carries it, as the window's first report does)
     assert not [r for r in caplog.records if "written by 2" in r.getMessage()]
+
+
+def test_a_changed_corpus_is_said_on_resume(tmp_path):
+    """Resume keeps the checkpoint's tokenizer and data position; when the corpus gives another number of training
+    tokens (edited, or a Windows file saved before \\r\\n was read as \\n) those batches are from another stream."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_bytes(b"the cat sat on the mat.\r\nthe dog sat on the log.\r\n" * 60)
+    spec = api.RunSpec(corpus=str(corpus), preset="tiny-cpu-transformer", device="cpu", max_steps=4,
+                       overrides={"n_layer": "1", "n_embd": "32", "eval_interval": "50"})
+    run = api.start_run(spec)
+    list(run.reports())
+    ck = run.save(tmp_path / "ck")
+    assert not [w for w in api.resume_run(str(ck), max_steps=6, device="cpu").warnings() if "corpus now" in w]
+    meta = load_meta(ck)
+    meta["summary"]["train_tokens"] += 54    # as the older reading, with a '\r' on each of the 60 lines' 90%
+    (ck / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    [said] = [w for w in api.resume_run(str(ck), max_steps=6, device="cpu").warnings() if "corpus now" in w]
+    n = run.summary()["train_tokens"]
+    assert said.startswith(f"the corpus now gives {n:,} training tokens, {n + 54:,} when the checkpoint was saved")
+
+
+def test_a_relative_path_through_a_symlink_names_the_file_it_was_read_from(tmp_path, monkeypatch):
+    """os.path.abspath removes "link/.." as text, where the OS follows the link first: another file."""
+    (tmp_path / "elsewhere" / "sub").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "x.txt").write_text("the real corpus", encoding="utf-8")
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "x.txt").write_text("another file", encoding="utf-8")
+    (tmp_path / "work" / "link").symlink_to(tmp_path / "elsewhere" / "sub")
+    monkeypatch.chdir(tmp_path / "work")
+    spec = api.absolute_paths(api.RunSpec(corpus="link/../x.txt"))
+    assert spec.corpus.startswith("/") and open(spec.corpus).read() == "the real corpus"
