@@ -154,9 +154,9 @@ def _looks_binary(data: bytes) -> bool:
 
 def _decode(path: Path, data: bytes, on_bad_utf8: str) -> str:
     """The text of a file: UTF-8 (a leading byte-order mark dropped, so it never becomes a token), or UTF-16/32
-    when a byte-order mark says so. Windows line endings (\r\n) are read as \n, as Python's text mode and
-    nanoGPT's prepare.py read them: kept, every line of a Windows file carried a '\r' token, and a model trained
-    on Unix text could not be fine-tuned on it without mapping '\r'. A lone '\r' stays."""
+    when a byte-order mark says so. Windows line endings (\\r\\n) are read as \\n, as Python's text mode and
+    nanoGPT's prepare.py read them: kept, every line of a Windows file carried a '\\r' token, and a model trained
+    on Unix text could not be fine-tuned on it without mapping '\\r'. A lone '\\r' stays."""
     encoding, skip = _bom(data) or ("utf-8", 0)
     try:
         return data[skip:].decode(encoding, errors="strict" if on_bad_utf8 == "error" else "replace").replace(

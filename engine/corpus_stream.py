@@ -122,7 +122,7 @@ def _scan(path: Path) -> str:
 
 def _file_chunks(path: Path, chunk_bytes: int, on_bad_utf8: str, in_folder: bool) -> Iterator[tuple[str, int]]:
     """(text, bytes read) pieces of one file, decoded incrementally: UTF-8, its byte-order mark dropped, or
-    UTF-16/32 when a mark says so, with \r\n read as \n as load_corpus does (a '\r' at a piece's end waits for the
+    UTF-16/32 when a mark says so, with \\r\\n read as \\n as load_corpus does (a '\\r' at a piece's end waits for the
     next piece). A decoding error names the byte offset in the file."""
     try:
         f = open(path, "rb")

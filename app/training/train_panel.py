@@ -26,8 +26,9 @@ from app.training.model_form import (FORMS, TRAIN, Knob, build_page, form_of, la
 DEVICES = ("auto", "cuda", "mps", "cpu")
 WARN_COLOR = "#b35c00"   # orange: allowed, but probably not what the user wants
 ESTIMATE_TIP = "Parameter count of this configuration and a rough training-memory estimate."
-FINETUNE_TIP = ("Start a new run from the loaded (or this run's just saved) checkpoint's weights on the corpus chosen above, keeping its "
-                "tokenizer and model; max_steps, lr and the other training fields apply to the new run.")
+FINETUNE_TIP = ("Start a new run from the loaded (or this run's just saved) checkpoint's weights on the corpus "
+                "chosen above, keeping its tokenizer and model; max_steps, lr and the other training fields apply to "
+                "the new run.")
 RESUME_TIP = "Continue a paused run, or go on training a loaded checkpoint up to max_steps."
 STOP_TIP = ("End the run after the current step; it can be saved at once, while a final validation pass over the "
             "whole validation split runs.")
