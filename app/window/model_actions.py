@@ -28,12 +28,11 @@ class ModelActions:
         """(folder, meta) of the checkpoint Fine-tune and Export act on: the loaded one, or else this window's run
         once it has ended and been saved as it is (a run saved and trained on, or not saved, has none; nor has a
         followed run or a loaded checkpoint that replaced the run that was saved)."""
-        if self.loaded is not None:
-            return self.loaded if self.loaded[1].get("family") != "ngram" else None
-        if self.saved is not None and self.saved[2] is self.run and self.thread is None and not self.unsaved:
-            folder, meta, _ = self.saved
-            return (folder, meta) if meta.get("family") != "ngram" else None
-        return None
+        chosen = self.loaded
+        if chosen is None and self.saved is not None and self.saved[2] is self.run and self.thread is None \
+                and not self.unsaved:
+            chosen = self.saved[:2]
+        return chosen if chosen is not None and chosen[1].get("family") != "ngram" else None
 
     @Slot()
     def finetune_checkpoint(self) -> bool:

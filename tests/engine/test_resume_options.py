@@ -145,7 +145,7 @@ def test_a_changed_corpus_is_said_on_resume(tmp_path):
     ck = run.save(tmp_path / "ck")
     assert not [w for w in api.resume_run(str(ck), max_steps=6, device="cpu").warnings() if "corpus now" in w]
     meta = load_meta(ck)
-    meta["summary"]["train_tokens"] += 54    # as the older reading, with a '\r' on each of the 60 lines' 90%
+    meta["summary"]["train_tokens"] += 54    # any other count: an edited corpus, or one read differently before
     (ck / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
     [said] = [w for w in api.resume_run(str(ck), max_steps=6, device="cpu").warnings() if "corpus now" in w]
     n = run.summary()["train_tokens"]
