@@ -436,6 +436,8 @@ def load_checkpoint(ckpt_dir, *, tokenizer_file=None, meta_file=None) -> ModelHa
     if tokenizer_file or meta_file:
         raise CheckpointError(f"{ckpt_dir}: --tokenizer-file and --meta are for a GPT-2 folder or a nanoGPT "
                               f"ckpt.pt; a checkpoint of this program carries its tokenizer")
+    if str(ckpt_dir).strip():
+        ckpt.recover(ckpt_dir)   # before saying it is missing: a save killed between its two renames
     if str(ckpt_dir).strip() and not Path(ckpt_dir).exists():
         raise CheckpointError(f"{ckpt_dir} does not exist: name a checkpoint folder, a GPT-2 folder (with "
                               f"config.json) or a nanoGPT ckpt.pt; {pretrained.common.HF_CACHE_HINT}")

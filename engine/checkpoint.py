@@ -240,6 +240,14 @@ def _siblings(out: Path, kind: str) -> list[Path]:
         return []
 
 
+def recover(ckpt_dir: str | os.PathLike) -> None:
+    """Put back the checkpoint a crash between the fallback swap's two renames left under `.NAME.old-*`, so that
+    whoever looks for `ckpt_dir` next finds it; nothing when the folder is there (or a link by that name is)."""
+    d = Path(ckpt_dir)
+    if not d.exists() and not d.is_symlink():
+        _recover(Path(os.path.abspath(d)))
+
+
 def _recover(out: Path) -> None:
     """A crash between the two renames of the fallback swap leaves no checkpoint at `out` and the previous one
     under `.NAME.old-*`: put it back."""
@@ -298,8 +306,7 @@ def load_meta(ckpt_dir: str | os.PathLike) -> dict[str, Any]:
     d = Path(ckpt_dir)
     if not str(ckpt_dir).strip():
         raise CheckpointError("no checkpoint folder given")
-    if not d.exists() and not d.is_symlink():
-        _recover(Path(os.path.abspath(d)))
+    recover(d)
     if d.exists() and not d.is_dir():
         raise CheckpointError(f"{d} is a file; a checkpoint is a folder (with meta.json inside)")
     if not d.is_dir():

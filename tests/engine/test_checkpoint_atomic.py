@@ -159,3 +159,14 @@ def test_format_1_checkpoints_without_a_manifest_still_load(tmp_path):
     _assert_whole(tmp_path / "ck", (1,))
     save_checkpoint(tmp_path / "ck", *_version(2, 16))      # saving over it writes format 2
     assert load_meta(tmp_path / "ck")["format_version"] == 2 and "files" in load_meta(tmp_path / "ck")
+
+
+def test_a_save_killed_between_its_two_renames_is_loaded_back(tmp_path):
+    """Where the swap is two renames, a kill between them leaves the previous checkpoint under `.ck.old-*` and no
+    `ck`. load_meta put it back, but api.load_checkpoint said "does not exist" first (the kill test above caught it
+    once in CI, at random)."""
+    out = tmp_path / "ck"
+    save_checkpoint(out, *_version(1, 16))
+    out.rename(tmp_path / ".ck.old-0123abcd")     # the state between the two renames
+    _assert_whole(out, (1,))
+    assert _leftovers(out) == []
