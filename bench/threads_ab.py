@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.decode import DecodeConfig, _GPTRunner, generate  # noqa: E402
+from engine.decode import DecodeConfig, _AutoThreads, generate  # noqa: E402
 from engine.models import build_model  # noqa: E402
 from engine.presets import load_preset  # noqa: E402
 from engine.threads import choose_threads, decode_flops, free_cores, torch_threads  # noqa: E402
@@ -86,8 +86,9 @@ def main() -> None:
                                                             decode_flops(big))
     rows["decode nanogpt-char past window (ms/token)"] = (lambda: time_decode(big, tok, prompt_full, args.tokens // 2),
                                                           decode_flops(big, big.config.block_size))
-    # the rows set the count themselves: the runner's own choice for whole-window re-runs is switched off here
-    _GPTRunner._window_threads = lambda self: None
+    # the rows set the count themselves: the runner's own choices (whole-window re-runs, cached steps on oneDNN)
+    # are switched off here
+    _AutoThreads.__call__ = lambda self: None
     times = {(r, n): [] for r in rows for n in (1, 2)}
     for k in range(args.rounds):
         print(f"round {k + 1}: load {os.getloadavg()[0]:.2f}, free cores {free_cores()}", flush=True)

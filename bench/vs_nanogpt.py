@@ -106,6 +106,7 @@ from engine.decode import DecodeConfig, generate
 from engine.threads import inference_threads
 import torch
 from engine.models import build_model
+from engine.models.linear import uses_onednn_rows
 from engine.tokenizers.char import CharTokenizer
 n_tokens = int(sys.argv[2])
 torch.manual_seed(0)
@@ -120,7 +121,7 @@ t0 = time.perf_counter()
 n = sum(not ev.done for ev in generate(model, tok, "ROMEO:", DecodeConfig(temperature=0.8, top_k=200,
                                                                          max_new_tokens=n_tokens, seed=0)))
 dt = time.perf_counter() - t0
-print(json.dumps({"tokens": n, "seconds": dt, "threads": threads}))
+print(json.dumps({"tokens": n, "seconds": dt, "threads": threads, "onednn_steps": uses_onednn_rows(model)}))
 """
 
 
@@ -306,7 +307,8 @@ def job_decode(ng: Path, args) -> None:
             _, b = run([PY, "-c", DECODE_OURS, str(ROOT), str(n)], ROOT, "engine generate", True)
             ra, rb = a["tokens"] / a["seconds"], b["tokens"] / b["seconds"]
             rows.append((ra, rb))
-            ours = f"{b['threads']} thread(s)" + ("" if n + 6 <= 256 else " for cached steps, idle cores for re-runs")
+            steps = "cached steps on oneDNN with the idle cores" if b.get("onednn_steps") else "cached steps on it"
+            ours = f"{b['threads']} thread(s), {steps}" + ("" if n + 6 <= 256 else ", idle cores for re-runs")
             print(f"pair {i + 1}: nanoGPT {ra:7.1f} tok/s ({a['threads']} threads)  |  LM Playground {rb:7.1f} "
                   f"tok/s ({ours})  speed-up {rb / ra:.1f}x", flush=True)
         print(f"median: nanoGPT {med([r[0] for r in rows]):.1f} tok/s, LM Playground {med([r[1] for r in rows]):.1f} "

@@ -29,6 +29,7 @@ import torch
 from .beam import BeamInfo, BeamSearch
 from .errors import ConfigError, PlaygroundError, TokenizerError
 from .models import check_finite
+from .models.linear import uses_onednn_rows
 from . import threads
 from .threads import Recheck, decode_flops, torch_threads, usable_cores
 from .tokenizers.stream import stream_decoder
@@ -281,6 +282,31 @@ class _RNNRunner(_TorchRunner):
         return self._last(logits)
 
 
+class _AutoThreads:
+    """CPU threads for one kind of forward of a decoding (engine/threads.py), looked at on first call and every
+    Recheck.RECHECK_S after; one look at the CPUs serves every decoding started within PROBE_REUSE_S (a dialog
+    decoding from 32 past models, the lab's columns), instead of 50 ms each. `work()` gives the forward's FLOPs,
+    or None to leave torch's setting (GPU, n-gram, a kind of forward that gains nothing from threads)."""
+
+    def __init__(self, work: Callable[[], float | None], per_thread: float):
+        self.work, self.per_thread = work, per_thread
+        self.threads: int | None = None
+        self.recheck: Recheck | None = None
+        self.started = False
+
+    def __call__(self) -> int | None:
+        if not self.started:
+            self.started = True
+            work = self.work()
+            if work is None:
+                return None
+            self.recheck = Recheck(work, usable_cores(), probe=threads.recent_free_cores, per_thread=self.per_thread)
+            self.threads = self.recheck.choose()
+        elif self.recheck is not None and self.recheck.due():
+            self.threads = self.recheck.choose()
+        return self.threads
+
+
 class _GPTRunner(_TorchRunner):
     """KV cache while the text fits in block_size. Past that, every token re-runs the last block_size tokens into a
     fresh cache: as the window slides each token's position changes and every layer past the first saw a
@@ -291,25 +317,14 @@ class _GPTRunner(_TorchRunner):
         super().__init__(model, prompt_ids, use_cache)
         self.block = model.config.block_size
         self.rows = [prompt_ids[-self.block:]]
-        self._threads, self._recheck = None, None
-
-    def _window_threads(self) -> int | None:
-        """CPU threads for an uncached forward over the whole window (engine/threads.py; the idle cores are looked
-        at on first use and every Recheck.RECHECK_S after): a cached step stays on the caller's one thread, but a
-        re-run of the window (from 10^8 FLOPs: threads.MIN_WINDOW_FLOPS_PER_THREAD) can use an idle second core.
-        None: leave torch's setting (GPU, n-gram)."""
-        if self._recheck is None:
-            work = decode_flops(self.model, self.block)
-            if work is None:
-                return None
-            # one look at the CPUs serves every decoding started within PROBE_REUSE_S (a dialog decoding from 32
-            # past models, the lab's columns), instead of 50 ms each
-            self._recheck = Recheck(work, usable_cores(), probe=threads.recent_free_cores,
-                                    per_thread=threads.MIN_WINDOW_FLOPS_PER_THREAD)
-            self._threads = self._recheck.choose()
-        elif self._recheck.due():
-            self._threads = self._recheck.choose()
-        return self._threads
+        # a re-run of the window (from 10^8 FLOPs: threads.MIN_WINDOW_FLOPS_PER_THREAD) can use an idle second
+        # core; so can a cached step of a model whose few-row products go to oneDNN (engine/models/linear.py:
+        # its weights do not fit in cache, and oneDNN reads them ~1.5x faster on 2 threads). Other cached steps
+        # stay on the caller's threads: MKL's one-row product gains nothing from a second one.
+        self._window_threads = _AutoThreads(lambda: decode_flops(model, self.block),
+                                            threads.MIN_WINDOW_FLOPS_PER_THREAD)
+        self._step_threads = _AutoThreads(lambda: decode_flops(model) if uses_onednn_rows(model) else None,
+                                          threads.MIN_STEP_FLOPS_PER_THREAD)
 
     def start(self) -> np.ndarray:
         return self._prefill()
@@ -324,7 +339,8 @@ class _GPTRunner(_TorchRunner):
             with torch_threads(self._window_threads()):
                 return self._last(self.model.last_logits(idx))
         self.cache = self.model.new_cache(idx.size(0))
-        return self._last(self.model.forward_cached(idx, self.cache))
+        with torch_threads(self._step_threads()):
+            return self._last(self.model.forward_cached(idx, self.cache))
 
     @torch.inference_mode()
     def advance(self, parents: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
@@ -333,7 +349,8 @@ class _GPTRunner(_TorchRunner):
             return self._prefill()
         if list(parents) != list(range(self.cache.k[0].size(0))):   # sampling's [0]: no copy of every layer's cache
             self.cache.reorder(self._tensor(parents))
-        return self._last(self.model.forward_cached(self._tensor(tokens)[:, None], self.cache))
+        with torch_threads(self._step_threads()):
+            return self._last(self.model.forward_cached(self._tensor(tokens)[:, None], self.cache))
 
 
 def _runner_class(model) -> type:

@@ -22,8 +22,12 @@ import time
 MIN_FLOPS_PER_THREAD = 1e9
 # A whole-window decoding re-run (every token past the context) is one forward of block_size positions, no
 # backward, no optimizer: the 0.80M model's (~0.1 GFLOP) already runs ~0.75x as long on 2 idle cores as on 1,
-# while a cached step of the 10.7M nanogpt-char model (~0.02 GFLOP, one row per matmul) gains nothing.
+# while a cached step of the 10.7M nanogpt-char model (~0.02 GFLOP, one row per matmul) gains nothing through
+# MKL's one-row product.
 MIN_WINDOW_FLOPS_PER_THREAD = 5e7
+# Through oneDNN's, though (engine/models/linear.py: a model whose weights do not fit in cache), that step reads its
+# weights ~1.5x faster on 2 idle cores than on 1: its matmuls went from 4.3 to 2.8 ms a token (bench/row_kernel.py).
+MIN_STEP_FLOPS_PER_THREAD = 5e6
 PROBE_S = 0.05          # how long free_cores watches the CPUs
 IDLE_SHARE = 0.7        # a core counts as free when it was idle this share of the probe
 PROBE_REUSE_S = 2.0     # how long one look at the CPUs answers for every chooser (recent_free_cores)
@@ -118,7 +122,8 @@ def decode_flops(model, tokens: int = 1) -> float | None:
 def inference_threads(model) -> int | None:
     """The threads to decode from `model` with, one token at a time (see choose_threads: one, short of a huge
     model), or None to leave torch's setting. engine/decode.py's runner takes more, for as long as each call lasts,
-    for a whole-window re-run large enough to gain from them."""
+    for a whole-window re-run large enough to gain from them, and for the cached steps oneDNN runs
+    (engine/models/linear.py)."""
     work = decode_flops(model)
     return None if work is None else choose_threads(work)
 

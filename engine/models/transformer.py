@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from . import ConfigMixin, check_finite
+from .linear import Linear, set_row_kernel
 
 POSITIONS = ("rope", "learned", "sinusoidal")
 GELUS = ("exact", "tanh")
@@ -135,10 +136,10 @@ class CausalSelfAttention(nn.Module):
         self.n_head, self.n_kv_head = config.n_head, config.kv_heads
         self.head_size = config.n_embd // config.n_head
         kv_width = self.n_kv_head * self.head_size
-        self.q_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
-        self.k_proj = nn.Linear(config.n_embd, kv_width, bias=config.bias)
-        self.v_proj = nn.Linear(config.n_embd, kv_width, bias=config.bias)
-        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.q_proj = Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.k_proj = Linear(config.n_embd, kv_width, bias=config.bias)
+        self.v_proj = Linear(config.n_embd, kv_width, bias=config.bias)
+        self.c_proj = Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = config.dropout
         self.resid_drop = nn.Dropout(config.dropout)
 
@@ -183,11 +184,11 @@ class CausalSelfAttention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_fc = Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         # exact erf form by default; GPT-2's tanh approximation (its "gelu_new") for its weights. The tape
         # reproduces both in float64.
         self.gelu = nn.GELU(approximate="tanh" if config.gelu == "tanh" else "none")
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.c_proj = Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.drop = nn.Dropout(config.dropout)
 
     def forward(self, x):
@@ -221,7 +222,7 @@ class GPT(nn.Module):
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_weights:
             self.lm_head.weight = self.wte.weight
         self.apply(self._init_weights)
@@ -229,6 +230,8 @@ class GPT(nn.Module):
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+        # cached decoding steps of a model whose weights do not fit in cache read them faster through oneDNN
+        set_row_kernel(self)
 
     @staticmethod
     def _init_weights(module):
