@@ -240,6 +240,13 @@ def _siblings(out: Path, kind: str) -> list[Path]:
         return []
 
 
+def holds_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether the folder `path` holds a checkpoint (its meta.json), or held one that a save left between its two
+    renames (see `recover`). Reads nothing but the names; a missing folder holds none."""
+    d = Path(os.path.abspath(path))
+    return (d / META).is_file() or any((old / META).is_file() for old in _siblings(d, _OLD))
+
+
 def recover(ckpt_dir: str | os.PathLike) -> None:
     """Put back the checkpoint a crash between the fallback swap's two renames left under `.NAME.old-*`, so that
     whoever looks for `ckpt_dir` next finds it; nothing when the folder is there (or a link by that name is)."""

@@ -143,7 +143,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--map-unknown", default=None, metavar="TOKEN",
                    help="with --init-from: map characters/words the checkpoint's tokenizer cannot encode to this "
                    "token (e.g. ' ' for char, '<unk>' for word) instead of refusing the corpus")
-    t.add_argument("--out", default=None, metavar="DIR", help="checkpoint folder (default runs/<model>-<time>)")
+    t.add_argument("--out", default=None, metavar="DIR",
+                   help="checkpoint folder (default runs/<model>-<time>); one that holds another run's checkpoint is "
+                   "refused unless --overwrite (with --resume DIR, --out DIR continues in place)")
+    t.add_argument("--overwrite", action="store_true",
+                   help="let this run replace the checkpoint already in --out (it is gone at the first save)")
     t.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     t.add_argument("--keep-snapshots", action="store_true",
                    help="keep up to 32 past models (log-spaced steps and every evaluation) in DIR/snapshots, for "
@@ -229,9 +233,32 @@ def _train(args: argparse.Namespace) -> int:
     return status
 
 
+def _refuse_foreign_checkpoint(out: str, resume: str | None) -> None:
+    """ConfigError when `out` holds a checkpoint this run would replace at its first save, other than the one it
+    resumes (`train --resume DIR --out DIR` continues in place). Its run files (metrics.jsonl, snapshots) would be
+    carried into the new checkpoint too, mixing two runs' curves."""
+    from . import checkpoint as ckpt
+    if not ckpt.holds_checkpoint(out):
+        return
+    if resume and os.path.realpath(os.path.expanduser(resume)) == os.path.realpath(out):
+        return
+    try:
+        meta = ckpt.load_meta(out)
+    except PlaygroundError:
+        meta = {}
+    what = f" ({meta['family']}, step {meta.get('step', '?')})" if "family" in meta else ""
+    resumable = meta.get("family") not in (None, "ngram")   # an n-gram model is counted in one pass
+    hint = f" (to continue that run: --resume {out} --out {out})" if resumable and not resume else ""
+    raise ConfigError(f"{out} already holds a checkpoint{what}, which this run would replace at its first save; "
+                      f"give --out a new folder, or add --overwrite to replace it{hint}")
+
+
 def _train_run(args: argparse.Namespace, launch) -> int:
     from . import api
     from .headless import RunOutput
+
+    if args.out and not args.overwrite and (launch is None or launch.is_main):
+        _refuse_foreign_checkpoint(args.out, args.resume)
 
     asked = {"corpus": args.corpus, "tokenizer": args.tokenizer, "family": args.model, "preset": args.preset,
              "tokenizer_options": _key_values(args.tok_set, "--tok-set") if args.tok_set else None,

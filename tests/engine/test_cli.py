@@ -69,6 +69,35 @@ def test_neural_train_and_resume(capsys, corpus_file, tmp_path):
     assert _last_json(out)["step"] == 9
 
 
+def test_a_new_run_does_not_replace_another_runs_checkpoint_unless_asked(capsys, corpus_file, tmp_path):
+    ngram = ["train", "--corpus", str(corpus_file), "--model", "ngram"]
+    first, other = tmp_path / "first", tmp_path / "other"
+    assert _run(capsys, *ngram, "--set", "order=2", "--out", str(first))[0] == 0
+    before = {p.name: p.read_bytes() for p in first.iterdir()}
+    rc, out, err = _run(capsys, *ngram, "--set", "order=3", "--out", str(first))
+    assert rc == 2 and "already holds a checkpoint (ngram, step" in err and "--overwrite" in err
+    assert "--resume" not in err                               # an n-gram model is counted once: no resuming
+    assert {p.name: p.read_bytes() for p in first.iterdir()} == before   # untouched
+    # a resumed run may go back into its own folder, or through a link to it; not into another run's
+    assert _run(capsys, *ngram, "--set", "order=2", "--out", str(other))[0] == 0
+    gpt = tmp_path / "gpt"
+    tiny = ["--preset", "tiny-cpu-transformer", "--max-steps", "2", "--set", "n_layer=1", "--device", "cpu"]
+    assert _run(capsys, "train", "--corpus", str(corpus_file), *tiny, "--out", str(gpt))[0] == 0
+    (tmp_path / "link").symlink_to(gpt)
+    rc, out, err = _run(capsys, "train", "--resume", str(tmp_path / "link"), "--max-steps", "3", "--device", "cpu",
+                        "--out", str(gpt))
+    assert rc == 0, err
+    rc, out, err = _run(capsys, "train", "--resume", str(gpt), "--max-steps", "4", "--device", "cpu",
+                        "--out", str(other))
+    assert rc == 2 and "already holds" in err
+    rc, out, err = _run(capsys, "train", "--corpus", str(corpus_file), *tiny, "--out", str(gpt))
+    assert rc == 2 and f"--resume {gpt} --out {gpt}" in err   # how to continue that run instead
+    # --overwrite replaces it, as asked
+    rc, out, err = _run(capsys, *ngram, "--set", "order=3", "--out", str(first), "--overwrite")
+    assert rc == 0, err
+    assert json.loads((first / "meta.json").read_text())["model"]["order"] == 3
+
+
 @pytest.mark.parametrize("setup,args,needle", [
     (lambda d: (d / "e.txt").write_text(""), ["--corpus", "{d}/e.txt"], "empty"),
     (lambda d: (d / "b.txt").write_bytes(b"abc\x00def" * 10), ["--corpus", "{d}/b.txt"], "binary"),
