@@ -110,6 +110,7 @@ class TokensPanel(QWidget):
         self.jobs = JobRunner(self)
         self._request = 0
         self._key = None            # the settings the shown result was made from
+        self._shown = ""            # what it is, for the line that says it is out of date: "char on <corpus>"
 
         self.which = QComboBox()
         self.which.addItems([FORM, MODEL])
@@ -237,7 +238,8 @@ class TokensPanel(QWidget):
         else:
             what = options_text(self.form.tokenizer.currentText(), self.form.tokenizer_options())
         stale = self.result is not None and self._settings() != self._key
-        hint = f" — changed since; shown: {self.result.label}. Press Tokenize" if stale else ""
+        hint = f" — changed since; shown: {self._shown}. Press Tokenize" if stale else ""
+        self.stats_label.setEnabled(not stale)   # greyed: the figures are the shown result's, not these settings'
         self.about.setText(f"{what} on {name}" + (" — tokenizing…" if not self.busy.isHidden() else hint))
 
     def tokenize(self) -> None:
@@ -262,7 +264,8 @@ class TokensPanel(QWidget):
         request = self._request
         self._set_busy(True)
         self.show_message("")
-        self.jobs.run(job, lambda r: self._done(request, key, r), lambda m: self._failed(request, m))
+        shown = corpus.name
+        self.jobs.run(job, lambda r: self._done(request, key, r, shown), lambda m: self._failed(request, m))
 
     def _set_busy(self, busy: bool) -> None:
         self.busy.setVisible(busy)
@@ -280,12 +283,12 @@ class TokensPanel(QWidget):
         self.message.setVisible(bool(text))
 
     # -- showing a result -----------------------------------------------------------------------------------
-    def _done(self, request: int, key: tuple, result: TokensResult) -> None:
+    def _done(self, request: int, key: tuple, result: TokensResult, corpus_name: str) -> None:
         if request != self._request:
             return
+        self.result, self._key, self._shown = result, key, f"{result.label} on {corpus_name}"
         self._set_busy(False)
         self.show_message("")
-        self.result, self._key = result, key
         tok, s = result.tokenizer, result.stats
         # a token's rank is 1 + how many tokens are more frequent: once here, not once per hovered span
         self._ranks = np.searchsorted(np.sort(-s.counts), -s.counts, side="left") + 1

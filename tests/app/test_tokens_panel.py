@@ -170,11 +170,28 @@ def test_switching_kind_marks_the_result_stale_and_retokenizes(qtbot, make_panel
     panel = make_panel("char")
     tokenize(qtbot, panel)
     assert "changed since" not in panel.about.text()
+    assert panel.stats_label.isEnabled()
     panel.form.tokenizer.setCurrentText("word")
-    assert "changed since; shown: char" in panel.about.text()       # what the (old) figures below are
+    assert "changed since; shown: char on test" in panel.about.text()       # what the (old) figures below are
+    assert not panel.stats_label.isEnabled()                                  # and they are greyed
     tokenize(qtbot, panel)
     assert panel.result.tokenizer.kind == "word" and "changed since" not in panel.about.text()
-    assert "&lt;unk&gt;" in panel.stats_label.text()
+    assert "&lt;unk&gt;" in panel.stats_label.text() and panel.stats_label.isEnabled()
+
+
+def test_another_corpus_says_the_figures_shown_are_the_old_corpus(qtbot, make_panel):
+    panel = make_panel("char")
+    tokenize(qtbot, panel)
+    before = panel.result.stats.vocab_size
+    other = Corpus("other", "a different corpus, not tokenized yet\n" * 30, "/tmp/other.txt")
+    panel.form.corpus_box.corpus = other
+    panel.form.corpus_box.loaded.emit(other)
+    about = panel.about.text()
+    assert about.startswith("char") and " on other" in about and "shown: char on test. Press Tokenize" in about
+    assert not panel.stats_label.isEnabled()
+    tokenize(qtbot, panel)
+    assert "changed since" not in panel.about.text() and panel.stats_label.isEnabled()
+    assert panel.result.stats.vocab_size < before       # the new corpus's figures: fewer distinct characters
 
 
 def test_bpe_merges_and_replay(qtbot, make_panel):
