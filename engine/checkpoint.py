@@ -57,7 +57,7 @@ def prepare_dir(out_dir: str | os.PathLike) -> Path:
     """Check that a checkpoint can be saved at `out_dir` before anything is trained: the parent folder exists (it
     is created) and is writable, and `out_dir` is new, empty or a checkpoint (whose files a save replaces). The
     folder is created empty. Returns the absolute path. Raises CheckpointError naming what is wrong."""
-    out = _target(out_dir)
+    out = save_path(out_dir)
     _check_target(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -78,7 +78,7 @@ def save_checkpoint(out_dir: str | os.PathLike, meta: Mapping[str, Any],
     tensors (torch or numpy). Raises CheckpointError for every failure (full disk, read-only or missing
     permission, a target that is a file or a folder of other things); the previous checkpoint at that place, if
     any, is then left as it was."""
-    out = _target(out_dir)
+    out = save_path(out_dir)
     _check_target(out)
     tmp = out.parent / f".{out.name}.{_SAVING}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
@@ -111,13 +111,15 @@ def save_checkpoint(out_dir: str | os.PathLike, meta: Mapping[str, Any],
     return out
 
 
-def _target(out_dir) -> Path:
+def save_path(out_dir: str | os.PathLike) -> Path:
+    """The folder a save to `out_dir` writes: absolute, '~' expanded, and every link in it (the folder itself
+    being a link too) and any '..' after one resolved as the OS resolves them when the folder is opened, not
+    lexically (so 'link/../x' is x beside the link's target, the folder a later read by that name finds; the swap
+    replaces the target, never the link). Raises CheckpointError for an empty path or a root."""
     text = os.fspath(out_dir)
     if not str(text).strip():
         raise CheckpointError("no checkpoint folder given")
-    out = Path(os.path.abspath(text))
-    if out.is_symlink():   # save where the link points; the swap would otherwise replace the link itself
-        out = out.resolve()
+    out = Path(os.path.realpath(os.path.expanduser(text)))
     if out.parent == out:
         raise CheckpointError(f"cannot save a checkpoint as {out}")
     return out
@@ -241,10 +243,32 @@ def _siblings(out: Path, kind: str) -> list[Path]:
 
 
 def holds_checkpoint(path: str | os.PathLike) -> bool:
-    """Whether the folder `path` holds a checkpoint (its meta.json), or held one that a save left between its two
-    renames (see `recover`). Reads nothing but the names; a missing folder holds none."""
-    d = Path(os.path.abspath(path))
+    """Whether the folder a save to `path` would write (`save_path`) holds a checkpoint (its meta.json), or held
+    one that a save left between its two renames (see `recover`). Reads nothing but the names; a missing folder
+    holds none. Raises CheckpointError for an empty path."""
+    d = save_path(path)
     return (d / META).is_file() or any((old / META).is_file() for old in _siblings(d, _OLD))
+
+
+def clear(out_dir: str | os.PathLike) -> None:
+    """Remove the checkpoint at `out_dir` (see `save_path`) and its run's files (RUN_FILES: metrics.jsonl,
+    snapshots), leaving the folder empty, and what interrupted saves left beside it. Only a folder holding a
+    checkpoint's own files is touched (else CheckpointError, as for a save); a missing one is created empty.
+    Raises CheckpointError when something cannot be removed."""
+    out = save_path(out_dir)
+    _check_target(out)
+    _recover(out)
+    _clean_leftovers(out)
+    try:
+        if out.is_dir():
+            for p in out.iterdir():
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CheckpointError(f"cannot clear {out}: {_reason(e)}") from None
 
 
 def recover(ckpt_dir: str | os.PathLike) -> None:

@@ -9,6 +9,7 @@ import math
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from . import cli_prepare
@@ -147,7 +148,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="checkpoint folder (default runs/<model>-<time>); one that holds another run's checkpoint is "
                    "refused unless --overwrite (with --resume DIR, --out DIR continues in place)")
     t.add_argument("--overwrite", action="store_true",
-                   help="let this run replace the checkpoint already in --out (it is gone at the first save)")
+                   help="let this run replace the run already in --out: its checkpoint, metrics.jsonl and "
+                   "snapshots are removed once this run has loaded its corpus and is about to start")
     t.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     t.add_argument("--keep-snapshots", action="store_true",
                    help="keep up to 32 past models (log-spaced steps and every evaluation) in DIR/snapshots, for "
@@ -182,7 +184,9 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="write a checkpoint's run as one plain PyTorch script")
     e.add_argument("--checkpoint", required=True, metavar="PATH", help=CHECKPOINT_HELP)
-    e.add_argument("--out", required=True, metavar="FILE.py")
+    e.add_argument("--out", required=True, metavar="FILE.py",
+                   help="the script to write; an existing file that is not an earlier export is refused")
+    e.add_argument("--overwrite", action="store_true", help="replace --out even if it is not an earlier export")
 
     a = sub.add_parser("tape", help="replay a checkpoint's model on the autodiff tape and compare with torch")
     a.add_argument("--checkpoint", required=True, metavar="PATH", help=CHECKPOINT_HELP)
@@ -233,32 +237,37 @@ def _train(args: argparse.Namespace) -> int:
     return status
 
 
-def _refuse_foreign_checkpoint(out: str, resume: str | None) -> None:
-    """ConfigError when `out` holds a checkpoint this run would replace at its first save, other than the one it
-    resumes (`train --resume DIR --out DIR` continues in place). Its run files (metrics.jsonl, snapshots) would be
-    carried into the new checkpoint too, mixing two runs' curves."""
+def _replaces_another_run(args: argparse.Namespace) -> bool:
+    """Whether `train --out` names a folder (as a save resolves it: engine.checkpoint.save_path) that holds a
+    checkpoint other than the one this run resumes (`--resume DIR --out DIR` continues in place). Without
+    --overwrite that is a ConfigError, raised before anything is loaded: the run would replace it at its first
+    save and carry its metrics.jsonl and snapshots over, mixing two runs."""
     from . import checkpoint as ckpt
-    if not ckpt.holds_checkpoint(out):
-        return
-    if resume and os.path.realpath(os.path.expanduser(resume)) == os.path.realpath(out):
-        return
+    out = args.out
+    if not out or not ckpt.holds_checkpoint(out):
+        return False
+    if args.resume and ckpt.save_path(out) == Path(os.path.realpath(os.path.expanduser(args.resume))):
+        return False
+    if args.overwrite:
+        return True
     try:
         meta = ckpt.load_meta(out)
     except PlaygroundError:
         meta = {}
-    what = f" ({meta['family']}, step {meta.get('step', '?')})" if "family" in meta else ""
-    resumable = meta.get("family") not in (None, "ngram")   # an n-gram model is counted in one pass
-    hint = f" (to continue that run: --resume {out} --out {out})" if resumable and not resume else ""
-    raise ConfigError(f"{out} already holds a checkpoint{what}, which this run would replace at its first save; "
-                      f"give --out a new folder, or add --overwrite to replace it{hint}")
+    family = meta.get("family")
+    what = "" if family is None else f" ({family}" + (f", step {meta['step']}" if family != "ngram" else "") + ")"
+    resumable = family not in (None, "ngram")   # an n-gram model is counted in one pass
+    hint = (f" (to continue that run: --resume {out} --out {out})"
+            if resumable and not args.resume and not args.init_from else "")
+    raise ConfigError(f"{out} already holds a checkpoint{what}, which this run would replace; give --out a new "
+                      f"folder, or add --overwrite to remove it and its run's files first{hint}")
 
 
 def _train_run(args: argparse.Namespace, launch) -> int:
     from . import api
     from .headless import RunOutput
 
-    if args.out and not args.overwrite and (launch is None or launch.is_main):
-        _refuse_foreign_checkpoint(args.out, args.resume)
+    replacing = _replaces_another_run(args)   # every rank: on several machines each would else train on alone
 
     asked = {"corpus": args.corpus, "tokenizer": args.tokenizer, "family": args.model, "preset": args.preset,
              "tokenizer_options": _key_values(args.tok_set, "--tok-set") if args.tok_set else None,
@@ -288,6 +297,9 @@ def _train_run(args: argparse.Namespace, launch) -> int:
         run = api.start_run(spec)
     if launch is not None and not launch.is_main:   # only rank 0 prints and writes; the others train along
         return _train_along(run, args)
+    if replacing:   # --overwrite, once the new run is ready to start: nothing of the old run is left to mix in
+        from . import checkpoint as ckpt
+        ckpt.clear(args.out)
     out_dir = api.prepare_output_dir(args.out or api.default_run_dir(run))
     output = RunOutput(run, out_dir, resumed=bool(args.resume), keep_snapshots=args.keep_snapshots)
     for warning in run.warnings():
@@ -305,6 +317,10 @@ def _train_run(args: argparse.Namespace, launch) -> int:
               f"{info['train_tokens']:,} train / {info['val_tokens']:,} val tokens", file=sys.stderr)
         if output.batch_line:
             print(output.batch_line, file=sys.stderr)
+        where = f"checkpoint folder {out_dir}"
+        if args.resume and not args.out:   # easy to miss: the resumed folder itself stays as it was
+            where += f" (new; --out {args.resume} would continue in the resumed folder)"
+        print(where, file=sys.stderr)
     last_print = 0.0
     final = None
     with StopOnSignal(run) as interrupt:
@@ -522,7 +538,7 @@ def _beam_tokens(hypotheses: dict, text: str) -> list[dict]:
 
 def _export(args: argparse.Namespace) -> int:
     from .export import export_script
-    result = export_script(args.checkpoint, args.out, **_sources(args))
+    result = export_script(args.checkpoint, args.out, overwrite=args.overwrite, **_sources(args))
     print(json.dumps(result))
     return 0
 

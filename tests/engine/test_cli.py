@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from engine.cli import main
 
@@ -54,7 +55,7 @@ def test_ngram_mle_unseen_reports_infinite_perplexity(capsys, tmp_path):
     assert res["val_ppl"] == "inf" and "infinite" in err
 
 
-def test_neural_train_and_resume(capsys, corpus_file, tmp_path):
+def test_neural_train_and_resume(capsys, corpus_file, tmp_path, monkeypatch):
     out_dir = tmp_path / "gpt"
     rc, out, err = _run(capsys, "train", "--corpus", str(corpus_file), "--model", "transformer",
                         "--preset", "tiny-cpu-transformer", "--max-steps", "6", "--set", "n_layer=1",
@@ -66,7 +67,12 @@ def test_neural_train_and_resume(capsys, corpus_file, tmp_path):
     rc, out, err = _run(capsys, "train", "--resume", str(out_dir), "--max-steps", "9", "--device", "cpu",
                         "--out", str(out_dir))
     assert rc == 0, err
-    assert _last_json(out)["step"] == 9
+    assert _last_json(out)["step"] == 9 and f"checkpoint folder {out_dir}\n" in err
+    monkeypatch.chdir(tmp_path)      # without --out a resumed run goes to a new folder: said, since it is easy to miss
+    rc, out, err = _run(capsys, "train", "--resume", str(out_dir), "--max-steps", "10", "--device", "cpu")
+    assert rc == 0, err
+    new = _last_json(out)["checkpoint"]
+    assert new != str(out_dir) and f"checkpoint folder {new} (new; --out {out_dir} would continue" in err
 
 
 def test_a_new_run_does_not_replace_another_runs_checkpoint_unless_asked(capsys, corpus_file, tmp_path):
@@ -75,7 +81,7 @@ def test_a_new_run_does_not_replace_another_runs_checkpoint_unless_asked(capsys,
     assert _run(capsys, *ngram, "--set", "order=2", "--out", str(first))[0] == 0
     before = {p.name: p.read_bytes() for p in first.iterdir()}
     rc, out, err = _run(capsys, *ngram, "--set", "order=3", "--out", str(first))
-    assert rc == 2 and "already holds a checkpoint (ngram, step" in err and "--overwrite" in err
+    assert rc == 2 and "already holds a checkpoint (ngram)," in err and "--overwrite" in err
     assert "--resume" not in err                               # an n-gram model is counted once: no resuming
     assert {p.name: p.read_bytes() for p in first.iterdir()} == before   # untouched
     # a resumed run may go back into its own folder, or through a link to it; not into another run's
@@ -92,10 +98,50 @@ def test_a_new_run_does_not_replace_another_runs_checkpoint_unless_asked(capsys,
     assert rc == 2 and "already holds" in err
     rc, out, err = _run(capsys, "train", "--corpus", str(corpus_file), *tiny, "--out", str(gpt))
     assert rc == 2 and f"--resume {gpt} --out {gpt}" in err   # how to continue that run instead
-    # --overwrite replaces it, as asked
+    rc, out, err = _run(capsys, "train", "--init-from", str(gpt), "--corpus", str(corpus_file), "--out", str(gpt))
+    assert rc == 2 and "already holds" in err and "--resume" not in err   # a fine-tune is not a resume
+    # 'deep/../other' is opened through the link as the OS resolves it: the save goes where the check looked
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "other").symlink_to(gpt)                  # a/other is the run resumed below
+    (tmp_path / "deep").symlink_to(tmp_path / "a" / "b")
+    rc, out, err = _run(capsys, "train", "--resume", str(gpt), "--max-steps", "4", "--device", "cpu",
+                        "--out", str(tmp_path / "deep" / ".." / "other"))
+    assert rc == 0, err                                         # deep/../other is a/other: the resumed run itself
+    assert json.loads((gpt / "meta.json").read_text())["step"] == 4
+    assert {p.name: p.read_bytes() for p in other.iterdir()} and (other / "meta.json").is_file()
+    # --overwrite removes the old run, its log and past models included, and replaces it
     rc, out, err = _run(capsys, *ngram, "--set", "order=3", "--out", str(first), "--overwrite")
     assert rc == 0, err
     assert json.loads((first / "meta.json").read_text())["model"]["order"] == 3
+
+
+def test_overwrite_leaves_nothing_of_the_old_run(capsys, corpus_file, tmp_path):
+    tiny = ["train", "--corpus", str(corpus_file), "--preset", "tiny-cpu-transformer", "--set", "n_layer=1",
+            "--device", "cpu", "--set", "eval_interval=2", "--keep-snapshots"]
+    run = tmp_path / "run"
+    assert _run(capsys, *tiny, "--max-steps", "6", "--out", str(run))[0] == 0
+    old_steps = sorted(p.name for p in (run / "snapshots").iterdir())
+    assert old_steps
+    rc, out, err = _run(capsys, *tiny, "--max-steps", "2", "--seed", "5", "--set", "n_embd=16", "--out", str(run),
+                        "--overwrite")
+    assert rc == 0, err
+    log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["event"] for r in log].count("start") == 1 and max(r.get("step", 0) for r in log) == 2
+    from safetensors import safe_open
+    kept = sorted((run / "snapshots").glob("step-*.safetensors"))
+    assert kept and len(kept) < len(old_steps)                 # the old run's steps 3-6 are gone
+    for f in kept:                                             # and those left are the new, 16-wide model's
+        with safe_open(str(f), "pt") as t:
+            assert [t.get_slice(k).get_shape()[1] for k in t.keys() if k.endswith("wte.weight")] == [16], f.name
+
+
+def test_a_checkpoint_left_between_a_saves_two_renames_counts_as_held(tmp_path):
+    from engine import checkpoint as ckpt
+    ckpt.save_checkpoint(tmp_path / "run", {"family": "x"}, {"model": {"w": torch.zeros(2)}})
+    (tmp_path / "run").rename(tmp_path / ".run.old-cafebabe")   # a save killed between its two renames
+    (tmp_path / "lnk").symlink_to(tmp_path / "run")              # named through a link to it
+    assert ckpt.holds_checkpoint(tmp_path / "run") and ckpt.holds_checkpoint(tmp_path / "lnk")
+    assert not ckpt.holds_checkpoint(tmp_path / "elsewhere")
 
 
 @pytest.mark.parametrize("setup,args,needle", [
