@@ -25,17 +25,36 @@ from .train_checkpoints import SETTING_OF, saved_precision
 __all__ = ["export_script"]
 
 
-def export_script(ckpt_dir, out_path, *, tokenizer_file=None, meta_file=None) -> dict:
+def check_replaceable(out: Path, overwrite: bool = False) -> None:
+    """ConfigError when the file `out` exists and is not a script this program exported (its first line says
+    "exported by LM Playground"), unless `overwrite`: a re-export replaces the last one, a user's own file is not
+    replaced by surprise."""
+    if overwrite or not out.exists():
+        return
+    try:
+        with open(out, "rb") as f:
+            first = f.read(200).split(b"\n", 1)[0]
+    except OSError:
+        first = b""
+    if out.is_file() and b"exported by LM Playground" in first:
+        return
+    raise ConfigError(f"{out} already exists and is not a script exported by LM Playground; choose another name, "
+                      f"or add --overwrite to replace it")
+
+
+def export_script(ckpt_dir, out_path, *, tokenizer_file=None, meta_file=None, overwrite: bool = False) -> dict:
     """Write the script for the checkpoint's run to `out_path` (and beside it the tokenizer JSON for BPE, the
     corpus text when it cannot be read from its own path). Returns {"script", "files", "corpus"}: the script's
     path, every file written, and the corpus path the script reads by default. Raises CheckpointError for an
-    n-gram or a checkpoint without its run spec, CorpusError when the corpus cannot be read, OSError on write.
+    n-gram or a checkpoint without its run spec, CorpusError when the corpus cannot be read, OSError on write,
+    ConfigError when `out_path` exists and is not an earlier export (`check_replaceable`) unless `overwrite`.
 
     A model trained elsewhere (engine.pretrained; tokenizer_file / meta_file as api.load_checkpoint takes them)
     has no run: its script gets the weights beside it (NAME.weights.pt) and samples from them
     (`--steps 0`, the default, with `--prompt`), or fine-tunes them on `--corpus` with the settings
     api.finetune_spec would use; "corpus" is then None."""
     from . import pretrained
+    check_replaceable(Path(out_path), overwrite)
     if pretrained.kind_of(ckpt_dir) is not None:
         from .pretrained.export import export_pretrained
         return export_pretrained(ckpt_dir, Path(out_path), tokenizer_file, meta_file)

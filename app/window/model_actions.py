@@ -116,7 +116,8 @@ class ModelActions:
             self.exported.emit("")
 
         sources = sources_of(meta)   # a model trained elsewhere: its tokenizer as it was loaded
-        self.jobs.run(lambda: export_script(folder, path, **sources), done, failed)
+        # the save dialog asked before an existing file was chosen (Qt's own confirmation)
+        self.jobs.run(lambda: export_script(folder, path, overwrite=True, **sources), done, failed)
         return True
 
     @Slot(int)

@@ -89,3 +89,21 @@ def test_export_refuses_an_ngram(tmp_path, small_text, capsys):
     with pytest.raises(CheckpointError):
         from engine.export import export_script
         export_script(ck, tmp_path / "y.py")
+
+
+def test_export_replaces_an_earlier_export_but_not_a_users_file(tmp_path, small_text, capsys):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(small_text, encoding="utf-8")
+    spec = api.RunSpec(corpus=str(corpus), tokenizer="char", seed=7, device="cpu", max_steps=2, preset=None,
+                       overrides=dict(TINY))
+    run = api.start_run(spec)
+    list(run.reports())
+    ck = str(run.save(tmp_path / "ck"))
+    mine = tmp_path / "mine.py"
+    mine.write_text("my own script\n")
+    assert main(["export", "--checkpoint", ck, "--out", str(mine)]) == 2
+    assert "already exists and is not a script exported by LM Playground" in capsys.readouterr().err
+    assert mine.read_text() == "my own script\n"
+    assert main(["export", "--checkpoint", ck, "--out", str(mine), "--overwrite"]) == 0
+    assert "exported by LM Playground" in mine.read_text().splitlines()[0]
+    assert main(["export", "--checkpoint", ck, "--out", str(mine)]) == 0   # a re-export replaces the last one
