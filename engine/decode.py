@@ -319,8 +319,9 @@ class _GPTRunner(_TorchRunner):
         self.rows = [prompt_ids[-self.block:]]
         # a re-run of the window (from 10^8 FLOPs: threads.MIN_WINDOW_FLOPS_PER_THREAD) can use an idle second
         # core; so can a cached step of a model whose few-row products go to oneDNN (engine/models/linear.py:
-        # its weights do not fit in cache, and oneDNN reads them ~1.5x faster on 2 threads). Other cached steps
-        # stay on the caller's threads: MKL's one-row product gains nothing from a second one.
+        # its weights do not fit in cache, and oneDNN reads them ~1.6x faster on 2 threads). Other cached steps
+        # stay on the caller's threads: through MKL a second thread gained 0-13% in bench/row_kernel.py's sweep,
+        # against the stall it costs when another process wants that core.
         self._window_threads = _AutoThreads(lambda: decode_flops(model, self.block),
                                             threads.MIN_WINDOW_FLOPS_PER_THREAD)
         self._step_threads = _AutoThreads(lambda: decode_flops(model) if uses_onednn_rows(model) else None,

@@ -26,7 +26,7 @@ MIN_FLOPS_PER_THREAD = 1e9
 # MKL's one-row product.
 MIN_WINDOW_FLOPS_PER_THREAD = 5e7
 # Through oneDNN's, though (engine/models/linear.py: a model whose weights do not fit in cache), that step reads its
-# weights ~1.5x faster on 2 idle cores than on 1: its matmuls went from 4.3 to 2.8 ms a token (bench/row_kernel.py).
+# weights ~1.6x faster on 2 idle cores than on 1: its matmuls took 3.4 ms on 1 thread, 2.1 on 2 (bench/row_kernel.py).
 MIN_STEP_FLOPS_PER_THREAD = 5e6
 PROBE_S = 0.05          # how long free_cores watches the CPUs
 IDLE_SHARE = 0.7        # a core counts as free when it was idle this share of the probe

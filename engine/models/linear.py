@@ -3,20 +3,24 @@
 A cached decoding step multiplies one row (beam search: one per beam) by every weight matrix of the model, so it
 reads all the weights once per token. On this project's 2-core AMD EPYC VM (torch 2.13), for a model whose
 weights do not fit in the caches, MKL's one-row product (what F.linear calls) read them at about 11 GB/s on 1
-thread or 2, where a plain sum over the same bytes runs at 35 GB/s on one core. oneDNN's (torch.ops.mkldnn.
-_linear_pointwise, the kernel torch's inductor calls for frozen CPU linears) reads at about 20 GB/s on 2 threads:
-the 10.7M nanogpt-char model's 37 matrices went from 4.1-4.3 ms to 2.8 ms a token, GPT-2 small's from 37 to 20 ms.
-For weights that stay in cache MKL's lower cost per call wins (the 0.80M model: 0.13 against 0.34 ms), and the two
-cross between 13 and 19 MB of weights there, about half the 32 MB last-level cache. `bench/row_kernel.py` prints
-these figures on any machine.
+thread or 2, where a plain sum over the same bytes ran at 35 GB/s on one core. oneDNN's (torch.ops.mkldnn.
+_linear_pointwise, a registered op of torch's oneDNN integration; private, so `onednn_available` checks once that
+it is there and agrees with F.linear) read them at about 20 GB/s on 2 threads. In bench/row_kernel.py's sweep
+(one row times every matrix of the model in turn, 2026-12-01 05:40) the 10.7M nanogpt-char model's 37 matrices
+took 3.7 ms through MKL and 2.1 ms through oneDNN on 2 threads (3.4 on 1), GPT-2 small's 36.4 and 19.1 ms. For
+weights that stay in cache MKL's lower cost per call wins (the 0.80M model: 0.13 against 0.35 ms), and the two
+crossed between 13 and 19 MB of weights there, about half the 32 MB last-level cache.
 
 Both kernels compute the same float32 products and differ only in the order they add them (~1e-5 relative): a
 cached step's logits equal the uncached forward's to float32 rounding either way, as before. Calls that record
-gradients, run under autocast, are not float32 on the CPU, or have more than ROWS_MAX rows always take F.linear."""
+gradients, run under autocast, are not float32 on the CPU, or have more than ROWS_MAX rows always take F.linear,
+and so does everything while torch.backends.mkldnn is switched off. Only x86-64 was measured, so the size rule
+picks oneDNN there alone."""
 from __future__ import annotations
 
 import functools
 import os
+import platform
 
 import torch
 import torch.nn as nn
@@ -91,9 +95,9 @@ class Linear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x's dtype and device stand for the weight's: F.linear refuses a mix, and autocast (the one thing that
         # mixes them) is checked
-        if (self.few_rows_onednn and x.numel() <= ROWS_MAX * self.in_features and not torch.is_grad_enabled()
+        if (self.few_rows_onednn and not torch.is_grad_enabled() and x.numel() <= ROWS_MAX * self.in_features
                 and x.dtype == torch.float32 and x.device.type == "cpu" and not _autocast_cpu()
-                and onednn_available()):
+                and torch.backends.mkldnn.enabled and onednn_available()):
             return _onednn_linear(x, self.weight, self.bias)
         return F.linear(x, self.weight, self.bias)
 
@@ -105,11 +109,12 @@ def linear_weight_bytes(model: nn.Module) -> int:
 
 def set_row_kernel(model: nn.Module, onednn: bool | None = None) -> bool:
     """Send `model`'s few-row inference calls to oneDNN (True), to MKL through F.linear (False), or choose by size
-    (None): oneDNN when its Linear weights take more than LLC_SHARE of the last-level cache. Sets the flag on every
-    `Linear` of the model and returns it. oneDNN's speed needs a second core (see the module docstring), so the
-    caller's thread count matters: engine/decode.py gives cached steps of such a model the idle cores."""
+    (None): oneDNN on an x86-64 CPU when its Linear weights take more than LLC_SHARE of the last-level cache. Sets
+    the flag on every `Linear` of the model and returns it. Most of oneDNN's gain needs a second core (see the
+    module docstring): engine/decode.py gives cached steps of such a model the idle cores."""
     if onednn is None:
-        onednn = linear_weight_bytes(model) > LLC_SHARE * last_level_cache_bytes()
+        onednn = (platform.machine().lower() in ("x86_64", "amd64")
+                  and linear_weight_bytes(model) > LLC_SHARE * last_level_cache_bytes())
     for m in model.modules():
         if isinstance(m, Linear):
             m.few_rows_onednn = bool(onednn)

@@ -74,6 +74,7 @@ def test_a_gpt_chooses_onednn_by_its_weights_against_the_cache(monkeypatch):
                 pos="learned")                      # nanogpt-char: 42.6 MB of Linear weights
     cpu = dict(char, block_size=64, n_layer=4, n_head=4, n_embd=128)   # nanogpt-cpu: 3.2 MB
     monkeypatch.setattr(linear, "last_level_cache_bytes", lambda: 32 << 20)
+    monkeypatch.setattr(linear.platform, "machine", lambda: "x86_64")
     big, small = build_model("transformer", char), build_model("transformer", cpu)
     assert linear_weight_bytes(big) == 4 * (6 * 12 * 384 * 384 + 65 * 384)
     assert {m.few_rows_onednn for m in big.modules() if isinstance(m, Linear)} == {True}
@@ -81,6 +82,8 @@ def test_a_gpt_chooses_onednn_by_its_weights_against_the_cache(monkeypatch):
     monkeypatch.setattr(linear, "last_level_cache_bytes", lambda: 4 << 20)   # a laptop's 4 MB: the small one too
     assert set_row_kernel(small) is True
     assert set_row_kernel(small, False) is False and not uses_onednn_rows(small)
+    monkeypatch.setattr(linear.platform, "machine", lambda: "arm64")   # not measured there: MKL's place kept
+    assert set_row_kernel(build_model("transformer", char)) is False
 
 
 def test_the_last_level_cache_is_read_from_sysfs(tmp_path, monkeypatch):
@@ -137,9 +140,16 @@ def test_cached_steps_through_onednn_take_the_idle_cores(monkeypatch, onednn_cal
                                                     n_embd=64)).eval()
             set_row_kernel(model, onednn)
             monkeypatch.setattr(threads, "MIN_STEP_FLOPS_PER_THREAD", 1.0)   # the tiny model counts as large
+            steps = []
+            real = type(model).forward_cached
+            monkeypatch.setattr(type(model), "forward_cached",
+                                lambda self, *a: steps.append(torch.get_num_threads()) or real(self, *a))
             complete(model, tok, "ab", DecodeConfig(seed=0, max_new_tokens=20))
+            monkeypatch.setattr(type(model), "forward_cached", real)
             assert torch.get_num_threads() == 1       # the caller's count is back after the decoding
             assert bool(onednn_calls) == onednn
+            if not onednn:                            # through MKL a cached step stays on the caller's thread
+                assert set(steps) == {1}
         if threads.usable_cores() >= 2:
             assert onednn_calls and {n for _, n in onednn_calls} == {2}
         else:
