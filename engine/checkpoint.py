@@ -44,7 +44,7 @@ MAX_GROUP_BYTES = 64 * 1024 ** 3           # beyond any model this program can t
 FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
 _ITEMSIZE = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
              "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1, "C64": 8}
-_SAVING, _OLD = "saving", "old"
+_SAVING, _OLD, _CLEARED = "saving", "old", "cleared"
 # what a checkpoint folder may contain besides its tensor files (earlier versions' per-file temporaries too)
 _LEGACY_TEMP_SUFFIX = ".tmp"
 # a headless run's own files kept in its checkpoint folder (engine.metrics_log, engine.snapshots); a save carries
@@ -250,33 +250,46 @@ def holds_checkpoint(path: str | os.PathLike) -> bool:
     return (d / META).is_file() or any((old / META).is_file() for old in _siblings(d, _OLD))
 
 
-def clear(out_dir: str | os.PathLike) -> None:
-    """Remove the checkpoint at `out_dir` (see `save_path`) and its run's files (RUN_FILES: metrics.jsonl,
-    snapshots), leaving the folder empty, and what interrupted saves left beside it. Only a folder holding a
-    checkpoint's own files is touched (else CheckpointError, as for a save); a missing one is created empty.
-    Raises CheckpointError when something cannot be removed."""
+def check_save_target(out_dir: str | os.PathLike) -> Path:
+    """`save_path(out_dir)` after checking that a save may go there: the folder is missing, empty or a checkpoint's
+    (its own files and its run's); CheckpointError naming what else is in it."""
     out = save_path(out_dir)
     _check_target(out)
+    return out
+
+
+def clear(out_dir: str | os.PathLike) -> None:
+    """Remove the checkpoint at `out_dir` (see `save_path`) and its run's files (RUN_FILES), in one step a reader
+    sees whole: the folder is renamed aside (`.NAME.cleared-*`), an empty one takes its name, and the old one is
+    deleted; what a failed delete leaves is removed by the next save there. An old metrics.jsonl is followed by an
+    empty one, so a window following the folder sees a run start over rather than a missing file. Only a folder
+    holding a checkpoint's own files is touched (else CheckpointError, as for a save). Raises CheckpointError when
+    the folder cannot be renamed or recreated."""
+    out = check_save_target(out_dir)
     _recover(out)
     _clean_leftovers(out)
+    if not out.exists():
+        return
+    aside = out.parent / f".{out.name}.{_CLEARED}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    had_log = (out / RUN_FILES[0]).exists()
     try:
-        if out.is_dir():
-            for p in out.iterdir():
-                if p.is_dir() and not p.is_symlink():
-                    shutil.rmtree(p)
-                else:
-                    p.unlink()
-        out.mkdir(parents=True, exist_ok=True)
+        os.rename(out, aside)
+        out.mkdir()
+        if had_log:
+            (out / RUN_FILES[0]).touch()
     except OSError as e:
         raise CheckpointError(f"cannot clear {out}: {_reason(e)}") from None
+    _remove_quietly(aside)
 
 
 def recover(ckpt_dir: str | os.PathLike) -> None:
     """Put back the checkpoint a crash between the fallback swap's two renames left under `.NAME.old-*`, so that
-    whoever looks for `ckpt_dir` next finds it; nothing when the folder is there (or a link by that name is)."""
-    d = Path(ckpt_dir)
-    if not d.exists() and not d.is_symlink():
-        _recover(Path(os.path.abspath(d)))
+    whoever looks for `ckpt_dir` next finds it; nothing when the folder is there. A link by that name stands for
+    its target (`save_path`), as it does for a save."""
+    try:
+        _recover(save_path(ckpt_dir))   # the folder a save by that name writes (a link: its target)
+    except CheckpointError:             # an empty name: the caller says so
+        pass
 
 
 def _recover(out: Path) -> None:
@@ -295,9 +308,9 @@ def _recover(out: Path) -> None:
 
 
 def _clean_leftovers(out: Path) -> None:
-    """Remove what interrupted saves left: `.NAME.saving-*` and `.NAME.old-*` folders next to `out`, and the
-    per-file temporaries earlier versions wrote inside it."""
-    for p in _siblings(out, _SAVING) + _siblings(out, _OLD):
+    """Remove what interrupted saves and clears left: `.NAME.saving-*`, `.NAME.old-*` and `.NAME.cleared-*`
+    folders next to `out`, and the per-file temporaries earlier versions wrote inside it."""
+    for p in _siblings(out, _SAVING) + _siblings(out, _OLD) + _siblings(out, _CLEARED):
         _remove_quietly(p)
     if out.is_dir():
         for p in out.iterdir():

@@ -246,12 +246,16 @@ def _replaces_another_run(args: argparse.Namespace) -> bool:
     out = args.out
     if not out or not ckpt.holds_checkpoint(out):
         return False
-    if args.resume and ckpt.save_path(out) == Path(os.path.realpath(os.path.expanduser(args.resume))):
-        return False
+    target = ckpt.save_path(out)
+    if args.resume:
+        resumed = Path(os.path.realpath(os.path.expanduser(args.resume)))
+        if resumed == target or (resumed.exists() and os.path.samefile(resumed, target)):   # case-blind disks
+            return False
     if args.overwrite:
+        ckpt.check_save_target(target)   # a folder that holds other things too is refused now, not after loading
         return True
     try:
-        meta = ckpt.load_meta(out)
+        meta = ckpt.load_meta(target)
     except PlaygroundError:
         meta = {}
     family = meta.get("family")
@@ -289,8 +293,8 @@ def _train_run(args: argparse.Namespace, launch) -> int:
     elif args.map_unknown is not None:
         raise ConfigError("--map-unknown applies to fine-tuning (--init-from DIR)")
     elif args.resume:
-        run = api.resume_run(args.resume, max_steps=args.max_steps, device=args.device, overrides=overrides,
-                             expect=asked)
+        run = api.resume_run(os.path.expanduser(args.resume), max_steps=args.max_steps, device=args.device,
+                             overrides=overrides, expect=asked)
     else:
         spec = api.RunSpec(**asked, overrides=overrides, device=args.device,
                            max_steps=args.max_steps)

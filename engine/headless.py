@@ -6,6 +6,7 @@ torchrun only rank 0 makes one (engine.cli)."""
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from pathlib import Path
 
@@ -19,12 +20,14 @@ log = logging.getLogger(__name__)
 
 class RunOutput:
     """The run folder of one headless run: `run` (engine.api.Run), `out_dir` (prepared by
-    api.prepare_output_dir). `resumed`: a resumed run appends to the folder's metrics.jsonl; a new one starts
-    it anew."""
+    api.prepare_output_dir). `resumed`: a resumed run appends to the folder's metrics.jsonl and keeps its
+    snapshots; a new one starts both anew."""
 
     def __init__(self, run, out_dir, *, resumed: bool, keep_snapshots: bool = False):
         self.run, self.out_dir = run, Path(out_dir)
         self.neural = run.trainer is not None
+        if not resumed:   # past models a run killed before its first save left here are not this run's
+            _remove(self.out_dir / "snapshots")
         if keep_snapshots and self.neural:
             run.keep_snapshots(self.out_dir / "snapshots")   # carried over by each checkpoint save
         self._save_failed = False
@@ -72,3 +75,14 @@ class RunOutput:
         if ckpt:
             self.log.write("checkpoint", step=step, path=str(self.out_dir), final=True)
         self.log.write("end", status=status, step=step, **({"error": error} if error else {}))
+
+
+def _remove(path: Path) -> None:
+    """Remove a folder (or a file or link by that name) if it is there; PlaygroundError when it cannot be."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    except OSError as e:
+        raise PlaygroundError(f"cannot remove the earlier run's {path}: {e.strerror or e}") from None

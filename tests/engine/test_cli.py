@@ -142,6 +142,54 @@ def test_a_checkpoint_left_between_a_saves_two_renames_counts_as_held(tmp_path):
     (tmp_path / "lnk").symlink_to(tmp_path / "run")              # named through a link to it
     assert ckpt.holds_checkpoint(tmp_path / "run") and ckpt.holds_checkpoint(tmp_path / "lnk")
     assert not ckpt.holds_checkpoint(tmp_path / "elsewhere")
+    ckpt.recover(tmp_path / "lnk")                               # and through the link it is put back
+    assert (tmp_path / "run" / "meta.json").is_file()
+
+
+def test_clear_swaps_the_old_run_out_whole_and_refuses_other_things(tmp_path):
+    from engine import checkpoint as ckpt
+    from engine.errors import CheckpointError
+    run = tmp_path / "run"
+    ckpt.save_checkpoint(run, {"family": "x"}, {"model": {"w": torch.zeros(2)}})
+    (run / "metrics.jsonl").write_text('{"event": "start"}\n')
+    (run / "snapshots").mkdir()
+    (run / "snapshots" / "step-000000001.safetensors").write_bytes(b"x")
+    ckpt.clear(run)
+    assert sorted(p.name for p in run.iterdir()) == ["metrics.jsonl"] and (run / "metrics.jsonl").read_text() == ""
+    assert not list(tmp_path.glob(".run.*"))                     # nothing left beside it
+    (tmp_path / ".run.cleared-1-dead").mkdir()                   # what a failed delete would leave ...
+    ckpt.save_checkpoint(run, {"family": "x"}, {"model": {"w": torch.zeros(2)}})
+    assert not list(tmp_path.glob(".run.*"))                     # ... goes with the next save there
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(CheckpointError, match="holds other things"):
+        ckpt.clear(run)
+    assert (run / "notes.txt").read_text() == "mine" and (run / "meta.json").is_file()
+
+
+def test_a_new_run_drops_past_models_a_killed_run_left_without_a_checkpoint(capsys, corpus_file, tmp_path):
+    tiny = ["train", "--corpus", str(corpus_file), "--preset", "tiny-cpu-transformer", "--set", "n_layer=1",
+            "--device", "cpu", "--set", "eval_interval=2", "--keep-snapshots", "--max-steps", "4"]
+    run = tmp_path / "run"
+    assert _run(capsys, *tiny, "--out", str(run))[0] == 0
+    for f in run.glob("*.safetensors"):                          # as if killed before its first save
+        f.unlink()
+    (run / "meta.json").unlink()
+    assert _run(capsys, *tiny, "--set", "n_embd=16", "--out", str(run))[0] == 0
+    from safetensors import safe_open
+    for f in sorted((run / "snapshots").glob("step-*.safetensors")):
+        with safe_open(str(f), "pt") as t:
+            assert [t.get_slice(k).get_shape()[1] for k in t.keys() if k.endswith("wte.weight")] == [16], f.name
+
+
+def test_out_and_resume_expand_a_quoted_tilde(capsys, corpus_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    tiny = ["--preset", "tiny-cpu-transformer", "--max-steps", "2", "--set", "n_layer=1", "--device", "cpu"]
+    assert _run(capsys, "train", "--corpus", str(corpus_file), *tiny, "--out=~/r")[0] == 0
+    assert (tmp_path / "r" / "meta.json").is_file()
+    rc, out, err = _run(capsys, "train", "--resume=~/r", "--out=~/r", "--max-steps", "3", "--device", "cpu")
+    assert rc == 0, err
+    rc, out, err = _run(capsys, "train", "--corpus", str(corpus_file), *tiny, "--out=~/r")
+    assert rc == 2 and "(transformer, step 3)" in err
 
 
 @pytest.mark.parametrize("setup,args,needle", [
