@@ -13,6 +13,7 @@ trained on. The script's --corpus option reads another file instead."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from . import checkpoint as ckpt
@@ -26,20 +27,27 @@ __all__ = ["export_script"]
 
 
 def check_replaceable(out: Path, overwrite: bool = False) -> None:
-    """ConfigError when the file `out` exists and is not a script this program exported (its first line says
-    "exported by LM Playground"), unless `overwrite`: a re-export replaces the last one, a user's own file is not
-    replaced by surprise."""
-    if overwrite or not out.exists():
+    """ConfigError when the file `out` or a file an export writes beside it (NAME.tokenizer.json,
+    NAME.corpus.txt, NAME.weights.pt) exists and `out` is not a script this program exported (its first line says
+    "exported by LM Playground"), unless `overwrite`: a re-export replaces the last one and its side files, a
+    user's own files are not replaced by surprise."""
+    if overwrite or _is_export(out):
         return
+    for f in (out, *(out.with_name(out.stem + side) for side in SIDE_FILES)):
+        if f.exists() or f.is_symlink():
+            raise ConfigError(f"{f} already exists and is not part of a script exported by LM Playground; choose "
+                              f"another name, or add --overwrite to replace it")
+
+
+SIDE_FILES = (".tokenizer.json", ".corpus.txt", ".weights.pt")
+
+
+def _is_export(out: Path) -> bool:
     try:
         with open(out, "rb") as f:
-            first = f.read(200).split(b"\n", 1)[0]
+            return out.is_file() and b"exported by LM Playground" in f.read(200).split(b"\n", 1)[0]
     except OSError:
-        first = b""
-    if out.is_file() and b"exported by LM Playground" in first:
-        return
-    raise ConfigError(f"{out} already exists and is not a script exported by LM Playground; choose another name, "
-                      f"or add --overwrite to replace it")
+        return False
 
 
 def export_script(ckpt_dir, out_path, *, tokenizer_file=None, meta_file=None, overwrite: bool = False) -> dict:
@@ -116,6 +124,9 @@ def _corpus_path(spec: dict, out: Path, written: list) -> Path:
         except (OSError, UnicodeDecodeError):
             pass
     beside = out.with_name(out.stem + ".corpus.txt")
+    if beside.exists() and source.exists() and os.path.samefile(beside, source):
+        raise ConfigError(f"the script's copy of the corpus ({beside.name}) would replace the corpus file itself; "
+                          f"give --out another name")
     with open(beside, "w", encoding="utf-8", newline="") as f:
         f.write(corpus.text)
     written.append(beside)

@@ -59,6 +59,10 @@ def test_export_the_loaded_checkpoint_as_a_script(qtbot, window, tmp_path):
     with qtbot.waitSignal(window.exported, timeout=RUN_TIMEOUT_MS) as blocker:
         assert window.export_checkpoint(str(tmp_path / "run.txt"))   # not a .py: refused with the reason
     assert blocker.args == [""] and "must be a .py file" in window.panel.message.text()
+    (tmp_path / "mine.py").write_text("mine\n")   # chosen in the save dialog, which asked before replacing it
+    with qtbot.waitSignal(window.exported, timeout=RUN_TIMEOUT_MS) as blocker:
+        assert window.export_checkpoint(str(tmp_path / "mine.py"))
+    assert blocker.args == [str(tmp_path / "mine.py")] and "def main():" in (tmp_path / "mine.py").read_text()
 
 
 def test_a_run_saved_in_the_window_fine_tunes_and_exports_without_loading_it(qtbot, window, tmp_path, small_text):

@@ -102,8 +102,28 @@ def test_export_replaces_an_earlier_export_but_not_a_users_file(tmp_path, small_
     mine = tmp_path / "mine.py"
     mine.write_text("my own script\n")
     assert main(["export", "--checkpoint", ck, "--out", str(mine)]) == 2
-    assert "already exists and is not a script exported by LM Playground" in capsys.readouterr().err
+    assert "already exists and is not part of a script exported by LM Playground" in capsys.readouterr().err
     assert mine.read_text() == "my own script\n"
     assert main(["export", "--checkpoint", ck, "--out", str(mine), "--overwrite"]) == 0
     assert "exported by LM Playground" in mine.read_text().splitlines()[0]
     assert main(["export", "--checkpoint", ck, "--out", str(mine)]) == 0   # a re-export replaces the last one
+    # a file an export would write beside the script is the user's too while no export is there
+    (tmp_path / "new.corpus.txt").write_text("notes\n")
+    assert main(["export", "--checkpoint", ck, "--out", str(tmp_path / "new.py")]) == 2
+    assert "new.corpus.txt already exists" in capsys.readouterr().err and not (tmp_path / "new.py").exists()
+
+
+def test_the_corpus_copy_never_replaces_the_corpus_itself(tmp_path, capsys):
+    """A corpus read with its bad bytes replaced is copied beside the script; when the corpus file has that
+    copy's name, even --overwrite must not write the replaced text over it."""
+    corpus = tmp_path / "x.corpus.txt"
+    raw = ("hello world, a corpus with one bad byte \xff here.\n" * 40).encode("latin-1")
+    corpus.write_bytes(raw)
+    spec = api.RunSpec(corpus=str(corpus), tokenizer="char", seed=7, device="cpu", max_steps=2, preset=None,
+                       overrides=dict(TINY), on_bad_utf8="replace")
+    run = api.start_run(spec)
+    list(run.reports())
+    ck = str(run.save(tmp_path / "ck"))
+    assert main(["export", "--checkpoint", ck, "--out", str(tmp_path / "x.py"), "--overwrite"]) == 2
+    assert "would replace the corpus file itself" in capsys.readouterr().err
+    assert corpus.read_bytes() == raw
