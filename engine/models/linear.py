@@ -122,6 +122,7 @@ def set_row_kernel(model: nn.Module, onednn: bool | None = None) -> bool:
 
 
 def uses_onednn_rows(model: nn.Module) -> bool:
-    """Whether `model` has a Linear whose few-row inference calls go to oneDNN (its flag is set and oneDNN is
-    available here)."""
-    return any(isinstance(m, Linear) and m.few_rows_onednn for m in model.modules()) and onednn_available()
+    """Whether `model` has a Linear whose few-row inference calls go to oneDNN (its flag is set, and oneDNN is
+    available here and not switched off in torch.backends.mkldnn)."""
+    return (any(isinstance(m, Linear) and m.few_rows_onednn for m in model.modules())
+            and torch.backends.mkldnn.enabled and onednn_available())

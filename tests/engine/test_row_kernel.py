@@ -62,6 +62,19 @@ def test_gradients_many_rows_float64_and_autocast_stay_on_f_linear(onednn_calls)
     assert len(onednn_calls) == 1                   # and the same layer does take a float32 one-row call
 
 
+@needs_onednn
+@pytest.mark.filterwarnings("ignore:TF32 acceleration")   # torch's, from flags() on a CPU build
+def test_onednn_switched_off_in_torch_is_honoured(onednn_calls):
+    model = GPT(GPTConfig(vocab_size=11, block_size=16, n_layer=1, n_head=2, n_embd=16)).eval()
+    set_row_kernel(model, True)
+    with torch.backends.mkldnn.flags(enabled=False):
+        assert not uses_onednn_rows(model)              # so decoding gives its steps no extra threads either
+        with torch.inference_mode():
+            model.lm_head(torch.randn(1, 1, 16))
+    assert onednn_calls == []
+    assert uses_onednn_rows(model)
+
+
 def test_the_flag_off_never_calls_onednn(onednn_calls):
     layer = Linear(16, 8)
     with torch.inference_mode():
