@@ -1,7 +1,8 @@
 """The training panel: corpus, tokenizer, model family with only that family's hyperparameters, training knobs,
-device and seed, the run buttons and progress. It turns the form into an `api.RunSpec`; the model config is
-validated by the engine's own config classes as you type, and the fields a ConfigError names are marked, so the
-rules live in one place (the engine) and Start stays disabled until the form describes a model that can be built.
+device and seed, and under them the Run box (run_box.py). It turns the form into an `api.RunSpec`; the model
+config is validated by the engine's own config classes as you type, and the fields a ConfigError names are marked,
+so the rules live in one place (the engine) and Start stays disabled until the form describes a model that can be
+built.
 The fields themselves (specs, widgets, reading and marking them) are in model_form.py."""
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ from html import escape
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QStandardItemModel
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QFrame, QGridLayout, QGroupBox, QLabel,
-                               QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSpinBox, QStackedWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QFrame, QGroupBox, QLabel, QScrollArea,
+                               QSizePolicy, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
 
 from engine import api
 from engine import device as devices
@@ -20,23 +20,13 @@ from engine.errors import PlaygroundError
 from engine.models import FAMILIES
 
 from app.training.corpus_box import CorpusBox
+from app.training.run_box import RUNNING, RunBox
 from app.training.model_form import (FORMS, TRAIN, Knob, build_page, form_of, labelled, mark_invalid,
                                      override_text, read_values, set_value, show_smoothing_rows, value_problem)
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 WARN_COLOR = "#b35c00"   # orange: allowed, but probably not what the user wants
 ESTIMATE_TIP = "Parameter count of this configuration and a rough training-memory estimate."
-FINETUNE_TIP = ("Start a new run from the loaded (or this run's just saved) checkpoint's weights on the corpus "
-                "chosen above, keeping its tokenizer and model; max_steps, lr and the other training fields apply to "
-                "the new run.")
-RESUME_TIP = "Continue a paused run, or go on training a loaded checkpoint up to max_steps."
-STOP_TIP = ("End the run after the current step; it can be saved at once, while a final validation pass over the "
-            "whole validation split runs.")
-SKIP_TIP = "Skip the final validation pass (the model stays as trained and can be saved)."
-
-
-REASON_CHARS = 90   # a reason Start is disabled longer than this shows its first clause on the speed line
-MESSAGE_LINES = 6   # lines the run message keeps room for: the run, the engine's note, the evaluation, an error
 NEAR_FULL = 0.8   # an estimate above this fraction of the available memory is shown as a warning
 
 
@@ -56,8 +46,6 @@ class TrainPanel(QWidget):
         self.fields: dict[str, dict[str, QWidget]] = {}
         self.problem = ""                # why Start is disabled ("" when the form is valid)
         self._running = False
-        self._reason_shown = False       # the speed line says why Start is disabled (see _update_start)
-        self._speed_under = (" ", "")    # the speed line's text and tooltip under that reason, put back after it
         self._check_timer = QTimer(self, singleShot=True, interval=120)
         self._check_timer.timeout.connect(self.check)
 
@@ -113,64 +101,11 @@ class TrainPanel(QWidget):
         other.addRow(labelled("seed", self.seed), self.seed)
         self.train_box.layout().addLayout(other)
 
-        # run controls
-        self.start_button = QPushButton("Start")
-        self.pause_button = QPushButton("Pause")
-        self.resume_button = QPushButton("Resume")
-        self.stop_button = QPushButton("Stop")
-        self.save_button = QPushButton("Save checkpoint…")
-        self.load_button = QPushButton("Load checkpoint…")
-        self.finetune_button = QPushButton("Fine-tune on this corpus")
-        self.export_button = QPushButton("Export as script…")
-        for b, tip in ((self.start_button, "Build the model and train it with these settings."),
-                       (self.pause_button, "Pause after the current step; the model can be saved or sampled."),
-                       (self.resume_button, RESUME_TIP),
-                       (self.stop_button, STOP_TIP),
-                       (self.save_button, "Write the run's model, optimizer and settings to a folder."),
-                       (self.load_button, "Open a saved checkpoint for sampling and the graph view."),
-                       (self.finetune_button, FINETUNE_TIP),
-                       (self.export_button, "Write the loaded (or this run's just saved) checkpoint's run as one "
-                                            "plain PyTorch script (torch and numpy only) that trains it from "
-                                            "scratch and samples.")):
-            b.setToolTip(tip)
-        self.start_button.setObjectName("startButton")
-        self.progress = QProgressBar()
-        self.progress.setFormat("idle")
-        self.progress.setValue(0)   # a bar with no value yet (-1) draws no text at all, "idle" included
-        self.progress.setToolTip("Steps done out of max_steps, and the estimated time left.")
-        self.speed = QLabel(" ")
-        self.speed.setWordWrap(True)   # a long line must not widen the panel (and with it the window)
-        self.message = QLabel()
-        self.message.setObjectName("runMessage")
-        self.message.setWordWrap(True)
-        self.message.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.message.setAlignment(Qt.AlignLeft | Qt.AlignTop)
-        # Fixed heights: the run box sits at the bottom, so a label that grew when training started (the run's
-        # description, the first evaluation) pushed the buttons up by ~70 px, under the pointer that had just
-        # clicked Start. The message scrolls inside its reserved lines instead.
-        line = self.fontMetrics().lineSpacing()
-        self.speed.setFixedHeight(2 * line + 4)
-        message_area = QScrollArea()
-        message_area.setWidget(self.message)
-        message_area.setWidgetResizable(True)
-        message_area.setFrameShape(QFrame.NoFrame)
-        message_area.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        message_area.setFixedHeight(MESSAGE_LINES * line + 6)
-        message_area.viewport().setAutoFillBackground(False)   # no grey box where there is no message yet
-        self.message.setAutoFillBackground(False)
-        buttons = QGridLayout()
-        for i, b in enumerate((self.start_button, self.pause_button, self.resume_button, self.stop_button)):
-            buttons.addWidget(b, 0, i)
-        buttons.addWidget(self.save_button, 1, 0, 1, 2)
-        buttons.addWidget(self.load_button, 1, 2, 1, 2)
-        buttons.addWidget(self.finetune_button, 2, 0, 1, 2)
-        buttons.addWidget(self.export_button, 2, 2, 1, 2)
-        run_box = QGroupBox("Run")
-        run_layout = QVBoxLayout(run_box)
-        run_layout.addLayout(buttons)
-        run_layout.addWidget(self.progress)
-        run_layout.addWidget(self.speed)
-        run_layout.addWidget(message_area)
+        # run controls, with the widgets others use as this panel's own (panel.start_button, panel.speed, ...)
+        self.run_box = run_box = RunBox()
+        for name in ("start_button", "pause_button", "resume_button", "stop_button", "save_button", "load_button",
+                     "finetune_button", "export_button", "progress", "speed", "message"):
+            setattr(self, name, getattr(run_box, name))
 
         # the settings scroll; the run controls stay in view below them
         form = QWidget()
@@ -443,69 +378,33 @@ class TrainPanel(QWidget):
         validation pass runs; it can be saved, and Stop skips the pass) | done | stopped | error | loaded (a
         checkpoint was loaded; `can_continue`: it can be trained further, which Resume then does).
         has_checkpoint: a checkpoint folder holds the model shown (loaded, or the ended run saved as it is), which
-        Fine-tune and Export act on."""
-        self._running = state in ("preparing", "running", "paused", "stopping", "validating")
-        ngram = self.family.currentText() == "ngram"
-        self.pause_button.setEnabled(state == "running" and not ngram)
-        self.resume_button.setEnabled(state == "paused" or (state == "loaded" and can_continue))
-        self.stop_button.setEnabled(state in ("preparing", "running", "paused", "validating"))
-        self.stop_button.setToolTip(SKIP_TIP if state == "validating" else STOP_TIP)
-        self.save_button.setEnabled(can_save and state in ("paused", "validating", "done", "stopped", "error"))
-        self.load_button.setEnabled(not self._running)
-        # an n-gram checkpoint has no has_checkpoint (checkpoint_in_use); an n-gram form has no training settings
-        self.finetune_button.setEnabled(has_checkpoint and not self._running and not ngram)
-        self.export_button.setEnabled(has_checkpoint and not self._running and not ngram)
+        Fine-tune and Export act on. The form is locked while a run is on."""
+        self._running = state in RUNNING
+        self.run_box.set_state(state, ngram=self.family.currentText() == "ngram", can_save=can_save,
+                               can_continue=can_continue, has_checkpoint=has_checkpoint)
         for w in (self.corpus_box, self.tok_box, self.model_box, self.train_box):
             w.setEnabled(not self._running)   # whole groups: titles and row labels grey out with the fields
         self._update_start()
 
     @Slot()
     def _update_start(self) -> None:
+        """Start, and the line saying why it is disabled: a problem with the form, or the corpus still loading,
+        being prepared, or over the in-memory limit."""
         box = self.corpus_box
         why = self.problem or ("the corpus is still loading" if box.is_loading() else
                                "the chosen corpus is being prepared; Start waits for it" if box.prepare_panel.is_running()
                                else "the chosen corpus is over the in-memory limit: Prepare it first (or choose "
                                     "another corpus)" if box.awaiting_prepare() else "")
-        self.start_button.setEnabled(not self._running and not why)
-        self.start_button.setToolTip(f"Cannot start: {why}" if why
-                                     else "Build the model and train it with these settings.")
-        # said where the eye is: the red text in the form can be scrolled out of view (a new user loaded a
-        # 2-character corpus and saw only a grey Start and "idle"). The speed line holds two lines; a long reason
-        # shows its first clause there, whole in the tooltip.
-        if why and not self._running:
-            if not self._reason_shown:
-                self._speed_under = (self.speed.text(), self.speed.toolTip())
-            short = why if len(why) <= REASON_CHARS else why.split(": ")[0].split("; ")[0][:REASON_CHARS]
-            waiting = not self.problem and (box.is_loading() or box.prepare_panel.is_running())   # passes by itself
-            self.speed.setText(f"Cannot start yet: {escape(short)}" if waiting else
-                               f"<span style='color:#b00020'>Cannot start: {escape(short)}</span>")
-            self.speed.setToolTip(f"Cannot start: {why}")
-            self._reason_shown = True
-        elif self._reason_shown:   # the line it covered (a finished run's figures) comes back
-            self.speed.setText(self._speed_under[0])
-            self.speed.setToolTip(self._speed_under[1])
-            self._reason_shown = False
+        waiting = not self.problem and (box.is_loading() or box.prepare_panel.is_running())   # passes by itself
+        self.run_box.show_start(self._running, why, waiting)
 
     def set_speed(self, text: str) -> None:
-        """Set the speed line from outside a report (cleared for a loaded checkpoint or a run that never
-        started); while it shows why Start is disabled, this is what comes back after the reason."""
-        if self._reason_shown:
-            self._speed_under = (text, "")
-        else:
-            self.speed.setText(text)
-            self.speed.setToolTip("")
+        """The speed line from outside a report (see RunBox.set_speed)."""
+        self.run_box.set_speed(text)
 
     def show_report(self, r, eta: bool = True) -> None:
-        """eta False: the run is ending, so no time left is shown (it would count down a run that has stopped)."""
-        self.progress.setMaximum(max(r.max_steps, 1))
-        self.progress.setValue(min(r.step, r.max_steps))
-        eta = "" if r.eta_s is None or not eta else f" · ETA {format_duration(r.eta_s)}"
-        unit = "order" if self.family.currentText() == "ngram" else "step"   # n-grams count one order at a time
-        self.progress.setFormat(f"{unit} {r.step:,} / {r.max_steps:,} (%p%){eta}")
-        self._reason_shown = False
-        self.speed.setToolTip("")
-        self.speed.setText(f"{r.tokens_per_s:,.0f} tokens/s · {r.tokens:,} tokens · "
-                           f"{format_duration(r.elapsed_s)} elapsed")
+        """A training report on the progress bar and the speed line (see RunBox.show_report)."""
+        self.run_box.show_report(r, "order" if self.family.currentText() == "ngram" else "step", eta)
 
     # -- settings --------------------------------------------------------------------------------------------
     def settings(self) -> dict:
@@ -556,11 +455,3 @@ class TrainPanel(QWidget):
         self.check()
         return bad
 
-
-def format_duration(seconds: float) -> str:
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min"

@@ -15,7 +15,7 @@ from engine.errors import PlaygroundError
 
 from app.common.workers import TrainWorker, error_message, start_worker
 from app.training.plot_axes import chars_per_token
-from app.training.train_panel import format_duration
+from app.training.run_box import format_duration
 
 
 class RunControl:
