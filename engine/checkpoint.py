@@ -318,12 +318,18 @@ def _clean_leftovers(out: Path) -> None:
                 _remove_quietly(p)
 
 
+def remove_path(p: Path) -> None:
+    """Remove a folder with what is in it (links inside are removed, not followed), or a file or link, if `p`
+    is there. Raises OSError."""
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p)
+    elif p.exists() or p.is_symlink():
+        p.unlink()
+
+
 def _remove_quietly(p: Path) -> None:
     try:
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p)
-        elif p.exists() or p.is_symlink():
-            p.unlink()
+        remove_path(p)
     except OSError as e:
         log.warning("could not remove %s: %s", p, e)
 

@@ -6,10 +6,10 @@ torchrun only rank 0 makes one (engine.cli)."""
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 from pathlib import Path
 
+from .checkpoint import remove_path
 from .errors import PlaygroundError
 from .metrics_log import MetricsLog
 
@@ -77,12 +77,10 @@ class RunOutput:
         self.log.write("end", status=status, step=step, **({"error": error} if error else {}))
 
 
+
 def _remove(path: Path) -> None:
-    """Remove a folder (or a file or link by that name) if it is there; PlaygroundError when it cannot be."""
+    """checkpoint.remove_path, as a PlaygroundError naming the earlier run's file."""
     try:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
+        remove_path(path)
     except OSError as e:
         raise PlaygroundError(f"cannot remove the earlier run's {path}: {e.strerror or e}") from None
